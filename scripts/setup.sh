@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) set-up of a Debian/Ubuntu machine as root: system packages the
+# collection and its tests use, and a project venv with the Python dependencies.
+# Re-running is cheap: apt is skipped when every package is present, pip when
+# pyproject.toml has not changed since the last install.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv=${VENV:-$here/.venv}
+
+apt_packages=(
+  aria2 git rsync openssh-server openssh-client dash ca-certificates make shellcheck
+  python3 python3-venv
+  # test harness: HTTP origin, containers, base image
+  nginx-light podman runc debootstrap uidmap fuse-overlayfs
+)
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup.sh: run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup.sh: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# nginx is started per test on its own port; the packaged service on :80 is not ours to run.
+systemctl disable --now nginx >/dev/null 2>&1 || true
+
+python=${PYTHON:-python3}
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv"
+fi
+stamp=$venv/.aiclipse-installed
+want=$(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip
+  "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[test]"
+  echo "$want" > "$stamp"
+fi
+echo "setup.sh: ready ($("$venv/bin/ansible-playbook" --version | head -n1))"

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Every test, in order of speed: quality gates first (fail fast), then pytest with the real
+# harness servers and containers, then the molecule scenarios.
+#   scripts/test.sh            everything
+#   scripts/test.sh lint       ansible-lint + ansible-doc rendering only
+#   scripts/test.sh sanity     ansible-test sanity only
+#   scripts/test.sh pytest [ARGS]   pytest only (ARGS passed on)
+#   scripts/test.sh molecule   molecule scenarios only
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+venv=${VENV:-$here/.venv}
+export PATH="$venv/bin:$PATH"
+export ANSIBLE_CONFIG="$here/ansible.cfg"
+export CONTAINERS_CONF="$here/containers/containers.conf"
+export ANSIBLE_NOCOLOR=1
+
+stage_lint() {
+  echo "== ansible-lint (production profile)"
+  ansible-lint --profile production --offline -q
+  echo "== ansible-doc renders every module"
+  local modules
+  modules=$(cd plugins/modules && ls -1 *.py 2>/dev/null | grep -v '^__init__' | sed 's/\.py$//')
+  for m in $modules; do
+    ansible-doc "aiclipse.comfyui.$m" > /dev/null 2> /tmp/aiclipse-doc.err || {
+      echo "ansible-doc aiclipse.comfyui.$m failed:"; cat /tmp/aiclipse-doc.err; return 1; }
+    ansible-doc --json "aiclipse.comfyui.$m" | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+(name, page), = doc.items()
+for section in ("doc", "examples", "return"):
+    assert page.get(section), f"{name}: {section} is empty"
+assert page["doc"].get("attributes"), f"{name}: DOCUMENTATION has no attributes"
+'
+  done
+}
+
+stage_sanity() {
+  echo "== ansible-test sanity"
+  bash scripts/sanity.sh
+}
+
+stage_pytest() {
+  echo "== pytest"
+  python -m pytest "$@"
+}
+
+stage_molecule() {
+  if ls molecule/*/molecule.yml >/dev/null 2>&1; then
+    echo "== molecule"
+    for scenario in molecule/*/molecule.yml; do
+      molecule test -s "$(basename "$(dirname "$scenario")")"
+    done
+  fi
+}
+
+case "${1:-all}" in
+  lint) stage_lint ;;
+  sanity) stage_sanity ;;
+  pytest) shift; stage_pytest "$@" ;;
+  molecule) stage_molecule ;;
+  all) stage_lint; stage_sanity; stage_pytest; stage_molecule ;;
+  *) echo "usage: $0 [lint|sanity|pytest [ARGS]|molecule|all]" >&2; exit 2 ;;
+esac

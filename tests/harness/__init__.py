@@ -1,0 +1,1 @@
+"""Test harness: real local servers and containers that stand in for the internet."""
