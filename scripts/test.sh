@@ -13,7 +13,7 @@ venv=${VENV:-$here/.venv}
 export PATH="$venv/bin:$PATH"
 export ANSIBLE_CONFIG="$here/ansible.cfg"
 export CONTAINERS_CONF="$here/containers/containers.conf"
-export ANSIBLE_NOCOLOR=1
+export ANSIBLE_NOCOLOR=1 NO_COLOR=1
 
 stage_lint() {
   echo "== ansible-lint (production profile)"
