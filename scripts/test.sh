@@ -20,7 +20,7 @@ stage_lint() {
   ansible-lint --profile production --offline -q
   echo "== ansible-doc renders every module"
   local modules
-  modules=$(cd plugins/modules && ls -1 *.py 2>/dev/null | grep -v '^__init__' | sed 's/\.py$//')
+  modules=$(find plugins/modules -maxdepth 1 -name '*.py' ! -name '__init__.py' -printf '%f\n' | sed 's/\.py$//' | sort)
   for m in $modules; do
     ansible-doc "aiclipse.comfyui.$m" > /dev/null 2> /tmp/aiclipse-doc.err || {
       echo "ansible-doc aiclipse.comfyui.$m failed:"; cat /tmp/aiclipse-doc.err; return 1; }
