@@ -1,0 +1,357 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared model state: staging area, ledger and verified atomic publish.
+
+Used by every downloader (``aria2_batch``, ``r2_fetch``) so that all of them keep the same
+promises: nothing partial is ever visible at a final path, a recorded file is skipped without
+reading its bytes, and a killed run resumes from staging.
+
+Layout under ``state_dir`` (normally ``{{ aiclipse_vault }}/.state/models``)::
+
+    staging/<key>.<basename>        partial download for one destination (stable name, so a
+                                    killed run resumes; downloaders may keep side files such as
+                                    aria2's ``<that>.aria2`` control file next to it)
+    ledger.json                     mode 0600: {"version": 1, "entries": {<dest>: {size,
+                                    mtime_ns, sha256, etag}}}; never a URL or a token
+    ledger.lock                     flock guarding read-modify-write of the ledger, so two
+                                    downloaders (HTTP and R2) may run at the same time
+
+API (all paths absolute; errors raise :class:`StoreError` with a message a person can act on)::
+
+    store = ModelStore(state_dir)                 # creates state_dir and staging/ (0700)
+    store.check_present(dest, sha256=None, size=None, etag=None) -> Presence
+        # Presence.present, .hashed (bytes were read), .reason. A ledger hit whose size and
+        # mtime still match is present without hashing; a known sha256 without a ledger entry
+        # hashes the file once and records it.
+    store.staging_path(dest, identity="")         # stable partial-file path for dest
+    store.check_same_filesystem(dest)             # StoreError when os.replace could not work
+    store.publish(staged, dest, size=None, sha256=None, etag=None) -> sha256
+        # verify size, sha256 and that the body is not an HTML/JSON error page, then fsync +
+        # os.replace + fsync dir, then record; on failure the staged file is discarded
+    store.record(dest, sha256=None, etag=None)    # ledger entry from the file as it is now
+    store.forget(dest)
+    store.discard_staging(staged)                 # partial file and its side files
+    store.cleanup_stale(keep=(), max_age=7 days)  # forgotten partials of old runs
+    store.free_bytes(path)                        # for disk-space preflight
+    store.hashed                                  # how many files this store read to hash
+
+Only the standard library is used, so any module can import this.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+import time
+import threading
+
+LEDGER_VERSION = 1
+HASH_CHUNK = 4 * 1024 * 1024
+STALE_AFTER_SECONDS = 7 * 24 * 3600
+# A real model is never this small and is never HTML or JSON; an error page often is both.
+SNIFF_BYTES = 1024
+JSON_ERROR_MAX_BYTES = 1024 * 1024
+
+
+class StoreError(Exception):
+    """A problem with the store or one file in it; the message says what to do."""
+
+
+class VerifyError(StoreError):
+    """A downloaded file failed verification and was not published."""
+
+
+class Presence:
+    """Whether a destination already holds the wanted file, and how that was decided."""
+
+    def __init__(self, present, hashed=False, reason=""):
+        self.present = present
+        self.hashed = hashed
+        self.reason = reason
+
+    def __repr__(self):
+        return "Presence(present=%r, hashed=%r, reason=%r)" % (self.present, self.hashed, self.reason)
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _nearest_existing(path):
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def looks_like_error_body(path, size=None):
+    """Return a reason when the file is an HTML page or a JSON document, else ''.
+
+    Servers answer failed model downloads with 200 and an error page surprisingly often
+    (expired signed URLs, login walls). Safetensors files start with an 8-byte length, GGUF
+    and pickles with binary magic, so a leading ``<`` or a small whole-file JSON is never a
+    model.
+    """
+    if size is None:
+        size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml", b"<title")):
+        return "the server sent an HTML/XML page instead of a model file"
+    if size <= JSON_ERROR_MAX_BYTES and text[:1] in (b"{", b"["):
+        with open(path, "rb") as handle:
+            try:
+                json.loads(handle.read().decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                return ""
+        return "the server sent a JSON document instead of a model file"
+    return ""
+
+
+class ModelStore:
+    """Staging, ledger and publish for one state directory (see the module docstring)."""
+
+    def __init__(self, state_dir):
+        self.state_dir = os.path.abspath(state_dir)
+        self.staging_dir = os.path.join(self.state_dir, "staging")
+        self.ledger_path = os.path.join(self.state_dir, "ledger.json")
+        self.lock_path = os.path.join(self.state_dir, "ledger.lock")
+        self.hashed = 0
+        self._thread_lock = threading.Lock()
+        try:
+            for path in (self.state_dir, self.staging_dir):
+                os.makedirs(path, mode=0o700, exist_ok=True)
+            os.chmod(self.state_dir, 0o700)
+        except OSError as exc:
+            raise StoreError("cannot create the model state directory %s: %s" % (self.state_dir, exc.strerror))
+
+    # -- hashing ---------------------------------------------------------------------------
+    def sha256_file(self, path):
+        """sha256 of a file; counted in ``self.hashed`` so callers can prove a skip read nothing."""
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
+                digest.update(chunk)
+        with self._thread_lock:
+            self.hashed += 1
+        return digest.hexdigest()
+
+    # -- ledger ----------------------------------------------------------------------------
+    def _read_ledger(self):
+        try:
+            with open(self.ledger_path, "r") as handle:
+                data = json.load(handle)
+        except (IOError, OSError) as exc:
+            if exc.errno == errno.ENOENT:
+                return {}
+            raise StoreError("cannot read the model ledger %s: %s" % (self.ledger_path, exc.strerror))
+        except ValueError:
+            # A damaged ledger only costs re-hashing; never block downloads on it.
+            return {}
+        if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
+            return {}
+        return data["entries"]
+
+    def _write_ledger(self, entries):
+        fd, tmp = tempfile.mkstemp(prefix=".ledger.", dir=self.state_dir)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"version": LEDGER_VERSION, "entries": entries}, handle, indent=1, sort_keys=True)
+                handle.write("\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.ledger_path)
+            _fsync_dir(self.state_dir)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def _update_ledger(self, change):
+        """Apply change(entries) under both the thread and the file lock, then write atomically."""
+        with self._thread_lock:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                entries = self._read_ledger()
+                change(entries)
+                self._write_ledger(entries)
+            finally:
+                os.close(fd)
+
+    def entry(self, dest):
+        """The ledger entry for dest (a dict) or None."""
+        return self._read_ledger().get(os.path.abspath(dest))
+
+    def record(self, dest, sha256=None, etag=None):
+        """Record dest as it is on disk now (size, mtime) with what is known about its content."""
+        dest = os.path.abspath(dest)
+        st = os.stat(dest)
+        item = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        if sha256:
+            item["sha256"] = sha256.lower()
+        if etag:
+            item["etag"] = etag
+
+        def change(entries):
+            entries[dest] = item
+        self._update_ledger(change)
+        return item
+
+    def forget(self, dest):
+        dest = os.path.abspath(dest)
+
+        def change(entries):
+            entries.pop(dest, None)
+        self._update_ledger(change)
+
+    # -- presence --------------------------------------------------------------------------
+    def check_present(self, dest, sha256=None, size=None, etag=None):
+        """Decide whether dest already holds the wanted file.
+
+        A ledger entry whose size and mtime match the file (and whose sha256/etag agree with
+        the wanted ones, when both sides know them) is trusted without reading a byte. Without
+        such an entry, a known sha256 is checked by hashing once and recorded; a known size
+        alone is compared and recorded; with neither, the existing file is adopted as is.
+        """
+        dest = os.path.abspath(dest)
+        sha256 = sha256.lower() if sha256 else None
+        try:
+            st = os.stat(dest)
+        except OSError:
+            return Presence(False, reason="missing")
+        if not os.path.isfile(dest):
+            raise StoreError("%s exists but is not a regular file; move it away so the model can be placed there" % dest)
+        item = self.entry(dest)
+        if item and item.get("size") == st.st_size and item.get("mtime_ns") == st.st_mtime_ns:
+            if sha256 and item.get("sha256") and item["sha256"] != sha256:
+                return Presence(False, reason="recorded sha256 differs from the wanted one")
+            if etag and item.get("etag") and item["etag"] != etag:
+                return Presence(False, reason="the remote object changed (etag differs)")
+            if size is not None and size != st.st_size:
+                return Presence(False, reason="size on disk %d differs from the expected %d" % (st.st_size, size))
+            if sha256 and not item.get("sha256"):
+                # Recorded before a sha256 was known: check once, then trust.
+                return self._check_by_hash(dest, sha256, etag)
+            return Presence(True, reason="recorded in the ledger")
+        if size is not None and size != st.st_size:
+            return Presence(False, reason="size on disk %d differs from the expected %d" % (st.st_size, size))
+        if sha256:
+            return self._check_by_hash(dest, sha256, etag)
+        if item is None and (size is not None or etag is None):
+            # Nothing to check the bytes against: adopt the file (its size matched when known).
+            self.record(dest, etag=etag)
+            return Presence(True, reason="existing file adopted (no sha256 to check)")
+        return Presence(False, reason="the file changed since it was recorded")
+
+    def _check_by_hash(self, dest, sha256, etag):
+        actual = self.sha256_file(dest)
+        if actual != sha256:
+            return Presence(False, hashed=True, reason="sha256 on disk %s differs from the expected %s" % (actual, sha256))
+        self.record(dest, sha256=sha256, etag=etag)
+        return Presence(True, hashed=True, reason="sha256 verified and recorded")
+
+    # -- staging ---------------------------------------------------------------------------
+    def staging_path(self, dest, identity=""):
+        """Stable partial-file path for dest; `identity` (e.g. URL without query, or key+etag)
+        changes the name when the source changes, so a partial of other content is never resumed."""
+        dest = os.path.abspath(dest)
+        key = hashlib.sha256(("%s\0%s" % (dest, identity)).encode("utf-8")).hexdigest()[:20]
+        return os.path.join(self.staging_dir, "%s.%s" % (key, os.path.basename(dest)))
+
+    def check_same_filesystem(self, dest):
+        """Raise StoreError unless staging and dest's directory share a filesystem."""
+        dest_dir = _nearest_existing(os.path.dirname(os.path.abspath(dest)))
+        if os.stat(dest_dir).st_dev != os.stat(self.staging_dir).st_dev:
+            raise StoreError(
+                "staging %s and destination %s are on different filesystems, so a finished file "
+                "cannot be moved into place atomically; put state_dir on the same filesystem as "
+                "the models directory" % (self.staging_dir, os.path.dirname(dest)))
+
+    def discard_staging(self, staged):
+        """Remove a partial file and its side files (e.g. aria2's .aria2 control file)."""
+        for path in (staged, staged + ".aria2"):
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+
+    def cleanup_stale(self, keep=(), max_age=STALE_AFTER_SECONDS):
+        """Delete staging files not in `keep` untouched for `max_age` seconds; return their names."""
+        keep = set(os.path.abspath(k) for k in keep)
+        keep |= set(k + ".aria2" for k in keep)
+        now = time.time()
+        removed = []
+        for name in sorted(os.listdir(self.staging_dir)):
+            path = os.path.join(self.staging_dir, name)
+            if path in keep or not os.path.isfile(path):
+                continue
+            if now - os.stat(path).st_mtime >= max_age:
+                os.unlink(path)
+                removed.append(name)
+        return removed
+
+    @staticmethod
+    def free_bytes(path):
+        """Bytes available to this user on the filesystem holding path (or its nearest parent)."""
+        st = os.statvfs(_nearest_existing(path))
+        return st.f_bavail * st.f_frsize
+
+    # -- publish ---------------------------------------------------------------------------
+    def publish(self, staged, dest, size=None, sha256=None, etag=None, mode=0o644):
+        """Verify the staged file and move it to dest atomically; return its sha256.
+
+        Raises VerifyError (staged file discarded: it is wrong, resuming it cannot help) when
+        the size or sha256 differ or the body is an HTML/JSON error page.
+        """
+        dest = os.path.abspath(dest)
+        try:
+            actual_size = os.path.getsize(staged)
+        except OSError:
+            raise VerifyError("the download left no file in staging (%s)" % staged)
+        problem = ""
+        if size is not None and actual_size != size:
+            problem = "size %d differs from the expected %d" % (actual_size, size)
+        elif actual_size == 0:
+            problem = "the server sent an empty body"
+        else:
+            problem = looks_like_error_body(staged, actual_size)
+        actual_sha = None
+        if not problem:
+            actual_sha = self.sha256_file(staged)
+            if sha256 and actual_sha != sha256.lower():
+                problem = "sha256 %s differs from the expected %s" % (actual_sha, sha256.lower())
+        if problem:
+            self.discard_staging(staged)
+            raise VerifyError(problem)
+        self.check_same_filesystem(dest)
+        dest_dir = os.path.dirname(dest)
+        os.makedirs(dest_dir, exist_ok=True)
+        fd = os.open(staged, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        os.replace(staged, dest)
+        _fsync_dir(dest_dir)
+        self.discard_staging(staged)  # a left-over .aria2 control file
+        self.record(dest, sha256=actual_sha, etag=etag)
+        return actual_sha
