@@ -1,0 +1,134 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The argv that starts ComfyUI, and the launch file the pod entrypoint executes.
+
+COMFY_ARGS is split the way a POSIX shell splits words (``shlex.split``): quotes group words and
+are removed, backslashes escape, and nothing is expanded, globbed or executed: ``$HOME``, ``*``
+and ``$(cmd)`` stay literal text. The entrypoint ``exec``s the resulting list directly, so no
+shell ever sees the value again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import tempfile
+
+from ansible.module_utils.common.text.converters import to_native
+
+BASE_ARGS = ('main.py', '--listen', '0.0.0.0', '--port', '8188')
+SAGE_ATTENTION_FLAG = '--use-sage-attention'
+# Bumped when the launch file's shape changes; the entrypoint refuses versions it does not know.
+LAUNCH_FILE_VERSION = 1
+
+
+class LaunchArgsError(Exception):
+    """COMFY_ARGS or the launch settings are unusable; the message says what to fix."""
+
+
+def split_comfy_args(comfy_args):
+    """Words of COMFY_ARGS as a shell would split them (no expansion); [] for empty or blank."""
+    if comfy_args is None:
+        return []
+    if not isinstance(comfy_args, str):
+        raise LaunchArgsError('COMFY_ARGS must be a string, got %s' % type(comfy_args).__name__)
+    try:
+        return shlex.split(comfy_args, comments=False, posix=True)
+    except ValueError as exc:
+        # shlex says "No closing quotation" / "No escaped character"; say where and what to do.
+        raise LaunchArgsError(
+            'COMFY_ARGS cannot be split into arguments (%s): %r. Close every quote you open '
+            '(use "..." or \'...\' around a value with spaces) and do not end it with a lone '
+            'backslash.' % (to_native(exc).lower(), comfy_args)) from None
+
+
+def build_argv(python, comfy_args='', enable_sage_attention=False, listen='0.0.0.0', port=8188):
+    """The full argv: python main.py --listen ... --port ... plus COMFY_ARGS (or sage attention).
+
+    ``--use-sage-attention`` is added only when COMFY_ARGS has no words at all: a user who sets
+    COMFY_ARGS owns the whole argument list.
+    """
+    if not python or not os.path.isabs(python):
+        raise LaunchArgsError('the Python that runs ComfyUI must be an absolute path, got %r' % (python,))
+    extra = split_comfy_args(comfy_args)
+    argv = [python, 'main.py', '--listen', str(listen), '--port', str(port)]
+    if extra:
+        argv.extend(extra)
+    elif enable_sage_attention:
+        argv.append(SAGE_ATTENTION_FLAG)
+    return argv
+
+
+def render_launch_file(argv, cwd):
+    """Canonical JSON of the launch file (stable bytes, so rewrites happen only on change)."""
+    if not cwd or not os.path.isabs(cwd):
+        raise LaunchArgsError('the ComfyUI directory must be an absolute path, got %r' % (cwd,))
+    doc = {'version': LAUNCH_FILE_VERSION, 'cwd': cwd, 'argv': list(argv)}
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + '\n').encode('utf-8')
+
+
+class LaunchFile:
+    """Writes the launch file atomically, only when its bytes differ, honouring check mode."""
+
+    def __init__(self, module, path, argv, cwd, mode='0600'):
+        self.module = module
+        self.path = path
+        self.argv = argv
+        self.cwd = cwd
+        self.mode = mode
+        self.content = render_launch_file(argv, cwd)
+
+    def _read_current(self):
+        try:
+            with open(self.path, 'rb') as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise LaunchArgsError('cannot read %s: %s' % (self.path, to_native(exc))) from None
+
+    def apply(self):
+        directory = os.path.dirname(self.path) or '.'
+        current = self._read_current()
+        content_changed = current != self.content
+        result = {
+            'path': self.path,
+            'argv': list(self.argv),
+            'cwd': self.cwd,
+            'changed': False,
+            'diff': {
+                'before_header': self.path,
+                'after_header': self.path,
+                'before': current.decode('utf-8', 'replace') if current is not None else '',
+                'after': self.content.decode('utf-8'),
+            },
+        }
+        if content_changed and not self.module.check_mode:
+            self._write(directory)
+        result['changed'] = content_changed
+        # Mode drift on an otherwise right file is fixed too (reported, not written, in check mode).
+        if os.path.exists(self.path):
+            file_args = self.module.load_file_common_arguments({'path': self.path, 'mode': self.mode})
+            result['changed'] = self.module.set_fs_attributes_if_different(file_args, result['changed'])
+        return result
+
+    def _write(self, directory):
+        if not os.path.isdir(directory):
+            try:
+                os.makedirs(directory, 0o700)
+            except OSError as exc:
+                raise LaunchArgsError('cannot create %s: %s' % (directory, to_native(exc))) from None
+        fd, tmp = tempfile.mkstemp(prefix='.launch-', suffix='.tmp', dir=directory)
+        try:
+            with os.fdopen(fd, 'wb') as handle:
+                handle.write(self.content)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o600)
+            self.module.atomic_move(tmp, self.path)
+        except Exception:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
