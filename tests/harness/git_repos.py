@@ -1,0 +1,197 @@
+"""Local git repositories standing in for ComfyUI upstream and custom-node repos (no internet).
+
+    comfy = make_comfyui_repo(tmp_path / "upstream")       # ComfyUI-shaped, branch master
+    comfy.url                                              # file:///.../upstream
+    v2 = comfy.commit({"requirements.txt": "fakedep==2.0\\n"}, "bump")
+    node = make_node_repo(tmp_path / "ComfyUI-Foo", requirements=["fakedep==1.0"])
+
+The fake ``main.py`` uses only the standard library. When run it writes a JSON record
+``{"argv": [...], "cwd": ..., "executable": ...}`` to the file named by the environment
+variable ``FAKE_COMFYUI_ARGV_FILE`` (default ``/tmp/fake-comfyui-argv.json``), then exits 0;
+with ``FAKE_COMFYUI_SERVE=1`` it instead serves ``GET /`` -> ``fake comfyui`` on the
+``--listen``/``--port`` it was given (defaults 127.0.0.1:8188) until killed, the way the real
+one keeps running.
+
+Commits are made with a fixed identity and dates, without the user's git config, so the
+repos look the same on every machine.
+"""
+import os
+import subprocess
+from pathlib import Path
+
+# ComfyUI's default model folders (each ships a placeholder file tracked in git).
+COMFYUI_MODEL_FOLDERS = (
+    "audio_encoders", "checkpoints", "clip", "clip_vision", "configs", "controlnet", "diffusers",
+    "diffusion_models", "embeddings", "gligen", "hypernetworks", "latent_upscale_models",
+    "loras", "model_patches", "photomaker", "style_models", "text_encoders", "unet",
+    "upscale_models", "vae", "vae_approx",
+)
+
+DEFAULT_ARGV_FILE = "/tmp/fake-comfyui-argv.json"
+
+FAKE_MAIN_PY = '''\
+"""Stand-in for ComfyUI's main.py: records how it was started, optionally serves."""
+import http.server
+import json
+import os
+import sys
+
+record = {"argv": sys.argv[1:], "cwd": os.getcwd(), "executable": sys.executable}
+target = os.environ.get("FAKE_COMFYUI_ARGV_FILE", "%(default)s")
+with open(target + ".tmp", "w", encoding="utf-8") as handle:
+    json.dump(record, handle)
+os.replace(target + ".tmp", target)
+
+
+def option(name, default):
+    args = sys.argv[1:]
+    return args[args.index(name) + 1] if name in args[:-1] else default
+
+
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"fake comfyui"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+if os.environ.get("FAKE_COMFYUI_SERVE") == "1":
+    server = http.server.HTTPServer((option("--listen", "127.0.0.1"), int(option("--port", "8188"))), Hello)
+    server.serve_forever()
+''' % {"default": DEFAULT_ARGV_FILE}
+
+# Shaped like ComfyUI's own .gitignore: user content is ignored, the placeholders are tracked.
+COMFYUI_GITIGNORE = """\
+__pycache__/
+/output/
+/input/
+!/input/example.png
+/models/
+/temp/
+/custom_nodes/
+!custom_nodes/example_node.py.example
+/user/
+*.log
+"""
+
+_GIT_ENV = {
+    "GIT_AUTHOR_NAME": "aiclipse tests", "GIT_AUTHOR_EMAIL": "tests@aiclipse.invalid",
+    "GIT_COMMITTER_NAME": "aiclipse tests", "GIT_COMMITTER_EMAIL": "tests@aiclipse.invalid",
+    "GIT_AUTHOR_DATE": "2025-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2025-01-01T00:00:00Z",
+    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+}
+
+
+def git(cwd, *args):
+    """Run git in cwd with the fixed test identity; return stdout (stripped)."""
+    env = dict(os.environ, **_GIT_ENV)
+    proc = subprocess.run(["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false",
+                           "-c", "tag.gpgsign=false", "-c", "safe.directory=*", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"git {' '.join(args)} in {cwd} failed: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+class GitRepo:
+    """A non-bare repository tests clone from (by ``url``) and add commits to."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @property
+    def url(self):
+        return self.path.resolve().as_uri()
+
+    @property
+    def name(self):
+        return self.path.name
+
+    def head(self, ref="HEAD"):
+        """Full commit id of ref (default HEAD)."""
+        return git(self.path, "rev-parse", f"{ref}^{{commit}}")
+
+    def commit(self, files=None, message="change", remove=(), force_add=()):
+        """Write files ({relative path: text or bytes}), delete ``remove``, commit; return the id.
+
+        ``force_add`` lists paths to add even when .gitignore covers them.
+        """
+        for rel, content in (files or {}).items():
+            target = self.path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content, encoding="utf-8")
+        for rel in remove:
+            git(self.path, "rm", "-q", "-r", "--", rel)
+        git(self.path, "add", "-A")
+        if force_add:
+            git(self.path, "add", "-f", "--", *force_add)
+        git(self.path, "commit", "-q", "--allow-empty", "-m", message)
+        return self.head()
+
+    def tag(self, name, ref="HEAD"):
+        git(self.path, "tag", name, ref)
+        return self.head(name)
+
+    def branch(self, name, ref="HEAD"):
+        """Create branch name at ref without switching to it."""
+        git(self.path, "branch", name, ref)
+        return self.head(name)
+
+    def checkout(self, ref):
+        git(self.path, "checkout", "-q", ref)
+
+
+def init_repo(path, branch="main"):
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", branch)
+    return GitRepo(path)
+
+
+def make_comfyui_repo(path, requirements=(), branch="master", extra_files=None):
+    """A ComfyUI-shaped repository at path, with one commit on ``branch`` (ComfyUI's default).
+
+    Tracked, like upstream: ``main.py`` (the fake above), ``requirements.txt`` (the given
+    requirement lines; empty by default so pip has nothing to fetch), ``.gitignore``,
+    ``comfy/__init__.py``, ``models/<folder>/put_<folder>_here`` for every default model
+    folder, ``input/example.png``, ``output/_output_images_will_be_put_here`` and
+    ``custom_nodes/example_node.py.example``. ``user/`` is not tracked (ComfyUI makes it).
+    """
+    repo = init_repo(path, branch)
+    files = {
+        "main.py": FAKE_MAIN_PY,
+        "requirements.txt": "".join(f"{line}\n" for line in requirements),
+        ".gitignore": COMFYUI_GITIGNORE,
+        "comfy/__init__.py": "",
+        "input/example.png": b"\x89PNG\r\n\x1a\nfake",
+        "output/_output_images_will_be_put_here": "",
+        "custom_nodes/example_node.py.example": "# example custom node\n",
+    }
+    for folder in COMFYUI_MODEL_FOLDERS:
+        files[f"models/{folder}/put_{folder}_here"] = ""
+    files.update(extra_files or {})
+    repo.commit(files, "Fake ComfyUI", force_add=[rel for rel in files if rel.split("/")[0] in
+                                                  ("models", "input", "output", "custom_nodes")])
+    return repo
+
+
+def make_node_repo(path, requirements=None, branch="main", extra_files=None):
+    """A custom-node repository at path (its name is the directory name) with one commit.
+
+    ``requirements``: None for no requirements.txt, else the list of its lines.
+    """
+    repo = init_repo(path, branch)
+    files = {
+        "__init__.py": "NODE_CLASS_MAPPINGS = {}\nNODE_DISPLAY_NAME_MAPPINGS = {}\n",
+        "README.md": f"# {Path(path).name}\n",
+    }
+    if requirements is not None:
+        files["requirements.txt"] = "".join(f"{line}\n" for line in requirements)
+    files.update(extra_files or {})
+    repo.commit(files, f"{Path(path).name}: first commit")
+    return repo
