@@ -17,6 +17,8 @@ ACCESS_KEY = "AKIATESTHARNESS00000"
 SECRET_KEY = "harness-secret-key-do-not-leak-0000000000"
 
 _REQUEST = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[0-9.]+" (?P<status>\d{3})')
+# werkzeug colours every non-200 request line (206 ranged GETs, 404s) with ANSI escapes.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class MotoS3:
@@ -60,7 +62,7 @@ class MotoS3:
     def requests(self, method=None, path_prefix=None):
         """(method, path, status) of every request served so far, optionally filtered."""
         out = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
+        for line in _ANSI.sub("", self.log_path.read_text(errors="replace")).splitlines():
             match = _REQUEST.search(line)
             if not match:
                 continue
