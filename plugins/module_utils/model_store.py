@@ -20,6 +20,7 @@ Layout under ``state_dir`` (normally ``{{ aiclipse_vault }}/.state/models``)::
 API (all paths absolute; errors raise :class:`StoreError` with a message a person can act on)::
 
     store = ModelStore(state_dir)                 # creates state_dir and staging/ (0700)
+    store = ModelStore(state_dir, read_only=True) # check mode: creates nothing, records nothing
     store.check_present(dest, sha256=None, size=None, etag=None) -> Presence
         # Presence.present, .hashed (bytes were read), .reason. A ledger hit whose size and
         # mtime still match is present without hashing; a known sha256 without a ledger entry
@@ -58,6 +59,8 @@ STALE_AFTER_SECONDS = 7 * 24 * 3600
 # A real model is never this small and is never HTML or JSON; an error page often is both.
 SNIFF_BYTES = 1024
 JSON_ERROR_MAX_BYTES = 1024 * 1024
+# Downloaders' files next to a partial: aria2's control file, r2_fetch's finished-parts journal.
+SIDE_FILE_SUFFIXES = (".aria2", ".parts")
 
 
 class StoreError(Exception):
@@ -126,13 +129,16 @@ def looks_like_error_body(path, size=None):
 class ModelStore:
     """Staging, ledger and publish for one state directory (see the module docstring)."""
 
-    def __init__(self, state_dir):
+    def __init__(self, state_dir, read_only=False):
+        self.read_only = read_only
         self.state_dir = os.path.abspath(state_dir)
         self.staging_dir = os.path.join(self.state_dir, "staging")
         self.ledger_path = os.path.join(self.state_dir, "ledger.json")
         self.lock_path = os.path.join(self.state_dir, "ledger.lock")
         self.hashed = 0
         self._thread_lock = threading.Lock()
+        if read_only:
+            return
         try:
             for path in (self.state_dir, self.staging_dir):
                 os.makedirs(path, mode=0o700, exist_ok=True)
@@ -185,6 +191,8 @@ class ModelStore:
 
     def _update_ledger(self, change):
         """Apply change(entries) under both the thread and the file lock, then write atomically."""
+        if self.read_only:
+            return
         with self._thread_lock:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
@@ -278,7 +286,7 @@ class ModelStore:
     def check_same_filesystem(self, dest):
         """Raise StoreError unless staging and dest's directory share a filesystem."""
         dest_dir = _nearest_existing(os.path.dirname(os.path.abspath(dest)))
-        if os.stat(dest_dir).st_dev != os.stat(self.staging_dir).st_dev:
+        if os.stat(dest_dir).st_dev != os.stat(_nearest_existing(self.staging_dir)).st_dev:
             raise StoreError(
                 "staging %s and destination %s are on different filesystems, so a finished file "
                 "cannot be moved into place atomically; put state_dir on the same filesystem as "
@@ -286,7 +294,7 @@ class ModelStore:
 
     def discard_staging(self, staged):
         """Remove a partial file and its side files (e.g. aria2's .aria2 control file)."""
-        for path in (staged, staged + ".aria2"):
+        for path in (staged,) + tuple(staged + suffix for suffix in SIDE_FILE_SUFFIXES):
             try:
                 os.unlink(path)
             except OSError as exc:
@@ -296,9 +304,11 @@ class ModelStore:
     def cleanup_stale(self, keep=(), max_age=STALE_AFTER_SECONDS):
         """Delete staging files not in `keep` untouched for `max_age` seconds; return their names."""
         keep = set(os.path.abspath(k) for k in keep)
-        keep |= set(k + ".aria2" for k in keep)
+        keep |= set(k + suffix for k in keep for suffix in SIDE_FILE_SUFFIXES)
         now = time.time()
         removed = []
+        if self.read_only or not os.path.isdir(self.staging_dir):
+            return removed
         for name in sorted(os.listdir(self.staging_dir)):
             path = os.path.join(self.staging_dir, name)
             if path in keep or not os.path.isfile(path):
@@ -321,6 +331,8 @@ class ModelStore:
         Raises VerifyError (staged file discarded: it is wrong, resuming it cannot help) when
         the size or sha256 differ or the body is an HTML/JSON error page.
         """
+        if self.read_only:
+            raise StoreError("publish called on a read-only (check mode) model store")
         dest = os.path.abspath(dest)
         try:
             actual_size = os.path.getsize(staged)

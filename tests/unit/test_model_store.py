@@ -207,3 +207,15 @@ def test_forget(store, models):
     store.publish(stage(store, dest), str(dest))
     store.forget(str(dest))
     assert store.entry(str(dest)) is None
+
+
+def test_read_only_store_creates_and_records_nothing(tmp_path, models):
+    state = tmp_path / "vault/.state/models"
+    dest = models / "a.safetensors"
+    dest.write_bytes(BODY)
+    store = ModelStore(state, read_only=True)
+    presence = store.check_present(str(dest), sha256=BODY_SHA)
+    assert presence.present and presence.hashed
+    store.check_same_filesystem(str(dest))
+    assert store.cleanup_stale() == []
+    assert not state.exists()
