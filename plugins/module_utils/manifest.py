@@ -1,0 +1,348 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Model manifests: parse the legacy pipe format and YAML lists, validate, merge into a plan.
+
+Pipe format, one entry a line (``#`` comments and blank lines ignored, spaces trimmed)::
+
+    source|identifier|filename|subdir[|sha256]
+    repo_id|filename|subdir[|sha256]            3 fields (or 4 with a sha256): huggingface
+
+A 4-field line is the source form when its first field is a known source (or alias); otherwise
+it is the Hugging Face form with a sha256 when its first field looks like a repo id
+(``org/repo``), and an unknown source when it does not.
+
+Every problem is collected with its origin (``file:line``) and raised together as one
+:class:`ManifestError`, so a person fixes all of them at once and nothing is downloaded from a
+manifest that is partly wrong. Only the standard library is used.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import posixpath
+import re
+
+from urllib.parse import quote, urlsplit
+
+SOURCES = ("huggingface", "civitai", "url", "r2")
+ALIASES = {"hf": "huggingface", "direct": "url", "cloudflare": "r2"}
+HTTP_SOURCES = ("huggingface", "civitai", "url")
+DEFAULT_HF_ENDPOINT = "https://huggingface.co"
+DEFAULT_CIVITAI_ENDPOINT = "https://civitai.com"
+
+FIELDS = ("source", "identifier", "filename", "subdir", "sha256")
+# YAML items may name the identifier the way people think of it.
+ITEM_KEY_ALIASES = {"repo": "identifier", "repo_id": "identifier", "url": "identifier",
+                    "key": "identifier", "id": "identifier"}
+
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_HF_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)?$")
+_CIVITAI_ID = re.compile(r"^[0-9]+$")
+NO_BUCKET = ("r2 key '%s' names no bucket and R2_BUCKET is not set: set R2_BUCKET or write "
+             "bucket/key in the manifest")
+_KNOWN = "huggingface, civitai, url or r2 (aliases: hf, direct, cloudflare)"
+
+
+class ManifestError(Exception):
+    """One or more problems, each ``(origin, message)``; str() lists them all."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super(ManifestError, self).__init__(self.describe())
+
+    def describe(self):
+        count = len(self.problems)
+        lines = ["%d problem%s in the model manifests (nothing was downloaded):"
+                 % (count, "" if count == 1 else "s")]
+        lines.extend("  %s: %s" % (origin, message) for origin, message in self.problems)
+        return "\n".join(lines)
+
+
+def canonical_source(value):
+    """`hf` -> `huggingface` etc.; None when the name is not a source."""
+    name = (value or "").strip().lower()
+    name = ALIASES.get(name, name)
+    return name if name in SOURCES else None
+
+
+def _safe_relative(value, what):
+    """Normalized relative POSIX path, or raise ValueError saying what is wrong."""
+    if not value:
+        raise ValueError("%s is empty" % what)
+    if "\x00" in value:
+        raise ValueError("%s contains a NUL byte" % what)
+    if value.startswith("/") or value.startswith("~"):
+        raise ValueError("%s '%s' is absolute; give a path relative to the models folder"
+                         % (what, value))
+    parts = [part for part in value.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise ValueError("%s '%s' contains '..'; entries may not write outside the models folder"
+                         % (what, value))
+    if not parts:
+        raise ValueError("%s '%s' names no folder or file" % (what, value))
+    return "/".join(parts)
+
+
+def _check_sha256(value):
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.lower().startswith("sha256:"):
+        value = value[len("sha256:"):]
+    if not _SHA256.match(value):
+        raise ValueError("sha256 '%s' is not 64 hexadecimal characters" % value)
+    return value.lower()
+
+
+def _check_identifier(source, identifier):
+    if not identifier:
+        raise ValueError("identifier is empty")
+    if source == "huggingface":
+        repo, _sep, revision = identifier.partition("@")
+        if not _HF_REPO.match(repo) or ".." in repo.split("/"):
+            raise ValueError("'%s' is not a Hugging Face repo id (org/repo, optionally @revision)"
+                             % identifier)
+        if _sep and (not revision or re.search(r"\s", revision)):
+            raise ValueError("revision after '@' in '%s' is empty or has spaces" % identifier)
+    elif source == "civitai":
+        if not _CIVITAI_ID.match(identifier):
+            raise ValueError("civitai identifier '%s' must be a model version id (digits only)"
+                             % identifier)
+    elif source == "url":
+        parts = urlsplit(identifier)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("url '%s' is not an http:// or https:// URL" % identifier)
+    elif source == "r2":
+        if identifier.startswith("/"):
+            raise ValueError("r2 key '%s' starts with '/'; write key or bucket/key" % identifier)
+
+
+def split_line(line):
+    """Fields of one pipe line as a dict with the FIELDS keys (values stripped).
+
+    Raises ValueError for a line that does not have 3 to 5 fields or an unknown source.
+    """
+    fields = [field.strip() for field in line.split("|")]
+    count = len(fields)
+    if count < 3 or count > 5:
+        raise ValueError("expected source|identifier|filename|subdir[|sha256] or "
+                         "repo_id|filename|subdir[|sha256], found %d field%s"
+                         % (count, "" if count == 1 else "s"))
+    source = canonical_source(fields[0])
+    if count == 3 or (count == 4 and source is None and "/" in fields[0]):
+        # The Hugging Face form: repo_id|filename|subdir[|sha256].
+        return dict(zip(FIELDS, ["huggingface"] + fields))
+    if source is None:
+        if count == 4:
+            raise ValueError("unknown source '%s': use %s, or repo_id|filename|subdir[|sha256] "
+                             "for Hugging Face" % (fields[0], _KNOWN))
+        raise ValueError("unknown source '%s': use %s" % (fields[0], _KNOWN))
+    return dict(zip(FIELDS, fields))
+
+
+class ManifestParser:
+    """Turns raw fields into validated entries for one models folder and endpoints."""
+
+    def __init__(self, models_dir, hf_endpoint=DEFAULT_HF_ENDPOINT,
+                 civitai_endpoint=DEFAULT_CIVITAI_ENDPOINT, r2_bucket=None):
+        if not os.path.isabs(models_dir):
+            raise ValueError("models_dir '%s' must be an absolute path" % models_dir)
+        self.models_dir = os.path.normpath(models_dir)
+        self.hf_endpoint = (hf_endpoint or DEFAULT_HF_ENDPOINT).rstrip("/")
+        self.civitai_endpoint = (civitai_endpoint or DEFAULT_CIVITAI_ENDPOINT).rstrip("/")
+        self.r2_bucket = (r2_bucket or "").strip() or None
+
+    def entry(self, raw, origin):
+        """A normalized entry dict from raw field values; ValueError names the first problem."""
+        source = canonical_source(raw.get("source"))
+        if source is None:
+            raise ValueError("unknown source '%s': use %s" % (raw.get("source") or "", _KNOWN))
+        for field in ("identifier", "filename", "subdir"):
+            if not raw.get(field):
+                raise ValueError("missing %s" % field)
+        identifier = raw["identifier"]
+        _check_identifier(source, identifier)
+        filename = _safe_relative(raw["filename"], "filename")
+        subdir = _safe_relative(raw["subdir"], "subdir")
+        sha256 = _check_sha256(raw.get("sha256"))
+        basename = posixpath.basename(filename)
+        entry = {
+            "source": source,
+            "identifier": identifier,
+            "filename": filename,
+            "subdir": subdir,
+            "sha256": sha256,
+            "name": posixpath.join(subdir, basename),
+            "dest": os.path.join(self.models_dir, subdir, basename),
+            "origin": origin,
+        }
+        entry.update(self._locate(source, identifier, filename))
+        return entry
+
+    def _locate(self, source, identifier, filename):
+        if source == "huggingface":
+            repo, _sep, revision = identifier.partition("@")
+            revision = revision or "main"
+            return {"repo": repo, "revision": revision,
+                    "url": "%s/%s/resolve/%s/%s" % (self.hf_endpoint, repo, quote(revision, safe=""),
+                                                     quote(filename, safe="/"))}
+        if source == "civitai":
+            return {"url": "%s/api/download/models/%s" % (self.civitai_endpoint, identifier)}
+        if source == "url":
+            return {"url": identifier}
+        if self.r2_bucket:
+            return {"bucket": self.r2_bucket, "key": identifier}
+        bucket, _sep, key = identifier.partition("/")
+        if not key:
+            # Not a manifest error: the same template works on a pod that has R2_BUCKET.
+            return {"bucket": None, "key": identifier}
+        return {"bucket": bucket, "key": key}
+
+    def parse_text(self, text, name):
+        """(entries, problems) of one pipe-format manifest; problems are (origin, message)."""
+        entries, problems = [], []
+        if text.startswith(u"\ufeff"):
+            text = text[1:]
+        for number, line in enumerate(text.splitlines(), start=1):
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            origin = "%s:%d" % (name, number)
+            try:
+                entries.append(self.entry(split_line(stripped), origin))
+            except ValueError as exc:
+                problems.append((origin, str(exc)))
+        return entries, problems
+
+    def parse_items(self, items, name):
+        """(entries, problems) of a YAML list: dicts with the FIELDS keys or pipe strings."""
+        entries, problems = [], []
+        if not isinstance(items, (list, tuple)):
+            return [], [(name, "expected a list of entries, got %s" % type(items).__name__)]
+        for number, item in enumerate(items, start=1):
+            origin = "%s item %d" % (name, number)
+            try:
+                if isinstance(item, dict):
+                    raw = self._item_fields(item)
+                elif isinstance(item, str):
+                    raw = split_line(item.strip())
+                else:
+                    raise ValueError("expected a mapping or a pipe-format string, got %s"
+                                     % type(item).__name__)
+                entries.append(self.entry(raw, origin))
+            except ValueError as exc:
+                problems.append((origin, str(exc)))
+        return entries, problems
+
+    @staticmethod
+    def _item_fields(item):
+        raw = {}
+        for key, value in item.items():
+            field = ITEM_KEY_ALIASES.get(key, key)
+            if field not in FIELDS:
+                raise ValueError("unknown key '%s' (keys: %s)" % (key, ", ".join(FIELDS)))
+            if field in raw:
+                raise ValueError("identifier given twice (as '%s')" % key)
+            raw[field] = "" if value is None else str(value).strip()
+        # A YAML entry without a source reads like the 3-field line: Hugging Face.
+        raw.setdefault("source", "huggingface")
+        return raw
+
+
+def check_duplicates(entries):
+    """Problems for entries of one manifest that land on the same destination."""
+    seen, problems = {}, []
+    for entry in entries:
+        first = seen.setdefault(entry["dest"], entry)
+        if first is not entry:
+            problems.append((entry["origin"], "destination %s is already written by %s"
+                             % (entry["name"], first["origin"])))
+    return problems
+
+
+def merge(layers):
+    """Merge lists of entries, lowest precedence first.
+
+    An entry of a later layer replaces every earlier entry with the same destination
+    (models/<subdir>/<file name>); entries only an earlier layer has stay. Returns
+    ``(entries, replaced)`` where replaced lists ``{"name", "origin", "replaced_by"}``.
+    """
+    merged, replaced = {}, []
+    for entries in layers:
+        for entry in entries:
+            previous = merged.pop(entry["dest"], None)
+            if previous is not None:
+                replaced.append({"name": entry["name"], "origin": previous["origin"],
+                                 "replaced_by": entry["origin"]})
+            merged[entry["dest"]] = entry
+    return list(merged.values()), replaced
+
+
+class ManifestSource:
+    """One layer of the merge: a manifest file on this host or a list of entries."""
+
+    def __init__(self, path=None, entries=None, name=None, required=False):
+        self.path = path
+        self.entries = entries
+        self.name = name or path or "entries"
+        self.required = required
+
+
+def build_plan(sources, parser):
+    """Read, validate and merge the layers (lowest precedence first).
+
+    Returns a dict with ``entries``, ``replaced``, ``skipped`` (valid entries this host cannot
+    fetch: an r2 key without a bucket when no default bucket is set) and ``manifests`` (what
+    was read from where); raises :class:`ManifestError` listing every problem of every layer.
+    """
+    layers, problems, report = [], [], []
+    for source in sources:
+        if source.path is not None:
+            text, problem = _read(source)
+            if problem:
+                problems.append((source.name, problem))
+                continue
+            if text is None:
+                report.append({"name": source.name, "path": source.path, "status": "missing",
+                               "entries": 0})
+                continue
+            entries, found = parser.parse_text(text, source.name)
+        else:
+            entries, found = parser.parse_items(source.entries, source.name)
+        problems.extend(found)
+        problems.extend(check_duplicates(entries))
+        layers.append(entries)
+        report.append({"name": source.name, "path": source.path, "status": "read",
+                       "entries": len(entries)})
+    if problems:
+        raise ManifestError(problems)
+    merged, replaced = merge(layers)
+    entries, skipped = [], []
+    for entry in merged:
+        if entry["source"] == "r2" and not entry["bucket"]:
+            skipped.append({"name": entry["name"], "origin": entry["origin"], "dest": entry["dest"],
+                            "reason": NO_BUCKET % entry["identifier"]})
+        else:
+            entries.append(entry)
+    return {"entries": entries, "replaced": replaced, "skipped": skipped, "manifests": report}
+
+
+def _read(source):
+    """(text, problem): text None when an optional file is missing."""
+    try:
+        with open(source.path, "rb") as handle:
+            data = handle.read()
+    except (IOError, OSError) as exc:
+        if not os.path.exists(source.path) and not source.required:
+            return None, None
+        if not os.path.exists(source.path):
+            return None, "manifest file does not exist (check the path, e.g. MODELS_MANIFEST)"
+        return None, "cannot read the manifest: %s" % (exc.strerror or exc)
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        return None, "line %d is not valid UTF-8; save the manifest as UTF-8 text" % line

@@ -1,0 +1,289 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: model_manifest
+short_description: Read, validate and merge model manifests into a download plan
+version_added: 0.1.0
+description:
+  - Reads model manifests on the target host (the pod, where the vault and the image's
+    template manifests are) and returns one normalized entry per model file, ready for
+    M(aiclipse.comfyui.aria2_batch) (Hugging Face, CivitAI and plain URLs) and
+    M(aiclipse.comfyui.r2_fetch) (Cloudflare R2).
+  - "Pipe format, one entry a line: C(source|identifier|filename|subdir[|sha256]). Blank lines and
+    lines starting with C(#) are ignored; spaces around fields are trimmed."
+  - "The 3-field form C(repo_id|filename|subdir) is Hugging Face. A 4-field line whose first field
+    is not a source but looks like a repo id (C(org/repo)) is that form plus a sha256."
+  - "Sources: C(huggingface) (alias C(hf)) with identifier C(org/repo) or C(org/repo@revision);
+    C(civitai) with a model version id; C(url) (alias C(direct)) with a full http(s) URL;
+    C(r2) (alias C(cloudflare)) with an object key in O(r2_bucket), or C(bucket/key) when no
+    default bucket is set."
+  - "The C(filename) field may be a sub-path inside the repository (C(split_files/vae/x.safetensors));
+    the file lands under its base name in C(<models_dir>/<subdir>/)."
+  - Every problem (unknown source, missing field, bad sha256, C(..) or absolute paths, two entries
+    of one manifest writing the same file) is reported together, each with its file and line,
+    and the task fails before anything is downloaded.
+  - An r2 key without a bucket while O(r2_bucket) is unset is not a manifest error (the same
+    template works on a pod with C(R2_BUCKET)); the entry is left out of RV(entries) and listed
+    in RV(skipped) with the reason, so the other models still download.
+  - Manifests merge in the order given, lowest precedence first. An entry replaces every entry
+    of an earlier manifest that lands on the same file (same subdir and file name); entries only
+    an earlier manifest has stay. The role M(aiclipse.comfyui.models) passes the user's manifest
+    in the vault first, then the image's base manifest, the template's, and entries from
+    Ansible variables last.
+  - The module only reads; it never changes the host.
+author:
+  - aiclipse
+options:
+  models_dir:
+    description:
+      - The models folder entries land in, normally C({{ aiclipse_vault }}/models).
+      - Used to build each entry's absolute RV(entries[].dest); it need not exist yet.
+    type: path
+    required: true
+  manifests:
+    description:
+      - The manifests to merge, lowest precedence first.
+      - Each item is either a file on the target (O(manifests[].path)) or a list of entries
+        from Ansible variables (O(manifests[].entries)).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description:
+          - A pipe-format manifest file on the target.
+        type: path
+      entries:
+        description:
+          - "Entries as a YAML list. Each item is a pipe-format string or a mapping with keys
+            C(source) (default C(huggingface)), C(identifier) (or C(repo), C(repo_id), C(url),
+            C(key), C(id)), C(filename), C(subdir) and optional C(sha256)."
+        type: list
+        elements: raw
+      name:
+        description:
+          - How errors and the result name this manifest.
+          - Defaults to O(manifests[].path), or C(entries) for a list.
+        type: str
+      required:
+        description:
+          - Fail when the file does not exist. When V(false), a missing file counts as an
+            empty manifest (a user who has no manifest of their own is normal).
+        type: bool
+        default: false
+  hf_endpoint:
+    description:
+      - Base URL of the Hugging Face hub (the C(HF_ENDPOINT) convention of C(huggingface_hub)),
+        for mirrors and tests. Entries become C(<hf_endpoint>/<repo>/resolve/<revision>/<filename>).
+    type: str
+    default: https://huggingface.co
+  civitai_endpoint:
+    description:
+      - Base URL of CivitAI. Entries become C(<civitai_endpoint>/api/download/models/<id>).
+    type: str
+    default: https://civitai.com
+  r2_bucket:
+    description:
+      - Default bucket for C(r2) entries (C(R2_BUCKET)). When set, an r2 identifier is the object
+        key in this bucket; when not, it must be C(bucket/key).
+    type: str
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads, so it runs and returns the same plan in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details: It never changes the host; RV(changed) is always V(false).
+seealso:
+  - module: aiclipse.comfyui.aria2_batch
+  - module: aiclipse.comfyui.r2_fetch
+"""
+
+EXAMPLES = r"""
+- name: Build the download plan from the user's, the base and the template's manifests
+  aiclipse.comfyui.model_manifest:
+    models_dir: /workspace/aiclipse/models
+    manifests:
+      - path: /workspace/aiclipse/models_manifest.txt
+      - path: /opt/aiclipse/manifests/base_models.txt
+      - path: "/opt/aiclipse/manifests/{{ lookup('ansible.builtin.env', 'TEMPLATE_TYPE') }}_models.txt"
+        required: true
+      - name: models_entries
+        entries:
+          - "hf|Comfy-Org/Qwen-Image_ComfyUI|split_files/vae/qwen_image_vae.safetensors|vae"
+          - source: civitai
+            identifier: "128713"
+            filename: dreamshaper_8.safetensors
+            subdir: checkpoints
+            sha256: 879db523c30d3b9017143d56705015e15a2cb5628762c11d086fed9538abd7fd
+    r2_bucket: "{{ lookup('ansible.builtin.env', 'R2_BUCKET') }}"
+  register: models_plan
+
+- name: Show where each model comes from
+  ansible.builtin.debug:
+    msg: "{{ models_plan.entries | map(attribute='origin') | list }}"
+"""
+
+RETURN = r"""
+entries:
+  description: One normalized entry per model file, after the merge.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    source:
+      description: V(huggingface), V(civitai), V(url) or V(r2) (aliases resolved).
+      type: str
+      sample: huggingface
+    identifier:
+      description: The identifier as written (repo id with optional C(@revision), version id, URL or key).
+      type: str
+      sample: Comfy-Org/Qwen-Image_ComfyUI
+    filename:
+      description: The file as named in the manifest, possibly a sub-path of the repository.
+      type: str
+      sample: split_files/vae/qwen_image_vae.safetensors
+    subdir:
+      description: Folder under O(models_dir), normalized.
+      type: str
+      sample: vae
+    sha256:
+      description: Expected sha256 in lower case, or V(null) when the manifest gives none.
+      type: str
+      sample: null
+    name:
+      description: C(<subdir>/<file name>), a short label for results and logs.
+      type: str
+      sample: vae/qwen_image_vae.safetensors
+    dest:
+      description: Absolute final path of the file.
+      type: str
+      sample: /workspace/aiclipse/models/vae/qwen_image_vae.safetensors
+    origin:
+      description: Where the entry was written, C(file:line) (or C(name item N) for a list).
+      type: str
+      sample: /opt/aiclipse/manifests/qwen_models.txt:3
+    url:
+      description: Download URL, for HTTP sources only.
+      type: str
+      returned: when source is huggingface, civitai or url
+      sample: https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/vae/qwen_image_vae.safetensors
+    repo:
+      description: Hugging Face repo id without the revision.
+      type: str
+      returned: when source is huggingface
+      sample: Comfy-Org/Qwen-Image_ComfyUI
+    revision:
+      description: Hugging Face revision, V(main) unless the identifier names one.
+      type: str
+      returned: when source is huggingface
+      sample: main
+    bucket:
+      description: R2 bucket.
+      type: str
+      returned: when source is r2
+      sample: models
+    key:
+      description: R2 object key.
+      type: str
+      returned: when source is r2
+      sample: loras/v12_xelios_it.safetensors
+counts:
+  description: Number of entries per source after the merge.
+  returned: success
+  type: dict
+  sample: {"huggingface": 5, "civitai": 0, "url": 0, "r2": 3}
+manifests:
+  description: What was read, in merge order.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "/workspace/aiclipse/models_manifest.txt", "path": "/workspace/aiclipse/models_manifest.txt",
+            "status": "missing", "entries": 0}]
+replaced:
+  description: Entries dropped because a later manifest writes the same file.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "vae/ae.safetensors", "origin": "/workspace/aiclipse/models_manifest.txt:4",
+            "replaced_by": "/opt/aiclipse/manifests/flux_models.txt:12"}]
+skipped:
+  description: Valid entries this host cannot fetch, with C(name), C(origin), C(dest) and C(reason).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "loras/hk_v1_final.safetensors", "origin": "/opt/aiclipse/manifests/qwen_models.txt:5",
+            "dest": "/workspace/aiclipse/models/loras/hk_v1_final.safetensors",
+            "reason": "r2 key 'hk_v1_final.safetensors' names no bucket and R2_BUCKET is not set: ..."}]
+problems:
+  description: Every problem found, each with the C(origin) (file and line) and a C(message).
+  returned: failure
+  type: list
+  elements: dict
+  sample: [{"origin": "/workspace/aiclipse/models_manifest.txt:7", "message": "unknown source 'hugginface'"}]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.manifest import (
+    SOURCES,
+    ManifestError,
+    ManifestParser,
+    ManifestSource,
+    build_plan,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            models_dir=dict(type="path", required=True),
+            manifests=dict(
+                type="list", elements="dict", default=[],
+                options=dict(
+                    path=dict(type="path"),
+                    entries=dict(type="list", elements="raw"),
+                    name=dict(type="str"),
+                    required=dict(type="bool", default=False),
+                ),
+                mutually_exclusive=[("path", "entries")],
+                required_one_of=[("path", "entries")],
+            ),
+            hf_endpoint=dict(type="str", default="https://huggingface.co"),
+            civitai_endpoint=dict(type="str", default="https://civitai.com"),
+            r2_bucket=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        parser = ManifestParser(module.params["models_dir"], hf_endpoint=module.params["hf_endpoint"],
+                                civitai_endpoint=module.params["civitai_endpoint"],
+                                r2_bucket=module.params["r2_bucket"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    sources = [ManifestSource(path=item["path"], entries=item["entries"], name=item["name"],
+                              required=item["required"])
+               for item in module.params["manifests"]]
+    try:
+        plan = build_plan(sources, parser)
+    except ManifestError as exc:
+        module.fail_json(msg=exc.describe(),
+                         problems=[{"origin": origin, "message": message}
+                                   for origin, message in exc.problems])
+    counts = dict((source, 0) for source in SOURCES)
+    for entry in plan["entries"]:
+        counts[entry["source"]] += 1
+    module.exit_json(changed=False, counts=counts, **plan)
+
+
+if __name__ == "__main__":
+    main()
