@@ -1,0 +1,317 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Make shortcut paths symbolic links to directories inside a vault, never losing data.
+
+What is found at a shortcut decides the action:
+
+=========================  ============================================================
+found                      action
+=========================  ============================================================
+nothing                    ``created``: the link is made (parents too)
+link with the right text   ``ok``: nothing
+other or dangling link     ``relinked``: replaced atomically (the old link, never what it
+                           points to)
+real directory             ``on_conflict``: ``merged`` into the target (safe_merge rules),
+                           ``backed_up`` (renamed ``<name>.backup-<stamp>``) or an error
+file, socket, ...          ``backed_up`` (a file cannot be merged into a directory), or an
+                           error with ``on_conflict=fail``
+=========================  ============================================================
+
+Every input is validated, for every shortcut, before anything is touched, so bad input or
+``on_conflict=fail`` leaves the disk exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_link_guard import GitGuardError, GitLinkGuard
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import (
+    MergeError, MergePlan, apply_plan, clash_name, entry_kind, preflight,
+)
+
+ON_CONFLICT_CHOICES = ('merge', 'backup', 'fail')
+
+
+class WorkspaceLinkError(Exception):
+    """Bad input or an unsafe situation; the message names the path and what to do."""
+
+
+class Shortcut:
+    """One shortcut: its name (relative to root), absolute path, and target inside the vault."""
+
+    def __init__(self, name, path, target):
+        self.name = name
+        self.path = path
+        self.target = target
+        self.git_state = None
+
+
+def _is_inside(path, parent):
+    return path.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def describe(path):
+    """One line saying what is at `path` now, for diffs and results."""
+    kind = entry_kind(path)
+    if kind == 'link':
+        text = os.readlink(path)
+        return '%s -> %s%s' % (path, text, '' if os.path.exists(path) else ' (dangling)')
+    if kind == 'dir':
+        return '%s: directory with %d entries' % (path, len(os.listdir(path)))
+    if kind == 'file':
+        return '%s: file of %d bytes' % (path, os.lstat(path).st_size)
+    if kind == 'other':
+        return '%s: special file' % path
+    return '%s: absent' % path
+
+
+class WorkspaceLinks:
+    """Validate, then apply (or, in check mode, only report) a set of shortcuts."""
+
+    def __init__(self, root, vault, links, on_conflict='merge', protect_git=True, check_mode=False,
+                 run_command=None, git_bin=None, stamp=None):
+        self.root = root
+        self.vault = vault
+        self.links = links
+        self.on_conflict = on_conflict
+        self.check_mode = check_mode
+        self.stamp = stamp or time.strftime('%Y%m%d-%H%M%S')
+        self.git = GitLinkGuard(run_command, git_bin, self.stamp) if protect_git and run_command else None
+        self.shortcuts = []
+
+    # -- validation: nothing is touched here -------------------------------------------------
+
+    def validate(self):
+        errors = []
+        for label, value in (('root', self.root), ('vault', self.vault)):
+            if not isinstance(value, str) or not os.path.isabs(value):
+                errors.append('%s must be an absolute path, got %r' % (label, value))
+        if errors:
+            raise WorkspaceLinkError('; '.join(errors))
+        self.root = os.path.normpath(self.root)
+        self.vault = os.path.normpath(self.vault)
+        if self.vault == os.sep:
+            raise WorkspaceLinkError('vault must not be the filesystem root /')
+        if os.path.lexists(self.vault) and not os.path.isdir(self.vault):
+            raise WorkspaceLinkError('vault %s exists but is not a directory; move it away or point vault '
+                                     'elsewhere' % self.vault)
+        if self.on_conflict not in ON_CONFLICT_CHOICES:
+            raise WorkspaceLinkError('on_conflict must be one of %s, got %r' % (', '.join(ON_CONFLICT_CHOICES), self.on_conflict))
+        if not isinstance(self.links, dict) or not self.links:
+            raise WorkspaceLinkError('links must be a non-empty mapping of shortcut name -> target in the vault')
+
+        shortcuts = []
+        for name, target in self.links.items():
+            shortcut, error = self._parse(name, target)
+            if error:
+                errors.append(error)
+            else:
+                shortcuts.append(shortcut)
+        for shortcut in shortcuts:
+            errors.extend(self._check_against_others(shortcut, shortcuts))
+            errors.extend(self._check_on_disk(shortcut))
+        if errors:
+            raise WorkspaceLinkError('nothing was changed: ' + '; '.join(errors))
+        self.shortcuts = shortcuts
+        return shortcuts
+
+    def _parse(self, name, target):
+        if not isinstance(name, str) or not name.strip():
+            return None, 'shortcut names must be non-empty strings, got %r' % (name,)
+        if os.path.isabs(name):
+            return None, ('shortcut %r must be relative to root %s (it is joined to root); use a name '
+                          'such as "models"' % (name, self.root))
+        if '..' in name.split('/') or os.path.normpath(name) == '.':
+            return None, 'shortcut %r must name a path below root %s, without ".."' % (name, self.root)
+        if not isinstance(target, str) or not target.strip():
+            return None, 'target of shortcut %r must be a non-empty path inside the vault' % name
+        path = os.path.join(self.root, os.path.normpath(name))
+        target_path = os.path.normpath(target if os.path.isabs(target) else os.path.join(self.vault, target))
+        if target_path != self.vault and not _is_inside(target_path, self.vault):
+            return None, ('target %r of shortcut %r resolves to %s, outside the vault %s; targets must be '
+                          'inside the vault' % (target, name, target_path, self.vault))
+        if path == self.vault:
+            return None, 'shortcut %r is the vault itself (%s); the vault is never replaced by a link' % (name, path)
+        if _is_inside(self.vault, path):
+            return None, ('shortcut %r (%s) contains the vault %s; replacing it by a link would hide the '
+                          'vault' % (name, path, self.vault))
+        if target_path == path or _is_inside(target_path, path) or _is_inside(path, target_path):
+            return None, ('shortcut %r (%s) and its target %s contain one another; a link there would '
+                          'loop or hide its own target' % (name, path, target_path))
+        return Shortcut(name, path, target_path), None
+
+    @staticmethod
+    def _check_against_others(shortcut, shortcuts):
+        errors = []
+        position = shortcuts.index(shortcut)
+        for index, other in enumerate(shortcuts):
+            if index == position:
+                continue
+            if other.path == shortcut.path and index < position:
+                errors.append('shortcuts %r and %r are the same path %s' % (other.name, shortcut.name, shortcut.path))
+            if _is_inside(other.path, shortcut.path):
+                errors.append('shortcut %r lies inside shortcut %r; it would be created through a link'
+                              % (other.name, shortcut.name))
+            if other.target == shortcut.path or _is_inside(other.target, shortcut.path):
+                errors.append('target %s of shortcut %r lies inside shortcut %r, which becomes a link'
+                              % (other.target, other.name, shortcut.name))
+        return errors
+
+    def _check_on_disk(self, shortcut):
+        errors = []
+        path = shortcut.path
+        kind = entry_kind(path)
+        if kind in ('dir', 'file', 'other') and os.path.ismount(path):
+            errors.append('%s is a mount point; a mount is never replaced by a link. Unmount it, or '
+                          'mount the volume at the vault instead' % path)
+            return errors
+        parent = os.path.dirname(path)
+        while parent != self.root and len(parent) > len(self.root) and not os.path.lexists(parent):
+            parent = os.path.dirname(parent)
+        if os.path.lexists(parent) and not os.path.isdir(parent):
+            errors.append('%s cannot be created: %s is not a directory' % (path, parent))
+        if kind in ('file', 'other', 'dir') and self.on_conflict == 'fail':
+            errors.append('%s is a real %s, not a link, and on_conflict=fail leaves it alone; move it '
+                          'away, or use on_conflict=merge or backup' % (path, 'directory' if kind == 'dir' else 'file'))
+        if kind == 'dir' and self.on_conflict == 'merge':
+            try:
+                preflight(path, shortcut.target)
+            except MergeError as exc:
+                errors.append(str(exc))
+        if self.git is not None:
+            try:
+                shortcut.git_state = self.git.inspect(path)
+                if shortcut.git_state is not None:
+                    self.git.pending(shortcut.git_state)
+            except GitGuardError as exc:
+                errors.append(str(exc))
+        return errors
+
+    # -- applying ------------------------------------------------------------------------------
+
+    def run(self):
+        if not self.shortcuts:
+            self.validate()
+        results = []
+        before, after = [], []
+        changed = False
+        if not os.path.isdir(self.vault):
+            changed = True
+            before.append(describe(self.vault))
+            after.append('%s: directory' % self.vault)
+            if not self.check_mode:
+                os.makedirs(self.vault)
+        for shortcut in self.shortcuts:
+            record = self._one(shortcut)
+            results.append(record)
+            changed = changed or record['changed']
+            if record['changed']:
+                before.append(record['before'])
+                after.extend(record['after_lines'])
+            del record['after_lines']
+        diff = {'before': ''.join(line + '\n' for line in before),
+                'after': ''.join(line + '\n' for line in after)}
+        return {'changed': changed, 'links': results, 'diff': diff}
+
+    def _one(self, shortcut):
+        path, target = shortcut.path, shortcut.target
+        record = {'name': shortcut.name, 'path': path, 'target': target, 'before': describe(path),
+                  'action': 'ok', 'changed': False, 'target_created': False, 'target_backup': None,
+                  'backup': None, 'merged': None, 'git': [], 'seeded': []}
+        after = []
+        record['after_lines'] = after
+
+        target_notes = self._ensure_target(shortcut, record)
+        after.extend(target_notes)
+        if shortcut.git_state is not None:
+            record['git'] = self.git.pending(shortcut.git_state)
+            if record['git'] and not self.check_mode:
+                self.git.apply(shortcut.git_state)
+            after.extend('  git: %s' % note for note in record['git'])
+
+        kind = entry_kind(path)
+        if kind == 'link' and os.readlink(path) == target:
+            pass
+        elif kind == 'link':
+            record['action'] = 'relinked'
+            if not self.check_mode:
+                _replace_link(path, target)
+        elif kind == 'absent':
+            record['action'] = 'created'
+            if not self.check_mode:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                _replace_link(path, target)
+        elif kind == 'dir' and self.on_conflict == 'merge':
+            record['action'] = 'merged'
+            plan = MergePlan(path, target, self.stamp)
+            record['merged'] = {'moved': plan.count('move'), 'renamed': plan.renamed,
+                                'dropped_identical': plan.count('drop')}
+            after.append('  merged %s into %s: %d moved, %d identical dropped, %d kept under a new name'
+                         % (path, target, plan.count('move'), plan.count('drop'), len(plan.renamed)))
+            after.extend('  kept both: %s -> %s' % (item['from'], item['to']) for item in plan.renamed)
+            if not self.check_mode:
+                apply_plan(plan)
+                _replace_link(path, target)
+        else:
+            record['action'] = 'backed_up'
+            record['backup'] = clash_name(path, self.stamp, 'backup')
+            after.append('  moved %s aside to %s' % (path, record['backup']))
+            if not self.check_mode:
+                os.rename(path, record['backup'])
+                _replace_link(path, target)
+
+        if shortcut.git_state is not None:
+            missing = self.git.missing_placeholders(shortcut.git_state, target)
+            record['seeded'] = [dest for dest, dummy, dummy2 in missing]
+            after.extend('  seeded tracked placeholder %s' % dest for dest in record['seeded'])
+            if missing and not self.check_mode:
+                self.git.seed(shortcut.git_state, missing)
+
+        record['changed'] = (record['action'] != 'ok' or record['target_created'] or bool(record['git'])
+                             or bool(record['seeded']))
+        after.insert(0, '%s -> %s' % (path, target))
+        return record
+
+    def _ensure_target(self, shortcut, record):
+        """Make the target directory exist, moving aside anything in its way (never deleting)."""
+        notes = []
+        relative = os.path.relpath(shortcut.target, self.vault)
+        current = self.vault
+        parts = [] if relative == '.' else relative.split(os.sep)
+        for part in parts:
+            current = os.path.join(current, part)
+            if os.path.isdir(current):
+                continue  # a directory, or a link to one (a volume mounted elsewhere is fine)
+            if os.path.lexists(current):
+                backup = clash_name(current, self.stamp, 'backup')
+                record['target_backup'] = backup
+                notes.append('  moved %s aside to %s (a directory is needed there)' % (describe(current), backup))
+                if not self.check_mode:
+                    os.rename(current, backup)
+            record['target_created'] = True
+            if not self.check_mode:
+                os.mkdir(current)
+        if record['target_created']:
+            notes.append('  created directory %s' % shortcut.target)
+        return notes
+
+
+def _replace_link(path, text):
+    """Point `path` at `text` atomically: a new link under a temporary name renamed over `path`.
+
+    rename() replaces a link itself, never what it points to; `path` is a link or absent here.
+    """
+    parent = os.path.dirname(path)
+    tmp_dir = tempfile.mkdtemp(prefix='.aiclipse-link-', dir=parent)
+    tmp = os.path.join(tmp_dir, 'link')
+    try:
+        os.symlink(text, tmp)
+        os.rename(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.rmdir(tmp_dir)

@@ -1,0 +1,242 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: workspace_link
+short_description: Make workspace shortcuts links into the persistent vault, never losing data
+version_added: 0.1.0
+description:
+  - Makes each shortcut path under O(root) a symbolic link to a directory inside O(vault), the
+    only storage that persists on a pod (for example C(/workspace/models) ->
+    C(/workspace/aiclipse/models)).
+  - A link that already points at the target is left alone. A link pointing elsewhere, or
+    dangling, is replaced atomically; only the link is replaced, never anything it points to.
+  - A real directory at a shortcut path is handled by O(on_conflict). C(merge) moves its contents
+    into the target without overwriting anything, C(backup) renames it aside, C(fail) stops.
+    A file at a shortcut path is always renamed aside (a file cannot be merged into a directory),
+    unless O(on_conflict=fail).
+  - Missing targets are created. Something that is not a directory where a target (or one of its
+    parents inside the vault) must be is renamed aside first.
+  - Moves are crash-safe. On one filesystem entries are renamed or hard-linked, which never
+    replaces an existing name. Across filesystems each file is copied to a hidden temporary name,
+    flushed, compared with the original by SHA-256, published, and only then is the original
+    deleted. A run killed half-way loses nothing and the next run finishes the job.
+  - Every input of every shortcut is checked before anything is touched. Bad input, or a real
+    directory with O(on_conflict=fail), leaves the disk exactly as it was.
+  - "Git: when a shortcut lies inside a git work tree that tracks files under it (ComfyUI tracks
+    C(models/checkpoints/put_checkpoints_here) and friends), git would refuse to C(git pull) once
+    the directory is a link (paths I(beyond a symbolic link)). With O(protect_git) the module
+    hides that directory from git with a non-cone sparse checkout, the skip-worktree bit on the
+    tracked entries and C(sparse.expectFilesOutsideOfPatterns=true), adds it to
+    C(.git/info/exclude), and copies tracked placeholder files that the target lacks into it.
+    C(git pull) then works, also when upstream changes or adds files under that directory."
+author:
+  - aiclipse team
+options:
+  root:
+    description:
+      - Absolute directory the shortcut names are relative to (on a pod C(/workspace)).
+    type: path
+    required: true
+  vault:
+    description:
+      - Absolute directory of the real storage (on a pod C(/workspace/aiclipse)). Every target
+        must be inside it. It is created when missing and never replaced by a link.
+    type: path
+    required: true
+  links:
+    description:
+      - Mapping of shortcut name to target.
+      - A shortcut name is a path relative to O(root) without C(..); it must not be the vault,
+        contain the vault, be a mount point, or contain another shortcut.
+      - A target is a path relative to O(vault), or an absolute path inside it. It must not
+        contain its shortcut or lie inside it.
+      - Links are written with the absolute target path as their text.
+    type: dict
+    required: true
+  on_conflict:
+    description:
+      - What to do with a real directory (not a link) found at a shortcut path.
+      - C(merge) moves its contents into the target. An entry whose name is free in the target is
+        moved; directories present on both sides are merged recursively; a file with the same
+        bytes as the one in the target is dropped (its bytes are already there); any other
+        clash keeps both, the incoming entry renamed C(<stem>.merged-<timestamp><suffix>).
+      - C(backup) renames the directory to C(<name>.backup-<timestamp>) beside the shortcut.
+      - C(fail) stops with an error naming the path; nothing at all is changed.
+    type: str
+    choices: [merge, backup, fail]
+    default: merge
+  protect_git:
+    description:
+      - Set up any git work tree that tracks files under a shortcut path so that C(git pull)
+        keeps working with the link in place, and seed its tracked placeholder files into the
+        target (see the description). Needs C(git) on the host only when such a work tree exists.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    details: Reports every action, move, rename and git change it would make, and makes none.
+  diff_mode:
+    support: full
+    details: Before is what each changed shortcut path held; after is the link and what was moved.
+  idempotent:
+    support: full
+    details: A second run with the same arguments reports C(changed=false).
+notes:
+  - Timestamps in backup and clash names are the time of the run, C(YYYYmmdd-HHMMSS); a counter is
+    added when the name is taken.
+  - Nothing is ever deleted except a source directory that the merge has emptied, a file whose
+    identical bytes are already at the target, and, across filesystems, an original after its
+    verified copy is in place.
+seealso:
+  - module: ansible.builtin.file
+    description: Plain links, without the merge, backup and git handling.
+'''
+
+EXAMPLES = r'''
+- name: Shortcuts of the pod workspace
+  aiclipse.comfyui.workspace_link:
+    root: /workspace
+    vault: /workspace/aiclipse
+    links:
+      ComfyUI: ComfyUI
+      models: models
+      workflows: workflows
+      input: ComfyUI/input
+      output: ComfyUI/output
+      logs: logs
+      custom_nodes: ComfyUI/custom_nodes
+
+- name: ComfyUI's models folder becomes a link to the vault's models (git pull keeps working)
+  aiclipse.comfyui.workspace_link:
+    root: /workspace/aiclipse/ComfyUI
+    vault: /workspace/aiclipse
+    links:
+      models: models
+
+- name: Keep an old layout aside instead of merging it
+  aiclipse.comfyui.workspace_link:
+    root: /workspace
+    vault: /workspace/aiclipse
+    links:
+      models: models
+    on_conflict: backup
+'''
+
+RETURN = r'''
+links:
+  description: One entry per shortcut, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The shortcut name as given.
+      type: str
+      sample: models
+    path:
+      description: Absolute shortcut path.
+      type: str
+      sample: /workspace/models
+    target:
+      description: Absolute target path (also the link text).
+      type: str
+      sample: /workspace/aiclipse/models
+    action:
+      description: What was (in check mode, would be) done at the shortcut path.
+      type: str
+      choices: [ok, created, relinked, merged, backed_up]
+      sample: merged
+    changed:
+      description: Whether anything changed for this shortcut (link, target, git, placeholders).
+      type: bool
+    before:
+      description: What was at the shortcut path before the run.
+      type: str
+      sample: "/workspace/models: directory with 3 entries"
+    backup:
+      description: Where the directory or file found at the shortcut path was moved, when it was.
+      type: str
+      sample: /workspace/models.backup-20261128-164400
+    merged:
+      description: Counts of a merge; null when there was none.
+      type: dict
+      contains:
+        moved:
+          description: Entries moved to a free name in the target (a whole subtree counts once).
+          type: int
+        dropped_identical:
+          description: Files dropped because the same bytes were already at the target.
+          type: int
+        renamed:
+          description: Clashes kept under a new name, as from/to pairs.
+          type: list
+          elements: dict
+    target_created:
+      description: Whether the target directory (or a parent inside the vault) was created.
+      type: bool
+    target_backup:
+      description: Where a non-directory in the way of the target was moved, when one was.
+      type: str
+    git:
+      description: Git settings changed so that git pull works with the link in place.
+      type: list
+      elements: str
+      sample: ["mark 14 tracked path(s) under models/ skip-worktree"]
+    seeded:
+      description: Tracked placeholder files copied into the target because it lacked them.
+      type: list
+      elements: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_link_guard import GitGuardError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import MergeError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (
+    ON_CONFLICT_CHOICES, WorkspaceLinkError, WorkspaceLinks,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            root=dict(type='path', required=True),
+            vault=dict(type='path', required=True),
+            links=dict(type='dict', required=True),
+            on_conflict=dict(type='str', default='merge', choices=list(ON_CONFLICT_CHOICES)),
+            protect_git=dict(type='bool', default=True),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    # type=path expands ~ and variables but keeps relative paths relative: they are rejected.
+    workspace = WorkspaceLinks(
+        root=params['root'], vault=params['vault'], links=params['links'],
+        on_conflict=params['on_conflict'], protect_git=params['protect_git'],
+        check_mode=module.check_mode,
+        # binary_data: git reads NUL-separated paths on stdin, a trailing newline would be a path.
+        run_command=lambda args, data=None: module.run_command(args, data=data, binary_data=data is not None),
+        git_bin=module.get_bin_path('git'))
+    try:
+        workspace.validate()
+        result = workspace.run()
+    except (WorkspaceLinkError, MergeError, GitGuardError) as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg='%s: %s; whatever was already moved is in place, nothing was deleted, '
+                             'fix the cause and run again' % (exc.filename or '', exc.strerror))
+    diff = result.pop('diff')
+    if module._diff:
+        result['diff'] = diff
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
