@@ -1,0 +1,309 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: aria2_batch
+short_description: Download a batch of model files over HTTP with one aria2c, verified and resumable
+version_added: 0.1.0
+description:
+  - Downloads a list of files (Hugging Face, CivitAI, plain URLs) with a single C(aria2c) process
+    that fetches several files at once, each over several ranged connections.
+  - Files land in a staging area under O(state_dir) on the destination's filesystem and are moved
+    into place atomically only after their size (and sha256, when given) check out. A half-written
+    model is never visible at its final path. A body that is an HTML or JSON page never becomes a
+    model file.
+  - A run that is killed (pod stopped, SIGKILL) resumes on the next run from the partial files in
+    staging; C(aria2c) exits when the module's process dies.
+  - Files already present and recorded in the ledger (O(state_dir)/ledger.json, size, mtime,
+    etag, sha256) are skipped without reading their bytes. A present file with a known sha256 but no
+    ledger entry is hashed once and recorded; one with neither sha256 nor size is compared with the
+    size the origin reports and adopted.
+  - Tokens go only to the origin. Redirects are resolved by the module; C(aria2c) gets the signed
+    storage URL without the token. Tokens are handed to C(aria2c) over its loopback RPC socket
+    (never in argv or a file) and never appear in results or in O(log_file).
+  - Every entry is attempted and gets a result; the task fails at the end when any entry failed
+    (see O(fail_on_error)).
+author:
+  - aiclipse
+options:
+  downloads:
+    description:
+      - The files to download.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      url:
+        description:
+          - C(http) or C(https) URL at the origin (for example C(https://huggingface.co/<repo>/resolve/main/<file>)).
+          - Put credentials in O(downloads[].token), not in the URL.
+        type: str
+        required: true
+      dest:
+        description:
+          - Absolute final path of the file. Its directory is created when missing.
+        type: path
+        required: true
+      name:
+        description:
+          - Label for results and the log. Defaults to the base name of O(downloads[].dest).
+        type: str
+      sha256:
+        description:
+          - Expected sha256 (64 hex digits). When given, a download that does not match is not
+            published, and an existing unrecorded file is verified once.
+        type: str
+      size:
+        description:
+          - Expected size in bytes. When omitted, the size the origin reports is used.
+        type: int
+      token:
+        description:
+          - Bearer token sent as C(Authorization) to the origin only (C(HF_TOKEN), C(CIVITAI_TOKEN)),
+            never to the signed storage a redirect points at.
+        type: str
+      headers:
+        description:
+          - Extra request headers. They are treated like the token, sent to the origin only.
+        type: dict
+  state_dir:
+    description:
+      - Model state directory holding C(staging/) and C(ledger.json) (normally
+        C({{ aiclipse_vault }}/.state/models)). Must be on the same filesystem as the destinations.
+    type: path
+    required: true
+  log_file:
+    description:
+      - File that gets progress lines, one line per finished entry and a summary, for a person to
+        read. Appended to. Never holds a token or a URL query.
+    type: path
+  max_concurrent_downloads:
+    description:
+      - Files downloaded at the same time (C(aria2c -j)).
+      - The default was measured with C(bench/aria2_batch_bench.py), see NOTES.
+    type: int
+    default: 4
+  split:
+    description:
+      - Connections used for one file (C(aria2c -s)).
+    type: int
+    default: 8
+  max_connection_per_server:
+    description:
+      - Connections to one server for one file (C(aria2c -x), at most 16).
+    type: int
+    default: 8
+  min_split_size:
+    description:
+      - Do not split a file into pieces smaller than this (C(aria2c -k)), for example C(20M).
+    type: str
+    default: 8M
+  connect_timeout:
+    description:
+      - Seconds to wait for a connection (origin checks and C(aria2c --connect-timeout)).
+    type: int
+    default: 15
+  timeout:
+    description:
+      - Seconds without data before a connection is given up and retried (C(aria2c --timeout)).
+    type: int
+    default: 60
+  max_tries:
+    description:
+      - Attempts per request before an entry fails (origin checks and C(aria2c --max-tries)).
+    type: int
+    default: 5
+  retry_wait:
+    description:
+      - Seconds between attempts (C(aria2c --retry-wait)).
+    type: int
+    default: 2
+  fail_on_error:
+    description:
+      - Fail the task (after every entry was attempted) when any entry failed.
+      - When false, failures are only reported in RV(results) and RV(failed).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    details: Asks the origins for sizes (HEAD) and reports what would be downloaded and the bytes needed; writes nothing.
+  diff_mode:
+    support: full
+    details: Lists the destination files present before and after.
+  idempotent:
+    support: full
+    details: A second run with the same list downloads nothing and reports C(changed=false) without hashing the files.
+notes:
+  - Needs C(aria2c) on the target (Debian package C(aria2)).
+  - >-
+    Defaults from C(bench/aria2_batch_bench.py) (4 x 256 MB, nginx throttled to 20 MB/s per connection,
+    2 cores): C(-j4 -s8 -x8 -k8M) was as fast as C(-x16 -s16) within noise and opens half the connections.
+  - Headers and the token are sent to the origin only; an absolute redirect C(Location) (signed storage)
+    never gets them, a relative one (same origin) does.
+seealso:
+  - module: aiclipse.comfyui.r2_fetch
+requirements:
+  - aria2c (aria2 1.35 or later)
+"""
+
+EXAMPLES = r"""
+- name: Fetch the template's models
+  aiclipse.comfyui.aria2_batch:
+    state_dir: /workspace/aiclipse/.state/models
+    log_file: /workspace/aiclipse/logs/models.log
+    downloads:
+      - url: https://huggingface.co/Comfy-Org/flux1-dev/resolve/main/flux1-dev-fp8.safetensors
+        dest: /workspace/aiclipse/models/checkpoints/flux1-dev-fp8.safetensors
+        token: "{{ lookup('ansible.builtin.env', 'HF_TOKEN') }}"
+      - url: https://civitai.com/api/download/models/128713
+        dest: /workspace/aiclipse/models/loras/detail.safetensors
+        token: "{{ lookup('ansible.builtin.env', 'CIVITAI_TOKEN') }}"
+        sha256: 4a4f1e8b0f1c5b7d8e2a9c3d6f0b1e2a3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f
+
+- name: Report failures without failing the play
+  aiclipse.comfyui.aria2_batch:
+    state_dir: /srv/models/.state
+    downloads: "{{ model_downloads }}"
+    fail_on_error: false
+  register: fetched
+
+- name: Show what failed
+  ansible.builtin.debug:
+    msg: "{{ fetched.results | selectattr('status', 'equalto', 'failed') | list }}"
+"""
+
+RETURN = r"""
+results:
+  description: One result per entry of O(downloads), in the same order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The entry's name.
+      type: str
+      sample: flux1-dev-fp8.safetensors
+    dest:
+      description: The final path.
+      type: str
+      sample: /workspace/aiclipse/models/checkpoints/flux1-dev-fp8.safetensors
+    status:
+      description: C(downloaded), C(present), C(failed) or (check mode) C(would_download).
+      type: str
+      sample: downloaded
+    reason:
+      description: Why an entry failed or was considered present; empty for a plain download.
+      type: str
+      sample: "HTTP 404 Not Found from huggingface.co (no such file: check the URL, repo, revision and file name)"
+    bytes:
+      description: Size of the file (downloaded or present), or bytes still needed (would_download).
+      type: int
+      sample: 17246524772
+    seconds:
+      description: Time spent on the entry in this run.
+      type: float
+      sample: 42.5
+downloaded:
+  description: Number of files downloaded.
+  returned: always
+  type: int
+  sample: 2
+present:
+  description: Number of files already present.
+  returned: always
+  type: int
+  sample: 5
+failed_count:
+  description:
+    - Number of entries that failed.
+    - Named so because Ansible treats any true C(failed) key as a failed task.
+  returned: always
+  type: int
+  sample: 0
+would_download:
+  description: Number of files check mode would download.
+  returned: always
+  type: int
+  sample: 0
+bytes_needed:
+  description: Check mode, bytes still to download for the entries whose size is known.
+  returned: always
+  type: int
+  sample: 0
+hashed:
+  description: How many files were read to compute a sha256 in this run (0 when everything was recorded).
+  returned: always
+  type: int
+  sample: 0
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.http_downloads import BatchError, HttpDownloadBatch
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            downloads=dict(type="list", elements="dict", required=True, options=dict(
+                url=dict(type="str", required=True),
+                dest=dict(type="path", required=True),
+                name=dict(type="str"),
+                sha256=dict(type="str"),
+                size=dict(type="int"),
+                token=dict(type="str", no_log=True),
+                headers=dict(type="dict", no_log=True),
+            )),
+            state_dir=dict(type="path", required=True),
+            log_file=dict(type="path"),
+            max_concurrent_downloads=dict(type="int", default=4),
+            split=dict(type="int", default=8),
+            max_connection_per_server=dict(type="int", default=8),
+            min_split_size=dict(type="str", default="8M"),
+            connect_timeout=dict(type="int", default=15),
+            timeout=dict(type="int", default=60),
+            max_tries=dict(type="int", default=5),
+            retry_wait=dict(type="int", default=2),
+            fail_on_error=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if not 1 <= params["max_connection_per_server"] <= 16:
+        module.fail_json(msg="max_connection_per_server must be between 1 and 16 (an aria2c limit)")
+    aria2c = module.get_bin_path("aria2c", required=not module.check_mode)
+    aria2_options = {
+        "max-concurrent-downloads": params["max_concurrent_downloads"],
+        "split": params["split"],
+        "max-connection-per-server": params["max_connection_per_server"],
+        "min-split-size": params["min_split_size"],
+        "timeout": params["timeout"],
+        "max-tries": params["max_tries"],
+        "retry-wait": params["retry_wait"],
+    }
+    batch = HttpDownloadBatch(params["downloads"], params["state_dir"], aria2c, aria2_options,
+                              log_file=params["log_file"], check_mode=module.check_mode,
+                              connect_timeout=params["connect_timeout"], tries=params["max_tries"],
+                              retry_wait=params["retry_wait"])
+    try:
+        result = batch.run()
+    except BatchError as exc:
+        module.fail_json(msg=str(exc))
+    if not module._diff:
+        result.pop("diff")
+    if result["failed_count"] and params["fail_on_error"]:
+        names = ", ".join(r["name"] for r in result["results"] if r["status"] == "failed")
+        module.fail_json(msg="%d of %d downloads failed: %s" % (result["failed_count"], len(result["results"]), names), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
