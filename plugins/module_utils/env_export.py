@@ -86,6 +86,13 @@ def parse(content):
     return pairs
 
 
+def explicit_secret_values(variables, secret_names=()):
+    """Secret values given as task arguments, to scrub from all output before anything can fail."""
+    return [to_text(value) for name, value in (variables or {}).items()
+            if isinstance(name, str) and is_secret_name(name, secret_names)
+            and isinstance(value, (str, int, float)) and not isinstance(value, bool) and to_text(value)]
+
+
 def display(value):
     return to_text(value, errors='surrogate_then_replace')
 

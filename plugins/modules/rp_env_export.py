@@ -163,6 +163,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.env_export import
     DEFAULT_ALLOW_LIST,
     EnvExportError,
     EnvFile,
+    explicit_secret_values,
 )
 
 
@@ -180,6 +181,8 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    # Scrubbed from everything Ansible prints, the invocation and error results included.
+    module.no_log_values.update(explicit_secret_values(params['variables'], params['secret_names']))
     try:
         env_file = EnvFile(module, params['path'], params['allow_list'], variables=params['variables'],
                            mode=params['mode'], owner=params['owner'], group=params['group'],
