@@ -44,8 +44,8 @@ def entry_kind(path):
     """'absent', 'link', 'dir', 'file' or 'other' for `path`, never following a final link."""
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
-        return 'absent'
+    except (FileNotFoundError, NotADirectoryError):
+        return 'absent'  # NotADirectory: a parent is a file (check mode, before it is moved aside)
     if stat.S_ISLNK(st.st_mode):
         return 'link'
     if stat.S_ISDIR(st.st_mode):
