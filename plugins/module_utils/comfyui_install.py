@@ -1,0 +1,225 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Make sure a directory holds a working ComfyUI checkout, without ever losing user data.
+
+- missing: seed it from the baked copy in the image (a local copy, seconds) or clone it;
+- healthy (main.py + a git checkout of its own): left alone, whatever its version; only a
+  wrong ``origin`` URL is corrected (no files change);
+- broken (no main.py, no git, HEAD gone, a dangling link): the old directory is renamed to
+  ``<name>.broken-<timestamp>``, a fresh copy takes its place, and the user's content
+  (input, output, user, custom_nodes, models, extra_model_paths.yaml) is moved back in where
+  the fresh copy has no such file. What cannot move back stays in the backup; empty leftovers
+  are removed. Never ``git reset``/``git clean``: the workspace role replaces
+  ``ComfyUI/models`` by a link to the vault and git must keep tolerating that.
+
+Every copy or clone is staged next to the destination and renamed into place, so a killed run
+never leaves half a ComfyUI where the launcher looks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import (
+    STAGING_PREFIX,
+    GitError,
+    looks_like_commit,
+    redact,
+    remove_stale_staging,
+)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import (
+    PipError,
+    RequirementsLedger,
+    file_sha256,
+)
+
+USER_CONTENT = ("input", "output", "user", "custom_nodes", "models", "extra_model_paths.yaml")
+
+
+class InstallError(RuntimeError):
+    pass
+
+
+def move_back(source, target):
+    """Move entries of source into target where target has none; recurse into directories
+    present in both. Returns the paths left in source (conflicts)."""
+    left = []
+    for name in sorted(os.listdir(source)):
+        src = os.path.join(source, name)
+        dst = os.path.join(target, name)
+        if not os.path.lexists(dst):
+            os.rename(src, dst)
+        elif os.path.isdir(src) and not os.path.islink(src) and os.path.isdir(dst) and not os.path.islink(dst):
+            left.extend(move_back(src, dst))
+            _rmdir_if_empty(src)
+        else:
+            left.append(src)
+    return left
+
+
+def _rmdir_if_empty(path):
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _prune_empty(root):
+    """Remove empty directories under root (bottom-up), then root itself when empty."""
+    for current, dummy, dummy2 in os.walk(root, topdown=False):
+        if not os.path.islink(current):
+            _rmdir_if_empty(current)
+
+
+class ComfyUIInstaller:
+    def __init__(self, module, git, dest, repo_url, version="", seed_from=None):
+        self.module = module
+        self.git = git
+        self.dest = os.path.abspath(dest)
+        self.repo_url = repo_url
+        self.version = version or ""
+        self.seed_from = seed_from
+        self.result = {"dest": self.dest, "status": "present", "changed": False, "commit": None,
+                       "backup": None, "left_in_backup": [], "reason": ""}
+
+    # Health -----------------------------------------------------------------------------
+    def problem(self, path=None):
+        """None when path (default dest) holds a working ComfyUI checkout, else why not."""
+        path = path or self.dest
+        if not os.path.lexists(path):
+            return "missing"
+        if os.path.islink(path) and not os.path.exists(path):
+            return "a dangling symbolic link"
+        if not os.path.isfile(os.path.join(path, "main.py")):
+            return "main.py is missing"
+        return self.git.health(path)
+
+    def _seed_source(self):
+        if not self.seed_from or not os.path.isdir(self.seed_from):
+            return None
+        if os.path.realpath(self.seed_from) == os.path.realpath(self.dest):
+            return None
+        return self.seed_from if self.problem(self.seed_from) is None else None
+
+    # Install ----------------------------------------------------------------------------
+    def ensure(self):
+        parent = os.path.dirname(self.dest)
+        if not self.module.check_mode:
+            remove_stale_staging(parent)
+        problem = self.problem()
+        if problem is None:
+            self.result["commit"] = self.git.head(self.dest)
+            self._ensure_remote()
+            return self.result
+        source = self._seed_source()
+        self.result.update(changed=True, reason=problem,
+                           status="seeded" if source else "cloned")
+        if problem != "missing":
+            self.result["status"] = "repaired"
+        self.result["source"] = source or redact(self.repo_url)
+        if self.module.check_mode:
+            return self.result
+        os.makedirs(parent, exist_ok=True)
+        stage = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent)
+        try:
+            fresh = os.path.join(stage, "ComfyUI")
+            if source:
+                shutil.copytree(source, fresh, symlinks=True)
+            else:
+                self._clone(fresh)
+            self.result["commit"] = self.git.head(fresh)
+            if self.git.remote_url(fresh) != self.repo_url:
+                # A baked copy made from another URL: point it where this pod's settings say.
+                self.git.must("remote", "set-url", "origin", self.repo_url, repo=fresh)
+            if problem == "missing":
+                os.rename(fresh, self.dest)
+            else:
+                self._replace_broken(fresh)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        return self.result
+
+    def _clone(self, target):
+        try:
+            if looks_like_commit(self.version):
+                self.git.clone(self.repo_url, target, commit=self.version)
+            else:
+                self.git.clone(self.repo_url, target, branch=self.version)
+        except GitError as exc:
+            raise InstallError(f"cannot clone ComfyUI from {redact(self.repo_url)} at "
+                               f"{self.version or 'its default branch'}: {exc}") from None
+
+    def _replace_broken(self, fresh):
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        backup = f"{self.dest}.broken-{stamp}"
+        suffix = 1
+        while os.path.lexists(backup):
+            suffix += 1
+            backup = f"{self.dest}.broken-{stamp}-{suffix}"
+        os.rename(self.dest, backup)
+        os.rename(fresh, self.dest)
+        left = []
+        if os.path.isdir(backup) and not os.path.islink(backup):
+            for name in USER_CONTENT:
+                old = os.path.join(backup, name)
+                new = os.path.join(self.dest, name)
+                if not os.path.lexists(old):
+                    continue
+                if not os.path.lexists(new):
+                    os.rename(old, new)
+                elif os.path.isdir(old) and not os.path.islink(old) and os.path.isdir(new) and not os.path.islink(new):
+                    left.extend(move_back(old, new))
+                else:
+                    left.append(old)
+            _prune_empty(backup)
+        if os.path.lexists(backup):
+            self.result["backup"] = backup
+            self.result["left_in_backup"] = sorted(left)
+
+    def _ensure_remote(self):
+        current = self.git.remote_url(self.dest)
+        if current == self.repo_url:
+            return
+        self.result.update(changed=True, status="remote_fixed", previous_remote=redact(current or ""),
+                           reason=f"origin was {redact(current) if current else 'not set'}")
+        if self.module.check_mode:
+            return
+        verb = "set-url" if current is not None else "add"
+        self.git.must("remote", verb, "origin", self.repo_url, repo=self.dest)
+
+
+class RequirementsInstaller:
+    """ComfyUI's requirements.txt into the venv when its sha256 differs from the record."""
+
+    LEDGER_KEY = "comfyui"
+
+    def __init__(self, module, pip):
+        self.module = module
+        self.pip = pip
+        self.ledger = RequirementsLedger(module, os.path.join(pip.state_dir, "comfyui.json"))
+
+    def ensure(self, comfyui_dir):
+        requirements = os.path.join(comfyui_dir, "requirements.txt")
+        if not os.path.isfile(requirements):
+            return {"status": "none", "changed": False, "sha256": None}
+        if not os.path.isdir(self.pip.venv) and self.module.check_mode:
+            return {"status": "would_install", "changed": True, "sha256": None}
+        sha256 = file_sha256(requirements)
+        if self.ledger.matches(self.LEDGER_KEY, sha256):
+            return {"status": "unchanged", "changed": False, "sha256": sha256}
+        if self.module.check_mode:
+            return {"status": "would_install", "changed": True, "sha256": sha256}
+        self.pip.check()
+        protected = self.pip.protected_versions()
+        constraints = self.pip.constraints_file(protected)
+        rc, output = self.pip.install([requirements], constraints)
+        if rc:
+            raise PipError(f"pip could not install {requirements} (nothing recorded, the next run "
+                           f"tries again; protected: {protected or 'none installed'}):\n{output}")
+        self.ledger.record(self.LEDGER_KEY, sha256)
+        self.ledger.save()
+        return {"status": "installed", "changed": True, "sha256": sha256, "protected": protected}

@@ -1,0 +1,149 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""requirements.txt into the pod's venv: only when it changed, never replacing torch.
+
+The sha256 of each requirements file we installed is recorded in a small JSON ledger inside
+the venv (``<venv>/.aiclipse-state/``): the record belongs to the venv it describes, so a
+restart skips pip while a new image with a fresh venv installs again. Every install runs
+under a constraints file pinning the protected packages (torch, torchvision, torchaudio,
+xformers) at the versions the venv has, so a requirement that wants another version fails
+instead of replacing the pod's CUDA build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+
+DEFAULT_PROTECTED = ("torch", "torchvision", "torchaudio", "xformers")
+STATE_DIRNAME = ".aiclipse-state"
+
+_VERSIONS_CODE = (
+    "import importlib.metadata as m, json, sys\n"
+    "found = {}\n"
+    "for name in sys.argv[1:]:\n"
+    "    try:\n"
+    "        found[name] = m.version(name)\n"
+    "    except m.PackageNotFoundError:\n"
+    "        pass\n"
+    "print(json.dumps(found))\n"
+)
+
+
+class PipError(RuntimeError):
+    pass
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write(module, path, text, mode=0o644):
+    """Write text to path through a temp file in the same directory + atomic_move."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        module.atomic_move(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class RequirementsLedger:
+    """{key: sha256 of the requirements last installed for it}, one JSON file."""
+
+    def __init__(self, module, path):
+        self.module = module
+        self.path = path
+        self.entries = {}
+        try:
+            with open(path, encoding="utf-8") as handle:
+                loaded = json.load(handle)
+            if isinstance(loaded, dict):
+                self.entries = {str(k): str(v) for k, v in loaded.items()}
+        except (OSError, ValueError):
+            # Missing or unreadable: everything counts as not installed yet (pip is the cost).
+            self.entries = {}
+        self._saved = dict(self.entries)
+
+    def matches(self, key, sha256):
+        return self.entries.get(key) == sha256
+
+    def record(self, key, sha256):
+        self.entries[key] = sha256
+
+    def save(self):
+        if self.entries != self._saved:
+            atomic_write(self.module, self.path, json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
+            self._saved = dict(self.entries)
+
+
+class VenvPip:
+    """pip of one venv, run as ``<venv>/bin/python -m pip``."""
+
+    def __init__(self, module, venv, pip_args=(), protected=DEFAULT_PROTECTED):
+        self.module = module
+        self.venv = venv
+        self.python = os.path.join(venv, "bin", "python")
+        self.pip_args = list(pip_args or [])
+        self.protected = [name for name in (protected or []) if name]
+        self.state_dir = os.path.join(venv, STATE_DIRNAME)
+
+    def check(self):
+        if not os.access(self.python, os.X_OK):
+            raise PipError(f"{self.python} does not exist or is not executable; set the venv "
+                           "option to the pod's virtualenv (the one that runs ComfyUI)")
+
+    def protected_versions(self):
+        """{name: version} of the protected packages installed in the venv."""
+        if not self.protected:
+            return {}
+        rc, out, err = self.module.run_command([self.python, "-c", _VERSIONS_CODE] + self.protected,
+                                               expand_user_and_vars=False)
+        if rc:
+            raise PipError(f"cannot list the venv's packages with {self.python}: {err.strip()}")
+        return json.loads(out)
+
+    def constraints_file(self, versions):
+        """Path of the constraints file pinning versions (rewritten only when it changes)."""
+        path = os.path.join(self.state_dir, "protected-constraints.txt")
+        text = "# Written by aiclipse.comfyui: the pod's packages that requirements may not replace.\n"
+        text += "".join(f"{name}=={version}\n" for name, version in sorted(versions.items()))
+        try:
+            with open(path, encoding="utf-8") as handle:
+                if handle.read() == text:
+                    return path
+        except OSError:
+            pass
+        atomic_write(self.module, path, text)
+        return path
+
+    def install(self, requirement_files, constraints):
+        """Run pip once for all files; return (rc, combined output tail)."""
+        cmd = [self.python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+               "-q"]
+        for path in requirement_files:
+            cmd += ["-r", path]
+        if constraints:
+            cmd += ["-c", constraints]
+        cmd += self.pip_args
+        rc, out, err = self.module.run_command(cmd, expand_user_and_vars=False,
+                                               environ_update={"PIP_NO_INPUT": "1"})
+        return rc, tail(err or out)
+
+
+def tail(text, lines=8):
+    """The last lines of pip's output: the part that says what went wrong."""
+    kept = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])

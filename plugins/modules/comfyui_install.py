@@ -1,0 +1,206 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: comfyui_install
+short_description: Install ComfyUI from git when missing or broken, and its requirements when they change
+version_added: 0.1.0
+description:
+  - Makes sure O(dest) holds a working ComfyUI checkout (C(main.py) and a git checkout of its
+    own whose C(HEAD) resolves), then installs its C(requirements.txt) into the pod's venv when
+    the file differs from the one installed last time.
+  - B(Missing) O(dest) is seeded by copying O(seed_from) (the copy baked into the image, a fast
+    local copy) when that is a working checkout, otherwise cloned from O(repo_url) at O(version).
+    The copy or clone is staged next to O(dest) and renamed into place, so a killed run never
+    leaves half a ComfyUI at O(dest).
+  - B(Healthy) O(dest) is left alone whatever version it has (people update ComfyUI themselves,
+    for example with ComfyUI-Manager). Only a wrong C(origin) URL is set to O(repo_url); no file
+    changes. The module never runs C(git reset) or C(git clean), so the C(models) link the
+    workspace role puts in place keeps working.
+  - B(Broken) O(dest) (no C(main.py), not a git checkout, no commit checked out, a dangling link)
+    is renamed to C(<dest>.broken-<timestamp>), a fresh copy takes its place and the user's
+    content (C(input) C(output) C(user) C(custom_nodes) C(models) C(extra_model_paths.yaml)) is
+    moved back wherever the fresh copy has no file of that name. Nothing is deleted: what could
+    not move back stays in the backup (RV(left_in_backup)); an emptied backup is removed.
+  - B(Requirements) run through C(<venv>/bin/python -m pip install -r requirements.txt) under a
+    constraints file pinning O(protected_packages) at the versions the venv has, so ComfyUI's
+    requirements cannot replace the pod's torch. The sha256 of the installed file is recorded
+    in C(<venv>/.aiclipse-state/comfyui.json); while it matches, pip is not run at all.
+author:
+  - aiclipse team
+options:
+  dest:
+    description:
+      - The ComfyUI directory, normally C(<vault>/ComfyUI) on the pod or the image's baked copy
+        at build time.
+    type: path
+    required: true
+  repo_url:
+    description:
+      - Git URL of ComfyUI (any URL git accepts; credentials in it never appear in results).
+    type: str
+    default: https://github.com/comfyanonymous/ComfyUI.git
+  version:
+    description:
+      - Branch, tag or commit (7 to 40 hex digits) to clone. Empty means the repository's
+        default branch. Used only when O(dest) is installed or repaired.
+    type: str
+    default: ''
+  seed_from:
+    description:
+      - A working ComfyUI checkout to copy instead of cloning when O(dest) must be installed
+        (the image's baked copy). Ignored when missing, broken or the same directory as O(dest).
+    type: path
+  venv:
+    description:
+      - The virtualenv ComfyUI runs in. Requirements are not handled when omitted.
+    type: path
+  pip_args:
+    description:
+      - Extra arguments for C(pip install), for example V([--no-index, --find-links, /wheels]) or
+        an extra index for CUDA wheels.
+    type: list
+    elements: str
+    default: []
+  protected_packages:
+    description:
+      - Packages the requirements may not replace; each one installed in O(venv) is pinned at
+        its current version in the constraints file.
+    type: list
+    elements: str
+    default: [torch, torchvision, torchaudio, xformers]
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would be installed, repaired or pip-installed without changing anything.
+  diff_mode:
+    support: full
+    details: The diff shows the checkout state and the recorded requirements hash before and after.
+  idempotent:
+    support: full
+    details: A working checkout and unchanged requirements report RV(ignore:changed=false) without running pip.
+seealso:
+  - module: aiclipse.comfyui.custom_nodes
+  - module: ansible.builtin.git
+"""
+
+EXAMPLES = r"""
+- name: Pod start, ComfyUI in the vault, seeded from the image
+  aiclipse.comfyui.comfyui_install:
+    dest: /workspace/aiclipse/ComfyUI
+    seed_from: /opt/aiclipse/ComfyUI
+    repo_url: https://github.com/comfyanonymous/ComfyUI.git
+    version: v0.3.40
+    venv: /venv
+
+- name: Image bake, a pinned commit with an offline wheelhouse
+  aiclipse.comfyui.comfyui_install:
+    dest: /opt/aiclipse/ComfyUI
+    version: 5a0ba6d
+    venv: /venv
+    pip_args: [--no-index, --find-links, /wheels]
+"""
+
+RETURN = r"""
+dest:
+  description: The ComfyUI directory.
+  returned: always
+  type: str
+  sample: /workspace/aiclipse/ComfyUI
+status:
+  description:
+    - V(present) (working checkout left alone), V(seeded) (copied from O(seed_from)),
+      V(cloned), V(repaired) (a broken directory replaced, user content moved back) or
+      V(remote_fixed) (only the C(origin) URL changed).
+  returned: always
+  type: str
+  sample: seeded
+reason:
+  description: Why the checkout was installed or repaired (empty when present).
+  returned: always
+  type: str
+  sample: main.py is missing
+commit:
+  description: The commit checked out (null in check mode before an install).
+  returned: always
+  type: str
+  sample: 2f3a1c9e0d8b7a6f5e4d3c2b1a0f9e8d7c6b5a49
+backup:
+  description: Where a broken directory was moved, when anything is left there.
+  returned: always
+  type: str
+  sample: /workspace/aiclipse/ComfyUI.broken-20260101-120000
+left_in_backup:
+  description: User content that could not move back (the fresh copy has a file of that name).
+  returned: always
+  type: list
+  elements: str
+  sample: [/workspace/aiclipse/ComfyUI.broken-20260101-120000/models]
+requirements:
+  description:
+    - C(status) is V(installed), V(unchanged) (recorded hash matches, pip not run), V(none) (no
+      requirements.txt or no O(venv)) or V(would_install) (check mode); C(sha256) of the file;
+      C(protected) the pinned versions when pip ran.
+  returned: always
+  type: dict
+  sample: {status: unchanged, sha256: 0f1e2d...}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfyui_install import (
+    ComfyUIInstaller,
+    InstallError,
+    RequirementsInstaller,
+)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import Git, GitError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import PipError, VenvPip
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            dest=dict(type='path', required=True),
+            repo_url=dict(type='str', default='https://github.com/comfyanonymous/ComfyUI.git'),
+            version=dict(type='str', default=''),
+            seed_from=dict(type='path'),
+            venv=dict(type='path'),
+            pip_args=dict(type='list', elements='str', default=[]),
+            protected_packages=dict(type='list', elements='str',
+                                    default=['torch', 'torchvision', 'torchaudio', 'xformers']),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    installer = ComfyUIInstaller(module, Git(module), params['dest'], params['repo_url'],
+                                 params['version'], params['seed_from'])
+    before_problem = None
+    requirements = {"status": "none", "changed": False, "sha256": None}
+    try:
+        before_problem = installer.problem()
+        result = installer.ensure()
+        if params['venv']:
+            pip = VenvPip(module, params['venv'], params['pip_args'], params['protected_packages'])
+            requirements_installer = RequirementsInstaller(module, pip)
+            before_sha = requirements_installer.ledger.entries.get(RequirementsInstaller.LEDGER_KEY)
+            requirements = requirements_installer.ensure(result['dest'])
+            requirements['recorded_before'] = before_sha
+    except (InstallError, GitError, PipError, OSError) as exc:
+        module.fail_json(msg=str(exc), **installer.result)
+    checkout_changed = result.pop('changed')
+    requirements_changed = requirements.pop('changed')
+    recorded_before = requirements.pop('recorded_before', None)
+    before = f"checkout: {before_problem or 'working'}\nrequirements: {recorded_before}\n"
+    after = f"checkout: working ({result['status']})\nrequirements: {requirements.get('sha256')}\n"
+    changed = checkout_changed or requirements_changed
+    module.exit_json(changed=changed, requirements=requirements,
+                     diff={'before': before, 'after': after}, **result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,262 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: custom_nodes
+short_description: Install ComfyUI custom nodes from manifests, in parallel, without replacing torch
+version_added: 0.1.0
+description:
+  - Reads the nodes manifests (one node a line, C(repo_url|branch|category|description[|commit]),
+    C(#) comments and blank lines ignored) and the O(nodes) list, merges them (a later source
+    replaces an earlier node of the same directory name) and makes each node a git checkout in
+    O(dest)/<name>, where <name> is the URL's last part without C(.git).
+  - Missing nodes are cloned in parallel (O(workers) at a time), staged next to their final
+    directory and renamed into place, so ComfyUI never sees half a node. A branch (second
+    field) is cloned instead of the default branch; a commit (fifth field, 7 to 40 hex digits)
+    is then checked out detached.
+  - Existing checkouts are never clobbered. A pinned node is moved to its pin only when git
+    reports no changes to tracked files; an unpinned node stays where it is unless O(update)
+    is true, and then is only fast-forwarded, and only when clean. Directories that are not git
+    checkouts are left alone. Nothing is ever reset, cleaned or deleted.
+  - With O(venv), each node's C(requirements.txt) is installed with that venv's pip under a
+    constraints file that pins O(protected_packages) at the versions installed, so a node asking
+    for another torch fails (and is reported) instead of replacing the pod's. pip runs once for
+    all nodes whose requirements changed since the last successful install (sha256 recorded in
+    C(<venv>/.aiclipse-state/custom_nodes.json)); if that fails, each node is retried alone so
+    the failure is attributed and the others still install.
+  - Every node gets a result. A failing node does not stop the others; with O(fail_on_error)
+    the task fails at the end, listing every failed node and why.
+  - Manifest errors (bad URL, bad commit, too many fields, a node listed twice in one file) fail
+    before anything is cloned, naming file and line.
+author:
+  - aiclipse team
+options:
+  dest:
+    description:
+      - The C(custom_nodes) directory of the ComfyUI checkout. Created when missing.
+    type: path
+    required: true
+  manifests:
+    description:
+      - Nodes manifest files, merged in order (base, then user, then template).
+    type: list
+    elements: path
+    default: []
+  missing_manifests:
+    description:
+      - What a manifest path that does not exist means. V(ignore) lets a role list the usual
+        places without checking them first.
+    type: str
+    choices: [fail, ignore]
+    default: fail
+  nodes:
+    description:
+      - Nodes given as variables, merged after O(manifests). Each item is a mapping with C(url)
+        (or C(repo_url)) and optional C(branch), C(category), C(description), C(commit), or a
+        manifest line as a string.
+    type: list
+    elements: raw
+    default: []
+  venv:
+    description:
+      - The virtualenv ComfyUI runs in. Requirements are not installed when omitted.
+    type: path
+  pip_args:
+    description:
+      - Extra arguments for C(pip install) (an index, C(--no-index --find-links DIR), ...).
+    type: list
+    elements: str
+    default: []
+  protected_packages:
+    description:
+      - Packages node requirements may not replace; each one installed in O(venv) is pinned at
+        its current version.
+    type: list
+    elements: str
+    default: [torch, torchvision, torchaudio, xformers]
+  update:
+    description:
+      - Fetch unpinned nodes and fast-forward them to their branch when they have no local
+        changes. Off by default, so a pod restart needs no network for nodes already there.
+    type: bool
+    default: false
+  workers:
+    description:
+      - How many clones run at the same time.
+    type: int
+    default: 8
+  fail_on_error:
+    description:
+      - Fail the task at the end when any node failed (the others are installed first).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    details: Results say V(would_clone)/V(would_update) and requirements V(would_install); nothing changes.
+  diff_mode:
+    support: full
+    details: The diff lists each node and its commit before and after.
+  idempotent:
+    support: full
+    details: Present nodes with recorded requirements report RV(ignore:changed=false) and pip is not run.
+seealso:
+  - module: aiclipse.comfyui.comfyui_install
+"""
+
+EXAMPLES = r"""
+- name: Base, user and template node manifests into the vault's ComfyUI
+  aiclipse.comfyui.custom_nodes:
+    dest: /workspace/aiclipse/ComfyUI/custom_nodes
+    manifests:
+      - /opt/aiclipse/manifests/base_nodes.txt
+      - /workspace/aiclipse/custom_nodes.txt
+      - /opt/aiclipse/manifests/boomboom_nodes.txt
+    missing_manifests: ignore
+    venv: /venv
+
+- name: Nodes from host vars, one pinned to a commit
+  aiclipse.comfyui.custom_nodes:
+    dest: /workspace/aiclipse/ComfyUI/custom_nodes
+    nodes:
+      - url: https://github.com/city96/ComfyUI-GGUF
+        branch: main
+        commit: 3d673c5
+      - https://github.com/kijai/ComfyUI-KJNodes|main|utility|KJ utility nodes
+    venv: /venv
+"""
+
+RETURN = r"""
+results:
+  description:
+    - One entry per node, in manifest order. C(status) is V(cloned), V(updated), V(present),
+      V(failed) (C(reason) says why), or in check mode V(would_clone)/V(would_update).
+      C(requirements) is V(installed), V(unchanged), V(none), V(failed), V(would_install) or
+      V(unknown) (check mode, not cloned yet). C(url) has credentials masked.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: rgthree-comfy
+      url: https://github.com/rgthree/rgthree-comfy
+      dest: /workspace/aiclipse/ComfyUI/custom_nodes/rgthree-comfy
+      branch: main
+      pin: ''
+      origin: /opt/aiclipse/manifests/base_nodes.txt:6
+      status: cloned
+      commit: 8f1c2d3e4b5a69788796a5b4c3d2e1f0a9b8c7d6
+      requirements: none
+      reason: ''
+cloned:
+  description: How many nodes were cloned (or would be, in check mode).
+  returned: always
+  type: int
+  sample: 5
+updated:
+  description: How many existing nodes moved to their pin or were fast-forwarded.
+  returned: always
+  type: int
+  sample: 0
+present:
+  description: How many nodes were already in place.
+  returned: always
+  type: int
+  sample: 0
+failed:
+  description: How many nodes failed.
+  returned: always
+  type: int
+  sample: 0
+manifests:
+  description: The manifest files that were read (missing ones skipped with O(missing_manifests=ignore)).
+  returned: always
+  type: list
+  elements: str
+  sample: [/opt/aiclipse/manifests/base_nodes.txt]
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.custom_nodes import NodeInstaller, count
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import Git
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.nodes_manifest import (
+    ManifestError,
+    merge,
+    parse_file,
+    parse_list,
+)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import PipError, VenvPip
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            dest=dict(type='path', required=True),
+            manifests=dict(type='list', elements='path', default=[]),
+            missing_manifests=dict(type='str', choices=['fail', 'ignore'], default='fail'),
+            nodes=dict(type='list', elements='raw', default=[]),
+            venv=dict(type='path'),
+            pip_args=dict(type='list', elements='str', default=[]),
+            protected_packages=dict(type='list', elements='str',
+                                    default=['torch', 'torchvision', 'torchaudio', 'xformers']),
+            update=dict(type='bool', default=False),
+            workers=dict(type='int', default=8),
+            fail_on_error=dict(type='bool', default=True),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    read = []
+    try:
+        sources = []
+        for path in params['manifests']:
+            if params['missing_manifests'] == 'ignore' and not os.path.exists(path):
+                continue
+            sources.append(parse_file(path))
+            read.append(path)
+        sources.append(parse_list(params['nodes']))
+        nodes = merge(*sources)
+    except ManifestError as exc:
+        module.fail_json(msg=f"nodes manifest: {exc}", manifests=read)
+
+    pip = VenvPip(module, params['venv'], params['pip_args'], params['protected_packages']) if params['venv'] else None
+    installer = NodeInstaller(module, Git(module), params['dest'], nodes, pip=pip,
+                              update=params['update'], workers=params['workers'])
+    before = {node['name']: _head_or_absent(installer, node['name']) for node in nodes}
+    try:
+        results = installer.run()
+    except (PipError, OSError) as exc:
+        module.fail_json(msg=str(exc), manifests=read)
+    for result in results:
+        if result['reason'] and result['status'] != 'failed':
+            module.warn(f"custom node {result['name']}: {result['reason']}")
+    after = {r['name']: r['commit'] or r['status'] for r in results}
+    output = dict(changed=installer.changed, results=results, manifests=read,
+                  diff={'before': _lines(before), 'after': _lines(after)}, **count(results))
+    failed = [r for r in results if r['status'] == 'failed']
+    if failed and params['fail_on_error']:
+        reasons = "; ".join(f"{r['name']} ({r['origin']}): {r['reason']}" for r in failed)
+        module.fail_json(msg=f"{len(failed)} of {len(results)} custom nodes failed: {reasons}", **output)
+    module.exit_json(**output)
+
+
+def _head_or_absent(installer, name):
+    path = os.path.join(installer.dest, name)
+    if not os.path.lexists(path):
+        return 'absent'
+    return installer.git.head(path) or 'not a git checkout'
+
+
+def _lines(mapping):
+    return "".join(f"{name}: {value}\n" for name, value in mapping.items())
+
+
+if __name__ == '__main__':
+    main()
