@@ -1,0 +1,213 @@
+"""The pod entrypoint (roles/launcher/files/aiclipse-entrypoint), run for real on this host.
+
+Each test gives the entrypoint its own workspace, a small config directory (site.yml +
+ansible.cfg using the collection's launcher role from the checkout, plus a provisioning step
+that fails on demand) and a ComfyUI directory whose main.py records how it was started. Real
+bash, real ansible-playbook, real exec: main.py must run with the entrypoint's own PID.
+The full image (bake + every role) is tested in test_image_build.py.
+"""
+import json
+import os
+import subprocess
+import textwrap
+
+import pytest
+
+from harness.paths import REPO, VENV
+
+ENTRYPOINT = REPO / "roles" / "launcher" / "files" / "aiclipse-entrypoint"
+
+RECORDING_MAIN_PY = textwrap.dedent("""\
+    import json, os, sys
+    record = {"argv": sys.argv, "cwd": os.getcwd(), "pid": os.getpid(), "executable": sys.executable}
+    with open(os.environ["FAKE_COMFYUI_ARGV_FILE"], "w", encoding="utf-8") as handle:
+        json.dump(record, handle)
+""")
+
+SITE_YML = textwrap.dedent("""\
+    ---
+    - name: Test pod start
+      hosts: pods
+      gather_facts: false
+      vars:
+        launcher_python: "{{ lookup('ansible.builtin.env', 'TEST_COMFY_PYTHON') }}"
+      tasks:
+        - name: Marker of the config copy in use
+          ansible.builtin.debug:
+            msg: "config copy: MARKER"
+        - name: Install custom nodes (stand-in for a role that can fail)
+          ansible.builtin.fail:
+            msg: "node ComfyUI-Broken: git clone failed"
+          when: lookup('ansible.builtin.env', 'TEST_FAIL_PROVISION', default='') == '1'
+        - name: Write the launch file
+          ansible.builtin.import_role:
+            name: aiclipse.comfyui.launcher
+          tags: [launcher]
+""")
+
+
+def make_config_dir(path, marker):
+    path.mkdir(parents=True)
+    (path / "ansible.cfg").write_text(textwrap.dedent(f"""\
+        [defaults]
+        collections_path = {REPO / 'collections'}
+        inventory = {REPO / 'inventories' / 'local'}
+        stdout_callback = ansible.builtin.default
+        callback_result_format = yaml
+        retry_files_enabled = false
+        """))
+    (path / "site.yml").write_text(SITE_YML.replace("MARKER", marker))
+    return path
+
+
+class Pod:
+    """One simulated pod: workspace, baked config, ComfyUI stand-in, and a way to boot it."""
+
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.root = tmp_path / "workspace"
+        self.vault = self.root / "aiclipse"
+        self.comfyui = self.vault / "ComfyUI"
+        self.comfyui.mkdir(parents=True)
+        (self.comfyui / "main.py").write_text(RECORDING_MAIN_PY)
+        self.baked = make_config_dir(tmp_path / "baked", "baked")
+        self.bin = tmp_path / "bin"
+        self.bin.mkdir()
+        self.record = tmp_path / "argv.json"
+
+    def boot(self, *args, **env):
+        if self.record.exists():
+            self.record.unlink()
+        run_env = {
+            "PATH": f"{self.bin}:{VENV / 'bin'}:/usr/bin:/bin",
+            "HOME": str(self.tmp),
+            "AICLIPSE_ROOT": str(self.root),
+            "AICLIPSE_CONFIG_DIR": str(self.baked),
+            "AICLIPSE_VENV": str(VENV),
+            "TEST_COMFY_PYTHON": str(VENV / "bin" / "python"),
+            "FAKE_COMFYUI_ARGV_FILE": str(self.record),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+        }
+        run_env.update(env)
+        proc = subprocess.Popen([str(ENTRYPOINT), *args], env=run_env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        out, err = proc.communicate(timeout=300)
+        started = json.loads(self.record.read_text()) if self.record.exists() else None
+        return Boot(proc.pid, proc.returncode, out, err, started)
+
+    def fake_config_update(self, script):
+        tool = self.bin / "aiclipse-config-update"
+        tool.write_text("#!/bin/sh\n" + script)
+        tool.chmod(0o755)
+
+
+class Boot:
+    def __init__(self, pid, rc, out, err, started):
+        self.pid, self.rc, self.out, self.err, self.started = pid, rc, out, err, started
+
+    @property
+    def comfy_argv(self):
+        assert self.started, f"ComfyUI was not started (rc={self.rc}):\n{self.out}\n{self.err}"
+        return self.started["argv"]
+
+
+BASE = ["main.py", "--listen", "0.0.0.0", "--port", "8188"]
+
+
+@pytest.fixture
+def pod(tmp_path):
+    return Pod(tmp_path)
+
+
+def test_boot_execs_comfyui_with_quoted_args(pod):
+    boot = pod.boot(COMFY_ARGS='--output-directory "/workspace/my outputs" --title \'a "b"\' $HOME *')
+    assert boot.rc == 0, boot.err
+    assert boot.comfy_argv == BASE + ["--output-directory", "/workspace/my outputs", "--title", 'a "b"', "$HOME", "*"]
+    # exec, not a child: ComfyUI runs with the entrypoint's PID, in the ComfyUI directory.
+    assert boot.started["pid"] == boot.pid
+    assert boot.started["cwd"] == str(pod.comfyui)
+    assert boot.started["executable"] == str(VENV / "bin" / "python")
+    assert "config copy: baked" in boot.out
+    # The provisioning output is kept where a person can read it.
+    assert "PLAY RECAP" in (pod.vault / "logs" / "provision.log").read_text()
+
+
+@pytest.mark.parametrize("sage, expected", [("true", BASE + ["--use-sage-attention"]), ("false", BASE), (None, BASE)])
+def test_empty_comfy_args_and_sage_attention(pod, sage, expected):
+    env = {"COMFY_ARGS": ""}
+    if sage is not None:
+        env["ENABLE_SAGE_ATTENTION"] = sage
+    assert pod.boot(**env).comfy_argv == expected
+
+
+def test_sage_attention_ignored_when_comfy_args_is_set(pod):
+    assert pod.boot(COMFY_ARGS="--lowvram", ENABLE_SAGE_ATTENTION="true").comfy_argv == BASE + ["--lowvram"]
+
+
+def test_failed_provisioning_is_named_and_comfyui_still_starts_with_this_boots_args(pod):
+    pod.boot(COMFY_ARGS="--old")
+    boot = pod.boot(COMFY_ARGS="--new 'x y'", TEST_FAIL_PROVISION="1")
+    assert boot.rc == 0
+    assert "PROVISIONING FAILED" in boot.err
+    assert "Install custom nodes (stand-in for a role that can fail)" in boot.err
+    assert "node ComfyUI-Broken: git clone failed" in boot.err
+    # The launcher ran after the failure, so this boot's COMFY_ARGS apply, not the last boot's.
+    assert boot.comfy_argv == BASE + ["--new", "x y"]
+
+
+def test_start_on_failure_false_stops_the_container(pod):
+    boot = pod.boot(TEST_FAIL_PROVISION="1", AICLIPSE_START_ON_FAILURE="false")
+    assert boot.rc != 0
+    assert boot.started is None
+    assert "not starting ComfyUI" in boot.err
+
+
+def test_bad_comfy_args_fall_back_to_the_last_good_command_line(pod):
+    assert pod.boot(COMFY_ARGS="--good").rc == 0
+    boot = pod.boot(COMFY_ARGS='--title "unclosed')
+    assert "PROVISIONING FAILED" in boot.err
+    assert "COMFY_ARGS cannot be split" in boot.err
+    assert "last good one" in boot.err
+    assert boot.comfy_argv == BASE + ["--good"]
+
+
+def test_bad_comfy_args_on_a_first_boot_is_a_clear_stop(pod):
+    boot = pod.boot(COMFY_ARGS="--title 'unclosed")
+    assert boot.rc != 0 and boot.started is None
+    assert "COMFY_ARGS cannot be split" in boot.err
+    assert "cannot start ComfyUI" in boot.err
+
+
+def test_auto_update_runs_the_copy_the_updater_prints(pod):
+    fresh = make_config_dir(pod.tmp / "fresh", "fresh")
+    pod.fake_config_update(f"echo 'aiclipse-config-update: running fresh' >&2\necho {fresh}\n")
+    boot = pod.boot(COMFY_ARGS="--x")
+    assert "config copy: fresh" in boot.out and "config copy: baked" not in boot.out
+    assert boot.comfy_argv == BASE + ["--x"]
+
+    off = pod.boot(COMFY_ARGS="--x", AUTO_UPDATE="false")
+    assert "config copy: baked" in off.out
+
+
+@pytest.mark.parametrize("script", ["exit 1\n", f"echo /nonexistent\n"])
+def test_auto_update_failure_falls_back_to_the_baked_copy(pod, script):
+    pod.fake_config_update(script)
+    boot = pod.boot(COMFY_ARGS="--x")
+    assert "config copy: baked" in boot.out
+    assert "using the baked copy" in boot.err
+    assert boot.comfy_argv == BASE + ["--x"]
+
+
+def test_missing_updater_uses_the_baked_copy(pod):
+    boot = pod.boot(COMFY_ARGS="--x")
+    assert "aiclipse-config-update is not installed" in boot.err
+    assert "config copy: baked" in boot.out
+
+
+def test_container_command_replaces_comfyui_after_provisioning(pod):
+    marker = pod.tmp / "ran"
+    boot = pod.boot("sh", "-c", f"echo $$ > {marker}", COMFY_ARGS="--x")
+    assert boot.rc == 0 and boot.started is None
+    assert int(marker.read_text()) == boot.pid
+    assert (pod.vault / ".state" / "launch.json").exists()
