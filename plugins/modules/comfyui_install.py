@@ -25,7 +25,7 @@ description:
   - B(Broken) O(dest) (no C(main.py), not a git checkout, no commit checked out, a dangling link)
     is renamed to C(<dest>.broken-<timestamp>), a fresh copy takes its place and the user's
     content (C(input) C(output) C(user) C(custom_nodes) C(models) C(extra_model_paths.yaml)) is
-    moved back wherever the fresh copy has no file of that name. Nothing is deleted: what could
+    moved back wherever the fresh copy has no file of that name. Nothing is deleted; what could
     not move back stays in the backup (RV(left_in_backup)); an emptied backup is removed.
   - B(Requirements) run through C(<venv>/bin/python -m pip install -r requirements.txt) under a
     constraints file pinning O(protected_packages) at the versions the venv has, so ComfyUI's

@@ -235,8 +235,9 @@ def main():
     except (PipError, OSError) as exc:
         module.fail_json(msg=str(exc), manifests=read)
     for result in results:
-        if result['reason'] and result['status'] != 'failed':
-            module.warn(f"custom node {result['name']}: {result['reason']}")
+        if result['reason'] and (result['status'] != 'failed' or not params['fail_on_error']):
+            verb = 'FAILED' if result['status'] == 'failed' else 'kept as it is'
+            module.warn(f"custom node {result['name']} ({result['origin']}) {verb}: {result['reason']}")
     after = {r['name']: r['commit'] or r['status'] for r in results}
     output = dict(changed=installer.changed, results=results, manifests=read,
                   diff={'before': _lines(before), 'after': _lines(after)}, **count(results))
