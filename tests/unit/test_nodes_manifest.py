@@ -1,0 +1,119 @@
+"""The custom-nodes manifest: the real manifests parse, bad lines name file:line, merge order."""
+import importlib.util
+import re
+
+import pytest
+
+from harness.paths import REFERENCE, REPO
+
+_SPEC = importlib.util.spec_from_file_location(
+    "nodes_manifest", REPO / "plugins" / "module_utils" / "nodes_manifest.py")
+nodes_manifest = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(nodes_manifest)
+ManifestError = nodes_manifest.ManifestError
+
+REAL = sorted((REFERENCE / "manifests").glob("*_nodes.txt"))
+
+
+def test_the_reference_has_node_manifests():
+    assert {p.name for p in REAL} >= {"base_nodes.txt", "boomboom_nodes.txt",
+                                      "qwen-multi-edit_nodes.txt", "sd15-basic_nodes.txt"}
+
+
+@pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
+def test_real_manifest_every_active_line_becomes_a_node_with_its_origin(path):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    active = [(n, line.strip()) for n, line in enumerate(lines, 1)
+              if line.strip() and not line.strip().startswith("#")]
+    entries = nodes_manifest.parse_file(str(path))
+    assert len(entries) == len(active) > 0
+    for entry, (number, line) in zip(entries, active):
+        assert entry["origin"] == f"{path}:{number}"
+        url, branch, category, description = [f.strip() for f in line.split("|")]
+        assert (entry["url"], entry["branch"], entry["category"], entry["description"]) == \
+            (url, branch, category, description)
+        assert entry["name"] == url.rstrip("/").rsplit("/", 1)[-1]
+        assert entry["commit"] == ""
+
+
+def test_boomboom_commented_node_is_not_installed():
+    names = [e["name"] for e in nodes_manifest.parse_file(str(REFERENCE / "manifests" / "boomboom_nodes.txt"))]
+    assert "ComfyUI-GGUF" not in names
+    assert names[-2:] == ["ComfyUI-Impact-Pack", "comfyui-deploy"]
+
+
+def test_template_replaces_base_node_in_place_and_adds_its_own():
+    base = nodes_manifest.parse_file(str(REFERENCE / "manifests" / "base_nodes.txt"))
+    template = nodes_manifest.parse_text(
+        "https://github.com/kijai/ComfyUI-KJNodes|develop|utility|pinned|ABCDEF1\n"
+        "https://github.com/city96/ComfyUI-GGUF.git|main|quantization|GGUF\n", "template.txt")
+    merged = nodes_manifest.merge(base, template)
+    assert [e["name"] for e in merged] == [e["name"] for e in base] + ["ComfyUI-GGUF"]
+    kj = next(e for e in merged if e["name"] == "ComfyUI-KJNodes")
+    assert (kj["branch"], kj["commit"], kj["origin"]) == ("develop", "abcdef1", "template.txt:1")
+
+
+@pytest.mark.parametrize("url, name", [
+    ("https://github.com/o/Repo.git", "Repo"),
+    ("https://github.com/o/Repo/", "Repo"),
+    ("git@github.com:o/Node-X.git", "Node-X"),
+    ("ssh://git@host:2222/o/n.y", "n.y"),
+    ("file:///srv/git/NodeA", "NodeA"),
+    ("/srv/git/NodeB.git", "NodeB"),
+])
+def test_url_forms_and_directory_names(url, name):
+    (entry,) = nodes_manifest.parse_text(f"{url}|main|c|d\n", "m")
+    assert entry["name"] == name
+
+
+def test_only_the_url_is_required_and_empty_branch_means_default():
+    (entry,) = nodes_manifest.parse_text("  https://h/o/Only  \n", "m")
+    assert (entry["name"], entry["branch"], entry["commit"]) == ("Only", "", "")
+
+
+@pytest.mark.parametrize("line, fragment", [
+    ("github.com/o/r|main|c|d", "is not a git URL"),
+    ("|main|c|d", "URL (first field) is empty"),
+    ("https://h/o/r|main|c|d|xyz123z", "commit pin 'xyz123z'"),
+    ("https://h/o/r|main|c|d|abc12", "7 to 40 hex digits"),
+    ("https://h/o/r|main|c|d|abcdef1|extra", "6 fields, at most 5"),
+    ("https://h/o/r|ma in|c|d", "not a valid branch"),
+    ("https://h/o/r|../x|c|d", "not a valid branch"),
+    ("https://h/o/..|main|c|d", "cannot take a directory name"),
+])
+def test_bad_lines_name_file_and_line(tmp_path, line, fragment):
+    manifest = tmp_path / "nodes.txt"
+    manifest.write_text(f"# header\n\nhttps://h/o/good|main|c|d\n{line}\n", encoding="utf-8")
+    with pytest.raises(ManifestError) as err:
+        nodes_manifest.parse_file(str(manifest))
+    assert str(err.value).startswith(f"{manifest}:4: ")
+    assert fragment in str(err.value)
+
+
+def test_same_node_twice_in_one_file_names_both_lines():
+    with pytest.raises(ManifestError, match=re.escape("m:3: node 'r' is already listed at m:1")):
+        nodes_manifest.parse_text("https://h/o/r|main\n\nhttps://other/x/r.git|dev\n", "m")
+
+
+def test_unreadable_and_non_utf8_files(tmp_path):
+    with pytest.raises(ManifestError, match="cannot read the nodes manifest"):
+        nodes_manifest.parse_file(str(tmp_path / "missing.txt"))
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(b"https://h/o/a|main\nhttps://h/o/b|main|c|caf\xe9\n")
+    with pytest.raises(ManifestError, match=re.escape(f"{bad}:2: not UTF-8")):
+        nodes_manifest.parse_file(str(bad))
+
+
+def test_yaml_list_mappings_and_lines():
+    entries = nodes_manifest.parse_list([
+        {"repo_url": "https://h/o/A", "branch": "main", "commit": "0123456789abcdef0123456789abcdef01234567"},
+        "https://h/o/B|dev|cat|desc",
+        {"url": "https://h/o/C", "category": None},
+    ])
+    assert [(e["name"], e["branch"], e["origin"]) for e in entries] == [
+        ("A", "main", "nodes[0]"), ("B", "dev", "nodes[1]"), ("C", "", "nodes[2]")]
+    assert entries[0]["commit"] == "0123456789abcdef0123456789abcdef01234567"
+    with pytest.raises(ManifestError, match=r"nodes\[0\]: unknown keys sha"):
+        nodes_manifest.parse_list([{"url": "https://h/o/A", "sha": "x"}])
+    with pytest.raises(ManifestError, match=r"nodes\[0\]: expected a mapping"):
+        nodes_manifest.parse_list([42])
