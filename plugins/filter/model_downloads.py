@@ -1,0 +1,104 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Turn a model_manifest plan into the download lists of aria2_batch and r2_fetch.
+
+Filters rather than set_fact so that tokens exist only inside the (no_log) download task's
+arguments and never in a registered or fact variable. Each filter is documented in the
+sidecar file of its name (``ansible-doc -t filter aiclipse.comfyui.model_http_downloads``).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+HTTP_TOKENS = {"huggingface": "hf_token", "civitai": "civitai_token", "url": None}
+
+
+def _entries(entries, filter_name):
+    if not isinstance(entries, (list, tuple)):
+        raise AnsibleFilterError("%s expects the entries list of model_manifest, got %s"
+                                 % (filter_name, type(entries).__name__))
+    return entries
+
+
+def model_http_downloads(entries, hf_token=None, civitai_token=None):
+    """aria2_batch `downloads` items for the HTTP sources, each with its source's token."""
+    tokens = {"hf_token": hf_token, "civitai_token": civitai_token}
+    items = []
+    for entry in _entries(entries, "model_http_downloads"):
+        if entry.get("source") not in HTTP_TOKENS:
+            continue
+        item = {"name": entry["name"], "url": entry["url"], "dest": entry["dest"]}
+        if entry.get("sha256"):
+            item["sha256"] = entry["sha256"]
+        token = tokens.get(HTTP_TOKENS[entry["source"]] or "")
+        if token:
+            item["token"] = token
+        items.append(item)
+    return items
+
+
+def model_r2_objects(entries):
+    """r2_fetch `objects` items for the r2 entries."""
+    items = []
+    for entry in _entries(entries, "model_r2_objects"):
+        if entry.get("source") != "r2":
+            continue
+        item = {"bucket": entry["bucket"], "key": entry["key"], "dest": entry["dest"]}
+        if entry.get("sha256"):
+            item["sha256"] = entry["sha256"]
+        items.append(item)
+    return items
+
+
+def model_download_report(results, skipped=None):
+    """One report over download module results (registered) and the plan's skipped entries.
+
+    ``results`` is a list of registered results, or a dict label -> result so that a task that
+    failed as a whole is named by its label.
+
+    Returns counts, ``failures`` (``"<name>: <reason>"`` lines, including a module that failed
+    as a whole) and ``lines`` (one per entry) for a person to read.
+    """
+    report = {"downloaded": 0, "present": 0, "failed": 0, "would_download": 0,
+              "failures": [], "lines": []}
+    if isinstance(results, dict):
+        labelled = sorted(results.items())
+    else:
+        labelled = [("download task", result) for result in results or []]
+    for label, result in labelled:
+        if not isinstance(result, dict) or result.get("skipped"):
+            continue
+        entries = result.get("results") or []
+        if result.get("failed") and not entries:
+            report["failed"] += 1
+            report["failures"].append("%s: %s" % (label, result.get("msg", "failed")))
+        for entry in entries:
+            status = entry.get("status", "failed")
+            report[status] = report.get(status, 0) + 1
+            line = "%s: %s" % (entry.get("name") or entry.get("dest"), status)
+            if entry.get("reason"):
+                line += " (%s)" % entry["reason"]
+            report["lines"].append(line)
+            if status == "failed":
+                report["failures"].append("%s: %s" % (entry.get("name") or entry.get("dest"),
+                                                      entry.get("reason") or "failed"))
+    for entry in skipped or []:
+        report["failed"] += 1
+        report["lines"].append("%s: failed (%s)" % (entry["name"], entry["reason"]))
+        report["failures"].append("%s: %s" % (entry["name"], entry["reason"]))
+    return report
+
+
+class FilterModule:
+    """Model plan -> download module arguments."""
+
+    def filters(self):
+        return {
+            "model_http_downloads": model_http_downloads,
+            "model_r2_objects": model_r2_objects,
+            "model_download_report": model_download_report,
+        }

@@ -1,0 +1,231 @@
+"""The models role end to end: manifests -> aria2_batch (nginx origin) and r2_fetch (moto).
+
+Real ansible-playbook runs of aiclipse.comfyui.models against the harness servers, in the
+foreground (waits, fails listing every failure) and in the background (async jobs that outlive
+the play), with the settings given the way a pod gets them: environment variables.
+"""
+import hashlib
+import json
+import os
+import time
+
+import pytest
+
+from harness.ansible_run import run_playbook
+from harness.nginx import write_file
+from harness.s3 import ACCESS_KEY, SECRET_KEY
+
+# The harness origin knows one token; which source gets which token is proved in test_model_downloads.py.
+HF_TOKEN = CIVITAI_TOKEN = "role-test-token-0123456789"
+SETTINGS = ("DOWNLOAD_MODELS", "DOWNLOAD_IN_FOREGROUND", "TEMPLATE_TYPE", "MODELS_MANIFEST",
+            "HF_TOKEN", "CIVITAI_TOKEN", "HF_ENDPOINT", "CIVITAI_ENDPOINT", "R2_ACCESS_KEY_ID",
+            "R2_SECRET_ACCESS_KEY", "R2_ACCOUNT_ID", "R2_BUCKET", "R2_ENDPOINT_URL")
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Pod:
+    """A vault in tmp_path and the pod settings (environment) the role reads."""
+
+    def __init__(self, tmp_path):
+        self.root = tmp_path
+        self.vault = tmp_path / "vault"
+        self.vault.mkdir()
+        self.async_dir = tmp_path / "async"
+        self.playbook = tmp_path / "play.yml"
+        self.playbook.write_text("- name: Models\n  hosts: all\n  gather_facts: false\n"
+                                 "  roles:\n    - role: aiclipse.comfyui.models\n")
+        self.env = {name: "" for name in SETTINGS}
+        self.env["ANSIBLE_ASYNC_DIR"] = str(self.async_dir)
+
+    @property
+    def models(self):
+        return self.vault / "models"
+
+    @property
+    def log(self):
+        return self.vault / "logs" / "models.log"
+
+    def manifest(self, name, text):
+        path = self.root / name if name != "user" else self.vault / "models_manifest.txt"
+        path.write_text(text)
+        return path
+
+    def run(self, check=False, verbosity=0, **env):
+        return run_playbook(
+            self.playbook, inventory="localhost,", check=check, verbosity=verbosity,
+            extra_vars={"aiclipse_vault": str(self.vault),
+                        "ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+            env={**self.env, **env}, args=("-c", "local"), timeout=300)
+
+    def wait_for_jobs(self, timeout=120):
+        """Results of every async job once all have finished."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            jobs = [p for p in self.async_dir.glob("*") if p.is_file() and not p.name.endswith(".tmp")]
+            results = []
+            for job in jobs:
+                try:
+                    results.append(json.loads(job.read_text()))
+                except ValueError:
+                    break  # still being written
+            # async_wrapper replaces its {"started": ...} record with the module's result.
+            if jobs and len(results) == len(jobs) and all("started" not in r for r in results):
+                return results
+            time.sleep(0.5)
+        raise AssertionError(f"background jobs did not finish: {list(self.async_dir.glob('*'))}")
+
+
+@pytest.fixture
+def pod(tmp_path):
+    return Pod(tmp_path)
+
+
+@pytest.fixture
+def served(tmp_path):
+    """Files for a private origin: an HF repo sub-path, a CivitAI version and a plain file."""
+    root = tmp_path / "served"
+    files = {
+        "hf": write_file(root / "hf/org/repo/split_files/vae/ae.safetensors", 300_000, seed=1),
+        "civitai": write_file(root / "civitai/4242", 200_000, seed=2),
+        "plain": write_file(root / "upscaler.pth", 100_000, seed=3),
+    }
+    return root, files
+
+
+def bucket(s3, objects):
+    client = s3.client()
+    client.create_bucket(Bucket="models")
+    out = {}
+    for key, size in objects.items():
+        body = os.urandom(size)
+        client.put_object(Bucket="models", Key=key, Body=body)
+        out[key] = hashlib.sha256(body).hexdigest()
+    return out
+
+
+def r2_env(s3):
+    return {"R2_ACCESS_KEY_ID": ACCESS_KEY, "R2_SECRET_ACCESS_KEY": SECRET_KEY,
+            "R2_ENDPOINT_URL": s3.endpoint, "R2_BUCKET": "models"}
+
+
+def assert_no_secret(*texts):
+    for text in texts:
+        for secret in (HF_TOKEN, SECRET_KEY):
+            assert secret not in text
+
+
+def test_foreground_all_sources_check_mode_then_download_then_nothing_to_do(pod, served, make_origin, s3):
+    root, files = served
+    origin = make_origin(root, token=CIVITAI_TOKEN)
+    r2 = bucket(s3, {"loras/style.safetensors": 150_000})
+    # The user's manifest: one entry the template replaces, one only the user has.
+    pod.manifest("user", "# mine\nurl|http://127.0.0.1:1/gone.pth|upscaler.pth|upscale_models\n"
+                         f"url|{origin.url}/public/upscaler.pth|mine.pth|upscale_models\n")
+    template = pod.manifest("flux_models.txt", (
+        f"hf|org/repo|split_files/vae/ae.safetensors|vae|{files['hf']}\n"
+        f"civitai|4242|style_civitai.safetensors|loras\n"
+        f"direct|{origin.url}/public/upscaler.pth|upscaler.pth|upscale_models|{files['plain']}\n"
+        f"r2|loras/style.safetensors|style.safetensors|loras|{r2['loras/style.safetensors']}\n"))
+    env = {"DOWNLOAD_IN_FOREGROUND": "true", "MODELS_MANIFEST": str(template),
+           "HF_TOKEN": HF_TOKEN, "CIVITAI_TOKEN": CIVITAI_TOKEN,
+           "HF_ENDPOINT": f"{origin.url}/hf", "CIVITAI_ENDPOINT": origin.url, **r2_env(s3)}
+    wanted = {pod.models / "vae/ae.safetensors": files["hf"],
+              pod.models / "loras/style_civitai.safetensors": files["civitai"],
+              pod.models / "upscale_models/upscaler.pth": files["plain"],
+              pod.models / "upscale_models/mine.pth": files["plain"],
+              pod.models / "loras/style.safetensors": r2["loras/style.safetensors"]}
+
+    checked = pod.run(check=True, **env)
+    assert checked.rc == 0, checked.stdout + checked.stderr
+    assert not pod.models.exists() or not any(p.is_file() for p in pod.models.rglob("*"))
+
+    run = pod.run(verbosity=3, **env)
+    assert run.rc == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    for path, digest in wanted.items():
+        assert sha(path) == digest, path
+    assert sorted(p.relative_to(pod.models).as_posix() for p in pod.models.rglob("*") if p.is_file()) == sorted(
+        p.relative_to(pod.models).as_posix() for p in wanted)
+    # Each source got its own token, and a plain URL none.
+    log = origin.log_lines()
+    assert any("/api/download/models/4242 302" in line and f"Bearer {CIVITAI_TOKEN}" in line for line in log)
+    assert any("/hf/org/repo/resolve/main/split_files/vae/ae.safetensors 302" in line
+               and f"Bearer {HF_TOKEN}" in line for line in log)
+    public = [line for line in log if "/public/" in line]
+    assert public and not any("Bearer" in line for line in public), public
+    summary = pod.log.read_text()
+    for path in wanted:
+        assert path.name in summary
+    assert_no_secret(run.stdout, run.stderr, summary, *(p.read_text(errors="replace")
+                     for p in (pod.vault / ".state").rglob("*") if p.is_file()))
+
+    again = pod.run(**env)
+    assert again.rc == 0 and again.changed == 0, again.stdout[-3000:]
+
+
+def test_background_returns_at_once_and_jobs_finish_with_a_summary(pod, tmp_path, make_origin, s3):
+    root = tmp_path / "served"
+    big = write_file(root / "big.safetensors", 1_000_000, seed=5)
+    origin = make_origin(root, limit_rate="250k")  # about 4 s for the big file
+    r2 = bucket(s3, {"loras/bg.safetensors": 120_000})
+    pod.manifest("user", f"url|{origin.url}/public/big.safetensors|big.safetensors|checkpoints|{big}\n"
+                         f"r2|loras/bg.safetensors|bg.safetensors|loras\n")
+    env = {"HF_TOKEN": HF_TOKEN, **r2_env(s3)}
+
+    started = time.monotonic()
+    run = pod.run(**env)
+    elapsed = time.monotonic() - started
+    assert run.rc == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    assert not (pod.models / "checkpoints/big.safetensors").exists(), \
+        f"the play waited for a throttled download ({elapsed:.1f}s): it must run in the background"
+
+    results = pod.wait_for_jobs()
+    assert len(results) == 2
+    assert all(not r.get("failed") for r in results), results
+    assert sha(pod.models / "checkpoints/big.safetensors") == big
+    assert sha(pod.models / "loras/bg.safetensors") == r2["loras/bg.safetensors"]
+    summary = pod.log.read_text()
+    assert "big.safetensors" in summary and "bg.safetensors" in summary
+    assert_no_secret(run.stdout, run.stderr, summary,
+                     *(p.read_text(errors="replace") for p in pod.async_dir.glob("*")))
+
+    again = pod.run(**env)
+    assert again.rc == 0 and again.changed == 0, again.stdout[-3000:]
+
+
+def test_foreground_fails_listing_every_failure_and_keeps_the_rest(pod, served, make_origin, s3):
+    root, files = served
+    origin = make_origin(root)
+    pod.manifest("user", (f"url|{origin.url}/public/upscaler.pth|good.pth|upscale_models\n"
+                          f"url|{origin.url}/public/missing.pth|missing.pth|upscale_models\n"
+                          "r2|hk_v1_final.safetensors|hk_v1_final.safetensors|loras\n"))
+    run = pod.run(DOWNLOAD_IN_FOREGROUND="true")
+    assert run.rc != 0
+    out = run.stdout
+    assert "2 model(s) failed" in out
+    assert "upscale_models/missing.pth" in out
+    assert "loras/hk_v1_final.safetensors: r2 key 'hk_v1_final.safetensors' names no bucket" in out
+    assert sha(pod.models / "upscale_models/good.pth") == files["plain"]
+    assert not (pod.models / "upscale_models/missing.pth").exists()
+
+
+def test_bad_manifest_stops_before_any_download(pod, served, make_origin):
+    root, _ = served
+    origin = make_origin(root)
+    user = pod.manifest("user", f"url|{origin.url}/public/upscaler.pth|ok.pth|upscale_models\n"
+                                "hf|org/repo|x.safetensors|../../etc\n")
+    run = pod.run(DOWNLOAD_IN_FOREGROUND="true")
+    assert run.rc != 0
+    assert f"{user}:2: subdir '../../etc' contains '..'" in run.stdout
+    assert origin.log_lines() == []
+    assert not pod.models.exists()
+
+
+def test_download_models_false_skips_even_a_broken_manifest(pod):
+    pod.manifest("user", "this is not a manifest\n")
+    run = pod.run(DOWNLOAD_MODELS="false")
+    assert run.rc == 0 and run.changed == 0
+    assert "DOWNLOAD_MODELS is false" in run.stdout
+    assert not pod.models.exists() and not pod.async_dir.exists()
