@@ -186,9 +186,9 @@ class ManifestParser:
         if source == "huggingface":
             repo, _sep, revision = identifier.partition("@")
             revision = revision or "main"
-            return {"repo": repo, "revision": revision,
-                    "url": "%s/%s/resolve/%s/%s" % (self.hf_endpoint, repo, quote(revision, safe=""),
-                                                     quote(filename, safe="/"))}
+            url = "%s/%s/resolve/%s/%s" % (
+                self.hf_endpoint, repo, quote(revision, safe=""), quote(filename, safe="/"))
+            return {"repo": repo, "revision": revision, "url": url}
         if source == "civitai":
             return {"url": "%s/api/download/models/%s" % (self.civitai_endpoint, identifier)}
         if source == "url":

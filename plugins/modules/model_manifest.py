@@ -40,7 +40,7 @@ description:
     Ansible variables last.
   - The module only reads; it never changes the host.
 author:
-  - aiclipse
+  - aiclipse team (@aiclipse)
 options:
   models_dir:
     description:
@@ -97,13 +97,16 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only reads, so it runs and returns the same plan in check mode.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
-    details: It never changes the host; RV(changed) is always V(false).
+    details: It never changes the host and always reports C(changed=false).
 seealso:
   - module: aiclipse.comfyui.aria2_batch
   - module: aiclipse.comfyui.r2_fetch
