@@ -1,0 +1,352 @@
+"""aria2_batch through real ansible, real aria2c, the nginx origin and the fault server."""
+import hashlib
+import json
+import os
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.ansible_run import ansible_env, run_module
+from harness.nginx import write_file
+from harness.paths import REPO, VENV_BIN
+
+MiB = 1024 * 1024
+
+
+def sha(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def gets(origin, marker):
+    return [line for line in origin.log_lines() if line.startswith("GET ") and marker in line]
+
+
+def sent_bytes(lines):
+    return sum(int(line.rsplit("bytes=", 1)[1]) for line in lines)
+
+
+class Vault:
+    def __init__(self, root):
+        self.root = Path(root)
+        self.state = self.root / ".state/models"
+        self.models = self.root / "models"
+        self.log = self.root / "logs/models.log"
+
+    def args(self, downloads, **extra):
+        args = {"state_dir": str(self.state), "log_file": str(self.log), "downloads": downloads,
+                "retry_wait": 1}
+        args.update(extra)
+        return args
+
+    def dest(self, name, subdir="checkpoints"):
+        return str(self.models / subdir / name)
+
+    def every_file(self):
+        return [p for p in self.root.rglob("*") if p.is_file()]
+
+
+@pytest.fixture
+def vault(tmp_path):
+    return Vault(tmp_path / "vault")
+
+
+@pytest.fixture
+def three_files(make_origin, tmp_path):
+    served = tmp_path / "served"
+    catalog = {name: (size, write_file(served / name, size, seed=i))
+               for i, (name, size) in enumerate((("one.safetensors", 6 * MiB + 5), ("two.safetensors", 4 * MiB),
+                                                 ("three.bin", 70_000)))}
+    origin = make_origin(served)
+    origin.catalog = catalog
+    return origin
+
+
+def test_parallel_ranged_download_then_second_run_reads_nothing(three_files, vault):
+    origin = three_files
+    downloads = [{"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name), "sha256": digest}
+                 for name, (_size, digest) in origin.catalog.items()]
+    args = vault.args(downloads, min_split_size="1M")
+    result, _ = run_module("aria2_batch", args)
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] and result["downloaded"] == 3 and result["failed_count"] == 0
+    for name, (size, digest) in origin.catalog.items():
+        assert sha(vault.dest(name)) == digest
+    assert [r["status"] for r in result["results"]] == ["downloaded"] * 3
+    assert len([line for line in gets(origin, "one.safetensors") if 'range="bytes=' in line]) >= 2, \
+        "the 6 MiB file should have been fetched over several ranged connections"
+    assert os.listdir(vault.state / "staging") == []
+    assert stat.S_IMODE(os.stat(vault.state / "ledger.json").st_mode) == 0o600
+    assert "summary: 3 downloaded, 0 present, 0 failed" in vault.log.read_text()
+
+    # Swap a file's bytes but keep size and mtime: only a run that reads the file could notice.
+    target = Path(vault.dest("two.safetensors"))
+    before = os.stat(target)
+    target.write_bytes(b"\0" * before.st_size)
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    requests_before = len(origin.log_lines())
+    second, _ = run_module("aria2_batch", args)
+    assert not second["changed"] and second["present"] == 3 and second["hashed"] == 0
+    assert len(origin.log_lines()) == requests_before, "a recorded file must not even be asked about"
+
+
+def test_check_mode_reports_bytes_needed_and_writes_nothing(three_files, vault):
+    origin = three_files
+    downloads = [{"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name)}
+                 for name in origin.catalog]
+    result, _ = run_module("aria2_batch", vault.args(downloads), check=True, diff=True)
+    assert result["changed"] and result["would_download"] == 3
+    assert result["bytes_needed"] == sum(size for size, _ in origin.catalog.values())
+    assert {r["status"] for r in result["results"]} == {"would_download"}
+    assert sorted(result["diff"]["after"].split()) == sorted(vault.dest(n) for n in origin.catalog)
+    assert result["diff"]["before"] == ""
+    assert not vault.root.exists(), "check mode must not create the vault, state or log"
+    assert gets(origin, "/public/") == [], "check mode asks with HEAD only"
+
+
+def test_token_goes_to_origin_only_and_never_shows(nginx_origin, vault, tmp_path):
+    catalog = nginx_origin.catalog
+    token = nginx_origin.token
+    downloads = [
+        {"url": nginx_origin.url + "/redirect/small.bin", "dest": vault.dest("small.bin"), "token": token},
+        {"url": nginx_origin.url + "/hf/org/repo/resolve/main/split_files/vae/model.safetensors",
+         "dest": vault.dest("model.safetensors", "vae"), "token": token,
+         "sha256": catalog["hf/org/repo/split_files/vae/model.safetensors"][1]},
+        {"url": nginx_origin.url + "/api/download/models/12345", "dest": vault.dest("12345.safetensors", "loras"),
+         "token": token, "sha256": catalog["civitai/12345"][1]},
+        {"url": nginx_origin.url + "/private/medium.bin", "dest": vault.dest("medium.bin"), "token": token},
+    ]
+    # -vvv prints the module's arguments and result: the most a user can ask ansible to show.
+    proc = _start_ansible(vault.args(downloads), "-vvv")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    assert "downloaded: 4" in out and "token: VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in out
+    assert sha(vault.dest("medium.bin")) == catalog["medium.bin"][1]
+    assert token not in out + err
+    for path in vault.every_file():
+        assert token.encode() not in path.read_bytes(), path
+    signed = [line for line in nginx_origin.log_lines() if "/signed/" in line]
+    assert len(signed) >= 3 and all('auth="-"' in line for line in signed), signed
+    for marker in ("/redirect/small.bin", "/api/download/models/12345", "/private/medium.bin"):
+        assert any(marker in line and 'auth="Bearer %s"' % token in line for line in nginx_origin.log_lines())
+
+
+def test_token_is_not_in_any_process_argv_while_aria2c_runs(make_origin, vault, tmp_path):
+    served = tmp_path / "served"
+    digest = write_file(served / "slow.bin", 3 * MiB)
+    origin = make_origin(served, limit_rate="1m")
+    args = vault.args([{"url": origin.url + "/private/slow.bin", "dest": vault.dest("slow.bin"),
+                        "token": origin.token, "sha256": digest}], split=1, max_connection_per_server=1)
+    proc = _start_ansible(args)
+    seen_aria2c = False
+    try:
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    cmdline = Path("/proc/%s/cmdline" % pid).read_bytes()
+                except OSError:
+                    continue
+                assert origin.token.encode() not in cmdline, cmdline
+                seen_aria2c = seen_aria2c or cmdline.startswith(b"/usr/bin/aria2c\0")
+            time.sleep(0.1)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        _kill_group(proc)
+    assert seen_aria2c, "aria2c was never seen running; the file is too small to observe"
+    assert origin.token not in out + err
+    assert sha(vault.dest("slow.bin")) == digest
+
+
+def _start_ansible(args, *options):
+    """Start a one-task play in its own process group; args travel in a 0600 file, not argv."""
+    workdir = Path(tempfile.mkdtemp(prefix="play-", dir=Path(args["state_dir"]).parents[2]))
+    (workdir / "args.json").write_text(json.dumps({"batch_args": args}))
+    (workdir / "args.json").chmod(0o600)
+    (workdir / "play.yml").write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - name: Download\n      aiclipse.comfyui.aria2_batch: \"{{ batch_args }}\"\n")
+    cmd = [str(VENV_BIN / "ansible-playbook"), "-c", "local", "-i", "localhost,",
+           "-e", "ansible_python_interpreter={{ ansible_playbook_python }}",
+           "-e", "@%s" % (workdir / "args.json"), str(workdir / "play.yml"), *options]
+    return subprocess.Popen(cmd, cwd=REPO, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _descendants(root):
+    children = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path("/proc/%s/stat" % pid).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(pid))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _aria2c_pids(marker):
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path("/proc/%s/cmdline" % pid).read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(b"/usr/bin/aria2c\0") and marker.encode() in cmdline:
+            pids.append(int(pid))
+    return pids
+
+
+def test_killed_run_leaves_nothing_at_final_paths_and_resumes(make_origin, vault, tmp_path):
+    served = tmp_path / "served"
+    files = {name: write_file(served / name, 6 * MiB, seed=i) for i, name in enumerate(("k1.bin", "k2.bin"))}
+    origin = make_origin(served, limit_rate="1m")
+    args = vault.args([{"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name), "sha256": digest}
+                       for name, digest in files.items()], split=2, min_split_size="1M")
+    proc = _start_ansible(args)
+    staging = vault.state / "staging"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        partial = sum(p.stat().st_size for p in staging.glob("*.bin")) if staging.exists() else 0
+        if partial >= 2 * MiB:
+            break
+        time.sleep(0.1)
+    else:
+        _kill_group(proc)
+        pytest.fail("the download never got going")
+    aria2c = _aria2c_pids(str(vault.state))
+    assert aria2c, "aria2c should be running mid-download"
+    # ansible, its worker and the module (ansible starts it in a session of its own), all at once,
+    # but not aria2c: that it dies with its parent is part of what is tested.
+    for pid in _descendants(proc.pid):
+        if pid not in aria2c:
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while _aria2c_pids(str(vault.state)) and time.monotonic() < deadline:
+        time.sleep(0.2)  # --stop-with-process: aria2c notices its parent's death within a second or so
+    assert not _aria2c_pids(str(vault.state)), "aria2c must not outlive the killed run"
+    assert not any(Path(vault.dest(name)).exists() for name in files), "nothing may appear at a final path"
+    served_before = sent_bytes(gets(origin, "/public/"))
+
+    result, _ = run_module("aria2_batch", args)
+    assert not result.get("failed"), result.get("msg")
+    assert result["downloaded"] == 2
+    for name, digest in files.items():
+        assert sha(vault.dest(name)) == digest
+    resumed = sent_bytes(gets(origin, "/public/")) - served_before
+    assert resumed < 12 * MiB - MiB, "the second run should resume, not start over (%d bytes)" % resumed
+
+
+def test_faults_each_get_their_result_and_the_rest_completes(fault_server, vault):
+    url = fault_server.url
+    cat = fault_server.catalog
+    plan = [
+        ("reset", "/reset-once/a.bin", cat["a.bin"][1], "downloaded", ""),
+        ("unavailable", "/fail/503/2/b.bin", cat["b.bin"][1], "downloaded", ""),
+        ("server-error", "/fail/500/1/c.bin", cat["c.bin"][1], "downloaded", ""),
+        ("missing", "/status/404/a.bin", None, "failed", "404"),
+        ("forbidden", "/status/403/a.bin", None, "failed", "403"),
+        ("login-page", "/html/a.bin", None, "failed", "HTML"),
+        ("disguised", "/disguised-html/a.bin", None, "failed", "HTML"),
+        ("bad-sum", "/files/c.bin", "0" * 64, "failed", "sha256"),
+    ]
+    downloads = [{"name": name, "url": url + path, "dest": vault.dest(name + ".safetensors"),
+                  **({"sha256": digest} if digest else {})} for name, path, digest, _, _ in plan]
+    result, _ = run_module("aria2_batch", vault.args(downloads, fail_on_error=False))
+    assert not result.get("failed"), "fail_on_error=false must not fail the task: %s" % result.get("msg")
+    by_name = {r["name"]: r for r in result["results"]}
+    for name, _path, _digest, status, reason in plan:
+        assert by_name[name]["status"] == status, by_name[name]
+        assert reason in by_name[name]["reason"], by_name[name]
+        assert Path(vault.dest(name + ".safetensors")).exists() == (status == "downloaded")
+    assert sha(vault.dest("reset.safetensors")) == cat["a.bin"][1]
+    assert result["failed_count"] == 5 and result["downloaded"] == 3
+    assert [p.name for p in (vault.state / "staging").iterdir()] == []
+    log = vault.log.read_text()
+    assert "failed bad-sum" in log and "summary: 3 downloaded, 0 present, 5 failed" in log
+
+    again, _ = run_module("aria2_batch", vault.args(downloads))
+    assert again["failed"] and "5 of 8 downloads failed" in again["msg"]
+    assert again["present"] == 3 and again["failed_count"] == 5
+
+
+def test_disk_full_during_download_fails_that_entry_only(fault_server, small_tmpfs):
+    vault = Vault(small_tmpfs("3m") / "vault")
+    downloads = [{"url": fault_server.url + "/chunked/big.bin", "dest": vault.dest("big.bin")},
+                 {"url": fault_server.url + "/files/c.bin", "dest": vault.dest("c.bin"),
+                  "sha256": fault_server.catalog["c.bin"][1]}]
+    result, _ = run_module("aria2_batch", vault.args(downloads, max_tries=1))
+    assert result["failed"]
+    big, small = result["results"]
+    assert small["status"] == "downloaded", small
+    assert big["status"] == "failed" and ("disk" in big["reason"] or "I/O" in big["reason"]), big
+    assert not Path(vault.dest("big.bin")).exists()
+
+
+def test_disk_preflight_fails_before_downloading_anything(fault_server, small_tmpfs):
+    vault = Vault(small_tmpfs("3m") / "vault")
+    downloads = [{"url": fault_server.url + "/files/c.bin", "dest": vault.dest("c.bin")},
+                 {"url": fault_server.url + "/files/big.bin", "dest": vault.dest("big.bin")}]
+    result, _ = run_module("aria2_batch", vault.args(downloads))
+    assert result["failed"]
+    assert "not enough disk space" in result["msg"] and "6.0 MiB needed" in result["msg"]
+    assert not [r for r in fault_server.requests if r[0] == "GET"]
+    assert not vault.models.exists()
+
+
+def test_staging_on_another_filesystem_is_a_clear_per_entry_error(fault_server, small_tmpfs, tmp_path):
+    other = Vault(small_tmpfs("1m") / "vault")
+    dest = str(tmp_path / "models/c.bin")
+    result, _ = run_module("aria2_batch", other.args([{"url": fault_server.url + "/files/c.bin", "dest": dest}]))
+    assert result["failed"]
+    assert "different filesystems" in result["results"][0]["reason"]
+    assert not Path(dest).exists()
+
+
+def test_existing_unrecorded_files_are_adopted_only_when_the_size_matches(fault_server, vault):
+    good, bad = Path(vault.dest("good.bin")), Path(vault.dest("bad.bin"))
+    good.parent.mkdir(parents=True)
+    good.write_bytes(os.urandom(fault_server.catalog["c.bin"][0]))  # right size: a user's own copy
+    bad.write_bytes(b"half a model")  # what the old scripts left after a crash
+    downloads = [{"url": fault_server.url + "/files/c.bin", "dest": str(good)},
+                 {"url": fault_server.url + "/files/c.bin", "dest": str(bad)}]
+    result, _ = run_module("aria2_batch", vault.args(downloads))
+    assert [r["status"] for r in result["results"]] == ["present", "downloaded"], result["results"]
+    assert sha(bad) == fault_server.catalog["c.bin"][1]
+    assert result["hashed"] == 1  # only the download was read, for the ledger
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"url": "ftp://x/a.bin", "dest": "/tmp/a.bin"}, "url must start with http"),
+    ({"url": "http://127.0.0.1/a.bin", "dest": "relative/a.bin"}, "dest must be an absolute file path"),
+    ({"url": "http://127.0.0.1/a.bin", "dest": "/tmp/a.bin", "sha256": "abc"}, "sha256 must be 64 hex digits"),
+    ({"url": "http://127.0.0.1/a.bin", "dest": "/tmp/a.bin", "token": "x\nheader=evil"}, "line break"),
+])
+def test_bad_input_is_refused_before_anything_happens(vault, entry, message):
+    result, proc = run_module("aria2_batch", vault.args([entry]))
+    assert result["failed"] and message in result["msg"] and "downloads[0]" in result["msg"]
+    assert "evil" not in proc.stdout
+    assert not vault.root.exists()
+
+
+def test_duplicate_destinations_are_refused(vault):
+    entry = {"url": "http://127.0.0.1/a.bin", "dest": "/tmp/aiclipse-dup/a.bin"}
+    result, _ = run_module("aria2_batch", vault.args([entry, dict(entry)]))
+    assert result["failed"] and "same dest as downloads[0]" in result["msg"]
