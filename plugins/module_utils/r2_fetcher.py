@@ -45,28 +45,30 @@ class ObjectSpec:
 def parse_objects(objects, default_bucket=None):
     """ObjectSpecs from the module's ``objects`` option; R2ConfigError lists every bad item."""
     specs, problems, seen = [], [], {}
-    for number, item in enumerate(objects or [], start=1):
-        where = "objects[%d]" % (number - 1)
+    for index, item in enumerate(objects or []):
+        where = "objects[%d]" % index
         key = (item.get("key") or "").lstrip("/")
         bucket = item.get("bucket") or default_bucket
         dest = item.get("dest") or ""
         sha256 = item.get("sha256") or None
+        mine = []
         if not key:
-            problems.append("%s: key is empty" % where)
+            mine.append("%s: key is empty" % where)
         if not bucket:
-            problems.append("%s (%s): no bucket: set R2_BUCKET (option bucket) or give this object a bucket" % (where, key))
+            mine.append("%s (%s): no bucket: set R2_BUCKET (option bucket) or give this object a bucket" % (where, key))
         if not dest or not os.path.isabs(dest):
-            problems.append("%s (%s): dest must be an absolute path, got %r" % (where, key, dest))
-        elif os.path.normpath(dest) != dest.rstrip("/") or dest.endswith("/"):
-            problems.append("%s (%s): dest %r must be a normalized file path (no '..', '//' or trailing '/')" % (where, key, dest))
+            mine.append("%s (%s): dest must be an absolute path, got %r" % (where, key, dest))
+        elif os.path.normpath(dest) != dest or dest.endswith("/"):
+            mine.append("%s (%s): dest %r must be a normalized file path (no '..', '//' or trailing '/')" % (where, key, dest))
         elif dest in seen:
-            problems.append("%s (%s): dest %s is also the destination of objects[%d]" % (where, key, dest, seen[dest]))
+            mine.append("%s (%s): dest %s is also the destination of objects[%d]" % (where, key, dest, seen[dest]))
         if sha256 and not _SHA256.match(sha256):
-            problems.append("%s (%s): sha256 must be 64 hex digits, got %r" % (where, key, sha256))
-        if problems:
-            continue
-        seen[dest] = number - 1
-        specs.append(ObjectSpec(bucket, key, dest, sha256))
+            mine.append("%s (%s): sha256 must be 64 hex digits, got %r" % (where, key, sha256))
+        problems.extend(mine)
+        if dest and dest not in seen:
+            seen[dest] = index
+        if not mine:
+            specs.append(ObjectSpec(bucket, key, dest, sha256))
     if problems:
         raise r2_client.R2ConfigError("bad objects, nothing was downloaded:\n  " + "\n  ".join(problems))
     return specs
@@ -252,7 +254,8 @@ class R2Fetcher:
 
 
 def summarize(results):
-    counts = {"downloaded": 0, "present": 0, "failed": 0, "would_download": 0}
+    """Counts per status; ``failed_count`` because Ansible reads any true ``failed`` as a failed task."""
+    counts = {"downloaded": 0, "present": 0, "failed_count": 0, "would_download": 0}
     for item in results:
-        counts[item["status"]] += 1
+        counts["failed_count" if item["status"] == "failed" else item["status"]] += 1
     return counts

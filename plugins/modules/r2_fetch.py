@@ -103,6 +103,7 @@ options:
     description:
       - Append progress and a final summary here, for a person to read (for example
         C({{ aiclipse_vault }}/logs/models.log)). Holds object names and sizes, never credentials.
+      - Not written in check mode.
     type: path
   max_concurrency:
     description:
@@ -126,7 +127,7 @@ options:
   fail_on_error:
     description:
       - Fail the task (after every object was attempted) when any object failed.
-      - With V(false) the task succeeds and the failures are in RV(results) and RV(failed).
+      - With V(false) the task succeeds and the failures are in RV(results) and RV(failed_count).
     type: bool
     default: true
 attributes:
@@ -246,8 +247,14 @@ present:
   description: Number of objects that were already in place.
   returned: always
   type: int
-failed:
-  description: Number of objects that failed.
+failed_count:
+  description:
+    - Number of objects that failed.
+    - Named so because Ansible treats any true C(failed) key as a failed task (same as M(aiclipse.comfyui.aria2_batch)).
+  returned: always
+  type: int
+hashed:
+  description: How many files were read to compute a sha256 in this run (0 when everything was recorded).
   returned: always
   type: int
 would_download:
@@ -327,7 +334,8 @@ def main():
 
     client = r2_client.make_client(endpoint, params["access_key_id"], params["secret_access_key"],
                                    max_pool_connections=params["max_concurrency"])
-    log = ProgressLog(params["log_file"])
+    # Check mode changes nothing on the host, the log file included.
+    log = ProgressLog(None if module.check_mode else params["log_file"])
     fetcher = R2Fetcher(client, endpoint, store, max_concurrency=params["max_concurrency"],
                         part_size=part_size, multipart_threshold=threshold, log=log)
     results = fetcher.run(specs, check_mode=module.check_mode)
@@ -335,18 +343,19 @@ def main():
     fetched = [r for r in results if r["status"] in ("downloaded", "would_download")]
     bytes_needed = sum(r["bytes"] for r in fetched)
     log("summary: %d downloaded, %d present, %d failed%s" % (
-        counts["downloaded"], counts["present"], counts["failed"],
+        counts["downloaded"], counts["present"], counts["failed_count"],
         ", %d would be downloaded" % counts["would_download"] if module.check_mode else ""))
 
     changed = bool(counts["downloaded"] or counts["would_download"])
     diff = {"before": "".join("%s: %s\n" % (r["dest"], r["reason"] or "absent") for r in fetched),
             "after": "".join("%s: %s (%d bytes)\n" % (r["dest"], r["name"], r["bytes"]) for r in fetched)}
-    output = dict(changed=changed, results=results, endpoint=endpoint, bytes_needed=bytes_needed, **counts)
+    output = dict(changed=changed, results=results, endpoint=endpoint, bytes_needed=bytes_needed,
+                  hashed=store.hashed, **counts)
     if module._diff:
         output["diff"] = diff
-    if counts["failed"] and params["fail_on_error"]:
+    if counts["failed_count"] and params["fail_on_error"]:
         failures = ["%s: %s" % (r["name"], r["reason"]) for r in results if r["status"] == "failed"]
-        module.fail_json(msg="%d of %d R2 objects failed:\n%s" % (counts["failed"], len(results), "\n".join(failures)),
+        module.fail_json(msg="%d of %d R2 objects failed:\n%s" % (counts["failed_count"], len(results), "\n".join(failures)),
                          **output)
     module.exit_json(**output)
 
