@@ -202,11 +202,11 @@ class RangedDownloader:
         if job.failed:
             return self._part_over(job)
         start, end = job.parts[index]
-        position = start
+        progress = [start]  # next byte to write; _copy_range moves it on, so a retry resumes there
         attempt = 0
         while True:
             try:
-                position = self._copy_range(job, position, end)
+                self._copy_range(job, progress, end)
                 break
             except Exception as exc:  # pylint: disable=broad-except
                 attempt += 1
@@ -227,8 +227,9 @@ class RangedDownloader:
                     job.error = exc
         return self._part_over(job)
 
-    def _copy_range(self, job, position, end):
-        """Write bytes position..end of the object at their offsets; return end + 1."""
+    def _copy_range(self, job, progress, end):
+        """Write bytes progress[0]..end of the object at their offsets, advancing progress[0]."""
+        position = progress[0]
         with job._lock:
             job.requests += 1
         stream = self.open_range(job, position, end)
@@ -240,6 +241,7 @@ class RangedDownloader:
                                   % (position, job.size, job.name))
                 written = os.pwrite(job._fd, chunk, position)
                 position += written
+                progress[0] = position
                 with job._lock:
                     job.fetched_bytes += written
             if stream.read(1):
@@ -248,7 +250,6 @@ class RangedDownloader:
             close = getattr(stream, "close", None)
             if close:
                 close()
-        return position
 
     def _part_over(self, job):
         with job._lock:

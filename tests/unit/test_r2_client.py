@@ -1,0 +1,88 @@
+"""r2_client: endpoint, credentials and R2 settings; botocore errors become clear sentences."""
+import sys
+
+import botocore.exceptions
+import pytest
+
+from harness.paths import REPO
+
+sys.path.insert(0, str(REPO / "collections"))
+from ansible_collections.aiclipse.comfyui.plugins.module_utils import r2_client  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.r2_fetcher import parse_objects, summarize  # noqa: E402
+
+
+def client_error(code, status, operation="GetObject"):
+    return botocore.exceptions.ClientError(
+        {"Error": {"Code": code, "Message": "server words"}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+
+
+def test_endpoint_from_account_or_override():
+    assert r2_client.resolve_endpoint("abc123", None) == "https://abc123.r2.cloudflarestorage.com"
+    assert r2_client.resolve_endpoint("abc123", "http://127.0.0.1:9000/") == "http://127.0.0.1:9000"
+    with pytest.raises(r2_client.R2ConfigError, match="set R2_ACCOUNT_ID"):
+        r2_client.resolve_endpoint(None, None)
+    with pytest.raises(r2_client.R2ConfigError, match="must start with http"):
+        r2_client.resolve_endpoint(None, "minio:9000")
+
+
+def test_missing_credentials_name_every_variable():
+    with pytest.raises(r2_client.R2ConfigError) as caught:
+        r2_client.check_credentials(None, "")
+    assert "R2_ACCESS_KEY_ID (option access_key_id) and R2_SECRET_ACCESS_KEY" in str(caught.value)
+    r2_client.check_credentials("id", "secret")
+
+
+def test_client_is_configured_for_r2():
+    client = r2_client.make_client("https://acct.r2.cloudflarestorage.com", "id", "secret", max_pool_connections=7)
+    config = client.meta.config
+    assert client.meta.region_name == "auto"
+    assert config.request_checksum_calculation == "when_required"
+    assert config.response_checksum_validation == "when_required"
+    assert config.s3["addressing_style"] == "path"
+    assert config.max_pool_connections == 7
+    assert client.meta.endpoint_url == "https://acct.r2.cloudflarestorage.com"
+
+
+@pytest.mark.parametrize("code,status,expected", [
+    ("NoSuchKey", 404, "no such key: s3://b/k does not exist"),
+    ("NoSuchBucket", 404, "no such bucket: b does not exist at https://e"),
+    ("AccessDenied", 403, "access denied to s3://b/k"),
+    ("InvalidAccessKeyId", 403, "bad credentials: https://e does not know this access key id"),
+    ("SignatureDoesNotMatch", 403, "bad credentials: the secret key does not match"),
+    ("PreconditionFailed", 412, "s3://b/k changed on the server during the download"),
+    ("SlowDown", 503, "s3://b/k: the server answered 503 SlowDown server words"),
+])
+def test_error_messages(code, status, expected):
+    assert r2_client.describe_error(client_error(code, status), "b", "k", "https://e").startswith(expected)
+
+
+def test_unreachable_and_bodyless_errors():
+    exc = botocore.exceptions.EndpointConnectionError(endpoint_url="https://e/b/k")
+    assert r2_client.describe_error(exc, "b", "k", "https://e") == "endpoint unreachable: could not connect to https://e"
+    assert r2_client.is_bodyless_status_error(client_error("404", 404, "HeadObject"))
+    assert not r2_client.is_bodyless_status_error(client_error("NoSuchKey", 404))
+
+
+def test_parse_objects_defaults_bucket_and_strips_leading_slash():
+    specs = parse_objects([{"key": "/loras/a.safetensors", "dest": "/m/a.safetensors", "sha256": "A" * 64},
+                           {"key": "b", "bucket": "other", "dest": "/m/b"}], "models")
+    assert [(s.bucket, s.key, s.name) for s in specs] == [("models", "loras/a.safetensors", "s3://models/loras/a.safetensors"),
+                                                          ("other", "b", "s3://other/b")]
+    assert specs[0].sha256 == "a" * 64
+
+
+@pytest.mark.parametrize("objects,fragment", [
+    ([{"key": "", "dest": "/m/a"}], "objects[0]: key is empty"),
+    ([{"key": "a", "dest": "/m/../a"}], "must be a normalized file path"),
+    ([{"key": "a", "dest": "/m/a/"}], "must be a normalized file path"),
+    ([{"key": "a", "dest": "/m/a"}, {"key": "b", "dest": "/m/a"}], "objects[1] (b): dest /m/a is also the destination of objects[0]"),
+])
+def test_parse_objects_rejects(objects, fragment):
+    with pytest.raises(r2_client.R2ConfigError) as caught:
+        parse_objects(objects, "models")
+    assert fragment in str(caught.value)
+
+
+def test_summarize_never_returns_a_failed_key():
+    counts = summarize([{"status": "failed"}, {"status": "present"}, {"status": "downloaded"}])
+    assert counts == {"downloaded": 1, "present": 1, "failed_count": 1, "would_download": 0}

@@ -1,0 +1,176 @@
+"""ranged_download: part planning, parallel writes at offsets, journal-based resume, retries.
+
+The source is a real file read by range (the transport is not what is under test here; the
+S3 side is covered against moto in tests/integration/test_r2_fetch.py).
+"""
+import json
+import os
+import random
+import sys
+import threading
+
+import pytest
+
+from harness.paths import REPO
+
+sys.path.insert(0, str(REPO / "collections"))
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.ranged_download import (  # noqa: E402
+    DownloadJob, PartJournal, RangedDownloader, plan_parts)
+
+KIB = 1024
+
+
+class FileSource:
+    """open_range over a real file; records every range asked for; can fail on purpose."""
+
+    def __init__(self, path):
+        self.path = path
+        self.ranges = []
+        self.lock = threading.Lock()
+        self.break_after = {}   # start offset -> bytes to deliver before the connection "drops"
+        self.refuse = set()     # start offsets answered with a permanent error
+
+    def __call__(self, job, start, end):
+        with self.lock:
+            self.ranges.append((start, end))
+            cut = self.break_after.pop(start, None)
+        if start in self.refuse:
+            raise PermissionError("refused %d" % start)
+        with open(self.path, "rb") as handle:
+            handle.seek(start)
+            data = handle.read(end - start + 1)
+        return Stream(data if cut is None else data[:cut])
+
+
+class Stream:
+    def __init__(self, data):
+        self.data = data
+        self.closed = False
+
+    def read(self, size):
+        chunk, self.data = self.data[:size], self.data[size:]
+        return chunk
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def source(tmp_path):
+    path = tmp_path / "remote.bin"
+    path.write_bytes(random.Random(5).randbytes(1000 * KIB + 123))
+    return FileSource(path)
+
+
+def job_for(source, tmp_path, etag='"v1"', name="remote.bin"):
+    return DownloadJob(name, str(tmp_path / ("staged-" + name)), os.path.getsize(source.path), etag)
+
+
+def test_plan_parts_covers_every_byte_once():
+    assert plan_parts(0, 10, 20) == []
+    assert plan_parts(19, 10, 20) == [(0, 18)]
+    assert plan_parts(20, 10, 20) == [(0, 9), (10, 19)]
+    assert plan_parts(25, 10, 20) == [(0, 9), (10, 19), (20, 24)]
+    parts = plan_parts(10 ** 9 + 7, 16 * 2 ** 20, 32 * 2 ** 20)
+    assert parts[0][0] == 0 and parts[-1][1] == 10 ** 9 + 6
+    assert all(b[0] == a[1] + 1 for a, b in zip(parts, parts[1:]))
+
+
+def test_parallel_parts_land_at_their_offsets(source, tmp_path):
+    finished = []
+    job = job_for(source, tmp_path)
+    RangedDownloader(source, max_concurrency=4, part_size=64 * KIB, multipart_threshold=128 * KIB,
+                     on_finished=finished.append).run([job])
+    assert not job.failed, job.error
+    assert finished == [job]
+    assert open(job.staged, "rb").read() == source.path.read_bytes()
+    assert len(source.ranges) == len(job.parts) == 16
+    assert job.fetched_bytes == job.size
+    assert json.loads(open(job.staged + ".parts").read())["done"] == list(range(16))
+
+
+def test_small_object_is_one_request(source, tmp_path):
+    job = job_for(source, tmp_path)
+    RangedDownloader(source, part_size=64 * KIB, multipart_threshold=10 ** 7).run([job])
+    assert source.ranges == [(0, job.size - 1)]
+
+
+def test_resume_fetches_only_parts_missing_from_the_journal(source, tmp_path):
+    job = job_for(source, tmp_path)
+    source.refuse = {5 * 64 * KIB, 9 * 64 * KIB}
+    RangedDownloader(source, max_concurrency=3, part_size=64 * KIB, multipart_threshold=1).run([job])
+    assert job.failed and isinstance(job.error, PermissionError)
+    journal = json.loads(open(job.staged + ".parts").read())
+    assert 5 not in journal["done"] and 9 not in journal["done"]
+
+    source.refuse, source.ranges = set(), []
+    again = job_for(source, tmp_path)
+    RangedDownloader(source, max_concurrency=3, part_size=64 * KIB, multipart_threshold=1).run([again])
+    assert not again.failed
+    assert again.resumed_parts == len(journal["done"])
+    assert sorted(s // (64 * KIB) for s, _ in source.ranges) == sorted(set(range(16)) - set(journal["done"]))
+    assert open(again.staged, "rb").read() == source.path.read_bytes()
+
+
+@pytest.mark.parametrize("change", ["etag", "part_size", "truncated"])
+def test_journal_of_other_content_is_not_trusted(source, tmp_path, change):
+    job = job_for(source, tmp_path)
+    RangedDownloader(source, part_size=64 * KIB, multipart_threshold=1).run([job])
+    part_size = 64 * KIB
+    etag = '"v1"'
+    if change == "etag":
+        etag = '"v2"'
+    elif change == "part_size":
+        part_size = 128 * KIB
+    else:
+        os.truncate(job.staged, 1000)
+    source.ranges = []
+    again = job_for(source, tmp_path, etag=etag)
+    RangedDownloader(source, part_size=part_size, multipart_threshold=1).run([again])
+    assert again.resumed_parts == 0
+    assert len(source.ranges) == len(again.parts), "everything must be fetched again"
+    assert open(again.staged, "rb").read() == source.path.read_bytes()
+
+
+def test_dropped_connection_resumes_inside_the_part(source, tmp_path):
+    source.break_after = {64 * KIB: 1000}
+    job = job_for(source, tmp_path)
+    RangedDownloader(source, part_size=64 * KIB, multipart_threshold=1, retry_delay=0).run([job])
+    assert not job.failed, job.error
+    assert (64 * KIB + 1000, 128 * KIB - 1) in source.ranges, "the retry must start where the bytes stopped"
+    assert open(job.staged, "rb").read() == source.path.read_bytes()
+
+
+def test_one_failing_object_does_not_stop_the_others(source, tmp_path):
+    bad = job_for(source, tmp_path, name="bad.bin")
+    good = job_for(source, tmp_path, name="good.bin")
+
+    def open_range(job, start, end):
+        if job is bad:
+            raise PermissionError("no")
+        return source(job, start, end)
+
+    finished = []
+    RangedDownloader(open_range, max_concurrency=2, part_size=64 * KIB, multipart_threshold=1,
+                     on_finished=finished.append).run([bad, good])
+    assert bad.failed and not good.failed
+    assert sorted(j.name for j in finished) == ["bad.bin", "good.bin"]
+    assert open(good.staged, "rb").read() == source.path.read_bytes()
+
+
+def test_too_many_bytes_is_an_error(source, tmp_path):
+    def generous(job, start, end):
+        return Stream(b"x" * (end - start + 2))
+
+    job = job_for(source, tmp_path)
+    RangedDownloader(generous, part_size=64 * KIB, multipart_threshold=1, part_attempts=1).run([job])
+    assert job.failed and "more bytes" in str(job.error)
+
+
+def test_journal_remove_is_idempotent(tmp_path):
+    journal = PartJournal(str(tmp_path / "x"), 1, None, 1)
+    journal.remove()
+    journal.save({0})
+    assert os.path.exists(journal.path)
+    journal.remove()
+    assert not os.path.exists(journal.path)
