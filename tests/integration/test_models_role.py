@@ -53,11 +53,13 @@ class Pod:
         path.write_text(text)
         return path
 
-    def run(self, check=False, verbosity=0, **env):
+    def run(self, check=False, verbosity=0, vault=True, **env):
+        extra_vars = {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+        if vault:
+            extra_vars["aiclipse_vault"] = str(self.vault)
         return run_playbook(
             self.playbook, inventory="localhost,", check=check, verbosity=verbosity,
-            extra_vars={"aiclipse_vault": str(self.vault),
-                        "ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+            extra_vars=extra_vars,
             env={**self.env, **env}, args=("-c", "local"), timeout=300)
 
     def wait_for_jobs(self, timeout=120):
@@ -229,3 +231,6 @@ def test_download_models_false_skips_even_a_broken_manifest(pod):
     assert run.rc == 0 and run.changed == 0
     assert "DOWNLOAD_MODELS is false" in run.stdout
     assert not pod.models.exists() and not pod.async_dir.exists()
+    # The role's argument spec and defaults stand without aiclipse_vault (collection default).
+    bare = pod.run(vault=False, DOWNLOAD_MODELS="false")
+    assert bare.rc == 0, bare.stdout[-3000:]
