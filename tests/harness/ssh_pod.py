@@ -1,0 +1,64 @@
+"""Real sshd inside a test container, reached on a free loopback port with a throwaway key.
+
+The container shares the host network, so sshd listens on 127.0.0.1:<port> the way a fleet pod
+is reached at ip:port. The client key is made per test and never leaves its tmp directory.
+"""
+import subprocess
+
+from . import podman as podman_harness
+from .net import free_port, wait_for_port
+
+
+def make_client_key(directory):
+    """A fresh ed25519 key pair; returns (private key path, public key line)."""
+    key = directory / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "aiclipse-test", "-f", str(key)],
+                   check=True, capture_output=True, timeout=30)
+    return key, (directory / "id_ed25519.pub").read_text().strip()
+
+
+class SshPod:
+    """sshd started in `container` (it needs host keys first); run commands as root over ssh."""
+
+    def __init__(self, container, key):
+        self.container = container
+        self.key = key
+        self.port = free_port()
+
+    def start(self):
+        self.container.sh(f"mkdir -p /run/sshd && /usr/sbin/sshd -p {self.port} -o ListenAddress=127.0.0.1 "
+                          f"-o PermitRootLogin=prohibit-password -o PasswordAuthentication=no")
+        wait_for_port(self.port)
+        return self
+
+    def ssh(self, *command, tty=False, input=None, timeout=30):
+        """Run ssh as a user would; with no command and tty=True it is an interactive login."""
+        args = ["ssh", "-F", "/dev/null", "-i", str(self.key), "-p", str(self.port),
+                "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes"]
+        if tty:
+            args.append("-tt")
+        return subprocess.run(args + ["root@127.0.0.1", *command], capture_output=True, input=input,
+                              timeout=timeout)
+
+
+class PrivateContainer(podman_harness.Container):
+    """A Container under its own label: other test sessions on this machine sweep every
+    `aiclipse-test` container at start (harness.podman.remove_leftovers), which would pull a
+    long-lived module-scoped pod out from under a running test."""
+
+    LABEL = "aiclipse-test-ssh-pod"
+
+    def start(self):
+        args = ["run", "-d", "--name", self.name, "--label", f"{self.LABEL}=1", "--network", "host"]
+        for key, value in self.env.items():
+            args += ["-e", f"{key}={value}"]
+        podman_harness.podman(*args, *self.extra_args, self.image, *self.command)
+        return self
+
+    @classmethod
+    def remove_leftovers(cls):
+        """Containers of this kind that a killed run left behind (only ours, by our label)."""
+        out = podman_harness.podman("ps", "-aq", "--filter", f"label={cls.LABEL}", check=False).stdout.split()
+        if out:
+            podman_harness.podman("rm", "-f", "-t", "0", *out, check=False)
