@@ -19,6 +19,7 @@ never leaves half a ComfyUI where the launcher looks.
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
 import tempfile
@@ -46,7 +47,8 @@ class InstallError(RuntimeError):
 
 def move_back(source, target):
     """Move entries of source into target where target has none; recurse into directories
-    present in both. Returns the paths left in source (conflicts)."""
+    present in both; drop a file only when target has a byte-identical copy. Returns the paths
+    left in source (real conflicts)."""
     left = []
     for name in sorted(os.listdir(source)):
         src = os.path.join(source, name)
@@ -56,9 +58,19 @@ def move_back(source, target):
         elif os.path.isdir(src) and not os.path.islink(src) and os.path.isdir(dst) and not os.path.islink(dst):
             left.extend(move_back(src, dst))
             _rmdir_if_empty(src)
+        elif _same_file_content(src, dst):
+            os.unlink(src)
         else:
             left.append(src)
     return left
+
+
+def _same_file_content(first, second):
+    if os.path.islink(first) or os.path.islink(second):
+        return False
+    if not (os.path.isfile(first) and os.path.isfile(second)):
+        return False
+    return filecmp.cmp(first, second, shallow=False)
 
 
 def _rmdir_if_empty(path):

@@ -1,0 +1,218 @@
+"""comfyui_install and the comfyui role against a local ComfyUI stand-in repo (no internet).
+
+Installs, seeds from a baked copy, repairs a broken checkout without losing user data, leaves
+a healthy one alone, and installs requirements into a real venv only when they change (a
+trapped pip proves it is not run on restart).
+"""
+import json
+import os
+import shutil
+import subprocess
+
+from harness.ansible_run import run_module, run_playbook
+from harness.comfyui_fixtures import restore_pip, trap_pip
+from harness.git_repos import COMFYUI_MODEL_FOLDERS, git
+from harness.python_env import installed_versions
+
+
+def install(dest, upstream, venv=None, pip_args=(), check=False, diff=False, **extra):
+    args = {"dest": str(dest), "repo_url": upstream if isinstance(upstream, str) else upstream.url,
+            "protected_packages": ["faketorch"], **extra}
+    if venv is not None:
+        args.update(venv=str(venv), pip_args=list(pip_args))
+    result, proc = run_module("comfyui_install", args, check=check, diff=diff)
+    return result, proc
+
+
+def snapshot(root):
+    """{relative path: bytes} of every file under root (links as 'link:<target>')."""
+    files = {}
+    for current, dirs, names in os.walk(root):
+        for name in names + [d for d in dirs if os.path.islink(os.path.join(current, d))]:
+            path = os.path.join(current, name)
+            rel = os.path.relpath(path, root)
+            files[rel] = f"link:{os.readlink(path)}".encode() if os.path.islink(path) else open(path, "rb").read()
+    return files
+
+
+def test_clone_installs_requirements_once_and_restart_does_not_run_pip(tmp_path, comfyui_upstream, pod_venv, pip_args):
+    dest = tmp_path / "vault" / "ComfyUI"
+    first, _ = install(dest, comfyui_upstream, pod_venv, pip_args, diff=True)
+    assert first["changed"] and not first.get("failed"), first
+    assert first["status"] == "cloned" and first["commit"] == comfyui_upstream.head()
+    assert first["requirements"]["status"] == "installed"
+    assert first["requirements"]["protected"] == {"faketorch": "2.0"}
+    assert "checkout: missing" in first["diff"]["before"]
+    assert (dest / "main.py").is_file()
+    assert all((dest / "models" / f / f"put_{f}_here").is_file() for f in COMFYUI_MODEL_FOLDERS)
+    versions = installed_versions(pod_venv)
+    assert versions["fakedep"] == "1.0" and versions["faketorch"] == "2.0"
+    assert not [p for p in dest.parent.iterdir() if p.name.startswith(".aiclipse-staging")]
+
+    marker = trap_pip(pod_venv)
+    again, _ = install(dest, comfyui_upstream, pod_venv, pip_args)
+    assert again["changed"] is False and again["status"] == "present", again
+    assert again["requirements"]["status"] == "unchanged"
+    assert not marker.exists(), "pip ran although requirements.txt did not change"
+
+    # A changed requirements.txt does run pip (the trap fires, so it can fail) ...
+    (dest / "requirements.txt").write_text("fakedep==2.0\nfaketorch\n")
+    trapped, _ = install(dest, comfyui_upstream, pod_venv, pip_args)
+    assert trapped.get("failed") and marker.exists()
+    assert "nothing recorded" in trapped["msg"]
+    # ... and with the real pip it installs, records, and is quiet again afterwards.
+    restore_pip(pod_venv)
+    bumped, _ = install(dest, comfyui_upstream, pod_venv, pip_args)
+    assert bumped["changed"] and bumped["requirements"]["status"] == "installed"
+    assert installed_versions(pod_venv)["fakedep"] == "2.0"
+    quiet, _ = install(dest, comfyui_upstream, pod_venv, pip_args)
+    assert quiet["changed"] is False
+
+
+def test_check_mode_reports_the_install_and_touches_nothing(tmp_path, comfyui_upstream, pod_venv, pip_args):
+    dest = tmp_path / "vault" / "ComfyUI"
+    result, _ = install(dest, comfyui_upstream, pod_venv, pip_args, check=True, diff=True)
+    assert result["changed"] and result["status"] == "cloned", result
+    assert result["requirements"]["status"] == "none"  # nothing to read before the clone
+    assert not dest.parent.exists()
+    assert "fakedep" not in installed_versions(pod_venv)
+
+
+def test_seed_from_the_baked_copy_needs_no_network_and_no_pip(tmp_path, comfyui_upstream, pod_venv, pip_args):
+    baked = tmp_path / "opt" / "ComfyUI"
+    baked_run, _ = install(baked, comfyui_upstream, pod_venv, pip_args)
+    assert baked_run["status"] == "cloned", baked_run
+    url, head = comfyui_upstream.url, comfyui_upstream.head()
+    shutil.rmtree(comfyui_upstream.path)  # upstream is gone: only a local copy can work now
+    marker = trap_pip(pod_venv)
+
+    dest = tmp_path / "vault" / "ComfyUI"
+    seeded, _ = install(dest, url, pod_venv, pip_args, seed_from=str(baked))
+    assert seeded["changed"] and seeded["status"] == "seeded", seeded
+    assert seeded["source"] == str(baked) and seeded["commit"] == head
+    assert seeded["requirements"]["status"] == "unchanged" and not marker.exists()
+    assert git(dest, "remote", "get-url", "origin") == url
+    assert git(dest, "status", "--porcelain") == ""
+    again, _ = install(dest, url, pod_venv, pip_args, seed_from=str(baked))
+    assert again["changed"] is False and again["status"] == "present"
+
+
+def test_broken_checkout_is_replaced_and_every_user_byte_survives(tmp_path, comfyui_upstream):
+    vault = tmp_path / "vault"
+    dest = vault / "ComfyUI"
+    assert install(dest, comfyui_upstream)[0]["status"] == "cloned"
+    user_content = {
+        "output/ComfyUI_00001_.png": b"render",
+        "input/example.png": b"the user's own example",          # clashes with a tracked file
+        "user/default/workflows/mine.json": b'{"nodes": []}',
+        "custom_nodes/MyNode/__init__.py": b"NODE_CLASS_MAPPINGS = {}\n",
+        "extra_model_paths.yaml": b"a: b\n",
+        "models/loras/mine.safetensors": b"lora",
+    }
+    for rel, data in user_content.items():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_bytes(data)
+    # The workspace role's link: ComfyUI/models -> vault/models (its files live in the vault).
+    (vault / "models" / "checkpoints").mkdir(parents=True)
+    (vault / "models" / "checkpoints" / "big.safetensors").write_bytes(b"model")
+    os.rename(dest / "models", vault / "models-from-comfyui")
+    os.symlink(vault / "models", dest / "models")
+    # Broken: main.py deleted and git metadata gone.
+    (dest / "main.py").unlink()
+    shutil.rmtree(dest / ".git")
+    before = snapshot(dest)
+
+    result, _ = install(dest, comfyui_upstream)
+    assert result["changed"] and result["status"] == "repaired", result
+    assert result["reason"] == "main.py is missing"
+    assert (dest / "main.py").is_file() and git(dest, "rev-parse", "HEAD") == comfyui_upstream.head()
+    backup = result["backup"]
+    assert backup and backup.startswith(f"{dest}.broken-")
+    assert sorted(result["left_in_backup"]) == [f"{backup}/input/example.png", f"{backup}/models"]
+    for rel, data in before.items():
+        here = dest / rel
+        kept = os.path.join(backup, rel)
+        found = [p for p in (here, kept) if os.path.lexists(p) and snapshot_one(p) == data]
+        assert found, f"{rel} was lost"
+    assert (dest / "input" / "example.png").read_bytes() != user_content["input/example.png"]
+    assert open(os.path.join(backup, "input", "example.png"), "rb").read() == user_content["input/example.png"]
+    assert (vault / "models" / "checkpoints" / "big.safetensors").read_bytes() == b"model"
+    assert install(dest, comfyui_upstream)[0]["changed"] is False
+
+
+def snapshot_one(path):
+    if os.path.islink(path):
+        return f"link:{os.readlink(path)}".encode()
+    return open(path, "rb").read() if os.path.isfile(path) else None
+
+
+def test_healthy_checkout_is_left_alone_and_a_wrong_remote_is_corrected(tmp_path, comfyui_upstream):
+    dest = tmp_path / "vault" / "ComfyUI"
+    install(dest, comfyui_upstream)
+    comfyui_upstream.commit({"comfy/new.py": "x = 1\n"}, "upstream moves on")
+    with open(dest / "main.py", "a", encoding="utf-8") as handle:
+        handle.write("# the user's patch\n")
+    shutil.rmtree(dest / "models")
+    os.symlink(tmp_path / "vault" / "models", dest / "models")
+    git(dest, "remote", "set-url", "origin", "https://example.invalid/fork.git")
+    head = git(dest, "rev-parse", "HEAD")
+
+    fixed, _ = install(dest, comfyui_upstream, diff=True)
+    assert fixed["changed"] and fixed["status"] == "remote_fixed", fixed
+    assert fixed["previous_remote"] == "https://example.invalid/fork.git"
+    assert git(dest, "remote", "get-url", "origin") == comfyui_upstream.url
+    assert git(dest, "rev-parse", "HEAD") == head  # not moved to the new upstream commit
+    assert (dest / "main.py").read_text().endswith("# the user's patch\n")
+    assert os.path.islink(dest / "models")
+    assert install(dest, comfyui_upstream)[0]["changed"] is False
+
+
+def test_version_branch_tag_and_commit(tmp_path, comfyui_upstream):
+    first = comfyui_upstream.head()
+    comfyui_upstream.tag("v1.0")
+    comfyui_upstream.branch("stable")
+    second = comfyui_upstream.commit({"comfy/v2.py": ""}, "v2")
+    assert second != first
+    cases = {"v1.0": first, first[:10]: first, "stable": first}
+    for index, (version, expected) in enumerate(cases.items()):
+        dest = tmp_path / f"c{index}" / "ComfyUI"
+        result, _ = install(dest, comfyui_upstream, version=version)
+        assert result["commit"] == expected, (version, result)
+    assert git(tmp_path / "c2" / "ComfyUI", "rev-parse", "--abbrev-ref", "HEAD") == "stable"
+    missing, _ = install(tmp_path / "c9" / "ComfyUI", comfyui_upstream, version="no-such-branch")
+    assert missing.get("failed") and "no-such-branch" in missing["msg"]
+    assert not (tmp_path / "c9" / "ComfyUI").exists()
+    assert not [p for p in (tmp_path / "c9").iterdir()]
+
+
+def test_credentials_in_the_url_never_show(tmp_path):
+    secret = "ghp_s3cr3tT0ken"
+    result, proc = install(tmp_path / "ComfyUI", f"http://user:{secret}@127.0.0.1:9/ComfyUI.git")
+    assert result.get("failed") and "cannot clone ComfyUI" in result["msg"]
+    assert secret not in result["msg"] and secret not in json.dumps({k: v for k, v in result.items() if k != "invocation"})
+
+
+def test_role_seeds_then_restart_is_changed_0(tmp_path, comfyui_upstream, pod_venv, pip_args):
+    baked = tmp_path / "opt" / "ComfyUI"
+    vault = tmp_path / "workspace" / "aiclipse"
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: aiclipse.comfyui.comfyui\n")
+    common = {"comfyui_repo_url": comfyui_upstream.url, "comfyui_venv": str(pod_venv),
+              "comfyui_pip_args": pip_args, "comfyui_protected_packages": ["faketorch"],
+              "comfyui_baked_dir": str(baked), "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    bake = run_playbook(playbook, {**common, "comfyui_dir": str(baked)}, inventory="localhost,",
+                        args=["-c", "local"])
+    assert bake.rc == 0 and bake.changed >= 1, bake.stdout + bake.stderr
+    boot = run_playbook(playbook, {**common, "aiclipse_vault": str(vault)}, inventory="localhost,",
+                        args=["-c", "local"])
+    assert boot.rc == 0 and boot.changed == 1, boot.stdout + boot.stderr
+    assert (vault / "ComfyUI" / "main.py").is_file()
+    restart = run_playbook(playbook, {**common, "aiclipse_vault": str(vault)}, inventory="localhost,",
+                           args=["-c", "local"])
+    assert restart.rc == 0 and restart.changed == 0, restart.stdout
+    # The fake main.py of the installed copy runs and records its argv.
+    argv_file = tmp_path / "argv.json"
+    subprocess.run([str(pod_venv / "bin" / "python"), "main.py", "--listen", "0.0.0.0"], check=True,
+                   cwd=vault / "ComfyUI", env={**os.environ, "FAKE_COMFYUI_ARGV_FILE": str(argv_file)})
+    assert json.loads(argv_file.read_text())["argv"] == ["--listen", "0.0.0.0"]
