@@ -27,7 +27,7 @@ API (all paths absolute; errors raise :class:`StoreError` with a message a perso
         # hashes the file once and records it.
     store.staging_path(dest, identity="")         # stable partial-file path for dest
     store.check_same_filesystem(dest)             # StoreError when os.replace could not work
-    store.publish(staged, dest, size=None, sha256=None, etag=None) -> sha256
+    store.publish(staged, dest, size=None, sha256=None, etag=None, hash_unknown=True) -> sha256
         # verify size, sha256 and that the body is not an HTML/JSON error page, then fsync +
         # os.replace + fsync dir, then record; on failure the staged file is discarded
     store.record(dest, sha256=None, etag=None)    # ledger entry from the file as it is now
@@ -325,8 +325,11 @@ class ModelStore:
         return st.f_bavail * st.f_frsize
 
     # -- publish ---------------------------------------------------------------------------
-    def publish(self, staged, dest, size=None, sha256=None, etag=None, mode=0o644):
+    def publish(self, staged, dest, size=None, sha256=None, etag=None, mode=0o644, hash_unknown=True):
         """Verify the staged file and move it to dest atomically; return its sha256.
+
+        With ``hash_unknown=False`` a file without an expected sha256 is not read at all (its
+        sha256 is then neither returned nor recorded): hashing is the slow part of a publish.
 
         Raises VerifyError (staged file discarded: it is wrong, resuming it cannot help) when
         the size or sha256 differ or the body is an HTML/JSON error page.
@@ -346,7 +349,7 @@ class ModelStore:
         else:
             problem = looks_like_error_body(staged, actual_size)
         actual_sha = None
-        if not problem:
+        if not problem and (sha256 or hash_unknown):
             actual_sha = self.sha256_file(staged)
             if sha256 and actual_sha != sha256.lower():
                 problem = "sha256 %s differs from the expected %s" % (actual_sha, sha256.lower())

@@ -219,3 +219,12 @@ def test_read_only_store_creates_and_records_nothing(tmp_path, models):
     store.check_same_filesystem(str(dest))
     assert store.cleanup_stale() == []
     assert not state.exists()
+
+
+def test_publish_can_skip_hashing_when_no_sha256_is_wanted(store, models):
+    dest = models / "a.safetensors"
+    assert store.publish(stage(store, dest), str(dest), size=len(BODY), hash_unknown=False) is None
+    assert store.hashed == 0 and dest.read_bytes() == BODY
+    assert "sha256" not in store.entry(str(dest))
+    with pytest.raises(VerifyError):  # an expected sha256 is always checked
+        store.publish(stage(store, dest, BODY[:-1] + b"x"), str(dest), sha256=BODY_SHA, hash_unknown=False)
