@@ -160,6 +160,9 @@ def test_foreground_all_sources_check_mode_then_download_then_nothing_to_do(pod,
     summary = pod.log.read_text()
     for path in wanted:
         assert path.name in summary
+    plan = (pod.vault / "logs/models-plan.txt").read_text()
+    assert f"vae/ae.safetensors  <-  huggingface org/repo  ({template}:1)" in plan
+    assert f"replaced: upscale_models/upscaler.pth from {pod.vault / 'models_manifest.txt'}:2 by {template}:3" in plan
     assert_no_secret(run.stdout, run.stderr, summary, *(p.read_text(errors="replace")
                      for p in (pod.vault / ".state").rglob("*") if p.is_file()))
 
@@ -209,6 +212,7 @@ def test_foreground_fails_listing_every_failure_and_keeps_the_rest(pod, served, 
     assert "2 model(s) failed" in out
     assert "upscale_models/missing.pth" in out
     assert "loras/hk_v1_final.safetensors: r2 key 'hk_v1_final.safetensors' names no bucket" in out
+    assert "NOT FETCHED: loras/hk_v1_final.safetensors" in (pod.vault / "logs/models-plan.txt").read_text()
     assert sha(pod.models / "upscale_models/good.pth") == files["plain"]
     assert not (pod.models / "upscale_models/missing.pth").exists()
 
