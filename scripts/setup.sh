@@ -9,6 +9,8 @@ venv=${VENV:-$here/.venv}
 
 apt_packages=(
   aria2 git rsync openssh-server openssh-client dash ca-certificates make shellcheck
+  # gpg: CONFIG_VERIFY_COMMIT checks commit signatures (tests sign with throwaway keys)
+  gnupg
   python3 python3-venv
   # test harness: HTTP origin, containers, base image
   nginx-light podman runc debootstrap uidmap fuse-overlayfs
