@@ -17,8 +17,9 @@ description:
     from the ComfyUI directory, so ComfyUI replaces the entrypoint and receives signals directly.
   - O(comfy_args) is split the way a POSIX shell splits words (Python's C(shlex.split)). Quotes
     group words and are removed (V(--output-directory "/workspace/my outputs") is two words),
-    backslashes escape the next character. Nothing is expanded or run, C($HOME), C(*) and
-    C($(cmd)) stay literal text, because no shell ever sees the value.
+    backslashes escape the next character. Nothing is expanded or run: variables like C($HOME),
+    globs like C(*) and command substitutions stay literal text, because no shell ever sees the
+    value.
   - An unbalanced quote or a trailing lone backslash fails the task with a message that shows
     the value and what to fix; the launch file is left as it was.
   - C(--use-sage-attention) is added only when O(comfy_args) has no words (empty or blank) and
@@ -26,7 +27,7 @@ description:
   - The file is rewritten atomically and only when its content differs, so RV(ignore:changed)
     is honest on every restart.
 author:
-  - aiclipse team
+  - aiclipse team (@aiclipse)
 options:
   path:
     description:
@@ -72,12 +73,15 @@ options:
     default: '0600'
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports whether the launch file would change, with the diff, without writing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff shows the launch file before and after.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: The file is rewritten only when the argv or directory changes.
 seealso:

@@ -7,7 +7,6 @@ bash, real ansible-playbook, real exec: main.py must run with the entrypoint's o
 The full image (bake + every role) is tested in test_image_build.py.
 """
 import json
-import os
 import subprocess
 import textwrap
 
@@ -190,7 +189,7 @@ def test_auto_update_runs_the_copy_the_updater_prints(pod):
     assert "config copy: baked" in off.out
 
 
-@pytest.mark.parametrize("script", ["exit 1\n", f"echo /nonexistent\n"])
+@pytest.mark.parametrize("script", ["exit 1\n", "echo /nonexistent\n"])
 def test_auto_update_failure_falls_back_to_the_baked_copy(pod, script):
     pod.fake_config_update(script)
     boot = pod.boot(COMFY_ARGS="--x")

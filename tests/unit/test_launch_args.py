@@ -97,7 +97,7 @@ def test_any_balanced_value_splits_exactly_like_bash(text):
         ours = split_comfy_args(text)
     except LaunchArgsError:
         # bash must refuse it too (unterminated quote or trailing escape).
-        proc = subprocess.run(["bash", "-fc", "printf '%s\\0' " + text], capture_output=True)
+        proc = subprocess.run(["bash", "-fc", "printf '%s\\0' " + text], capture_output=True, check=False)
         assert proc.returncode != 0 or text.endswith("\\")
         return
     assert ours == bash_words(text)
@@ -114,7 +114,7 @@ def launch_args(tmp_path, **overrides):
 
 def test_module_writes_launch_file_once_and_is_idempotent(tmp_path):
     args = launch_args(tmp_path)
-    result, _ = run_module("launch_config", args)
+    result = run_module("launch_config", args)[0]
     assert result["changed"] is True, result
     path = tmp_path / "state" / "launch.json"
     doc = json.loads(path.read_text())
@@ -124,7 +124,7 @@ def test_module_writes_launch_file_once_and_is_idempotent(tmp_path):
     assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
     mtime = path.stat().st_mtime_ns
 
-    again, _ = run_module("launch_config", args)
+    again = run_module("launch_config", args)[0]
     assert again["changed"] is False, again
     assert path.stat().st_mtime_ns == mtime
     assert [p.name for p in (tmp_path / "state").iterdir()] == ["launch.json"]
@@ -136,14 +136,14 @@ def test_module_check_mode_and_diff_tell_the_truth(tmp_path):
     path = tmp_path / "state" / "launch.json"
     before = path.read_bytes()
 
-    changed, _ = run_module("launch_config", {**args, "comfy_args": "", "enable_sage_attention": "true"},
-                            check=True, diff=True)
+    changed = run_module("launch_config", {**args, "comfy_args": "", "enable_sage_attention": "true"},
+                         check=True, diff=True)[0]
     assert changed["changed"] is True
     assert path.read_bytes() == before
     assert "--use-sage-attention" in changed["diff"]["after"]
     assert "--lowvram" in changed["diff"]["before"]
 
-    same, _ = run_module("launch_config", args, check=True, diff=True)
+    same = run_module("launch_config", args, check=True, diff=True)[0]
     assert same["changed"] is False
 
 
@@ -152,7 +152,7 @@ def test_module_fixes_mode_drift(tmp_path):
     run_module("launch_config", args)
     path = tmp_path / "state" / "launch.json"
     path.chmod(0o644)
-    result, _ = run_module("launch_config", args)
+    result = run_module("launch_config", args)[0]
     assert result["changed"] is True
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
@@ -162,7 +162,7 @@ def test_module_bad_quotes_fail_and_keep_the_last_good_file(tmp_path):
     run_module("launch_config", args)
     path = tmp_path / "state" / "launch.json"
     before = path.read_bytes()
-    result, _ = run_module("launch_config", {**args, "comfy_args": '--title "oops'})
+    result = run_module("launch_config", {**args, "comfy_args": '--title "oops'})[0]
     assert result.get("failed") is True
     assert "COMFY_ARGS cannot be split" in result["msg"] and "Close every quote" in result["msg"]
     assert path.read_bytes() == before
@@ -170,7 +170,7 @@ def test_module_bad_quotes_fail_and_keep_the_last_good_file(tmp_path):
 
 
 def test_module_rejects_a_non_boolean_sage_setting(tmp_path):
-    result, _ = run_module("launch_config", launch_args(tmp_path, comfy_args="", enable_sage_attention="maybe"))
+    result = run_module("launch_config", launch_args(tmp_path, comfy_args="", enable_sage_attention="maybe"))[0]
     assert result.get("failed") is True
     assert "enable_sage_attention" in result["msg"]
     assert not (tmp_path / "state" / "launch.json").exists()
