@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import os
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
@@ -22,6 +23,9 @@ SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 PROGRESS_EVERY = 10.0
 POLL_EVERY = 0.5
 RESOLVE_WORKERS = 8
+# Verifying means hashing the whole file; two at a time uses both cores of a small pod while
+# aria2c keeps downloading the rest.
+PUBLISH_WORKERS = 2
 
 
 class BatchError(Exception):
@@ -91,6 +95,7 @@ class HttpDownloadBatch:
         self.tries = tries
         self.retry_wait = retry_wait
         self.store = None
+        self._log_lock = threading.Lock()
 
     # -- logging -------------------------------------------------------------------------
     def log(self, message):
@@ -99,7 +104,7 @@ class HttpDownloadBatch:
         directory = os.path.dirname(self.log_file)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        with open(self.log_file, "a") as handle:
+        with self._log_lock, open(self.log_file, "a") as handle:
             handle.write("%s aria2_batch: %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S"), message))
 
     # -- steps ---------------------------------------------------------------------------
@@ -207,12 +212,20 @@ class HttpDownloadBatch:
                     entry.gid = session.add(entry.resolved.url, self.store.staging_dir,
                                             os.path.basename(entry.staged), headers)
                 self.wait(session, todo)
-        except Aria2Error as exc:
+        except (Aria2Error, OSError, ValueError) as exc:
+            # aria2c died or stopped answering: every unsettled entry fails; partial files stay
+            # in staging so the next run resumes them.
             for entry in todo:
                 if entry.status is None:
-                    entry.finish("failed", str(exc))
+                    entry.finish("failed", "aria2c stopped: %s" % exc)
 
     def wait(self, session, todo):
+        with ThreadPoolExecutor(max_workers=PUBLISH_WORKERS) as publishers:
+            self._poll(session, todo, publishers)
+            # Every download has stopped: let aria2c wind down while the last files are verified.
+            session.process.terminate()
+
+    def _poll(self, session, todo, publishers):
         pending = dict((entry.gid, entry) for entry in todo)
         last_progress = time.monotonic()
         while pending:
@@ -223,7 +236,7 @@ class HttpDownloadBatch:
                 status = statuses.get(gid)
                 if status and status["status"] in ("complete", "error", "removed"):
                     del pending[gid]
-                    self.settle(entry, status)
+                    publishers.submit(self.settle, entry, status)
             if pending and time.monotonic() - last_progress >= PROGRESS_EVERY:
                 last_progress = time.monotonic()
                 done = sum(int(statuses[g]["completedLength"]) for g in pending if g in statuses)
@@ -235,6 +248,13 @@ class HttpDownloadBatch:
                 time.sleep(POLL_EVERY)
 
     def settle(self, entry, status):
+        try:
+            self._settle(entry, status)
+        except Exception as exc:  # pylint: disable=broad-except
+            # A worker thread's exception would otherwise vanish; the entry must still get a result.
+            entry.finish("failed", "unexpected error while publishing: %s" % exc)
+
+    def _settle(self, entry, status):
         if status["status"] != "complete":
             entry.finish("failed", describe_error(status))
             self.log("failed %s: %s" % (entry.name, entry.reason))
@@ -243,7 +263,7 @@ class HttpDownloadBatch:
         size = self.expected_size(entry)
         try:
             self.store.publish(entry.staged, entry.dest, size=size if size is not None else (total or None),
-                               sha256=entry.sha256, etag=entry.resolved.etag)
+                               sha256=entry.sha256, etag=entry.resolved.etag, hash_unknown=False)
         except (StoreError, OSError) as exc:
             entry.finish("failed", "not published: %s" % exc)
             self.log("failed %s: %s" % (entry.name, entry.reason))

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Benchmark aria2_batch (not a test): is the module as fast as aria2c itself, and how much
+faster than the original's sequential single-connection fallback?
+
+Serves N files from an nginx origin throttled per connection (like a CDN edge), then times:
+
+  1. aria2_batch through real ansible (resolve, one aria2c, verify sha256, publish, ledger);
+  2. plain ``aria2c`` with the same -j/-s/-x/-k flags on the same URLs;
+  3. a sequential single-connection Python download (urllib, one file after the other).
+
+and prints the ratios. ``--sweep`` also times plain aria2c over a few -s/-x settings, which is
+how the module's defaults were chosen. Data lives under a temporary directory below /tmp (or
+--workdir) and is removed at the end.
+
+    .venv/bin/python bench/aria2_batch_bench.py                 # 4 x 256 MB at 20 MB/s/conn
+    .venv/bin/python bench/aria2_batch_bench.py --size-mb 64 --sweep
+"""
+import argparse
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from harness.ansible_run import run_module  # noqa: E402
+from harness.nginx import NginxOrigin, write_file  # noqa: E402
+
+
+def aria2c_flags(jobs, split, conns, min_split):
+    return ["-j%d" % jobs, "-s%d" % split, "-x%d" % conns, "-k%s" % min_split]
+
+
+def time_plain_aria2c(urls, out_dir, flags):
+    out_dir.mkdir(parents=True)
+    listing = out_dir / "urls.txt"
+    listing.write_text("".join(u + "\n" for u in urls))
+    started = time.monotonic()
+    subprocess.run(["aria2c", "-q", "--file-allocation=none", "-d", str(out_dir), "-i", str(listing)] + flags,
+                   check=True)
+    return time.monotonic() - started
+
+
+def time_sequential_python(urls, out_dir):
+    out_dir.mkdir(parents=True)
+    started = time.monotonic()
+    for url in urls:
+        with urllib.request.urlopen(url) as resp, open(out_dir / url.rsplit("/", 1)[1], "wb") as out:
+            shutil.copyfileobj(resp, out, 1 << 20)
+    return time.monotonic() - started
+
+
+def time_module(urls, digests, vault, args):
+    downloads = [{"url": u, "dest": str(vault / "models" / u.rsplit("/", 1)[1]), "sha256": d}
+                 for u, d in zip(urls, digests)]
+    started = time.monotonic()
+    result, proc = run_module("aria2_batch", dict(args, downloads=downloads, state_dir=str(vault / ".state")))
+    elapsed = time.monotonic() - started
+    if result.get("failed") or result.get("downloaded") != len(urls):
+        raise SystemExit("aria2_batch did not download everything: %s\n%s" % (result.get("msg"), proc.stderr))
+    return elapsed
+
+
+def check(out_dir, digests):
+    for path, digest in zip(sorted(out_dir.glob("*.bin")), digests):
+        with open(path, "rb") as handle:
+            if hashlib.file_digest(handle, "sha256").hexdigest() != digest:
+                raise SystemExit("wrong bytes in %s" % path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=4)
+    parser.add_argument("--size-mb", type=int, default=256)
+    parser.add_argument("--limit-rate", default="20m", help="nginx limit_rate per connection")
+    parser.add_argument("-j", "--jobs", type=int, default=4)
+    parser.add_argument("-s", "--split", type=int, default=8)
+    parser.add_argument("-x", "--conns", type=int, default=8)
+    parser.add_argument("-k", "--min-split", default="8M")
+    parser.add_argument("--sweep", action="store_true", help="also time plain aria2c at several -s/-x")
+    parser.add_argument("--skip-sequential", action="store_true")
+    parser.add_argument("--workdir", default=None, help="parent for the temporary data (default /tmp)")
+    opts = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="aiclipse-aria2-bench-", dir=opts.workdir))
+    try:
+        served = work / "served"
+        print("writing %d x %d MB ..." % (opts.files, opts.size_mb), flush=True)
+        names = ["model%d.bin" % i for i in range(opts.files)]
+        digests = [write_file(served / n, opts.size_mb * 1024 * 1024, seed=i) for i, n in enumerate(names)]
+        with NginxOrigin(served, limit_rate=opts.limit_rate) as origin:
+            urls = ["%s/public/%s" % (origin.url, n) for n in names]
+            flags = aria2c_flags(opts.jobs, opts.split, opts.conns, opts.min_split)
+            label = " ".join(flags)
+            print("origin throttled to %s per connection; flags %s" % (opts.limit_rate, label), flush=True)
+
+            started = time.monotonic()
+            run_module("ansible.builtin.ping", {})
+            ansible_s = time.monotonic() - started
+            print("ansible start-up (ping) %6.1f s  (part of every module run)" % ansible_s, flush=True)
+
+            module_s = time_module(urls, digests, work / "vault", {
+                "max_concurrent_downloads": opts.jobs, "split": opts.split,
+                "max_connection_per_server": opts.conns, "min_split_size": opts.min_split})
+            shutil.rmtree(work / "vault")
+            print("aria2_batch            %7.1f s" % module_s, flush=True)
+
+            plain_s = time_plain_aria2c(urls, work / "plain", flags)
+            started = time.monotonic()
+            check(work / "plain", digests)
+            verify_s = time.monotonic() - started
+            shutil.rmtree(work / "plain")
+            print("plain aria2c           %7.1f s" % plain_s, flush=True)
+            print("  + sha256 of its files %6.1f s  (what aria2_batch also does before publishing)" % verify_s,
+                  flush=True)
+
+            sweep = []
+            if opts.sweep:
+                for split in (1, 4, 8, 16):
+                    sweep_flags = aria2c_flags(opts.jobs, split, split, opts.min_split)
+                    seconds = time_plain_aria2c(urls, work / "sweep", sweep_flags)
+                    shutil.rmtree(work / "sweep")
+                    sweep.append((" ".join(sweep_flags), seconds))
+                    print("  sweep %-22s %7.1f s" % (" ".join(sweep_flags), seconds), flush=True)
+
+            seq_s = None
+            if not opts.skip_sequential:
+                seq_s = time_sequential_python(urls, work / "sequential")
+                check(work / "sequential", digests)
+                shutil.rmtree(work / "sequential")
+                print("sequential Python      %7.1f s" % seq_s, flush=True)
+
+        total_mb = opts.files * opts.size_mb
+        print()
+        print("%d x %d MB, %s/connection, %s" % (opts.files, opts.size_mb, opts.limit_rate, label))
+        print("aria2_batch / plain aria2c       = %.2f  (%.0f MB/s vs %.0f MB/s)"
+              % (module_s / plain_s, total_mb / module_s, total_mb / plain_s))
+        print("  without ansible's start-up     = %.2f  (the module's own cost: origin checks, sha256, publish)"
+              % ((module_s - ansible_s) / plain_s))
+        print("  vs aria2c + sha256, no ansible = %.2f" % ((module_s - ansible_s) / (plain_s + verify_s)))
+        if seq_s:
+            print("aria2_batch / sequential Python  = %.2f  (%.0f MB/s vs %.0f MB/s)"
+                  % (module_s / seq_s, total_mb / module_s, total_mb / seq_s))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
