@@ -152,26 +152,13 @@ results:
       commit: 8f1c2d3e4b5a69788796a5b4c3d2e1f0a9b8c7d6
       requirements: none
       reason: ''
-cloned:
-  description: How many nodes were cloned (or would be, in check mode).
+counts:
+  description:
+    - How many nodes were V(cloned) (or would be), V(updated), already V(present) and V(failed).
+      A dict, because a top-level C(failed) key would mark the task failed.
   returned: always
-  type: int
-  sample: 5
-updated:
-  description: How many existing nodes moved to their pin or were fast-forwarded.
-  returned: always
-  type: int
-  sample: 0
-present:
-  description: How many nodes were already in place.
-  returned: always
-  type: int
-  sample: 0
-failed:
-  description: How many nodes failed.
-  returned: always
-  type: int
-  sample: 0
+  type: dict
+  sample: {cloned: 5, updated: 0, present: 1, failed: 0}
 manifests:
   description: The manifest files that were read (missing ones skipped with O(missing_manifests=ignore)).
   returned: always
@@ -240,7 +227,7 @@ def main():
             module.warn(f"custom node {result['name']} ({result['origin']}) {verb}: {result['reason']}")
     after = {r['name']: r['commit'] or r['status'] for r in results}
     output = dict(changed=installer.changed, results=results, manifests=read,
-                  diff={'before': _lines(before), 'after': _lines(after)}, **count(results))
+                  diff={'before': _lines(before), 'after': _lines(after)}, counts=count(results))
     failed = [r for r in results if r['status'] == 'failed']
     if failed and params['fail_on_error']:
         reasons = "; ".join(f"{r['name']} ({r['origin']}): {r['reason']}" for r in failed)
