@@ -4,8 +4,10 @@ for CONFIG_REPO, then the chosen copy's site.yml run the way the entrypoint runs
 The config repository starts as this checkout's committed tree (so the real site.yml must pass
 the update's checks), then gets a commit that swaps site.yml for a tiny probe play: role
 `aiclipse.comfyui.boot_probe` (only in the config repo, so it resolves only from the fetched
-checkout) writes its version and its models manifest into the vault, which tells the test
-which copy a boot really ran.
+checkout) writes its version and the template models manifest it finds into the vault, which
+tells the test which copy a boot really ran. The manifest comes the way README documents for
+config repos: `manifests/` at the root, found through `models_manifests_dir` in the local
+inventory's group_vars.
 """
 import os
 import shutil
@@ -38,7 +40,7 @@ PROBE_SITE = """\
 ---
 # Test stand-in for provisioning: records which copy of the collection a boot ran.
 - name: Boot probe
-  hosts: localhost
+  hosts: pods
   gather_facts: false
   roles:
     - role: aiclipse.comfyui.boot_probe
@@ -58,11 +60,18 @@ PROBE_TASKS = """\
     dest: "{{ aiclipse_vault }}/probe/role.txt"
     mode: "0644"
 
-- name: Record the models manifest this copy carries
+- name: Record the template models manifest this copy points the roles at
   ansible.builtin.copy:
-    src: models.txt
+    src: "{{ models_manifests_dir }}/sd15-basic_models.txt"
     dest: "{{ aiclipse_vault }}/probe/models.txt"
     mode: "0644"
+"""
+
+# What a config repo adds to carry its own manifests (see README, "Runtime updates").
+MANIFESTS_VARS = """\
+---
+models_manifests_dir: "{{ inventory_dir }}/../../manifests"
+custom_nodes_manifests_dir: "{{ inventory_dir }}/../../manifests"
 """
 
 MODEL_SD15 = "url|https://example.invalid/v1-5-pruned-emaonly.safetensors|sd15.safetensors|checkpoints\n"
@@ -74,7 +83,8 @@ def probe_files(version, models):
         "site.yml": PROBE_SITE,
         "roles/boot_probe/tasks/main.yml": PROBE_TASKS,
         "roles/boot_probe/defaults/main.yml": f"---\nboot_probe_version: {version}\n",
-        "roles/boot_probe/files/models.txt": "# probe manifest\n" + "".join(models),
+        "inventories/local/group_vars/pods.yml": MANIFESTS_VARS,
+        "manifests/sd15-basic_models.txt": "# sd15-basic template\n" + "".join(models),
     }
 
 
@@ -415,11 +425,12 @@ def test_first_boot_without_a_good_copy_runs_the_baked_one_or_reports_none(repo,
 
     shutil.copytree(repo.work, pod.baked, symlinks=True, ignore=shutil.ignore_patterns(".git"))
     (pod.baked / "site.yml").write_text(PROBE_SITE)
-    for rel, content in probe_files("baked", [MODEL_SD15]).items():
+    for rel, content in probe_files("baked", [MODEL_SD15, MODEL_VAE]).items():
         (pod.baked / rel).parent.mkdir(parents=True, exist_ok=True)
         (pod.baked / rel).write_text(content)
     boot = pod.boot(run_site=True, CONFIG_REPO="file:///nonexistent/config.git")
     assert (boot.rc, boot.directory, boot.role) == (0, str(pod.baked), "baked")
+    assert MODEL_VAE in boot.models
     assert f"running the copy baked into the image {pod.baked}" in boot.stderr
 
     # No CONFIG_REPO at all: the image's own copy runs, even when the vault has a good one.
