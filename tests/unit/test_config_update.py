@@ -157,6 +157,6 @@ def test_unusable_vault_runs_the_baked_copy(tmp_path, capsys):
 
 def test_vault_and_baked_copy_follow_the_entrypoints_variables():
     args = cu.parse_args([], {"AICLIPSE_ROOT": "/data"})
-    assert (args.vault, args.baked) == ("/data/aiclipse", "/opt/aiclipse")
+    assert (args.vault, args.baked) == ("/data/aiclipse", "/opt/aiclipse/config")
     args = cu.parse_args([], {"AICLIPSE_ROOT": "/data", "AICLIPSE_VAULT": "/v", "AICLIPSE_CONFIG_DIR": "/img"})
     assert (args.vault, args.baked) == ("/v", "/img")
