@@ -153,6 +153,9 @@ class EnvFile:
                 % ', '.join(nul))
         return values
 
+    def _is_secret(self, name):
+        return is_secret_name(name, self.secret_names)
+
     # Views with secrets masked: the only way values leave this class.
     def masked_values(self):
         return dict((name, MASK if name in self.secrets else display(value))
@@ -190,7 +193,6 @@ class EnvFile:
         if written:
             self._write(desired, existing is not None)
         attrs_changed = self._fix_attributes(written)
-        secret = lambda name: is_secret_name(name, self.secret_names)  # noqa: E731
         result = dict(
             changed=content_changed or attrs_changed,
             content_changed=content_changed,
@@ -207,8 +209,8 @@ class EnvFile:
                                if name in before and before[name] != self.values[name]]
             diffs.append(dict(
                 before_header=self.path, after_header=self.path,
-                before='' if existing is None else self._masked_text(existing, secret),
-                after=self._masked_text(desired, secret, changed_secrets)))
+                before='' if existing is None else self._masked_text(existing, self._is_secret),
+                after=self._masked_text(desired, self._is_secret, changed_secrets)))
         if attrs_changed:
             diffs.append(self.attribute_diff)
         if diffs:

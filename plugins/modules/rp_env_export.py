@@ -29,7 +29,7 @@ description:
   - Hooking the file into shells is not this module's job; the role C(aiclipse.comfyui.pod_env)
     runs this module and adds exactly one hook line for interactive and non-interactive shells.
 author:
-  - aiclipse team
+  - aiclipse team (@aiclipse)
 options:
   path:
     description:
@@ -83,12 +83,15 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports what would change, including the masked diff, without writing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff shows the file before and after with secret values masked.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: The file is rewritten only when its content changes; it holds no timestamp.
 notes:
@@ -173,7 +176,7 @@ def main():
             path=dict(type='path', default='/etc/rp_environment'),
             allow_list=dict(type='list', elements='str', default=list(DEFAULT_ALLOW_LIST)),
             variables=dict(type='dict', default={}),
-            secret_names=dict(type='list', elements='str', default=[]),
+            secret_names=dict(type='list', elements='str', default=[], no_log=False),
             mode=dict(type='raw', default='0600'),
             owner=dict(type='str'),
             group=dict(type='str'),

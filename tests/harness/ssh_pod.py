@@ -39,7 +39,7 @@ class SshPod:
         if tty:
             args.append("-tt")
         return subprocess.run(args + ["root@127.0.0.1", *command], capture_output=True, input=input,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
 
 
 class PrivateContainer(podman_harness.Container):

@@ -46,7 +46,7 @@ def test_five_runs_one_hook_line_and_changed_only_when_something_changed(tmp_pat
     bashrc = root / "root" / ".bashrc"
     bashrc.parent.mkdir(parents=True)
     bashrc.write_text(f"{UBUNTU_GUARD}\nalias ll='ls -l'\n{LEGACY_LINE}\n{LEGACY_LINE}\n")
-    _, public_key = make_client_key(tmp_path)
+    _key, public_key = make_client_key(tmp_path)
     extra_vars = {
         "pod_env_file": str(root / "etc/rp_environment"),
         "pod_env_hook_files": [str(bashrc)],
@@ -66,7 +66,7 @@ def test_five_runs_one_hook_line_and_changed_only_when_something_changed(tmp_pat
         assert_no_secret(result.stdout + result.stderr)
         return result.changed
 
-    changes = [run() for _ in range(5)]
+    changes = [run() for _run in range(5)]
     assert changes[0] > 0 and changes[1:] == [0, 0, 0, 0], changes
 
     lines = bashrc.read_text().splitlines()

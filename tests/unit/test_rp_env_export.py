@@ -26,7 +26,7 @@ def pod_env(**extra):
 
 def sourced(path, name, shell="dash"):
     out = subprocess.run(["env", "-i", shell, "-c", '. "$1" && printenv "$2"', "sh",
-                          str(path), name], capture_output=True, timeout=10)
+                          str(path), name], capture_output=True, timeout=10, check=False)
     return out.stdout
 
 
@@ -36,7 +36,7 @@ def run_module_vvv(args, env, diff=True):
                            "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", "-vvv",
                            "-m", "aiclipse.comfyui.rp_env_export", "-a", json.dumps(args)]
                           + (["--diff"] if diff else []),
-                          cwd=REPO, env=ansible_env(env), capture_output=True, text=True, timeout=120)
+                          cwd=REPO, env=ansible_env(env), capture_output=True, text=True, timeout=120, check=False)
     return proc.stdout + proc.stderr
 
 
@@ -102,9 +102,9 @@ def test_mode_drift_is_fixed_and_reported(tmp_path):
     path = tmp_path / "rp_environment"
     run_module("rp_env_export", {"path": str(path)}, env=pod_env())
     os.chmod(path, 0o644)
-    checked, _ = run_module("rp_env_export", {"path": str(path)}, env=pod_env(), check=True)
+    checked, _proc = run_module("rp_env_export", {"path": str(path)}, env=pod_env(), check=True)
     assert checked["changed"] is True and stat.S_IMODE(os.stat(path).st_mode) == 0o644
-    fixed, _ = run_module("rp_env_export", {"path": str(path)}, env=pod_env(), diff=True)
+    fixed, _proc = run_module("rp_env_export", {"path": str(path)}, env=pod_env(), diff=True)
     assert fixed["changed"] is True and fixed["content_changed"] is False
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
@@ -130,8 +130,8 @@ def test_explicit_variables_win_and_are_masked_even_in_the_invocation(tmp_path):
 
 def test_invalid_names_fail_clearly_and_touch_nothing(tmp_path):
     path = tmp_path / "rp_environment"
-    result, _ = run_module("rp_env_export", {"path": str(path), "allow_list": ["COMFY_ARGS", "1BAD", "A-B"]},
-                           env=pod_env())
+    args = {"path": str(path), "allow_list": ["COMFY_ARGS", "1BAD", "A-B"]}
+    result, _proc = run_module("rp_env_export", args, env=pod_env())
     assert result["failed"] is True
     assert "'1BAD'" in result["msg"] and "'A-B'" in result["msg"] and "allow_list" in result["msg"]
     assert not path.exists()
@@ -143,7 +143,7 @@ def test_nul_and_non_string_values_fail_without_showing_the_value(tmp_path):
     result, proc = run_module("rp_env_export", {"path": str(path), "variables": {"HF_TOKEN": "abc\u0000defsecret"}})
     assert result["failed"] is True and "HF_TOKEN" in result["msg"] and "NUL" in result["msg"]
     assert "defsecret" not in proc.stdout + proc.stderr
-    result, _ = run_module("rp_env_export", {"path": str(path), "variables": {"FLAG": True}})
+    result, _proc = run_module("rp_env_export", {"path": str(path), "variables": {"FLAG": True}})
     assert result["failed"] is True and "variables.FLAG" in result["msg"]
     assert path.read_text() == "export KEEP='me'\n", "a failed run must leave the file alone"
 

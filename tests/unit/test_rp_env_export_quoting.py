@@ -33,11 +33,11 @@ tricky = st.sampled_from([b"", b"'", b"''", b"'\\''", b"\\", b"$HOME", b"`id`", 
 def source_and_dump(shell, path, locale="C"):
     """Environment of `shell` after sourcing `path`, starting from an empty environment."""
     proc = subprocess.run(["env", "-i", f"LC_ALL={locale}", shell, "-c", '. "$1" && exec env -0', "sh",
-                           str(path)], capture_output=True, timeout=20)
+                           str(path)], capture_output=True, timeout=20, check=False)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     dumped = {}
     for entry in proc.stdout.split(b"\0")[:-1]:
-        key, _, value = entry.partition(b"=")
+        key, _sep, value = entry.partition(b"=")
         dumped[key.decode()] = value
     return dumped
 
