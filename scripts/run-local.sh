@@ -7,4 +7,10 @@ cd "$here"
 export PATH="${VENV:-$here/.venv}/bin:$PATH"
 export ANSIBLE_CONFIG="$here/ansible.cfg"
 mkdir -p .run
+# Stand-ins for what a pod gets from upstream and its image: ComfyUI's git repo and the pod's
+# venv (comfyui and custom_nodes roles; see playbooks/vars/local-demo.yml).
+[ -d .run/upstream/ComfyUI/.git ] || python -c 'import sys; sys.path.insert(0, "tests")
+from harness.git_repos import make_comfyui_repo
+make_comfyui_repo(".run/upstream/ComfyUI")'
+[ -x .run/venv/bin/python ] || python3 -m venv .run/venv
 ansible-playbook -c local site.yml -e "@playbooks/vars/local-demo.yml" "$@"
