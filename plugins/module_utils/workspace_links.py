@@ -73,10 +73,12 @@ class WorkspaceLinks:
     """Validate, then apply (or, in check mode, only report) a set of shortcuts."""
 
     def __init__(self, root, vault, links, on_conflict='merge', protect_git=True, check_mode=False,
-                 run_command=None, git_bin=None, stamp=None):
+                 run_command=None, git_bin=None, stamp=None, directories=None):
         self.root = root
         self.vault = vault
         self.links = links
+        self.directories = list(directories or [])
+        self.directory_paths = []
         self.on_conflict = on_conflict
         self.check_mode = check_mode
         self.stamp = stamp or time.strftime('%Y%m%d-%H%M%S')
@@ -114,10 +116,30 @@ class WorkspaceLinks:
         for shortcut in shortcuts:
             errors.extend(self._check_against_others(shortcut, shortcuts))
             errors.extend(self._check_on_disk(shortcut))
+        directory_paths = []
+        for directory in self.directories:
+            path, error = self._parse_directory(directory, shortcuts)
+            if error:
+                errors.append(error)
+            else:
+                directory_paths.append(path)
         if errors:
             raise WorkspaceLinkError('nothing was changed: ' + '; '.join(errors))
         self.shortcuts = shortcuts
+        self.directory_paths = directory_paths
         return shortcuts
+
+    def _parse_directory(self, directory, shortcuts):
+        if not isinstance(directory, str) or not directory.strip() or '..' in directory.split('/'):
+            return None, 'directories must be paths inside the vault without "..", got %r' % (directory,)
+        path = os.path.normpath(directory if os.path.isabs(directory) else os.path.join(self.vault, directory))
+        if not _is_inside(path, self.vault):
+            return None, 'directory %r resolves to %s, outside the vault %s' % (directory, path, self.vault)
+        for shortcut in shortcuts:
+            if path == shortcut.path or _is_inside(path, shortcut.path):
+                return None, ('directory %r lies at or inside shortcut %r, which becomes a link; name it '
+                              'through the link target instead' % (directory, shortcut.name))
+        return path, None
 
     def _parse(self, name, target):
         if not isinstance(name, str) or not name.strip():
@@ -205,6 +227,14 @@ class WorkspaceLinks:
             after.append('%s: directory' % self.vault)
             if not self.check_mode:
                 os.makedirs(self.vault)
+        directories = []
+        for path in self.directory_paths:
+            created, backup, notes = self._ensure_directory(path)
+            directories.append({'path': path, 'created': created, 'backup': backup})
+            if created:
+                changed = True
+                before.append(describe(path))
+                after.extend(notes)
         for shortcut in self.shortcuts:
             record = self._one(shortcut)
             results.append(record)
@@ -215,7 +245,7 @@ class WorkspaceLinks:
             del record['after_lines']
         diff = {'before': ''.join(line + '\n' for line in before),
                 'after': ''.join(line + '\n' for line in after)}
-        return {'changed': changed, 'links': results, 'diff': diff}
+        return {'changed': changed, 'links': results, 'directories': directories, 'diff': diff}
 
     def _one(self, shortcut):
         path, target = shortcut.path, shortcut.target
@@ -277,9 +307,19 @@ class WorkspaceLinks:
         return record
 
     def _ensure_target(self, shortcut, record):
-        """Make the target directory exist, moving aside anything in its way (never deleting)."""
+        created, backup, notes = self._ensure_directory(shortcut.target)
+        record['target_created'] = created
+        record['target_backup'] = backup
+        return notes
+
+    def _ensure_directory(self, path):
+        """Make `path` (inside the vault) a directory, moving aside anything in its way.
+
+        Returns (created, backup path or None, diff notes). Nothing is ever deleted.
+        """
         notes = []
-        relative = os.path.relpath(shortcut.target, self.vault)
+        created, backup = False, None
+        relative = os.path.relpath(path, self.vault)
         current = self.vault
         parts = [] if relative == '.' else relative.split(os.sep)
         for part in parts:
@@ -288,16 +328,15 @@ class WorkspaceLinks:
                 continue  # a directory, or a link to one (a volume mounted elsewhere is fine)
             if os.path.lexists(current):
                 backup = clash_name(current, self.stamp, 'backup')
-                record['target_backup'] = backup
                 notes.append('  moved %s aside to %s (a directory is needed there)' % (describe(current), backup))
                 if not self.check_mode:
                     os.rename(current, backup)
-            record['target_created'] = True
+            created = True
             if not self.check_mode:
                 os.mkdir(current)
-        if record['target_created']:
-            notes.append('  created directory %s' % shortcut.target)
-        return notes
+        if created:
+            notes.append('  created directory %s' % path)
+        return created, backup, notes
 
 
 def _replace_link(path, text):

@@ -59,6 +59,15 @@ options:
       - Links are written with the absolute target path as their text.
     type: dict
     required: true
+  directories:
+    description:
+      - Directories inside the vault that must exist (relative to O(vault), or absolute inside
+        it), for the vault's layout. Created, with their parents, before the links; anything
+        that is not a directory in their way is renamed aside, as for targets.
+      - None may lie at or inside a shortcut path.
+    type: list
+    elements: str
+    default: []
   on_conflict:
     description:
       - What to do with a real directory (not a link) found at a shortcut path.
@@ -113,6 +122,17 @@ EXAMPLES = r'''
       logs: logs
       custom_nodes: ComfyUI/custom_nodes
 
+- name: The vault layout, with ComfyUI's standard model folders
+  aiclipse.comfyui.workspace_link:
+    root: /workspace
+    vault: /workspace/aiclipse
+    links:
+      models: models
+    directories:
+      - ComfyUI/user/default/workflows
+      - models/checkpoints
+      - models/loras
+
 - name: ComfyUI's models folder becomes a link to the vault's models (git pull keeps working)
   aiclipse.comfyui.workspace_link:
     root: /workspace/aiclipse/ComfyUI
@@ -130,6 +150,21 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+directories:
+  description: One entry per item of O(directories).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: Absolute path of the directory.
+      type: str
+    created:
+      description: Whether it (or a parent inside the vault) was created.
+      type: bool
+    backup:
+      description: Where something in its way was moved, when something was.
+      type: str
 links:
   description: One entry per shortcut, in the order given.
   returned: always
@@ -210,6 +245,7 @@ def main():
             root=dict(type='path', required=True),
             vault=dict(type='path', required=True),
             links=dict(type='dict', required=True),
+            directories=dict(type='list', elements='str', default=[]),
             on_conflict=dict(type='str', default='merge', choices=list(ON_CONFLICT_CHOICES)),
             protect_git=dict(type='bool', default=True),
         ),
@@ -218,7 +254,7 @@ def main():
     params = module.params
     # type=path expands ~ and variables but keeps relative paths relative: they are rejected.
     workspace = WorkspaceLinks(
-        root=params['root'], vault=params['vault'], links=params['links'],
+        root=params['root'], vault=params['vault'], links=params['links'], directories=params['directories'],
         on_conflict=params['on_conflict'], protect_git=params['protect_git'],
         check_mode=module.check_mode,
         # binary_data: git reads NUL-separated paths on stdin, a trailing newline would be a path.
