@@ -9,6 +9,7 @@ tells the test which copy a boot really ran. The manifest comes the way README d
 config repos: `manifests/` at the root, found through `models_manifests_dir` in the local
 inventory's group_vars.
 """
+import base64
 import os
 import shutil
 import socket
@@ -448,17 +449,27 @@ def test_a_token_in_the_repository_url_is_never_written_down(tmp_path, repo, pod
     served.mkdir()
     shutil.copytree(repo.bare, served / "config.git")
     git("update-server-info", cwd=served / "config.git")  # git's "dumb" HTTP protocol
-    secret = "s3cr3t-token-0a1b2c"
+    # A git that records its argv, the way `ps` would show it to anyone on the pod.
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    argv_log = tmp_path / "git-argv.log"
+    (spy / "git").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {argv_log}\nexec {shutil.which("git")} "$@"\n')
+    (spy / "git").chmod(0o755)
+    secret = "tok-" + os.urandom(8).hex()  # made here: this file is in the fetched tree too
     with NginxOrigin(served) as origin:
         url = f"http://user:{secret}@127.0.0.1:{origin.port}/public/config.git"
-        boot = pod.boot(CONFIG_REPO=url)
+        boot = pod.boot(CONFIG_REPO=url, PATH=f"{spy}:{VENV_BIN}:{os.environ['PATH']}")
         assert boot.rc == 0 and "(first checkout)" in boot.stderr, boot.stderr
         assert "http://***@127.0.0.1" in boot.stderr
         unreachable = pod.boot(CONFIG_REPO=url.replace("/public/", "/missing/"))
         assert unreachable.directory == boot.directory
         assert "could not update" in unreachable.stderr
-    for output in (boot.stderr, unreachable.stderr, boot.directory):
-        assert secret not in output
+        # The credentials did reach the server, as an Authorization header.
+        basic = base64.b64encode(f"user:{secret}".encode()).decode()
+        assert any(f'auth="Basic {basic}"' in line for line in origin.log_lines())
+    assert "clone" in argv_log.read_text()
+    for output in (boot.stderr, unreachable.stderr, boot.directory, argv_log.read_text()):
+        assert secret not in output and basic not in output
     for path in pod.vault.rglob("*"):
         if path.is_file() and not path.is_symlink():
             assert secret.encode() not in path.read_bytes(), f"token written to {path}"

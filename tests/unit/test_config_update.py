@@ -51,6 +51,19 @@ def test_credentials_in_urls_are_hidden(text, shown):
     assert cu.redact(text) == shown
 
 
+def test_url_credentials_become_a_header_for_git_not_part_of_its_argv(monkeypatch):
+    monkeypatch.delenv("GIT_CONFIG_COUNT", raising=False)
+    url, config = cu.split_credentials("https://bot:p%40ss@git.example.com:8443/org/pods.git")
+    assert url == "https://git.example.com:8443/org/pods.git"
+    assert config == {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+                      "GIT_CONFIG_VALUE_0": "Authorization: Basic Ym90OnBAc3M="}  # bot:p@ss
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "2")  # the pod's own GIT_CONFIG_* entries are kept
+    assert cu.split_credentials("http://t@h/r.git")[1]["GIT_CONFIG_KEY_2"] == "http.extraHeader"
+    for plain in ("https://github.com/org/pods.git", "git@github.com:org/pods.git",
+                  "ssh://git@github.com/org/pods.git", "file:///srv/pods.git"):
+        assert cu.split_credentials(plain) == (plain, {})
+
+
 def test_booleans_are_strict_so_a_typo_never_turns_signature_checks_off():
     assert all(cu.parse_bool("X", word) for word in ("true", "True", "1", "yes", " on "))
     assert not any(cu.parse_bool("X", word) for word in ("false", "0", "no", "off", "", None))
