@@ -36,7 +36,7 @@ description:
     C(.git/info/exclude), and copies tracked placeholder files that the target lacks into it.
     C(git pull) then works, also when upstream changes or adds files under that directory."
 author:
-  - aiclipse team
+  - aiclipse team (@aiclipse)
 options:
   root:
     description:
@@ -89,12 +89,15 @@ options:
     default: true
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports every action, move, rename and git change it would make, and makes none.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Before is what each changed shortcut path held; after is the link and what was moved.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: A second run with the same arguments reports C(changed=false).
 notes:

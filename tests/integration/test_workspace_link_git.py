@@ -41,7 +41,9 @@ def comfy(tmp_path):
         (upstream / rel).parent.mkdir(parents=True, exist_ok=True)
         (upstream / rel).write_text(content)
     (upstream / "main.py").write_text("print('v1')\n")
-    git(upstream, "add", ".")
+    # As in ComfyUI: models/ is ignored, its placeholders were force-added.
+    (upstream / ".gitignore").write_text("/models/\n/input/\n/output/\n")
+    git(upstream, "add", "-f", ".")
     git(upstream, "commit", "-q", "-m", "v1")
     vault = tmp_path / "workspace" / "aiclipse"
     vault.mkdir(parents=True)
@@ -58,7 +60,7 @@ def upstream_commit(upstream):
     (upstream / "models/audio_encoders").mkdir()
     (upstream / "models/audio_encoders/put_audio_encoder_files_here").write_text("")
     (upstream / "main.py").write_text("print('v2')\n")
-    git(upstream, "add", ".")
+    git(upstream, "add", "-f", ".")
     git(upstream, "commit", "-q", "-m", "v2")
 
 
