@@ -17,7 +17,7 @@ description:
     from the ComfyUI directory, so ComfyUI replaces the entrypoint and receives signals directly.
   - O(comfy_args) is split the way a POSIX shell splits words (Python's C(shlex.split)). Quotes
     group words and are removed (V(--output-directory "/workspace/my outputs") is two words),
-    backslashes escape the next character. Nothing is expanded or run: variables like C($HOME),
+    backslashes escape the next character. Nothing is expanded or run; variables like C($HOME),
     globs like C(*) and command substitutions stay literal text, because no shell ever sees the
     value.
   - An unbalanced quote or a trailing lone backslash fails the task with a message that shows

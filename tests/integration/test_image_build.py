@@ -207,7 +207,7 @@ def test_image_default_and_empty_comfy_args_with_and_without_sage_attention(exam
         "empty-no-sage": ({"COMFY_ARGS": "", "ENABLE_SAGE_ATTENTION": "false"}, BASE),
     }
     started = {}
-    for case, (env, _) in cases.items():
+    for case, (env, _expected) in cases.items():
         volume = PodVolume(tmp_path / case)
         name = start_detached(example_image, volume, containers, env)
         started[case] = (name, volume)
