@@ -135,3 +135,43 @@ def test_file_in_the_way_of_a_target_is_moved_aside_not_deleted(workspace):
     assert record["target_created"] and record["target_backup"] == str(vault / "ComfyUI.backup-S")
     assert (vault / "ComfyUI.backup-S").read_bytes() == b"a file where a folder belongs"
     assert (workspace / "input").resolve() == (vault / "ComfyUI" / "input").resolve()
+
+
+@pytest.mark.parametrize("directories, words", [
+    (["../escape"], ['without ".."']),
+    (["/etc/x"], ["outside the vault"]),
+    ([str(Path("/")) + "tmp"], ["outside the vault"]),
+])
+def test_layout_directories_outside_the_vault_are_refused(workspace, directories, words):
+    before = snapshot(workspace.parent)
+    with pytest.raises(WorkspaceLinkError) as info:
+        WorkspaceLinks(str(workspace), str(workspace / "aiclipse"), {"logs": "logs"}, protect_git=False,
+                       directories=directories).run()
+    assert snapshot(workspace.parent) == before
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_layout_directory_inside_a_shortcut_is_refused(workspace):
+    vault = workspace / "aiclipse"
+    with pytest.raises(WorkspaceLinkError, match="inside shortcut 'models'"):
+        WorkspaceLinks(str(vault / "ComfyUI"), str(vault), {"models": "models"}, protect_git=False,
+                       directories=["ComfyUI/models/checkpoints"]).run()
+    assert not (vault / "ComfyUI").exists()
+
+
+def test_layout_directories_are_created_once_and_never_replace_a_file(workspace):
+    vault = workspace / "aiclipse"
+    (vault / "models").mkdir()
+    (vault / "models" / "vae").write_bytes(b"a stray file named like a folder")
+    args = dict(protect_git=False, directories=["models/vae", "models/loras", "ComfyUI/user/default/workflows"],
+                stamp="S")
+    check = WorkspaceLinks(str(workspace), str(vault), {"logs": "logs"}, check_mode=True, **args).run()
+    assert [d["created"] for d in check["directories"]] == [True, True, True]
+    assert not (vault / "models" / "loras").exists()
+    result = WorkspaceLinks(str(workspace), str(vault), {"logs": "logs"}, **args).run()
+    assert result["directories"][0]["backup"] == str(vault / "models" / "vae.backup-S")
+    assert (vault / "models" / "vae.backup-S").read_bytes() == b"a stray file named like a folder"
+    assert all((vault / d).is_dir() for d in args["directories"])
+    again = WorkspaceLinks(str(workspace), str(vault), {"logs": "logs"}, **args).run()
+    assert again["changed"] is False and not any(d["created"] for d in again["directories"])
