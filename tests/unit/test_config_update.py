@@ -31,13 +31,16 @@ def store(tmp_path):
     return store
 
 
-def make_copy(store, commit, complete=True):
-    path = os.path.join(store.checkouts, commit)
-    os.makedirs(path)
-    for name in ("site.yml", "ansible.cfg") if complete else ("site.yml",):
+def make_copy_files(path):
+    os.makedirs(path, exist_ok=True)
+    for name in ("site.yml", "ansible.cfg"):
         with open(os.path.join(path, name), "w", encoding="utf-8") as handle:
             handle.write("---\n")
     return path
+
+
+def make_copy(store, commit):
+    return make_copy_files(os.path.join(store.checkouts, commit))
 
 
 @pytest.mark.parametrize("text, shown", [
@@ -69,6 +72,16 @@ def test_booleans_are_strict_so_a_typo_never_turns_signature_checks_off():
     assert not any(cu.parse_bool("X", word) for word in ("false", "0", "no", "off", "", None))
     with pytest.raises(cu.UpdateFailed, match="CONFIG_VERIFY_COMMIT='ture' is not a boolean"):
         cu.Settings({"CONFIG_VERIFY_COMMIT": "ture"}).verify_commit()
+
+
+@pytest.mark.parametrize("ref", ["--upload-pack=touch /tmp/x", "-b", "main branch", "a..b", "main;id", ""])
+def test_refs_git_could_read_as_options_are_refused(ref):
+    settings = cu.Settings({"CONFIG_BRANCH": ref})
+    if not ref:
+        assert settings.checked_ref() == "main"
+        return
+    with pytest.raises(cu.UpdateFailed, match="is not a branch, tag or commit name"):
+        settings.checked_ref()
 
 
 def test_settings_defaults_and_bad_timeouts():
@@ -150,9 +163,16 @@ def test_adopt_gives_the_final_name_only_to_a_complete_copy(store):
     again = os.path.join(store.new_staging(), "checkout")
     os.makedirs(again)
     open(os.path.join(again, "marker"), "w", encoding="utf-8").close()
+    make_copy_files(os.path.join(store.checkouts, A))
     assert store.adopt(again, A) == os.path.join(store.checkouts, A)
     assert not os.path.exists(os.path.join(store.checkouts, A, "marker"))
     assert not os.path.exists(again)
+    # A copy by that name that lost its files is replaced by the fresh one.
+    os.unlink(os.path.join(store.checkouts, A, "site.yml"))
+    fresh = os.path.join(store.new_staging(), "checkout")
+    make_copy_files(fresh)
+    assert store.adopt(fresh, A) == os.path.join(store.checkouts, A)
+    assert cu.is_usable(os.path.join(store.checkouts, A)) and not os.path.exists(fresh)
 
 
 def test_unusable_vault_runs_the_baked_copy(tmp_path, capsys):
