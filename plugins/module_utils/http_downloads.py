@@ -96,16 +96,22 @@ class HttpDownloadBatch:
         self.retry_wait = retry_wait
         self.store = None
         self._log_lock = threading.Lock()
+        self.log_errors = []
 
     # -- logging -------------------------------------------------------------------------
     def log(self, message):
         if not self.log_file or self.check_mode:
             return
-        directory = os.path.dirname(self.log_file)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        with self._log_lock, open(self.log_file, "a") as handle:
-            handle.write("%s aria2_batch: %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S"), message))
+        line = "%s aria2_batch: %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S"), message)
+        try:
+            directory = os.path.dirname(self.log_file)
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+            with self._log_lock, open(self.log_file, "a") as handle:
+                handle.write(line)
+        except OSError as exc:
+            # The log is for people; a full disk must not turn finished downloads into a crash.
+            self.log_errors.append("cannot write %s: %s" % (self.log_file, exc.strerror))
 
     # -- steps ---------------------------------------------------------------------------
     def validate(self):
@@ -324,6 +330,8 @@ class HttpDownloadBatch:
         after = [e.dest for e in self.entries
                  if e.status in ("downloaded", "would_download") or (e.status != "failed" and e.dest in before)]
         if not self.check_mode:
+            for problem in self.store.ledger_errors:
+                self.log("ledger not updated (the file is in place and will be checked next run): %s" % problem)
             failed = [r for r in results if r["status"] == "failed"]
             self.log("summary: %d downloaded, %d present, %d failed%s" % (
                 counts["downloaded"], counts["present"], counts["failed"],
@@ -338,6 +346,8 @@ class HttpDownloadBatch:
             "would_download": counts["would_download"],
             "bytes_needed": sum(r["bytes"] for r in results if r["status"] == "would_download"),
             "hashed": self.store.hashed,
+            "warnings": (["log: " + self.log_errors[0]] if self.log_errors else [])
+            + ["ledger not updated for %s" % e for e in self.store.ledger_errors],
             "diff": {"before": "".join(p + "\n" for p in sorted(before)),
                      "after": "".join(p + "\n" for p in sorted(set(after)))},
         }

@@ -29,13 +29,16 @@ API (all paths absolute; errors raise :class:`StoreError` with a message a perso
     store.check_same_filesystem(dest)             # StoreError when os.replace could not work
     store.publish(staged, dest, size=None, sha256=None, etag=None, hash_unknown=True) -> sha256
         # verify size, sha256 and that the body is not an HTML/JSON error page, then fsync +
-        # os.replace + fsync dir, then record; on failure the staged file is discarded
+        # os.replace + fsync dir, then record; on failure the staged file is discarded. A
+        # ledger write failing after the rename is kept in store.ledger_errors, not raised.
     store.record(dest, sha256=None, etag=None)    # ledger entry from the file as it is now
     store.forget(dest)
     store.discard_staging(staged)                 # partial file and its side files
     store.cleanup_stale(keep=(), max_age=7 days)  # forgotten partials of old runs
     store.free_bytes(path)                        # for disk-space preflight
     store.hashed                                  # how many files this store read to hash
+    store.ledger_errors                           # publishes whose file is in place but whose
+                                                  # ledger entry could not be written (disk full)
 
 Only the standard library is used, so any module can import this.
 """
@@ -136,6 +139,7 @@ class ModelStore:
         self.ledger_path = os.path.join(self.state_dir, "ledger.json")
         self.lock_path = os.path.join(self.state_dir, "ledger.lock")
         self.hashed = 0
+        self.ledger_errors = []
         self._thread_lock = threading.Lock()
         if read_only:
             return
@@ -368,5 +372,9 @@ class ModelStore:
         os.replace(staged, dest)
         _fsync_dir(dest_dir)
         self.discard_staging(staged)  # a left-over .aria2 control file
-        self.record(dest, sha256=actual_sha, etag=etag)
+        try:
+            self.record(dest, sha256=actual_sha, etag=etag)
+        except (OSError, StoreError) as exc:
+            # The verified file is in place; an unrecorded file only costs a check next run.
+            self.ledger_errors.append("%s: %s" % (dest, getattr(exc, "strerror", None) or exc))
         return actual_sha

@@ -300,6 +300,8 @@ def main():
         result = batch.run()
     except BatchError as exc:
         module.fail_json(msg=str(exc))
+    for warning in result.pop("warnings"):
+        module.warn(warning)
     if not module._diff:
         result.pop("diff")
     if result["failed_count"] and params["fail_on_error"]:

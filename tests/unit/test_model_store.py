@@ -228,3 +228,20 @@ def test_publish_can_skip_hashing_when_no_sha256_is_wanted(store, models):
     assert "sha256" not in store.entry(str(dest))
     with pytest.raises(VerifyError):  # an expected sha256 is always checked
         store.publish(stage(store, dest, BODY[:-1] + b"x"), str(dest), sha256=BODY_SHA, hash_unknown=False)
+
+
+def test_full_disk_after_rename_keeps_the_verified_file_and_notes_the_ledger(small_tmpfs):
+    root = small_tmpfs("1m")
+    store = ModelStore(root / "vault/.state/models")
+    dest = root / "vault/models/a.safetensors"
+    dest.parent.mkdir(parents=True)
+    staged = stage(store, dest)
+    with open(root / "filler", "wb", buffering=0) as filler:  # take every remaining block
+        try:
+            while True:
+                filler.write(b"\0" * 4096)
+        except OSError:
+            pass
+    assert store.publish(staged, str(dest), sha256=BODY_SHA) == BODY_SHA
+    assert dest.read_bytes() == BODY
+    assert len(store.ledger_errors) == 1 and "No space left" in store.ledger_errors[0]
