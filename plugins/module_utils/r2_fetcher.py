@@ -99,8 +99,8 @@ def _mib(size):
 class R2Fetcher:
     """Runs one batch; ``run()`` returns the per-object result dicts in input order."""
 
-    def __init__(self, client, endpoint, store, max_concurrency=16, part_size=16 * 1048576,
-                 multipart_threshold=32 * 1048576, log=None):
+    def __init__(self, client, endpoint, store, max_concurrency=32, part_size=8 * 1048576,
+                 multipart_threshold=16 * 1048576, log=None):
         self.client = client
         self.endpoint = endpoint
         self.store = store
@@ -137,7 +137,7 @@ class R2Fetcher:
         return int(answer["ContentLength"]), answer.get("ETag")
 
     def _open_range(self, job, start, end):
-        spec = job.context
+        spec = job.context[1]
         kwargs = {"Bucket": spec.bucket, "Key": spec.key}
         if job.etag:
             kwargs["IfMatch"] = job.etag
@@ -208,13 +208,11 @@ class R2Fetcher:
         for index, (size, etag, _reason) in sorted(plans.items()):
             spec = specs[index]
             staged = self.store.staging_path(spec.dest, identity=spec.name)
-            job = DownloadJob(spec.name, staged, size, etag, context=spec)
-            job.index = index
-            jobs.append(job)
+            jobs.append(DownloadJob(spec.name, staged, size, etag, context=(index, spec)))
             self.log("fetching %s (%s) -> %s" % (spec.name, _mib(size), spec.dest))
 
         def finished(job):
-            spec = job.context
+            index, spec = job.context
             if job.failed:
                 reason = self._describe(job.error, spec)
                 if r2_client.error_code(job.error) == "PreconditionFailed":
@@ -235,7 +233,7 @@ class R2Fetcher:
                 else:
                     RangedDownloader.forget_journal(job.staged)
             status = "failed" if job.failed else "downloaded"
-            results[job.index] = self._result(spec, status, reason, size=job.size, fetched=job.fetched_bytes,
+            results[index] = self._result(spec, status, reason, size=job.size, fetched=job.fetched_bytes,
                                               seconds=job.seconds, etag=job.etag, resumed_parts=job.resumed_parts)
             if job.failed:
                 self.log("FAILED %s: %s" % (spec.name, reason))

@@ -128,8 +128,8 @@ class RangedDownloader:
     verification and publish of one object overlap the downloads of the others.
     """
 
-    def __init__(self, open_range, max_concurrency=16, part_size=16 * MIB,
-                 multipart_threshold=32 * MIB, is_transient=None, on_finished=None,
+    def __init__(self, open_range, max_concurrency=32, part_size=8 * MIB,
+                 multipart_threshold=16 * MIB, is_transient=None, on_finished=None,
                  part_attempts=3, retry_delay=0.5):
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")

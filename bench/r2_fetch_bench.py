@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Benchmark (not a test): r2_fetch against the original's sequential boto3 download_file.
+
+An nginx on loopback plays an S3-style endpoint: path-style ``/<bucket>/<key>`` GET, HEAD and
+Range, ETag and If-Match, every connection throttled with ``limit_rate`` (default 20m, about
+what one connection to R2 gets from a pod). nginx ignores the signature, so both sides sign
+with dummy keys exactly as they would against R2.
+
+Printed: the wall time of the original way (``download_file`` per object, one object after
+the other, boto3's default TransferConfig), of the r2_fetch module run through ansible for the
+same objects (and its start-up cost alone), and of r2_fetch's code in this process, each as a
+ratio to the original; with ``--sweep`` for several concurrency / part size pairs (the
+module's defaults come from this). Each number is the best of ``--repeat`` runs.
+
+    .venv/bin/python bench/r2_fetch_bench.py                 # 4 x 256 MiB at 20m per connection
+    .venv/bin/python bench/r2_fetch_bench.py --sweep
+    .venv/bin/python bench/r2_fetch_bench.py --count 2 --size-mib 64   # a quick look
+"""
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+sys.path.insert(0, str(HERE.parent / "collections"))
+
+from harness.ansible_run import run_module  # noqa: E402
+from harness.nginx import NginxOrigin, write_file  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils import r2_client  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.model_store import ModelStore  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.r2_fetcher import ObjectSpec, R2Fetcher  # noqa: E402
+
+BUCKET = "models"
+DUMMY = {"R2_ACCESS_KEY_ID": "AKIABENCHMARK0000000", "R2_SECRET_ACCESS_KEY": "benchmark-secret-not-checked-by-nginx"}
+
+
+def make_objects(root, count, size):
+    """The served tree (reused between runs when the sizes match): root/models/bench-<n>.bin."""
+    keys = []
+    for number in range(count):
+        key = f"checkpoints/bench-{number}.safetensors"
+        path = root / BUCKET / key
+        if not path.exists() or path.stat().st_size != size:
+            write_file(path, size, seed=number)
+        keys.append(key)
+    return keys
+
+
+def original_way(endpoint, keys, out):
+    """What download_models.py did: one boto3 download_file after the other (default
+    TransferConfig: up to 10 threads of 8 MiB ranges per object, no verification)."""
+    import boto3
+    from botocore.config import Config
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="auto",
+                          aws_access_key_id=DUMMY["R2_ACCESS_KEY_ID"],
+                          aws_secret_access_key=DUMMY["R2_SECRET_ACCESS_KEY"],
+                          config=Config(s3={"addressing_style": "path"},
+                                        request_checksum_calculation="when_required",
+                                        response_checksum_validation="when_required"))
+    started = time.monotonic()
+    for key in keys:
+        client.download_file(BUCKET, key, str(out / Path(key).name))
+    elapsed = time.monotonic() - started
+    shutil.rmtree(out, ignore_errors=True)
+    return elapsed
+
+
+def r2_fetch(endpoint, keys, out, **options):
+    objects = [{"key": key, "dest": str(out / "models" / Path(key).name)} for key in keys]
+    args = {"objects": objects, "bucket": BUCKET, "endpoint_url": endpoint, "state_dir": str(out / "state")}
+    args.update(options)
+    started = time.monotonic()
+    result, _ = run_module("r2_fetch", args, env=DUMMY)
+    elapsed = time.monotonic() - started
+    shutil.rmtree(out, ignore_errors=True)
+    if result.get("failed") or result.get("downloaded") != len(keys):
+        raise SystemExit("r2_fetch failed: %s" % result.get("msg", result))
+    return elapsed
+
+
+def r2_fetch_in_process(endpoint, keys, out, max_concurrency=32, part_size=8 * 1024 * 1024):
+    """The module's own code (staging, journal, sha256 + fsync publish) in this process, so the
+    comparison with download_file is not blurred by ansible's start-up on a busy machine."""
+    client = r2_client.make_client(endpoint, DUMMY["R2_ACCESS_KEY_ID"], DUMMY["R2_SECRET_ACCESS_KEY"],
+                                   max_pool_connections=max_concurrency)
+    fetcher = R2Fetcher(client, endpoint, ModelStore(str(out / "state")), max_concurrency=max_concurrency,
+                        part_size=part_size, multipart_threshold=16 * 1024 * 1024)
+    specs = [ObjectSpec(BUCKET, key, str(out / "models" / Path(key).name)) for key in keys]
+    started = time.monotonic()
+    results = fetcher.run(specs)
+    elapsed = time.monotonic() - started
+    shutil.rmtree(out, ignore_errors=True)
+    if any(r["status"] != "downloaded" for r in results):
+        raise SystemExit("r2_fetch failed: %s" % [r["reason"] for r in results])
+    return elapsed
+
+
+def best_of(times, run):
+    return min(run() for _ in range(times))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=4)
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--rate", default="20m", help="nginx limit_rate per connection")
+    parser.add_argument("--sweep", action="store_true", help="also try other concurrency / part sizes")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best one counts")
+    parser.add_argument("--data", default="/tmp/aiclipse-r2-bench", help="where the served objects are kept")
+    args = parser.parse_args()
+
+    served = Path(args.data)
+    keys = make_objects(served, args.count, args.size_mib * 1024 * 1024)
+    total_mib = args.count * args.size_mib
+    print(f"{args.count} x {args.size_mib} MiB, nginx limit_rate {args.rate} per connection")
+    with NginxOrigin(served, limit_rate=args.rate) as origin:
+        def fresh():
+            path = Path(tempfile.mkdtemp(prefix="r2-bench-out-", dir=served.parent))
+            return path
+
+        baseline = best_of(args.repeat, lambda: original_way(origin.url, keys, fresh()))
+        print(f"original (boto3 download_file, one object after another): {baseline:6.1f} s  "
+              f"{total_mib / baseline:6.0f} MiB/s")
+        # What ansible + boto3 cost before the first byte (nothing to fetch), to read the ratios.
+        startup = best_of(args.repeat, lambda: r2_fetch(origin.url, [], fresh()))
+        print(f"r2_fetch start-up (ansible + boto3 client, no objects):   {startup:6.1f} s")
+        took = best_of(args.repeat, lambda: r2_fetch(origin.url, keys, fresh()))
+        print(f"r2_fetch module, defaults, through ansible:                {took:6.1f} s  "
+              f"{total_mib / took:6.0f} MiB/s  ratio to original {took / baseline:5.2f}")
+
+        settings = [{}]
+        if args.sweep:
+            settings += [{"max_concurrency": c, "part_size": p * 1024 * 1024}
+                         for c in (4, 8, 16, 32) for p in (8, 16, 64)]
+        for options in settings:
+            took = best_of(args.repeat, lambda: r2_fetch_in_process(origin.url, keys, fresh(), **options))
+            label = ", ".join(f"{k}={v >> 20 if k == 'part_size' else v}" for k, v in options.items()) or "defaults"
+            print(f"r2_fetch in-process ({label:30s}):   {took:6.1f} s  {total_mib / took:6.0f} MiB/s  "
+                  f"ratio to original {took / baseline:5.2f}")
+
+
+if __name__ == "__main__":
+    main()
