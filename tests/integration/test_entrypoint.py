@@ -120,7 +120,8 @@ def pod(tmp_path):
 
 
 def test_boot_execs_comfyui_with_quoted_args(pod):
-    boot = pod.boot(COMFY_ARGS='--output-directory "/workspace/my outputs" --title \'a "b"\' $HOME *')
+    boot = pod.boot(COMFY_ARGS='--output-directory "/workspace/my outputs" --title \'a "b"\' $HOME *',
+                    HF_TOKEN="hf_secret_value")
     assert boot.rc == 0, boot.err
     assert boot.comfy_argv == BASE + ["--output-directory", "/workspace/my outputs", "--title", 'a "b"', "$HOME", "*"]
     # exec, not a child: ComfyUI runs with the entrypoint's PID, in the ComfyUI directory.
@@ -128,6 +129,7 @@ def test_boot_execs_comfyui_with_quoted_args(pod):
     assert boot.started["cwd"] == str(pod.comfyui)
     assert boot.started["executable"] == str(VENV / "bin" / "python")
     assert "config copy: baked" in boot.out
+    assert "hf_secret_value" not in boot.out + boot.err
     # The provisioning output is kept where a person can read it.
     assert "PLAY RECAP" in (pod.vault / "logs" / "provision.log").read_text()
 

@@ -167,8 +167,13 @@ def changed_tasks(output):
 
 def test_quoted_comfy_args_override_the_image_default_and_restart_is_a_no_op(example_image, volume, containers):
     comfy_args = '--output-directory "/workspace/my outputs" --title \'say "hi"\' $HOME'
-    name, rc, output = boot(example_image, volume, containers, {"COMFY_ARGS": comfy_args})
+    secret = "hf_entrypoint_secret_3f9a"
+    name, rc, output = boot(example_image, volume, containers, {"COMFY_ARGS": comfy_args, "HF_TOKEN": secret})
     assert rc == 0, output[-6000:]
+    # The pod's tokens are never echoed by the entrypoint or the provisioning run.
+    assert secret not in output
+    assert secret not in (volume.path / "aiclipse" / "logs" / "provision.log").read_text()
+    assert secret not in (volume.path / "aiclipse" / ".state" / "launch.json").read_text()
     assert volume.record["argv"] == BASE + ["--output-directory", "/workspace/my outputs", "--title", 'say "hi"', "$HOME"]
     assert volume.record["cwd"] == "/workspace/aiclipse/ComfyUI"
     assert volume.record["executable"] == "/venv/bin/python"
