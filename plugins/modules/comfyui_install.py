@@ -32,7 +32,7 @@ description:
     requirements cannot replace the pod's torch. The sha256 of the installed file is recorded
     in C(<venv>/.aiclipse-state/comfyui.json); while it matches, pip is not run at all.
 author:
-  - aiclipse team
+  - aiclipse team (@aiclipse)
 options:
   dest:
     description:
@@ -76,12 +76,15 @@ options:
     default: [torch, torchvision, torchaudio, xformers]
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports what would be installed, repaired or pip-installed without changing anything.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff shows the checkout state and the recorded requirements hash before and after.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: A working checkout and unchanged requirements report RV(ignore:changed=false) without running pip.
 seealso:
@@ -197,9 +200,9 @@ def main():
     recorded_before = requirements.pop('recorded_before', None)
     before = f"checkout: {before_problem or 'working'}\nrequirements: {recorded_before}\n"
     after = f"checkout: working ({result['status']})\nrequirements: {requirements.get('sha256')}\n"
-    changed = checkout_changed or requirements_changed
-    module.exit_json(changed=changed, requirements=requirements,
-                     diff={'before': before, 'after': after}, **result)
+    output = dict(result, requirements=requirements, diff={'before': before, 'after': after})
+    output['changed'] = checkout_changed or requirements_changed
+    module.exit_json(**output)
 
 
 if __name__ == '__main__':

@@ -34,7 +34,7 @@ description:
   - Manifest errors (bad URL, bad commit, too many fields, a node listed twice in one file) fail
     before anything is cloned, naming file and line.
 author:
-  - aiclipse team
+  - aiclipse team (@aiclipse)
 options:
   dest:
     description:
@@ -97,12 +97,15 @@ options:
     default: true
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Results say V(would_clone)/V(would_update) and requirements V(would_install); nothing changes.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff lists each node and its commit before and after.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: Present nodes with recorded requirements report RV(ignore:changed=false) and pip is not run.
 seealso:

@@ -89,7 +89,7 @@ def git(cwd, *args):
     env = dict(os.environ, **_GIT_ENV)
     proc = subprocess.run(["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false",
                            "-c", "tag.gpgsign=false", "-c", "safe.directory=*", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True)
+                          cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode:
         raise RuntimeError(f"git {' '.join(args)} in {cwd} failed: {proc.stderr.strip()}")
     return proc.stdout.strip()

@@ -37,7 +37,7 @@ def snapshot(root):
 
 def test_clone_installs_requirements_once_and_restart_does_not_run_pip(tmp_path, comfyui_upstream, pod_venv, pip_args):
     dest = tmp_path / "vault" / "ComfyUI"
-    first, _ = install(dest, comfyui_upstream, pod_venv, pip_args, diff=True)
+    first, dummy = install(dest, comfyui_upstream, pod_venv, pip_args, diff=True)
     assert first["changed"] and not first.get("failed"), first
     assert first["status"] == "cloned" and first["commit"] == comfyui_upstream.head()
     assert first["requirements"]["status"] == "installed"
@@ -50,28 +50,28 @@ def test_clone_installs_requirements_once_and_restart_does_not_run_pip(tmp_path,
     assert not [p for p in dest.parent.iterdir() if p.name.startswith(".aiclipse-staging")]
 
     marker = trap_pip(pod_venv)
-    again, _ = install(dest, comfyui_upstream, pod_venv, pip_args)
+    again, dummy = install(dest, comfyui_upstream, pod_venv, pip_args)
     assert again["changed"] is False and again["status"] == "present", again
     assert again["requirements"]["status"] == "unchanged"
     assert not marker.exists(), "pip ran although requirements.txt did not change"
 
     # A changed requirements.txt does run pip (the trap fires, so it can fail) ...
     (dest / "requirements.txt").write_text("fakedep==2.0\nfaketorch\n")
-    trapped, _ = install(dest, comfyui_upstream, pod_venv, pip_args)
+    trapped, dummy = install(dest, comfyui_upstream, pod_venv, pip_args)
     assert trapped.get("failed") and marker.exists()
     assert "nothing recorded" in trapped["msg"]
     # ... and with the real pip it installs, records, and is quiet again afterwards.
     restore_pip(pod_venv)
-    bumped, _ = install(dest, comfyui_upstream, pod_venv, pip_args)
+    bumped, dummy = install(dest, comfyui_upstream, pod_venv, pip_args)
     assert bumped["changed"] and bumped["requirements"]["status"] == "installed"
     assert installed_versions(pod_venv)["fakedep"] == "2.0"
-    quiet, _ = install(dest, comfyui_upstream, pod_venv, pip_args)
+    quiet, dummy = install(dest, comfyui_upstream, pod_venv, pip_args)
     assert quiet["changed"] is False
 
 
 def test_check_mode_reports_the_install_and_touches_nothing(tmp_path, comfyui_upstream, pod_venv, pip_args):
     dest = tmp_path / "vault" / "ComfyUI"
-    result, _ = install(dest, comfyui_upstream, pod_venv, pip_args, check=True, diff=True)
+    result, dummy = install(dest, comfyui_upstream, pod_venv, pip_args, check=True, diff=True)
     assert result["changed"] and result["status"] == "cloned", result
     assert result["requirements"]["status"] == "none"  # nothing to read before the clone
     assert not dest.parent.exists()
@@ -80,20 +80,20 @@ def test_check_mode_reports_the_install_and_touches_nothing(tmp_path, comfyui_up
 
 def test_seed_from_the_baked_copy_needs_no_network_and_no_pip(tmp_path, comfyui_upstream, pod_venv, pip_args):
     baked = tmp_path / "opt" / "ComfyUI"
-    baked_run, _ = install(baked, comfyui_upstream, pod_venv, pip_args)
+    baked_run, dummy = install(baked, comfyui_upstream, pod_venv, pip_args)
     assert baked_run["status"] == "cloned", baked_run
     url, head = comfyui_upstream.url, comfyui_upstream.head()
     shutil.rmtree(comfyui_upstream.path)  # upstream is gone: only a local copy can work now
     marker = trap_pip(pod_venv)
 
     dest = tmp_path / "vault" / "ComfyUI"
-    seeded, _ = install(dest, url, pod_venv, pip_args, seed_from=str(baked))
+    seeded, dummy = install(dest, url, pod_venv, pip_args, seed_from=str(baked))
     assert seeded["changed"] and seeded["status"] == "seeded", seeded
     assert seeded["source"] == str(baked) and seeded["commit"] == head
     assert seeded["requirements"]["status"] == "unchanged" and not marker.exists()
     assert git(dest, "remote", "get-url", "origin") == url
     assert git(dest, "status", "--porcelain") == ""
-    again, _ = install(dest, url, pod_venv, pip_args, seed_from=str(baked))
+    again, dummy = install(dest, url, pod_venv, pip_args, seed_from=str(baked))
     assert again["changed"] is False and again["status"] == "present"
 
 
@@ -122,7 +122,7 @@ def test_broken_checkout_is_replaced_and_every_user_byte_survives(tmp_path, comf
     shutil.rmtree(dest / ".git")
     before = snapshot(dest)
 
-    result, _ = install(dest, comfyui_upstream)
+    result, dummy = install(dest, comfyui_upstream)
     assert result["changed"] and result["status"] == "repaired", result
     assert result["reason"] == "main.py is missing"
     assert (dest / "main.py").is_file() and git(dest, "rev-parse", "HEAD") == comfyui_upstream.head()
@@ -157,7 +157,7 @@ def test_healthy_checkout_is_left_alone_and_a_wrong_remote_is_corrected(tmp_path
     git(dest, "remote", "set-url", "origin", "https://example.invalid/fork.git")
     head = git(dest, "rev-parse", "HEAD")
 
-    fixed, _ = install(dest, comfyui_upstream, diff=True)
+    fixed, dummy = install(dest, comfyui_upstream, diff=True)
     assert fixed["changed"] and fixed["status"] == "remote_fixed", fixed
     assert fixed["previous_remote"] == "https://example.invalid/fork.git"
     assert git(dest, "remote", "get-url", "origin") == comfyui_upstream.url
@@ -176,13 +176,13 @@ def test_version_branch_tag_and_commit(tmp_path, comfyui_upstream):
     cases = {"v1.0": first, first[:10]: first, "stable": first}
     for index, (version, expected) in enumerate(cases.items()):
         dest = tmp_path / f"c{index}" / "ComfyUI"
-        result, _ = install(dest, comfyui_upstream, version=version)
+        result, dummy = install(dest, comfyui_upstream, version=version)
         assert result["commit"] == expected, (version, result)
     assert git(tmp_path / "c2" / "ComfyUI", "rev-parse", "--abbrev-ref", "HEAD") == "stable"
-    missing, _ = install(tmp_path / "c9" / "ComfyUI", comfyui_upstream, version="no-such-branch")
+    missing, dummy = install(tmp_path / "c9" / "ComfyUI", comfyui_upstream, version="no-such-branch")
     assert missing.get("failed") and "no-such-branch" in missing["msg"]
     assert not (tmp_path / "c9" / "ComfyUI").exists()
-    assert not [p for p in (tmp_path / "c9").iterdir()]
+    assert not list((tmp_path / "c9").iterdir())
 
 
 def test_credentials_in_the_url_never_show(tmp_path):

@@ -92,12 +92,12 @@ def test_parallel_clones_pins_and_a_restart_that_changes_nothing(tmp_path, pod_v
     dest = tmp_path / "custom_nodes"
     extra = {"manifests": [str(manifest)], "nodes": [{"url": r.url} for r in repos[3:]] + [repos[2].url + "|dev"]}
 
-    first, _ = nodes_run(dest, pod_venv, pip_args, env=slow_git, diff=True, **extra)
+    first, dummy = nodes_run(dest, pod_venv, pip_args, env=slow_git, diff=True, **extra)
     assert first["changed"] and not first.get("failed"), first
     assert first["counts"] == {"cloned": 6, "updated": 0, "present": 0, "failed": 0}
     spans = [tuple(map(float, line.split())) for line in log.read_text().splitlines()]
     assert len(spans) == 6
-    most_at_once = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+    most_at_once = max(sum(1 for s, e in spans if s <= start < e) for start, dummy in spans)
     assert most_at_once >= 4, f"clones ran one after another: {spans}"
     nodes = by_name(first)
     assert nodes["Node1"]["commit"] == pinned == git(dest / "Node1", "rev-parse", "HEAD")
@@ -108,14 +108,14 @@ def test_parallel_clones_pins_and_a_restart_that_changes_nothing(tmp_path, pod_v
     assert no_staging_left(dest)
 
     marker = trap_pip(pod_venv)
-    again, _ = nodes_run(dest, pod_venv, pip_args, **extra)
+    again, dummy = nodes_run(dest, pod_venv, pip_args, **extra)
     assert again["changed"] is False and again["counts"]["present"] == 6, again
     assert by_name(again)["Node0"]["requirements"] == "unchanged"
     assert not marker.exists(), "pip ran although no requirements changed"
 
     newcomer = make_node_repo(src / "NodeNew", requirements=["fakedep==2.0"])
     extra["nodes"].append({"url": newcomer.url})
-    check, _ = nodes_run(dest, pod_venv, pip_args, check=True, diff=True, **extra)
+    check, dummy = nodes_run(dest, pod_venv, pip_args, check=True, diff=True, **extra)
     assert check["changed"] and by_name(check)["NodeNew"]["status"] == "would_clone"
     assert "NodeNew: absent" in check["diff"]["before"]
     assert not (dest / "NodeNew").exists() and not marker.exists()
@@ -130,7 +130,7 @@ def test_existing_checkouts_are_never_clobbered(tmp_path):
     manual = dest / "HandCopied"
     manual.mkdir(parents=True)
     (manual / "__init__.py").write_text("# copied by hand\n")
-    installed, _ = nodes_run(dest, nodes=[dirty.url, clean.url, follower.url, "file:///x/HandCopied"])
+    installed, dummy = nodes_run(dest, nodes=[dirty.url, clean.url, follower.url, "file:///x/HandCopied"])
     assert [r["status"] for r in installed["results"]] == ["cloned", "cloned", "cloned", "present"]
     assert "not a git checkout" in installed["results"][3]["reason"]
 
@@ -139,7 +139,7 @@ def test_existing_checkouts_are_never_clobbered(tmp_path):
     follower_head = follower.commit({"extra.py": ""}, "v2")
     (dest / "NodeDirty" / "__init__.py").write_text("# the user's fix\n")
     nodes = [f"{dirty.url}||||{dirty_pin}", f"{clean.url}||||{clean_pin}", follower.url, "file:///x/HandCopied"]
-    second, _ = nodes_run(dest, nodes=nodes, update=True)
+    second, dummy = nodes_run(dest, nodes=nodes, update=True)
     results = by_name(second)
     assert results["NodeDirty"]["status"] == "present" and "local changes kept" in results["NodeDirty"]["reason"]
     assert (dest / "NodeDirty" / "__init__.py").read_text() == "# the user's fix\n"
@@ -149,7 +149,7 @@ def test_existing_checkouts_are_never_clobbered(tmp_path):
     assert git(dest / "NodeFollower", "rev-parse", "--abbrev-ref", "HEAD") == "main"
     assert (manual / "__init__.py").read_text() == "# copied by hand\n"
     assert second["changed"] and not second.get("failed")
-    third, _ = nodes_run(dest, nodes=nodes, update=True)
+    third, dummy = nodes_run(dest, nodes=nodes, update=True)
     assert third["changed"] is False, third
 
 
@@ -157,7 +157,7 @@ def test_a_bad_manifest_line_fails_before_anything_is_cloned(tmp_path):
     good = make_node_repo(tmp_path / "src" / "NodeA")
     manifest = tmp_path / "nodes.txt"
     manifest.write_text(f"{good.url}|main|x|ok\n{good.url.replace('NodeA', 'NodeB')}|main|x|bad pin|nothex!\n")
-    result, _ = nodes_run(tmp_path / "custom_nodes", manifests=[str(manifest)])
+    result, dummy = nodes_run(tmp_path / "custom_nodes", manifests=[str(manifest)])
     assert result.get("failed")
     assert result["msg"].startswith(f"nodes manifest: {manifest}:2: commit pin 'nothex!'")
     assert not (tmp_path / "custom_nodes").exists()
