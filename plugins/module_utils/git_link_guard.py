@@ -176,14 +176,21 @@ class GitLinkGuard:
             self._git_cmd(top, ['update-index', '-z', '--skip-worktree', '--stdin'],
                           data='\0'.join(state.unflagged) + '\0')
 
-    def missing_placeholders(self, state, target):
-        """Tracked regular files under the link that the target does not have: (path, sha)."""
+    def missing_placeholders(self, state, target, incoming=None):
+        """Tracked regular files under the link that the target lacks: (dest, sha, mode).
+
+        `incoming` is a real directory about to be merged into the target (check mode): what it
+        holds will arrive by the merge, so it is not counted as missing.
+        """
         missing = []
         prefix = state.rel + '/'
         for dummy, mode, sha, path in state.entries:
             if mode not in ('100644', '100755'):
                 continue
-            dest = os.path.join(target, path[len(prefix):])
+            relative = path[len(prefix):]
+            dest = os.path.join(target, relative)
+            if incoming and os.path.lexists(os.path.join(incoming, relative)):
+                continue
             if not os.path.lexists(dest) and _parents_are_dirs(target, dest):
                 missing.append((dest, sha, mode))
         return missing

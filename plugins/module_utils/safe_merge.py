@@ -90,8 +90,9 @@ class MergePlan:
 
     ``operations`` is a list of ``(action, source, destination)`` tuples, in order:
     ``move`` (to a free name), ``rename`` (a clash: moved to a new free name), ``drop``
-    (identical bytes already at the destination) and ``rmdir`` (a source directory emptied
-    by the steps before it).
+    (identical bytes already at the destination), ``rmdir`` (a source directory emptied
+    by the steps before it) and ``discard_partial`` (a temporary copy a killed run left in
+    the target).
     """
 
     def __init__(self, source, target, stamp):
@@ -119,6 +120,13 @@ class MergePlan:
         return candidate
 
     def _walk(self, source, target):
+        if entry_kind(target) == 'dir':
+            # Hidden temporary copies left by a run killed mid-copy. Their originals were
+            # never deleted (that happens only after publishing), so they hold no unique data.
+            for name in sorted(os.listdir(target)):
+                leftover = os.path.join(target, name)
+                if name.startswith(PARTIAL_PREFIX) and entry_kind(leftover) == 'file':
+                    self.operations.append(('discard_partial', leftover, None))
         for name in sorted(os.listdir(source)):
             src = os.path.join(source, name)
             dst = os.path.join(target, name)
@@ -221,7 +229,7 @@ def move_no_clobber(src, dst):
 
 def nearest_existing(path):
     """`path` or its closest ancestor that exists (to learn which filesystem it will be on)."""
-    while not os.path.lexists(path):
+    while not os.path.exists(path):  # follows links: a dangling one is moved aside, not used
         path = os.path.dirname(path)
     return path
 
@@ -260,6 +268,9 @@ def apply_plan(plan):
             if not same_bytes(src, dst):
                 raise MergeError('%s changed during the merge; it was left in place, run again' % src)
             os.unlink(src)
+        elif action == 'discard_partial':
+            if os.path.lexists(src):
+                os.unlink(src)
         elif action == 'rmdir':
             try:
                 os.rmdir(src)

@@ -25,7 +25,6 @@ Every input is validated, for every shortcut, before anything is touched, so bad
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_link_guard import GitGuardError, GitLinkGuard
@@ -251,7 +250,7 @@ class WorkspaceLinks:
         path, target = shortcut.path, shortcut.target
         record = {'name': shortcut.name, 'path': path, 'target': target, 'before': describe(path),
                   'action': 'ok', 'changed': False, 'target_created': False, 'target_backup': None,
-                  'backup': None, 'merged': None, 'git': [], 'seeded': []}
+                  'backup': None, 'merged': None, 'git': [], 'seeded': [], 'leftover_links_removed': []}
         after = []
         record['after_lines'] = after
 
@@ -262,6 +261,14 @@ class WorkspaceLinks:
             if record['git'] and not self.check_mode:
                 self.git.apply(shortcut.git_state)
             after.extend('  git: %s' % note for note in record['git'])
+
+        leftovers = leftover_links(path)
+        if leftovers:
+            record['leftover_links_removed'] = leftovers
+            after.extend('  removed temporary link %s left by an interrupted run' % p for p in leftovers)
+            if not self.check_mode:
+                for leftover in leftovers:
+                    os.unlink(leftover)
 
         kind = entry_kind(path)
         if kind == 'link' and os.readlink(path) == target:
@@ -279,7 +286,8 @@ class WorkspaceLinks:
             record['action'] = 'merged'
             plan = MergePlan(path, target, self.stamp)
             record['merged'] = {'moved': plan.count('move'), 'renamed': plan.renamed,
-                                'dropped_identical': plan.count('drop')}
+                                'dropped_identical': plan.count('drop'),
+                                'discarded_partials': plan.count('discard_partial')}
             after.append('  merged %s into %s: %d moved, %d identical dropped, %d kept under a new name'
                          % (path, target, plan.count('move'), plan.count('drop'), len(plan.renamed)))
             after.extend('  kept both: %s -> %s' % (item['from'], item['to']) for item in plan.renamed)
@@ -295,14 +303,15 @@ class WorkspaceLinks:
                 _replace_link(path, target)
 
         if shortcut.git_state is not None:
-            missing = self.git.missing_placeholders(shortcut.git_state, target)
+            incoming = path if self.check_mode and record['action'] == 'merged' else None
+            missing = self.git.missing_placeholders(shortcut.git_state, target, incoming)
             record['seeded'] = [dest for dest, dummy, dummy2 in missing]
             after.extend('  seeded tracked placeholder %s' % dest for dest in record['seeded'])
             if missing and not self.check_mode:
                 self.git.seed(shortcut.git_state, missing)
 
         record['changed'] = (record['action'] != 'ok' or record['target_created'] or bool(record['git'])
-                             or bool(record['seeded']))
+                             or bool(record['seeded']) or bool(record['leftover_links_removed']))
         after.insert(0, '%s -> %s' % (path, target))
         return record
 
@@ -339,18 +348,38 @@ class WorkspaceLinks:
         return created, backup, notes
 
 
+LINK_TMP_MARK = '.aiclipse-link-'
+
+
 def _replace_link(path, text):
-    """Point `path` at `text` atomically: a new link under a temporary name renamed over `path`.
+    """Point `path` at `text` atomically: a new link under a hidden name renamed over `path`.
 
     rename() replaces a link itself, never what it points to; `path` is a link or absent here.
     """
-    parent = os.path.dirname(path)
-    tmp_dir = tempfile.mkdtemp(prefix='.aiclipse-link-', dir=parent)
-    tmp = os.path.join(tmp_dir, 'link')
+    parent, name = os.path.split(path)
+    for attempt in range(100):
+        tmp = os.path.join(parent, '.%s%s%d-%d' % (name, LINK_TMP_MARK, os.getpid(), attempt))
+        try:
+            os.symlink(text, tmp)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise WorkspaceLinkError('could not find a free temporary name beside %s' % path)
     try:
-        os.symlink(text, tmp)
         os.rename(tmp, path)
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
-        os.rmdir(tmp_dir)
+
+
+def leftover_links(path):
+    """Temporary links a killed run left beside `path` (links only: removing them loses no data)."""
+    parent, name = os.path.split(path)
+    prefix = '.%s%s' % (name, LINK_TMP_MARK)
+    try:
+        names = os.listdir(parent)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [os.path.join(parent, n) for n in sorted(names)
+            if n.startswith(prefix) and entry_kind(os.path.join(parent, n)) == 'link']

@@ -216,6 +216,10 @@ links:
           description: Clashes kept under a new name, as from/to pairs.
           type: list
           elements: dict
+        discarded_partials:
+          description: Hidden temporary copies (C(.aiclipse-partial-*)) that a killed run left in the
+            target, removed; their originals were still in place.
+          type: int
     target_created:
       description: Whether the target directory (or a parent inside the vault) was created.
       type: bool
@@ -229,6 +233,11 @@ links:
       sample: ["mark 14 tracked path(s) under models/ skip-worktree"]
     seeded:
       description: Tracked placeholder files copied into the target because it lacked them.
+      type: list
+      elements: str
+    leftover_links_removed:
+      description: Temporary links (C(.<name>.aiclipse-link-*)) that a killed run left beside the
+        shortcut, removed.
       type: list
       elements: str
 '''

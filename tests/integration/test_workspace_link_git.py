@@ -118,6 +118,8 @@ def test_check_mode_reports_the_git_changes_and_makes_none(comfy):
                                                  "links": {"models": "models"}}, check=True, diff=True)
     assert result["changed"] is True, proc.stdout
     assert any("skip-worktree" in note for note in result["links"][0]["git"])
+    # The placeholders arrive by the merge, so none is predicted as seeded.
+    assert result["links"][0]["action"] == "merged" and result["links"][0]["seeded"] == []
     assert "skip-worktree" in result["diff"]["after"]
     assert (clone / ".git" / "config").read_text() == config_before
     assert not (clone / "models").is_symlink()
