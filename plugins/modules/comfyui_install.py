@@ -147,7 +147,8 @@ left_in_backup:
 requirements:
   description:
     - C(status) is V(installed), V(unchanged) (recorded hash matches, pip not run), V(none) (no
-      requirements.txt or no O(venv)) or V(would_install) (check mode); C(sha256) of the file;
+      requirements.txt or no O(venv)), V(would_install) (check mode) or V(unknown) (check mode,
+      ComfyUI not cloned yet); C(sha256) of the file;
       C(protected) the pinned versions when pip ran.
   returned: always
   type: dict
@@ -191,7 +192,14 @@ def main():
             pip = VenvPip(module, params['venv'], params['pip_args'], params['protected_packages'])
             requirements_installer = RequirementsInstaller(module, pip)
             before_sha = requirements_installer.ledger.entries.get(RequirementsInstaller.LEDGER_KEY)
-            requirements = requirements_installer.ensure(result['dest'])
+            if module.check_mode and result['status'] in ('cloned', 'repaired') and result['changed']:
+                # Nothing to read before the clone: say so rather than guess.
+                requirements = {"status": "unknown", "changed": False, "sha256": None}
+            elif module.check_mode and result['status'] == 'seeded':
+                # The vault copy would get the baked copy's requirements.txt.
+                requirements = requirements_installer.ensure(result['source'])
+            else:
+                requirements = requirements_installer.ensure(result['dest'])
             requirements['recorded_before'] = before_sha
     except (InstallError, GitError, PipError, OSError) as exc:
         module.fail_json(msg=str(exc), **installer.result)

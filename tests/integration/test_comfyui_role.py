@@ -73,7 +73,7 @@ def test_check_mode_reports_the_install_and_touches_nothing(tmp_path, comfyui_up
     dest = tmp_path / "vault" / "ComfyUI"
     result, dummy = install(dest, comfyui_upstream, pod_venv, pip_args, check=True, diff=True)
     assert result["changed"] and result["status"] == "cloned", result
-    assert result["requirements"]["status"] == "none"  # nothing to read before the clone
+    assert result["requirements"]["status"] == "unknown"  # nothing to read before the clone
     assert not dest.parent.exists()
     assert "fakedep" not in installed_versions(pod_venv)
 
@@ -87,6 +87,9 @@ def test_seed_from_the_baked_copy_needs_no_network_and_no_pip(tmp_path, comfyui_
     marker = trap_pip(pod_venv)
 
     dest = tmp_path / "vault" / "ComfyUI"
+    preview, dummy = install(dest, url, pod_venv, pip_args, seed_from=str(baked), check=True)
+    assert preview["status"] == "seeded" and preview["requirements"]["status"] == "unchanged", preview
+    assert not dest.exists()
     seeded, dummy = install(dest, url, pod_venv, pip_args, seed_from=str(baked))
     assert seeded["changed"] and seeded["status"] == "seeded", seeded
     assert seeded["source"] == str(baked) and seeded["commit"] == head
