@@ -56,7 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
         match = re.match(r"^/status/(\d{3})/(.+)$", path)
         if match:
             return self._plain(int(match.group(1)), head)
-        kind, _, name = path.lstrip("/").partition("/")
+        kind, _slash, name = path.lstrip("/").partition("/")
         if kind == "files":
             return self._serve(name, head)
         if kind == "reset-once":

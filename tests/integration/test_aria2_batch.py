@@ -71,7 +71,7 @@ def test_parallel_ranged_download_then_second_run_reads_nothing(three_files, vau
     downloads = [{"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name), "sha256": digest}
                  for name, (_size, digest) in origin.catalog.items()]
     args = vault.args(downloads, min_split_size="1M")
-    result, _ = run_module("aria2_batch", args)
+    result, _run = run_module("aria2_batch", args)
     assert not result.get("failed"), result.get("msg")
     assert result["changed"] and result["downloaded"] == 3 and result["failed_count"] == 0
     for name, (size, digest) in origin.catalog.items():
@@ -89,7 +89,7 @@ def test_parallel_ranged_download_then_second_run_reads_nothing(three_files, vau
     target.write_bytes(b"\0" * before.st_size)
     os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
     requests_before = len(origin.log_lines())
-    second, _ = run_module("aria2_batch", args)
+    second, _run = run_module("aria2_batch", args)
     assert not second["changed"] and second["present"] == 3 and second["hashed"] == 0
     assert len(origin.log_lines()) == requests_before, "a recorded file must not even be asked about"
 
@@ -98,9 +98,9 @@ def test_check_mode_reports_bytes_needed_and_writes_nothing(three_files, vault):
     origin = three_files
     downloads = [{"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name)}
                  for name in origin.catalog]
-    result, _ = run_module("aria2_batch", vault.args(downloads), check=True, diff=True)
+    result, _run = run_module("aria2_batch", vault.args(downloads), check=True, diff=True)
     assert result["changed"] and result["would_download"] == 3
-    assert result["bytes_needed"] == sum(size for size, _ in origin.catalog.values())
+    assert result["bytes_needed"] == sum(size for size, _digest in origin.catalog.values())
     assert {r["status"] for r in result["results"]} == {"would_download"}
     assert sorted(result["diff"]["after"].split()) == sorted(vault.dest(n) for n in origin.catalog)
     assert result["diff"]["before"] == ""
@@ -245,7 +245,7 @@ def test_killed_run_leaves_nothing_at_final_paths_and_resumes(make_origin, vault
     assert not any(Path(vault.dest(name)).exists() for name in files), "nothing may appear at a final path"
     served_before = sent_bytes(gets(origin, "/public/"))
 
-    result, _ = run_module("aria2_batch", args)
+    result, _run = run_module("aria2_batch", args)
     assert not result.get("failed"), result.get("msg")
     assert result["downloaded"] == 2
     for name, digest in files.items():
@@ -268,8 +268,8 @@ def test_faults_each_get_their_result_and_the_rest_completes(fault_server, vault
         ("bad-sum", "/files/c.bin", "0" * 64, "failed", "sha256"),
     ]
     downloads = [{"name": name, "url": url + path, "dest": vault.dest(name + ".safetensors"),
-                  **({"sha256": digest} if digest else {})} for name, path, digest, _, _ in plan]
-    result, _ = run_module("aria2_batch", vault.args(downloads, fail_on_error=False))
+                  **({"sha256": digest} if digest else {})} for name, path, digest, _status, _reason in plan]
+    result, _run = run_module("aria2_batch", vault.args(downloads, fail_on_error=False))
     assert not result.get("failed"), "fail_on_error=false must not fail the task: %s" % result.get("msg")
     by_name = {r["name"]: r for r in result["results"]}
     for name, _path, _digest, status, reason in plan:
@@ -282,7 +282,7 @@ def test_faults_each_get_their_result_and_the_rest_completes(fault_server, vault
     log = vault.log.read_text()
     assert "failed bad-sum" in log and "summary: 3 downloaded, 0 present, 5 failed" in log
 
-    again, _ = run_module("aria2_batch", vault.args(downloads))
+    again, _run = run_module("aria2_batch", vault.args(downloads))
     assert again["failed"] and "5 of 8 downloads failed" in again["msg"]
     assert again["present"] == 3 and again["failed_count"] == 5
 
@@ -295,7 +295,7 @@ def test_disk_full_during_download_fails_that_entry_only(fault_server, small_tmp
     downloads = [{"url": fault_server.url + "/files/c.bin", "dest": vault.dest("c.bin"),
                   "sha256": fault_server.catalog["c.bin"][1]},
                  {"url": fault_server.url + "/chunked/big.bin", "dest": vault.dest("big.bin")}]
-    result, _ = run_module("aria2_batch", vault.args(downloads, max_tries=1, max_concurrent_downloads=1))
+    result, _run = run_module("aria2_batch", vault.args(downloads, max_tries=1, max_concurrent_downloads=1))
     assert result["failed"] and "big.bin" in result["msg"]
     small, big = result["results"]
     assert small["status"] == "downloaded", small
@@ -312,7 +312,7 @@ def test_disk_preflight_fails_before_downloading_anything(fault_server, small_tm
     vault = Vault(small_tmpfs("3m") / "vault")
     downloads = [{"url": fault_server.url + "/files/c.bin", "dest": vault.dest("c.bin")},
                  {"url": fault_server.url + "/files/big.bin", "dest": vault.dest("big.bin")}]
-    result, _ = run_module("aria2_batch", vault.args(downloads))
+    result, _run = run_module("aria2_batch", vault.args(downloads))
     assert result["failed"]
     assert "not enough disk space" in result["msg"] and "6.0 MiB needed" in result["msg"]
     assert not [r for r in fault_server.requests if r[0] == "GET"]
@@ -322,7 +322,7 @@ def test_disk_preflight_fails_before_downloading_anything(fault_server, small_tm
 def test_staging_on_another_filesystem_is_a_clear_per_entry_error(fault_server, small_tmpfs, tmp_path):
     other = Vault(small_tmpfs("1m") / "vault")
     dest = str(tmp_path / "models/c.bin")
-    result, _ = run_module("aria2_batch", other.args([{"url": fault_server.url + "/files/c.bin", "dest": dest}]))
+    result, _run = run_module("aria2_batch", other.args([{"url": fault_server.url + "/files/c.bin", "dest": dest}]))
     assert result["failed"]
     assert "different filesystems" in result["results"][0]["reason"]
     assert not Path(dest).exists()
@@ -335,7 +335,7 @@ def test_existing_unrecorded_files_are_adopted_only_when_the_size_matches(fault_
     bad.write_bytes(b"half a model")  # what the old scripts left after a crash
     downloads = [{"url": fault_server.url + "/files/c.bin", "dest": str(good)},
                  {"url": fault_server.url + "/files/c.bin", "dest": str(bad)}]
-    result, _ = run_module("aria2_batch", vault.args(downloads))
+    result, _run = run_module("aria2_batch", vault.args(downloads))
     assert [r["status"] for r in result["results"]] == ["present", "downloaded"], result["results"]
     assert sha(bad) == fault_server.catalog["c.bin"][1]
     assert result["hashed"] == 0  # no sha256 wanted: neither file was read
@@ -356,5 +356,5 @@ def test_bad_input_is_refused_before_anything_happens(vault, entry, message):
 
 def test_duplicate_destinations_are_refused(vault):
     entry = {"url": "http://127.0.0.1/a.bin", "dest": "/tmp/aiclipse-dup/a.bin"}
-    result, _ = run_module("aria2_batch", vault.args([entry, dict(entry)]))
+    result, _run = run_module("aria2_batch", vault.args([entry, dict(entry)]))
     assert result["failed"] and "same dest as downloads[0]" in result["msg"]

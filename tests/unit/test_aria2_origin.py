@@ -84,7 +84,7 @@ def test_aria2_session_downloads_and_reports_errors(fault_server, tmp_path):
     with Aria2Session("/usr/bin/aria2c", {"max-tries": "1"}, str(tmp_path)) as session:
         good = session.add(fault_server.url + "/files/c.bin", str(tmp_path), "c.bin")
         bad = session.add(fault_server.url + "/status/404/c.bin", str(tmp_path), "missing.bin")
-        for _ in range(200):
+        for _attempt in range(200):
             statuses = session.statuses()
             if all(statuses[g]["status"] in ("complete", "error") for g in (good, bad)):
                 break
