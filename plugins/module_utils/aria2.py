@@ -18,6 +18,7 @@ __metaclass__ = type
 
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -37,6 +38,8 @@ ERROR_HINTS = {
     "22": "bad HTTP response header",
     "24": "HTTP authorization failed",
 }
+
+QUERY_RE = re.compile(r"(\w+://[^\s?#]+)\?[^\s#]*")
 
 
 class Aria2Error(Exception):
@@ -161,9 +164,13 @@ class Aria2Session:
 
 
 def describe_error(status):
-    """A person-readable reason for a failed aria2 download status."""
+    """A person-readable reason for a failed aria2 download status.
+
+    URL queries are cut from aria2's message: signed URLs and ``?token=`` URLs carry
+    credentials there, and results and logs are read by people.
+    """
     code = str(status.get("errorCode", ""))
-    message = (status.get("errorMessage") or "").strip()
+    message = QUERY_RE.sub(r"\1?...", (status.get("errorMessage") or "").strip())
     hint = ERROR_HINTS.get(code, "")
     if hint and hint.lower() not in message.lower():
         message = "%s (%s)" % (message, hint) if message else hint

@@ -102,3 +102,10 @@ def test_aria2_session_downloads_and_reports_errors(fault_server, tmp_path):
 def test_describe_error_adds_hints():
     assert describe_error({"errorCode": "9", "errorMessage": ""}) == "aria2c error 9: not enough disk space"
     assert "disk full" in describe_error({"errorCode": "17", "errorMessage": "Write failed"})
+
+
+def test_describe_error_drops_url_queries_that_may_hold_credentials():
+    reason = describe_error({"errorCode": "3", "errorMessage":
+                             "Resource not found URI=https://cdn.example/x.bin?X-Amz-Signature=abc&token=SECRET end"})
+    assert "SECRET" not in reason and "abc" not in reason
+    assert reason == "aria2c error 3: Resource not found URI=https://cdn.example/x.bin?... end"
