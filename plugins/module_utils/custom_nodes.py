@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Custom nodes: clone in parallel, then install requirements under the torch constraints.
 
-Checkouts run in a thread pool (each is a git process, so they overlap for real). Existing
+Checkouts run in a thread pool (each is a git process, so they overlap for real). A node the
+image has baked (same URL, usable checkout) is copied from there instead of cloned. Existing
 checkouts are never clobbered: a pinned node is moved to its pin only when git reports no
 local changes to tracked files; an unpinned node is left where it is unless ``update`` asks
 for a fetch + fast-forward (again only when clean). Requirements are installed afterwards,
@@ -14,9 +15,12 @@ retried alone so the failure lands on the node that caused it and the others sti
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import (
+    STAGING_PREFIX,
     GitError,
     clone_into_place,
     redact,
@@ -27,12 +31,13 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements 
     file_sha256,
 )
 
-CHANGED_STATUSES = ("cloned", "updated", "would_clone", "would_update")
+CHANGED_STATUSES = ("cloned", "seeded", "updated", "would_clone", "would_seed", "would_update")
 
 
 class NodeInstaller:
-    def __init__(self, module, git, dest, nodes, pip=None, update=False, workers=8):
+    def __init__(self, module, git, dest, nodes, pip=None, update=False, workers=8, seed_from=None):
         self.module = module
+        self.seed_from = seed_from
         self.git = git
         self.dest = os.path.abspath(dest)
         self.nodes = nodes
@@ -66,12 +71,15 @@ class NodeInstaller:
                   "status": "present", "commit": None, "reason": "", "requirements": "none"}
         try:
             if not os.path.lexists(path):
+                seed = self._seed_for(node)
                 if self.module.check_mode:
-                    result["status"] = "would_clone"
-                    return result
-                result["commit"] = clone_into_place(self.git, node["url"], path, node["branch"],
-                                                    node["commit"])
-                result["status"] = "cloned"
+                    result["status"] = "would_seed" if seed else "would_clone"
+                elif seed:
+                    self._seed(seed, node, path, result)
+                else:
+                    result["commit"] = clone_into_place(self.git, node["url"], path, node["branch"],
+                                                        node["commit"])
+                    result["status"] = "cloned"
                 return result
             problem = self.git.health(path)
             if problem:
@@ -85,6 +93,32 @@ class NodeInstaller:
         except GitError as exc:
             result.update(status="failed", reason=str(exc))
         return result
+
+    def _seed_for(self, node):
+        """The image's baked checkout of this node, when it can stand in for a clone: a working
+        checkout of the same URL, on the wanted branch unless a commit pin decides."""
+        if not self.seed_from or os.path.realpath(self.seed_from) == os.path.realpath(self.dest):
+            return None
+        seed = os.path.join(self.seed_from, node["name"])
+        if not os.path.isdir(seed) or self.git.health(seed) or self.git.remote_url(seed) != node["url"]:
+            return None
+        if node["branch"] and not node["commit"]:
+            rc, branch, dummy = self.git.run("rev-parse", "--abbrev-ref", "HEAD", repo=seed)
+            if rc or branch != node["branch"]:
+                return None
+        return seed
+
+    def _seed(self, seed, node, path, result):
+        stage = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.dest)
+        try:
+            shutil.copytree(seed, os.path.join(stage, "checkout"), symlinks=True)
+            os.rename(os.path.join(stage, "checkout"), path)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        result["commit"] = self.git.head(path)
+        if node["commit"]:
+            self._move_to_pin(node, path, result)
+        result["status"] = "seeded"
 
     def _move_to_pin(self, node, path, result):
         if result["commit"].startswith(node["commit"]):
@@ -124,8 +158,8 @@ class NodeInstaller:
         pending = []
         for result in results:
             requirements = os.path.join(result["dest"], "requirements.txt")
-            if result["status"] in ("failed", "would_clone") or not os.path.isfile(requirements):
-                if result["status"] == "would_clone":
+            if result["status"] in ("failed", "would_clone", "would_seed") or not os.path.isfile(requirements):
+                if result["status"] in ("would_clone", "would_seed"):
                     result["requirements"] = "unknown"
                 continue
             sha256 = file_sha256(requirements)
@@ -157,8 +191,8 @@ class NodeInstaller:
 
 
 def count(results):
-    counts = {status: 0 for status in ("cloned", "updated", "present", "failed")}
+    counts = {status: 0 for status in ("cloned", "seeded", "updated", "present", "failed")}
     for result in results:
-        key = {"would_clone": "cloned", "would_update": "updated"}.get(result["status"], result["status"])
+        key = {"would_clone": "cloned", "would_seed": "seeded", "would_update": "updated"}.get(result["status"], result["status"])
         counts[key] = counts.get(key, 0) + 1
     return counts

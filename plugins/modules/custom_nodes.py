@@ -19,6 +19,9 @@ description:
     directory and renamed into place, so ComfyUI never sees half a node. A branch (second
     field) is cloned instead of the default branch; a commit (fifth field, 7 to 40 hex digits)
     is then checked out detached.
+  - A missing node that the image has baked into O(seed_from) (a working checkout with the same
+    C(origin) URL, on the wanted branch unless a commit is pinned) is copied from there instead
+    of cloned, so a pod start needs no network for the template's nodes.
   - Existing checkouts are never clobbered. A pinned node is moved to its pin only when git
     reports no changes to tracked files; an unpinned node stays where it is unless O(update)
     is true, and then is only fast-forwarded, and only when clean. Directories that are not git
@@ -62,6 +65,11 @@ options:
     type: list
     elements: raw
     default: []
+  seed_from:
+    description:
+      - The image's baked C(custom_nodes) directory to copy missing nodes from (ignored when it
+        is O(dest) itself).
+    type: path
   venv:
     description:
       - The virtualenv ComfyUI runs in. Requirements are not installed when omitted.
@@ -99,7 +107,7 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: Results say V(would_clone)/V(would_update) and requirements V(would_install); nothing changes.
+    details: Results say V(would_clone)/V(would_seed)/V(would_update) and requirements V(would_install); nothing changes.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
@@ -116,6 +124,7 @@ EXAMPLES = r"""
 - name: Base, user and template node manifests into the vault's ComfyUI
   aiclipse.comfyui.custom_nodes:
     dest: /workspace/aiclipse/ComfyUI/custom_nodes
+    seed_from: /opt/aiclipse/ComfyUI/custom_nodes
     manifests:
       - /opt/aiclipse/manifests/base_nodes.txt
       - /workspace/aiclipse/custom_nodes.txt
@@ -137,8 +146,9 @@ EXAMPLES = r"""
 RETURN = r"""
 results:
   description:
-    - One entry per node, in manifest order. C(status) is V(cloned), V(updated), V(present),
-      V(failed) (C(reason) says why), or in check mode V(would_clone)/V(would_update).
+    - One entry per node, in manifest order. C(status) is V(cloned), V(seeded) (copied from
+      O(seed_from)), V(updated), V(present), V(failed) (C(reason) says why), or in check mode
+      V(would_clone)/V(would_seed)/V(would_update).
       C(requirements) is V(installed), V(unchanged), V(none), V(failed), V(would_install) or
       V(unknown) (check mode, not cloned yet). C(url) has credentials masked.
   returned: always
@@ -157,11 +167,12 @@ results:
       reason: ''
 counts:
   description:
-    - How many nodes were V(cloned) (or would be), V(updated), already V(present) and V(failed).
+    - How many nodes were V(cloned), V(seeded) (or would be), V(updated), already V(present)
+      and V(failed).
       A dict, because a top-level C(failed) key would mark the task failed.
   returned: always
   type: dict
-  sample: {cloned: 5, updated: 0, present: 1, failed: 0}
+  sample: {cloned: 5, seeded: 0, updated: 0, present: 1, failed: 0}
 manifests:
   description: The manifest files that were read (missing ones skipped with O(missing_manifests=ignore)).
   returned: always
@@ -192,6 +203,7 @@ def main():
             manifests=dict(type='list', elements='path', default=[]),
             missing_manifests=dict(type='str', choices=['fail', 'ignore'], default='fail'),
             nodes=dict(type='list', elements='raw', default=[]),
+            seed_from=dict(type='path'),
             venv=dict(type='path'),
             pip_args=dict(type='list', elements='str', default=[]),
             protected_packages=dict(type='list', elements='str',
@@ -218,7 +230,8 @@ def main():
 
     pip = VenvPip(module, params['venv'], params['pip_args'], params['protected_packages']) if params['venv'] else None
     installer = NodeInstaller(module, Git(module), params['dest'], nodes, pip=pip,
-                              update=params['update'], workers=params['workers'])
+                              update=params['update'], workers=params['workers'],
+                              seed_from=params['seed_from'])
     before = {node['name']: _head_or_absent(installer, node['name']) for node in nodes}
     try:
         results = installer.run()

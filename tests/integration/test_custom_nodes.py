@@ -4,6 +4,7 @@ A stand-in torch (faketorch 2.0) is installed in the venv; a node asking for fak
 must fail without replacing it, while the other nodes still install.
 """
 import os
+import shutil
 
 from harness.ansible_run import run_module, run_playbook
 from harness.comfyui_fixtures import trap_pip
@@ -61,7 +62,7 @@ def test_failing_nodes_are_reported_and_do_not_stop_the_others(tmp_path, pod_ven
     # At pod start the role sets fail_on_error=false: the same failures become warnings.
     lenient, proc = nodes_run(dest, pod_venv, pip_args, manifests=[str(manifest)], fail_on_error=False)
     assert not lenient.get("failed"), lenient
-    assert lenient["counts"] == {"cloned": 0, "updated": 0, "present": 1, "failed": 3}
+    assert lenient["counts"] == {"cloned": 0, "seeded": 0, "updated": 0, "present": 1, "failed": 3}
     warned = " ".join(lenient.get("warnings", []))
     assert "NodeWantsOldTorch" in warned and "NodeMissing" in warned and "FAILED" in warned
     assert SECRET not in proc.stdout + proc.stderr
@@ -94,7 +95,7 @@ def test_parallel_clones_pins_and_a_restart_that_changes_nothing(tmp_path, pod_v
 
     first, dummy = nodes_run(dest, pod_venv, pip_args, env=slow_git, diff=True, **extra)
     assert first["changed"] and not first.get("failed"), first
-    assert first["counts"] == {"cloned": 6, "updated": 0, "present": 0, "failed": 0}
+    assert first["counts"] == {"cloned": 6, "seeded": 0, "updated": 0, "present": 0, "failed": 0}
     spans = [tuple(map(float, line.split())) for line in log.read_text().splitlines()]
     assert len(spans) == 6
     most_at_once = max(sum(1 for s, e in spans if s <= start < e) for start, dummy in spans)
@@ -119,6 +120,36 @@ def test_parallel_clones_pins_and_a_restart_that_changes_nothing(tmp_path, pod_v
     assert check["changed"] and by_name(check)["NodeNew"]["status"] == "would_clone"
     assert "NodeNew: absent" in check["diff"]["before"]
     assert not (dest / "NodeNew").exists() and not marker.exists()
+
+
+def test_nodes_baked_into_the_image_are_copied_not_cloned(tmp_path, pod_venv, pip_args):
+    src = tmp_path / "src"
+    with_reqs = make_node_repo(src / "NodeReqs", requirements=["fakedep==1.0"])
+    pinned = make_node_repo(src / "NodePinned")
+    pin = pinned.head()
+    pinned.commit({"v2.py": ""}, "v2")
+    elsewhere = make_node_repo(src / "NodeDev")
+    elsewhere.branch("dev")
+    nodes = [with_reqs.url, f"{pinned.url}||||{pin}", elsewhere.url]
+    baked = tmp_path / "opt" / "ComfyUI" / "custom_nodes"
+    bake, dummy = nodes_run(baked, pod_venv, pip_args, nodes=nodes)
+    assert bake["counts"]["cloned"] == 3, bake
+    # The pod wants NodeDev on another branch than the baked one: that one must be cloned.
+    nodes[2] = f"{elsewhere.url}|dev"
+    shutil.rmtree(src / "NodeReqs")
+    shutil.rmtree(src / "NodePinned")
+    marker = trap_pip(pod_venv)
+
+    vault = tmp_path / "vault" / "ComfyUI" / "custom_nodes"
+    boot, dummy = nodes_run(vault, pod_venv, pip_args, nodes=nodes, seed_from=str(baked))
+    assert not boot.get("failed"), boot
+    results = by_name(boot)
+    assert [results[n]["status"] for n in ("NodeReqs", "NodePinned", "NodeDev")] == ["seeded", "seeded", "cloned"]
+    assert results["NodePinned"]["commit"] == pin and results["NodeReqs"]["requirements"] == "unchanged"
+    assert git(vault / "NodeDev", "rev-parse", "--abbrev-ref", "HEAD") == "dev"
+    assert not marker.exists() and no_staging_left(vault)
+    again, dummy = nodes_run(vault, pod_venv, pip_args, nodes=nodes, seed_from=str(baked))
+    assert again["changed"] is False and again["counts"]["present"] == 3
 
 
 def test_existing_checkouts_are_never_clobbered(tmp_path):
