@@ -480,8 +480,11 @@ def test_the_entrypoint_runs_the_updated_checkout(tmp_path, repo, pod):
     tools = tmp_path / "bin"
     tools.mkdir()
     (tools / "aiclipse-config-update").symlink_to(SCRIPT)
+    # As in the example image: a global ANSIBLE_CONFIG (its cfg asks for YAML results), plus a
+    # pod that prefers YAML output too; neither may confuse the update or the run.
     env = pod.env(PATH=f"{tools}:{VENV_BIN}:{os.environ['PATH']}", AUTO_UPDATE="true",
-                  AICLIPSE_VENV=str(VENV_BIN.parent))
+                  AICLIPSE_VENV=str(VENV_BIN.parent), ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+                  ANSIBLE_CALLBACK_RESULT_FORMAT="yaml")
     # Arguments replace ComfyUI after provisioning: `true` ends the boot once site.yml ran.
     proc = subprocess.run(["bash", str(ENTRYPOINT), "true"], env=env, capture_output=True, text=True,
                           timeout=300, check=False)
