@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark aria2_batch (not a test): is the module as fast as aria2c itself, and how much
 faster than the original's sequential single-connection fallback?
 
