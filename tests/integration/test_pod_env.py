@@ -78,9 +78,13 @@ def test_five_runs_one_hook_line_and_changed_only_when_something_changed(tmp_pat
     assert sorted(p.name for p in (root / "etc/ssh").glob("ssh_host_*_key")) == [
         "ssh_host_ecdsa_key", "ssh_host_ed25519_key", "ssh_host_rsa_key"]
 
-    # A new value is exactly one change (the env file), and a sixth run is quiet again.
+    # A hook moved below the early return plus a copy of it: the next run puts one back on top.
+    bashrc.write_text("\n".join(lines[1:] + [lines[0], lines[0]]) + "\n")
+    assert run() == 2
+    assert bashrc.read_text().splitlines() == lines
+
+    # A new value is exactly one change: the env file.
     assert run(COMFY_ARGS="--cpu") == 1
-    assert run(COMFY_ARGS="--cpu") == 0
     sourced = subprocess.run(["bash", "-c", f". {root}/etc/rp_environment && printf %s \"$COMFY_ARGS\""],
                              capture_output=True, text=True, check=True)
     assert sourced.stdout == "--cpu"
