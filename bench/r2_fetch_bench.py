@@ -74,7 +74,7 @@ def r2_fetch(endpoint, keys, out, **options):
     args = {"objects": objects, "bucket": BUCKET, "endpoint_url": endpoint, "state_dir": str(out / "state")}
     args.update(options)
     started = time.monotonic()
-    result, _ = run_module("r2_fetch", args, env=DUMMY)
+    result, _proc = run_module("r2_fetch", args, env=DUMMY)
     elapsed = time.monotonic() - started
     shutil.rmtree(out, ignore_errors=True)
     if result.get("failed") or result.get("downloaded") != len(keys):
@@ -100,7 +100,7 @@ def r2_fetch_in_process(endpoint, keys, out, max_concurrency=32, part_size=8 * 1
 
 
 def best_of(times, run):
-    return min(run() for _ in range(times))
+    return min(run() for _run in range(times))
 
 
 def main():

@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils import r2_client
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.model_store import ModelStore, StoreError, VerifyError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.model_store import StoreError, VerifyError
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.ranged_download import DownloadJob, RangedDownloader
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -234,7 +234,7 @@ class R2Fetcher:
                     RangedDownloader.forget_journal(job.staged)
             status = "failed" if job.failed else "downloaded"
             results[index] = self._result(spec, status, reason, size=job.size, fetched=job.fetched_bytes,
-                                              seconds=job.seconds, etag=job.etag, resumed_parts=job.resumed_parts)
+                                          seconds=job.seconds, etag=job.etag, resumed_parts=job.resumed_parts)
             if job.failed:
                 self.log("FAILED %s: %s" % (spec.name, reason))
             else:

@@ -37,7 +37,7 @@ description:
   - The secret key is passed to boto3 only; it never appears in the results, the log file, the
     ledger or any process's argv.
 author:
-  - aiclipse team
+  - aiclipse team (@aiclipse)
 requirements:
   - boto3 >= 1.36 (on the host that runs the module, the pod)
 options:
@@ -134,13 +134,16 @@ options:
     default: true
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Sends C(HEAD) requests to find sizes and changed objects, downloads nothing, and lists
       every object that would be fetched as V(would_download) with its size.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows the destinations that are (or would be) downloaded.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: A second run with the same objects reports V(present) for all of them, issues no
       C(GET) and reads no file.

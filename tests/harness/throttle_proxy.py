@@ -43,7 +43,7 @@ class ThrottleProxy:
     def _accept(self):
         while not self._stopping.is_set():
             try:
-                client, _ = self._listener.accept()
+                client, _proc = self._listener.accept()
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.upstream_port))

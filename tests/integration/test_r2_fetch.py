@@ -38,7 +38,7 @@ def upload(client, key, body, bucket=BUCKET):
 def requests_after(server, mark, method=None):
     """Requests the server logged after `mark` earlier ones (waits for the log to settle)."""
     previous = None
-    for _ in range(20):
+    for _attempt in range(20):
         current = server.requests()
         if current == previous:
             break
@@ -77,7 +77,7 @@ def models(s3, tmp_path):
 def test_check_mode_lists_objects_and_fetches_nothing(s3, tmp_path, models):
     objects, bodies = models
     mark = len(s3.requests())
-    result, _ = fetch(s3, tmp_path, objects, _check=True, _diff=True)
+    result, _proc = fetch(s3, tmp_path, objects, _check=True, _diff=True)
     assert not result.get("failed"), result.get("msg")
     assert result["changed"] is True
     assert [r["status"] for r in result["results"]] == ["would_download"] * 3
@@ -90,7 +90,7 @@ def test_check_mode_lists_objects_and_fetches_nothing(s3, tmp_path, models):
 def test_fetches_in_parallel_ranges_verifies_and_second_run_issues_no_get(s3, tmp_path, models):
     objects, bodies = models
     mark = len(s3.requests())
-    result, _ = fetch(s3, tmp_path, objects)
+    result, _proc = fetch(s3, tmp_path, objects)
     assert not result.get("failed"), result.get("msg")
     assert result["changed"] is True and result["downloaded"] == 3
     for obj, body in zip(objects, bodies.values()):
@@ -106,24 +106,24 @@ def test_fetches_in_parallel_ranges_verifies_and_second_run_issues_no_get(s3, tm
 
     mtimes = [os.stat(o["dest"]).st_mtime_ns for o in objects]
     mark = len(s3.requests())
-    again, _ = fetch(s3, tmp_path, objects)
+    again, _proc = fetch(s3, tmp_path, objects)
     assert again["changed"] is False, again
     assert [r["status"] for r in again["results"]] == ["present"] * 3
     assert all(r["reason"] == "recorded in the ledger" for r in again["results"]), "must not re-hash"
     second = requests_after(s3, mark)
-    assert [m for m, _, _ in second if m == "GET"] == [], second
-    assert len([m for m, _, _ in second if m == "HEAD"]) == 3
+    assert [m for m, _path, _status in second if m == "GET"] == [], second
+    assert len([m for m, _path, _status in second if m == "HEAD"]) == 3
     assert [os.stat(o["dest"]).st_mtime_ns for o in objects] == mtimes
     log = (tmp_path / "vault/logs/models.log").read_text()
     assert "summary: 3 downloaded" in log and "summary: 0 downloaded, 3 present" in log
 
 
 def test_changed_object_is_fetched_again(s3, tmp_path, models):
-    objects, _ = models
+    objects, _proc = models
     fetch(s3, tmp_path, objects[:1])
     newer = payload(300_000, 99)
     objects[0]["sha256"] = upload(s3.client(), objects[0]["key"], newer)
-    result, _ = fetch(s3, tmp_path, objects[:1])
+    result, _proc = fetch(s3, tmp_path, objects[:1])
     assert result["results"][0]["status"] == "downloaded", result["results"]
     assert open(objects[0]["dest"], "rb").read() == newer
 
@@ -131,7 +131,7 @@ def test_changed_object_is_fetched_again(s3, tmp_path, models):
 def test_bad_sha256_places_nothing_and_others_complete(s3, tmp_path, models):
     objects, bodies = models
     objects[0]["sha256"] = "0" * 64
-    result, _ = fetch(s3, tmp_path, objects)
+    result, _proc = fetch(s3, tmp_path, objects)
     assert result["failed"] is True and result["results"][0]["status"] == "failed"
     assert "sha256" in result["results"][0]["reason"]
     assert not os.path.exists(objects[0]["dest"])
@@ -183,7 +183,7 @@ def test_sigkill_mid_download_resumes_without_refetching_finished_parts(s3, tmp_
     gets_before = len(requests_after(s3, mark, "GET"))
 
     mark = len(s3.requests())
-    result, _ = fetch(s3, tmp_path, [obj], max_concurrency=2)
+    result, _proc = fetch(s3, tmp_path, [obj], max_concurrency=2)
     assert not result.get("failed"), result.get("msg")
     assert result["results"][0]["status"] == "downloaded"
     assert result["results"][0]["resumed_parts"] == len(done)
@@ -222,12 +222,12 @@ def kill_tree(root):
 # -- errors --------------------------------------------------------------------------------
 
 def test_missing_and_wrong_objects_each_get_their_reason(s3, tmp_path, models):
-    objects, _ = models
+    objects, _proc = models
     wanted = objects[:1] + [
         {"key": "loras/typo.safetensors", "dest": str(tmp_path / "vault/models/typo.safetensors")},
         {"key": "x.safetensors", "bucket": "no-such-bucket", "dest": str(tmp_path / "vault/models/x.safetensors")},
     ]
-    result, _ = fetch(s3, tmp_path, wanted)
+    result, _proc = fetch(s3, tmp_path, wanted)
     assert result["failed"] is True
     statuses = [(r["status"], r["reason"]) for r in result["results"]]
     assert statuses[0][0] == "downloaded", "one bad object must not stop the others"
@@ -235,7 +235,7 @@ def test_missing_and_wrong_objects_each_get_their_reason(s3, tmp_path, models):
     assert statuses[2][0] == "failed" and statuses[2][1].startswith("no such bucket: no-such-bucket")
     assert "2 of 3 R2 objects failed" in result["msg"] and "typo" in result["msg"]
 
-    kept, _ = fetch(s3, tmp_path, wanted, fail_on_error=False)
+    kept, _proc = fetch(s3, tmp_path, wanted, fail_on_error=False)
     assert not kept.get("failed") and kept["failed_count"] == 2 and kept["present"] == 1
 
 
@@ -252,7 +252,7 @@ def test_permissions_and_credentials_errors_come_from_a_server_that_checks_them(
     }
     for name, (env, bucket, status, reason) in cases.items():
         dest = tmp_path / name / "model.safetensors"
-        result, _ = fetch(server, tmp_path / name, [{"key": OBJECT_KEY, "bucket": bucket, "dest": str(dest)}], env=env)
+        result, _proc = fetch(server, tmp_path / name, [{"key": OBJECT_KEY, "bucket": bucket, "dest": str(dest)}], env=env)
         got = result["results"][0]
         assert got["status"] == status, (name, got)
         assert got["reason"].startswith(reason), (name, got["reason"])
@@ -262,7 +262,7 @@ def test_permissions_and_credentials_errors_come_from_a_server_that_checks_them(
 
 def test_unreachable_endpoint_is_named(tmp_path):
     endpoint = f"http://127.0.0.1:{free_port()}"
-    result, _ = run_module("r2_fetch", {
+    result, _proc = run_module("r2_fetch", {
         "objects": [{"key": "a.safetensors", "dest": str(tmp_path / "a.safetensors")}], "bucket": BUCKET,
         "endpoint_url": endpoint, "state_dir": str(tmp_path / "state")}, env=CREDENTIALS)
     assert result["failed"] is True
@@ -271,12 +271,12 @@ def test_unreachable_endpoint_is_named(tmp_path):
 
 @pytest.mark.parametrize("missing", ["R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY"])
 def test_missing_credentials_fail_before_any_request(s3, tmp_path, models, missing, monkeypatch):
-    objects, _ = models
+    objects, _proc = models
     for name in CREDENTIALS:
         monkeypatch.delenv(name, raising=False)
     env = {k: v for k, v in CREDENTIALS.items() if k != missing}
     mark = len(s3.requests())
-    result, _ = fetch(s3, tmp_path, objects, env=env)
+    result, _proc = fetch(s3, tmp_path, objects, env=env)
     assert result["failed"] is True
     assert result["msg"].startswith("R2 credentials missing: set %s" % missing), result["msg"]
     assert requests_after(s3, mark) == []
@@ -284,14 +284,14 @@ def test_missing_credentials_fail_before_any_request(s3, tmp_path, models, missi
 
 
 def test_bad_objects_fail_before_any_request(s3, tmp_path, models):
-    objects, _ = models
+    objects, _proc = models
     objects = [dict(o, bucket=BUCKET) for o in objects]
     bad = objects + [{"key": "k", "bucket": BUCKET, "dest": "relative/path"},
                      {"key": "k2", "bucket": BUCKET, "dest": objects[0]["dest"]},
                      {"key": "k3", "bucket": BUCKET, "dest": str(tmp_path / "c"), "sha256": "abc"},
                      {"key": "k4", "dest": str(tmp_path / "d")}]
     mark = len(s3.requests())
-    result, _ = fetch(s3, tmp_path, bad, bucket=None)
+    result, _proc = fetch(s3, tmp_path, bad, bucket=None)
     assert result["failed"] is True
     for fragment in ("objects[3] (k): dest must be an absolute path", "objects[4] (k2): dest",
                      "is also the destination of objects[0]", "objects[5] (k3): sha256 must be 64 hex digits",
@@ -303,8 +303,9 @@ def test_bad_objects_fail_before_any_request(s3, tmp_path, models):
 
 def test_no_endpoint_and_no_account_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("R2_ACCOUNT_ID", raising=False)
-    result, _ = run_module("r2_fetch", {"objects": [{"key": "a", "bucket": "b", "dest": str(tmp_path / "a")}],
-                                        "state_dir": str(tmp_path / "s")}, env=CREDENTIALS)
+    monkeypatch.delenv("R2_ENDPOINT_URL", raising=False)
+    args = {"objects": [{"key": "a", "bucket": "b", "dest": str(tmp_path / "a")}], "state_dir": str(tmp_path / "s")}
+    result, _proc = run_module("r2_fetch", args, env=CREDENTIALS)
     assert result["failed"] is True and "set R2_ACCOUNT_ID" in result["msg"]
 
 
@@ -340,7 +341,7 @@ def test_secret_key_never_in_output_logs_ledger_or_argv(moto_s3_auth, tmp_path):
     assert "ESTABLISH LOCAL CONNECTION" in vvv.stdout, "not a -vvv run"
     assert "status: downloaded" in vvv.stdout and "access denied to s3://forbidden/" in vvv.stdout
     assert secret not in vvv.stdout + vvv.stderr
-    result, _ = fetch(server, tmp_path, objects, env=env, _diff=True)
+    result, _proc = fetch(server, tmp_path, objects, env=env, _diff=True)
     # A task that passes the secret as an argument (not the environment) is masked too.
     masked, masked_proc = fetch(server, tmp_path, objects, env={}, secret_access_key=secret,
                                 access_key_id=server.access_key_id)
@@ -361,4 +362,4 @@ def run_vvv(server, tmp_path, objects, env):
     cmd = [str(VENV_BIN / "ansible"), "localhost", "-c", "local", "-i", "localhost,", "-vvv", "--diff",
            "-e", "ansible_python_interpreter={{ ansible_playbook_python }}",
            "-m", "aiclipse.comfyui.r2_fetch", "-a", json.dumps(args)]
-    return subprocess.run(cmd, cwd=REPO, env=ansible_env(env), capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, cwd=REPO, env=ansible_env(env), capture_output=True, text=True, timeout=120, check=False)

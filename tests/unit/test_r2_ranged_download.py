@@ -108,7 +108,7 @@ def test_resume_fetches_only_parts_missing_from_the_journal(source, tmp_path):
     RangedDownloader(source, max_concurrency=3, part_size=64 * KIB, multipart_threshold=1).run([again])
     assert not again.failed
     assert again.resumed_parts == len(journal["done"])
-    assert sorted(s // (64 * KIB) for s, _ in source.ranges) == sorted(set(range(16)) - set(journal["done"]))
+    assert sorted(start // (64 * KIB) for start, _end in source.ranges) == sorted(set(range(16)) - set(journal["done"]))
     assert open(again.staged, "rb").read() == source.path.read_bytes()
 
 
