@@ -302,16 +302,19 @@ def test_missing_ref_boots_the_last_good_copy_and_branches_tags_commits_work(rep
 
 def test_broken_playbook_boots_the_last_good_copy_until_the_next_good_commit(repo, pod, probed):
     broken = {
-        "site.yml is not YAML": ({"site.yml": "- name: [unclosed\n  hosts: all\n"}, "syntax-check"),
-        "a role that does not exist": (
-            {"site.yml": PROBE_SITE.replace("boot_probe", "no_such_role")}, "no_such_role"),
+        "site.yml is not YAML": ({"site.yml": "- name: [unclosed\n  hosts: all\n"},
+                                 "syntax-check: [ERROR]: YAML parsing failed"),
+        "a role that does not exist": ({"site.yml": PROBE_SITE.replace("boot_probe", "no_such_role")},
+                                       "syntax-check: [ERROR]: the role 'aiclipse.comfyui.no_such_role' was not found"),
         "no collection link": (
             {"collections/ansible_collections/aiclipse/comfyui": None}, "is not the collection"),
     }
     for what, (files, reason) in broken.items():
         bad = repo.commit(files, f"broken: {what}")
         boot = pod.boot()
-        assert_fell_back(pod, boot, probed, reason)
+        assert_fell_back(pod, boot, probed, f"commit {bad[:12]}: ", reason)
+        if "syntax-check" in reason:
+            assert "Origin: site.yml:" in boot.stderr  # where in the file, relative to the repo
         assert bad not in pod.checkouts(), what
         git("revert", "--no-edit", "HEAD", cwd=repo.work)
     v2 = repo.commit(probe_files("v2", [MODEL_SD15, MODEL_VAE]), "probe v2")
