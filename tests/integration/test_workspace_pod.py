@@ -1,0 +1,105 @@
+"""The workspace role at a pod's real paths, in a container: /workspace, /opt/workflows.
+
+The vault /workspace/aiclipse is its own mount (tmpfs), as when a volume is mounted there, so
+an older layout's real folders under /workspace move into it as verified copies across
+filesystems. ComfyUI is a git clone whose upstream moves on after the migration.
+"""
+import pytest
+
+from harness.ansible_run import run_playbook
+from harness.paths import CONTAINERS_CONF
+from harness.ssh_pod import PrivateContainer
+
+
+class WorkspacePod(PrivateContainer):
+    """Own label: other sessions sweeping `aiclipse-test` containers must not remove it mid-test."""
+
+    LABEL = "aiclipse-test-workspace-pod"
+
+PLAY = """\
+- name: Pod start, workspace only
+  hosts: all
+  gather_facts: false
+  roles:
+    - role: aiclipse.comfyui.workspace
+"""
+
+SETUP = r"""
+set -eu
+G="git -c user.name=t -c user.email=t@t"
+mkdir -p /srv/upstream && cd /srv/upstream && git init -q -b master .
+for d in checkpoints loras vae diffusion_models text_encoders; do
+  mkdir -p models/$d && : > models/$d/put_${d}_here
+done
+# ComfyUI ignores these folders; its models/ placeholders are tracked anyway (force-added).
+printf '/models/\n/input/\n/output/\n/user/\n/custom_nodes/\n' > .gitignore && echo "print('v1')" > main.py
+git add -f . && $G commit -q -m v1
+git clone -q /srv/upstream /workspace/aiclipse/ComfyUI
+head -c 2000000 /dev/urandom > /workspace/aiclipse/ComfyUI/models/loras/mine.safetensors
+mkdir -p /workspace/models/checkpoints /workspace/output /opt/workflows
+head -c 3000000 /dev/urandom > /workspace/models/checkpoints/old.safetensors
+echo png > /workspace/output/img.png
+echo '{"template": 1}' > /opt/workflows/txt2img.json
+sha256sum /workspace/models/checkpoints/old.safetensors /workspace/aiclipse/ComfyUI/models/loras/mine.safetensors \
+  | awk '{print $1}' > /root/sums
+"""
+
+VERIFY = r"""
+set -eu
+for s in ComfyUI models workflows input output logs custom_nodes; do readlink /workspace/$s; done
+readlink /workspace/aiclipse/ComfyUI/models
+sha256sum /workspace/aiclipse/models/checkpoints/old.safetensors /workspace/aiclipse/models/loras/mine.safetensors \
+  | awk '{print $1}' | diff - /root/sums
+cat /workspace/output/img.png /workspace/workflows/txt2img.json
+ls /workspace/ComfyUI/models/vae/put_vae_here /workspace/aiclipse/ComfyUI/user/default/workflows/txt2img.json
+"""
+
+UPSTREAM_MOVES_ON = r"""
+set -eu
+cd /srv/upstream && echo "see docs" > models/checkpoints/put_checkpoints_here
+mkdir -p models/audio_encoders && : > models/audio_encoders/put_audio_encoders_here
+echo "print('v2')" > main.py && git add -f . && git -c user.name=t -c user.email=t@t commit -q -m v2
+cd /workspace/aiclipse/ComfyUI && git pull -q --ff-only && cat main.py && test -L models
+git status --porcelain
+"""
+
+
+@pytest.mark.podman
+def test_pod_start_migrates_an_older_volume_and_git_pull_still_works(podman_image, tmp_path):
+    WorkspacePod.remove_leftovers()
+    pod = WorkspacePod(podman_image, extra_args=["--mount", "type=tmpfs,destination=/workspace/aiclipse"]).start()
+    try:
+        check_pod(pod, tmp_path)
+    finally:
+        pod.remove()
+
+
+def check_pod(pod, tmp_path):
+    pod.sh(SETUP)
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(PLAY)
+
+    def provision():
+        run = run_playbook(playbook, inventory=f"{pod.name},", env={"CONTAINERS_CONF": str(CONTAINERS_CONF)},
+                           args=["-c", "containers.podman.podman", "-e", "ansible_python_interpreter=/usr/bin/python3"])
+        assert run.rc == 0 and run.failed == 0, run.stdout[-4000:] + run.stderr[-2000:]
+        return run
+
+    assert provision().changed > 0
+    out = pod.sh(VERIFY).stdout.split("\n")
+    assert out[:8] == ["/workspace/aiclipse/ComfyUI", "/workspace/aiclipse/models", "/workspace/aiclipse/workflows",
+                       "/workspace/aiclipse/ComfyUI/input", "/workspace/aiclipse/ComfyUI/output",
+                       "/workspace/aiclipse/logs", "/workspace/aiclipse/ComfyUI/custom_nodes",
+                       "/workspace/aiclipse/models"]
+    assert out[8:10] == ["png", '{"template": 1}']
+    # The vault really is another filesystem, so the old folders came over as copies.
+    devices = pod.sh("stat -c %d /workspace /workspace/aiclipse").stdout.split()
+    assert devices[0] != devices[1]
+
+    assert provision().changed == 0
+
+    pulled = pod.sh(UPSTREAM_MOVES_ON).stdout
+    assert pulled == "print('v2')\n", pulled  # pulled, still a link, and `git status` is clean
+    provision()  # seeds the model folder upstream added
+    assert pod.sh("ls /workspace/models/audio_encoders").stdout == "put_audio_encoders_here\n"
+    assert provision().changed == 0
