@@ -136,6 +136,16 @@ class R2Fetcher:
             raise probe_error or exc
         return int(answer["ContentLength"]), answer.get("ETag")
 
+    def _recorded(self, spec):
+        """True when dest is in the ledger with its size and mtime unchanged (nothing is read)."""
+        try:
+            item = self.store.entry(spec.dest)
+            st = os.stat(spec.dest)
+        except (StoreError, OSError):
+            return False
+        return bool(item) and item.get("size") == st.st_size and item.get("mtime_ns") == st.st_mtime_ns \
+            and (not spec.sha256 or item.get("sha256") == spec.sha256)
+
     def _open_range(self, job, start, end):
         spec = job.context[1]
         kwargs = {"Bucket": spec.bucket, "Key": spec.key}
@@ -179,6 +189,12 @@ class R2Fetcher:
 
         for index, size, etag, error in looked:
             spec = specs[index]
+            if error is not None and self._recorded(spec):
+                # A pod booting while R2 is unreachable keeps the models it already verified.
+                results[index] = self._result(spec, "present", "recorded in the ledger; the server could not be "
+                                              "asked whether it changed (%s)" % self._describe(error, spec))
+                self.log("kept %s: %s" % (spec.name, results[index]["reason"]))
+                continue
             if error is not None:
                 results[index] = self._result(spec, "failed", self._describe(error, spec))
                 self.log("FAILED %s: %s" % (spec.name, results[index]["reason"]))

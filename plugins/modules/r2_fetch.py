@@ -25,7 +25,8 @@ description:
   - A destination recorded in the ledger whose size and modification time on disk and whose
     ETag on the server (one C(HEAD) request) still match is reported as present without any
     C(GET) and without reading the file. The C(HEAD) is what notices a model re-uploaded under
-    the same key.
+    the same key. When that C(HEAD) fails (endpoint down, credentials revoked), a recorded file
+    is still reported present, so a pod keeps the models it verified before.
   - Every object is attempted and gets a result. Failures get a clear reason (no such key, no
     such bucket, access denied, bad credentials, endpoint unreachable, verification failed);
     with O(fail_on_error) the task fails at the end when any object failed.

@@ -118,6 +118,17 @@ def test_fetches_in_parallel_ranges_verifies_and_second_run_issues_no_get(s3, tm
     assert "summary: 3 downloaded" in log and "summary: 0 downloaded, 3 present" in log
 
 
+def test_recorded_models_stay_present_when_the_endpoint_is_down(s3, tmp_path, models):
+    objects, _bodies = models
+    fetch(s3, tmp_path, objects[:2])
+    down = f"http://127.0.0.1:{free_port()}"
+    wanted = objects[:2] + [{"key": "new.safetensors", "dest": str(tmp_path / "vault/models/new.safetensors")}]
+    result, _proc = fetch(s3, tmp_path, wanted, endpoint_url=down)
+    assert [r["status"] for r in result["results"]] == ["present", "present", "failed"], result["results"]
+    assert "the server could not be asked" in result["results"][0]["reason"]
+    assert result["results"][2]["reason"].startswith("endpoint unreachable")
+
+
 def test_changed_object_is_fetched_again(s3, tmp_path, models):
     objects, _proc = models
     fetch(s3, tmp_path, objects[:1])
