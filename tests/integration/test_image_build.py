@@ -120,7 +120,9 @@ def containers():
 def run_args(volume, containers, env):
     name = f"aiclipse-test-{uuid.uuid4().hex[:10]}"
     containers.append(name)
-    args = ["--name", name, "--label", f"{podman_harness.LABEL}=1", "--network", "host",
+    # Not the harness's label: its leftover sweep (run by any other pytest session sharing this
+    # machine) would kill these pods mid-boot. Each is removed by name after its test.
+    args = ["--name", name, "--label", "aiclipse-image-test=1", "--network", "host",
             "-v", f"{volume.path}:/workspace", "-e", "FAKE_COMFYUI_ARGV_FILE=/workspace/argv.json"]
     for key, value in (env or {}).items():
         args += ["-e", f"{key}={value}"]
