@@ -28,6 +28,19 @@ RESOLVE_WORKERS = 8
 PUBLISH_WORKERS = 2
 
 
+# aria2c retries timeouts, resets and 502/503 itself but gives up on a 500 or 429 at once;
+# those are often transient at CDNs, so such a download gets a few more rounds.
+RETRY_ROUNDS = 2
+TRANSIENT_STATUS_RE = re.compile(r"status=(5\d\d|429)\b")
+
+
+def is_transient(status):
+    code = str(status.get("errorCode", ""))
+    if code in ("2", "6"):
+        return True
+    return code == "22" and bool(TRANSIENT_STATUS_RE.search(status.get("errorMessage") or ""))
+
+
 class BatchError(Exception):
     """The batch as a whole cannot run (bad input, no disk space); nothing was downloaded."""
 
@@ -56,6 +69,7 @@ class Entry:
         self.resolved = None
         self.staged = None
         self.gid = None
+        self.rounds = 0
         self.started = None
         self.status = None
         self.reason = ""
@@ -210,13 +224,7 @@ class HttpDownloadBatch:
         try:
             with Aria2Session(self.aria2c, options, self.store.state_dir) as session:
                 for entry in todo:
-                    headers = []
-                    if entry.resolved.with_auth:
-                        headers = ["%s: %s" % item for item in entry.headers.items()]
-                        if entry.token:
-                            headers.append("Authorization: Bearer %s" % entry.token)
-                    entry.gid = session.add(entry.resolved.url, self.store.staging_dir,
-                                            os.path.basename(entry.staged), headers)
+                    self.add(session, entry)
                 self.wait(session, todo)
         except (Aria2Error, OSError, ValueError) as exc:
             # aria2c died or stopped answering: every unsettled entry fails; partial files stay
@@ -224,6 +232,14 @@ class HttpDownloadBatch:
             for entry in todo:
                 if entry.status is None:
                     entry.finish("failed", "aria2c stopped: %s" % exc)
+
+    def add(self, session, entry):
+        headers = []
+        if entry.resolved.with_auth:
+            headers = ["%s: %s" % item for item in entry.headers.items()]
+            if entry.token:
+                headers.append("Authorization: Bearer %s" % entry.token)
+        entry.gid = session.add(entry.resolved.url, self.store.staging_dir, os.path.basename(entry.staged), headers)
 
     def wait(self, session, todo):
         with ThreadPoolExecutor(max_workers=PUBLISH_WORKERS) as publishers:
@@ -233,15 +249,26 @@ class HttpDownloadBatch:
 
     def _poll(self, session, todo, publishers):
         pending = dict((entry.gid, entry) for entry in todo)
+        retry_at = {}
         last_progress = time.monotonic()
-        while pending:
+        while pending or retry_at:
             if not session.alive():
                 raise Aria2Error("aria2c exited unexpectedly (code %s)" % session.process.returncode)
+            for entry, when in list(retry_at.items()):
+                if time.monotonic() >= when:
+                    del retry_at[entry]
+                    self.add(session, entry)  # resumes from the partial file in staging
+                    pending[entry.gid] = entry
             statuses = session.statuses()
             for gid, entry in list(pending.items()):
                 status = statuses.get(gid)
                 if status and status["status"] in ("complete", "error", "removed"):
                     del pending[gid]
+                    if status["status"] == "error" and entry.rounds < RETRY_ROUNDS and is_transient(status):
+                        entry.rounds += 1
+                        retry_at[entry] = time.monotonic() + self.retry_wait * entry.rounds
+                        self.log("retrying %s: %s" % (entry.name, describe_error(status)))
+                        continue
                     publishers.submit(self.settle, entry, status)
             if pending and time.monotonic() - last_progress >= PROGRESS_EVERY:
                 last_progress = time.monotonic()
@@ -250,7 +277,7 @@ class HttpDownloadBatch:
                 speed = sum(int(statuses[g]["downloadSpeed"]) for g in pending if g in statuses)
                 self.log("progress: %d file(s) in flight, %s of %s, %s/s"
                          % (len(pending), human(done), human(total), human(speed)))
-            if pending:
+            if pending or retry_at:
                 time.sleep(POLL_EVERY)
 
     def settle(self, entry, status):

@@ -7,6 +7,7 @@ served normally):
     /reset-once/<name>                first GET sends the headers and half the body, then resets
                                       the connection (RST); later requests are served normally
     /fail/<code>/<times>/<name>       the first <times> requests (HEAD or GET) answer <code>
+    /fail-get/<code>/<times>/<name>   HEAD is fine, the first <times> GETs answer <code>
     /status/<code>/<name>             always answers <code> (404, 403, ...)
     /html/<name>                      200 text/html login page instead of the file
     /disguised-html/<name>            200 application/octet-stream whose body is an HTML page
@@ -51,6 +52,11 @@ class _Handler(BaseHTTPRequestHandler):
         match = re.match(r"^/fail/(\d{3})/(\d+)/(.+)$", path)
         if match:
             if count <= int(match.group(2)):
+                return self._plain(int(match.group(1)), head)
+            return self._serve(match.group(3), head)
+        match = re.match(r"^/fail-get/(\d{3})/(\d+)/(.+)$", path)
+        if match:
+            if not head and get_count <= int(match.group(2)):
                 return self._plain(int(match.group(1)), head)
             return self._serve(match.group(3), head)
         match = re.match(r"^/status/(\d{3})/(.+)$", path)

@@ -261,6 +261,8 @@ def test_faults_each_get_their_result_and_the_rest_completes(fault_server, vault
         ("reset", "/reset-once/a.bin", cat["a.bin"][1], "downloaded", ""),
         ("unavailable", "/fail/503/2/b.bin", cat["b.bin"][1], "downloaded", ""),
         ("server-error", "/fail/500/1/c.bin", cat["c.bin"][1], "downloaded", ""),
+        ("get-500", "/fail-get/500/2/a.bin", cat["a.bin"][1], "downloaded", ""),
+        ("broken", "/fail-get/500/99/c.bin", None, "failed", "status=500"),
         ("missing", "/status/404/a.bin", None, "failed", "404"),
         ("forbidden", "/status/403/a.bin", None, "failed", "403"),
         ("login-page", "/html/a.bin", None, "failed", "HTML"),
@@ -277,14 +279,15 @@ def test_faults_each_get_their_result_and_the_rest_completes(fault_server, vault
         assert reason in by_name[name]["reason"], by_name[name]
         assert Path(vault.dest(name + ".safetensors")).exists() == (status == "downloaded")
     assert sha(vault.dest("reset.safetensors")) == cat["a.bin"][1]
-    assert result["failed_count"] == 5 and result["downloaded"] == 3
+    assert result["failed_count"] == 6 and result["downloaded"] == 4
     assert [p.name for p in (vault.state / "staging").iterdir()] == []
     log = vault.log.read_text()
-    assert "failed bad-sum" in log and "summary: 3 downloaded, 0 present, 5 failed" in log
+    assert "failed bad-sum" in log and "summary: 4 downloaded, 0 present, 6 failed" in log
+    assert "retrying get-500" in log
 
     again, _run = run_module("aria2_batch", vault.args(downloads))
-    assert again["failed"] and "5 of 8 downloads failed" in again["msg"]
-    assert again["present"] == 3 and again["failed_count"] == 5
+    assert again["failed"] and "6 of 10 downloads failed" in again["msg"]
+    assert again["present"] == 4 and again["failed_count"] == 6
 
 
 def test_disk_full_during_download_fails_that_entry_only(fault_server, small_tmpfs, tmp_path):
