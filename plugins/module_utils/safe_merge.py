@@ -7,7 +7,10 @@ The rules, in the order they are checked for each entry of the source:
 
 * nothing of that name in the target: the entry is moved there (a whole subtree in one rename
   when both sides are on the same filesystem);
-* both are real directories: their contents are merged the same way, recursively;
+* both are real directories: their contents are merged the same way, recursively, except
+  ``.git``: two repositories' databases merged file by file would corrupt both, so the incoming
+  one is kept whole under a new name (an old ComfyUI clone merged into the vault's keeps its
+  history in ``.git.merged-<stamp>``);
 * both are regular files with the same bytes: the incoming copy is dropped (its bytes are
   already in the target);
 * anything else is a clash: both are kept, the incoming entry is renamed
@@ -137,7 +140,7 @@ class MergePlan:
             dst_kind = entry_kind(dst)
             if dst_kind == 'absent':
                 self.operations.append(('move', src, dst))
-            elif src_kind == 'dir' and dst_kind == 'dir':
+            elif src_kind == 'dir' and dst_kind == 'dir' and name != '.git':
                 self._walk(src, dst)
                 self.operations.append(('rmdir', src, None))
             elif src_kind == 'file' and dst_kind == 'file' and same_bytes(src, dst):

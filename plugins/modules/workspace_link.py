@@ -75,6 +75,8 @@ options:
         moved; directories present on both sides are merged recursively; a file with the same
         bytes as the one in the target is dropped (its bytes are already there); any other
         clash keeps both, the incoming entry renamed C(<stem>.merged-<timestamp><suffix>).
+      - A C(.git) directory present on both sides is never merged file by file (that would
+        corrupt both repositories); the incoming one is kept whole as C(.git.merged-<timestamp>).
       - C(backup) renames the directory to C(<name>.backup-<timestamp>) beside the shortcut.
       - C(fail) stops with an error naming the path; nothing at all is changed.
     type: str

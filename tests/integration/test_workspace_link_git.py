@@ -124,3 +124,31 @@ def test_check_mode_reports_the_git_changes_and_makes_none(comfy):
     assert (clone / ".git" / "config").read_text() == config_before
     assert not (clone / "models").is_symlink()
     assert git(clone, "ls-files", "-v").stdout.count("S ") == 0
+
+
+def test_an_old_clone_merged_into_the_vaults_clone_keeps_both_histories(comfy, tmp_path):
+    """Older layout: /workspace/ComfyUI was a real clone, and the vault already has one."""
+    upstream, vault_clone, vault = comfy
+    root = vault.parent
+    git(tmp_path, "clone", "-q", str(upstream), str(root / "ComfyUI"))
+    old = root / "ComfyUI"
+    (old / "main.py").write_text("print('my local patch')\n")
+    git(old, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "my patch")
+    old_head = git(old, "rev-parse", "HEAD").stdout.strip()
+    (old / "output").mkdir()
+    (old / "output" / "img.png").write_bytes(b"png")
+
+    result, proc = run_module("workspace_link", {"root": str(root), "vault": str(vault),
+                                                 "links": {"ComfyUI": "ComfyUI"}})
+    assert result["links"][0]["action"] == "merged", proc.stdout
+    # The vault's clone is intact and clean apart from what the old one brought.
+    assert git(vault_clone, "rev-parse", "HEAD").returncode == 0
+    assert (vault_clone / "output" / "img.png").read_bytes() == b"png"
+    # The old repository database is kept whole, history and local commit included.
+    kept = [p for p in vault_clone.iterdir() if p.name.startswith(".git.merged-")]
+    assert len(kept) == 1
+    log = git(vault_clone, "--git-dir", str(kept[0]), "log", "-1", "--format=%H %s")
+    assert log.stdout.strip() == f"{old_head} my patch"
+    patched = [p for p in vault_clone.iterdir() if p.name.startswith("main.merged-")]
+    assert len(patched) == 1 and patched[0].read_text() == "print('my local patch')\n"
+    assert (vault_clone / "main.py").read_text() == "print('v1')\n"
