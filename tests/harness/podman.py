@@ -86,7 +86,9 @@ class Container:
         self.extra_args = list(extra_args)
 
     def start(self):
-        args = ["run", "-d", "--name", self.name, "--label", f"{LABEL}=1", "--network", "host"]
+        # The label names the test process, so cleanup only touches containers whose run is gone.
+        args = ["run", "-d", "--name", self.name, "--label", f"{LABEL}={os.getpid()}",
+                "--network", "host"]
         for src, dst in self.volumes:
             args += ["-v", f"{src}:{dst}"]
         for key, value in self.env.items():
@@ -124,8 +126,28 @@ class Container:
         self.remove()
 
 
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_leftovers():
-    """Containers a killed earlier run left behind (by label)."""
-    out = podman("ps", "-aq", "--filter", f"label={LABEL}", check=False).stdout.split()
-    if out:
-        podman("rm", "-f", "-t", "0", *out, check=False)
+    """Containers a killed earlier run left behind: labelled by a test process that is gone.
+
+    Containers of runs still alive (another developer's session, a parallel run) are left alone.
+    """
+    out = podman("ps", "-a", "--filter", f"label={LABEL}",
+                 "--format", "{{.ID}} {{index .Labels \"%s\"}}" % LABEL, check=False).stdout
+    stale = []
+    for line in out.splitlines():
+        cid, _, owner = line.partition(" ")
+        if owner.isdigit() and owner != "1" and _pid_alive(int(owner)):
+            continue
+        stale.append(cid)
+    if stale:
+        podman("rm", "-f", "-t", "0", *stale, check=False)
