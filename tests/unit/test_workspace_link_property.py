@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import (  # noqa: E402
-    MergePlan, apply_plan,
+    MergeError, MergePlan, apply_plan,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (  # noqa: E402
     WorkspaceLinks,
@@ -36,7 +36,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links i
 
 SHORTCUTS = {"models": "models", "input": "ComfyUI/input", "ComfyUI": "ComfyUI",
              "logs": "logs", "workflows": "workflows"}
-NAMES = ["a", "b.json", "put_here", "input", "sub", "c.safetensors"]
+NAMES = ["a", "b.json", "put_here", "input", "sub", "c.safetensors", ".git"]
 SHARED_CONTENT = [b"", b"same bytes", b"placeholder\n"]
 SHM = Path("/dev/shm")
 
@@ -233,3 +233,17 @@ def test_a_run_killed_mid_copy_is_finished_by_the_next_one(tmp_path):
         assert os.readlink(root / "models") == str(vault / "models")
     finally:
         shutil.rmtree(vault.parent)
+
+
+def test_a_name_taken_between_plan_and_move_is_never_overwritten(tmp_path):
+    """The plan is re-checked at each move: something appearing meanwhile is not replaced."""
+    source, target = tmp_path / "src", tmp_path / "dst"
+    source.mkdir()
+    target.mkdir()
+    (source / "a.bin").write_bytes(b"incoming")
+    plan = MergePlan(str(source), str(target), "S")
+    (target / "a.bin").write_bytes(b"appeared meanwhile")
+    with pytest.raises(MergeError, match="appeared while moving"):
+        apply_plan(plan)
+    assert (target / "a.bin").read_bytes() == b"appeared meanwhile"
+    assert (source / "a.bin").read_bytes() == b"incoming"
