@@ -357,7 +357,15 @@ def test_verify_commit_accepts_only_commits_signed_by_a_trusted_key(tmp_path, re
     keys.write_bytes(subprocess.run(["gpg", "--batch", "--armor", "--export", maintainer.fingerprint],
                                     env={**os.environ, "GNUPGHOME": str(maintainer.home)},
                                     capture_output=True, check=True).stdout)
+    # Before checks were turned on the pod ran an unsigned commit; once they are on, that copy
+    # is no fallback for a refused one.
+    early = repo.commit(probe_files("early", [MODEL_SD15]), "probe, unsigned, before checks")
+    assert pod.boot().commit == early
     pod.settings.update({"CONFIG_VERIFY_COMMIT": "true", "CONFIG_TRUSTED_KEYS": str(keys)})
+    boot = pod.boot()
+    assert boot.rc == 1 and boot.directory == ""
+    assert f"running nothing: no copy in the vault and no site.yml in the baked copy {pod.baked} " \
+           f"(not {early[:12]}: fetched before CONFIG_VERIFY_COMMIT was on)" in boot.stderr
 
     signed = repo.commit(probe_files("signed", [MODEL_SD15]), "probe, signed", signer=maintainer)
     boot = pod.boot()
@@ -372,7 +380,7 @@ def test_verify_commit_accepts_only_commits_signed_by_a_trusted_key(tmp_path, re
                                   signer=stranger)
     boot = pod.boot()
     assert_fell_back(pod, boot, signed, "Failed to verify GPG signature")
-    assert pod.checkouts() == [signed]
+    assert pod.checkouts() == sorted([early, signed])  # current and previous
 
     # The check is what refused them: without it the same history is taken as it is.
     assert pod.boot(CONFIG_VERIFY_COMMIT="false").commit == stranger_commit
@@ -381,10 +389,13 @@ def test_verify_commit_accepts_only_commits_signed_by_a_trusted_key(tmp_path, re
     assert pod.boot().commit == resigned
 
 
-def test_bad_verify_setting_refuses_to_update_rather_than_skip_the_check(repo, pod, probed):
+def test_bad_verify_setting_counts_as_on_rather_than_skip_the_check(repo, pod, probed):
     repo.commit(probe_files("v2", [MODEL_SD15]), "probe v2")
     boot = pod.boot(CONFIG_VERIFY_COMMIT="maybe")
-    assert_fell_back(pod, boot, probed, "CONFIG_VERIFY_COMMIT='maybe' is not a boolean")
+    assert (boot.rc, boot.directory) == (1, "")
+    assert "CONFIG_VERIFY_COMMIT='maybe' is not a boolean (use true or false)" in boot.stderr
+    assert f"(not {probed[:12]}: fetched before CONFIG_VERIFY_COMMIT was on)" in boot.stderr
+    assert os.path.realpath(pod.state / "current") == str(pod.state / "checkouts" / probed)
 
 
 @pytest.fixture

@@ -141,6 +141,21 @@ def test_fallback_order_last_good_then_previous_then_baked(tmp_path, store):
         os.path.join(store.checkouts, A), "the copy before the last good one " + A[:12])
 
 
+def test_with_signature_checks_on_unchecked_copies_are_passed_over(tmp_path, store):
+    for commit in (A, B):
+        make_copy(store, commit)
+    cu.mark_verified(os.path.join(store.checkouts, A))
+    store.switch_to(A)
+    store.switch_to(B)  # B was fetched while CONFIG_VERIFY_COMMIT was off
+    assert cu.fallback(store, str(tmp_path / "none"))[0] == os.path.join(store.checkouts, B)
+    assert cu.fallback(store, str(tmp_path / "none"), verified_only=True) == (
+        os.path.join(store.checkouts, A),
+        "the copy before the last good one %s (not %s: fetched before CONFIG_VERIFY_COMMIT was on)" % (A[:12], B[:12]))
+    os.unlink(os.path.join(store.checkouts, A, cu.VERIFIED_MARK))
+    directory, label = cu.fallback(store, str(tmp_path / "none"), verified_only=True)
+    assert directory is None and label.startswith("nothing: ") and "not %s, %s" % (B[:12], A[:12]) in label
+
+
 def test_prune_keeps_current_and_previous_and_clears_leftovers_of_killed_runs(store):
     for commit in (A, B, C):
         make_copy(store, commit)
@@ -157,22 +172,23 @@ def test_adopt_gives_the_final_name_only_to_a_complete_copy(store):
     staging = store.new_staging()
     checkout = os.path.join(staging, "checkout")
     os.makedirs(checkout)
-    assert store.adopt(checkout, A) == os.path.join(store.checkouts, A)
+    assert store.adopt(checkout, A, False) == os.path.join(store.checkouts, A)
     assert not os.path.exists(checkout)
     # Already there (validated before): the fresh clone is dropped, the known copy kept.
     again = os.path.join(store.new_staging(), "checkout")
     os.makedirs(again)
     open(os.path.join(again, "marker"), "w", encoding="utf-8").close()
     make_copy_files(os.path.join(store.checkouts, A))
-    assert store.adopt(again, A) == os.path.join(store.checkouts, A)
+    assert store.adopt(again, A, False) == os.path.join(store.checkouts, A)
     assert not os.path.exists(os.path.join(store.checkouts, A, "marker"))
     assert not os.path.exists(again)
     # A copy by that name that lost its files is replaced by the fresh one.
     os.unlink(os.path.join(store.checkouts, A, "site.yml"))
     fresh = os.path.join(store.new_staging(), "checkout")
     make_copy_files(fresh)
-    assert store.adopt(fresh, A) == os.path.join(store.checkouts, A)
+    assert store.adopt(fresh, A, True) == os.path.join(store.checkouts, A)
     assert cu.is_usable(os.path.join(store.checkouts, A)) and not os.path.exists(fresh)
+    assert cu.is_verified(os.path.join(store.checkouts, A))
 
 
 def test_unusable_vault_runs_the_baked_copy(tmp_path, capsys):
