@@ -133,8 +133,9 @@ def _request_with_retries(url, headers, timeout, tries, retry_wait):
             time.sleep(retry_wait * attempt)
         try:
             status, reason, info = _request("HEAD", url, headers, timeout)
-            if status in (405, 501):
-                # Some APIs refuse HEAD; a one-byte ranged GET tells the same without the body.
+            if status in (403, 405, 501):
+                # Some APIs refuse HEAD, and presigned S3/R2 URLs are signed for GET only (a HEAD
+                # gets 403): a one-byte ranged GET tells the same without the body.
                 ranged = dict(headers, Range="bytes=0-0")
                 status, reason, info = _request("GET", url, ranged, timeout)
         except (OSError, socket.timeout, http.client.HTTPException) as exc:

@@ -12,6 +12,8 @@ served normally):
     /html/<name>                      200 text/html login page instead of the file
     /disguised-html/<name>            200 application/octet-stream whose body is an HTML page
     /chunked/<name>                   no Content-Length, no ranges (size unknown in advance)
+    /presigned/<name>                 GET works, HEAD answers 403 (an S3 presigned GET URL)
+    /to-presigned/<name>              302 (absolute) to /presigned/<name>
 
 ``requests`` records (method, path, Range, Authorization) of every request.
 """
@@ -72,6 +74,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, ERROR_PAGE, head, ctype)
         if kind == "chunked":
             return self._chunked(name, head)
+        if kind == "presigned":
+            # Like an S3 presigned GET URL: the signature covers the method, so HEAD is refused.
+            return self._plain(403, head) if head else self._serve(name, head)
+        if kind == "to-presigned":
+            self.send_response(302)
+            self.send_header("Location", "%s/presigned/%s?X-Amz-Signature=stand-in" % (self.server.url, name))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         return self._plain(404, head)
 
     def _file(self, name):
@@ -177,6 +188,7 @@ class FaultServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.files_dir = self.files_dir
+        self.httpd.url = self.url
         self.httpd.lock = threading.Lock()
         self.httpd.requests = []
         self.httpd.counts = {}

@@ -262,6 +262,7 @@ def test_faults_each_get_their_result_and_the_rest_completes(fault_server, vault
         ("unavailable", "/fail/503/2/b.bin", cat["b.bin"][1], "downloaded", ""),
         ("server-error", "/fail/500/1/c.bin", cat["c.bin"][1], "downloaded", ""),
         ("get-500", "/fail-get/500/2/a.bin", cat["a.bin"][1], "downloaded", ""),
+        ("presigned", "/to-presigned/b.bin", cat["b.bin"][1], "downloaded", ""),
         ("broken", "/fail-get/500/99/c.bin", None, "failed", "status=500"),
         ("missing", "/status/404/a.bin", None, "failed", "404"),
         ("forbidden", "/status/403/a.bin", None, "failed", "403"),
@@ -269,7 +270,7 @@ def test_faults_each_get_their_result_and_the_rest_completes(fault_server, vault
         ("disguised", "/disguised-html/a.bin", None, "failed", "HTML"),
         ("bad-sum", "/files/c.bin", "0" * 64, "failed", "sha256"),
     ]
-    downloads = [{"name": name, "url": url + path, "dest": vault.dest(name + ".safetensors"),
+    downloads = [{"name": name, "url": url + path, "dest": vault.dest(name + ".safetensors"), "token": "tok-123",
                   **({"sha256": digest} if digest else {})} for name, path, digest, _status, _reason in plan]
     result, _run = run_module("aria2_batch", vault.args(downloads, fail_on_error=False))
     assert not result.get("failed"), "fail_on_error=false must not fail the task: %s" % result.get("msg")
@@ -279,15 +280,17 @@ def test_faults_each_get_their_result_and_the_rest_completes(fault_server, vault
         assert reason in by_name[name]["reason"], by_name[name]
         assert Path(vault.dest(name + ".safetensors")).exists() == (status == "downloaded")
     assert sha(vault.dest("reset.safetensors")) == cat["a.bin"][1]
-    assert result["failed_count"] == 6 and result["downloaded"] == 4
+    assert result["failed_count"] == 6 and result["downloaded"] == 5
+    presigned = [r for r in fault_server.requests if r[1].startswith("/presigned/")]
+    assert presigned and all(r[3] is None for r in presigned), "signed storage must never get the token"
     assert [p.name for p in (vault.state / "staging").iterdir()] == []
     log = vault.log.read_text()
-    assert "failed bad-sum" in log and "summary: 4 downloaded, 0 present, 6 failed" in log
+    assert "failed bad-sum" in log and "summary: 5 downloaded, 0 present, 6 failed" in log
     assert "retrying get-500" in log
 
     again, _run = run_module("aria2_batch", vault.args(downloads))
-    assert again["failed"] and "6 of 10 downloads failed" in again["msg"]
-    assert again["present"] == 4 and again["failed_count"] == 6
+    assert again["failed"] and "6 of 11 downloads failed" in again["msg"]
+    assert again["present"] == 5 and again["failed_count"] == 6
 
 
 def test_disk_full_during_download_fails_that_entry_only(fault_server, small_tmpfs, tmp_path):

@@ -109,3 +109,10 @@ def test_describe_error_drops_url_queries_that_may_hold_credentials():
                              "Resource not found URI=https://cdn.example/x.bin?X-Amz-Signature=abc&token=SECRET end"})
     assert "SECRET" not in reason and "abc" not in reason
     assert reason == "aria2c error 3: Resource not found URI=https://cdn.example/x.bin?... end"
+
+
+def test_presigned_get_only_storage_is_sized_with_a_ranged_get(fault_server):
+    resolved = resolve(fault_server.url + "/to-presigned/a.bin", token="tok")
+    assert resolved.size == fault_server.catalog["a.bin"][0] and not resolved.with_auth
+    signed = [r for r in fault_server.requests if r[1].startswith("/presigned/")]
+    assert [(r[0], r[2], r[3]) for r in signed] == [("HEAD", None, None), ("GET", "bytes=0-0", None)]
