@@ -92,6 +92,9 @@ def test_parallel_ranged_download_then_second_run_reads_nothing(three_files, vau
     second, _run = run_module("aria2_batch", args)
     assert not second["changed"] and second["present"] == 3 and second["hashed"] == 0
     assert len(origin.log_lines()) == requests_before, "a recorded file must not even be asked about"
+    checked, _run = run_module("aria2_batch", args, check=True, diff=True)
+    assert not checked["changed"] and checked["would_download"] == 0 and checked["hashed"] == 0
+    assert checked["diff"]["before"] == checked["diff"]["after"]
 
 
 def test_check_mode_reports_bytes_needed_and_writes_nothing(three_files, vault):
