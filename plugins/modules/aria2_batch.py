@@ -118,6 +118,8 @@ options:
   max_tries:
     description:
       - Attempts per request before an entry fails (origin checks and C(aria2c --max-tries)).
+      - C(aria2c) gives up on an HTTP 500 or 429 at once; such a download, or one that ran out of
+        tries on network errors, is queued again up to two more times and resumes from staging.
     type: int
     default: 5
   retry_wait:
