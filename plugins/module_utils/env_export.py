@@ -86,6 +86,22 @@ def parse(content):
     return pairs
 
 
+def read_environ_file(path):
+    """NAME=VALUE entries separated by NUL, as in /proc/<pid>/environ, as a bytes dict."""
+    try:
+        with open(path, 'rb') as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise EnvExportError('Cannot read the environment from %s (%s); run as root or point environ_file '
+                             'at a readable file.' % (path, to_text(exc.strerror or exc)))
+    environ = {}
+    for entry in data.split(b'\0'):
+        name, sep, value = entry.partition(b'=')
+        if sep:
+            environ[name] = value
+    return environ
+
+
 def explicit_secret_values(variables, secret_names=()):
     """Secret values given as task arguments, to scrub from all output before anything can fail."""
     return [to_text(value) for name, value in (variables or {}).items()

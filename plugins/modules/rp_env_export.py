@@ -16,7 +16,9 @@ description:
     C(export NAME='value') lines, so a shell that sources the file sees the pod's settings.
   - Values are read from the module's own process environment, which is the pod's environment
     when the play runs on the pod (C(-c local)) plus anything the task's C(environment) keyword
-    adds. O(variables) gives values explicitly, for example from host variables of a fleet.
+    adds; or from O(environ_file), such as the pod's main process's C(/proc/1/environ) when the
+    module runs in an SSH session. O(variables) gives values explicitly, for example from host
+    variables of a fleet.
   - Every value comes back byte for byte when the file is sourced by C(bash) or C(dash); values are
     POSIX single-quoted, so spaces, quotes, C($), backticks, backslashes, newlines, unicode and
     empty strings are all safe. Unset variables are left out; lines are sorted by name.
@@ -48,6 +50,13 @@ options:
               NVIDIA_VISIBLE_DEVICES, LD_LIBRARY_PATH, PATH, PYTHONPATH, TEMPLATE_TYPE,
               TEMPLATE_VERSION, GPU_TYPE, COMFY_ARGS, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY,
               R2_ACCOUNT_ID, R2_BUCKET, HF_TOKEN, CIVITAI_TOKEN]
+  environ_file:
+    description:
+      - Read the variables from this file of C(NAME=VALUE) entries separated by NUL bytes instead
+        of the module's own environment.
+      - V(/proc/1/environ) is the environment of the pod's main process, which holds the pod's
+        settings even when the module runs in an SSH session (fleet provisioning).
+    type: path
   variables:
     description:
       - Explicit values, exported whether or not they are in O(allow_list). They win over the
@@ -96,7 +105,8 @@ attributes:
     details: The file is rewritten only when its content changes; it holds no timestamp.
 notes:
   - On a fleet provisioned over SSH, the module's environment is the SSH session's, not the
-    pod's; pass the settings with O(variables) (for example from C(host_vars)).
+    pod's; read the pod's with O(environ_file=/proc/1/environ) or pass the settings with
+    O(variables) (for example from C(host_vars)).
 """
 
 EXAMPLES = r"""
@@ -109,6 +119,10 @@ EXAMPLES = r"""
     variables:
       COMFY_ARGS: "{{ comfy_args }}"
       TEMPLATE_TYPE: flux
+
+- name: Over SSH (fleet), export the settings of the pod's main process, not of the SSH session
+  aiclipse.comfyui.rp_env_export:
+    environ_file: /proc/1/environ
 
 - name: Mask a secret whose name does not look secret
   aiclipse.comfyui.rp_env_export:
@@ -167,6 +181,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.env_export import
     EnvExportError,
     EnvFile,
     explicit_secret_values,
+    read_environ_file,
 )
 
 
@@ -175,6 +190,7 @@ def main():
         argument_spec=dict(
             path=dict(type='path', default='/etc/rp_environment'),
             allow_list=dict(type='list', elements='str', default=list(DEFAULT_ALLOW_LIST)),
+            environ_file=dict(type='path'),
             variables=dict(type='dict', default={}),
             secret_names=dict(type='list', elements='str', default=[], no_log=False),
             mode=dict(type='raw', default='0600'),
@@ -187,7 +203,8 @@ def main():
     # Scrubbed from everything Ansible prints, the invocation and error results included.
     module.no_log_values.update(explicit_secret_values(params['variables'], params['secret_names']))
     try:
-        env_file = EnvFile(module, params['path'], params['allow_list'], variables=params['variables'],
+        environ = read_environ_file(params['environ_file']) if params['environ_file'] else None
+        env_file = EnvFile(module, params['path'], params['allow_list'], variables=params['variables'], environ=environ,
                            mode=params['mode'], owner=params['owner'], group=params['group'],
                            secret_names=params['secret_names'])
         # Secret values are also scrubbed from anything else Ansible prints (the invocation).

@@ -149,6 +149,26 @@ def test_first_run_changes_second_does_not_and_vvv_shows_no_secret(pod):
 
 
 @pytest.mark.podman
+def test_fleet_run_over_ssh_keeps_the_pods_settings(pod):
+    """Over SSH the module's environment is the session's; the role reads the pod's main process
+    instead. With the file gone the session has no settings at all (the hook has nothing to
+    source), so only the pod's own environment can bring back the very same file."""
+    before = pod.container.sh("sha256sum /etc/rp_environment").stdout
+    pod.container.sh("rm /etc/rp_environment")
+    result = run_playbook(
+        pod.playbook, inventory="127.0.0.1,", diff=True, json_output=False,
+        env={"PUBLIC_KEY": pod.public_key},
+        args=["-u", "root", "--private-key", str(pod.key), "-e", f"ansible_port={pod.sshd.port}",
+              "-e", "ansible_python_interpreter=/usr/bin/python3",
+              "-e", "ansible_ssh_common_args='-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no'"])
+    assert result.rc == 0 and result.failed == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert result.changed == 1, result.stdout[-4000:]
+    assert pod.container.sh("sha256sum /etc/rp_environment").stdout == before
+    assert pod.container.sh("stat -c %a /etc/rp_environment").stdout.strip() == "600"
+    assert_no_secret(result.stdout + result.stderr)
+
+
+@pytest.mark.podman
 def test_non_interactive_ssh_command_sees_the_settings(pod):
     out = pod.sshd.ssh('printf "%s" "$COMFY_ARGS"; printf "|%s" "$TEMPLATE_TYPE" "$-"')
     assert out.returncode == 0, out.stderr

@@ -155,3 +155,18 @@ def test_foreign_existing_content_is_hidden_from_the_diff(tmp_path):
     assert result["changed"] is True
     assert "not in rp_env_export format" in result["diff"][0]["before"]
     assert "old-plain-secret-token" not in proc.stdout + proc.stderr
+
+
+def test_environ_file_is_read_instead_of_the_process_environment(tmp_path):
+    """Over SSH the pod's settings live in /proc/1/environ, not in the module's environment."""
+    environ = tmp_path / "environ"
+    environ.write_bytes(b"COMFY_ARGS=--from-pid1\nsecond line\0HF_TOKEN=hf_pid1_secret_value\0NOT_ALLOWED=x\0")
+    path = tmp_path / "rp_environment"
+    result, proc = run_module("rp_env_export", {"path": str(path), "environ_file": str(environ)},
+                              env=pod_env(COMFY_ARGS="--from-the-session"), diff=True)
+    assert result["exported"] == ["COMFY_ARGS", "HF_TOKEN"], result
+    assert sourced(path, "COMFY_ARGS") == b"--from-pid1\nsecond line\n"
+    assert "hf_pid1_secret_value" not in proc.stdout + proc.stderr
+    missing, _proc = run_module("rp_env_export", {"path": str(path), "environ_file": str(tmp_path / "nope")})
+    assert missing["failed"] is True and "Cannot read the environment from" in missing["msg"]
+    assert sourced(path, "COMFY_ARGS") == b"--from-pid1\nsecond line\n", "a failed run leaves the file alone"
