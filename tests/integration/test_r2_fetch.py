@@ -110,6 +110,7 @@ def test_fetches_in_parallel_ranges_verifies_and_second_run_issues_no_get(s3, tm
     assert again["changed"] is False, again
     assert [r["status"] for r in again["results"]] == ["present"] * 3
     assert all(r["reason"] == "recorded in the ledger" for r in again["results"]), "must not re-hash"
+    assert again["hashed"] == 0 and result["hashed"] == 3  # publish hashes once; the skip reads nothing
     second = requests_after(s3, mark)
     assert [m for m, _path, _status in second if m == "GET"] == [], second
     assert len([m for m, _path, _status in second if m == "HEAD"]) == 3
