@@ -193,21 +193,20 @@ class HttpDownloadBatch:
         return entry.resolved.size if entry.resolved else None
 
     def staged_bytes(self, entry):
+        """Bytes a partial download already holds on disk (allocated blocks: parallel
+        connections leave holes, so the apparent size says little)."""
         try:
-            return os.path.getsize(entry.staged)
+            st = os.stat(entry.staged)
         except OSError:
             return 0
+        return min(st.st_size, st.st_blocks * 512)
 
     def preflight_disk(self, todo):
-        """Fail before any download when the known sizes cannot fit (per filesystem)."""
-        needed = {}
-        for entry in todo:
-            size = self.expected_size(entry)
-            if size is None:
-                continue
-            device = os.stat(self.store.staging_dir).st_dev
-            needed[device] = needed.get(device, 0) + max(0, size - self.staged_bytes(entry))
-        for device, want in needed.items():
+        """Fail before any download when the known sizes cannot fit. Every entry left here
+        stages on the state dir's filesystem (check_same_filesystem), so one sum is enough."""
+        want = sum(max(0, self.expected_size(e) - self.staged_bytes(e)) for e in todo
+                   if self.expected_size(e) is not None)
+        if want:
             free = self.store.free_bytes(self.store.staging_dir)
             if want > free:
                 raise BatchError(
