@@ -172,12 +172,21 @@ def _copy_verified(src, dst):
         if copy_hash.digest() != source_hash.digest() or os.path.getsize(tmp) != after.st_size:
             raise MergeError('the copy of %s at %s does not match the original; nothing was deleted'
                              % (src, dst))
+        _copy_owner(before, tmp)
         os.chmod(tmp, stat.S_IMODE(before.st_mode))
         os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
         publish_no_clobber(tmp, dst)
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def _copy_owner(st, path):
+    """Give `path` the owner of `st` when we may (as root); otherwise it stays ours."""
+    try:
+        os.chown(path, st.st_uid, st.st_gid)
+    except PermissionError:
+        pass
 
 
 def publish_no_clobber(src, dst):
@@ -221,7 +230,10 @@ def move_no_clobber(src, dst):
         os.symlink(os.readlink(src), dst)
         os.unlink(src)
     elif kind == 'dir':
-        os.mkdir(dst, stat.S_IMODE(os.lstat(src).st_mode))
+        st = os.lstat(src)
+        os.mkdir(dst)
+        _copy_owner(st, dst)
+        os.chmod(dst, stat.S_IMODE(st.st_mode))  # mkdir's mode is cut by the umask
         for name in sorted(os.listdir(src)):
             move_no_clobber(os.path.join(src, name), os.path.join(dst, name))
         os.rmdir(src)

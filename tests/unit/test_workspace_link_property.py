@@ -198,13 +198,19 @@ def test_cross_filesystem_move_is_a_verified_copy(tmp_path):
     (root / "models" / "loras").mkdir(parents=True)
     payload = os.urandom(3 * 1024 * 1024 + 5)
     (root / "models" / "loras" / "big.safetensors").write_bytes(payload)
+    os.chmod(root / "models" / "loras" / "big.safetensors", 0o600)
+    os.chmod(root / "models" / "loras", 0o750)
+    os.utime(root / "models" / "loras" / "big.safetensors", (1_700_000_000, 1_700_000_000))
     os.symlink("big.safetensors", root / "models" / "loras" / "alias")
     vault = Path(tempfile.mkdtemp(dir=SHM)) / "aiclipse"
     try:
         assert os.stat(root).st_dev != os.stat(vault.parent).st_dev
         result = WorkspaceLinks(str(root), str(vault), {"models": "models"}, protect_git=False).run()
         assert result["links"][0]["action"] == "merged"
-        assert (vault / "models" / "loras" / "big.safetensors").read_bytes() == payload
+        moved = vault / "models" / "loras" / "big.safetensors"
+        assert moved.read_bytes() == payload
+        assert (moved.stat().st_mode & 0o777, moved.stat().st_mtime) == (0o600, 1_700_000_000)
+        assert (vault / "models" / "loras").stat().st_mode & 0o777 == 0o750
         assert os.readlink(vault / "models" / "loras" / "alias") == "big.safetensors"
         assert (root / "models").is_symlink()
         assert not [p for p in os.listdir(vault / "models" / "loras") if p.startswith(".aiclipse")]
