@@ -41,7 +41,7 @@ stamp=$venv/.aiclipse-installed
 want=$(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip
-  "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[test]"
+  "$venv/bin/pip" install -q --disable-pip-version-check -e "${here}[test]"
   echo "$want" > "$stamp"
 fi
 echo "setup.sh: ready ($("$venv/bin/ansible-playbook" --version | head -n1))"

@@ -42,7 +42,7 @@ def run_module(module, args, check=False, diff=False, env=None, verbosity=0, tim
         cmd.append("-" + "v" * verbosity)
     run_env = ansible_env({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
                            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", **(env or {})})
-    proc = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True,
+    proc = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True, check=False,
                           timeout=timeout)
     try:
         doc = json.loads(proc.stdout)
@@ -90,7 +90,7 @@ def run_playbook(playbook, extra_vars=None, inventory=None, check=False, diff=Fa
     if json_output:
         extra.update({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
                       "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
-    proc = subprocess.run(cmd, cwd=REPO, env=ansible_env(extra), capture_output=True, text=True,
+    proc = subprocess.run(cmd, cwd=REPO, env=ansible_env(extra), capture_output=True, text=True, check=False,
                           timeout=timeout)
     stats = {}
     if json_output:
@@ -111,7 +111,7 @@ def _parse_recap(stdout):
             in_recap = True
             continue
         if in_recap and ":" in line:
-            host, _, rest = line.partition(":")
+            host, _sep, rest = line.partition(":")
             fields = dict(item.split("=") for item in rest.split() if "=" in item)
             stats[host.strip()] = {"changed": int(fields.get("changed", 0)),
                                    "failures": int(fields.get("failed", 0)),

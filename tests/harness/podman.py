@@ -145,7 +145,7 @@ def remove_leftovers():
                  "--format", "{{.ID}} {{index .Labels \"%s\"}}" % LABEL, check=False).stdout
     stale = []
     for line in out.splitlines():
-        cid, _, owner = line.partition(" ")
+        cid, _sep, owner = line.partition(" ")
         if owner.isdigit() and owner != "1" and _pid_alive(int(owner)):
             continue
         stale.append(cid)

@@ -6,41 +6,47 @@ import subprocess
 from harness.paths import REPO, VENV_BIN
 
 
+def _run(*cmd, **kwargs):
+    """Run a venv tool; the caller asserts on the result (with its output in the message)."""
+    return subprocess.run([str(VENV_BIN / cmd[0]), *cmd[1:]], capture_output=True, text=True,
+                          check=False, timeout=300, **kwargs)
+
+
 def test_build_and_install_resolve_fqcns(tmp_path):
-    build = subprocess.run([str(VENV_BIN / "ansible-galaxy"), "collection", "build", "--output-path",
-                            str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
+    build = _run("ansible-galaxy", "collection", "build", "--output-path", str(tmp_path), str(REPO))
     assert build.returncode == 0, build.stderr
     tarballs = list(tmp_path.glob("aiclipse-comfyui-*.tar.gz"))
     assert len(tarballs) == 1
     listing = subprocess.run(["tar", "-tzf", str(tarballs[0])], capture_output=True, text=True,
                              check=True).stdout.splitlines()
     assert "galaxy.yml" not in listing and "MANIFEST.json" in listing
-    assert not [name for name in listing if name.startswith((".venv", "collections/", ".cache")) or ".egg-info" in name]
+    assert not [name for name in listing
+                if name.startswith((".venv", "collections/", ".cache")) or ".egg-info" in name]
 
     dest = tmp_path / "installed"
     # Outside the checkout, with only the installed copy on the collections path.
     (tmp_path / "ansible.cfg").write_text("[defaults]\n")
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(dest), ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"),
                PATH=f"{VENV_BIN}:{os.environ['PATH']}")
-    install = subprocess.run([str(VENV_BIN / "ansible-galaxy"), "collection", "install", "-p", str(dest),
-                              str(tarballs[0])], cwd=tmp_path, env=env, capture_output=True, text=True,
-                             timeout=300)
+    install = _run("ansible-galaxy", "collection", "install", "-p", str(dest), str(tarballs[0]),
+                   cwd=tmp_path, env=env)
     assert install.returncode == 0, install.stderr
     assert (dest / "ansible_collections/aiclipse/comfyui/MANIFEST.json").exists(), install.stdout
-    listed = subprocess.run([str(VENV_BIN / "ansible-galaxy"), "collection", "list", "aiclipse.comfyui",
-                             "--format", "json"], cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    listed = _run("ansible-galaxy", "collection", "list", "aiclipse.comfyui", "--format", "json",
+                  cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr
     found = {path: cols for path, cols in json.loads(listed.stdout).items() if "aiclipse.comfyui" in cols}
     assert list(found) == [str(dest / "ansible_collections")]
     modules = sorted(p.stem for p in (REPO / "plugins/modules").glob("*.py") if p.stem != "__init__")
+    assert modules, "the collection has modules"
     for module in modules:
-        doc = subprocess.run([str(VENV_BIN / "ansible-doc"), "--json", f"aiclipse.comfyui.{module}"],
-                             cwd=tmp_path, env=env, capture_output=True, text=True)
+        doc = _run("ansible-doc", "--json", f"aiclipse.comfyui.{module}", cwd=tmp_path, env=env)
         assert doc.returncode == 0 and f"aiclipse.comfyui.{module}" in json.loads(doc.stdout), doc.stderr
     playbook = tmp_path / "play.yml"
     playbook.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
                         "    - ansible.builtin.debug: {msg: ok}\n"
                         "- ansible.builtin.import_playbook: aiclipse.comfyui.site\n")
-    syntax = subprocess.run([str(VENV_BIN / "ansible-playbook"), "--syntax-check", "-i", "localhost,",
-                             str(playbook)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    syntax = _run("ansible-playbook", "--syntax-check", "-i", "localhost,", str(playbook),
+                  cwd=tmp_path, env=env)
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr

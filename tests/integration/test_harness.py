@@ -32,9 +32,9 @@ def test_aria2c_fetches_ranged_file_through_nginx(nginx_origin, tmp_path):
 
 
 def test_private_path_needs_the_bearer_token(nginx_origin):
-    resp, _ = _get(nginx_origin, "/private/small.bin")
+    resp, _body = _get(nginx_origin, "/private/small.bin")
     assert resp.status == 401
-    resp, _ = _get(nginx_origin, "/private/small.bin", {"Authorization": "Bearer wrong"})
+    resp, _body = _get(nginx_origin, "/private/small.bin", {"Authorization": "Bearer wrong"})
     assert resp.status == 401
     resp, body = _get(nginx_origin, "/private/small.bin",
                       {"Authorization": f"Bearer {nginx_origin.token}"})
@@ -45,12 +45,12 @@ def test_private_path_needs_the_bearer_token(nginx_origin):
                                   "/hf/org/repo/resolve/main/split_files/vae/model.safetensors"])
 def test_redirect_to_signed_storage_rejects_authorization(nginx_origin, path):
     auth = {"Authorization": f"Bearer {nginx_origin.token}"}
-    resp, _ = _get(nginx_origin, path, auth)
+    resp, _body = _get(nginx_origin, path, auth)
     assert resp.status == 302
     location = urllib.parse.urlsplit(resp.getheader("Location"))
     signed = f"{location.path}?{location.query}"
     assert location.path.startswith("/signed/")
-    resp, _ = _get(nginx_origin, signed, auth)
+    resp, _body = _get(nginx_origin, signed, auth)
     assert resp.status == 400, "signed storage must refuse a forwarded token"
     resp, body = _get(nginx_origin, signed)
     assert resp.status == 200 and len(body) > 0

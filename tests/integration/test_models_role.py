@@ -218,7 +218,7 @@ def test_foreground_fails_listing_every_failure_and_keeps_the_rest(pod, served, 
 
 
 def test_bad_manifest_stops_before_any_download(pod, served, make_origin):
-    root, _ = served
+    root, _catalog = served
     origin = make_origin(root)
     user = pod.manifest("user", f"url|{origin.url}/public/upscaler.pth|ok.pth|upscale_models\n"
                                 "hf|org/repo|x.safetensors|../../etc\n")

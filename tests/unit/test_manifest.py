@@ -201,7 +201,7 @@ def test_every_problem_is_reported_at_once_with_its_line(tmp_path):
     path.write_text("hf|org/repo|a.bin|vae\nbogus|x|y|z\nhf|org/repo|b.bin|/abs\nhf|org/repo|c.bin|vae|nothex\n")
     with pytest.raises(ManifestError) as caught:
         plan(ManifestSource(path=str(path), name="user.txt"))
-    assert [origin for origin, _ in caught.value.problems] == ["user.txt:2", "user.txt:3", "user.txt:4"]
+    assert [origin for origin, _problem in caught.value.problems] == ["user.txt:2", "user.txt:3", "user.txt:4"]
     assert str(caught.value).startswith("3 problems in the model manifests (nothing was downloaded):")
 
 
@@ -238,7 +238,7 @@ def test_yaml_item_errors(item, expected):
 
 
 def test_yaml_entries_must_be_a_list():
-    _, problems = parser().parse_items({"repo": "x"}, "models_entries")
+    _entries, problems = parser().parse_items({"repo": "x"}, "models_entries")
     assert problems == [("models_entries", "expected a list of entries, got dict")]
 
 
@@ -338,7 +338,7 @@ def test_module_returns_the_merged_plan_in_normal_and_check_mode(tmp_path):
                       {"path": str(FIXTURES / "boomboom_models.txt"), "required": True}],
     }
     for check in (False, True):
-        result, _ = run_module("model_manifest", args, check=check)
+        result, _proc = run_module("model_manifest", args, check=check)
         assert result.get("failed") is not True, result
         assert result["changed"] is False
         assert result["counts"] == {"huggingface": 7, "civitai": 0, "url": 0, "r2": 3}
@@ -361,7 +361,7 @@ def test_module_fails_listing_every_problem_with_file_and_line(tmp_path):
 
 
 def test_module_fails_on_a_required_manifest_that_is_missing(tmp_path):
-    result, _ = run_module("model_manifest", {
+    result, _proc = run_module("model_manifest", {
         "models_dir": str(tmp_path / "models"),
         "manifests": [{"path": str(tmp_path / "flux_models.txt"), "required": True}]})
     assert result["failed"] is True
