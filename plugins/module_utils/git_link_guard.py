@@ -86,9 +86,15 @@ class GitLinkGuard:
         self._run = run_command
         self._git = git_bin
         self._stamp = stamp
+        self._trusted = []
 
     def _git_cmd(self, top, args, data=None, check=True):
-        rc, out, err = self._run([self._git, '-C', top] + args, data=data)
+        # The work tree may belong to another uid (a volume made elsewhere); git would then
+        # refuse it as "dubious ownership". We manage this very checkout, so trust it by name.
+        trust = []
+        for path in self._trusted:
+            trust += ['-c', 'safe.directory=%s' % path]
+        rc, out, err = self._run([self._git] + trust + ['-C', top] + args, data=data)
         if check and rc != 0:
             raise GitGuardError('git %s in %s failed (rc=%s): %s' % (' '.join(args[:2]), top, rc, (err or out).strip()))
         return rc, out
@@ -100,8 +106,10 @@ class GitLinkGuard:
     def inspect(self, link_path):
         """GitState for `link_path` when it lies in a work tree that tracks files under it, else None."""
         parent = os.path.dirname(link_path)
-        if not os.path.isdir(parent) or find_git_dir(parent) is None:
+        work_tree = find_git_dir(parent) if os.path.isdir(parent) else None
+        if work_tree is None:
             return None
+        self._trusted = sorted({work_tree, os.path.realpath(work_tree)})
         if self._git is None:
             raise GitGuardError('%s is inside a git work tree but git is not installed; install git or set '
                                 'protect_git=false' % link_path)

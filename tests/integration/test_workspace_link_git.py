@@ -152,3 +152,15 @@ def test_an_old_clone_merged_into_the_vaults_clone_keeps_both_histories(comfy, t
     patched = [p for p in vault_clone.iterdir() if p.name.startswith("main.merged-")]
     assert len(patched) == 1 and patched[0].read_text() == "print('my local patch')\n"
     assert (vault_clone / "main.py").read_text() == "print('v1')\n"
+
+
+def test_a_checkout_owned_by_another_uid_is_handled(comfy):
+    """A volume made elsewhere: git calls such a work tree "dubious ownership" and refuses it."""
+    dummy, clone, vault = comfy
+    for path in [clone, *clone.rglob("*")]:
+        os.lchown(path, 4242, 4242)
+    assert git(clone, "status", check=False).returncode != 0  # the trap is real here
+    result, proc = migrate(clone, vault)
+    assert not result.get("failed") and result["links"][0]["git"], proc.stdout
+    ls = git(clone, "-c", f"safe.directory={clone}", "ls-files", "-v", "models").stdout.split("\n")
+    assert ls[0].startswith("S ")
