@@ -21,7 +21,8 @@ description:
     A file at a shortcut path is always renamed aside (a file cannot be merged into a directory),
     unless O(on_conflict=fail).
   - Missing targets are created. Something that is not a directory where a target (or one of its
-    parents inside the vault) must be is renamed aside first.
+    parents inside the vault) must be is renamed aside first. A target that is a link to a
+    directory (say a disk mounted elsewhere) is used as it is.
   - Moves are crash-safe. On one filesystem entries are renamed or hard-linked, which never
     replaces an existing name. Across filesystems each file is copied to a hidden temporary name,
     flushed, compared with the original by SHA-256, published, and only then is the original
