@@ -228,12 +228,13 @@ class WorkspaceLinks:
                 os.makedirs(self.vault)
         directories = []
         for path in self.directory_paths:
-            created, backup, notes = self._ensure_directory(path)
+            created, backup, moved_note = self._ensure_directory(path)
             directories.append({'path': path, 'created': created, 'backup': backup})
             if created:
                 changed = True
                 before.append(describe(path))
-                after.extend(notes)
+                after.append('%s: directory' % path)
+                after.extend([moved_note] if moved_note else [])
         for shortcut in self.shortcuts:
             record = self._one(shortcut)
             results.append(record)
@@ -316,18 +317,21 @@ class WorkspaceLinks:
         return record
 
     def _ensure_target(self, shortcut, record):
-        created, backup, notes = self._ensure_directory(shortcut.target)
+        created, backup, moved_note = self._ensure_directory(shortcut.target)
         record['target_created'] = created
         record['target_backup'] = backup
+        notes = [moved_note] if moved_note else []
+        if created:
+            notes.append('  created directory %s' % shortcut.target)
         return notes
 
     def _ensure_directory(self, path):
         """Make `path` (inside the vault) a directory, moving aside anything in its way.
 
-        Returns (created, backup path or None, diff notes). Nothing is ever deleted.
+        Returns (created, backup path or None, diff note about the backup or None). Nothing
+        is ever deleted.
         """
-        notes = []
-        created, backup = False, None
+        created, backup, moved_note = False, None, None
         relative = os.path.relpath(path, self.vault)
         current = self.vault
         parts = [] if relative == '.' else relative.split(os.sep)
@@ -337,15 +341,13 @@ class WorkspaceLinks:
                 continue  # a directory, or a link to one (a volume mounted elsewhere is fine)
             if os.path.lexists(current):
                 backup = clash_name(current, self.stamp, 'backup')
-                notes.append('  moved %s aside to %s (a directory is needed there)' % (describe(current), backup))
+                moved_note = '  moved %s aside to %s (a directory is needed there)' % (describe(current), backup)
                 if not self.check_mode:
                     os.rename(current, backup)
             created = True
             if not self.check_mode:
                 os.mkdir(current)
-        if created:
-            notes.append('  created directory %s' % path)
-        return created, backup, notes
+        return created, backup, moved_note
 
 
 LINK_TMP_MARK = '.aiclipse-link-'
