@@ -1,0 +1,47 @@
+"""Fixtures for the fleet checks: each pod over testinfra's podman backend, over real SSH, and
+the saved output of the fleet run (converge.yml)."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import testinfra
+
+
+@pytest.fixture(scope="session")
+def world():
+    root = os.environ.get("AICLIPSE_MOLECULE_WORLD")
+    if not root:
+        pytest.fail("AICLIPSE_MOLECULE_WORLD is not set: run the scenario through "
+                    "tests/molecule_scenarios or tests/harness/molecule_world.py")
+    return json.loads((Path(root) / "expected.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def fleet_run():
+    """(exit code, output) of `ansible-playbook -i inventory playbooks/fleet.yml`."""
+    log = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "fleet-run.log"
+    first, _, rest = log.read_text().partition("\n")
+    return int(first.removeprefix("rc=")), rest
+
+
+@pytest.fixture(scope="session")
+def pod_host():
+    """pod_host("pod-a"): the pod's container through testinfra's podman backend."""
+    return lambda name: testinfra.get_host(f"podman://aiclipse-fleet-{name}")
+
+
+@pytest.fixture(scope="session")
+def ssh(world):
+    """ssh("pod-a", "cmd") runs cmd the way `ssh pod 'cmd'` does (non-interactive, over sshd)."""
+    return lambda name, command: _ssh(world, name, command)
+
+
+def _ssh(world, name, command):
+    port = world["fleet_ports"][name]
+    return subprocess.run(
+        ["ssh", "-F", "/dev/null", "-i", world["fleet_key"], "-p", str(port), "-o", "BatchMode=yes",
+         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+         "-o", "IdentitiesOnly=yes", "root@127.0.0.1", command],
+        capture_output=True, text=True, timeout=30, check=False)

@@ -1,0 +1,47 @@
+"""The molecule scenarios, run with the servers their pods reach.
+
+Each test starts a world (tests/harness/molecule_world.py: nginx origin, moto S3, local git
+repos, manifests, workflows, an SSH key), exports its addresses and the pod image tag as
+AICLIPSE_MOLECULE_* variables, and runs `molecule test -s <scenario>`; the scenario's own
+testinfra checks decide. On failure the tail of molecule's output is the assertion message.
+"""
+import re
+
+import pytest
+
+from harness.molecule_world import World, run_molecule
+
+pytestmark = [pytest.mark.podman, pytest.mark.slow]
+
+
+@pytest.fixture
+def world(tmp_path, podman_image):  # podman_image: fails early when podman is missing
+    started = World(tmp_path / "world").build().start()
+    yield started
+    started.stop()
+
+
+def _run(scenario, world):
+    proc = run_molecule(["test", "-s", scenario], world)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"molecule test -s {scenario} failed (rc {proc.returncode}):\n{output[-12000:]}"
+    return output
+
+
+def test_default_pod_start_restart_and_user_edits(world):
+    output = _run("default", world)
+    # Every promised step ran, in order, and the verifier ran the testinfra checks.
+    steps = ["create", "prepare", "converge", "idempotence", "side_effect", "verify"]
+    for step in steps:
+        assert f"[default > {step}] Executed: Successful" in output, f"step {step} did not run"
+    assert re.search(r"\b\d+ passed\b", output), "no testinfra summary in the output"
+    assert not re.search(r"\b\d+ (failed|error)", output)
+    for secret in (world.expected["hf_token"], world.expected["r2_secret"]):
+        assert secret not in output
+
+
+def test_fleet_in_parallel_over_ssh_with_a_broken_and_a_gone_pod(world):
+    output = _run("fleet", world)
+    for step in ("create", "prepare", "converge", "verify"):
+        assert f"[fleet > {step}] Executed: Successful" in output, f"step {step} did not run"
+    assert re.search(r"\b\d+ passed\b", output), "no testinfra summary in the output"
