@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Every test, in order of speed: quality gates first (fail fast), then pytest with the real
-# harness servers and containers, then the molecule scenarios.
+# harness servers and containers (the molecule scenarios run inside it, tests/molecule_scenarios).
 #   scripts/test.sh            everything
 #   scripts/test.sh lint       ansible-lint + ansible-doc rendering only
 #   scripts/test.sh sanity     ansible-test sanity only
 #   scripts/test.sh pytest [ARGS]   pytest only (ARGS passed on)
-#   scripts/test.sh molecule   molecule scenarios only
+#   scripts/test.sh molecule [ARGS]  molecule scenarios only (pytest -k default|fleet picks one)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -46,19 +46,17 @@ stage_pytest() {
 }
 
 stage_molecule() {
-  if ls molecule/*/molecule.yml >/dev/null 2>&1; then
-    echo "== molecule"
-    for scenario in molecule/*/molecule.yml; do
-      molecule test -s "$(basename "$(dirname "$scenario")")"
-    done
-  fi
+  # The scenarios run from pytest (tests/molecule_scenarios/), which starts the servers their
+  # pods reach; the pytest stage collects them too, so `all` does not run them twice.
+  echo "== molecule (through pytest)"
+  python -m pytest tests/molecule_scenarios "$@"
 }
 
 case "${1:-all}" in
   lint) stage_lint ;;
   sanity) stage_sanity ;;
   pytest) shift; stage_pytest "$@" ;;
-  molecule) stage_molecule ;;
-  all) stage_lint; stage_sanity; stage_pytest; stage_molecule ;;
+  molecule) shift; stage_molecule "$@" ;;
+  all) stage_lint; stage_sanity; stage_pytest ;;
   *) echo "usage: $0 [lint|sanity|pytest [ARGS]|molecule|all]" >&2; exit 2 ;;
 esac
