@@ -24,6 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from harness.ansible_run import run_module  # noqa: E402
 from harness.nginx import NginxOrigin, write_file  # noqa: E402
@@ -68,6 +69,45 @@ def check(out_dir, digests):
         with open(path, "rb") as handle:
             if hashlib.file_digest(handle, "sha256").hexdigest() != digest:
                 raise SystemExit("wrong bytes in %s" % path)
+
+
+def measure(table, files=4, size_mb=256, limit_rate="20m", repeat=5, workdir=None):
+    """The suite's rows: aria2_batch vs plain aria2c and vs sequential Python, each the median of
+    `repeat` runs taken in turn (module, aria2c, sequential), default flags of the module."""
+    from common import median
+    work = Path(tempfile.mkdtemp(prefix="aiclipse-aria2-bench-", dir=workdir))
+    try:
+        served = work / "served"
+        names = ["model%d.bin" % i for i in range(files)]
+        digests = [write_file(served / n, size_mb * 1024 * 1024, seed=i) for i, n in enumerate(names)]
+        module_runs, plain_runs, seq_runs, startup_runs = [], [], [], []
+        with NginxOrigin(served, limit_rate=limit_rate) as origin:
+            urls = ["%s/public/%s" % (origin.url, n) for n in names]
+            for _ in range(repeat):
+                started = time.monotonic()
+                run_module("ansible.builtin.ping", {})
+                startup_runs.append(time.monotonic() - started)
+                module_runs.append(time_module(urls, digests, work / "vault", {}))
+                shutil.rmtree(work / "vault")
+                plain_runs.append(time_plain_aria2c(urls, work / "plain", aria2c_flags(4, 8, 8, "8M")))
+                shutil.rmtree(work / "plain")
+                seq_runs.append(time_sequential_python(urls, work / "sequential"))
+                check(work / "sequential", digests)
+                shutil.rmtree(work / "sequential")
+        module_s, plain_s, seq_s = median(module_runs), median(plain_runs), median(seq_runs)
+        startup_s = median(startup_runs)
+        total_mib = files * size_mb
+        label = "%d x %d MiB at %s/connection" % (files, size_mb, limit_rate)
+        table.add("HTTP: aria2_batch / plain aria2c -j4 -s8 -x8, %s" % label,
+                  "%.1f s (%.0f MiB/s)" % (module_s, total_mib / module_s),
+                  "%.1f s (%.0f MiB/s)" % (plain_s, total_mib / plain_s), module_s / plain_s, "<= 1.3", module_s / plain_s <= 1.3)
+        table.add("  the same without ansible's start-up (ping module run: %.1f s)" % startup_s,
+                  "%.1f s" % (module_s - startup_s), "%.1f s" % plain_s, (module_s - startup_s) / plain_s, "", None)
+        table.add("HTTP: aria2_batch / sequential 1-connection Python", "%.1f s" % module_s,
+                  "%.1f s (%.0f MiB/s)" % (seq_s, total_mib / seq_s), module_s / seq_s, "< 1", module_s < seq_s)
+        return module_s, plain_s, seq_s
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 sys.path.insert(0, str(HERE.parent / "collections"))
@@ -101,6 +102,32 @@ def r2_fetch_in_process(endpoint, keys, out, max_concurrency=32, part_size=8 * 1
 
 def best_of(times, run):
     return min(run() for _run in range(times))
+
+
+def measure(table, count=4, size_mib=256, rate="20m", repeat=5, workdir=None):
+    """The suite's row: r2_fetch through ansible vs download_file one object after another, each
+    the median of `repeat` runs taken in turn; the data lives in a temporary directory."""
+    from common import median
+    work = Path(tempfile.mkdtemp(prefix="aiclipse-r2-bench-", dir=workdir))
+    try:
+        keys = make_objects(work / "served", count, size_mib * 1024 * 1024)
+        ours, theirs, startup = [], [], []
+        with NginxOrigin(work / "served", limit_rate=rate) as origin:
+            for _ in range(repeat):
+                startup.append(r2_fetch(origin.url, [], Path(tempfile.mkdtemp(dir=work))))
+                ours.append(r2_fetch(origin.url, keys, Path(tempfile.mkdtemp(dir=work))))
+                theirs.append(original_way(origin.url, keys, Path(tempfile.mkdtemp(dir=work))))
+        took, baseline = median(ours), median(theirs)
+        total_mib = count * size_mib
+        table.add("R2: r2_fetch / boto3 download_file in sequence, %d x %d MiB at %s/connection" % (count, size_mib, rate),
+                  "%.1f s (%.0f MiB/s)" % (took, total_mib / took),
+                  "%.1f s (%.0f MiB/s)" % (baseline, total_mib / baseline), took / baseline, "< 1", took < baseline)
+        own = took - median(startup)
+        table.add("  the same without ansible + boto3 start-up (r2_fetch with no objects: %.1f s)" % median(startup),
+                  "%.1f s" % own, "%.1f s" % baseline, own / baseline, "", None)
+        return took, baseline
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():

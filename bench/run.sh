@@ -1,13 +1,9 @@
 #!/usr/bin/env bash
-# Run every benchmark (bench/*_bench.py) one after another; each prints its own ratios.
-# Not part of `make test`: they move gigabytes through throttled local origins.
-#   bash bench/run.sh [ARGS passed to every benchmark]
+# The benchmark suite (bench/suite.py): one table of ratios, every figure measured side by side
+# in the same run. Not part of `make test`: it moves gigabytes and starts containers.
+#   bash bench/run.sh [--quick] [--only warm,skip,...] [--repeat N]
+# Single benchmarks with their own options: .venv/bin/python bench/<name>_bench.py --help
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 python=${VENV:-$here/.venv}/bin/python
-status=0
-for bench in "$here"/bench/*_bench.py; do
-  echo "== $(basename "$bench")"
-  "$python" "$bench" "$@" || status=1
-done
-exit $status
+exec "$python" "$here/bench/suite.py" "$@"

@@ -1,0 +1,103 @@
+"""Benchmark (not a test): how long aria2_batch takes to confirm that every model is already
+there, and that this does not grow with the models' size.
+
+Two farms of ``--models`` sparse files recorded in the model ledger: 1 MiB each, and 1 GiB
+each (hundreds of GiB apparent size; sparse, so nothing is written). For each farm:
+
+  * the module through ansible, one playbook task with every entry (sha256 given, so a skip
+    that read the bytes would be caught: the sparse zeros never match), median of ``--repeat``,
+    next to the same one-task no-op playbook; the difference is the module's own time;
+  * the module's code (HttpDownloadBatch) in this process, which is that time without ansible.
+
+Every entry must come back ``present`` with nothing hashed.
+
+    .venv/bin/python bench/skip_check_bench.py
+"""
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import GIB, MIB, Table, noop_playbook, record_farm, side_by_side, sparse_farm, time_playbook  # noqa: E402
+from harness.net import free_port  # noqa: E402
+
+
+def downloads_of(farm, origin):
+    return [{"url": "%s/%s" % (origin, filename), "dest": dest, "sha256": sha}
+            for _subdir, filename, dest, sha in farm]
+
+
+def module_playbook(directory, downloads, state_dir):
+    """One aria2_batch task over every entry; asserts that all were present and none hashed."""
+    path = Path(directory) / "skip-check.yml"
+    play = [{"name": "Confirm present models", "hosts": "pods", "gather_facts": False, "tasks": [
+        {"name": "Check every model", "aiclipse.comfyui.aria2_batch": {"downloads": downloads, "state_dir": state_dir},
+         "register": "batch"},
+        {"name": "Every model was present and no byte was hashed", "ansible.builtin.assert": {"that": [
+            "batch.present == %d" % len(downloads), "batch.hashed == 0", "not batch.changed"]}},
+    ]}]
+    path.write_text(json.dumps(play))
+    return path
+
+
+def in_process(downloads, state_dir):
+    from ansible_collections.aiclipse.comfyui.plugins.module_utils.http_downloads import HttpDownloadBatch
+    started = time.monotonic()
+    result = HttpDownloadBatch(downloads, state_dir, "aria2c", {}).run()
+    seconds = time.monotonic() - started
+    if result["present"] != len(downloads) or result["hashed"]:
+        raise SystemExit("in-process skip check: %d present, %d hashed of %d"
+                         % (result["present"], result["hashed"], len(downloads)))
+    return seconds
+
+
+def measure(table, repeat=5, models=500, sizes=(MIB, GIB), workdir=None):
+    from common import workdir as make_workdir
+    root = Path(workdir) if workdir else make_workdir("skip-check-")
+    origin = "http://127.0.0.1:%d/public" % free_port()  # nothing listens: a skip never asks
+    figures = {}
+    try:
+        noop = noop_playbook(root)
+        for size in sizes:
+            label = "%d x %s" % (models, "%d GiB" % (size // GIB) if size >= GIB else "%d MiB" % (size // MIB))
+            farm_dir = root / ("farm-%d" % size)
+            farm = sparse_farm(farm_dir / "models", models, size)
+            state_dir = str(farm_dir / "state")
+            record_farm(state_dir, farm)
+            downloads = downloads_of(farm, origin)
+            playbook = module_playbook(farm_dir, downloads, state_dir)
+            run_s, noop_s, _ours, _theirs = side_by_side(
+                repeat, lambda: time_playbook(playbook), lambda: time_playbook(noop))
+            own_s = sorted(in_process(downloads, state_dir) for _ in range(repeat))[repeat // 2]
+            module_s = max(0.0, run_s - noop_s)
+            figures[size] = (module_s, own_s)
+            table.add("skip check: aria2_batch, %s present (module time over a 1-task playbook)" % label,
+                      "%.2f s" % module_s, "(%.2f s - %.2f s)" % (run_s, noop_s), None, "< 2 s", module_s < 2)
+            table.add("  the same, module code in-process (no ansible)", "%.3f s" % own_s, "", None, "", None)
+            shutil.rmtree(farm_dir)
+        if len(sizes) == 2:
+            small, large = (figures[size][1] for size in sizes)
+            ratio = large / small
+            table.add("skip check: %d GiB / %d MiB models, in-process" % (sizes[1] // GIB, sizes[0] // MIB),
+                      "%.3f s" % large, "%.3f s" % small, ratio, "~1 (no growth)", ratio < 1.5)
+        return figures
+    finally:
+        if not workdir:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--models", type=int, default=500)
+    opts = parser.parse_args()
+    table = Table()
+    measure(table, opts.repeat, opts.models)
+    print(table.render())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The whole benchmark suite in one run: pod start cost, skip check, HTTP and R2 downloads,
+memory, fleet, and the physical bounds they run against, printed as one table of ratios.
+Each ratio compares two things measured side by side in this run (taken in turn, median of
+--repeat), so the load of a shared machine falls on both sides alike. See BENCHMARKS.md.
+
+    bash bench/run.sh              # everything, full sizes (about 15-20 minutes on 2 busy cores)
+    bash bench/run.sh --quick      # smaller sizes, fewer repetitions (a few minutes)
+    bash bench/run.sh --only warm,skip
+"""
+import argparse
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import GIB, MIB, Table, disk_write_mib_s, environment_line, loopback_mib_s, workdir  # noqa: E402
+import aria2_batch_bench  # noqa: E402
+import fleet_bench  # noqa: E402
+import memory_bench  # noqa: E402
+import r2_fetch_bench  # noqa: E402
+import skip_check_bench  # noqa: E402
+import warm_start_bench  # noqa: E402
+
+SECTIONS = ("bounds", "warm", "skip", "http", "r2", "memory", "fleet")
+
+
+def sizes(quick):
+    """What each section runs with; --quick keeps every figure but makes them smaller."""
+    if quick:
+        return {"repeat": 3, "warm_models": 50, "skip_models": 500, "http_mib": 32, "memory_size": 256 * MIB,
+                "fleet_repeat": 1, "probe": 256 * MIB}
+    return {"repeat": 5, "warm_models": 200, "skip_models": 500, "http_mib": 128, "memory_size": GIB,
+            "fleet_repeat": 3, "probe": GIB}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and 3 repetitions (1 for the fleet)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections: %s" % ", ".join(SECTIONS))
+    parser.add_argument("--repeat", type=int, help="repetitions per figure (default 5, --quick 3)")
+    opts = parser.parse_args()
+    chosen = [s.strip() for s in opts.only.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        parser.error("unknown section(s) %s; choose from %s" % (", ".join(unknown), ", ".join(SECTIONS)))
+    size = sizes(opts.quick)
+    repeat = opts.repeat or size["repeat"]
+    table = Table()
+    table.note("measured on: " + environment_line())
+    work = workdir("suite-")
+    runs = {
+        "bounds": lambda: bounds(table, work, size["probe"]),
+        "warm": lambda: warm_start_bench.measure(table, repeat, size["warm_models"]),
+        "skip": lambda: skip_check_bench.measure(table, repeat, size["skip_models"]),
+        "http": lambda: aria2_batch_bench.measure(table, 4, size["http_mib"], "20m", repeat, workdir=str(work)),
+        "r2": lambda: r2_fetch_bench.measure(table, 4, size["http_mib"], "20m", repeat, workdir=str(work)),
+        "memory": lambda: memory_bench.measure(table, 4, size["memory_size"]),
+        "fleet": lambda: fleet_bench.measure(table, opts.repeat or size["fleet_repeat"]),
+    }
+    failed = []
+    started = time.monotonic()
+    try:
+        for name in SECTIONS:
+            if name not in chosen:
+                continue
+            print("== %s (%.0f s so far)" % (name, time.monotonic() - started), flush=True)
+            try:
+                runs[name]()
+            except (Exception, SystemExit) as exc:  # pylint: disable=broad-except
+                # One broken section must not hide the others' figures.
+                failed.append(name)
+                table.add("%s: FAILED (%s)" % (name, str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__), "")
+                traceback.print_exc()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    table.note("suite time: %.0f s%s" % (time.monotonic() - started, " (--quick)" if opts.quick else ""))
+    print()
+    print(table.render())
+    return 1 if failed else 0
+
+
+def bounds(table, work, probe):
+    """The physical limits every download figure runs against, measured now, on this machine."""
+    loop = loopback_mib_s(work, probe)
+    disk = disk_write_mib_s(work, probe)
+    table.add("bound: loopback, nginx -> 4 x curl, unthrottled", "%.0f MiB/s" % loop)
+    table.add("bound: disk write, dd with fsync (.cache/bench)", "%.0f MiB/s" % disk)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Benchmark (not a test): what a restart of a fully provisioned pod costs over ansible's own
+start-up.
+
+A pod directory like a real one after its first boot: ComfyUI cloned from a local stand-in,
+a venv, one custom node, template workflows, /etc/rp_environment and shell hook (under the
+bench directory, never this machine's), and ``--models`` manifest entries present as sparse
+files and recorded in the model ledger. Then the real site.yml (every role, downloads in the
+foreground so the skip check is inside the measured time) runs ``--repeat`` times against it,
+each time next to a one-task no-op playbook on the same host; both must report changed=0.
+
+    .venv/bin/python bench/warm_start_bench.py            # 200 models, median of 5
+    .venv/bin/python bench/warm_start_bench.py --profile  # + per-task times (profile_tasks)
+"""
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (GIB, REPO, Table, noop_playbook, record_farm, side_by_side,  # noqa: E402
+                    sparse_farm, time_playbook)
+from harness.git_repos import make_comfyui_repo, make_node_repo  # noqa: E402
+from harness.net import free_port  # noqa: E402
+
+SITE = REPO / "site.yml"
+TEMPLATE = "bench"
+
+
+def pod_vars(run_dir, nodes_manifest_dir):
+    """Variables that point every role at run_dir instead of this machine's /workspace, /etc,
+    /root and /usr/local/bin (the same shape as playbooks/vars/local-demo.yml)."""
+    return {
+        "aiclipse_root": str(run_dir / "workspace"),
+        "workspace_workflow_templates_dir": str(run_dir / "workflows"),
+        "pod_env_file": str(run_dir / "etc/rp_environment"),
+        "pod_env_hook_files": [str(run_dir / "root/.bashrc")],
+        "pod_env_profile_script": str(run_dir / "etc/profile.d/rp_environment.sh"),
+        "pod_env_authorized_keys_file": str(run_dir / "root/.ssh/authorized_keys"),
+        "pod_env_host_key_dir": str(run_dir / "etc/ssh"),
+        "pod_env_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBENCHBENCHBENCHBENCHBENCHBENCHBENCHBENCH bench",
+        "models_manifests_dir": str(run_dir / "manifests"),
+        "models_template_type": TEMPLATE,
+        "models_foreground": True,
+        "comfyui_repo_url": str(run_dir / "upstream/ComfyUI"),
+        "comfyui_baked_dir": "",
+        "comfyui_venv": str(run_dir / "venv"),
+        "custom_nodes_manifests_dir": str(nodes_manifest_dir),
+        "custom_nodes_template_type": TEMPLATE,
+        "launcher_bin_dir": str(run_dir / "bin"),
+        "launcher_comfy_args": "--preview-method auto",
+    }
+
+
+def build_pod(run_dir, models, model_size):
+    """Everything a provisioned pod has; returns the site.yml variables for it."""
+    make_comfyui_repo(run_dir / "upstream/ComfyUI")
+    node = make_node_repo(run_dir / "upstream/ComfyUI-Bench-Node")
+    subprocess.run(["python3", "-m", "venv", str(run_dir / "venv")], check=True, capture_output=True)
+    (run_dir / "workflows").mkdir(parents=True)
+    (run_dir / "workflows/txt2img.json").write_text('{"nodes": []}\n')
+    manifests = run_dir / "manifests"
+    manifests.mkdir()
+    (manifests / f"{TEMPLATE}_nodes.txt").write_text(f"{node.url}|main|bench|a custom node\n")
+    vault = run_dir / "workspace/aiclipse"
+    farm = sparse_farm(vault / "models", models, model_size)
+    record_farm(vault / ".state/models", farm)
+    # Nothing listens here: were a model not taken as present, its download would fail the run.
+    origin = "http://127.0.0.1:%d/public" % free_port()
+    (manifests / f"{TEMPLATE}_models.txt").write_text("# the bench template\n" + "".join(
+        f"url|{origin}/{filename}|{filename}|{subdir}|{sha}\n" for subdir, filename, _dest, sha in farm))
+    return pod_vars(run_dir, manifests)
+
+
+def measure(table, repeat=5, models=200, model_size=GIB, profile=False, workdir=None):
+    """Add the warm-start row to table; returns (site seconds, noop seconds)."""
+    from common import workdir as make_workdir
+    run_dir = Path(workdir) if workdir else make_workdir("warm-start-")
+    try:
+        pod = build_pod(run_dir, models, model_size)
+        noop = noop_playbook(run_dir)
+        # The first boot provisions (ComfyUI, node, layout, env file); the second must change nothing.
+        time_playbook(SITE, pod)
+        time_playbook(SITE, pod, expect_changed=0)
+        site_s, noop_s, all_site, all_noop = side_by_side(
+            repeat, lambda: time_playbook(SITE, pod, expect_changed=0),
+            lambda: time_playbook(noop, expect_changed=0))
+        table.add("warm start: site.yml, %d models present / 1-task playbook" % models,
+                  "%.2f s" % site_s, "%.2f s" % noop_s, site_s / noop_s, "<= 2.5", site_s / noop_s <= 2.5)
+        table.note("warm start runs (s): site.yml %s; no-op %s" % (
+            " ".join("%.2f" % s for s in all_site), " ".join("%.2f" % s for s in all_noop)))
+        if profile:
+            print_profile(pod)
+        return site_s, noop_s
+    finally:
+        if not workdir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def print_profile(pod):
+    """One more warm run with profile_tasks: where the time goes, task by task."""
+    from harness.ansible_run import run_playbook
+    run = run_playbook(SITE, pod, json_output=False,
+                       env={"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
+                            "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all", "PROFILE_TASKS_SORT_ORDER": "descending"})
+    lines = run.stdout.splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("PLAY RECAP"))
+    print("\n".join(lines[start:]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--models", type=int, default=200)
+    parser.add_argument("--profile", action="store_true", help="also print profile_tasks for one warm run")
+    opts = parser.parse_args()
+    table = Table()
+    measure(table, opts.repeat, opts.models, profile=opts.profile)
+    print(table.render())
+
+
+if __name__ == "__main__":
+    main()
