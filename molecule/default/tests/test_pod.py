@@ -97,7 +97,8 @@ def test_env_file_is_private_and_holds_the_new_settings(pod, comfy_args):
 def test_shells_see_the_changed_comfy_args_byte_for_byte(pod, shell, comfy_args):
     # The container's own environment has no COMFY_ARGS: only the file can provide it.
     assert pod.run("printenv COMFY_ARGS").rc != 0
-    out = pod.check_output(f"{shell} {shlex.quote('printf %s \"$COMFY_ARGS\"')}")
+    script = shlex.quote('printf %s "$COMFY_ARGS"')
+    out = pod.check_output(f"{shell} {script}")
     assert out == comfy_args
 
 
