@@ -227,8 +227,10 @@ class World:
 
 def run_molecule(args, world, timeout=900):
     """Run `molecule ARGS` in the checkout with the world's environment; return the process."""
+    # One stream: molecule's step lines (stderr) stay in order with ansible's output (stdout).
     return subprocess.run([str(VENV_BIN / "molecule"), *args], cwd=REPO, env=world.env(),
-                          capture_output=True, text=True, timeout=timeout, check=False)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=timeout, check=False)
 
 
 def main(argv):

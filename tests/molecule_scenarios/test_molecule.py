@@ -23,7 +23,7 @@ def world(tmp_path, podman_image):  # podman_image: fails early when podman is m
 
 def _run(scenario, world):
     proc = run_molecule(["test", "-s", scenario], world)
-    output = proc.stdout + proc.stderr
+    output = proc.stdout
     assert proc.returncode == 0, f"molecule test -s {scenario} failed (rc {proc.returncode}):\n{output[-12000:]}"
     return output
 
