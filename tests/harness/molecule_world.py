@@ -140,7 +140,7 @@ class World:
         broken = self.root / "manifests" / "broken-fleet_models.txt"
         broken.write_text("# a typo in the source column\nhugginface|org/repo|x.safetensors|vae\n")
         self.expected["broken_manifest"] = str(broken)
-        key, _ = make_client_key(self.root)
+        key, _pub = make_client_key(self.root)
         self.expected["fleet_key"] = str(key)
         self.fleet_ports = {pod: free_port() for pod in (*FLEET_TEMPLATES, "pod-broken", "pod-gone")}
         self.expected["fleet_ports"] = self.fleet_ports

@@ -16,6 +16,7 @@ class WorkspacePod(PrivateContainer):
 
     LABEL = "aiclipse-test-workspace-pod"
 
+
 PLAY = """\
 - name: Pod start, workspace only
   hosts: all

@@ -1,5 +1,4 @@
 """Inside the pod after: first start, an unchanged restart, the user's edits, another restart."""
-import hashlib
 import json
 import shlex
 

@@ -22,7 +22,7 @@ def world():
 def fleet_run():
     """(exit code, output) of `ansible-playbook -i inventory playbooks/fleet.yml`."""
     log = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "fleet-run.log"
-    first, _, rest = log.read_text().partition("\n")
+    first, _sep, rest = log.read_text().partition("\n")
     return int(first.removeprefix("rc=")), rest
 
 

@@ -27,7 +27,7 @@ def recap(output, name):
 # -- the run -------------------------------------------------------------------------------
 
 def test_run_failed_overall_because_of_the_two_bad_pods(fleet_run):
-    rc, _ = fleet_run
+    rc, _output = fleet_run
     assert rc != 0
 
 
