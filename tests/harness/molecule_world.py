@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `harness` importable
@@ -38,6 +37,7 @@ from .paths import CACHE, CONTAINERS_CONF, REPO, VENV_BIN  # noqa: E402
 from .python_env import make_wheel  # noqa: E402
 from .s3 import ACCESS_KEY, SECRET_KEY, MotoS3  # noqa: E402
 from .ssh_pod import make_client_key  # noqa: E402
+from .wheelhouse import runtime_wheelhouse  # noqa: E402
 
 BUCKET = "aiclipse-models"
 # Secrets the pods get; tests prove they never show up in ansible's output.
@@ -45,25 +45,6 @@ HF_TOKEN = "hf_molecule_secret_token_0123456789"
 # The single pod of molecule/default, and the healthy pods of molecule/fleet with their templates.
 DEFAULT_TEMPLATE = "sdxl-molecule"
 FLEET_TEMPLATES = {"pod-a": "sd15-fleet", "pod-b": "flux-fleet", "pod-c": "wan-fleet"}
-
-
-def host_wheelhouse():
-    """boto3 (the host venv's version) and its dependencies as wheels, downloaded once.
-
-    Same pins and cache key as tests/integration/test_image_build.py, so both share one
-    download in .cache/wheels (the host's pip trusts the network's TLS proxy, containers not).
-    """
-    pins = [f"ansible-core=={metadata.version('ansible-core')}", f"boto3=={metadata.version('boto3')}"]
-    key = hashlib.sha256(" ".join(pins).encode()).hexdigest()[:12]
-    wheels = CACHE / "wheels" / key
-    done = wheels / ".complete"
-    if not done.exists():
-        shutil.rmtree(wheels, ignore_errors=True)
-        wheels.mkdir(parents=True)
-        subprocess.run([str(VENV_BIN / "pip"), "download", "-q", "--disable-pip-version-check",
-                        "--only-binary=:all:", "-d", str(wheels), *pins], check=True, timeout=600)
-        done.write_text("\n".join(pins) + "\n")
-    return wheels
 
 
 POD_IMAGE_NAME = "localhost/aiclipse-molecule-pod"
@@ -77,7 +58,7 @@ def pod_image():
     Built once per machine from the offline wheelhouse; the tag holds a hash of its inputs.
     """
     base = podman_harness.base_image()
-    wheels = host_wheelhouse()
+    wheels = runtime_wheelhouse()
     recipe = json.dumps([base, sorted(p.name for p in wheels.glob("*.whl")), POD_IMAGE_PACKAGES])
     tag = f"{POD_IMAGE_NAME}:{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
     if podman_harness.podman("image", "exists", tag, check=False).returncode == 0:

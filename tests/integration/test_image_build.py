@@ -7,21 +7,19 @@ pip installs offline inside), and local git repos standing in for ComfyUI and a 
 Every boot goes through the real entrypoint into the fake main.py, which records its argv in
 the pod's /workspace (a host directory, so it persists like a pod volume).
 """
-import hashlib
 import json
 import re
-import shutil
 import subprocess
 import textwrap
 import uuid
-from importlib import metadata
 
 import pytest
 
 from harness import podman as podman_harness
 from harness.git_repos import make_comfyui_repo, make_node_repo
-from harness.paths import CACHE, REPO, VENV_BIN
+from harness.paths import REPO
 from harness.python_env import make_wheel
+from harness.wheelhouse import runtime_wheelhouse
 
 pytestmark = [pytest.mark.podman, pytest.mark.slow]
 
@@ -30,24 +28,6 @@ IMAGE = "localhost/aiclipse-example-test"
 BASE = ["--listen", "0.0.0.0", "--port", "8188"]
 IMAGE_DEFAULT_COMFY_ARGS = ["--preview-method", "auto"]  # ENV COMFY_ARGS in examples/Containerfile
 SOURCES = "/opt/aiclipse/sources"
-
-
-def host_wheelhouse():
-    """ansible-core and boto3 (the host venv's versions) with their dependencies, as wheels.
-
-    Downloaded once per version set on the host, whose pip trusts the network's TLS proxy.
-    """
-    pins = [f"ansible-core=={metadata.version('ansible-core')}", f"boto3=={metadata.version('boto3')}"]
-    key = hashlib.sha256(" ".join(pins).encode()).hexdigest()[:12]
-    wheels = CACHE / "wheels" / key
-    done = wheels / ".complete"
-    if not done.exists():
-        shutil.rmtree(wheels, ignore_errors=True)
-        wheels.mkdir(parents=True)
-        subprocess.run([str(VENV_BIN / "pip"), "download", "-q", "--disable-pip-version-check",
-                        "--only-binary=:all:", "-d", str(wheels), *pins], check=True, timeout=600)
-        done.write_text("\n".join(pins) + "\n")
-    return wheels
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +57,7 @@ def example_image(podman_image, tmp_path_factory):
         """))
     context = work / "context"
     cmd = [str(REPO / "examples" / "build-context.sh"), str(context), "--vars", str(bake_vars),
-           "--wheels", str(host_wheelhouse())]
+           "--wheels", str(runtime_wheelhouse())]
     for name in ("ComfyUI", "ComfyUI-TestNode", "pywheels", "manifests", "workflows"):
         cmd += ["--source", str(src / name)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
