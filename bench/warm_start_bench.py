@@ -89,12 +89,45 @@ def measure(table, repeat=5, models=200, model_size=GIB, profile=False, workdir=
                   "%.2f s" % site_s, "%.2f s" % noop_s, site_s / noop_s, "<= 2.5", site_s / noop_s <= 2.5)
         table.note("warm start runs (s): site.yml %s; no-op %s" % (
             " ".join("%.2f" % s for s in all_site), " ".join("%.2f" % s for s in all_noop)))
+        runs, by_role = module_runs(pod)
+        table.note("warm start: %d module tasks in site.yml (by role: %s); each costs ansible's per-task overhead" % (
+            runs, ", ".join("%s %d" % item for item in sorted(by_role.items(), key=lambda kv: -kv[1]))))
         if profile:
             print_profile(pod)
         return site_s, noop_s
     finally:
         if not workdir:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+# Actions that run on the controller only (no module is shipped to the host).
+CONTROLLER_ACTIONS = {"debug", "set_fact", "assert", "fail", "include_tasks", "import_tasks", "include_role",
+                      "validate_argument_spec", "meta", "include_vars", "add_host", "group_by"}
+
+
+def module_runs(pod):
+    """How many tasks of one warm site.yml run ship a module to the host (each loop item counts
+    once; copy and template tasks run two modules, stat first), by role."""
+    import json
+    from harness.ansible_run import run_playbook
+    run = run_playbook(SITE, pod, env={"ANSIBLE_CALLBACK_FORMAT_PRETTY": "0"})
+    doc = json.loads(run.stdout[run.stdout.index("{"):])
+    total, by_role = 0, {}
+    for play in doc["plays"]:
+        for task in play["tasks"]:
+            for result in task["hosts"].values():
+                action = result.get("action", "").rsplit(".", 1)[-1]
+                if action in CONTROLLER_ACTIONS or result.get("skipped"):
+                    continue
+                items = [result]
+                if isinstance(result.get("results"), list) and all(
+                        isinstance(item, dict) and "ansible_loop_var" in item for item in result["results"]):
+                    items = [item for item in result["results"] if not item.get("skipped")]
+                role = task["task"]["name"].split(" : ")[0] if " : " in task["task"]["name"] else "play"
+                role = task.get("role", {}).get("name", role) if isinstance(task.get("role"), dict) else role
+                by_role[role.rsplit(".", 1)[-1]] = by_role.get(role.rsplit(".", 1)[-1], 0) + len(items)
+                total += len(items)
+    return total, by_role
 
 
 def print_profile(pod):
