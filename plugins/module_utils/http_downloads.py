@@ -310,6 +310,10 @@ class HttpDownloadBatch:
             self.store = ModelStore(self.state_dir, read_only=self.check_mode)
         except StoreError as exc:
             raise BatchError(str(exc))
+        with self.store.exclusive_run("aria2_batch", on_wait=self.log):
+            return self._run_locked()
+
+    def _run_locked(self):
         before = [e.dest for e in self.entries if os.path.isfile(e.dest)]
         todo = []
         adopt = []

@@ -16,6 +16,9 @@ Layout under ``state_dir`` (normally ``{{ aiclipse_vault }}/.state/models``)::
                                     mtime_ns, sha256, etag}}}; never a URL or a token
     ledger.lock                     flock guarding read-modify-write of the ledger, so two
                                     downloaders (HTTP and R2) may run at the same time
+    <downloader>.run.lock           flock held for a whole run of one downloader, so a second
+                                    run (a fleet re-run while the pod's background job still
+                                    downloads) waits instead of writing the same staging files
 
 API (all paths absolute; errors raise :class:`StoreError` with a message a person can act on)::
 
@@ -36,6 +39,7 @@ API (all paths absolute; errors raise :class:`StoreError` with a message a perso
     store.discard_staging(staged)                 # partial file and its side files
     store.cleanup_stale(keep=(), max_age=7 days)  # forgotten partials of old runs
     store.free_bytes(path)                        # for disk-space preflight
+    with store.exclusive_run("aria2_batch", on_wait=log):  # one run per downloader at a time
     store.hashed                                  # how many files this store read to hash
     store.ledger_errors                           # publishes whose file is in place but whose
                                                   # ledger entry could not be written (disk full)
@@ -47,6 +51,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -149,6 +154,31 @@ class ModelStore:
             os.chmod(self.state_dir, 0o700)
         except OSError as exc:
             raise StoreError("cannot create the model state directory %s: %s" % (self.state_dir, exc.strerror))
+
+    @contextlib.contextmanager
+    def exclusive_run(self, downloader, on_wait=None):
+        """Hold ``<state_dir>/<downloader>.run.lock`` for a whole run (presence checks included).
+
+        A second run waits for the first, then finds its files present. The lock is released
+        by the kernel when the process dies, so a killed run never leaves it held. Check mode
+        writes nothing, so it takes no lock.
+        """
+        if self.read_only:
+            yield
+            return
+        path = os.path.join(self.state_dir, "%s.run.lock" % downloader)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait:
+                    on_wait("another %s run is downloading into %s; waiting for it to finish"
+                            % (downloader, self.state_dir))
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     # -- hashing ---------------------------------------------------------------------------
     def sha256_file(self, path):

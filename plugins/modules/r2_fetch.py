@@ -344,7 +344,8 @@ def main():
     log = ProgressLog(None if module.check_mode else params["log_file"])
     fetcher = R2Fetcher(client, endpoint, store, max_concurrency=params["max_concurrency"],
                         part_size=part_size, multipart_threshold=threshold, log=log)
-    results = fetcher.run(specs, check_mode=module.check_mode)
+    with store.exclusive_run("r2_fetch", on_wait=log):
+        results = fetcher.run(specs, check_mode=module.check_mode)
     counts = summarize(results)
     fetched = [r for r in results if r["status"] in ("downloaded", "would_download")]
     bytes_needed = sum(r["bytes"] for r in fetched)
