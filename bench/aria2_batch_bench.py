@@ -83,7 +83,7 @@ def measure(table, files=4, size_mb=256, limit_rate="20m", repeat=5, workdir=Non
         module_runs, plain_runs, seq_runs, startup_runs, verify_runs = [], [], [], [], []
         with NginxOrigin(served, limit_rate=limit_rate) as origin:
             urls = ["%s/public/%s" % (origin.url, n) for n in names]
-            for _ in range(repeat):
+            for _round in range(repeat):
                 started = time.monotonic()
                 run_module("ansible.builtin.ping", {})
                 startup_runs.append(time.monotonic() - started)

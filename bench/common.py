@@ -50,7 +50,7 @@ def side_by_side(repeat, measured, baseline):
     """Run `measured` and `baseline` alternately `repeat` times each, so load on this shared
     machine hits both alike; return (median measured, median baseline, all measured, all baseline)."""
     ours, theirs = [], []
-    for _ in range(repeat):
+    for _round in range(repeat):
         ours.append(measured())
         theirs.append(baseline())
     return median(ours), median(theirs), ours, theirs
@@ -134,7 +134,7 @@ def loopback_mib_s(directory, size=1 * GIB, connections=4):
         with NginxOrigin(served) as origin:
             url = origin.url + "/public/probe.bin"
             started = time.monotonic()
-            procs = [subprocess.Popen(["curl", "-sS", "-o", "/dev/null", url]) for _ in range(connections)]
+            procs = [subprocess.Popen(["curl", "-sS", "-o", "/dev/null", url]) for _conn in range(connections)]
             if any(proc.wait() for proc in procs):
                 raise SystemExit("curl could not read %s" % url)
             seconds = time.monotonic() - started

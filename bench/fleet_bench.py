@@ -108,7 +108,7 @@ def measure(table, repeat=3, pods=4, models=2, model_size=8 * MIB, workdir=None)
                 "comfyui_repo_url": str(world / "upstream/ComfyUI"), "comfyui_baked_dir": "", "comfyui_venv": "/venv",
                 "launcher_comfy_args": "--preview-method auto"}
             one, many = [], []
-            for _ in range(repeat):
+            for _round in range(repeat):
                 one.append(provision(root, image, world, key, key_line, world_vars, 1))
                 many.append(provision(root, image, world, key, key_line, world_vars, pods))
         one_s, many_s = median(one), median(many)

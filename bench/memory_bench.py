@@ -38,7 +38,7 @@ DUMMY = {"R2_ACCESS_KEY_ID": "AKIABENCHMARK0000000", "R2_SECRET_ACCESS_KEY": "be
 def zeros_sha256(size):
     digest = hashlib.sha256()
     block = bytes(MIB)
-    for _ in range(size // MIB):
+    for _block in range(size // MIB):
         digest.update(block)
     digest.update(bytes(size % MIB))
     return digest.hexdigest()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark (not a test): r2_fetch against the original's sequential boto3 download_file.
 
 An nginx on loopback plays an S3-style endpoint: path-style ``/<bucket>/<key>`` GET, HEAD and
@@ -113,7 +112,7 @@ def measure(table, count=4, size_mib=256, rate="20m", repeat=5, workdir=None):
         keys = make_objects(work / "served", count, size_mib * 1024 * 1024)
         ours, theirs, startup = [], [], []
         with NginxOrigin(work / "served", limit_rate=rate) as origin:
-            for _ in range(repeat):
+            for _round in range(repeat):
                 startup.append(r2_fetch(origin.url, [], Path(tempfile.mkdtemp(dir=work))))
                 ours.append(r2_fetch(origin.url, keys, Path(tempfile.mkdtemp(dir=work))))
                 theirs.append(original_way(origin.url, keys, Path(tempfile.mkdtemp(dir=work))))
