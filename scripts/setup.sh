@@ -40,8 +40,19 @@ fi
 stamp=$venv/.aiclipse-installed
 want=$(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  # The collection is used from the checkout, so only its dependencies are installed: the
+  # runtime ones and the test extra, read from pyproject.toml (no package build needed).
+  "$venv/bin/python" - "$here/pyproject.toml" > "$venv/aiclipse-requirements.txt" <<'PY'
+import sys
+import tomllib
+
+with open(sys.argv[1], "rb") as handle:
+    project = tomllib.load(handle)["project"]
+print("\n".join(project["dependencies"] + project["optional-dependencies"]["test"]))
+PY
   "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip
-  "$venv/bin/pip" install -q --disable-pip-version-check -e "${here}[test]"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$venv/aiclipse-requirements.txt"
   echo "$want" > "$stamp"
 fi
-echo "setup.sh: ready ($("$venv/bin/ansible-playbook" --version | head -n1))"
+version=$("$venv/bin/ansible-playbook" --version)
+echo "setup.sh: ready (${version%%$'\n'*})"
