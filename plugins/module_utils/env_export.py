@@ -236,8 +236,12 @@ class EnvFile:
     def _write(self, content, exists):
         directory = os.path.dirname(self.path) or '.'
         if not os.path.isdir(directory):
-            raise EnvExportError('The directory %s does not exist; create it first or choose another path.'
-                                 % directory)
+            try:
+                # The umask decides its mode, as for any directory a shell would create.
+                os.makedirs(directory, 0o755)
+            except OSError as exc:
+                raise EnvExportError('Cannot create the directory %s (%s); create it or choose another path.'
+                                     % (directory, to_text(exc.strerror or exc)))
         fd, tmp = tempfile.mkstemp(prefix='.rp_env_export.', dir=directory)
         try:
             with os.fdopen(fd, 'wb') as handle:

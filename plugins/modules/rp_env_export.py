@@ -29,13 +29,14 @@ description:
     C(CREDENTIAL), plus O(secret_names)) are replaced by C(********) in the diff and in every
     return value. The file itself is not readable by other users by default.
   - Hooking the file into shells is not this module's job; the role C(aiclipse.comfyui.pod_env)
-    runs this module and adds exactly one hook line for interactive and non-interactive shells.
+    runs this module and M(aiclipse.comfyui.shell_hook), which adds exactly one hook line for
+    interactive and non-interactive shells.
 author:
   - aiclipse team (@aiclipse)
 options:
   path:
     description:
-      - The file to write. Its directory must exist.
+      - The file to write. A missing parent directory is created (not in check mode).
     type: path
     default: /etc/rp_environment
   allow_list:

@@ -1,0 +1,160 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Keep one hook line, which sources the pod's environment file, first in shell startup files.
+
+bash reads ~/.bashrc for non-interactive SSH commands too, but Debian's and Ubuntu's bashrc
+`return` early for them, so the hook must be the very first line. The line carries a marker
+comment: that is how copies, and a hook someone moved further down, are found again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import tempfile
+
+from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+
+HOOK_MARKER = '# aiclipse.comfyui pod_env hook'
+# Where the original system's `source` lines pointed; they piled up at every boot.
+LEGACY_SOURCES = ('/etc/rp_environment',)
+
+
+class ShellHookError(Exception):
+    """A file that cannot be read or written; the message names it and what to do."""
+
+
+def hook_line(env_file):
+    """The hook: quiet for a user who may not read the file (it is private to root)."""
+    quoted = shlex.quote(env_file)
+    return 'if [ -r %s ]; then . %s; fi  %s' % (quoted, quoted, HOOK_MARKER)
+
+
+def legacy_pattern(paths):
+    """`source FILE` / `. FILE` lines, alone on their line, for any of `paths`."""
+    alternatives = '|'.join(re.escape(path) for path in paths)
+    return re.compile(r'\A\s*(?:source|\.)\s+(?:%s)\s*\Z' % alternatives)
+
+
+def hooked_content(existing, line, legacy_paths):
+    """`existing` text (None: no file) with exactly one `line` first, old hooks and legacy lines gone."""
+    legacy = legacy_pattern(legacy_paths)
+    kept = []
+    for old in (existing or '').splitlines(True):
+        bare = old.rstrip('\r\n')
+        if bare.rstrip().endswith(HOOK_MARKER) or legacy.match(bare):
+            continue
+        kept.append(old)
+    return line + '\n' + ''.join(kept)
+
+
+class ShellHook:
+    """Decides the content of each hook file and the profile.d script, and writes what differs.
+
+    `module` is an AnsibleModule: check mode, atomic_move and file modes come from it.
+    """
+
+    def __init__(self, module, hook_files, env_file, profile_script=None, legacy_sources=LEGACY_SOURCES,
+                 profile_mode='0644', new_file_mode='0644'):
+        self.module = module
+        self.hook_files = list(hook_files)
+        self.env_file = env_file
+        self.profile_script = profile_script or None
+        self.legacy_paths = list(dict.fromkeys(list(legacy_sources) + [env_file]))
+        self.profile_mode = profile_mode
+        self.new_file_mode = new_file_mode
+        self.line = hook_line(env_file)
+        self.created_dirs = []
+        self.diffs = []
+
+    def apply(self):
+        changed_files = []
+        for path in self.hook_files:
+            existing = self._read(path)
+            if self._ensure(path, existing, hooked_content(existing, self.line, self.legacy_paths),
+                            self.new_file_mode):
+                changed_files.append(path)
+        if self.profile_script:
+            existing = self._read(self.profile_script)
+            content_changed = self._ensure(self.profile_script, existing, self.line + '\n', self.profile_mode)
+            # The script must stay readable for every login shell, so its mode is enforced.
+            if self._fix_mode(self.profile_script, self.profile_mode) or content_changed:
+                changed_files.append(self.profile_script)
+        result = dict(
+            changed=bool(changed_files or self.created_dirs),
+            line=self.line,
+            changed_files=changed_files,
+            created_dirs=self.created_dirs,
+        )
+        if self.diffs:
+            result['diff'] = self.diffs
+        return result
+
+    @staticmethod
+    def _read(path):
+        try:
+            with open(path, 'rb') as handle:
+                return to_text(handle.read(), errors='surrogate_or_strict')
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeError) as exc:
+            raise ShellHookError('Cannot read %s (%s); fix the file or leave it out of the hook files.'
+                                 % (path, to_text(getattr(exc, 'strerror', None) or exc)))
+
+    def _ensure(self, path, existing, desired, new_mode):
+        """Write `desired` when it differs; True when it did (or would, in check mode)."""
+        if existing == desired:
+            return False
+        self.diffs.append(dict(before_header=path, after_header=path,
+                               before=existing or '', after=desired))
+        if not self.module.check_mode:
+            self._make_parent(path)
+            self._write(path, desired, existing is not None, new_mode)
+        return True
+
+    def _make_parent(self, path):
+        directory = os.path.dirname(path)
+        if directory and not os.path.isdir(directory):
+            try:
+                # The umask decides the mode, as for any directory a shell would create.
+                os.makedirs(directory, 0o755)
+            except OSError as exc:
+                raise ShellHookError('Cannot create the directory %s (%s).'
+                                     % (directory, to_text(exc.strerror or exc)))
+            self.created_dirs.append(directory)
+
+    def _write(self, path, content, exists, new_mode):
+        directory = os.path.dirname(path) or '.'
+        try:
+            fd, tmp = tempfile.mkstemp(prefix='.shell_hook.', dir=directory)
+        except OSError as exc:
+            raise ShellHookError('Cannot write in %s (%s).' % (directory, to_text(exc.strerror or exc)))
+        try:
+            with os.fdopen(fd, 'wb') as handle:
+                handle.write(to_bytes(content, errors='surrogate_or_strict'))
+                handle.flush()
+                os.fsync(handle.fileno())
+            if exists:
+                # A bashrc someone made private stays private, and keeps its owner.
+                stat = os.stat(path)
+                os.chmod(tmp, stat.st_mode & 0o7777)
+                os.chown(tmp, stat.st_uid, stat.st_gid)
+            else:
+                self.module.set_mode_if_different(tmp, new_mode, False)
+            self.module.atomic_move(tmp, to_native(path), keep_dest_attrs=exists)
+            if not exists:
+                self.module.set_mode_if_different(path, new_mode, False)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _fix_mode(self, path, mode):
+        if not os.path.exists(path):
+            return False
+        diff = dict(before=dict(path=path), after=dict(path=path))
+        changed = self.module.set_mode_if_different(path, mode, False, diff)
+        if changed:
+            self.diffs.append(diff)
+        return changed
