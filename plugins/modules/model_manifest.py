@@ -38,7 +38,9 @@ description:
     an earlier manifest has stay. The role M(aiclipse.comfyui.models) passes the user's manifest
     in the vault first, then the image's base manifest, the template's, and entries from
     Ansible variables last.
-  - The module only reads; it never changes the host.
+  - The module only reads manifests. The one thing it may write is O(plan_file), a text file
+    listing the merged plan for a person to read (normally under the vault's C(logs/)); it is
+    rewritten, atomically, only when its content changes.
 author:
   - aiclipse team (@aiclipse)
 options:
@@ -95,18 +97,33 @@ options:
       - Default bucket for C(r2) entries (C(R2_BUCKET)). When set, an r2 identifier is the object
         key in this bucket; when not, it must be C(bucket/key).
     type: str
+  plan_file:
+    description:
+      - Also write the merged plan to this file, one model a line with its origin, then the
+        replaced entries and the ones this host cannot fetch (C(NOT FETCHED)).
+      - Its folder is created when missing. The file (mode C(0640)) is replaced atomically and
+        only when its content changes, which is what RV(changed) then reports.
+      - When not set, nothing is written.
+    type: path
+  plan_log_file:
+    description:
+      - The download log the plan file points a reader to (only mentioned in O(plan_file)).
+    type: str
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: The module only reads, so it runs and returns the same plan in check mode.
+    details: It returns the same plan in check mode and writes no O(plan_file), only predicts
+      whether it would change.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
+    support: full
+    details: The old and new text of O(plan_file), when it changes.
   idempotent:
     description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
-    details: It never changes the host and always reports C(changed=false).
+    details: Without O(plan_file) it always reports C(changed=false); with it, only a changed plan
+      rewrites the file.
 seealso:
   - module: aiclipse.comfyui.aria2_batch
   - module: aiclipse.comfyui.r2_fetch
@@ -130,6 +147,8 @@ EXAMPLES = r"""
             subdir: checkpoints
             sha256: 879db523c30d3b9017143d56705015e15a2cb5628762c11d086fed9538abd7fd
     r2_bucket: "{{ lookup('ansible.builtin.env', 'R2_BUCKET') }}"
+    plan_file: /workspace/aiclipse/logs/models-plan.txt
+    plan_log_file: /workspace/aiclipse/logs/models.log
   register: models_plan
 
 - name: Show where each model comes from
@@ -228,6 +247,11 @@ skipped:
   sample: [{"name": "loras/hk_v1_final.safetensors", "origin": "/opt/aiclipse/manifests/qwen_models.txt:5",
             "dest": "/workspace/aiclipse/models/loras/hk_v1_final.safetensors",
             "reason": "r2 key 'hk_v1_final.safetensors' names no bucket and R2_BUCKET is not set: ..."}]
+plan_file:
+  description: The plan file written (or, in check mode, that would be written).
+  returned: when O(plan_file) is set
+  type: str
+  sample: /workspace/aiclipse/logs/models-plan.txt
 problems:
   description: Every problem found, each with the C(origin) (file and line) and a C(message).
   returned: failure
@@ -243,6 +267,11 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.manifest import (
     ManifestParser,
     ManifestSource,
     build_plan,
+)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.plan_file import (
+    PlanFileError,
+    render_plan,
+    update_plan_file,
 )
 
 
@@ -264,6 +293,8 @@ def main():
             hf_endpoint=dict(type="str", default="https://huggingface.co"),
             civitai_endpoint=dict(type="str", default="https://civitai.com"),
             r2_bucket=dict(type="str"),
+            plan_file=dict(type="path"),
+            plan_log_file=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -285,7 +316,19 @@ def main():
     counts = dict((source, 0) for source in SOURCES)
     for entry in plan["entries"]:
         counts[entry["source"]] += 1
-    module.exit_json(changed=False, counts=counts, **plan)
+    result = dict(changed=False, counts=counts, **plan)
+    if module.params["plan_file"]:
+        path = module.params["plan_file"]
+        text = render_plan(plan, module.params["plan_log_file"])
+        try:
+            changed, before = update_plan_file(path, text, check_mode=module.check_mode,
+                                               atomic_move=module.atomic_move)
+        except PlanFileError as exc:
+            module.fail_json(msg=str(exc))
+        result.update(changed=changed, plan_file=path)
+        if changed and module._diff:
+            result["diff"] = dict(before_header=path, after_header=path, before=before, after=text)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

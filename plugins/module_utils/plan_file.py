@@ -1,0 +1,71 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The merged model plan as a text file a person reads beside the download log.
+
+The text is stable (no timestamps), so the file is rewritten only when the plan changes and a
+pod restart with the same manifests changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+class PlanFileError(Exception):
+    """The plan file cannot be written; the message names the path and what to do."""
+
+
+def render_plan(plan, log_file=None):
+    """The plan (build_plan's result) as text, one model a line."""
+    lines = ['# Written by aiclipse.comfyui.model_manifest; edits are overwritten.',
+             '# The models this pod should have, from the merged manifests (rewritten when the plan changes).']
+    if log_file:
+        lines.append('# What happened to each download: %s' % log_file)
+    for manifest in plan['manifests']:
+        lines.append('# manifest %s: %s, %s entries' % (manifest['name'], manifest['status'], manifest['entries']))
+    lines.append('')
+    for entry in plan['entries']:
+        lines.append('%s  <-  %s %s  (%s)' % (entry['name'], entry['source'], entry['identifier'], entry['origin']))
+    for item in plan['replaced']:
+        lines.append('replaced: %s from %s by %s' % (item['name'], item['origin'], item['replaced_by']))
+    for item in plan['skipped']:
+        lines.append('NOT FETCHED: %s (%s): %s' % (item['name'], item['origin'], item['reason']))
+    lines.append('# end of plan')
+    return '\n'.join(lines) + '\n'
+
+
+def update_plan_file(path, text, check_mode=False, atomic_move=os.replace, mode=0o640):
+    """Write `text` to `path` when it differs (creating the folder); returns (changed, before).
+
+    `before` is the old text ('' when there was none), for the diff. Check mode writes nothing.
+    """
+    before = ''
+    if os.path.lexists(path):
+        if not os.path.isfile(path):
+            raise PlanFileError('plan_file %s exists and is not a regular file; move it aside or '
+                                'choose another path.' % path)
+        with open(path, 'rb') as handle:
+            before = handle.read().decode('utf-8', 'replace')
+    if before == text:
+        return False, before
+    if check_mode:
+        return True, before
+    directory = os.path.dirname(path) or '.'
+    try:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
+    except OSError as exc:
+        raise PlanFileError('Cannot write the plan file into %s: %s' % (directory, exc))
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(text.encode('utf-8'))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        atomic_move(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return True, before
