@@ -102,7 +102,7 @@ options:
       - Also write the merged plan to this file, one model a line with its origin, then the
         replaced entries and the ones this host cannot fetch (C(NOT FETCHED)).
       - Its folder is created when missing. The file (mode C(0640)) is replaced atomically and
-        only when its content changes, which is what RV(changed) then reports.
+        only when its content changes, which is what C(changed) then reports.
       - When not set, nothing is written.
     type: path
   plan_log_file:

@@ -67,7 +67,6 @@ attributes:
     support: full
 seealso:
   - module: aiclipse.comfyui.workspace_link
-  - role: aiclipse.comfyui.workspace
 '''
 
 EXAMPLES = r'''

@@ -36,7 +36,7 @@ def seed(templates, dests, **kwargs):
 
 
 def test_template_files_are_recursive_and_skip_hidden(dirs):
-    templates, _ = dirs
+    templates = dirs[0]
     assert template_files(str(templates)) == ["a.json", "video/wan.json"]
     assert template_files(str(templates / "missing")) == []
 
