@@ -133,17 +133,16 @@ options:
       - When false, failures are only reported in RV(results) and RV(failed_count).
     type: bool
     default: true
+extends_documentation_fragment:
+  - aiclipse.comfyui.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Asks the origins for sizes (HEAD) and reports what would be downloaded and the bytes needed; writes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Lists the destination files present before and after.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: A second run with the same list downloads nothing and reports C(changed=false) without hashing the files.
 notes:

@@ -74,17 +74,16 @@ options:
     type: list
     elements: str
     default: [torch, torchvision, torchaudio, xformers]
+extends_documentation_fragment:
+  - aiclipse.comfyui.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports what would be installed, repaired or pip-installed without changing anything.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff shows the checkout state and the recorded requirements hash before and after.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: A working checkout and unchanged requirements report RV(ignore:changed=false) without running pip.
 seealso:

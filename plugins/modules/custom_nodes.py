@@ -103,17 +103,16 @@ options:
       - Fail the task at the end when any node failed (the others are installed first).
     type: bool
     default: true
+extends_documentation_fragment:
+  - aiclipse.comfyui.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Results say V(would_clone)/V(would_seed)/V(would_update) and requirements V(would_install); nothing changes.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff lists each node and its commit before and after.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: Present nodes with recorded requirements report RV(ignore:changed=false) and pip is not run.
 seealso:

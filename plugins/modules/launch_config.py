@@ -71,17 +71,16 @@ options:
       - Permissions of the launch file.
     type: raw
     default: '0600'
+extends_documentation_fragment:
+  - aiclipse.comfyui.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports whether the launch file would change, with the diff, without writing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff shows the launch file before and after.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: The file is rewritten only when the argv or directory changes.
 seealso:

@@ -109,18 +109,17 @@ options:
     description:
       - The download log the plan file points a reader to (only mentioned in O(plan_file)).
     type: str
+extends_documentation_fragment:
+  - aiclipse.comfyui.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: It returns the same plan in check mode and writes no O(plan_file), only predicts
       whether it would change.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The old and new text of O(plan_file), when it changes.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: Without O(plan_file) it always reports C(changed=false); with it, only a changed plan
       rewrites the file.

@@ -133,18 +133,17 @@ options:
       - With V(false) the task succeeds and the failures are in RV(results) and RV(failed_count).
     type: bool
     default: true
+extends_documentation_fragment:
+  - aiclipse.comfyui.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Sends C(HEAD) requests to find sizes and changed objects, downloads nothing, and lists
       every object that would be fetched as V(would_download) with its size.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows the destinations that are (or would be) downloaded.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: A second run with the same objects reports V(present) for all of them, issues no
       C(GET) and reads no file.

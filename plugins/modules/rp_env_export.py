@@ -91,17 +91,16 @@ options:
       - Group of the file. When not given, a new file gets the user's group and an existing
         file keeps its group.
     type: str
+extends_documentation_fragment:
+  - aiclipse.comfyui.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports what would change, including the masked diff, without writing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff shows the file before and after with secret values masked.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: The file is rewritten only when its content changes; it holds no timestamp.
 notes:

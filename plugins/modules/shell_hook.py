@@ -58,17 +58,16 @@ options:
     type: list
     elements: path
     default: [/etc/rp_environment]
+extends_documentation_fragment:
+  - aiclipse.comfyui.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports the files that would change, with the diff, and creates no file or directory.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: One diff per changed file, the whole file before and after (startup files hold no secrets).
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 notes:
   - The marker comment is how the hook is recognised; do not edit it out, or the next run adds

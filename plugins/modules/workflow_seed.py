@@ -52,18 +52,17 @@ options:
       - Mode of the files written (created or replaced). Existing files are not re-moded.
     type: str
     default: '0644'
+extends_documentation_fragment:
+  - aiclipse.comfyui.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Nothing is written, no folder is created; RV(workflows) lists what would be done.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: One diff per file created or replaced, with the old and new content (large or
       binary files are shown by size).
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 seealso:
   - module: aiclipse.comfyui.workspace_link

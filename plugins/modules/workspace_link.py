@@ -90,17 +90,16 @@ options:
         target (see the description). Needs C(git) on the host only when such a work tree exists.
     type: bool
     default: true
+extends_documentation_fragment:
+  - aiclipse.comfyui.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports every action, move, rename and git change it would make, and makes none.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Before is what each changed shortcut path held; after is the link and what was moved.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: A second run with the same arguments reports C(changed=false).
 notes:
