@@ -242,11 +242,19 @@ class HttpDownloadBatch:
 
     def wait(self, session, todo):
         with ThreadPoolExecutor(max_workers=PUBLISH_WORKERS) as publishers:
-            self._poll(session, todo, publishers)
-            # Every download has stopped: let aria2c wind down while the last files are verified.
-            session.process.terminate()
+            all_complete = self._poll(session, todo, publishers)
+            # Every download has stopped. When all of them completed, aria2c has nothing left to
+            # save (it drops a download's control file on completion), so it is killed at once:
+            # SIGTERM costs up to a second, since aria2c looks at signals once a second. Otherwise
+            # SIGTERM lets it save the control files a resume needs.
+            if all_complete:
+                session.process.kill()
+            else:
+                session.process.terminate()
 
     def _poll(self, session, todo, publishers):
+        """Hand each finished download to a publisher; True when every one of them completed."""
+        all_complete = True
         pending = dict((entry.gid, entry) for entry in todo)
         retry_at = {}
         last_progress = time.monotonic()
@@ -268,6 +276,7 @@ class HttpDownloadBatch:
                         retry_at[entry] = time.monotonic() + self.retry_wait * entry.rounds
                         self.log("retrying %s: %s" % (entry.name, describe_error(status)))
                         continue
+                    all_complete = all_complete and status["status"] == "complete"
                     publishers.submit(self.settle, entry, status)
             if pending and time.monotonic() - last_progress >= PROGRESS_EVERY:
                 last_progress = time.monotonic()
@@ -278,6 +287,7 @@ class HttpDownloadBatch:
                          % (len(pending), human(done), human(total), human(speed)))
             if pending or retry_at:
                 time.sleep(POLL_EVERY)
+        return all_complete
 
     def settle(self, entry, status):
         try:
