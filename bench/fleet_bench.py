@@ -12,7 +12,6 @@ other; the figure is the median wall time of the 4-pod run over the 1-pod run.
 """
 import argparse
 import json
-import os
 import shutil
 import sys
 import uuid
@@ -24,37 +23,16 @@ from common import MIB, REPO, Table, median, time_playbook  # noqa: E402
 from harness import podman as podman_harness  # noqa: E402
 from harness.git_repos import make_comfyui_repo, make_node_repo  # noqa: E402
 from harness.nginx import NginxOrigin, write_file  # noqa: E402
-from harness.ssh_pod import PrivateContainer, SshPod, make_client_key  # noqa: E402
+from harness.ssh_pod import SshPod, make_client_key  # noqa: E402
 
 FLEET = REPO / "playbooks" / "fleet.yml"
 TEMPLATE = "bench"
 
 
-class BenchPod(PrivateContainer):
-    """A fleet pod under the benchmark's own label (the test sessions' sweeps leave it alone),
-    whose value is this process's pid: a sweep removes only pods of benchmark runs that are gone."""
+class BenchPod(podman_harness.Container):
+    """A fleet pod under the benchmark's own label, so test sessions' sweeps leave it alone."""
 
     LABEL = "aiclipse-bench-pod"
-
-    def start(self):
-        args = ["run", "-d", "--name", self.name, "--label", "%s=%d" % (self.LABEL, os.getpid()), "--network", "host"]
-        podman_harness.podman(*args, *self.extra_args, self.image, *self.command)
-        return self
-
-    @classmethod
-    def remove_leftovers(cls, own=False):
-        """Pods of benchmark runs that were killed (and, with own=True, this run's)."""
-        out = podman_harness.podman("ps", "-a", "--filter", "label=%s" % cls.LABEL, "--format",
-                                    "{{.ID}} {{index .Labels \"%s\"}}" % cls.LABEL, check=False).stdout
-        stale = []
-        for line in out.splitlines():
-            cid, _sep, owner = line.partition(" ")
-            mine = owner == str(os.getpid())
-            alive = owner.isdigit() and podman_harness._pid_alive(int(owner))  # pylint: disable=protected-access
-            if (own and mine) or (not mine and not alive):
-                stale.append(cid)
-        if stale:
-            podman_harness.podman("rm", "-f", "-t", "0", *stale, check=False)
 
 
 def build_world(root, models, model_size):
@@ -115,7 +93,7 @@ def provision(root, image, world, key, key_line, world_vars, count):
 def measure(table, repeat=3, pods=4, models=2, model_size=8 * MIB, workdir=None):
     from common import workdir as make_workdir
     root = Path(workdir) if workdir else make_workdir("fleet-")
-    BenchPod.remove_leftovers()
+    podman_harness.remove_leftovers(BenchPod.LABEL)
     try:
         image = podman_harness.base_image()
         world = root / "world"
@@ -140,7 +118,7 @@ def measure(table, repeat=3, pods=4, models=2, model_size=8 * MIB, workdir=None)
             " ".join("%.1f" % s for s in one), pods, " ".join("%.1f" % s for s in many)))
         return one_s, many_s
     finally:
-        BenchPod.remove_leftovers(own=True)
+        podman_harness.remove_leftovers(BenchPod.LABEL, own=True)
         if not workdir:
             shutil.rmtree(root, ignore_errors=True)
 

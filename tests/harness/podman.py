@@ -74,7 +74,13 @@ def base_image():
 
 
 class Container:
-    """A running container (``sleep infinity``) to exec into; removed on exit."""
+    """A running container (``sleep infinity``) to exec into; removed on exit.
+
+    Labelled ``LABEL=<pid of the test process>``, so cleanup only sweeps containers of runs that
+    are gone (see remove_leftovers); a subclass may use its own LABEL to be swept separately.
+    """
+
+    LABEL = LABEL
 
     def __init__(self, image, name=None, volumes=(), env=None, command=("sleep", "infinity"),
                  extra_args=()):
@@ -87,7 +93,7 @@ class Container:
 
     def start(self):
         # The label names the test process, so cleanup only touches containers whose run is gone.
-        args = ["run", "-d", "--name", self.name, "--label", f"{LABEL}={os.getpid()}",
+        args = ["run", "-d", "--name", self.name, "--label", f"{self.LABEL}={os.getpid()}",
                 "--network", "host"]
         for src, dst in self.volumes:
             args += ["-v", f"{src}:{dst}"]
@@ -136,17 +142,19 @@ def _pid_alive(pid):
     return True
 
 
-def remove_leftovers():
+def remove_leftovers(label=LABEL, own=False):
     """Containers a killed earlier run left behind: labelled by a test process that is gone.
 
-    Containers of runs still alive (another developer's session, a parallel run) are left alone.
+    Containers of runs still alive (another developer's session, a parallel run) are left alone;
+    with ``own=True`` this process's containers go too.
     """
-    out = podman("ps", "-a", "--filter", f"label={LABEL}",
-                 "--format", "{{.ID}} {{index .Labels \"%s\"}}" % LABEL, check=False).stdout
+    out = podman("ps", "-a", "--filter", f"label={label}",
+                 "--format", "{{.ID}} {{index .Labels \"%s\"}}" % label, check=False).stdout
     stale = []
     for line in out.splitlines():
         cid, _sep, owner = line.partition(" ")
-        if owner.isdigit() and owner != "1" and _pid_alive(int(owner)):
+        mine = owner == str(os.getpid())
+        if not (own and mine) and owner.isdigit() and owner != "1" and _pid_alive(int(owner)):
             continue
         stale.append(cid)
     if stale:

@@ -5,7 +5,6 @@ is reached at ip:port. The client key is made per test and never leaves its tmp 
 """
 import subprocess
 
-from . import podman as podman_harness
 from .net import free_port, wait_for_port
 
 
@@ -42,23 +41,3 @@ class SshPod:
                               timeout=timeout, check=False)
 
 
-class PrivateContainer(podman_harness.Container):
-    """A Container under its own label: other test sessions on this machine sweep every
-    `aiclipse-test` container at start (harness.podman.remove_leftovers), which would pull a
-    long-lived module-scoped pod out from under a running test."""
-
-    LABEL = "aiclipse-test-ssh-pod"
-
-    def start(self):
-        args = ["run", "-d", "--name", self.name, "--label", f"{self.LABEL}=1", "--network", "host"]
-        for key, value in self.env.items():
-            args += ["-e", f"{key}={value}"]
-        podman_harness.podman(*args, *self.extra_args, self.image, *self.command)
-        return self
-
-    @classmethod
-    def remove_leftovers(cls):
-        """Containers of this kind that a killed run left behind (only ours, by our label)."""
-        out = podman_harness.podman("ps", "-aq", "--filter", f"label={cls.LABEL}", check=False).stdout.split()
-        if out:
-            podman_harness.podman("rm", "-f", "-t", "0", *out, check=False)

@@ -12,7 +12,8 @@ import pytest
 
 from harness.ansible_run import run_playbook
 from harness.paths import CONTAINERS_CONF
-from harness.ssh_pod import PrivateContainer, SshPod, make_client_key
+from harness import podman as podman_harness
+from harness.ssh_pod import SshPod, make_client_key
 
 HOOK_MARKER = "# aiclipse.comfyui pod_env hook"
 COMFY_ARGS = "--lowvram --preview-method 'auto' --x \"a b\" $HOME `id` \\ ünï"
@@ -98,7 +99,7 @@ class Pod:
     def __init__(self, image, tmp_path):
         self.tmp_path = tmp_path
         self.key, self.public_key = make_client_key(tmp_path)
-        self.container = PrivateContainer(
+        self.container = podman_harness.Container(
             image, env=dict(SECRETS, COMFY_ARGS=COMFY_ARGS, PUBLIC_KEY=self.public_key, TEMPLATE_TYPE="flux"))
         self.playbook = write_playbook(tmp_path)
         self.runs = []
@@ -119,7 +120,7 @@ class Pod:
 
 @pytest.fixture(scope="module")
 def pod(podman_image, tmp_path_factory):
-    PrivateContainer.remove_leftovers()
+    podman_harness.remove_leftovers()
     pod = Pod(podman_image, tmp_path_factory.mktemp("pod"))
     pod.container.start()
     try:

@@ -8,11 +8,11 @@ import pytest
 
 from harness.ansible_run import run_playbook
 from harness.paths import CONTAINERS_CONF
-from harness.ssh_pod import PrivateContainer
+from harness import podman as podman_harness
 
 
-class WorkspacePod(PrivateContainer):
-    """Own label: other sessions sweeping `aiclipse-test` containers must not remove it mid-test."""
+class WorkspacePod(podman_harness.Container):
+    """The pod of this file, swept under its own label."""
 
     LABEL = "aiclipse-test-workspace-pod"
 
@@ -67,7 +67,7 @@ git status --porcelain
 
 @pytest.mark.podman
 def test_pod_start_migrates_an_older_volume_and_git_pull_still_works(podman_image, tmp_path):
-    WorkspacePod.remove_leftovers()
+    podman_harness.remove_leftovers(WorkspacePod.LABEL)
     pod = WorkspacePod(podman_image, extra_args=["--mount", "type=tmpfs,destination=/workspace/aiclipse"]).start()
     try:
         check_pod(pod, tmp_path)
