@@ -39,5 +39,3 @@ class SshPod:
             args.append("-tt")
         return subprocess.run(args + ["root@127.0.0.1", *command], capture_output=True, input=input,
                               timeout=timeout, check=False)
-
-
