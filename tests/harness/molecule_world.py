@@ -199,6 +199,9 @@ class World:
             "ANSIBLE_FORCE_COLOR": "0",
             "NO_COLOR": "1",
             "PY_COLORS": "0",
+            # molecule's create/destroy playbooks loop over the platforms, whose env holds the
+            # pod's tokens; without this their item labels print them.
+            "MOLECULE_NO_LOG": "true",
         })
         for pod, port in self.fleet_ports.items():
             env[f"AICLIPSE_MOLECULE_PORT_{pod.replace('-', '_').upper()}"] = str(port)
