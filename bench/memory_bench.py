@@ -26,13 +26,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GIB, MIB, Table  # noqa: E402
+from common import DUMMY_R2_CREDENTIALS as DUMMY, GIB, MIB, Table  # noqa: E402
 from harness.ansible_run import ansible_env  # noqa: E402
 from harness.nginx import NginxOrigin  # noqa: E402
 from harness.paths import REPO, VENV_BIN  # noqa: E402
 
 BUCKET = "models"
-DUMMY = {"R2_ACCESS_KEY_ID": "AKIABENCHMARK0000000", "R2_SECRET_ACCESS_KEY": "benchmark-secret-not-checked-by-nginx"}
 
 
 def zeros_sha256(size):

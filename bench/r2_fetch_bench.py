@@ -28,6 +28,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 sys.path.insert(0, str(HERE.parent / "collections"))
 
+from common import DUMMY_R2_CREDENTIALS as DUMMY  # noqa: E402
 from harness.ansible_run import run_module  # noqa: E402
 from harness.nginx import NginxOrigin, write_file  # noqa: E402
 from ansible_collections.aiclipse.comfyui.plugins.module_utils import r2_client  # noqa: E402
@@ -35,7 +36,6 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.model_store impor
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.r2_fetcher import ObjectSpec, R2Fetcher  # noqa: E402
 
 BUCKET = "models"
-DUMMY = {"R2_ACCESS_KEY_ID": "AKIABENCHMARK0000000", "R2_SECRET_ACCESS_KEY": "benchmark-secret-not-checked-by-nginx"}
 
 
 def make_objects(root, count, size):
