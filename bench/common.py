@@ -25,7 +25,7 @@ from harness.paths import CACHE, VENV_BIN  # noqa: E402  pylint: disable=wrong-i
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 # The S3-style nginx endpoint of the R2 benchmarks checks no signature; boto3 still wants keys.
-DUMMY_R2_CREDENTIALS = {"R2_ACCESS_KEY_ID": "AKIABENCHMARK0000000",
+DUMMY_R2_CREDENTIALS = {"R2_ACCESS_KEY_ID": "BENCHMARK-ACCESS-KEY",
                         "R2_SECRET_ACCESS_KEY": "benchmark-secret-not-checked-by-nginx"}
 # One a model subfolder of ComfyUI's, so the farms look like a pod's models/ tree.
 SUBDIRS = ("checkpoints", "loras", "vae", "text_encoders", "diffusion_models", "controlnet", "upscale_models")
