@@ -1,0 +1,236 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The start stamp: what a clean provisioning run depended on, so the next start can skip it.
+
+A run is deterministic given its inputs and the state it finds. The stamp records both at the
+end of a clean run:
+
+- ``inputs``: a digest the caller computes from the run's variables, environment and code;
+- ``watch``: the lstat of every path the roles check (a file's size and mtime, a link's target);
+- ``trees``: the same for every entry below a few small directories (workflow templates);
+- ``contents``: the sha256 of files read as data (``/proc/1/environ``);
+- ``git``: HEAD and ``git status`` of each checkout (a deleted tracked file shows there);
+- ``expected``: files that must exist, such as models still downloading in the background.
+
+A start whose inputs digest and observations all match the stamp would find nothing to do, so
+it may skip the roles. Any difference, or a stamp that cannot be read, means a full run.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import stat
+import tempfile
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import Git
+
+STAMP_VERSION = 1
+# Reasons reported when the stamp is not current: enough to see why, short enough to read.
+MAX_REASONS = 10
+
+
+class StartStampError(RuntimeError):
+    pass
+
+
+def fingerprint(path):
+    """What lstat says about path, as a JSON-able list; ['missing'] when it does not exist.
+
+    A rewritten file has a new inode or mtime; a link is known by its target. A directory's
+    mtime is left out: ComfyUI's outputs and the logs come and go in the folders the roles
+    only make sure exist. Access times are left out too: reading is not a change.
+    """
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return ["missing"] if exc.errno in (errno.ENOENT, errno.ENOTDIR) else ["error", exc.errno]
+    common = [stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, info.st_ino]
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            return ["link", os.readlink(path)]
+        except OSError as exc:
+            return ["error", exc.errno]
+    if stat.S_ISDIR(info.st_mode):
+        return ["dir"] + common
+    if stat.S_ISREG(info.st_mode):
+        return ["file", info.st_size, info.st_mtime_ns] + common
+    return ["other", stat.S_IFMT(info.st_mode)] + common
+
+
+def tree_fingerprint(root):
+    """{relative path: fingerprint} of root and everything below it, links not followed."""
+    prints = {".": fingerprint(root)}
+    if prints["."][0] != "dir":
+        return prints
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError as exc:
+            prints[os.path.relpath(directory, root)] = ["error", exc.errno]
+            continue
+        for entry in entries:
+            relative = os.path.relpath(entry.path, root)
+            prints[relative] = fingerprint(entry.path)
+            if prints[relative][0] == "dir":
+                pending.append(entry.path)
+    return prints
+
+
+def content_digest(path):
+    """sha256 of a file's bytes (None when it cannot be read): for data files like /proc/1/environ,
+    whose lstat says nothing."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+class StartStamp:
+    """Observes the watched state and compares it with, writes or removes the stamp file."""
+
+    def __init__(self, module, path, inputs="", watch=(), trees=(), contents=(), git=(), expected=()):
+        self.module = module
+        self.path = path
+        self.inputs = inputs
+        self.watch = sorted(set(watch))
+        self.trees = sorted(set(trees))
+        self.contents = sorted(set(contents))
+        self.git_checkouts = sorted(set(git))
+        self.expected = sorted(set(expected))
+        self._git = None
+
+    # -- observing ------------------------------------------------------------------------
+
+    def _git_state(self, checkout):
+        if self._git is None:
+            self._git = Git(self.module)
+        problem = self._git.health(checkout)
+        if problem:
+            return {"problem": problem}
+        rc, status, dummy = self._git.run("status", "--porcelain", "--untracked-files=no", repo=checkout)
+        return {"head": self._git.head(checkout), "status": status if rc == 0 else "error %d" % rc}
+
+    def observe(self):
+        """The stamp this state would get, with the given paths and inputs digest."""
+        return {
+            "version": STAMP_VERSION,
+            "inputs": self.inputs,
+            "watch": {path: fingerprint(path) for path in self.watch + self.expected},
+            "trees": {root: tree_fingerprint(root) for root in self.trees},
+            "contents": {path: content_digest(path) for path in self.contents},
+            "git": {checkout: self._git_state(checkout) for checkout in self.git_checkouts},
+            "expected": self.expected,
+        }
+
+    # -- the stamp file -------------------------------------------------------------------
+
+    def read(self):
+        """The recorded stamp, or None when there is none; an unreadable one counts as none."""
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                recorded = json.load(handle)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(recorded, dict) or recorded.get("version") != STAMP_VERSION:
+            return None
+        return recorded
+
+    def verify(self):
+        """(current, reasons): whether the state still is what the recorded stamp describes.
+
+        The recorded stamp says what to look at, so paths a run found dynamically (custom node
+        checkouts, planned models) are checked without knowing them up front.
+        """
+        recorded = self.read()
+        if recorded is None:
+            return False, ["no stamp of an earlier clean run at %s" % self.path]
+        if recorded.get("inputs") != self.inputs:
+            return False, ["the inputs changed (variables, environment, collection or ansible version)"]
+        reasons = []
+        expected = set(recorded.get("expected") or [])
+        for path, then in sorted((recorded.get("watch") or {}).items()):
+            now = fingerprint(path)
+            if path in expected and then == ["missing"]:
+                # Still downloading at the last start: it only has to be there by now.
+                if now[0] != "file":
+                    reasons.append("%s: not there yet (downloading at the last start?)" % path)
+            elif now != then or now[0] == "error":
+                reasons.append("%s: %s" % (path, _describe(then, now)))
+        for root, then in sorted((recorded.get("trees") or {}).items()):
+            if tree_fingerprint(root) != then:
+                reasons.append("%s: something in it changed" % root)
+        for path, then in sorted((recorded.get("contents") or {}).items()):
+            if then is None or content_digest(path) != then:
+                reasons.append("%s: its content changed" % path)
+        for checkout, then in sorted((recorded.get("git") or {}).items()):
+            now = self._git_state(checkout)
+            if now != then or "problem" in now:
+                reasons.append("%s: %s" % (checkout, now.get("problem") or "HEAD or tracked files changed"))
+        return not reasons, reasons[:MAX_REASONS] + (
+            ["... and %d more" % (len(reasons) - MAX_REASONS)] if len(reasons) > MAX_REASONS else [])
+
+    def record(self):
+        """Write the stamp of the current state; (changed, before, after) as JSON text."""
+        before = self.read()
+        after = self.observe()
+        if before == after:
+            return False, before, after
+        if not self.module.check_mode:
+            self._write(json.dumps(after, indent=1, sort_keys=True) + "\n")
+        return True, before, after
+
+    def remove(self):
+        """Remove the stamp (the next start runs in full); (changed, before)."""
+        before = self.read()
+        exists = os.path.lexists(self.path)
+        if exists and not self.module.check_mode:
+            try:
+                os.unlink(self.path)
+            except OSError as exc:
+                raise StartStampError("Cannot remove the start stamp %s: %s" % (self.path, exc.strerror))
+        return exists, before
+
+    def _write(self, text):
+        directory = os.path.dirname(self.path) or "."
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".start-stamp-", dir=directory)
+        except OSError as exc:
+            raise StartStampError("Cannot write the start stamp in %s: %s" % (directory, exc.strerror))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            # os.replace, not atomic_move: that would widen a new file to 0644 by the umask, and
+            # the digest covers tokens. mkstemp's 0600 holds from the first byte.
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise StartStampError("Cannot write the start stamp %s: %s" % (self.path, exc.strerror))
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def _describe(then, now):
+    if now[0] == "missing":
+        return "removed"
+    if then[0] == "missing":
+        return "appeared"
+    if now[0] != then[0]:
+        return "was a %s, is a %s now" % (then[0], now[0])
+    if now[0] == "link":
+        return "points to %s now (was %s)" % (now[1], then[1])
+    if now[0] == "error":
+        return "cannot be read (errno %s)" % now[1]
+    return "modified"
