@@ -113,6 +113,9 @@ class StartStamp:
 
     def _git_state(self, checkout):
         if self._git is None:
+            # Git() fails the module when git is missing; here that only means "not current".
+            if not self.module.get_bin_path("git"):
+                return {"problem": "git is not installed"}
             self._git = Git(self.module)
         problem = self._git.health(checkout)
         if problem:

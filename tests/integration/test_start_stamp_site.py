@@ -76,13 +76,14 @@ class Pod:
     def model(self, name):
         return self.vault / "models" / self.models[name] / name
 
-    def start(self, check=False, extra_vars=None, **env):
+    def start(self, check=False, extra_vars=None, verbosity=0, **env):
         """One start; returns (run, whether the roles ran, the stamp check's reasons)."""
-        run = run_playbook(SITE, {**self.vars, **(extra_vars or {})}, check=check,
+        run = run_playbook(SITE, {**self.vars, **(extra_vars or {})}, check=check, verbosity=verbosity,
                            env={**self.env, **env, "ANSIBLE_CALLBACK_FORMAT_PRETTY": "0"})
         assert run.rc == 0 and run.failed == 0, run.stdout[-4000:] + run.stderr[-2000:]
-        tasks = {task["task"]["name"]: task for play in json.loads(run.stdout[run.stdout.index("{"):])["plays"]
-                 for task in play["tasks"]}
+        # The json callback's document starts a line; with -vvvv ansible's own lines come first.
+        document = json.loads(run.stdout[run.stdout.rindex("\n{") + 1 if "\n{" in run.stdout else 0:])
+        tasks = {task["task"]["name"]: task for play in document["plays"] for task in play["tasks"]}
         compare = tasks.get("Compare this pod with the stamp of its last clean start", {})
         reasons = next(iter(compare.get("hosts", {}).values()), {}).get("reasons", [])
         return run, any(ROLE_TASK in name for name in tasks), reasons
@@ -178,6 +179,29 @@ def test_a_new_setting_runs_the_roles(pod):
     assert "--lowvram" in json.loads((pod.vault / ".state/launch.json").read_text())["argv"]
     assert not pod.start(COMFY_ARGS="--lowvram")[1]
     assert pod.start()[1]  # and back
+
+
+def test_the_stamp_and_its_tasks_show_no_token_at_any_verbosity(pod):
+    for token in ("hf_stampVERBOSEtoken0123456789", HF_TOKEN):
+        # A new token is a new input: the first start is a full one, the second the short way.
+        for expect_roles in (True, False):
+            run, roles_ran, dummy = pod.start(verbosity=4, HF_TOKEN=token)
+            assert roles_ran is expect_roles
+            assert token not in run.stdout + run.stderr
+            assert token not in pod.stamp.read_text()
+
+
+def test_a_stamp_that_cannot_be_written_does_not_fail_the_start(pod):
+    pod.stamp.unlink()
+    pod.stamp.mkdir()
+    try:
+        run, roles_ran, dummy = pod.start()
+        assert roles_ran and "The start stamp was not written" in run.stdout
+        run, roles_ran, reasons = pod.start()
+        assert roles_ran and "no stamp" in reasons[0]
+    finally:
+        pod.stamp.rmdir()
+    assert pod.start()[1] and not pod.start()[1]
 
 
 def test_a_start_with_a_failed_node_is_not_stamped(pod):
