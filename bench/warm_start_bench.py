@@ -24,34 +24,10 @@ from common import (GIB, REPO, Table, noop_playbook, record_farm, side_by_side, 
                     sparse_farm, time_playbook)
 from harness.git_repos import make_comfyui_repo, make_node_repo  # noqa: E402
 from harness.net import free_port  # noqa: E402
+from harness.site_pod import site_vars  # noqa: E402
 
 SITE = REPO / "site.yml"
 TEMPLATE = "bench"
-
-
-def pod_vars(run_dir, nodes_manifest_dir):
-    """Variables that point every role at run_dir instead of this machine's /workspace, /etc,
-    /root and /usr/local/bin (the same shape as playbooks/vars/local-demo.yml)."""
-    return {
-        "aiclipse_root": str(run_dir / "workspace"),
-        "workspace_workflow_templates_dir": str(run_dir / "workflows"),
-        "pod_env_file": str(run_dir / "etc/rp_environment"),
-        "pod_env_hook_files": [str(run_dir / "root/.bashrc")],
-        "pod_env_profile_script": str(run_dir / "etc/profile.d/rp_environment.sh"),
-        "pod_env_authorized_keys_file": str(run_dir / "root/.ssh/authorized_keys"),
-        "pod_env_host_key_dir": str(run_dir / "etc/ssh"),
-        "pod_env_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBENCHBENCHBENCHBENCHBENCHBENCHBENCHBENCH bench",
-        "models_manifests_dir": str(run_dir / "manifests"),
-        "models_template_type": TEMPLATE,
-        "models_foreground": True,
-        "comfyui_repo_url": str(run_dir / "upstream/ComfyUI"),
-        "comfyui_baked_dir": "",
-        "comfyui_venv": str(run_dir / "venv"),
-        "custom_nodes_manifests_dir": str(nodes_manifest_dir),
-        "custom_nodes_template_type": TEMPLATE,
-        "launcher_bin_dir": str(run_dir / "bin"),
-        "launcher_comfy_args": "--preview-method auto",
-    }
 
 
 def build_pod(run_dir, models, model_size):
@@ -71,7 +47,7 @@ def build_pod(run_dir, models, model_size):
     origin = "http://127.0.0.1:%d/public" % free_port()
     (manifests / f"{TEMPLATE}_models.txt").write_text("# the bench template\n" + "".join(
         f"url|{origin}/{filename}|{filename}|{subdir}|{sha}\n" for subdir, filename, _dest, sha in farm))
-    return pod_vars(run_dir, manifests)
+    return dict(site_vars(run_dir, TEMPLATE), launcher_comfy_args="--preview-method auto")
 
 
 def measure(table, repeat=5, models=200, model_size=GIB, profile=False, workdir=None):

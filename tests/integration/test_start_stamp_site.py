@@ -18,6 +18,7 @@ from harness.git_repos import make_comfyui_repo, make_node_repo
 from harness.nginx import NginxOrigin, write_file
 from harness.paths import REPO
 from harness.python_env import make_venv
+from harness.site_pod import site_vars
 
 SITE = REPO / "site.yml"
 HF_TOKEN = "hf_stampTESTtoken0123456789abcdef"
@@ -49,25 +50,7 @@ class Pod:
             f"url|{origin.url}/public/{name}|{name}|{subdir}|{self.sums[name]}\n"
             for name, subdir in self.models.items()))
         self.env = {"HF_TOKEN": HF_TOKEN, "COMFY_ARGS": "--preview-method auto", "FORCE_WORKFLOW_RESET": "false"}
-        self.vars = {
-            "aiclipse_root": str(root / "workspace"),
-            "workspace_workflow_templates_dir": str(root / "workflows"),
-            "pod_env_file": str(root / "etc/rp_environment"),
-            "pod_env_hook_files": [str(root / "root/.bashrc")],
-            "pod_env_profile_script": str(root / "etc/profile.d/rp_environment.sh"),
-            "pod_env_authorized_keys_file": str(root / "root/.ssh/authorized_keys"),
-            "pod_env_host_key_dir": str(root / "etc/ssh"),
-            "pod_env_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISTAMPSTAMPSTAMPSTAMPSTAMPSTAMPSTAMP test",
-            "models_manifests_dir": str(manifests),
-            "models_template_type": "t",
-            "models_foreground": True,
-            "comfyui_repo_url": str(root / "upstream/ComfyUI"),
-            "comfyui_baked_dir": "",
-            "comfyui_venv": str(root / "venv"),
-            "custom_nodes_manifests_dir": str(manifests),
-            "custom_nodes_template_type": "t",
-            "launcher_bin_dir": str(root / "bin"),
-        }
+        self.vars = site_vars(root, "t")
 
     @property
     def stamp(self):
