@@ -1,21 +1,11 @@
 """Fixtures for the fleet checks: each pod over testinfra's podman backend, over real SSH, and
-the saved output of the fleet run (converge.yml)."""
-import json
+the saved output of the fleet run (converge.yml); `world` comes from molecule/conftest.py."""
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import testinfra
-
-
-@pytest.fixture(scope="session")
-def world():
-    root = os.environ.get("AICLIPSE_MOLECULE_WORLD")
-    if not root:
-        pytest.fail("AICLIPSE_MOLECULE_WORLD is not set: run the scenario through "
-                    "tests/molecule_scenarios or tests/harness/molecule_world.py")
-    return json.loads((Path(root) / "expected.json").read_text())
 
 
 @pytest.fixture(scope="session")
