@@ -26,6 +26,30 @@ def redact(text):
     return _USERINFO.sub("***@", text or "")
 
 
+# A user name alone (git@, user@) is not secret and masking it would garble every message that
+# holds the word; a token given as the user name (https://<token>@github.com/) is long.
+_MIN_PASSWORD, _MIN_TOKEN_AS_USER = 6, 20
+
+
+def url_secrets(url):
+    """The credentials a URL carries: the password of user:password@, or a long token@."""
+    match = _USERINFO.search(url or "")
+    if not match:
+        return set()
+    userinfo = match.group(0)[:-1]
+    user, sep, password = userinfo.partition(":")
+    if sep:
+        return {password} if len(password) >= _MIN_PASSWORD else set()
+    return {user} if len(user) >= _MIN_TOKEN_AS_USER else set()
+
+
+def mask_url_credentials(module, urls):
+    """Have ansible mask the URLs' credentials everywhere in the result, the echo of the module's
+    own arguments (``invocation``) included, which ``redact`` cannot reach."""
+    for url in urls:
+        module.no_log_values.update(url_secrets(url))
+
+
 def looks_like_commit(ref):
     return bool(ref and _COMMIT.match(ref))
 

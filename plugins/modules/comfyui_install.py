@@ -42,7 +42,9 @@ options:
     required: true
   repo_url:
     description:
-      - Git URL of ComfyUI (any URL git accepts; credentials in it never appear in results).
+      - Git URL of ComfyUI (any URL git accepts).
+      - A password or token in it (C(https://user:token@host/...)) is masked everywhere in the
+        output, the echo of this option included.
     type: str
     default: https://github.com/comfyanonymous/ComfyUI.git
   version:
@@ -161,7 +163,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfyui_install i
     InstallError,
     RequirementsInstaller,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import Git, GitError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import Git, GitError, mask_url_credentials
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import PipError, VenvPip
 
 
@@ -180,6 +182,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    mask_url_credentials(module, [params['repo_url']])
     installer = ComfyUIInstaller(module, Git(module), params['dest'], params['repo_url'],
                                  params['version'], params['seed_from'])
     before_problem = None

@@ -62,6 +62,8 @@ options:
       - Nodes given as variables, merged after O(manifests). Each item is a mapping with C(url)
         (or C(repo_url)) and optional C(branch), C(category), C(description), C(commit), or a
         manifest line as a string.
+      - A password or token in a URL (C(https://user:token@host/...)) is masked everywhere in
+        the output, the echo of this option included. So is one in a manifest.
     type: list
     elements: raw
     default: []
@@ -185,7 +187,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.custom_nodes import NodeInstaller, count
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import Git
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import Git, mask_url_credentials
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.nodes_manifest import (
     ManifestError,
     merge,
@@ -193,6 +195,12 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.nodes_manifest im
     parse_list,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import PipError, VenvPip
+
+
+def _option_urls(nodes):
+    """The URLs of the nodes option as given (entries that failed to parse included)."""
+    return [str(entry.get('url') or entry.get('repo_url') or '') if isinstance(entry, dict) else str(entry)
+            for entry in nodes or []]
 
 
 def main():
@@ -225,8 +233,10 @@ def main():
         sources.append(parse_list(params['nodes']))
         nodes = merge(*sources)
     except ManifestError as exc:
+        mask_url_credentials(module, _option_urls(params['nodes']))
         module.fail_json(msg=f"nodes manifest: {exc}", manifests=read)
 
+    mask_url_credentials(module, [node['url'] for node in nodes])
     pip = VenvPip(module, params['venv'], params['pip_args'], params['protected_packages']) if params['venv'] else None
     installer = NodeInstaller(module, Git(module), params['dest'], nodes, pip=pip,
                               update=params['update'], workers=params['workers'],

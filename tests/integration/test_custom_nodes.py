@@ -13,6 +13,7 @@ from harness.paths import VENV_BIN
 from harness.python_env import installed_versions
 
 SECRET = "ghp_n0deT0kenS3cret"
+SECRET_AS_USER = "ghp_n0deT0kenAsTheUserName0123"
 
 
 def nodes_run(dest, venv=None, pip_args=(), check=False, diff=False, env=None, verbosity=0, **extra):
@@ -58,6 +59,12 @@ def test_failing_nodes_are_reported_and_do_not_stop_the_others(tmp_path, pod_ven
     assert versions["fakedep"] == "1.0"
     assert SECRET not in proc.stdout + proc.stderr
     assert sorted(os.listdir(dest)) == ["NodeGood", "NodeWantsOldTorch"]
+
+    # A token in the nodes option's URL is masked in the echo of the arguments as well.
+    given = f"http://{SECRET_AS_USER}@127.0.0.1:9/NodeGiven.git|main|x|token as the user name"
+    result, proc = nodes_run(dest, pod_venv, pip_args, nodes=[given])
+    assert result.get("failed") and result["invocation"]["module_args"]["nodes"]
+    assert SECRET_AS_USER not in proc.stdout + proc.stderr
 
     # At pod start the role sets fail_on_error=false: the same failures become warnings.
     lenient, proc = nodes_run(dest, pod_venv, pip_args, manifests=[str(manifest)], fail_on_error=False)
