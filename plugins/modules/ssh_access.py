@@ -111,7 +111,7 @@ def main():
             authorized_keys=dict(type='path'),
             keys=dict(type='list', elements='str', default=[], no_log=False),
             host_key_dir=dict(type='path'),
-            host_key_types=dict(type='list', elements='str', default=['rsa', 'ecdsa', 'ed25519']),
+            host_key_types=dict(type='list', elements='str', default=['rsa', 'ecdsa', 'ed25519'], no_log=False),
         ),
         supports_check_mode=True,
     )
