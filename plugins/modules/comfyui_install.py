@@ -151,9 +151,10 @@ requirements:
       requirements.txt or no O(venv)), V(would_install) (check mode) or V(unknown) (check mode,
       ComfyUI not cloned yet); C(sha256) of the file;
       C(protected) the pinned versions when pip ran.
+      C(ledger) is the file in O(venv) that records what was installed (with O(venv) only).
   returned: always
   type: dict
-  sample: {status: unchanged, sha256: 0f1e2d...}
+  sample: {status: unchanged, sha256: 0f1e2d..., ledger: /venv/.aiclipse-state/comfyui.json}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -203,6 +204,7 @@ def main():
             else:
                 requirements = requirements_installer.ensure(result['dest'])
             requirements['recorded_before'] = before_sha
+            requirements['ledger'] = requirements_installer.ledger.path
     except (InstallError, GitError, PipError, OSError) as exc:
         module.fail_json(msg=str(exc), **installer.result)
     checkout_changed = result.pop('changed')

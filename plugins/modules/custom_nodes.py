@@ -174,6 +174,11 @@ counts:
   returned: always
   type: dict
   sample: {cloned: 5, seeded: 0, updated: 0, present: 1, failed: 0}
+requirements_ledger:
+  description: The file in O(venv) that records the requirements installed for each node.
+  returned: always (null without O(venv))
+  type: str
+  sample: /venv/.aiclipse-state/custom_nodes.json
 manifests:
   description: The manifest files that were read (missing ones skipped with O(missing_manifests=ignore)).
   returned: always
@@ -252,7 +257,8 @@ def main():
             module.warn(f"custom node {result['name']} ({result['origin']}) {verb}: {result['reason']}")
     after = {r['name']: r['commit'] or r['status'] for r in results}
     output = dict(changed=installer.changed, results=results, manifests=read,
-                  diff={'before': _lines(before), 'after': _lines(after)}, counts=count(results))
+                  diff={'before': _lines(before), 'after': _lines(after)}, counts=count(results),
+                  requirements_ledger=installer.ledger.path if installer.ledger else None)
     failed = [r for r in results if r['status'] == 'failed']
     if failed and params['fail_on_error']:
         reasons = "; ".join(f"{r['name']} ({r['origin']}): {r['reason']}" for r in failed)
