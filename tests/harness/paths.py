@@ -7,4 +7,5 @@ VENV = Path(os.environ.get("VENV", REPO / ".venv"))
 VENV_BIN = VENV / "bin"
 CACHE = REPO / ".cache"
 CONTAINERS_CONF = REPO / "containers" / "containers.conf"
-REFERENCE = REPO.parent / "shared" / "reference"
+# The project owns its test data: copies of the reference manifests live in tests/fixtures.
+FIXTURES = REPO / "tests" / "fixtures"

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from harness.paths import REFERENCE, REPO
+from harness.paths import FIXTURES, REPO
 
 _SPEC = importlib.util.spec_from_file_location(
     "nodes_manifest", REPO / "plugins" / "module_utils" / "nodes_manifest.py")
@@ -12,7 +12,7 @@ nodes_manifest = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(nodes_manifest)
 ManifestError = nodes_manifest.ManifestError
 
-REAL = sorted((REFERENCE / "manifests").glob("*_nodes.txt"))
+REAL = sorted((FIXTURES / "manifests").glob("*_nodes.txt"))
 
 
 def test_the_reference_has_node_manifests():
@@ -37,13 +37,13 @@ def test_real_manifest_every_active_line_becomes_a_node_with_its_origin(path):
 
 
 def test_boomboom_commented_node_is_not_installed():
-    names = [e["name"] for e in nodes_manifest.parse_file(str(REFERENCE / "manifests" / "boomboom_nodes.txt"))]
+    names = [e["name"] for e in nodes_manifest.parse_file(str(FIXTURES / "manifests" / "boomboom_nodes.txt"))]
     assert "ComfyUI-GGUF" not in names
     assert names[-2:] == ["ComfyUI-Impact-Pack", "comfyui-deploy"]
 
 
 def test_template_replaces_base_node_in_place_and_adds_its_own():
-    base = nodes_manifest.parse_file(str(REFERENCE / "manifests" / "base_nodes.txt"))
+    base = nodes_manifest.parse_file(str(FIXTURES / "manifests" / "base_nodes.txt"))
     template = nodes_manifest.parse_text(
         "https://github.com/kijai/ComfyUI-KJNodes|develop|utility|pinned|ABCDEF1\n"
         "https://github.com/city96/ComfyUI-GGUF.git|main|quantization|GGUF\n", "template.txt")
