@@ -13,15 +13,26 @@ def _run(*cmd, **kwargs):
 
 
 def test_build_and_install_resolve_fqcns(tmp_path):
-    build = _run("ansible-galaxy", "collection", "build", "--output-path", str(tmp_path), str(REPO))
+    probes = [REPO / cache / "aiclipse-build-probe" for cache in (".hypothesis", ".pytest_cache")]
+    for probe in probes:
+        probe.parent.mkdir(exist_ok=True)
+        probe.write_text("not for the collection\n")
+    try:
+        build = _run("ansible-galaxy", "collection", "build", "--output-path", str(tmp_path), str(REPO))
+    finally:
+        for probe in probes:
+            probe.unlink()
     assert build.returncode == 0, build.stderr
     tarballs = list(tmp_path.glob("aiclipse-comfyui-*.tar.gz"))
     assert len(tarballs) == 1
     listing = subprocess.run(["tar", "-tzf", str(tarballs[0])], capture_output=True, text=True,
                              check=True).stdout.splitlines()
     assert "galaxy.yml" not in listing and "MANIFEST.json" in listing
+    # A build after the tests must not ship their caches: make them exist first.
     assert not [name for name in listing
-                if name.startswith((".venv", "collections/", ".cache")) or ".egg-info" in name]
+                if name.startswith((".venv", "collections/", ".cache", ".hypothesis", ".pytest_cache",
+                                    ".ruff_cache", "tests/output"))
+                or ".egg-info" in name or "__pycache__" in name]
 
     dest = tmp_path / "installed"
     # Outside the checkout, with only the installed copy on the collections path.
