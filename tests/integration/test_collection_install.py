@@ -61,3 +61,26 @@ def test_build_and_install_resolve_fqcns(tmp_path):
     syntax = _run("ansible-playbook", "--syntax-check", "-i", "localhost,", str(playbook),
                   cwd=tmp_path, env=env)
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr
+
+
+def test_requirements_yml_is_met_offline_by_the_setup():
+    """requirements.yml names what molecule needs; set-up must provide it without Galaxy."""
+    import yaml
+    from ansible.module_utils.compat.version import LooseVersion
+
+    wanted = yaml.safe_load((REPO / "requirements.yml").read_text())["collections"]
+    assert wanted, "requirements.yml lists the collections the scenarios use"
+    listed = _run("ansible-galaxy", "collection", "list", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    installed = {}
+    for collections in json.loads(listed.stdout).values():
+        for name, info in collections.items():
+            installed.setdefault(name, info["version"])
+    for item in wanted:
+        assert item["name"] in installed, f"{item['name']} is not installed by make setup"
+        version = LooseVersion(installed[item["name"]])
+        for clause in item["version"].split(","):
+            op, bound = clause[:2] if clause[1] == "=" else clause[:1], clause.lstrip("<>=!")
+            check = {">=": version >= LooseVersion(bound), "<": version < LooseVersion(bound),
+                     "<=": version <= LooseVersion(bound), ">": version > LooseVersion(bound)}[op]
+            assert check, f"{item['name']} {installed[item['name']]} does not satisfy {item['version']}"
