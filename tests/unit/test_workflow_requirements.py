@@ -310,7 +310,7 @@ def test_too_many_problems_are_counted_not_listed():
 def test_hostile_values_are_reported_and_never_become_paths(tmp_path):
     plan = plan_workflows([str(HOSTILE)], models_dir=str(tmp_path / "models"))
     keys = sorted(m["key"] for m in plan["models"])
-    assert keys == ["ipadapter/ipadapter_plus.safetensors", "loras/badhash.safetensors", "loras/blake.safetensors",
+    assert keys == ["ipadapter/ipadapter_plus.safetensors", "loras/badhash.safetensors", "loras/blake.safetensors", "loras/civitai_style.safetensors",
                     "loras/creds.safetensors", "loras/js.safetensors", "loras/passwd.safetensors", "loras/port.safetensors",
                     "vae/vae.safetensors"]
     models = by_key(plan["models"])
@@ -329,7 +329,11 @@ def test_hostile_values_are_reported_and_never_become_paths(tmp_path):
                      "not a node object", "has no type", "properties is not an object",
                      "name 'SDXL/juggernaut.safetensors' has a folder part"):
         assert any(expected in message for message in messages), expected
-    assert "hunter2" not in json.dumps(plan["models"])
+    # A password in a workflow URL is refused and never repeated; a token in a query string is
+    # kept for the download but masked wherever a person reads.
+    assert "hunter2" not in json.dumps(plan) and "https://***@evil.example/x" in json.dumps(plan["problems"])
+    assert models["loras/civitai_style.safetensors"]["url"].endswith("&token=c1v1ta1-s3cret")
+    assert "c1v1ta1-s3cret" not in plan["report"] and "format=SafeTensor&token=***" in plan["report"]
     # The pack with a bad ver is still needed, just not pinned.
     assert [(p["key"], p["ver"]) for p in plan["node_packs"]] == [("cnr:good-pack", None)]
     # The newline in a name cannot forge a report line; the bidi override is escaped.

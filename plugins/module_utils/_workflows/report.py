@@ -11,7 +11,7 @@ newline or a bidi override cannot forge or reorder a line of this report.
 
 from __future__ import annotations
 
-from .values import shown
+from .values import masked_url, shown
 
 
 def _plural(count, word):
@@ -105,7 +105,7 @@ def render(result):
             status = model["status"].replace("_", " ")
             line = "  model %-12s %s" % (status, shown(model["key"]))
             if model["status"] == "to_download":
-                line += "  <- %s" % shown(model["url"], 300)
+                line += "  <- %s" % shown(masked_url(model["url"]), 300)
                 if model["sha256"]:
                     line += "  (sha256 %s...)" % model["sha256"][:12]
             elif model["status"] == "unresolved":
@@ -120,9 +120,11 @@ def render(result):
             lines.append("  node  %-12s %s  (no pack id: built in, or from a pack no workflow names)"
                          % ("unknown", shown(node_type)))
         for key, conflict in found.get("conflicts", ()):
+            value, chosen = conflict["value"], conflict["chosen"]
+            if conflict["field"] == "url":
+                value, chosen = masked_url(value), masked_url(chosen) if chosen else chosen
             lines.append("  conflict           %s: %s %s from %s; using %s" % (
-                shown(key), conflict["field"], shown(conflict["value"], 200), _source_text(conflict["source"]),
-                shown(conflict["chosen"], 200)))
+                shown(key), conflict["field"], shown(value, 200), _source_text(conflict["source"]), shown(chosen, 200)))
         for item in found.get("problems", ()):
             lines.append("  problem            %s: %s" % (shown(item["where"], 200), shown(item["message"], 400)))
         for item in found.get("ignored", ()):

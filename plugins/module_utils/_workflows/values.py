@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 # ComfyUI's own model folders (folder_paths.py), legacy names included: files there are found
 # by ComfyUI without any custom node. Other plain names are accepted (custom nodes register
@@ -129,22 +129,42 @@ def download_url(value):
     if len(value) > MAX_URL_CHARS:
         raise BadValue("url is longer than %d characters" % MAX_URL_CHARS)
     if _has_control(value) or any(char.isspace() for char in value):
-        raise BadValue("url '%s' contains white space or control characters" % shown(value))
+        raise BadValue("url '%s' contains white space or control characters" % shown(masked_url(value)))
     try:
         parts = urlsplit(value)
         port = parts.port
     except ValueError as exc:
-        raise BadValue("url '%s' is malformed: %s" % (shown(value), exc)) from None
+        raise BadValue("url '%s' is malformed: %s" % (shown(masked_url(value)), exc)) from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise BadValue("url '%s' is not http(s); only http and https URLs are downloaded" % shown(value))
+        raise BadValue("url '%s' is not http(s); only http and https URLs are downloaded" % shown(masked_url(value)))
     if not parts.hostname:
-        raise BadValue("url '%s' names no host" % shown(value))
+        raise BadValue("url '%s' names no host" % shown(masked_url(value)))
     if "@" in parts.netloc:
         raise BadValue("url '%s' carries credentials; workflows may not (tokens come from HF_TOKEN "
-                       "and CIVITAI_TOKEN)" % shown(value))
+                       "and CIVITAI_TOKEN)" % shown(masked_url(value)))
     if port == 0:
-        raise BadValue("url '%s' has port 0" % shown(value))
+        raise BadValue("url '%s' has port 0" % shown(masked_url(value)))
     return value
+
+
+_SECRET_QUERY = re.compile(r"(token|key|sig|signature|secret|password|passwd|auth|credential)", re.IGNORECASE)
+
+
+def masked_url(value):
+    """`value` fit for a log line: user:password and the values of query parameters that look
+    like secrets (``?token=``, ``X-Amz-Signature=``) replaced by ``***``. Only for display: the
+    download uses the URL as given."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return re.sub(r"//[^/@]*@", "//***@", value)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(
+        (item.split("=", 1)[0] + "=***") if "=" in item and _SECRET_QUERY.search(item.split("=", 1)[0]) else item
+        for item in parts.query.split("&")) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def same_url(first, second):
