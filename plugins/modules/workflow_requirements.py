@@ -171,21 +171,6 @@ workflows:
       description: Number of values deliberately not used (listed in RV(ignored)).
       type: int
       sample: 1
-    models:
-      description: RV(models[].key) of every model this workflow needs.
-      type: list
-      elements: str
-      sample: ["vae/ae.safetensors"]
-    node_packs:
-      description: RV(node_packs[].key) of every pack this workflow needs.
-      type: list
-      elements: str
-      sample: ["cnr:comfyui-kjnodes"]
-    unidentified_node_types:
-      description: Node types of this workflow that no pack id names.
-      type: list
-      elements: str
-      sample: ["SomeCustomNode"]
 models:
   description: One item per model destination, in the order first needed.
   returned: always
@@ -246,9 +231,10 @@ models:
           description: The node's type or class_type; null for the workflow's own list.
           type: str
         subgraph:
-          description: The subgraph definitions the node is in, outermost first, each C({id, name}).
+          description: Names of the subgraphs the node is in, outermost first (legacy group
+            nodes as C(group node <name>)); empty at the top level.
           type: list
-          elements: dict
+          elements: str
         via:
           description: V(node_models) (C(properties.models)), V(workflow_models) (top-level
             C(models)) or V(loader_input) (a core loader's file input).
@@ -313,10 +299,12 @@ node_packs:
       elements: dict
 unidentified_nodes:
   description: Node types without a pack id (built in, or from a pack no workflow names), each
-    C({node_type, required_by}).
+    C({node_type, used_in}); C(used_in) lists C({workflow, nodes}), C(nodes) being how many
+    nodes of that type the workflow has.
   returned: always
   type: list
   elements: dict
+  sample: [{"node_type": "KSampler", "used_in": [{"workflow": "/opt/workflows/api/sdxl.json", "nodes": 2}]}]
 problems:
   description: Bad values, each C({workflow, where, message}); C(where) names the node and field.
   returned: always

@@ -60,14 +60,13 @@ def test_subgraph_models_carry_their_path_hash_and_url(templates_plan):
     (source,) = flux["required_by"]
     assert source["workflow"] == str(TEMPLATES / "flux_dev_subgraph.json")
     assert (source["node_id"], source["node_type"], source["via"], source["active"]) == ("1", "UNETLoader", "node_models", True)
-    assert [step["name"] for step in source["subgraph"]] == ["Flux Dev text to image"]
-    assert source["subgraph"][0]["id"] == "6a1f2c4e-8b3d-4f5a-9c7e-1d2b3a4c5e6f"
+    assert source["subgraph"] == ["Flux Dev text to image"]
 
     # The nested subgraph's model, also named by the API prompt's loader without a URL: one
     # entry, the URL from the UI workflow, both places listed.
     upscale = models["upscale_models/4x-UltraSharp.pth"]
     assert upscale["status"] == "to_download" and upscale["sha256"] == "5" * 64
-    places = [(os.path.basename(s["workflow"]), [step["name"] for step in s["subgraph"]], s["via"]) for s in upscale["required_by"]]
+    places = [(os.path.basename(s["workflow"]), s["subgraph"], s["via"]) for s in upscale["required_by"]]
     assert places == [("flux_dev_subgraph.json", ["Flux Dev text to image", "Upscale 4x"], "node_models"),
                       ("sdxl_api_prompt.json", [], "loader_input")]
     assert upscale["conflicts"] == []
@@ -148,20 +147,22 @@ def test_node_packs_pins_conflicts_and_builtins(templates_plan):
     assert (wrapper["ver"], wrapper["ver_kind"]) == ("d1e2f3a", "commit")
     # comfy-core is never a pack; nodes of unknown origin are listed as such.
     assert not [key for key in packs if "comfy-core" in key]
-    unknown = {item["node_type"] for item in templates_plan["unidentified_nodes"]}
-    assert unknown == {"EmptyLatentImage", "KSampler"}
+    unknown = {item["node_type"]: item["used_in"] for item in templates_plan["unidentified_nodes"]}
+    api = str(TEMPLATES / "api" / "sdxl_api_prompt.json")
+    assert unknown == {"EmptyLatentImage": [{"workflow": api, "nodes": 1}], "KSampler": [{"workflow": api, "nodes": 1}]}
 
 
-def test_workflow_entries_list_what_each_needs(templates_plan):
-    workflows = {os.path.basename(w["path"]): w for w in templates_plan["workflows"]}
-    flux = workflows["flux_dev_subgraph.json"]
+def test_what_each_workflow_needs_is_found_from_the_places(templates_plan):
+    flux = str(TEMPLATES / "flux_dev_subgraph.json")
     # In the order first needed: the subgraph's declared models, the nested one's, then loader files.
-    assert flux["models"] == ["diffusion_models/flux1-dev-fp8.safetensors", "text_encoders/clip_l.safetensors",
-                              "text_encoders/t5xxl_fp8_e4m3fn.safetensors", "vae/ae.safetensors",
-                              "upscale_models/4x-UltraSharp.pth", "loras/my_style_lora.safetensors"]
-    assert sorted(flux["node_packs"]) == ["cnr:comfyui-kjnodes", "github:ltdrdata/comfyui-impact-pack"]
-    assert flux["nodes_read"] == 10 and flux["builtin_nodes"] == 8
-    assert workflows["sdxl_api_prompt.json"]["unidentified_node_types"] == ["EmptyLatentImage", "KSampler"]
+    assert [m["key"] for m in templates_plan["models"] if any(s["workflow"] == flux for s in m["required_by"])] == [
+        "diffusion_models/flux1-dev-fp8.safetensors", "text_encoders/clip_l.safetensors",
+        "text_encoders/t5xxl_fp8_e4m3fn.safetensors", "vae/ae.safetensors",
+        "upscale_models/4x-UltraSharp.pth", "loras/my_style_lora.safetensors"]
+    assert sorted(p["key"] for p in templates_plan["node_packs"] if any(s["workflow"] == flux for s in p["required_by"])) == [
+        "cnr:comfyui-kjnodes", "github:ltdrdata/comfyui-impact-pack"]
+    entry = next(w for w in templates_plan["workflows"] if w["path"] == flux)
+    assert entry["nodes_read"] == 10 and entry["builtin_nodes"] == 8
 
 
 def test_report_names_every_model_and_node_per_workflow(templates_plan):
@@ -250,7 +251,7 @@ def test_unused_and_muted_subgraphs_make_their_nodes_inactive():
     active = {m["name"]: m["source"]["active"] for m in scan.models}
     assert active == {"a.safetensors": True, "b.safetensors": False, "c.safetensors": False, "d.safetensors": False}
     deep = next(m for m in scan.models if m["name"] == "d.safetensors")
-    assert [step["name"] for step in deep["source"]["subgraph"]] == ["Muted", "Deep"]
+    assert deep["source"]["subgraph"] == ["Muted", "Deep"]
 
 
 def test_a_subgraph_that_instantiates_itself_ends():
@@ -277,7 +278,7 @@ def test_legacy_group_nodes_are_read():
                   {"type": "FancyNode", "index": 1, "properties": {"cnr_id": "fancy-pack", "ver": "2.0.0"}}],
         "links": [], "external": []}}})
     scan = graph.scan_document(doc, "/w.json")
-    assert [(m["name"], m["source"]["subgraph"][0]["name"]) for m in scan.models] == [("g.safetensors", "group node Loaders")]
+    assert [(m["name"], m["source"]["subgraph"]) for m in scan.models] == [("g.safetensors", ["group node Loaders"])]
     assert [(p["cnr_id"], p["ver"]) for p in scan.nodes] == [("fancy-pack", "2.0.0")]
 
 

@@ -44,7 +44,8 @@ INACTIVE_MODES = (2, 4)
 MAX_SUBGRAPH_DEPTH = 32
 MAX_LISTED = 100            # problems / ignored items kept per workflow (the rest are counted)
 MAX_MENTIONS = 20000        # requirements taken from one workflow
-GROUP = object()            # the graph id of legacy group nodes' insides (always running)
+GROUP = object()
+_NONE = frozenset()            # the graph id of legacy group nodes' insides (always running)
 
 
 class Scan:
@@ -67,13 +68,13 @@ class Scan:
 
     def problem(self, where, message):
         if len(self.problems) < MAX_LISTED:
-            self.problems.append({"where": where, "message": message})
+            self.problems.append({"where": str(where), "message": message})
         else:
             self.more_problems += 1
 
     def ignore(self, where, value, reason):
         if len(self.ignored) < MAX_LISTED:
-            self.ignored.append({"where": where, "value": value, "reason": reason})
+            self.ignored.append({"where": str(where), "value": value, "reason": reason})
         else:
             self.more_ignored += 1
 
@@ -107,6 +108,22 @@ def _where(node_id, node_type, path, field=None):
     if path:
         text += " in " + " > ".join("subgraph '%s'" % step["name"] for step in path)
     return text + (" " + field if field else "")
+
+
+class _Where:
+    """Where in the workflow a value sits, made into text only when a problem needs it (most
+    nodes have none, and a planner reading thousands of workflows should not format for them)."""
+
+    __slots__ = ("node_id", "node_type", "path", "field")
+
+    def __init__(self, node_id, node_type, path, field=None):
+        self.node_id, self.node_type, self.path, self.field = node_id, node_type, path, field
+
+    def at(self, field):
+        return _Where(self.node_id, self.node_type, self.path, field if self.field is None else self.field + " " + field)
+
+    def __str__(self):
+        return _where(self.node_id, self.node_type, self.path, self.field)
 
 
 def scan_document(doc, path, include_inactive=True):
@@ -148,7 +165,7 @@ def _scan_api(scan, prompt):
         if node_type in loaders.LOADER_WIDGETS:
             scan.builtin += 1
             for input_name, folder, value in loaders.loader_files(node_type, inputs):
-                _loader_mention(scan, source, input_name, folder, value, _where(node_id, node_type, []), {})
+                _loader_mention(scan, source, input_name, folder, value, _Where(node_id, node_type, []), {})
         elif node_type not in loaders.FRONTEND_ONLY and scan.room():
             # API prompts carry no pack ids: a node is built in or from a pack nobody named.
             scan.unidentified.append({"node_type": shown(node_type, 120), "source": source})
@@ -193,6 +210,7 @@ def _scan_ui(scan, doc, include_inactive):
         if not isinstance(nodes, list):
             continue
         graph_running = graph_id in (None, GROUP) or graph_id in running
+        names = [step["name"] for step in path]
         selectable = set()      # promoted widget values: an instance may select an inner model
         for ancestor in chain:
             selectable |= instance_strings.get(ancestor, set())
@@ -211,8 +229,8 @@ def _scan_ui(scan, doc, include_inactive):
             scan.node_count += 1
             active = graph_running and node.get("mode") not in INACTIVE_MODES
             source = {"workflow": scan.path, "node_id": node_id, "node_type": shown(node_type, 120),
-                      "subgraph": path, "active": active}
-            where = _where(node_id, node_type, path)
+                      "subgraph": names, "active": active}
+            where = _Where(node_id, node_type, path)
             if not active and not include_inactive:
                 scan.ignore(where, None, "the node is bypassed, muted or in an unused subgraph")
                 continue
@@ -222,20 +240,22 @@ def _scan_ui(scan, doc, include_inactive):
             elif not isinstance(properties, dict):
                 scan.problem(where, "properties is not an object; read as empty")
                 properties = {}
-            strings = _strings(node.get("widgets_values"))
+            widgets = node.get("widgets_values")
+            strings = _strings(widgets) if top_names or "models" in properties else _NONE
             for name in strings & top_names:
                 selected_by.setdefault(name, []).append(source)
             _identity(scan, node_type, properties, source, where)
             declared = _declared_models(scan, properties, strings, selectable, source, where)
             for name, directory in declared.items():
                 declared_dirs.setdefault(name, directory)
-            for input_name, folder, value in loaders.loader_files(node_type, node.get("widgets_values")):
+            for input_name, folder, value in loaders.loader_files(node_type, widgets):
                 if value not in declared:
                     pending_loaders.append((source, input_name, folder, value, where))
 
     for entry in top_models:
         sources = selected_by.get(entry["name"]) or [
-            {"workflow": scan.path, "node_id": None, "node_type": None, "subgraph": entry["path"], "active": True}]
+            {"workflow": scan.path, "node_id": None, "node_type": None, "subgraph": [step["name"] for step in entry["path"]],
+             "active": True}]
         for source in sources:
             if scan.room():
                 scan.models.append(dict(entry["model"], source=dict(source, via="workflow_models")))
@@ -343,12 +363,12 @@ def _declared_models(scan, properties, strings, promoted, source, where):
     if models is None:
         return {}
     if not isinstance(models, list):
-        scan.problem(where + " properties.models", "not a list; skipped")
+        scan.problem(where.at("properties.models"), "not a list; skipped")
         return {}
     selectable = strings | promoted
     declared = {}
     for index, entry in enumerate(models):
-        field = "%s properties.models[%d]" % (where, index)
+        field = where.at("properties.models[%d]" % index)
         model = _model_entry(scan, entry, field)
         if not model:
             continue
@@ -362,7 +382,7 @@ def _declared_models(scan, properties, strings, promoted, source, where):
 
 
 def _loader_mention(scan, source, input_name, folder, value, where, declared_dirs):
-    field = "%s %s" % (where, input_name)
+    field = where.at(input_name)
     try:
         name = file_name(value)
     except BadValue as exc:
@@ -383,12 +403,12 @@ def _identity(scan, node_type, properties, source, where):
         try:
             pack_cnr = cnr_id(raw_cnr)
         except BadValue as exc:
-            scan.problem(where + " properties.cnr_id", str(exc))
+            scan.problem(where.at("properties.cnr_id"), str(exc))
     if raw_aux is not None:
         try:
             pack_aux = aux_id(raw_aux)
         except BadValue as exc:
-            scan.problem(where + " properties.aux_id", str(exc))
+            scan.problem(where.at("properties.aux_id"), str(exc))
     if pack_cnr is None and pack_aux is None:
         if raw_cnr is None and raw_aux is None and node_type in loaders.LOADER_WIDGETS:
             scan.builtin += 1   # an older save of a core loader, before pack ids were recorded
@@ -398,7 +418,7 @@ def _identity(scan, node_type, properties, source, where):
     try:
         ver, ver_kind = node_version(raw_ver)
     except BadValue as exc:
-        scan.problem(where + " properties.ver", "%s; the pack is not pinned" % exc)
+        scan.problem(where.at("properties.ver"), "%s; the pack is not pinned" % exc)
         ver, ver_kind = None, None
     if scan.room():
         scan.nodes.append({"cnr_id": pack_cnr, "aux_id": pack_aux, "ver": ver, "ver_kind": ver_kind,

@@ -23,6 +23,7 @@ Rules (documented in the module):
 
 from __future__ import annotations
 
+import gc
 import os
 
 from . import files, graph, report
@@ -34,6 +35,18 @@ MAX_WARNINGS = 20
 def plan_workflows(paths, models_dir=None, include_inactive=True, max_bytes=files.DEFAULT_MAX_BYTES,
                    max_files=files.DEFAULT_MAX_FILES):
     """The whole result of the module (see its RETURN), warnings included."""
+    # Hundreds of thousands of short-lived, acyclic objects (parsed JSON, mentions): cycle
+    # collection passes would only scan them again and again.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _plan(paths, models_dir, include_inactive, max_bytes, max_files)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _plan(paths, models_dir, include_inactive, max_bytes, max_files):
     if models_dir is not None and not os.path.isabs(models_dir):
         raise ValueError("models_dir '%s' is not an absolute path" % models_dir)
     found, skipped = files.find_workflow_files(paths, max_files=max_files)
@@ -67,16 +80,6 @@ def plan_workflows(paths, models_dir=None, include_inactive=True, max_bytes=file
 
     models = _merge_models(scans, models_dir)
     packs, unidentified = _merge_nodes(scans)
-    by_path = {entry["path"]: entry for entry in workflows}
-    for model in models:
-        for workflow in _workflows_of(model["required_by"]):
-            by_path[workflow]["models"].append(model["key"])
-    for pack in packs:
-        for workflow in _workflows_of(pack["required_by"]):
-            by_path[workflow]["node_packs"].append(pack["key"])
-    for item in unidentified:
-        for workflow in _workflows_of(item["required_by"]):
-            by_path[workflow]["unidentified_node_types"].append(item["node_type"])
 
     problems, ignored = [], []
     for scan in scans:
@@ -116,16 +119,7 @@ def plan_workflows(paths, models_dir=None, include_inactive=True, max_bytes=file
 
 def _workflow_entry(path, status, reason):
     return {"path": path, "status": status, "reason": reason, "format": None, "schema_version": None,
-            "nodes_read": 0, "builtin_nodes": 0, "problems": 0, "ignored": 0,
-            "models": [], "node_packs": [], "unidentified_node_types": []}
-
-
-def _workflows_of(sources):
-    seen = []
-    for source in sources:
-        if source["workflow"] not in seen:
-            seen.append(source["workflow"])
-    return seen
+            "nodes_read": 0, "builtin_nodes": 0, "problems": 0, "ignored": 0}
 
 
 # -- models --------------------------------------------------------------------------------
@@ -214,12 +208,16 @@ def _merge_nodes(scans):
         packs.append(pack)
         for node_type in node_types:
             by_type.setdefault(node_type, pack)
+    # Node types nobody names a pack for: per type, the workflows and how many nodes (an API
+    # prompt lists every core node here, so the places are kept short).
     unidentified = {}
     for scan in scans:
         for item in scan.unidentified:
             pack = by_type.get(item["node_type"])
             if pack is not None:
                 pack["required_by"].append(dict(item["source"], via="same_node_type", ver=None))
-            else:
-                unidentified.setdefault(item["node_type"], []).append(item["source"])
-    return packs, [{"node_type": node_type, "required_by": sources} for node_type, sources in unidentified.items()]
+                continue
+            uses = unidentified.setdefault(item["node_type"], {})
+            uses[item["source"]["workflow"]] = uses.get(item["source"]["workflow"], 0) + 1
+    return packs, [{"node_type": node_type, "used_in": [{"workflow": workflow, "nodes": count} for workflow, count in uses.items()]}
+                   for node_type, uses in unidentified.items()]

@@ -37,7 +37,7 @@ def _source_text(source):
     text = "node %s %s" % (source["node_id"], source["node_type"]) if source.get("node_id") is not None \
         else "the workflow's models list"
     if source.get("subgraph"):
-        text += " in " + " > ".join(step["name"] for step in source["subgraph"])
+        text += " in " + " > ".join(source["subgraph"])
     if source.get("input"):
         text += " " + source["input"]
     if not source.get("active", True):
@@ -84,8 +84,8 @@ def render(result):
         for conflict in pack["conflicts"]:
             bucket(conflict["source"]["workflow"])["conflicts"].append((pack["key"], conflict))
     for item in result["unidentified_nodes"]:
-        for path in {source["workflow"] for source in item["required_by"]}:
-            bucket(path)["unknown"].append(item["node_type"])
+        for use in item["used_in"]:
+            bucket(use["workflow"])["unknown"].append(item["node_type"])
     for item in result["problems"]:
         bucket(item["workflow"])["problems"].append(item)
     for item in result["ignored"]:

@@ -10,6 +10,7 @@ here touches the filesystem or the network.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from urllib.parse import urlsplit, urlunsplit
@@ -39,6 +40,7 @@ SHOWN_CHARS = 160              # hostile values are cut to this in messages and 
 
 _FOLDER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_SPACE = re.compile(r"\s")
 # The Comfy Registry id and GitHub names, as ComfyUI's frontend validates them.
 _REPO_LIKE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _GITHUB_USER = re.compile(r"^(?!-)(?!.*--)[A-Za-z0-9-]+(?<!-)$")
@@ -70,6 +72,8 @@ def shown(value, limit=SHOWN_CHARS):
             value = repr(value)
         except ValueError:  # an int too long to print
             return "(a number)"
+    if value.isprintable() and len(value) <= limit:   # the common case, checked in C
+        return value
     out = []
     for char in value[:limit]:
         if unicodedata.category(char) in _CONTROL:
@@ -83,7 +87,9 @@ def shown(value, limit=SHOWN_CHARS):
 
 
 def _has_control(value):
-    return any(unicodedata.category(char) in _CONTROL for char in value)
+    # isprintable() is false for every character of _CONTROL (and a few harmless ones, like a
+    # non-breaking space), so only those strings need the slow look.
+    return not value.isprintable() and any(unicodedata.category(char) in _CONTROL for char in value)
 
 
 def model_folder(value):
@@ -126,9 +132,14 @@ def download_url(value):
     """An http(s) URL with a host and no credentials, returned unchanged."""
     if not isinstance(value, str) or not value:
         raise BadValue("url %s is not a URL" % shown(value))
+    return _checked_url(value)
+
+
+@functools.lru_cache(maxsize=4096)    # workflows repeat the same few URLs; a BadValue is not cached
+def _checked_url(value):
     if len(value) > MAX_URL_CHARS:
         raise BadValue("url is longer than %d characters" % MAX_URL_CHARS)
-    if _has_control(value) or any(char.isspace() for char in value):
+    if _has_control(value) or _SPACE.search(value):
         raise BadValue("url '%s' contains white space or control characters" % shown(masked_url(value)))
     try:
         parts = urlsplit(value)
@@ -173,6 +184,7 @@ def same_url(first, second):
     return _url_key(first) == _url_key(second)
 
 
+@functools.lru_cache(maxsize=4096)
 def _url_key(url):
     parts = urlsplit(url)
     query = "&".join(item for item in parts.query.split("&") if item and item != "download=true")
