@@ -81,8 +81,9 @@ def ui_workflow(number):
 
 def api_workflow(number):
     prompt = {"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
-              "10": {"class_type": "LoraLoader", "inputs": {"lora_name": "detail_%04d.safetensors" % number, "strength_model": 0.7,
-                                                              "strength_clip": 0.7, "model": ["4", 0], "clip": ["4", 1]}}}
+              "10": {"class_type": "LoraLoader", "inputs": {
+                  "lora_name": "detail_%04d.safetensors" % number, "strength_model": 0.7, "strength_clip": 0.7,
+                  "model": ["4", 0], "clip": ["4", 1]}}}
     for index in range(20, 45):
         prompt[str(index)] = {"class_type": "KSampler", "inputs": {"seed": index, "steps": 20, "cfg": 7.0, "sampler_name": "euler",
                                                                    "scheduler": "normal", "denoise": 1.0, "model": ["10", 0],

@@ -136,8 +136,8 @@ def read_node_map(path):
             continue
         found[key] = {"repository": repository, "pin": pin, "pin_kind": pin_kind, "origin": origin}
     if problems:
-        raise NodeMapError("%d problem%s in the node map:\n  %s" % (len(problems), "" if len(problems) == 1 else "s",
-                                                                 "\n  ".join(problems)))
+        raise NodeMapError("%d problem%s in the node map:\n  %s"
+                           % (len(problems), "" if len(problems) == 1 else "s", "\n  ".join(problems)))
     return found
 
 
@@ -299,6 +299,7 @@ class ComfyRegistry:
         """(status, body) within ``timeout`` seconds in all, headers and body included (a server
         that drips bytes cannot hold a pod start); raises RegistryError."""
         outcome = []
+
         def work():
             try:
                 outcome.append(self._fetch(url))

@@ -92,7 +92,7 @@ attributes:
     details: The module only reads; check mode returns the same result.
   diff_mode:
     support: none
-    details: Nothing is changed, so there is no diff; RV(changed) is always false.
+    details: Nothing is changed, so there is no diff; the result's C(changed) is always false.
   idempotent:
     support: full
 notes:

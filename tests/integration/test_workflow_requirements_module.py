@@ -75,15 +75,16 @@ def test_a_playbook_writes_the_report_where_a_person_reads_it(tmp_path):
     templates, models = pod(tmp_path)
     log = tmp_path / "logs" / "workflow-requirements.txt"
     playbook = tmp_path / "plan.yml"
-    playbook.write_text(json.dumps([{"name": "Plan from workflows", "hosts": "localhost", "connection": "local",
-                                     "gather_facts": False, "tasks": [
+    tasks = [
         {"name": "Read the workflows", "aiclipse.comfyui.workflow_requirements": {
             "paths": [str(templates)], "models_dir": str(models)}, "register": "needs"},
         {"name": "Write the report", "ansible.builtin.copy": {"content": "{{ needs.report }}", "dest": str(log), "mode": "0644"}},
         {"name": "Models to download", "ansible.builtin.assert": {"that": [
             "needs.models | selectattr('status', 'equalto', 'to_download') | list | length == 15",
             "needs.node_packs | map(attribute='key') | list | length == 4"]}},
-    ]}]))
+    ]
+    playbook.write_text(json.dumps([{"name": "Plan from workflows", "hosts": "localhost", "connection": "local",
+                                     "gather_facts": False, "tasks": tasks}]))
     (tmp_path / "logs").mkdir()
     run = run_playbook(playbook, {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}, inventory="localhost,")
     assert run.rc == 0 and run.failed == 0, run.stdout[-3000:] + run.stderr[-3000:]

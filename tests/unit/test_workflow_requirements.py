@@ -168,7 +168,8 @@ def test_what_each_workflow_needs_is_found_from_the_places(templates_plan):
 def test_report_names_every_model_and_node_per_workflow(templates_plan):
     report = templates_plan["report"]
     lines = report.splitlines()
-    assert lines[0].startswith("Workflow requirements: 4 workflows read, 2 not read; 15 models: 12 to download, 3 unresolved, 0 present; 3 node packs needed; 2 node types unknown; 3 conflicts; 0 problems")
+    assert lines[0] == ("Workflow requirements: 4 workflows read, 2 not read; 15 models: 12 to download, 3 unresolved, "
+                        "0 present; 3 node packs needed; 2 node types unknown; 3 conflicts; 0 problems")
     assert any(line.startswith("== %s: NOT READ: invalid JSON" % (TEMPLATES / "broken.json")) for line in lines)
     assert "  model to download  vae/ae.safetensors  <- https://huggingface.co/black-forest-labs/" in report
     assert "  model unresolved   loras/my_style_lora.safetensors  (node 4 LoraLoaderModelOnly in Flux Dev text to image lora_name" in report

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 # their own folders, e.g. ipadapter, sams) and flagged as not ComfyUI's own.
 COMFYUI_MODEL_FOLDERS = frozenset((
     "audio_encoders", "checkpoints", "classifiers", "clip", "clip_vision", "configs", "controlnet",
-    "diffusers", "diffusion_models", "embeddings", "gligen", "hypernetworks", "loras", "model_patches", "photomaker", "style_models", "t2i_adapter", "text_encoders", "unet",
-    "upscale_models", "vae", "vae_approx",
+    "diffusers", "diffusion_models", "embeddings", "gligen", "hypernetworks", "loras", "model_patches",
+    "photomaker", "style_models", "t2i_adapter", "text_encoders", "unet", "upscale_models", "vae", "vae_approx",
 ))
 # Folders ComfyUI searches together: a file in either satisfies a loader of the first.
 FOLDER_ALIASES = {
