@@ -320,6 +320,7 @@ def test_hostile_values_are_reported_and_never_become_paths(tmp_path):
         assert (models[key]["status"], models[key]["url"]) == ("unresolved", None)
     assert models["loras/badhash.safetensors"]["sha256"] is None and models["loras/blake.safetensors"]["sha256"] is None
     assert models["ipadapter/ipadapter_plus.safetensors"]["known_directory"] is False
+    assert "[folder 'ipadapter' is not one of ComfyUI's own: a custom node must register it]" in plan["report"]
     messages = ["%s: %s" % (p["where"], p["message"]) for p in plan["problems"]]
     for expected in ("name '../../../../etc/cron.d/evil' has a folder part", "directory '../../..' is a path",
                      "directory '/etc' is a path", "directory 'loras/../../x' is a path", "contains control characters",

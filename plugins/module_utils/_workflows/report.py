@@ -112,6 +112,8 @@ def render(result):
                 line += "  (%s: no URL in any workflow)" % _source_text(source)
             else:
                 line += "  (%s)" % shown(model["present_at"], 300)
+            if not model["known_directory"]:
+                line += "  [folder '%s' is not one of ComfyUI's own: a custom node must register it]" % shown(model["directory"])
             lines.append(line)
         for pack, names in found.get("packs", ()):
             lines.append("  node  %-12s %s  (%s)" % ("needed", shown(_pack_text(pack), 200),
