@@ -1,5 +1,6 @@
-"""The whole benchmark suite in one run: pod start cost, skip check, HTTP and R2 downloads,
-memory, fleet, and the physical bounds they run against, printed as one table of ratios.
+"""The whole benchmark suite in one run: pod start cost, skip check, planning from workflows,
+HTTP and R2 downloads, memory, fleet, and the physical bounds they run against, printed as one
+table of ratios.
 Each ratio compares two things measured side by side in this run (taken in turn, median of
 --repeat), so the load of a shared machine falls on both sides alike. See BENCHMARKS.md.
 
@@ -22,17 +23,18 @@ import memory_bench  # noqa: E402
 import r2_fetch_bench  # noqa: E402
 import skip_check_bench  # noqa: E402
 import warm_start_bench  # noqa: E402
+import workflow_plan_bench  # noqa: E402
 
-SECTIONS = ("bounds", "warm", "skip", "http", "r2", "memory", "fleet")
+SECTIONS = ("bounds", "warm", "skip", "plan", "http", "r2", "memory", "fleet")
 
 
 def sizes(quick):
     """What each section runs with; --quick keeps every figure but makes them smaller."""
     if quick:
-        return {"repeat": 3, "warm_models": 50, "skip_models": 500, "http_mib": 32, "memory_size": 256 * MIB,
-                "fleet_repeat": 1, "probe": 256 * MIB}
-    return {"repeat": 5, "warm_models": 200, "skip_models": 500, "http_mib": 128, "memory_size": GIB,
-            "fleet_repeat": 3, "probe": GIB}
+        return {"repeat": 3, "warm_models": 50, "skip_models": 500, "plan_workflows": 1000, "http_mib": 32,
+                "memory_size": 256 * MIB, "fleet_repeat": 1, "probe": 256 * MIB}
+    return {"repeat": 5, "warm_models": 200, "skip_models": 500, "plan_workflows": 1000, "http_mib": 128,
+            "memory_size": GIB, "fleet_repeat": 3, "probe": GIB}
 
 
 def main():
@@ -54,6 +56,7 @@ def main():
         "bounds": lambda: bounds(table, work, size["probe"]),
         "warm": lambda: warm_start_bench.measure(table, repeat, size["warm_models"]),
         "skip": lambda: skip_check_bench.measure(table, repeat, size["skip_models"]),
+        "plan": lambda: workflow_plan_bench.measure(table, repeat, size["plan_workflows"]),
         "http": lambda: aria2_batch_bench.measure(table, 4, size["http_mib"], "20m", repeat, workdir=str(work)),
         "r2": lambda: r2_fetch_bench.measure(table, 4, size["http_mib"], "20m", repeat, workdir=str(work)),
         "memory": lambda: memory_bench.measure(table, 4, size["memory_size"]),

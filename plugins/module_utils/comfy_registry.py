@@ -1,0 +1,368 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Comfy Registry id (+ version) -> the git repository to clone and what to pin it to.
+
+The Comfy Registry (``https://api.comfy.org``, the service ComfyUI-Manager and comfy-cli use)
+answers, in the shapes of its OpenAPI spec:
+
+* ``GET /nodes/{id}`` -> ``Node``: ``id``, ``name``, ``repository`` (the pack's git URL),
+  ``status`` (``NodeStatusActive`` / ``NodeStatusDeleted`` / ``NodeStatusBanned``) and
+  ``latest_version`` (a ``NodeVersion``); 404 ``{"error": "", "message": "Node not found"}``.
+* ``GET /nodes/{id}/versions/{version}`` -> ``NodeVersion``: ``version`` (semantic),
+  ``downloadUrl`` (a zip of that version), ``deprecated``, ``status``
+  (``NodeVersionStatusActive`` / ``...Deleted`` / ``...Banned`` / ``...Pending`` / ``...Flagged``);
+  404 with an empty body object.
+
+The registry names no git commit for a version. A workflow's ``ver`` that is a commit pins the
+clone directly (the registry is asked only for the repository); a semantic version is
+confirmed with the registry and returned with its ``download_url``, for the caller to map to a
+tag or to fetch.
+
+An offline map file pins ids without asking anyone, one line each::
+
+    # cnr_id|repository URL[|version or commit]
+    comfyui-kjnodes|https://github.com/kijai/ComfyUI-KJNodes
+    comfyui-impact-pack|https://github.com/ltdrdata/ComfyUI-Impact-Pack|8.8.1
+
+Every request has a bounded total time (connect, answer and body together), a bounded body
+size, and at most one retry for a server error or a connection failure. Every failure is a
+:class:`RegistryError` whose ``kind`` says what to do about it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import quote, urlsplit
+
+DEFAULT_ENDPOINT = "https://api.comfy.org"
+DEFAULT_TIMEOUT = 15.0
+MAX_BODY = 4 * 1024 * 1024
+USER_AGENT = "aiclipse.comfyui (Comfy Registry resolver)"
+
+_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[\da-zA-Z.-]+)?(?:\+[\da-zA-Z.-]+)?$")
+_COMMIT = re.compile(r"^[0-9a-fA-F]{4,40}$")
+
+# RegistryError.kind
+INVALID = "invalid"             # the id or version cannot be asked for (fix the workflow)
+NOT_FOUND = "not_found"         # the registry (or the offline map) does not know it
+REFUSED = "refused"             # banned, deleted or forbidden: do not install
+UNAVAILABLE = "unavailable"     # no answer, timeout, 5xx: try again later or use a map file
+BAD_RESPONSE = "bad_response"   # an answer that is not the registry's shape
+
+
+class RegistryError(Exception):
+    """A failure resolving one id; ``kind`` is one of the constants above."""
+
+    def __init__(self, kind, cnr_id, message):
+        self.kind = kind
+        self.cnr_id = cnr_id
+        super().__init__(message)
+
+
+class NodeMapError(Exception):
+    """A bad map file; the message names file and line."""
+
+
+def _is_http_url(value):
+    if not isinstance(value, str) or not value or any(char.isspace() or ord(char) < 32 for char in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # pylint: disable=pointless-statement  # raises on a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and "@" not in parts.netloc
+
+
+def _pin_kind(value):
+    """'version' (semver, leading v dropped), 'commit', or None when it is neither."""
+    bare = value[1:] if value[:1] in ("v", "V") else value
+    if _SEMVER.match(bare):
+        return bare, "version"
+    if _COMMIT.match(value):
+        return value.lower(), "commit"
+    return None, None
+
+
+def read_node_map(path):
+    """{cnr_id (lower case): {"repository", "pin", "pin_kind", "origin"}} from a map file."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BODY + 1)
+    except OSError as exc:
+        raise NodeMapError("%s: cannot read the node map: %s" % (path, exc.strerror)) from None
+    if len(raw) > MAX_BODY:
+        raise NodeMapError("%s: the node map is larger than %d bytes" % (path, MAX_BODY))
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise NodeMapError("%s: not UTF-8 text (byte %d)" % (path, exc.start)) from None
+    found, problems = {}, []
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        origin = "%s:%d" % (path, number)
+        fields = [field.strip() for field in line.split("|")]
+        if len(fields) not in (2, 3):
+            problems.append("%s: expected cnr_id|repository URL[|version or commit], got %d fields" % (origin, len(fields)))
+            continue
+        node_id, repository = fields[0], fields[1]
+        pin = fields[2] if len(fields) == 3 and fields[2] else None
+        if not _ID.match(node_id) or len(node_id) > 100:
+            problems.append("%s: '%s' is not a Comfy Registry id" % (origin, node_id[:100]))
+            continue
+        if not _is_http_url(repository):
+            problems.append("%s: repository '%s' is not an http(s) URL without credentials" % (origin, repository[:200]))
+            continue
+        pin_kind = None
+        if pin:
+            pin, pin_kind = _pin_kind(pin)
+            if pin is None:
+                problems.append("%s: '%s' is neither a version (1.2.3) nor a commit" % (origin, fields[2][:100]))
+                continue
+        key = node_id.lower()
+        if key in found:
+            problems.append("%s: %s is already mapped at %s" % (origin, node_id, found[key]["origin"]))
+            continue
+        found[key] = {"repository": repository, "pin": pin, "pin_kind": pin_kind, "origin": origin}
+    if problems:
+        raise NodeMapError("%d problem%s in the node map:\n  %s"
+                           % (len(problems), "" if len(problems) == 1 else "s", "\n  ".join(problems)))
+    return found
+
+
+class ComfyRegistry:
+    """Resolves Comfy Registry ids; results (and failures) are cached per (id, version).
+
+    ``endpoint`` None or empty means offline: only the node map answers.
+    """
+
+    def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout=DEFAULT_TIMEOUT, node_map=None, retries=1,
+                 retry_pause=0.5, max_body=MAX_BODY):
+        if endpoint:
+            if not _is_http_url(endpoint):
+                raise ValueError("registry endpoint '%s' is not an http(s) URL" % endpoint)
+            endpoint = endpoint.rstrip("/")
+        if timeout <= 0:
+            raise ValueError("registry timeout must be positive")
+        self.endpoint = endpoint or None
+        self.timeout = float(timeout)
+        self.node_map = node_map or {}
+        self.retries = retries
+        self.retry_pause = retry_pause
+        self.max_body = max_body
+        self._cache = {}
+        self._opener = urllib.request.build_opener(_NoRedirect)
+
+    def resolve(self, cnr_id, ver=None):
+        """``{"cnr_id", "repository", "source" ("map" | "registry"), "version", "commit",
+        "download_url", "latest_version", "deprecated", "warnings"}``; raises RegistryError."""
+        key = (cnr_id.lower() if isinstance(cnr_id, str) else cnr_id, ver)
+        if key not in self._cache:
+            try:
+                self._cache[key] = self._resolve(cnr_id, ver)
+            except RegistryError as exc:
+                self._cache[key] = exc
+        answer = self._cache[key]
+        if isinstance(answer, RegistryError):
+            raise answer
+        return dict(answer, warnings=list(answer["warnings"]))
+
+    def _resolve(self, cnr_id, ver):
+        if not isinstance(cnr_id, str) or not _ID.match(cnr_id) or len(cnr_id) > 100:
+            raise RegistryError(INVALID, cnr_id, "'%s' is not a Comfy Registry id" % str(cnr_id)[:100])
+        pin = pin_kind = None
+        if ver not in (None, "", "unknown"):
+            pin, pin_kind = _pin_kind(ver) if isinstance(ver, str) else (None, None)
+            if pin is None:
+                raise RegistryError(INVALID, cnr_id, "%s: version '%s' is neither a version (1.2.3) nor a commit"
+                                    % (cnr_id, str(ver)[:100]))
+        result = {"cnr_id": cnr_id, "repository": None, "source": None, "version": None, "commit": None,
+                  "download_url": None, "latest_version": None, "deprecated": False, "warnings": []}
+        mapped = self.node_map.get(cnr_id.lower())
+        if mapped:
+            return self._from_map(result, mapped, pin, pin_kind)
+        if not self.endpoint:
+            raise RegistryError(NOT_FOUND, cnr_id, "%s is not in the node map and the registry is not used (offline)" % cnr_id)
+        node = self._get_json(cnr_id, "/nodes/%s" % quote(cnr_id, safe=""), "node %s" % cnr_id)
+        if not isinstance(node, dict):
+            raise RegistryError(BAD_RESPONSE, cnr_id, "%s: the registry's answer is not a node object" % cnr_id)
+        status = node.get("status")
+        if status in ("NodeStatusBanned", "NodeStatusDeleted"):
+            raise RegistryError(REFUSED, cnr_id, "%s is %s in the Comfy Registry; it is not installed"
+                                % (cnr_id, "banned" if status == "NodeStatusBanned" else "deleted"))
+        repository = node.get("repository")
+        if not _is_http_url(repository):
+            raise RegistryError(BAD_RESPONSE, cnr_id, "%s: the registry gives no http(s) repository (%s)"
+                                % (cnr_id, json.dumps(repository)[:200]))
+        result.update(repository=repository, source="registry")
+        latest = node.get("latest_version") if isinstance(node.get("latest_version"), dict) else {}
+        latest_version = latest.get("version") if isinstance(latest.get("version"), str) else None
+        result["latest_version"] = latest_version
+        if pin_kind == "commit":
+            result["commit"] = pin
+        elif pin_kind == "version":
+            self._confirm_version(result, cnr_id, pin)
+        elif latest_version:
+            result["version"] = latest_version
+            result["download_url"] = latest.get("downloadUrl") if _is_http_url(latest.get("downloadUrl")) else None
+            result["deprecated"] = latest.get("deprecated") is True
+        else:
+            result["warnings"].append("%s has no published version in the registry; its repository's default "
+                                      "branch is used" % cnr_id)
+        return result
+
+    def _from_map(self, result, mapped, pin, pin_kind):
+        result.update(repository=mapped["repository"], source="map")
+        if mapped["pin"]:
+            if pin and pin != mapped["pin"]:
+                result["warnings"].append("%s: the node map pins %s (%s), not the workflow's %s"
+                                          % (result["cnr_id"], mapped["pin"], mapped["origin"], pin))
+            pin, pin_kind = mapped["pin"], mapped["pin_kind"]
+        if pin_kind == "commit":
+            result["commit"] = pin
+        elif pin_kind == "version":
+            result["version"] = pin
+        return result
+
+    def _confirm_version(self, result, cnr_id, version):
+        path = "/nodes/%s/versions/%s" % (quote(cnr_id, safe=""), quote(version, safe=""))
+        try:
+            answer = self._get_json(cnr_id, path, "version %s of %s" % (version, cnr_id))
+        except RegistryError as exc:
+            if exc.kind != NOT_FOUND:
+                raise
+            result["warnings"].append("%s: version %s is not in the registry%s; not pinned" % (
+                cnr_id, version, " (latest is %s)" % result["latest_version"] if result["latest_version"] else ""))
+            return
+        if not isinstance(answer, dict) or not isinstance(answer.get("version"), str):
+            raise RegistryError(BAD_RESPONSE, cnr_id, "%s: the registry's answer for version %s is not a node version"
+                                % (cnr_id, version))
+        status = answer.get("status")
+        if status in ("NodeVersionStatusBanned", "NodeVersionStatusDeleted"):
+            raise RegistryError(REFUSED, cnr_id, "%s %s is %s in the Comfy Registry; it is not installed" % (
+                cnr_id, version, "banned" if status == "NodeVersionStatusBanned" else "deleted"))
+        result["version"] = answer["version"]
+        result["download_url"] = answer.get("downloadUrl") if _is_http_url(answer.get("downloadUrl")) else None
+        result["deprecated"] = answer.get("deprecated") is True
+        if result["deprecated"]:
+            result["warnings"].append("%s %s is deprecated in the registry" % (cnr_id, version))
+        if status in ("NodeVersionStatusFlagged", "NodeVersionStatusPending"):
+            result["warnings"].append("%s %s is %s in the registry" % (
+                cnr_id, version, "flagged" if status == "NodeVersionStatusFlagged" else "pending review"))
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def _get_json(self, cnr_id, path, what):
+        url = self.endpoint + path
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                status, body = self._get(url)
+            except RegistryError as exc:
+                if exc.kind == UNAVAILABLE and attempt <= self.retries:
+                    time.sleep(self.retry_pause)
+                    continue
+                raise RegistryError(exc.kind, cnr_id, "%s: %s" % (what, exc)) from None
+            if status == 200:
+                try:
+                    return json.loads(body.decode("utf-8"))
+                except (UnicodeDecodeError, ValueError, RecursionError):
+                    raise RegistryError(BAD_RESPONSE, cnr_id, "%s: the registry answered 200 with something that is "
+                                        "not JSON" % what) from None
+            message = _error_message(body)
+            if status == 404:
+                raise RegistryError(NOT_FOUND, cnr_id, "%s is not in the Comfy Registry (%s: HTTP 404%s)"
+                                    % (what, self.endpoint, message))
+            if status == 403:
+                raise RegistryError(REFUSED, cnr_id, "%s: the registry refuses it (HTTP 403%s), e.g. a banned node"
+                                    % (what, message))
+            if status >= 500 and attempt <= self.retries:
+                time.sleep(self.retry_pause)
+                continue
+            kind = UNAVAILABLE if status >= 500 or status == 429 else BAD_RESPONSE
+            raise RegistryError(kind, cnr_id, "%s: the registry at %s answered HTTP %d%s"
+                                % (what, self.endpoint, status, message))
+
+    def _get(self, url):
+        """(status, body) within ``timeout`` seconds in all, headers and body included (a server
+        that drips bytes cannot hold a pod start); raises RegistryError."""
+        outcome = []
+
+        def work():
+            try:
+                outcome.append(self._fetch(url))
+            except Exception as exc:  # pylint: disable=broad-except  # a thread must hand every failure back
+                outcome.append(RegistryError(BAD_RESPONSE, None, "unexpected answer from %s: %s" % (self.endpoint, exc)))
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        worker.join(self.timeout)
+        if worker.is_alive() or not outcome:
+            # The worker's socket times out on its own; nothing waits for it.
+            raise RegistryError(UNAVAILABLE, None, "no complete answer from %s within %g s" % (self.endpoint, self.timeout))
+        answer = outcome[0]
+        if isinstance(answer, RegistryError):
+            raise answer
+        return answer
+
+    def _fetch(self, url):
+        """(status, body) or a RegistryError (returned, not raised: this runs in a thread)."""
+        request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": USER_AGENT})
+        try:
+            response = self._opener.open(request, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            response = exc
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, (socket.timeout, TimeoutError)):
+                return RegistryError(UNAVAILABLE, None, "no answer from %s within %g s" % (self.endpoint, self.timeout))
+            return RegistryError(UNAVAILABLE, None, "cannot reach %s: %s" % (self.endpoint, reason))
+        try:
+            status = response.code
+            chunks, total = [], 0
+            read = getattr(response, "read1", response.read)
+            while True:
+                chunk = read(min(65536, self.max_body + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > self.max_body:
+                    return RegistryError(BAD_RESPONSE, None, "the answer from %s is larger than %d bytes"
+                                         % (self.endpoint, self.max_body))
+            return status, b"".join(chunks)
+        except (socket.timeout, TimeoutError):
+            return RegistryError(UNAVAILABLE, None, "no complete answer from %s within %g s" % (self.endpoint, self.timeout))
+        except (OSError, http.client.HTTPException) as exc:
+            return RegistryError(UNAVAILABLE, None, "the connection to %s broke: %s" % (self.endpoint, exc))
+        finally:
+            response.close()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """The registry's JSON endpoints do not redirect; one that does is answered as it is."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # pylint: disable=too-many-arguments
+        return None
+
+
+def _error_message(body):
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError, AttributeError):
+        return ""
+    if isinstance(doc, dict) and isinstance(doc.get("message"), str) and doc["message"]:
+        return ": " + doc["message"][:200]
+    return ""
