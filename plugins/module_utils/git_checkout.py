@@ -10,10 +10,13 @@ private repo without credentials fails instead of hanging the pod) and with
 
 Credentials: a user and password (or token) in an http(s) URL never reach git's command line
 or a file. git is given the URL without them, and stores that one as ``origin``; the
-credentials travel as an ``Authorization: Basic`` header that git reads from its
-``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n`` environment, scoped to the
-URL's host (``http.<scheme>://<host>/.extraHeader``). A process's environment is readable by
-its own user only, unlike its argv.
+credentials sit in git's environment (readable by its own user only, unlike argv) and reach
+git through a credential helper configured in that environment
+(``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n``) for the URL's scheme, host
+and port only. A helper rather than an ``http.extraHeader``: git keeps sending an extra header
+to wherever a redirect took it, while it asks the helper again for a new host, and the helper
+answers only for the host the user wrote. Other helpers (a ``store`` that would write the
+token to ~/.git-credentials) are switched off for these commands.
 
 Time: every network command (clone, fetch, ls-remote, pull) runs in a process group of its own
 with a deadline; when the deadline passes the whole group (git, git-remote-http, ssh) is
@@ -23,7 +26,6 @@ cuts an HTTP transfer that stalls part-way earlier.
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import shutil
@@ -93,7 +95,7 @@ def _http_parts(url):
 
 
 def split_credentials(url):
-    """(url without user info, ``Basic ...`` authorization or None) of an http(s) URL.
+    """(url without user info, (user, password) or None) of an http(s) URL.
 
     Other URLs come back unchanged: ssh takes keys, not URL passwords (see
     ``credentials_problem``), and file paths have no user.
@@ -103,8 +105,7 @@ def split_credentials(url):
         return url, None
     userinfo, host = parts.netloc.rsplit("@", 1)
     user, dummy, password = userinfo.partition(":")
-    pair = f"{unquote(user)}:{unquote(password)}"
-    return urlunsplit(parts._replace(netloc=host)), "Basic " + base64.b64encode(pair.encode()).decode()
+    return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
 
 
 def public_url(url):
@@ -144,24 +145,37 @@ def url_host(url):
     return "its remote" if not url else "the local repository"
 
 
+# The helper prints the credentials from its environment (printf is a shell builtin: no argv)
+# and only for "get"; git's "store"/"erase" calls are ignored.
+_HELPER = ("!f() { test \"$1\" = get || return 0; "
+           "printf 'username=%s\\npassword=%s\\n' \"$AICLIPSE_GIT_USERNAME\" \"$AICLIPSE_GIT_PASSWORD\"; }; f")
+
+
 def git_environment(auth_url=None):
     """The environment git runs in: no prompts, low-speed limits, and when auth_url carries
-    credentials, the header that sends them (to that URL's host only)."""
+    credentials, a credential helper that hands them out for that URL's host only."""
     env = dict(os.environ)
     env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_ASKPASS": "true",
                 "SSH_ASKPASS": "true", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
                 "GIT_HTTP_LOW_SPEED_LIMIT": str(LOW_SPEED_LIMIT),
                 "GIT_HTTP_LOW_SPEED_TIME": str(LOW_SPEED_TIME)})
-    public, authorization = split_credentials(auth_url) if auth_url else (None, None)
-    if authorization:
+    for name in ("AICLIPSE_GIT_USERNAME", "AICLIPSE_GIT_PASSWORD"):
+        env.pop(name, None)
+    public, credentials = split_credentials(auth_url) if auth_url else (None, None)
+    if credentials:
         parts = urlsplit(public)
         try:
             index = int(env.get("GIT_CONFIG_COUNT") or 0)
         except ValueError:
             index = 0
-        env["GIT_CONFIG_COUNT"] = str(index + 1)
-        env[f"GIT_CONFIG_KEY_{index}"] = f"http.{parts.scheme}://{parts.netloc}/.extraHeader"
-        env[f"GIT_CONFIG_VALUE_{index}"] = f"Authorization: {authorization}"
+        env["AICLIPSE_GIT_USERNAME"], env["AICLIPSE_GIT_PASSWORD"] = credentials
+        # An empty helper first: git forgets the helpers configured before (a store helper
+        # would write the token to a file), then ours, for this scheme://host:port only.
+        config = [("credential.helper", ""), (f"credential.{parts.scheme}://{parts.netloc}.helper", _HELPER)]
+        for offset, (key, value) in enumerate(config):
+            env[f"GIT_CONFIG_KEY_{index + offset}"] = key
+            env[f"GIT_CONFIG_VALUE_{index + offset}"] = value
+        env["GIT_CONFIG_COUNT"] = str(index + len(config))
     return env
 
 
@@ -191,7 +205,7 @@ class Git:
         """(rc, stdout, stderr) of one git command, stripped, credentials redacted in stderr.
 
         ``url`` is the URL a network command talks to, as the user gave it (credentials
-        included): its credentials become the Authorization header, its host names a timeout.
+        included): its credentials go to git's credential helper, its host names a timeout.
         A network command that passes the deadline raises GitTimeout.
         """
         cmd = [self.binary, "-c", "safe.directory=*", "-c", "advice.detachedHead=false"]

@@ -23,9 +23,11 @@ description:
     as the pin, the way M(aiclipse.comfyui.comfyui_install) takes a commit as O(ignore:version).
   - B(Credentials.) A user and token in an http(s) URL (C(https://user:token@host/owner/repo))
     never reach git's command line or a file. git gets the URL without them and stores that one
-    as C(origin); the token travels as an HTTP C(Authorization) header that git reads from its
-    environment (C(GIT_CONFIG_COUNT)/C(GIT_CONFIG_KEY_n)/C(GIT_CONFIG_VALUE_n)), sent to that
-    host only. A node whose C(origin) still holds a token (stored by an earlier version) has it
+    as C(origin); the token sits in git's environment and reaches git through a credential
+    helper set there (C(GIT_CONFIG_COUNT)/C(GIT_CONFIG_KEY_n)/C(GIT_CONFIG_VALUE_n)) that
+    answers for that scheme, host and port only, so a redirect to another host never gets it;
+    other credential helpers are off for these git runs (no C(store) writes the token to a
+    file). A node whose C(origin) still holds a token (stored by an earlier version) has it
     removed from the URL (RV(results[].credentials_removed)); nothing else in it changes. A
     password in an C(ssh://) or C(git://) URL is refused (ssh uses keys).
   - B(Time.) Every git network command (clone, fetch) runs in a process group of its own and

@@ -8,6 +8,8 @@
         daemon.url("NodeA.git")
     with SilentServer() as silent:             # accepts connections, never answers a byte
         silent.url("NodeA.git", scheme="http")
+    with RedirectingServer(other.url("")) as hop:   # 401 until credentials come, then redirects
+        hop.url("NodeA.git", user="u", password="p")
 
 ``publish(repo, root)`` puts a bare copy of a harness ``GitRepo`` under root, the layout both
 servers serve from; ``refresh(root, name, repo)`` pushes the repo's new commits there.
@@ -163,6 +165,60 @@ class SmartHttpGit:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class _Redirect(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+    def do_GET(self):
+        self._answer(302)
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._answer(307)
+
+    def _answer(self, status):
+        owner = self.server.owner
+        authorization = self.headers.get("Authorization")
+        owner.requests.append({"method": self.command, "path": self.path, "authorization": authorization})
+        if authorization is None:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+        else:
+            self.send_response(status)
+            self.send_header("Location", owner.target.rstrip("/") + self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class RedirectingServer:
+    """A host that asks for credentials, then sends every request on to ``target`` (another
+    host): whatever git sends there is recorded by that server."""
+
+    def __init__(self, target):
+        self.target = target
+        self.requests = []
+        self.port = None
+        self._server = None
+
+    def url(self, name, user=None, password=None):
+        userinfo = f"{user}:{password}@" if user else ""
+        return f"http://{userinfo}127.0.0.1:{self.port}/{name}"
+
+    def __enter__(self):
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+        self._server.daemon_threads = True
+        self._server.owner = self
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
 
 
 class GitDaemon:
