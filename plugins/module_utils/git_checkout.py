@@ -161,14 +161,15 @@ def git_environment(auth_url=None):
                 "GIT_HTTP_LOW_SPEED_TIME": str(LOW_SPEED_TIME)})
     for name in ("AICLIPSE_GIT_USERNAME", "AICLIPSE_GIT_PASSWORD"):
         env.pop(name, None)
-    public, credentials = split_credentials(auth_url) if auth_url else (None, None)
-    if credentials:
+    public, credentials = split_credentials(auth_url or "")
+    if credentials is not None:
         parts = urlsplit(public)
         try:
             index = int(env.get("GIT_CONFIG_COUNT") or 0)
         except ValueError:
             index = 0
-        env["AICLIPSE_GIT_USERNAME"], env["AICLIPSE_GIT_PASSWORD"] = credentials
+        env["AICLIPSE_GIT_USERNAME"] = credentials[0]
+        env["AICLIPSE_GIT_PASSWORD"] = credentials[1]
         # An empty helper first: git forgets the helpers configured before (a store helper
         # would write the token to a file), then ours, for this scheme://host:port only.
         config = [("credential.helper", ""), (f"credential.{parts.scheme}://{parts.netloc}.helper", _HELPER)]

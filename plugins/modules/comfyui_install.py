@@ -45,7 +45,7 @@ options:
       - Git URL of ComfyUI (any URL git accepts).
       - A password or token in it (C(https://user:token@host/...)) is masked everywhere in the
         output, the echo of this option included. It never reaches git's command line or a
-        file: git gets the URL without it (and stores that one as C(origin)) and the token
+        file; git gets the URL without it (and stores that one as C(origin)) and the token
         from a credential helper that reads git's environment and answers for that host only
         (a redirect to another host does not get it). An C(origin) that still holds a token
         is rewritten without it. A password in an C(ssh://) or C(git://) URL is refused.

@@ -28,7 +28,7 @@ description:
     answers for that scheme, host and port only, so a redirect to another host never gets it;
     other credential helpers are off for these git runs (no C(store) writes the token to a
     file). A node whose C(origin) still holds a token (stored by an earlier version) has it
-    removed from the URL (RV(results[].credentials_removed)); nothing else in it changes. A
+    removed from the URL (C(credentials_removed) in RV(results)); nothing else in it changes. A
     password in an C(ssh://) or C(git://) URL is refused (ssh uses keys).
   - B(Time.) Every git network command (clone, fetch) runs in a process group of its own and
     is killed with its helpers after O(git_timeout) seconds; the node then fails with "no
@@ -51,11 +51,11 @@ description:
     (sha256 recorded in C(<venv>/.aiclipse-state/custom_nodes.json)), and then once over every
     node's requirements, so its resolver never installs one node's requirements over another's.
   - When that run fails, pip's resolver (C(pip install --dry-run), pip 22.2 or later) finds out
-    which requirements go together: those installed before first, then the changed ones in
+    which requirements go together, those installed before first, then the changed ones in
     manifest order. A node whose requirements cannot install even alone fails with pip's
     reason; a node whose requirements conflict with another's is not installed
-    (RV(results[].requirements=conflict)) and both nodes name each other in
-    RV(results[].conflicts_with) and their C(reason), with pip's "The conflict is caused by"
+    (C(requirements=conflict) in RV(results)) and both nodes name each other in
+    C(conflicts_with) and their C(reason), with pip's "The conflict is caused by"
     lines naming the packages and versions. The rest install.
   - Every node gets a result. A failing node does not stop the others; with O(fail_on_error)
     the task fails at the end, listing every failed node and why.
@@ -310,7 +310,8 @@ def main():
         if result['reason'] and (result['status'] != 'failed' or not params['fail_on_error']):
             verb = ' FAILED' if result['status'] == 'failed' else ''
             module.warn(f"custom node {result['name']} ({result['origin']}){verb}: {result['reason']}")
-    after = {r['name']: r['commit'] or r['status'] for r in results}
+    after = {r['name']: (r['commit'] or r['status']) + (' (token removed from origin)' if r['credentials_removed'] else '')
+             for r in results}
     output = dict(changed=installer.changed, results=results, manifests=read,
                   diff={'before': _lines(before), 'after': _lines(after)}, counts=count(results),
                   requirements_ledger=installer.ledger.path if installer.ledger else None)

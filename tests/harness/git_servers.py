@@ -302,4 +302,3 @@ class SilentServer:
 
     def __exit__(self, *exc):
         self.stop()
-
