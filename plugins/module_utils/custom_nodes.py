@@ -9,7 +9,7 @@ checkouts are never clobbered: a pinned node is moved to its pin only when git r
 local changes to tracked files; an unpinned node is left where it is unless ``update`` asks
 for a fetch + fast-forward (again only when clean). A directory with a node's name that is not
 a git checkout of its own is somebody's copy: left alone entirely, its requirements too, unless
-``non_git_requirements`` opts in. A token that an earlier version let git store in a node's
+``install_non_git_requirements`` opts in. A token that an earlier version let git store in a node's
 ``origin`` URL is removed from it (nothing else in the checkout changes).
 
 Requirements: when any node's requirements.txt changed, pip runs once over every node's file
@@ -138,7 +138,7 @@ class NodeInstaller:
                 else:
                     result["requirements"] = "skipped"
                     result["reason"] = (f"{problem}; left as it is, its requirements too "
-                                        "(non_git_requirements installs them)")
+                                        "(install_non_git_requirements installs them)")
                 return result
             result["commit"] = self.git.head(path)
             self._remove_stored_credentials(path, result)
@@ -266,7 +266,7 @@ class NodeInstaller:
                 item.result["requirements"] = "installed"
                 self.ledger.record(item.name, item.sha256)
                 if item.name in self.not_git:
-                    _add_reason(item.result, "its requirements.txt was installed (non_git_requirements)")
+                    _add_reason(item.result, "its requirements.txt was installed (install_non_git_requirements)")
         self.ledger.save()
 
     def _resolve(self, candidates, constraints, protected):
@@ -304,7 +304,7 @@ class NodeInstaller:
             return
         for other, reason in partners:
             other.result["conflicts_with"].append(item.name)
-            kept = "installed" if other.installed_before else "go in"
+            kept = "stay installed" if other.installed_before else "were installed"
             _add_reason(other.result, f"requirements.txt of {item.name} ({item.result['origin']}) conflicts "
                                       f"with this node's, which {kept}; {item.name}'s were not installed:"
                                       f"\n{reason}")
