@@ -29,8 +29,10 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout impo
     STAGING_PREFIX,
     GitError,
     looks_like_commit,
+    public_url,
     redact,
     remove_stale_staging,
+    stored_credentials,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import (
     PipError,
@@ -144,9 +146,9 @@ class ComfyUIInstaller:
             else:
                 self._clone(fresh)
             self.result["commit"] = self.git.head(fresh)
-            if self.git.remote_url(fresh) != self.repo_url:
+            if self.git.remote_url(fresh) != public_url(self.repo_url):
                 # A baked copy made from another URL: point it where this pod's settings say.
-                self.git.must("remote", "set-url", "origin", self.repo_url, repo=fresh)
+                self.git.set_origin(fresh, self.repo_url)
             if problem == "missing":
                 os.rename(fresh, self.dest)
             else:
@@ -193,15 +195,18 @@ class ComfyUIInstaller:
             self.result["left_in_backup"] = sorted(left)
 
     def _ensure_remote(self):
+        # origin is stored without credentials; the token travels in git's environment.
         current = self.git.remote_url(self.dest)
-        if current == self.repo_url:
+        if current == public_url(self.repo_url):
             return
+        reason = f"origin was {redact(current) if current else 'not set'}"
+        if current and stored_credentials(current) and public_url(current) == public_url(self.repo_url):
+            reason = "origin's URL held credentials in .git/config; they were removed from it"
         self.result.update(changed=True, status="remote_fixed", previous_remote=redact(current or ""),
-                           reason=f"origin was {redact(current) if current else 'not set'}")
+                           reason=reason)
         if self.module.check_mode:
             return
-        verb = "set-url" if current is not None else "add"
-        self.git.must("remote", verb, "origin", self.repo_url, repo=self.dest)
+        self.git.set_origin(self.dest, self.repo_url)
 
 
 class RequirementsInstaller:

@@ -7,14 +7,24 @@ Checkouts run in a thread pool (each is a git process, so they overlap for real)
 image has baked (same URL, usable checkout) is copied from there instead of cloned. Existing
 checkouts are never clobbered: a pinned node is moved to its pin only when git reports no
 local changes to tracked files; an unpinned node is left where it is unless ``update`` asks
-for a fetch + fast-forward (again only when clean). Requirements are installed afterwards,
-one pip run for every node whose requirements.txt changed; when that run fails, each node is
-retried alone so the failure lands on the node that caused it and the others still install.
+for a fetch + fast-forward (again only when clean). A directory with a node's name that is not
+a git checkout of its own is somebody's copy: left alone entirely, its requirements too, unless
+``install_non_git_requirements`` opts in. A token that an earlier version let git store in a node's
+``origin`` URL is removed from it (nothing else in the checkout changes).
+
+Requirements: when any node's requirements.txt changed, pip runs once over every node's file
+(unchanged ones included), so pip's resolver sees them together and never installs one node's
+requirements over another's. When that run fails, pip's resolver is asked (``--dry-run``)
+which files go together: nodes whose requirements were installed before come first, then the
+changed ones in manifest order; a node that cannot install even alone fails with pip's reason,
+a node that conflicts with others is not installed and both sides name each other, the
+packages and the versions (pip's own "The conflict is caused by" lines). The rest install.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +33,10 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout impo
     STAGING_PREFIX,
     GitError,
     clone_into_place,
+    public_url,
     redact,
     remove_stale_staging,
+    stored_credentials,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import (
     RequirementsLedger,
@@ -32,10 +44,44 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements 
 )
 
 CHANGED_STATUSES = ("cloned", "seeded", "updated", "would_clone", "would_seed", "would_update")
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def requirement_names(path):
+    """Normalized project names a requirements file asks for (options and URLs skipped)."""
+    names = set()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return names
+    for line in lines:
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith(("#", "-")) or "://" in line:
+            continue
+        match = _REQUIREMENT_NAME.match(line)
+        if match:
+            names.add(re.sub(r"[-_.]+", "-", match.group(1)).lower())
+    return names
+
+
+class _Pending:
+    """One node's requirements.txt on its way through pip."""
+
+    def __init__(self, result, path, sha256, installed_before):
+        self.result = result
+        self.path = path
+        self.sha256 = sha256
+        self.installed_before = installed_before
+
+    @property
+    def name(self):
+        return self.result["name"]
 
 
 class NodeInstaller:
-    def __init__(self, module, git, dest, nodes, pip=None, update=False, workers=8, seed_from=None):
+    def __init__(self, module, git, dest, nodes, pip=None, update=False, workers=8, seed_from=None,
+                 non_git_requirements=False):
         self.module = module
         self.seed_from = seed_from
         self.git = git
@@ -44,7 +90,9 @@ class NodeInstaller:
         self.pip = pip
         self.update = update
         self.workers = max(1, workers)
+        self.non_git_requirements = non_git_requirements
         self.changed = False
+        self.not_git = set()
         self.ledger = None
         if pip is not None:
             self.ledger = RequirementsLedger(module, os.path.join(pip.state_dir, "custom_nodes.json"))
@@ -56,7 +104,7 @@ class NodeInstaller:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             results = list(pool.map(self._checkout, self.nodes))
         # Decided before requirements: a clone stays a change even if its pip run fails later.
-        self.changed = any(r["status"] in CHANGED_STATUSES for r in results)
+        self.changed = any(r["status"] in CHANGED_STATUSES or r["credentials_removed"] for r in results)
         if self.pip is not None:
             self._requirements(results)
         self.changed = self.changed or any(r["requirements"] in ("installed", "would_install")
@@ -68,7 +116,8 @@ class NodeInstaller:
         path = os.path.join(self.dest, node["name"])
         result = {"name": node["name"], "url": redact(node["url"]), "dest": path,
                   "branch": node["branch"], "pin": node["commit"], "origin": node["origin"],
-                  "status": "present", "commit": None, "reason": "", "requirements": "none"}
+                  "status": "present", "commit": None, "reason": "", "requirements": "none",
+                  "credentials_removed": False, "conflicts_with": []}
         try:
             if not os.path.lexists(path):
                 seed = self._seed_for(node)
@@ -83,9 +132,16 @@ class NodeInstaller:
                 return result
             problem = self.git.health(path)
             if problem:
-                result["reason"] = f"{problem}; left as it is"
+                self.not_git.add(node["name"])
+                if self.non_git_requirements:
+                    result["reason"] = f"{problem}; left as it is"
+                else:
+                    result["requirements"] = "skipped"
+                    result["reason"] = (f"{problem}; left as it is, its requirements too "
+                                        "(install_non_git_requirements installs them)")
                 return result
             result["commit"] = self.git.head(path)
+            self._remove_stored_credentials(path, result)
             if node["commit"]:
                 self._move_to_pin(node, path, result)
             elif self.update:
@@ -94,13 +150,24 @@ class NodeInstaller:
             result.update(status="failed", reason=str(exc))
         return result
 
+    def _remove_stored_credentials(self, path, result):
+        """An origin URL with a token in it (written by an earlier version) loses the token."""
+        current = self.git.remote_url(path)
+        if not current or not stored_credentials(current):
+            return
+        result["credentials_removed"] = True
+        if not self.module.check_mode:
+            self.git.must("remote", "set-url", "origin", public_url(current), repo=path)
+
     def _seed_for(self, node):
         """The image's baked checkout of this node, when it can stand in for a clone: a working
         checkout of the same URL, on the wanted branch unless a commit pin decides."""
         if not self.seed_from or os.path.realpath(self.seed_from) == os.path.realpath(self.dest):
             return None
         seed = os.path.join(self.seed_from, node["name"])
-        if not os.path.isdir(seed) or self.git.health(seed) or self.git.remote_url(seed) != node["url"]:
+        if not os.path.isdir(seed) or self.git.health(seed):
+            return None
+        if public_url(self.git.remote_url(seed) or "") != public_url(node["url"]):
             return None
         if node["branch"] and not node["commit"]:
             rc, branch, dummy = self.git.run("rev-parse", "--abbrev-ref", "HEAD", repo=seed)
@@ -111,8 +178,11 @@ class NodeInstaller:
     def _seed(self, seed, node, path, result):
         stage = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.dest)
         try:
-            shutil.copytree(seed, os.path.join(stage, "checkout"), symlinks=True)
-            os.rename(os.path.join(stage, "checkout"), path)
+            work = os.path.join(stage, "checkout")
+            shutil.copytree(seed, work, symlinks=True)
+            if stored_credentials(self.git.remote_url(work) or ""):
+                self.git.set_origin(work, node["url"])
+            os.rename(work, path)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
         result["commit"] = self.git.head(path)
@@ -131,7 +201,7 @@ class NodeInstaller:
             return
         rc, dummy, dummy2 = self.git.run("cat-file", "-e", f"{node['commit']}^{{commit}}", repo=path)
         if rc:
-            self.git.must("fetch", "-q", "origin", repo=path)
+            self.git.fetch(path, node["url"])
         self.git.must("checkout", "-q", "--detach", node["commit"], repo=path)
         result.update(status="updated", commit=self.git.head(path))
 
@@ -139,7 +209,7 @@ class NodeInstaller:
         if not self.git.is_clean(path):
             result["reason"] = "local changes kept; not updated"
             return
-        self.git.must("fetch", "-q", "origin", node["branch"] or "HEAD", repo=path)
+        self.git.fetch(path, node["url"], node["branch"] or "HEAD")
         rc, upstream, dummy = self.git.run("rev-parse", "FETCH_HEAD^{commit}", repo=path)
         if rc or upstream == result["commit"]:
             return
@@ -155,39 +225,125 @@ class NodeInstaller:
 
     # Requirements -----------------------------------------------------------------------
     def _requirements(self, results):
-        pending = []
+        candidates = []
         for result in results:
-            requirements = os.path.join(result["dest"], "requirements.txt")
-            if result["status"] in ("failed", "would_clone", "would_seed") or not os.path.isfile(requirements):
-                if result["status"] in ("would_clone", "would_seed"):
-                    result["requirements"] = "unknown"
+            if result["status"] in ("would_clone", "would_seed"):
+                result["requirements"] = "unknown"
                 continue
-            sha256 = file_sha256(requirements)
-            if self.ledger.matches(result["name"], sha256):
+            if result["status"] == "failed" or result["requirements"] == "skipped":
+                continue
+            path = os.path.join(result["dest"], "requirements.txt")
+            if not os.path.isfile(path):
+                continue
+            sha256 = file_sha256(path)
+            installed = self.ledger.matches(result["name"], sha256)
+            if installed:
                 result["requirements"] = "unchanged"
-            elif self.module.check_mode:
-                result["requirements"] = "would_install"
-            else:
-                pending.append((result, requirements, sha256))
+            candidates.append(_Pending(result, path, sha256, installed))
+        pending = [item for item in candidates if not item.installed_before]
         if not pending:
             return
+        if self.module.check_mode:
+            for item in pending:
+                item.result["requirements"] = "would_install"
+            return
         self.pip.check()
-        constraints = self.pip.constraints_file(self.pip.protected_versions())
-        rc, dummy = self.pip.install([item[1] for item in pending], constraints)
+        protected = self.pip.protected_versions()
+        constraints = self.pip.constraints_file(protected)
+        rc, dummy = self.pip.install([item.path for item in candidates], constraints)
         if rc:
-            # Somebody's requirements broke the joint run: find out whose, one node at a time.
-            outcomes = [(item, self.pip.install([item[1]], constraints)) for item in pending]
+            accepted = self._resolve(candidates, constraints, protected)
+            if any(not item.installed_before for item in accepted):
+                rc, dummy = self.pip.install([item.path for item in accepted], constraints)
+                if rc:
+                    # pip's resolver agreed but the install broke (a build, the disk): find whose.
+                    accepted = [item for item in accepted
+                                if self._install_alone(item, constraints, protected)]
         else:
-            outcomes = [(item, (0, "")) for item in pending]
-        for (result, dummy, sha256), (rc, output) in outcomes:
-            if rc:
-                result.update(status="failed", requirements="failed",
-                              reason=f"pip could not install requirements.txt under the protected "
-                                     f"versions ({constraints}):\n{output}")
-            else:
-                result["requirements"] = "installed"
-                self.ledger.record(result["name"], sha256)
+            accepted = candidates
+        for item in accepted:
+            if not item.installed_before:
+                item.result["requirements"] = "installed"
+                self.ledger.record(item.name, item.sha256)
+                if item.name in self.not_git:
+                    _add_reason(item.result, "its requirements.txt was installed (install_non_git_requirements)")
         self.ledger.save()
+
+    def _resolve(self, candidates, constraints, protected):
+        """The requirement files that install together, found with pip's resolver; every other
+        node gets pip's reason. What was installed before goes first, so a change can never
+        displace requirements that already work."""
+        ordered = [item for item in candidates if item.installed_before]
+        ordered += [item for item in candidates if not item.installed_before]
+        accepted = []
+        for item in ordered:
+            rc, reason = self.pip.dry_run([other.path for other in accepted] + [item.path], constraints)
+            if rc == 0:
+                accepted.append(item)
+                continue
+            if accepted:
+                rc, reason = self.pip.dry_run([item.path], constraints)
+            if rc:
+                self._refuse(item, "failed", f"pip cannot install its requirements.txt{_protected_note(protected)}:"
+                                             f"\n{reason}")
+                continue
+            self._report_conflict(item, accepted, constraints)
+        return accepted
+
+    def _report_conflict(self, item, accepted, constraints):
+        """item installs alone but not with accepted: find the nodes it conflicts with (those
+        asking for the same packages first) and have both sides say so."""
+        wanted = requirement_names(item.path)
+        sharing = [other for other in accepted if requirement_names(other.path) & wanted]
+        rest = [other for other in accepted if other not in sharing]
+        partners = self._conflicting(item, sharing, constraints) or self._conflicting(item, rest, constraints)
+        if not partners:
+            names = ", ".join(f"{other.name} ({other.result['origin']})" for other in accepted)
+            self._refuse(item, "conflict", f"requirements.txt cannot be installed together with those of "
+                                           f"{names} (no single one of them conflicts alone); not installed")
+            return
+        for other, reason in partners:
+            other.result["conflicts_with"].append(item.name)
+            kept = "stay installed" if other.installed_before else "were installed"
+            _add_reason(other.result, f"requirements.txt of {item.name} ({item.result['origin']}) conflicts "
+                                      f"with this node's, which {kept}; {item.name}'s were not installed:"
+                                      f"\n{reason}")
+        item.result["conflicts_with"] = [other.name for other, dummy in partners]
+        names = ", ".join(f"{other.name} ({other.result['origin']})" for other, dummy in partners)
+        self._refuse(item, "conflict", f"requirements.txt conflicts with that of {names}, which came "
+                                       f"first; not installed:\n{partners[0][1]}")
+
+    def _conflicting(self, item, others, constraints):
+        found = []
+        for other in others:
+            rc, reason = self.pip.dry_run([other.path, item.path], constraints)
+            if rc:
+                found.append((other, reason))
+        return found
+
+    def _install_alone(self, item, constraints, protected):
+        rc, reason = self.pip.install([item.path], constraints)
+        if rc:
+            self._refuse(item, "failed", f"pip could not install its requirements.txt{_protected_note(protected)}:"
+                                         f"\n{reason}")
+        return rc == 0
+
+    def _refuse(self, item, requirements, reason):
+        item.result.update(status="failed", requirements=requirements)
+        _add_reason(item.result, reason)
+        if item.installed_before:
+            # Not true any more: the next run must try again rather than call it unchanged.
+            self.ledger.forget(item.name)
+
+
+def _add_reason(result, reason):
+    result["reason"] = f"{result['reason']}; {reason}" if result["reason"] else reason
+
+
+def _protected_note(protected):
+    if not protected:
+        return ""
+    return " (protected: " + ", ".join(f"{name}=={version}" for name, version in sorted(protected.items())) + ")"
 
 
 def count(results):

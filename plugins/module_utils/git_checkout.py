@@ -7,6 +7,21 @@ A half-finished clone is never visible at the final path. git runs without promp
 private repo without credentials fails instead of hanging the pod) and with
 ``safe.directory=*``: a persistent volume is often owned by another uid, and git's
 "dubious ownership" refusal must not make a good checkout look broken.
+
+Credentials: a user and password (or token) in an http(s) URL never reach git's command line
+or a file. git is given the URL without them, and stores that one as ``origin``; the
+credentials sit in git's environment (readable by its own user only, unlike argv) and reach
+git through a credential helper configured in that environment
+(``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n``) for the URL's scheme, host
+and port only. A helper rather than an ``http.extraHeader``: git keeps sending an extra header
+to wherever a redirect took it, while it asks the helper again for a new host, and the helper
+answers only for the host the user wrote. Other helpers (a ``store`` that would write the
+token to ~/.git-credentials) are switched off for these commands.
+
+Time: every network command (clone, fetch, ls-remote, pull) runs in a process group of its own
+with a deadline; when the deadline passes the whole group (git, git-remote-http, ssh) is
+killed and the command fails with "no answer from <host> within N s". git's low-speed limit
+cuts an HTTP transfer that stalls part-way earlier.
 """
 
 from __future__ import annotations
@@ -14,11 +29,28 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import subprocess
 import tempfile
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 _COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-STAGING_PREFIX = ".aiclipse-staging-"
+_SCP_LIKE_HOST = re.compile(r"^(?:[^@/]+@)?([^:/]+):")
+
+# Staging directories live next to the checkout they become (a rename must not cross
+# filesystems), which for nodes is custom_nodes/ itself. '+' can never be in a node's directory
+# name (nodes_manifest accepts letters, digits, '.', '_' and '-'), so no node can be taken for
+# one of them and deleted as a leftover.
+STAGING_PREFIX = ".aiclipse+staging-"
+# What earlier versions called them: removed only when they hold nothing but a staged copy.
+_LEGACY_STAGING_PREFIX = ".aiclipse-staging-"
+_STAGED_NAMES = ("checkout", "ComfyUI")
+
+NETWORK_COMMANDS = frozenset(("clone", "fetch", "ls-remote", "pull"))
+DEFAULT_TIMEOUT = 300
+# A transfer below 1000 bytes/s for 30 s is a stall (curl gives up, the deadline may be far).
+LOW_SPEED_LIMIT, LOW_SPEED_TIME = 1000, 30
 
 
 def redact(text):
@@ -54,28 +86,154 @@ def looks_like_commit(ref):
     return bool(ref and _COMMIT.match(ref))
 
 
+def _http_parts(url):
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:
+        return None
+    return parts if parts.scheme.lower() in ("http", "https") else None
+
+
+def split_credentials(url):
+    """(url without user info, (user, password) or None) of an http(s) URL.
+
+    Other URLs come back unchanged: ssh takes keys, not URL passwords (see
+    ``credentials_problem``), and file paths have no user.
+    """
+    parts = _http_parts(url)
+    if parts is None or "@" not in parts.netloc:
+        return url, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, dummy, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
+
+
+def public_url(url):
+    """The URL as git may see and store it: no user info for http(s)."""
+    return split_credentials(url)[0]
+
+
+def credentials_problem(url):
+    """Why a URL's credentials cannot be used safely, or None.
+
+    A password in an ssh:// or git:// URL would go on git's command line and into .git/config,
+    and neither protocol uses it.
+    """
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:
+        return None
+    if parts.scheme.lower() in ("http", "https", "") or "@" not in parts.netloc:
+        return None
+    if ":" in parts.netloc.rsplit("@", 1)[0]:
+        return (f"a password in a {parts.scheme}:// URL is not used by {parts.scheme} and would be "
+                "stored in .git/config; use an SSH key, or an https:// URL with the token")
+    return None
+
+
+def url_host(url):
+    """host[:port] of a git URL for messages (no credentials), or a description."""
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:
+        parts = None
+    if parts is not None and parts.scheme and parts.scheme.lower() != "file" and parts.netloc:
+        return parts.netloc.rsplit("@", 1)[-1]
+    match = _SCP_LIKE_HOST.match(url or "")
+    if match and "://" not in url:
+        return match.group(1)
+    return "its remote" if not url else "the local repository"
+
+
+# The helper prints the credentials from its environment (printf is a shell builtin: no argv)
+# and only for "get"; git's "store"/"erase" calls are ignored.
+_HELPER = ("!f() { test \"$1\" = get || return 0; "
+           "printf 'username=%s\\npassword=%s\\n' \"$AICLIPSE_GIT_USERNAME\" \"$AICLIPSE_GIT_PASSWORD\"; }; f")
+
+
+def git_environment(auth_url=None):
+    """The environment git runs in: no prompts, low-speed limits, and when auth_url carries
+    credentials, a credential helper that hands them out for that URL's host only."""
+    env = dict(os.environ)
+    env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_ASKPASS": "true",
+                "SSH_ASKPASS": "true", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
+                "GIT_HTTP_LOW_SPEED_LIMIT": str(LOW_SPEED_LIMIT),
+                "GIT_HTTP_LOW_SPEED_TIME": str(LOW_SPEED_TIME)})
+    for name in ("AICLIPSE_GIT_USERNAME", "AICLIPSE_GIT_PASSWORD"):
+        env.pop(name, None)
+    public, credentials = split_credentials(auth_url or "")
+    if credentials is not None:
+        parts = urlsplit(public)
+        try:
+            index = int(env.get("GIT_CONFIG_COUNT") or 0)
+        except ValueError:
+            index = 0
+        env["AICLIPSE_GIT_USERNAME"] = credentials[0]
+        env["AICLIPSE_GIT_PASSWORD"] = credentials[1]
+        # An empty helper first: git forgets the helpers configured before (a store helper
+        # would write the token to a file), then ours, for this scheme://host:port only.
+        config = [("credential.helper", ""), (f"credential.{parts.scheme}://{parts.netloc}.helper", _HELPER)]
+        for offset, (key, value) in enumerate(config):
+            env[f"GIT_CONFIG_KEY_{index + offset}"] = key
+            env[f"GIT_CONFIG_VALUE_{index + offset}"] = value
+        env["GIT_CONFIG_COUNT"] = str(index + len(config))
+    return env
+
+
 class GitError(RuntimeError):
     pass
 
 
+class GitTimeout(GitError):
+    pass
+
+
+def _kill_group(proc):
+    """SIGKILL the process group git leads (its helpers included); quiet when it is gone."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 class Git:
-    def __init__(self, module):
+    def __init__(self, module, timeout=DEFAULT_TIMEOUT):
         self.module = module
         self.binary = module.get_bin_path("git", required=True)
+        self.timeout = timeout
 
-    def run(self, *args, repo=None):
-        """(rc, stdout, stderr) of one git command, stripped, credentials redacted in stderr."""
+    def run(self, *args, repo=None, url=None):
+        """(rc, stdout, stderr) of one git command, stripped, credentials redacted in stderr.
+
+        ``url`` is the URL a network command talks to, as the user gave it (credentials
+        included): its credentials go to git's credential helper, its host names a timeout.
+        A network command that passes the deadline raises GitTimeout.
+        """
         cmd = [self.binary, "-c", "safe.directory=*", "-c", "advice.detachedHead=false"]
         if repo:
             cmd += ["-C", repo]
-        rc, out, err = self.module.run_command(
-            cmd + list(args), expand_user_and_vars=False,
-            environ_update={"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_ASKPASS": "true",
-                            "SSH_ASKPASS": "true", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes"})
-        return rc, out.strip(), redact(err.strip())
+        cmd += list(args)
+        network = bool(args) and args[0] in NETWORK_COMMANDS
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=git_environment(url if network else None),
+                                start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=self.timeout if network else None)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.communicate()
+            raise GitTimeout(f"no answer from {url_host(url)} within {self.timeout} s "
+                             f"(git {args[0]} was stopped)") from None
+        finally:
+            # Nothing git started outlives the command: helpers left in its group go too.
+            _kill_group(proc)
+            if proc.poll() is None:
+                proc.wait()
+        return (proc.returncode, out.decode("utf-8", "replace").strip(),
+                redact(err.decode("utf-8", "replace").strip()))
 
-    def must(self, *args, repo=None):
-        rc, out, err = self.run(*args, repo=repo)
+    def must(self, *args, repo=None, url=None):
+        rc, out, err = self.run(*args, repo=repo, url=url)
         if rc:
             detail = (err or out).splitlines()
             raise GitError(f"git {args[0]} failed: {detail[0] if detail else 'exit code %d' % rc}")
@@ -102,6 +260,11 @@ class Git:
         rc, out, dummy = self.run("remote", "get-url", remote, repo=repo)
         return out if rc == 0 else None
 
+    def set_origin(self, repo, url):
+        """Point origin at url, stored without credentials; add origin when missing."""
+        verb = "set-url" if self.remote_url(repo) is not None else "add"
+        self.must("remote", verb, "origin", public_url(url), repo=repo)
+
     def is_clean(self, repo):
         """True when tracked files have no local changes (untracked files do not count)."""
         rc, out, dummy = self.run("status", "--porcelain", "--untracked-files=no", repo=repo)
@@ -112,10 +275,19 @@ class Git:
         args = ["clone", "-q"]
         if branch:
             args += ["--branch", branch]
-        self.must(*args, "--", url, target)
+        self.must(*args, "--", public_url(url), target, url=url)
         if commit:
             self.must("checkout", "-q", "--detach", commit, repo=target)
         return self.head(target)
+
+    def fetch(self, repo, url, *refspecs):
+        """Fetch from origin; url is origin's URL as the user gave it (for its credentials)."""
+        return self.must("fetch", "-q", "origin", *refspecs, repo=repo, url=url)
+
+
+def stored_credentials(url):
+    """True when a remote URL as stored in .git/config carries credentials we must remove."""
+    return split_credentials(url)[1] is not None
 
 
 def clone_into_place(git, url, final_path, branch="", commit=""):
@@ -135,8 +307,22 @@ def clone_into_place(git, url, final_path, branch="", commit=""):
         shutil.rmtree(stage, ignore_errors=True)
 
 
+def _is_leftover(path, name):
+    if os.path.islink(path) or not os.path.isdir(path):
+        return False
+    if name.startswith(STAGING_PREFIX):
+        return True
+    if name.startswith(_LEGACY_STAGING_PREFIX):
+        # That name is also a valid node directory: only a staging shape is ours.
+        try:
+            return set(os.listdir(path)) <= set(_STAGED_NAMES)
+        except OSError:
+            return False
+    return False
+
+
 def remove_stale_staging(parent):
-    """Staging directories a killed earlier run left behind (ours only, by prefix)."""
+    """Staging directories a killed earlier run left behind (ours only)."""
     removed = []
     try:
         names = os.listdir(parent)
@@ -144,7 +330,7 @@ def remove_stale_staging(parent):
         return removed
     for name in names:
         path = os.path.join(parent, name)
-        if name.startswith(STAGING_PREFIX) and os.path.isdir(path) and not os.path.islink(path):
+        if _is_leftover(path, name):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed

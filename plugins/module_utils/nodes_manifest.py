@@ -8,20 +8,26 @@ One node a line, ``#`` comments and blank lines ignored, spaces around fields tr
     repo_url|branch|category|description[|commit]
 
 Only ``repo_url`` is required; an empty branch means the repository's default branch; the
-optional fifth field pins a commit (7 to 40 hex digits). The node's directory under
-``custom_nodes/`` is the last part of the URL without ``.git``. Later sources replace earlier
-ones node by node (base, then user, then template), so a template can re-pin a base node.
-Every error names the file and line and says what to fix.
+optional fifth field pins a commit (7 to 40 hex digits). A commit id written in the branch
+field (and no fifth field) is taken as the pin, as ``comfyui_version`` takes it: git cannot
+clone a commit as a branch, and 7 to 40 hex digits are not a branch name anybody uses. The
+node's directory under ``custom_nodes/`` is the last part of the URL without ``.git``. Later
+sources replace earlier ones node by node (base, then user, then template), so a template can
+re-pin a base node. Files are UTF-8, with or without a byte order mark. Every error names the
+file and line and says what to fix.
 """
 
 from __future__ import annotations
 
 import re
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import credentials_problem
+
 FIELDS = ("url", "branch", "category", "description", "commit")
 _SCHEMES = ("https://", "http://", "ssh://", "git://", "file://")
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/].*$")
 _COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
+# The staging directories of git_checkout carry a '+' so that they can never be one of these.
 _NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 _BAD_REF = re.compile(r"(^[-/.])|(\.\.)|([\s~^:?*\[\\])|(@\{)|(/$)|(\.lock$)|(\.$)")
 
@@ -45,6 +51,9 @@ def validate_entry(fields, origin):
     if not (url.startswith(_SCHEMES) or url.startswith("/") or _SCP_LIKE.match(url)):
         raise ManifestError(f"{origin}: {url!r} is not a git URL; use https://host/owner/repo, "
                             "ssh://..., git@host:owner/repo, file:///path or an absolute path")
+    problem = credentials_problem(url)
+    if problem:
+        raise ManifestError(f"{origin}: {problem}")
     name = node_name(url)
     if not _NAME.match(name) or name in (".", ".."):
         raise ManifestError(f"{origin}: cannot take a directory name from {url!r}; the URL must "
@@ -53,6 +62,8 @@ def validate_entry(fields, origin):
     if branch and _BAD_REF.search(branch):
         raise ManifestError(f"{origin}: {branch!r} is not a valid branch or tag name")
     commit = (fields.get("commit") or "").strip()
+    if branch and not commit and _COMMIT.match(branch):
+        branch, commit = "", branch
     if commit and not _COMMIT.match(commit):
         raise ManifestError(f"{origin}: commit pin {commit!r} must be 7 to 40 hex digits "
                             "(the fifth field pins a commit; leave it out to follow the branch)")
@@ -97,7 +108,7 @@ def parse_file(path):
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read the nodes manifest ({exc.strerror})") from None
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a BOM (Windows editors) is not part of line 1
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise ManifestError(f"{path}:{line}: not UTF-8 text; save the manifest as UTF-8") from None

@@ -9,6 +9,11 @@ restart skips pip while a new image with a fresh venv installs again. Every inst
 under a constraints file pinning the protected packages (torch, torchvision, torchaudio,
 xformers) at the versions the venv has, so a requirement that wants another version fails
 instead of replacing the pod's CUDA build.
+
+pip runs without ``-q``: when it refuses, what it says (the "Cannot install ..." verdict and
+the "The conflict is caused by:" lines naming packages and versions) is what the user needs,
+so ``explain`` keeps exactly those parts. ``dry_run`` asks pip's resolver whether a set of
+requirement files can be installed together, without installing anything (pip >= 22.2).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import hashlib
 import json
 import os
 import tempfile
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import redact
 
 DEFAULT_PROTECTED = ("torch", "torchvision", "torchaudio", "xformers")
 STATE_DIRNAME = ".aiclipse-state"
@@ -83,6 +90,9 @@ class RequirementsLedger:
     def record(self, key, sha256):
         self.entries[key] = sha256
 
+    def forget(self, key):
+        self.entries.pop(key, None)
+
     def save(self):
         if self.entries != self._saved:
             atomic_write(self.module, self.path, json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
@@ -130,9 +140,20 @@ class VenvPip:
         return path
 
     def install(self, requirement_files, constraints):
-        """Run pip once for all files; return (rc, combined output tail)."""
+        """Run pip once for all files; return (rc, what pip said went wrong)."""
+        return self._pip(requirement_files, constraints)
+
+    def dry_run(self, requirement_files, constraints):
+        """Resolve the files together without installing; return (rc, pip's reason)."""
+        rc, reason = self._pip(requirement_files, constraints, ["--dry-run"])
+        if rc and "no such option: --dry-run" in reason:
+            raise PipError(f"the pip in {self.venv} is too old to check requirements for conflicts "
+                           "(pip install --dry-run needs pip 22.2 or later); upgrade pip in that venv")
+        return rc, reason
+
+    def _pip(self, requirement_files, constraints, extra=()):
         cmd = [self.python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-               "-q"]
+               "--progress-bar", "off", *extra]
         for path in requirement_files:
             cmd += ["-r", path]
         if constraints:
@@ -140,10 +161,28 @@ class VenvPip:
         cmd += self.pip_args
         rc, out, err = self.module.run_command(cmd, expand_user_and_vars=False,
                                                environ_update={"PIP_NO_INPUT": "1"})
-        return rc, tail(err or out)
+        return rc, (explain(out, err) if rc else "")
 
 
-def tail(text, lines=8):
-    """The last lines of pip's output: the part that says what went wrong."""
-    kept = [line for line in (text or "").strip().splitlines() if line.strip()]
-    return "\n".join(kept[-lines:])
+_CAUSE_HEADER = "The conflict is caused by:"
+
+
+def explain(out, err, lines=8):
+    """What pip said went wrong: its ERROR lines (stderr) and the "The conflict is caused by:"
+    block (stdout), else the last lines of its output. Credentials in URLs are hidden."""
+    errors = [line.strip() for line in (err or "").splitlines()
+              if line.startswith("ERROR:") and "for help visit" not in line]
+    cause = []
+    out_lines = (out or "").splitlines()
+    if _CAUSE_HEADER in (line.strip() for line in out_lines):
+        start = [line.strip() for line in out_lines].index(_CAUSE_HEADER)
+        for line in out_lines[start + 1:]:
+            if not line.strip():
+                break
+            cause.append(line.strip())
+    if cause:
+        errors.append(_CAUSE_HEADER + " " + "; ".join(cause))
+    if not errors:
+        kept = [line for line in ((err or "") + "\n" + (out or "")).splitlines() if line.strip()]
+        errors = kept[-lines:]
+    return redact("\n".join(errors))

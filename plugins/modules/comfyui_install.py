@@ -44,7 +44,11 @@ options:
     description:
       - Git URL of ComfyUI (any URL git accepts).
       - A password or token in it (C(https://user:token@host/...)) is masked everywhere in the
-        output, the echo of this option included.
+        output, the echo of this option included. It never reaches git's command line or a
+        file; git gets the URL without it (and stores that one as C(origin)) and the token
+        from a credential helper that reads git's environment and answers for that host only
+        (a redirect to another host does not get it). An C(origin) that still holds a token
+        is rewritten without it. A password in an C(ssh://) or C(git://) URL is refused.
     type: str
     default: https://github.com/comfyanonymous/ComfyUI.git
   version:
@@ -76,6 +80,14 @@ options:
     type: list
     elements: str
     default: [torch, torchvision, torchaudio, xformers]
+  git_timeout:
+    description:
+      - Seconds one git network command (the clone) may take. When they pass, git and
+        everything it started are killed and the task fails with "no answer from <host> within
+        N s". git's low-speed limit (less than 1000 bytes/s for 30 s) ends a stalled HTTP
+        transfer sooner.
+    type: int
+    default: 300
 extends_documentation_fragment:
   - aiclipse.comfyui.attributes
 attributes:
@@ -164,7 +176,12 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfyui_install i
     InstallError,
     RequirementsInstaller,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import Git, GitError, mask_url_credentials
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import (
+    Git,
+    GitError,
+    credentials_problem,
+    mask_url_credentials,
+)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import PipError, VenvPip
 
 
@@ -179,13 +196,18 @@ def main():
             pip_args=dict(type='list', elements='str', default=[]),
             protected_packages=dict(type='list', elements='str',
                                     default=['torch', 'torchvision', 'torchaudio', 'xformers']),
+            git_timeout=dict(type='int', default=300),
         ),
         supports_check_mode=True,
     )
     params = module.params
     mask_url_credentials(module, [params['repo_url']])
-    installer = ComfyUIInstaller(module, Git(module), params['dest'], params['repo_url'],
-                                 params['version'], params['seed_from'])
+    problem = credentials_problem(params['repo_url'])
+    if problem or params['git_timeout'] < 1:
+        module.fail_json(msg=f"repo_url: {problem}" if problem else
+                         f"git_timeout must be at least 1 second, got {params['git_timeout']}")
+    installer = ComfyUIInstaller(module, Git(module, timeout=params['git_timeout']), params['dest'],
+                                 params['repo_url'], params['version'], params['seed_from'])
     before_problem = None
     requirements = {"status": "none", "changed": False, "sha256": None}
     try:

@@ -14,24 +14,49 @@ description:
   - Reads the nodes manifests (one node a line, C(repo_url|branch|category|description[|commit]),
     C(#) comments and blank lines ignored) and the O(nodes) list, merges them (a later source
     replaces an earlier node of the same directory name) and makes each node a git checkout in
-    O(dest)/<name>, where <name> is the URL's last part without C(.git).
+    O(dest)/<name>, where <name> is the URL's last part without C(.git). Manifests are UTF-8,
+    with or without a byte order mark.
   - Missing nodes are cloned in parallel (O(workers) at a time), staged next to their final
     directory and renamed into place, so ComfyUI never sees half a node. A branch (second
     field) is cloned instead of the default branch; a commit (fifth field, 7 to 40 hex digits)
-    is then checked out detached.
+    is then checked out detached. A commit id in the branch field (and no fifth field) is taken
+    as the pin, the way M(aiclipse.comfyui.comfyui_install) takes a commit as O(ignore:version).
+  - B(Credentials.) A user and token in an http(s) URL (C(https://user:token@host/owner/repo))
+    never reach git's command line or a file. git gets the URL without them and stores that one
+    as C(origin); the token sits in git's environment and reaches git through a credential
+    helper set there (C(GIT_CONFIG_COUNT)/C(GIT_CONFIG_KEY_n)/C(GIT_CONFIG_VALUE_n)) that
+    answers for that scheme, host and port only, so a redirect to another host never gets it;
+    other credential helpers are off for these git runs (no C(store) writes the token to a
+    file). A node whose C(origin) still holds a token (stored by an earlier version) has it
+    removed from the URL (C(credentials_removed) in RV(results)); nothing else in it changes. A
+    password in an C(ssh://) or C(git://) URL is refused (ssh uses keys).
+  - B(Time.) Every git network command (clone, fetch) runs in a process group of its own and
+    is killed with its helpers after O(git_timeout) seconds; the node then fails with "no
+    answer from <host> within N s" and the others go on. git's low-speed limit (less than
+    1000 bytes/s for 30 s) ends a stalled HTTP transfer sooner.
   - A missing node that the image has baked into O(seed_from) (a working checkout with the same
     C(origin) URL, on the wanted branch unless a commit is pinned) is copied from there instead
     of cloned, so a pod start needs no network for the template's nodes.
   - Existing checkouts are never clobbered. A pinned node is moved to its pin only when git
     reports no changes to tracked files; an unpinned node stays where it is unless O(update)
-    is true, and then is only fast-forwarded, and only when clean. Directories that are not git
-    checkouts are left alone. Nothing is ever reset, cleaned or deleted.
+    is true, and then is only fast-forwarded, and only when clean. Nothing is ever reset,
+    cleaned or deleted.
+  - A directory with a node's name that is not a git checkout of its own (a copy made by hand)
+    is left alone entirely, its C(requirements.txt) included, unless
+    O(install_non_git_requirements) is true.
   - With O(venv), each node's C(requirements.txt) is installed with that venv's pip under a
     constraints file that pins O(protected_packages) at the versions installed, so a node asking
-    for another torch fails (and is reported) instead of replacing the pod's. pip runs once for
-    all nodes whose requirements changed since the last successful install (sha256 recorded in
-    C(<venv>/.aiclipse-state/custom_nodes.json)); if that fails, each node is retried alone so
-    the failure is attributed and the others still install.
+    for another torch fails (and is reported, with pip's explanation) instead of replacing the
+    pod's. pip runs only when a node's requirements changed since the last successful install
+    (sha256 recorded in C(<venv>/.aiclipse-state/custom_nodes.json)), and then once over every
+    node's requirements, so its resolver never installs one node's requirements over another's.
+  - When that run fails, pip's resolver (C(pip install --dry-run), pip 22.2 or later) finds out
+    which requirements go together, those installed before first, then the changed ones in
+    manifest order. A node whose requirements cannot install even alone fails with pip's
+    reason; a node whose requirements conflict with another's is not installed
+    (C(requirements=conflict) in RV(results)) and both nodes name each other in
+    C(conflicts_with) and their C(reason), with pip's "The conflict is caused by"
+    lines naming the packages and versions. The rest install.
   - Every node gets a result. A failing node does not stop the others; with O(fail_on_error)
     the task fails at the end, listing every failed node and why.
   - Manifest errors (bad URL, bad commit, too many fields, a node listed twice in one file) fail
@@ -100,6 +125,20 @@ options:
       - How many clones run at the same time.
     type: int
     default: 8
+  git_timeout:
+    description:
+      - Seconds one git network command (a clone, a fetch) may take. When they pass, git and
+        everything it started are killed and the node fails with "no answer from <host> within
+        N s"; the other nodes go on.
+    type: int
+    default: 300
+  install_non_git_requirements:
+    description:
+      - Install the C(requirements.txt) of a directory that has a node's name but is not a git
+        checkout (its files are still left alone). Off by default, so a user's own copy is not
+        touched at all.
+    type: bool
+    default: false
   fail_on_error:
     description:
       - Fail the task at the end when any node failed (the others are installed first).
@@ -117,6 +156,10 @@ attributes:
   idempotent:
     support: full
     details: Present nodes with recorded requirements report RV(ignore:changed=false) and pip is not run.
+notes:
+  - The credentials of an http(s) URL are visible to processes of the same user (git's
+    environment), not to other users of the pod (C(ps) shows no token). Private nodes that
+    ComfyUI-Manager should update later need a credential helper of your own; none is set up.
 seealso:
   - module: aiclipse.comfyui.comfyui_install
 """
@@ -150,8 +193,13 @@ results:
     - One entry per node, in manifest order. C(status) is V(cloned), V(seeded) (copied from
       O(seed_from)), V(updated), V(present), V(failed) (C(reason) says why), or in check mode
       V(would_clone)/V(would_seed)/V(would_update).
-      C(requirements) is V(installed), V(unchanged), V(none), V(failed), V(would_install) or
-      V(unknown) (check mode, not cloned yet). C(url) has credentials masked.
+      C(requirements) is V(installed), V(unchanged), V(none), V(failed) (pip refused it even
+      alone), V(conflict) (it conflicts with C(conflicts_with); not installed), V(skipped) (not
+      a git checkout, see O(install_non_git_requirements)), V(would_install) or V(unknown)
+      (check mode, not cloned yet). C(url) has credentials masked.
+      C(conflicts_with) names the nodes whose requirements conflict with this node's (on both
+      sides of a conflict). C(credentials_removed) is true when a token was removed from the
+      checkout's C(origin) URL.
   returned: always
   type: list
   elements: dict
@@ -166,6 +214,8 @@ results:
       commit: 8f1c2d3e4b5a69788796a5b4c3d2e1f0a9b8c7d6
       requirements: none
       reason: ''
+      conflicts_with: []
+      credentials_removed: false
 counts:
   description:
     - How many nodes were V(cloned), V(seeded) (or would be), V(updated), already V(present)
@@ -222,6 +272,8 @@ def main():
                                     default=['torch', 'torchvision', 'torchaudio', 'xformers']),
             update=dict(type='bool', default=False),
             workers=dict(type='int', default=8),
+            git_timeout=dict(type='int', default=300),
+            install_non_git_requirements=dict(type='bool', default=False),
             fail_on_error=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
@@ -243,9 +295,12 @@ def main():
 
     mask_url_credentials(module, [node['url'] for node in nodes])
     pip = VenvPip(module, params['venv'], params['pip_args'], params['protected_packages']) if params['venv'] else None
-    installer = NodeInstaller(module, Git(module), params['dest'], nodes, pip=pip,
-                              update=params['update'], workers=params['workers'],
-                              seed_from=params['seed_from'])
+    if params['git_timeout'] < 1:
+        module.fail_json(msg=f"git_timeout must be at least 1 second, got {params['git_timeout']}")
+    installer = NodeInstaller(module, Git(module, timeout=params['git_timeout']), params['dest'], nodes,
+                              pip=pip, update=params['update'], workers=params['workers'],
+                              seed_from=params['seed_from'],
+                              non_git_requirements=params['install_non_git_requirements'])
     before = {node['name']: _head_or_absent(installer, node['name']) for node in nodes}
     try:
         results = installer.run()
@@ -253,9 +308,10 @@ def main():
         module.fail_json(msg=str(exc), manifests=read)
     for result in results:
         if result['reason'] and (result['status'] != 'failed' or not params['fail_on_error']):
-            verb = 'FAILED' if result['status'] == 'failed' else 'kept as it is'
-            module.warn(f"custom node {result['name']} ({result['origin']}) {verb}: {result['reason']}")
-    after = {r['name']: r['commit'] or r['status'] for r in results}
+            verb = ' FAILED' if result['status'] == 'failed' else ''
+            module.warn(f"custom node {result['name']} ({result['origin']}){verb}: {result['reason']}")
+    after = {r['name']: (r['commit'] or r['status']) + (' (token removed from origin)' if r['credentials_removed'] else '')
+             for r in results}
     output = dict(changed=installer.changed, results=results, manifests=read,
                   diff={'before': _lines(before), 'after': _lines(after)}, counts=count(results),
                   requirements_ledger=installer.ledger.path if installer.ledger else None)

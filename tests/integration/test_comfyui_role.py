@@ -4,14 +4,19 @@ Installs, seeds from a baked copy, repairs a broken checkout without losing user
 a healthy one alone, and installs requirements into a real venv only when they change (a
 trapped pip proves it is not run on restart).
 """
+import base64
 import json
 import os
 import shutil
 import subprocess
+import time
+from pathlib import Path
 
 from harness.ansible_run import run_module, run_playbook
 from harness.comfyui_fixtures import restore_pip, trap_pip
 from harness.git_repos import COMFYUI_MODEL_FOLDERS, git
+from harness.git_servers import SilentServer, SmartHttpGit, publish
+from harness.processes import ArgvSampler, running
 from harness.python_env import installed_versions
 
 
@@ -47,7 +52,7 @@ def test_clone_installs_requirements_once_and_restart_does_not_run_pip(tmp_path,
     assert all((dest / "models" / f / f"put_{f}_here").is_file() for f in COMFYUI_MODEL_FOLDERS)
     versions = installed_versions(pod_venv)
     assert versions["fakedep"] == "1.0" and versions["faketorch"] == "2.0"
-    assert not [p for p in dest.parent.iterdir() if p.name.startswith(".aiclipse-staging")]
+    assert not [p for p in dest.parent.iterdir() if (p.name.startswith(".aiclipse") and "staging" in p.name)]
 
     marker = trap_pip(pod_venv)
     again, dummy = install(dest, comfyui_upstream, pod_venv, pip_args)
@@ -221,3 +226,97 @@ def test_role_seeds_then_restart_is_changed_0(tmp_path, comfyui_upstream, pod_ve
     subprocess.run([str(pod_venv / "bin" / "python"), "main.py", "--listen", "0.0.0.0"], check=True,
                    cwd=vault / "ComfyUI", env={**os.environ, "FAKE_COMFYUI_ARGV_FILE": str(argv_file)})
     assert json.loads(argv_file.read_text())["argv"] == ["--listen", "0.0.0.0"]
+
+
+# Credentials and time on real git servers (loopback) -----------------------------------------
+
+TOKEN = "ghp_c0mfyT0kenInTheURL"
+
+
+def files_holding(root, *needles):
+    found = []
+    for path in Path(root).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            found += [f"{path}: {needle}" for needle in needles if needle.encode() in data]
+    return found
+
+
+def test_a_token_in_comfyuis_url_never_reaches_argv_or_a_file(tmp_path, comfyui_upstream):
+    served = tmp_path / "served"
+    publish(comfyui_upstream, served)
+    basic = base64.b64encode(f"user:{TOKEN}".encode()).decode()
+    dest = tmp_path / "vault" / "ComfyUI"
+    with SmartHttpGit(served, user="user", password=TOKEN, delay=0.2) as server:
+        url = server.url("ComfyUI.git", auth=True)
+        # As the role passes it (COMFYUI_REPO): through the environment, not ansible's argv.
+        args = {"dest": str(dest), "repo_url": "{{ lookup('ansible.builtin.env', 'TEST_COMFYUI_REPO') }}"}
+        with ArgvSampler() as seen:
+            result, proc = run_module("comfyui_install", args, env={"TEST_COMFYUI_REPO": url})
+        assert result["status"] == "cloned" and result["commit"] == comfyui_upstream.head(), result
+        # Installed again from the same URL: nothing to change (origin holds the URL without it).
+        again, dummy = install(dest, url)
+    clone_lines = seen.matching(f"127.0.0.1:{server.port}")
+    assert any(" clone " in line for line in clone_lines), (seen.samples, clone_lines)
+    assert not [line for line in seen.lines if TOKEN in line or basic in line]
+    assert not files_holding(dest, TOKEN, basic)
+    assert git(dest, "remote", "get-url", "origin") == server.url("ComfyUI.git")
+    assert TOKEN not in proc.stdout + proc.stderr + json.dumps(result)
+    assert again["changed"] is False, again
+    # The token did reach the server (git's credential helper answered its 401s).
+    assert [r for r in server.requests if r["authorized"] and r["method"] == "POST"]
+
+
+def test_a_token_stored_in_origin_is_removed_and_nothing_else_changes(tmp_path, comfyui_upstream):
+    served = tmp_path / "served"
+    publish(comfyui_upstream, served)
+    with SmartHttpGit(served, user="user", password=TOKEN) as server:
+        url = server.url("ComfyUI.git", auth=True)
+        # A checkout made the old way (token on git's command line, then in .git/config) ...
+        dest = tmp_path / "vault" / "ComfyUI"
+        dest.parent.mkdir()
+        subprocess.run(["git", "clone", "-q", url, str(dest)], check=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+        # ... and a baked copy in the image made the same way, which a new vault is seeded from.
+        baked = tmp_path / "opt" / "ComfyUI"
+        shutil.copytree(dest, baked, symlinks=True)
+        assert files_holding(dest, TOKEN)
+        (dest / "main.py").write_text((dest / "main.py").read_text() + "# the user's patch\n")
+        before = {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+        config = dest / ".git" / "config"
+        config_before = config.read_text()
+
+        fixed, proc = install(dest, url, diff=True)
+        assert fixed["changed"] and fixed["status"] == "remote_fixed", fixed
+        assert "held credentials" in fixed["reason"] and TOKEN not in proc.stdout + proc.stderr
+        assert not files_holding(dest, TOKEN)
+        assert config.read_text() == config_before.replace(f"user:{TOKEN}@", "")
+        after = {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+        assert {p: d for p, d in after.items() if p != config} == {p: d for p, d in before.items() if p != config}
+        assert install(dest, url)[0]["changed"] is False
+
+        seeded_dest = tmp_path / "vault2" / "ComfyUI"
+        seeded, dummy = install(seeded_dest, url, seed_from=str(baked))
+        assert seeded["status"] == "seeded", seeded
+        assert not files_holding(seeded_dest, TOKEN)
+        assert git(seeded_dest, "remote", "get-url", "origin") == server.url("ComfyUI.git")
+
+
+def test_a_stalled_comfyui_clone_fails_in_time_and_leaves_nothing(tmp_path):
+    dest = tmp_path / "vault" / "ComfyUI"
+    with SilentServer() as silent:
+        started = time.monotonic()
+        result, dummy = install(dest, silent.url("ComfyUI.git"), git_timeout=3)
+        elapsed = time.monotonic() - started
+        assert result.get("failed"), result
+        assert f"no answer from 127.0.0.1:{silent.port} within 3 s" in result["msg"], result["msg"]
+        assert silent.connections >= 1
+        assert running(f"127.0.0.1:{silent.port}") == []
+    assert elapsed < 60  # a hang detector: the server never answers
+    assert not dest.exists() and os.listdir(dest.parent) == []
+
+
+def test_a_password_in_an_ssh_url_is_refused(tmp_path):
+    result, proc = install(tmp_path / "ComfyUI", "ssh://git:hunter2secret@127.0.0.1:9/ComfyUI.git")
+    assert result.get("failed") and "a password in a ssh:// URL" in result["msg"], result
+    assert "hunter2secret" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "ComfyUI").exists()

@@ -3,14 +3,24 @@
 A stand-in torch (faketorch 2.0) is installed in the venv; a node asking for faketorch==1.0
 must fail without replacing it, while the other nodes still install.
 """
+import base64
+import json
 import os
 import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
 
 from harness.ansible_run import run_module, run_playbook
-from harness.comfyui_fixtures import trap_pip
-from harness.git_repos import git, make_node_repo
-from harness.paths import VENV_BIN
-from harness.python_env import installed_versions
+from harness.comfyui_fixtures import restore_pip, trap_pip
+from harness.git_repos import git, make_comfyui_repo, make_node_repo
+from harness.git_servers import GitDaemon, RedirectingServer, SilentServer, SmartHttpGit, publish, refresh
+from harness.paths import REPO, VENV_BIN
+from harness.processes import ArgvSampler, running
+from harness.python_env import installed_versions, make_venv, make_wheel
+from harness.site_pod import site_vars
 
 SECRET = "ghp_n0deT0kenS3cret"
 SECRET_AS_USER = "ghp_n0deT0kenAsTheUserName0123"
@@ -28,7 +38,7 @@ def by_name(result):
 
 
 def no_staging_left(dest):
-    return not [p for p in os.listdir(dest) if p.startswith(".aiclipse-staging")]
+    return not [p for p in os.listdir(dest) if (p.startswith(".aiclipse") and "staging" in p)]
 
 
 def test_failing_nodes_are_reported_and_do_not_stop_the_others(tmp_path, pod_venv, pip_args):
@@ -227,3 +237,292 @@ def test_role_reads_base_user_and_template_manifests(tmp_path, pod_venv, pip_arg
     assert installed_versions(pod_venv)["fakedep"] == "1.0"
     again = run_playbook(playbook, extra_vars, inventory="localhost,", env=env, args=["-c", "local"])
     assert again.rc == 0 and again.changed == 0, again.stdout
+
+
+# Git servers on loopback: tokens, stalls, pins ----------------------------------------------
+
+def files_holding(root, *needles):
+    """Files under root (checkouts, .git included) whose bytes hold any of the needles."""
+    found = []
+    for path in Path(root).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            found += [f"{path}: {needle}" for needle in needles if needle.encode() in data]
+    return found
+
+
+def test_a_token_in_a_node_url_never_reaches_argv_or_a_file(tmp_path):
+    src, served = tmp_path / "src", tmp_path / "served"
+    first = make_node_repo(src / "NodePrivate")
+    pinned = make_node_repo(src / "NodePinned")
+    as_user = make_node_repo(src / "NodeTokenAsUser")
+    old_pin = pinned.head()
+    for repo in (first, pinned, as_user):
+        publish(repo, served)
+    basic = base64.b64encode(f"user:{SECRET}".encode()).decode()
+    dest = tmp_path / "custom_nodes"
+    # Every answer is held back a little, so the clones and fetches last long enough for ps.
+    with SmartHttpGit(served, user="user", password=SECRET, delay=0.2) as server, \
+            SmartHttpGit(served, user=SECRET_AS_USER) as github_style:
+        manifest = tmp_path / "nodes.txt"
+        manifest.write_text(f"{server.url('NodePrivate.git', auth=True)}|main|x|private\n"
+                            f"{server.url('NodePinned.git', auth=True)}|main|x|pinned|{old_pin}\n"
+                            f"{github_style.url('NodeTokenAsUser.git', auth=True)}|main|x|https://<token>@host/\n")
+        with ArgvSampler() as seen:
+            cloned, proc = nodes_run(dest, manifests=[str(manifest)])
+            assert cloned["counts"]["cloned"] == 3, cloned
+            # Then fetches: a fast-forward and a pin that is not in the checkout yet.
+            first.commit({"v2.py": ""}, "v2")
+            refresh(served, "NodePrivate.git", first)
+            new_pin = pinned.commit({"v2.py": ""}, "v2")
+            refresh(served, "NodePinned.git", pinned)
+            manifest.write_text(manifest.read_text().replace(old_pin, new_pin))
+            fetched, proc2 = nodes_run(dest, manifests=[str(manifest)], update=True)
+        # The server refuses git without the token.
+        anonymous = subprocess.run(["git", "ls-remote", server.url("NodePrivate.git")], capture_output=True,
+                                   text=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, check=False)
+        assert anonymous.returncode != 0 and not server.requests[-1]["authorized"]
+    git_lines = seen.matching(f"127.0.0.1:{server.port}")
+    assert any(" clone " in f" {line} " for line in git_lines), (seen.samples, git_lines)
+    assert seen.matching("fetch -q origin"), git_lines
+    assert any("git-remote-http origin" in line for line in git_lines), git_lines
+    leaked = [line for line in seen.lines if SECRET in line or basic in line or SECRET_AS_USER in line]
+    assert not leaked, leaked
+    assert not files_holding(dest, SECRET, basic, SECRET_AS_USER)
+    assert git(dest / "NodeTokenAsUser", "remote", "get-url", "origin") == github_style.url("NodeTokenAsUser.git")
+    for name in ("NodePrivate", "NodePinned"):
+        assert git(dest / name, "remote", "get-url", "origin") == server.url(f"{name}.git")
+    for output in (proc.stdout + proc.stderr, proc2.stdout + proc2.stderr):
+        assert SECRET not in output and basic not in output and SECRET_AS_USER not in output
+    results = by_name(fetched)
+    assert results["NodePrivate"]["status"] == "updated" and results["NodePrivate"]["commit"] == first.head()
+    assert results["NodePinned"]["status"] == "updated" and results["NodePinned"]["commit"] == new_pin
+    # The token did reach the server (git's credential helper answered its 401s).
+    assert [r for r in server.requests if r["authorized"] and r["method"] == "POST"]
+
+
+def test_a_token_git_stored_in_a_checkout_earlier_is_removed_at_the_next_start(tmp_path):
+    src, served = tmp_path / "src", tmp_path / "served"
+    node = make_node_repo(src / "NodeOld", extra_files={"config.py": "x = 1\n"})
+    publish(node, served)
+    dest = tmp_path / "custom_nodes"
+    dest.mkdir()
+    with SmartHttpGit(served, user="user", password=SECRET) as server:
+        url = server.url("NodeOld.git", auth=True)
+        # What earlier versions did: the URL, token and all, on git's command line.
+        subprocess.run(["git", "clone", "-q", url, str(dest / "NodeOld")], check=True,
+                       env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+        assert files_holding(dest, SECRET), "the old way stores the token (the test needs it to)"
+        (dest / "NodeOld" / "config.py").write_text("x = 2  # the user's edit\n")
+        before = {p: p.read_bytes() for p in (dest / "NodeOld").rglob("*") if p.is_file()}
+        config_before = (dest / "NodeOld" / ".git" / "config").read_text()
+
+        check, dummy = nodes_run(dest, nodes=[url], check=True)
+        assert check["changed"] and check["results"][0]["credentials_removed"], check
+        assert files_holding(dest, SECRET), "check mode changed the checkout"
+
+        cleaned, proc = nodes_run(dest, nodes=[url], diff=True)
+        assert cleaned["changed"] and cleaned["results"][0]["credentials_removed"], cleaned
+        assert cleaned["results"][0]["status"] == "present"
+        assert not files_holding(dest, SECRET)
+        assert SECRET not in proc.stdout + proc.stderr
+        config = dest / "NodeOld" / ".git" / "config"
+        assert config.read_text() == config_before.replace(f"user:{SECRET}@", "")
+        after = {p: p.read_bytes() for p in (dest / "NodeOld").rglob("*") if p.is_file()}
+        assert {p: d for p, d in after.items() if p != config} == {p: d for p, d in before.items() if p != config}
+
+        again, dummy = nodes_run(dest, nodes=[url])
+        assert again["changed"] is False, again
+        # Fetches still authenticate: the token comes from the manifest, through git's environment.
+        node.commit({"v2.py": ""}, "v2")
+        refresh(served, "NodeOld.git", node)
+        (dest / "NodeOld" / "config.py").write_text("x = 1\n")
+        updated, dummy = nodes_run(dest, nodes=[url], update=True)
+        assert updated["results"][0]["status"] == "updated", updated
+    assert not files_holding(dest, SECRET)
+
+
+def test_a_stalled_host_fails_its_node_in_time_and_the_others_finish(tmp_path):
+    src, served = tmp_path / "src", tmp_path / "served"
+    by_daemon = make_node_repo(src / "NodeDaemon")
+    by_http = make_node_repo(src / "NodeHttp")
+    fetched = make_node_repo(src / "NodeStalledFetch")
+    for repo in (by_daemon, by_http):
+        publish(repo, served)
+    dest = tmp_path / "custom_nodes"
+    with SilentServer() as silent, GitDaemon(served) as daemon, SmartHttpGit(served) as http:
+        # A checkout whose origin stalls: updating it is a fetch that never gets an answer.
+        git(tmp_path, "clone", "-q", fetched.url, str(dest / "NodeStalledFetch"))
+        git(dest / "NodeStalledFetch", "remote", "set-url", "origin", silent.url("NodeStalledFetch.git"))
+        nodes = [silent.url("NodeStalledHttp.git"), silent.url("NodeStalledGit.git", scheme="git"),
+                 daemon.url("NodeDaemon.git"), http.url("NodeHttp.git"), silent.url("NodeStalledFetch.git")]
+        started = time.monotonic()
+        result, proc = nodes_run(dest, nodes=nodes, git_timeout=3, update=True, fail_on_error=False)
+        elapsed = time.monotonic() - started
+        assert not result.get("failed"), result
+        results = by_name(result)
+        host = f"127.0.0.1:{silent.port}"
+        for name in ("NodeStalledHttp", "NodeStalledGit", "NodeStalledFetch"):
+            assert results[name]["status"] == "failed", results[name]
+            assert results[name]["reason"].startswith(f"no answer from {host} within 3 s"), results[name]
+        assert results["NodeDaemon"]["status"] == results["NodeHttp"]["status"] == "cloned"
+        assert silent.connections >= 3
+        # Nothing git started is left: no process talks to the silent host any more.
+        assert running(host) == []
+        assert "no answer from" in " ".join(result["warnings"])
+    # A hang detector, not a benchmark: three stalls of 3 s, side by side, within a minute.
+    assert elapsed < 60
+    assert no_staging_left(dest)
+    assert sorted(os.listdir(dest)) == ["NodeDaemon", "NodeHttp", "NodeStalledFetch"]
+
+
+def test_site_start_with_a_stalled_node_still_writes_comfyuis_command_line(tmp_path):
+    root = tmp_path
+    make_comfyui_repo(root / "upstream/ComfyUI")
+    node = make_node_repo(root / "upstream/NodeFine")
+    make_venv(root / "venv")
+    (root / "workflows").mkdir()
+    manifests = root / "manifests"
+    manifests.mkdir()
+    with SilentServer() as silent:
+        (manifests / "t_nodes.txt").write_text(f"{silent.url('NodeStalled.git')}|main|x|a host that hangs\n"
+                                               f"{node.url}|main|x|fine\n")
+        (manifests / "t_models.txt").write_text("")
+        run = run_playbook(REPO / "site.yml", {**site_vars(root, "t"), "custom_nodes_git_timeout": 3},
+                           env={"COMFY_ARGS": "--preview-method auto"})
+        assert run.rc == 0 and run.failed == 0, run.stdout[-3000:] + run.stderr[-2000:]
+        assert f"no answer from 127.0.0.1:{silent.port} within 3 s" in run.stdout
+        assert running(f"127.0.0.1:{silent.port}") == []
+    launch = json.loads((root / "workspace/aiclipse/.state/launch.json").read_text())
+    assert "--preview-method" in json.dumps(launch)
+    assert (root / "workspace/aiclipse/ComfyUI/custom_nodes/NodeFine/__init__.py").is_file()
+
+
+def test_a_commit_id_in_the_branch_field_is_cloned_as_the_pin(tmp_path):
+    src, served = tmp_path / "src", tmp_path / "served"
+    node = make_node_repo(src / "NodeSha")
+    wanted = node.head()
+    node.commit({"later.py": ""}, "later")
+    publish(node, served)
+    manifest = tmp_path / "nodes.txt"
+    dest = tmp_path / "custom_nodes"
+    with GitDaemon(served) as daemon:
+        manifest.write_text(f"{daemon.url('NodeSha.git')}|{wanted[:10]}|x|pinned in the branch field\n")
+        result, dummy = nodes_run(dest, manifests=[str(manifest)])
+        assert not result.get("failed"), result
+        assert result["results"][0]["commit"] == wanted and result["results"][0]["pin"] == wanted[:10]
+        assert git(dest / "NodeSha", "rev-parse", "HEAD") == wanted
+        again, dummy = nodes_run(dest, manifests=[str(manifest)])
+        assert again["changed"] is False
+
+
+def test_a_manifest_with_a_byte_order_mark_installs_its_nodes(tmp_path):
+    node = make_node_repo(tmp_path / "src" / "NodeBom")
+    manifest = tmp_path / "nodes.txt"
+    manifest.write_bytes(b"\xef\xbb\xbf" + f"{node.url}|main|x|saved by a Windows editor\n".encode())
+    result, dummy = nodes_run(tmp_path / "custom_nodes", manifests=[str(manifest)])
+    assert not result.get("failed"), result
+    assert result["results"][0]["status"] == "cloned" and result["results"][0]["origin"] == f"{manifest}:1"
+
+
+def test_a_node_named_like_old_staging_directories_is_kept_and_leftovers_go(tmp_path):
+    node = make_node_repo(tmp_path / "src" / ".aiclipse-staging-mine")
+    dest = tmp_path / "custom_nodes"
+    first, dummy = nodes_run(dest, nodes=[node.url])
+    assert first["results"][0]["status"] == "cloned", first
+    (dest / ".aiclipse-staging-mine" / "notes.txt").write_text("the user's notes\n")
+    # What a killed run of an earlier version left: a staging directory with a half clone.
+    leftover = dest / ".aiclipse-staging-k1ll3d"
+    (leftover / "checkout" / ".git").mkdir(parents=True)
+    again, dummy = nodes_run(dest, nodes=[node.url])
+    assert again["changed"] is False and again["results"][0]["status"] == "present", again
+    assert (dest / ".aiclipse-staging-mine" / "notes.txt").read_text() == "the user's notes\n"
+    assert not leftover.exists()
+
+
+def test_a_users_own_folder_is_left_alone_unless_asked(tmp_path, pod_venv, pip_args):
+    dest = tmp_path / "custom_nodes"
+    mine = dest / "MyNode"
+    mine.mkdir(parents=True)
+    (mine / "__init__.py").write_text("# copied by hand\n")
+    (mine / "requirements.txt").write_text("fakedep==2.0\n")
+    before = {p.name: p.read_bytes() for p in mine.iterdir()}
+    marker = trap_pip(pod_venv)
+    left, dummy = nodes_run(dest, pod_venv, pip_args, nodes=["file:///elsewhere/MyNode"], diff=True)
+    assert left["changed"] is False and not left.get("failed"), left
+    assert (left["results"][0]["status"], left["results"][0]["requirements"]) == ("present", "skipped")
+    assert "left as it is, its requirements too" in left["results"][0]["reason"]
+    assert not marker.exists(), "pip ran for a folder that is not a git checkout"
+    restore_pip(pod_venv)
+
+    opted, dummy = nodes_run(dest, pod_venv, pip_args, nodes=["file:///elsewhere/MyNode"],
+                             install_non_git_requirements=True)
+    assert opted["changed"] and opted["results"][0]["requirements"] == "installed", opted
+    assert "its requirements.txt was installed" in opted["results"][0]["reason"]
+    assert installed_versions(pod_venv)["fakedep"] == "2.0"
+    assert {p.name: p.read_bytes() for p in mine.iterdir()} == before
+
+
+@pytest.fixture
+def conflict_wheels(tmp_path, wheelhouse):
+    """The session's wheels plus needsold 1.0, which depends on fakedep<2."""
+    local = tmp_path / "wheels"
+    shutil.copytree(wheelhouse, local)
+    make_wheel(local, "needsold", "1.0", requires=["fakedep<2"])
+    return ["--no-index", "--find-links", str(local)]
+
+
+def test_conflicting_requirements_are_reported_on_both_nodes(tmp_path, pod_venv, conflict_wheels):
+    src = tmp_path / "src"
+    old = make_node_repo(src / "NodeOldDep", requirements=["fakedep==1.0"])
+    new = make_node_repo(src / "NodeNewDep", requirements=["fakedep==2.0"])
+    torch = make_node_repo(src / "NodeOldTorch", requirements=["faketorch==1.0"])
+    later = make_node_repo(src / "NodeLater", requirements=["needsold"])
+    manifest = tmp_path / "nodes.txt"
+    manifest.write_text("".join(f"{repo.url}|main|x|{repo.name}\n" for repo in (old, new, torch, later)))
+    dest = tmp_path / "custom_nodes"
+    result, dummy = nodes_run(dest, pod_venv, conflict_wheels, manifests=[str(manifest)], fail_on_error=False)
+    nodes = by_name(result)
+    versions = installed_versions(pod_venv)
+    assert (versions["fakedep"], versions["faketorch"], versions["needsold"]) == ("1.0", "2.0", "1.0")
+    assert nodes["NodeNewDep"]["requirements"] != "installed", "reported installed, but 1.0 is what is there"
+    assert (nodes["NodeOldDep"]["requirements"], nodes["NodeLater"]["requirements"]) == ("installed", "installed")
+    loser = nodes["NodeNewDep"]
+    assert (loser["status"], loser["requirements"], loser["conflicts_with"]) == ("failed", "conflict", ["NodeOldDep"])
+    for text in (loser["reason"], nodes["NodeOldDep"]["reason"]):
+        assert "fakedep==1.0" in text and "fakedep==2.0" in text and "The conflict is caused by" in text, text
+    assert f"{manifest}:1" in loser["reason"] and f"{manifest}:2" in nodes["NodeOldDep"]["reason"]
+    assert nodes["NodeOldDep"]["conflicts_with"] == ["NodeNewDep"]
+    # The protected torch: the reason names the package, both versions and pip's explanation.
+    greedy = nodes["NodeOldTorch"]
+    assert (greedy["status"], greedy["requirements"]) == ("failed", "failed")
+    assert "The conflict is caused by" in greedy["reason"] and "(constraint) faketorch==2.0" in greedy["reason"]
+    assert "faketorch==1.0" in greedy["reason"]
+    warned = " ".join(result["warnings"])
+    assert "NodeOldDep" in warned and "NodeNewDep" in warned
+
+    # A later change to one node's requirements may not break what another node has: refused,
+    # named on both sides.
+    later.commit({"requirements.txt": "fakedep>=2.0\n"}, "wants the new fakedep")
+    changed, dummy = nodes_run(dest, pod_venv, conflict_wheels, manifests=[str(manifest)], update=True,
+                               fail_on_error=False)
+    nodes = by_name(changed)
+    assert nodes["NodeLater"]["status"] == "failed" and nodes["NodeLater"]["requirements"] == "conflict", nodes
+    assert "NodeOldDep" in nodes["NodeLater"]["conflicts_with"]
+    assert nodes["NodeOldDep"]["requirements"] == "unchanged" and "NodeLater" in nodes["NodeOldDep"]["conflicts_with"]
+    assert installed_versions(pod_venv)["fakedep"] == "1.0", "a node's change broke another node's requirements"
+
+
+def test_a_redirect_to_another_host_never_gets_the_token(tmp_path):
+    node = make_node_repo(tmp_path / "src" / "NodeMoved")
+    publish(node, tmp_path / "served")
+    # The other host asks for the same credentials: git would hand them over if it could.
+    with SmartHttpGit(tmp_path / "served", user="user", password=SECRET) as elsewhere, \
+            RedirectingServer(elsewhere.url("")) as hop:
+        result, proc = nodes_run(tmp_path / "custom_nodes", nodes=[hop.url("NodeMoved.git", "user", SECRET)],
+                                 fail_on_error=False)
+        assert any(r["authorization"] for r in hop.requests), "the first host never got the credentials"
+        assert elsewhere.requests, "git did not follow the redirect"
+        assert not [r for r in elsewhere.requests if r["authorization"]], elsewhere.requests
+    assert result["results"][0]["status"] == "failed", result
+    assert SECRET not in proc.stdout + proc.stderr

@@ -1,15 +1,18 @@
 """The custom-nodes manifest: the real manifests parse, bad lines name file:line, merge order."""
-import importlib.util
 import re
+import sys
+import tempfile
 
 import pytest
 
 from harness.paths import FIXTURES, REPO
 
-_SPEC = importlib.util.spec_from_file_location(
-    "nodes_manifest", REPO / "plugins" / "module_utils" / "nodes_manifest.py")
-nodes_manifest = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(nodes_manifest)
+# The checkout is the collection: make `ansible_collections.aiclipse.comfyui` importable.
+sys.path.insert(0, str(REPO / "collections"))
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils import nodes_manifest  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import STAGING_PREFIX  # noqa: E402
+
 ManifestError = nodes_manifest.ManifestError
 
 REAL = sorted((FIXTURES / "manifests").glob("*_nodes.txt"))
@@ -117,3 +120,62 @@ def test_yaml_list_mappings_and_lines():
         nodes_manifest.parse_list([{"url": "https://h/o/A", "sha": "x"}])
     with pytest.raises(ManifestError, match=r"nodes\[0\]: expected a mapping"):
         nodes_manifest.parse_list([42])
+
+
+def test_a_manifest_saved_with_a_byte_order_mark_reads_like_one_without(tmp_path):
+    text = "# Format: repo_url|branch|category|description\nhttps://h/o/First|main|c|d\n\nhttps://h/o/Second\n"
+    plain, marked = tmp_path / "plain.txt", tmp_path / "bom.txt"
+    plain.write_text(text, encoding="utf-8")
+    marked.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    # The first line being a node matters too: the BOM must not end up in its URL.
+    first = tmp_path / "bom-first.txt"
+    first.write_bytes(b"\xef\xbb\xbfhttps://h/o/First|main\n")
+    expected = [(e["name"], e["url"], e["origin"].rsplit(":", 1)[1]) for e in nodes_manifest.parse_file(str(plain))]
+    assert [(e["name"], e["url"], e["origin"].rsplit(":", 1)[1])
+            for e in nodes_manifest.parse_file(str(marked))] == expected == [
+        ("First", "https://h/o/First", "2"), ("Second", "https://h/o/Second", "4")]
+    assert [e["url"] for e in nodes_manifest.parse_file(str(first))] == ["https://h/o/First"]
+
+
+@pytest.mark.parametrize("branch_field, fifth, branch, commit", [
+    ("3d673c5", "", "", "3d673c5"),
+    ("0123456789ABCDEF0123456789abcdef01234567", "", "", "0123456789abcdef0123456789abcdef01234567"),
+    ("main", "3d673c5", "main", "3d673c5"),
+    ("release-2", "", "release-2", ""),
+    # With a pin in the fifth field, the second field is the branch whatever it looks like.
+    ("abcdef1", "1234567", "abcdef1", "1234567"),
+])
+def test_a_commit_id_in_the_branch_field_is_the_pin(branch_field, fifth, branch, commit):
+    line = f"https://h/o/Node|{branch_field}|c|d" + (f"|{fifth}" if fifth else "")
+    (entry,) = nodes_manifest.parse_text(line, "m")
+    assert (entry["branch"], entry["commit"]) == (branch, commit)
+    (listed,) = nodes_manifest.parse_list([{"url": "https://h/o/Node", "branch": branch_field, "commit": fifth}])
+    assert (listed["branch"], listed["commit"]) == (branch, commit)
+
+
+@pytest.mark.parametrize("url", [
+    "ssh://git:s3cretpass@host/o/Node.git",
+    "git://user:pw@host/Node.git",
+])
+def test_a_password_git_would_have_to_store_is_refused_with_file_and_line(tmp_path, url):
+    manifest = tmp_path / "nodes.txt"
+    manifest.write_text(f"https://h/o/ok\n{url}|main\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match=re.escape(f"{manifest}:2: a password in a ")):
+        nodes_manifest.parse_file(str(manifest))
+
+
+def test_tokens_in_https_urls_are_accepted():
+    (entry,) = nodes_manifest.parse_text("https://user:ghp_tok@github.com/o/Private.git|main", "m")
+    assert entry["name"] == "Private"
+
+
+def test_no_node_can_have_the_name_of_a_staging_directory(tmp_path):
+    # Whatever tempfile appends, a staging directory's name is never a node's directory name,
+    # so cleaning up staging leftovers can never delete a node.
+    for dummy in range(20):
+        staged = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=tmp_path).rsplit("/", 1)[1]
+        with pytest.raises(ManifestError, match="cannot take a directory name"):
+            nodes_manifest.parse_text(f"https://h/o/{staged}.git|main", "m")
+    # The name earlier versions staged under is an ordinary node name.
+    (entry,) = nodes_manifest.parse_text("https://h/o/.aiclipse-staging-mine|main", "m")
+    assert entry["name"] == ".aiclipse-staging-mine"
