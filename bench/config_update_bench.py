@@ -10,8 +10,8 @@ repository carries them. Two restarts, taken in turn:
   whose commit the vault already holds (the updater asks ``git ls-remote`` and runs that copy);
 - without ``CONFIG_REPO`` (the baked copy: the same files, not a git checkout).
 
-Both must skip the roles (the start stamp finds nothing changed). Target: <= 1.2x. Beside it, a
-restart after a one-file commit (fetched into the vault's object store, checked out, syntax
+Both must skip the roles (the start stamp finds nothing changed). Target: <= 1.2x. Beside it, the
+updater alone both ways, a restart after a one-file commit (fetched into the vault's object store, checked out, syntax
 checked), and what that commit cost on the wire against the first fetch.
 
     .venv/bin/python bench/config_update_bench.py              # 50 models, median of 5
@@ -81,6 +81,13 @@ class Restart:
         return seconds, proc.stderr
 
 
+def run_updater(env):
+    seconds, proc = clock(subprocess.run, [str(UPDATER)], env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit("aiclipse-config-update failed:\n" + proc.stderr)
+    return seconds
+
+
 def measure(table, repeat=5, models=50, workdir=None):
     """Add the AUTO_UPDATE restart rows to table; returns (with repo seconds, without seconds)."""
     from common import workdir as make_workdir
@@ -121,6 +128,10 @@ def measure(table, repeat=5, models=50, workdir=None):
                     delta_bytes.append(proxy.downstream)
                     return seconds
 
+                # The updater alone (what the entrypoint asks before site.yml), both ways.
+                updater_env = dict(restart.env, AICLIPSE_VAULT=pod_vars["aiclipse_root"] + "/aiclipse")
+                alone_s, alone_without_s, _all1, _all2 = side_by_side(
+                    repeat, lambda: run_updater(dict(updater_env, CONFIG_REPO=url)), lambda: run_updater(updater_env))
                 delta_bytes = []
                 new_s, without2_s, all_new, all_without2 = side_by_side(repeat, new_commit_restart, lambda: restart()[0])
             finally:
@@ -128,6 +139,8 @@ def measure(table, repeat=5, models=50, workdir=None):
         ratio = with_s / without_s
         table.add("restart: entrypoint, CONFIG_REPO unchanged (git daemon) / no CONFIG_REPO",
                   "%.2f s" % with_s, "%.2f s" % without_s, ratio, "<= %.1f" % TARGET, ratio <= TARGET)
+        table.add("  aiclipse-config-update alone: unchanged commit (ls-remote) / no CONFIG_REPO",
+                  "%.3f s" % alone_s, "%.3f s" % alone_without_s, alone_s / alone_without_s)
         table.add("  the same after a one-file commit (fetch, checkout, syntax check)",
                   "%.2f s" % new_s, "%.2f s" % without2_s, new_s / without2_s)
         table.add("  bytes on the wire: the one-file commit / the first fetch",
