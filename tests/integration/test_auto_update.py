@@ -664,6 +664,22 @@ def test_stalled_remote_is_cut_off_and_leaves_no_process_behind(tmp_path, repo, 
     assert pod.checkouts() == [probed]
 
 
+def test_a_fetch_killed_half_way_leaves_nothing_that_blocks_the_next(repo, pod, probed):
+    v2 = repo.commit(probe_files("v2", [MODEL_SD15]), "probe v2")
+    with SmartHttpGit(repo.root, stall_fetch=True) as server:
+        boot = pod.boot(CONFIG_REPO=server.url("origin.git"), CONFIG_UPDATE_TIMEOUT="3")
+        assert_fell_back(pod, boot, probed, "git fetch did not finish within 3 s")
+    # What a git killed at any point may leave in the store (its lock files, a half pack).
+    store = pod.state / "objects.git"
+    for rel in ("shallow.lock", "packed-refs.lock", "config.lock", "refs/aiclipse/incoming.lock",
+                "objects/pack/tmp_pack_killed"):
+        (store / rel).parent.mkdir(parents=True, exist_ok=True)
+        (store / rel).write_text("")
+    boot = pod.boot(run_site=True)
+    assert (boot.rc, boot.commit, boot.role) == (0, v2, "v2"), boot.stderr
+    assert not list(store.rglob("*.lock"))
+
+
 @pytest.fixture
 def tiny_filesystem(tmp_path):
     """A 96 MB ext4 with 2,048 inodes, loop-mounted (needs root): a vault that runs out of inodes."""
@@ -716,7 +732,7 @@ def test_a_vault_out_of_inodes_falls_back_to_the_last_good_copy(tmp_path, repo, 
     v4 = repo.commit(probe_files("v4", [MODEL_SD15, MODEL_VAE]), "probe v4")
     freed = 0
     for step in (0, 1, 1, 1, 1, 2, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024):
-        for _ in range(step):
+        for _filler in range(step):
             if fillers:
                 fillers.pop().unlink()
                 freed += 1

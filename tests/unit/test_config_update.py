@@ -222,6 +222,10 @@ def test_vaults_from_before_keep_their_copies_as_good_ones(store):
     store.adopt_legacy_links()
     assert (store.commit_of("last-good"), store.commit_of("previous-good")) == (B, A)
     assert not os.path.lexists(store.link_path("current"))
+    # A vault an old image touched again after the new one: the new links win.
+    os.symlink(os.path.join("checkouts", A), store.link_path("current"))
+    store.adopt_legacy_links()
+    assert store.commit_of("last-good") == B and not os.path.lexists(store.link_path("current"))
 
 
 def test_fallback_order_last_good_then_previous_then_baked(tmp_path, store, log):
