@@ -119,6 +119,7 @@ def test_plain_git_urls_and_paths_are_accepted(url):
     ("ssh://-oProxyCommand=x/r.git", "host"),
     ("https://user@-x/r.git", "host"),
     ("ftp://host/r.git", "scheme 'ftp'"),
+    ("https://[::1/r.git", "not a well-formed URL"),
     ("relative/config.git", "absolute path"),
     ("", "empty"),
 ])
