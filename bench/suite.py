@@ -1,6 +1,6 @@
-"""The whole benchmark suite in one run: pod start cost, skip check, planning from workflows,
-HTTP and R2 downloads, memory, fleet, and the physical bounds they run against, printed as one
-table of ratios.
+"""The whole benchmark suite in one run: pod start cost, a restart with a config repository,
+skip check, planning from workflows, HTTP and R2 downloads, memory, fleet, and the physical
+bounds they run against, printed as one table of ratios.
 Each ratio compares two things measured side by side in this run (taken in turn, median of
 --repeat), so the load of a shared machine falls on both sides alike. See BENCHMARKS.md.
 
@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import GIB, MIB, Table, disk_write_mib_s, environment_line, loopback_mib_s, workdir  # noqa: E402
 import aria2_batch_bench  # noqa: E402
+import config_update_bench  # noqa: E402
 import fleet_bench  # noqa: E402
 import memory_bench  # noqa: E402
 import r2_fetch_bench  # noqa: E402
@@ -25,15 +26,15 @@ import skip_check_bench  # noqa: E402
 import warm_start_bench  # noqa: E402
 import workflow_plan_bench  # noqa: E402
 
-SECTIONS = ("bounds", "warm", "skip", "plan", "http", "r2", "memory", "fleet")
+SECTIONS = ("bounds", "warm", "update", "skip", "plan", "http", "r2", "memory", "fleet")
 
 
 def sizes(quick):
     """What each section runs with; --quick keeps every figure but makes them smaller."""
     if quick:
-        return {"repeat": 3, "warm_models": 50, "skip_models": 500, "plan_workflows": 1000, "http_mib": 32,
+        return {"repeat": 3, "warm_models": 50, "update_models": 20, "skip_models": 500, "plan_workflows": 1000, "http_mib": 32,
                 "memory_size": 256 * MIB, "fleet_repeat": 1, "probe": 256 * MIB}
-    return {"repeat": 5, "warm_models": 200, "skip_models": 500, "plan_workflows": 1000, "http_mib": 128,
+    return {"repeat": 5, "warm_models": 200, "update_models": 50, "skip_models": 500, "plan_workflows": 1000, "http_mib": 128,
             "memory_size": GIB, "fleet_repeat": 3, "probe": GIB}
 
 
@@ -55,6 +56,7 @@ def main():
     runs = {
         "bounds": lambda: bounds(table, work, size["probe"]),
         "warm": lambda: warm_start_bench.measure(table, repeat, size["warm_models"]),
+        "update": lambda: config_update_bench.measure(table, repeat, size["update_models"]),
         "skip": lambda: skip_check_bench.measure(table, repeat, size["skip_models"]),
         "plan": lambda: workflow_plan_bench.measure(table, repeat, size["plan_workflows"]),
         "http": lambda: aria2_batch_bench.measure(table, 4, size["http_mib"], "20m", repeat, workdir=str(work)),
