@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import (  # noqa: E402
-    MergeError, MergePlan, apply_plan,
+    MergeError, MergePlan, Scratch, apply_plan,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (  # noqa: E402
     WorkspaceLinks,
@@ -220,21 +220,25 @@ def test_cross_filesystem_move_is_a_verified_copy(tmp_path):
 
 @pytest.mark.skipif(not SHM.is_dir(), reason="needs /dev/shm as a second filesystem")
 def test_a_run_killed_mid_copy_is_finished_by_the_next_one(tmp_path):
-    """A kill during a cross-filesystem copy leaves a hidden partial copy and a stray temp link."""
+    """A kill during a cross-filesystem copy leaves a recorded partial copy and a recorded temp link."""
     root = tmp_path / "root"
     (root / "models" / "vae").mkdir(parents=True)
     (root / "models" / "vae" / "ae.safetensors").write_bytes(b"full model bytes")
     vault = Path(tempfile.mkdtemp(dir=SHM)) / "aiclipse"
     try:
         (vault / "models" / "vae").mkdir(parents=True)
-        partial = vault / "models" / "vae" / ".aiclipse-partial-abc123"
-        partial.write_bytes(b"full mo")  # the copy was cut short; the original is still in place
-        os.symlink(str(vault / "models"), root / ".models.aiclipse-link-999-0")
+        scratch = Scratch(str(vault / ".state" / "workspace"))
+        fd, partial, dummy = scratch.new_file(str(vault / "models" / "vae"))
+        os.write(fd, b"full mo")  # the copy was cut short; the original is still in place
+        os.close(fd)
+        link, dummy = scratch.new_link(str(root / "models"), str(vault / "models"))
         result = WorkspaceLinks(str(root), str(vault), {"models": "models"}, protect_git=False).run()
         record = result["links"][0]
         assert record["merged"]["discarded_partials"] == 1
-        assert record["leftover_links_removed"] == [str(root / ".models.aiclipse-link-999-0")]
-        assert not partial.exists() and not os.path.lexists(root / ".models.aiclipse-link-999-0")
+        assert record["leftover_links_removed"] == [link]
+        assert sorted(result["scratch_removed"]) == sorted([partial, link])
+        assert not os.path.lexists(partial) and not os.path.lexists(link)
+        assert not os.listdir(vault / ".state" / "workspace" / "scratch")
         assert (vault / "models" / "vae" / "ae.safetensors").read_bytes() == b"full model bytes"
         assert os.readlink(root / "models") == str(vault / "models")
     finally:
