@@ -64,6 +64,10 @@ def entry_kind(path):
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return 'absent'  # NotADirectory: a parent is a file (check mode, before it is moved aside)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return 'absent'  # a parent is a loop of links (check mode, before it is moved aside)
+        raise
     if stat.S_ISLNK(st.st_mode):
         return 'link'
     if stat.S_ISDIR(st.st_mode):
