@@ -4,8 +4,8 @@ Property-based: hypothesis writes arbitrary names and values with the module's o
 then real `bash` and `dash` source the file in an empty environment and dump their environment
 with `env -0`, which is compared byte for byte.
 """
-import importlib.util
 import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,10 +13,8 @@ from hypothesis import strategies as st
 
 from harness.paths import REPO
 
-_SPEC = importlib.util.spec_from_file_location(
-    "env_export", REPO / "plugins" / "module_utils" / "env_export.py")
-env_export = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(env_export)
+sys.path.insert(0, str(REPO / "collections"))
+from ansible_collections.aiclipse.comfyui.plugins.module_utils import env_export  # noqa: E402
 
 SHELLS = ["bash", "dash"]
 
