@@ -118,6 +118,16 @@ def resolve(path, overrides=None):
     return current, followed
 
 
+def canonical(path):
+    """`path` with its parent folders resolved (the path itself is not followed).
+
+    ``resolve`` names every link it follows this way, so a shortcut is recognised on a chain
+    even when the root above it is itself a link.
+    """
+    parent, name = os.path.split(path)
+    return os.path.join(os.path.realpath(parent), name)
+
+
 def describe(path):
     """One line saying what is at `path` now, for diffs and results."""
     kind = entry_kind(path)
@@ -273,7 +283,7 @@ class WorkspaceLinks:
         """
         errors = []
         real_vault = os.path.realpath(self.vault)
-        changing_links = set(s.path for s in shortcuts
+        changing_links = set(canonical(s.path) for s in shortcuts
                              if entry_kind(s.path) == 'link' and os.readlink(s.path) != s.target)
         for shortcut in shortcuts:
             errors.extend(self._judge_one(shortcut, real_vault, changing_links))
@@ -281,14 +291,15 @@ class WorkspaceLinks:
             return errors
         overrides = {}
         for shortcut in shortcuts:
-            overrides[shortcut.path] = ('link', shortcut.target)
+            overrides[canonical(shortcut.path)] = ('link', shortcut.target)
         for shortcut in shortcuts:
+            key = canonical(shortcut.target)
             if shortcut.adopt:
-                overrides[shortcut.target] = ('dir',)
+                overrides[key] = ('dir',)
             elif shortcut.retarget:
-                overrides[shortcut.target] = ('link', shortcut.retarget[1])
+                overrides[key] = ('link', shortcut.retarget[1])
             elif not os.path.isdir(shortcut.target):
-                overrides[shortcut.target] = ('dir',)  # made a directory (what is there is moved aside)
+                overrides[key] = ('dir',)  # made a directory (what is there is moved aside)
         for shortcut in shortcuts:
             final, followed = resolve(shortcut.target, overrides)
             if final is None:

@@ -21,8 +21,8 @@ description:
     so sshd can start in a container whose image carries no host keys. Existing working keys
     are never replaced, so clients keep trusting the pod.
   - An existing host key that sshd could not load is made anew, with a warning naming it and
-    why: an empty file (removed), or a corrupt or passphrase-protected key, a dangling link or
-    something that is not a file (moved aside to C(<name>.invalid-<time>) with its C(.pub)).
+    why. An empty file is removed; a corrupt or passphrase-protected key, a dangling link or
+    something that is not a file is moved aside to C(<name>.invalid-<time>) with its C(.pub).
     The check is C(ssh-keygen -y), which reads the private key itself (C(ssh-keygen -l) would
     read the C(.pub) beside a corrupt key and pass it). A key readable by others is made
     private first (sshd ignores such a key). A host key that is a link to a good key is kept.

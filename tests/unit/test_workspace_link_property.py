@@ -10,7 +10,7 @@ that links to its target, elsewhere, nowhere, to its own parent or through a cha
 folder that links to the shortcut's own folder (directly or through a chain: an adopted
 install), inside it, to the root above it, to a folder on another disk. Sometimes the vault or
 the root is on another filesystem (/dev/shm, a tmpfs), so moves are verified copies; sometimes
-a merge was killed half-way before the run. Then it checks:
+a merge was killed half-way before the run, sometimes the root itself is a link. Then it checks:
 
 * a refused run (bad shape, or on_conflict=fail meeting a real folder) changes nothing at all;
 * check mode changes nothing and predicts the actions the real run takes;
@@ -41,7 +41,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import
     MergeError, MergePlan, Scratch, apply_plan,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (  # noqa: E402
-    WorkspaceLinkError, WorkspaceLinks,
+    WorkspaceLinkError, WorkspaceLinks, canonical,
 )
 
 STAMP = "20261128-000000"
@@ -131,9 +131,13 @@ def snapshot(*tops):
 
 def scenario(tmp, shortcut_states, vault_states, placement):
     """(root, vault, other tops) with the given states; placement puts the vault or root on /dev/shm."""
-    shm = Path(tempfile.mkdtemp(dir=SHM)) if placement != "same" else None
+    shm = Path(tempfile.mkdtemp(dir=SHM)) if placement in ("root_on_shm", "vault_on_shm") else None
     root = (shm / "root") if placement == "root_on_shm" else tmp / "root"
-    root.mkdir()
+    if placement == "root_is_a_link":  # the root itself is a link to the volume
+        (tmp / "volume").mkdir()
+        os.symlink(str(tmp / "volume"), root)
+    else:
+        root.mkdir()
     (tmp / "elsewhere").mkdir()
     (tmp / "elsewhere" / "keep.bin").write_bytes(b"outside %d" % next(_tokens))
     (tmp / "hops").mkdir()
@@ -194,7 +198,8 @@ def contents(state):
 @given(shortcut_states=st.lists(SHORTCUT_STATE, min_size=len(SHORTCUTS), max_size=len(SHORTCUTS)),
        vault_states=st.lists(VAULT_STATE, min_size=len(SHORTCUTS), max_size=len(SHORTCUTS)),
        on_conflict=st.sampled_from(["merge", "merge", "backup", "fail"]),
-       placement=st.sampled_from(["same", "same", "vault_on_shm", "root_on_shm"] if SHM.is_dir() else ["same"]),
+       placement=st.sampled_from(["same", "same", "root_is_a_link"]
+                                 + (["vault_on_shm", "root_on_shm"] if SHM.is_dir() else [])),
        crash_after=st.one_of(st.none(), st.integers(min_value=0, max_value=6)))
 def test_no_byte_is_lost_and_shortcuts_resolve(shortcut_states, vault_states, on_conflict, placement,
                                                crash_after):
@@ -246,8 +251,8 @@ def test_no_byte_is_lost_and_shortcuts_resolve(shortcut_states, vault_states, on
         for path, value in before.items():
             if value[0] == "file" and after.get(path, ("gone",))[0] == "file":
                 assert after[path][1] == value[1], "%s changed in place" % path
-        shortcut_paths = {str(root / name) for name in SHORTCUTS}
-        target_paths = {str(vault / target) for target in SHORTCUTS.values()}
+        shortcut_paths = {canonical(str(root / name)) for name in SHORTCUTS}
+        target_paths = {canonical(str(vault / target)) for target in SHORTCUTS.values()}
         links_after = {value[1] for value in after.values() if value[0] == "link"}
         for path, value in before.items():
             if value[0] == "link" and path not in shortcut_paths | target_paths:

@@ -323,3 +323,28 @@ def test_non_utf8_names_are_merged_and_reported_as_valid_utf8(ws):
     renamed = result["links"][0]["merged"]["renamed"][0]
     assert renamed["from"].endswith("/models/caf\\xe9.bin") and renamed["to"].endswith("caf\\xe9.merged-S.bin")
     assert contents(vault) == Counter({b"incoming": 1, b"vault's": 1})
+
+
+def test_a_root_reached_through_a_link_is_judged_the_same(tmp_path):
+    """/workspace is itself a link (a volume mounted elsewhere): chains and adoptions still seen."""
+    real_root = tmp_path / "volume"
+    (real_root / "aiclipse").mkdir(parents=True)
+    root = tmp_path / "workspace"
+    os.symlink(real_root, root)
+    vault = root / "aiclipse"
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "big.safetensors").write_bytes(b"on the data disk")
+    os.symlink(str(data), real_root / "models")
+    os.symlink(str(root / "models"), real_root / "aiclipse" / "models")
+    user_models(real_root / "stuff")
+    os.symlink(str(root / "stuff"), real_root / "aiclipse" / "stuff")
+    before = contents(tmp_path)
+    links = {"models": "models", "stuff": "stuff"}
+    result = run(root, vault, links)
+    assert [link["action"] for link in result["links"]] == ["relinked", "adopted"]
+    assert os.readlink(vault / "models") == str(data)
+    assert (root / "models" / "big.safetensors").read_bytes() == b"on the data disk"
+    assert not (vault / "stuff").is_symlink()
+    assert contents(tmp_path) == before
+    assert run(root, vault, links)["changed"] is False
