@@ -291,8 +291,6 @@ class WorkspaceLinks:
             return errors
         overrides = {}
         for shortcut in shortcuts:
-            overrides[canonical(shortcut.path)] = ('link', shortcut.target)
-        for shortcut in shortcuts:
             key = canonical(shortcut.target)
             if shortcut.adopt:
                 overrides[key] = ('dir',)
@@ -300,6 +298,9 @@ class WorkspaceLinks:
                 overrides[key] = ('link', shortcut.retarget[1])
             elif not os.path.isdir(shortcut.target):
                 overrides[key] = ('dir',)  # made a directory (what is there is moved aside)
+        # Last, so they win: whatever a target's parents lead to, a shortcut path ends as a link.
+        for shortcut in shortcuts:
+            overrides[canonical(shortcut.path)] = ('link', shortcut.target)
         for shortcut in shortcuts:
             final, followed = resolve(shortcut.target, overrides)
             if final is None:
@@ -319,7 +320,9 @@ class WorkspaceLinks:
         if _is_inside(now, os.path.join(real_vault, '.state')) or now == os.path.join(real_vault, '.state'):
             return ['target %s resolves to %s, in the vault\'s state folder; point it elsewhere' % (target, now)]
         through = [link for link in followed if link in changing_links]
-        if through and entry_kind(target) != 'link':
+        # The target's own entry is a link (not a path that only leads through one above it).
+        own_link = entry_kind(target) == 'link' and _at_or_inside(os.path.realpath(os.path.dirname(target)), real_vault)
+        if through and not own_link:
             return ['%s reaches %s through the link %s, and %s will become a link to %s: the links would '
                     'loop. Replace %s by a real folder or point it at %s directly'
                     % (target, now, followed[0], through[0], target, followed[0], now)]
@@ -346,7 +349,7 @@ class WorkspaceLinks:
         path, target = shortcut.path, shortcut.target
         real_path = os.path.realpath(path)
         parent = os.path.realpath(os.path.dirname(target))
-        if entry_kind(target) != 'link' or _at_or_inside(parent, real_path):
+        if entry_kind(target) != 'link' or _at_or_inside(parent, real_path) or not _at_or_inside(parent, os.path.realpath(self.vault)):
             hop = followed[0] if followed else target
             return ['%s is the folder %s itself, through the link %s, which is not the target: a folder '
                     'cannot be moved into itself. Replace %s by a real folder (or remove it) and run again'

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import (  # noqa: E402
-    MergeError, MergePlan, apply_plan,
+    MergeError, MergePlan,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (  # noqa: E402
     WorkspaceLinkError, WorkspaceLinks,
@@ -348,3 +348,18 @@ def test_a_root_reached_through_a_link_is_judged_the_same(tmp_path):
     assert not (vault / "stuff").is_symlink()
     assert contents(tmp_path) == before
     assert run(root, vault, links)["changed"] is False
+
+
+def test_a_target_whose_parent_links_back_to_the_root_is_refused(tmp_path):
+    """aiclipse/ComfyUI -> /workspace (the vault elsewhere): aiclipse/ComfyUI/input is
+    /workspace/input, the shortcut itself, which would become a link to itself."""
+    root = tmp_path / "workspace"
+    root.mkdir()
+    vault = tmp_path / "elsewhere" / "aiclipse"
+    vault.mkdir(parents=True)
+    os.symlink(str(root), vault / "ComfyUI")
+    (tmp_path / "other").mkdir()
+    for state in ("absent", "wrong link"):
+        if state == "wrong link":
+            os.symlink(str(tmp_path / "other"), root / "input")
+        refused(root, vault, {"ComfyUI": "ComfyUI", "input": "ComfyUI/input"}, "loop")
