@@ -56,19 +56,24 @@ def _text(value):
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def _stderr_tail(result):
+    stderr = _text(result.get('stderr')).strip()
+    return '\n'.join(stderr.splitlines()[-STDERR_LINES:])
+
+
 def _message(result):
     """The whole reason a result gives: msg, the failed loop items' msgs, a command's stderr."""
     if result.get('censored'):
         return _text(result['censored'])
-    parts = [_text(result.get('msg')).strip()]
+    parts = [_text(result.get('msg')).strip(), _stderr_tail(result)]
     for item in result.get('results') or []:
         if isinstance(item, dict) and item.get('failed'):
             label = item.get('_ansible_item_label', item.get('item'))
-            text = _text(item.get('censored') or item.get('msg')).strip()
-            parts.append('item %s: %s' % (_text(label), text))
-    stderr = _text(result.get('stderr')).strip()
-    if stderr:
-        parts.append('\n'.join(stderr.splitlines()[-STDERR_LINES:]))
+            if item.get('censored'):
+                parts.append('item %s: %s' % (_text(label), _text(item['censored'])))
+                continue
+            parts.append('item %s: %s' % (_text(label), _text(item.get('msg')).strip()))
+            parts.append(_stderr_tail(item))
     message = '\n'.join(part for part in parts if part)
     return message or 'failed without a message (rc %s)' % result.get('rc', '?')
 

@@ -253,3 +253,49 @@ def test_a_playbook_that_does_not_parse_is_named_from_ansibles_own_error(pod):
     assert "PROVISIONING FAILED" in boot.err
     summary = boot.err[boot.err.index("PROVISIONING FAILED"):]
     assert "ERROR" in summary and "no failed task recorded" not in summary, summary
+
+
+CALLBACK_PLAY = textwrap.dedent("""\
+    - name: Failures of every kind
+      hosts: localhost
+      gather_facts: false
+      tasks:
+        - name: Ignored failure
+          ansible.builtin.fail:
+            msg: ignored, not a provisioning failure
+          ignore_errors: true
+        - name: Handled by a rescue
+          block:
+            - name: Fails inside a block
+              ansible.builtin.fail:
+                msg: rescued
+          rescue:
+            - name: Rescue
+              ansible.builtin.debug:
+                msg: handled
+        - name: Loop with failing items
+          ansible.builtin.command: "sh -c 'echo item {{ item }} broke >&2; exit {{ item }}'"
+          loop: [0, 3]
+          changed_when: false
+    """)
+
+
+def test_the_failure_callback_records_what_failed_and_nothing_else(tmp_path):
+    """Run straight through ansible-playbook: ignored failures are left out, a rescued one is
+    marked, a loop's failed item is named with its stderr."""
+    play = tmp_path / "play.yml"
+    play.write_text(CALLBACK_PLAY)
+    record = tmp_path / "state" / "failures.json"
+    env = {"PATH": f"{VENV / 'bin'}:/usr/bin:/bin", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+           "ANSIBLE_CALLBACKS_ENABLED": "aiclipse.comfyui.failure_summary",
+           "AICLIPSE_FAILURE_SUMMARY": str(record), "ANSIBLE_LOCALHOST_WARNING": "0"}
+    proc = subprocess.run([str(VENV / "bin" / "ansible-playbook"), "-c", "local", "-i", "localhost,", str(play)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 2, proc.stdout
+    doc = json.loads(record.read_text())
+    assert doc["complete"] is True
+    tasks = [(failure["task"], failure["rescued_by_block"]) for failure in doc["failures"]]
+    assert tasks == [("Fails inside a block", True), ("Loop with failing items", False)]
+    loop = doc["failures"][1]["message"]
+    assert "item 3: non-zero return code\nitem 3 broke" in loop and "item 0" not in loop, loop
+    assert oct(record.stat().st_mode & 0o777) == "0o600" and oct(record.parent.stat().st_mode & 0o777) == "0o700"
