@@ -447,9 +447,10 @@ def move_no_clobber(src, dst, scratch=None):
         os.unlink(src)
     elif kind == 'dir':
         st = os.lstat(src)
-        # Owner-only while it fills (a read-only folder could not take its entries); its own
-        # mode once it is complete.
-        os.mkdir(dst, 0o700)
+        # Writable by its owner while it fills (a read-only folder could not take its entries),
+        # its exact mode once it is complete; a run killed in between leaves only the u+w.
+        os.mkdir(dst)
+        os.chmod(dst, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
         _copy_owner(st, dst)
         for name in sorted(os.listdir(src)):
             move_no_clobber(os.path.join(src, name), os.path.join(dst, name), scratch)

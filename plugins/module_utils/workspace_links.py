@@ -472,7 +472,8 @@ class WorkspaceLinks:
             os.rename(path, target)
         else:
             st = os.lstat(path)
-            os.mkdir(target, 0o700)
+            os.mkdir(target)
+            os.chmod(target, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)  # exact mode once filled
             try:
                 os.chown(target, st.st_uid, st.st_gid)
             except PermissionError:
