@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.printable import escape_text
 
 # The original system's SAFE_VARS plus COMFY_ARGS, which it forgot (SPEC section 4).
 DEFAULT_ALLOW_LIST = (
@@ -110,7 +113,19 @@ def explicit_secret_values(variables, secret_names=()):
 
 
 def display(value):
-    return to_text(value, errors='surrogate_then_replace')
+    """Text for results and diffs: bytes that are not UTF-8 written as \\xNN (ansible refuses
+    anything else), the file itself always holds the exact bytes."""
+    if isinstance(value, bytes):
+        return value.decode('utf-8', 'backslashreplace')
+    return escape_text(to_text(value, errors='surrogateescape'))
+
+
+def is_utf8(value):
+    try:
+        value.decode('utf-8')
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 class EnvFile:
@@ -133,6 +148,7 @@ class EnvFile:
         self._validate_names()
         self.values = self._collect()
         self.attribute_diff = None
+        self.replaced_link = None
         self.secrets = sorted(name for name in self.values if is_secret_name(name, self.secret_names))
 
     def _validate_names(self):
@@ -178,7 +194,13 @@ class EnvFile:
                     for name, value in sorted(self.values.items()))
 
     def secret_values(self):
-        return [display(self.values[name]) for name in self.secrets if self.values[name]]
+        """Secret values as they could appear in output: as text, and escaped when not UTF-8."""
+        values = []
+        for name in self.secrets:
+            if self.values[name]:
+                values.append(display(self.values[name]))
+                values.append(to_text(self.values[name], errors='surrogateescape'))
+        return [value for value in dict.fromkeys(values) if value]
 
     def _masked_text(self, content, secret_check, changed_secrets=()):
         pairs = parse(content)
@@ -194,11 +216,27 @@ class EnvFile:
         return display(render(masked))
 
     def current(self):
+        """The file's bytes; None when it is absent or is a link (it is then replaced).
+
+        The file must be a regular file: a link would leave the secrets wherever it points and
+        the mode on that file, so a link is replaced by a regular file (what it pointed to is left
+        alone). Anything else there (a folder, a pipe) is refused.
+        """
         try:
-            with open(self.path, 'rb') as handle:
-                return handle.read()
-        except FileNotFoundError:
+            info = os.lstat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            raise EnvExportError('Cannot look at %s (%s).' % (self.path, to_text(exc.strerror or exc)))
+        if stat.S_ISLNK(info.st_mode):
+            self.replaced_link = os.readlink(self.path)
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            raise EnvExportError('%s is not a regular file (%s); move it away so the pod\'s settings can be '
+                                 'written there, or choose another path.'
+                                 % (self.path, 'a directory' if stat.S_ISDIR(info.st_mode) else 'a special file'))
+        with open(self.path, 'rb') as handle:
+            return handle.read()
 
     def apply(self):
         """Write when the content differs, then fix mode/owner drift. Returns a result dict."""
@@ -217,7 +255,14 @@ class EnvFile:
             missing=[name for name in self.allow_list if name not in self.values],
             secret_names=self.secrets,
             variables=self.masked_values(),
+            not_utf8=sorted(name for name, value in self.values.items() if not is_utf8(value)),
+            replaced_link=display(self.replaced_link) if self.replaced_link is not None else None,
         )
+        if self.replaced_link is not None:
+            self.module.warn('%s was a symbolic link to %s; it is %s by a regular file of mode %s. What it '
+                             'pointed to is left as it was: check who can read it, it may hold secrets.'
+                             % (self.path, display(self.replaced_link),
+                                'replaced' if written else 'to be replaced', self.mode))
         diffs = []
         if content_changed:
             before = dict(parse(existing) or []) if existing is not None else {}
@@ -225,7 +270,8 @@ class EnvFile:
                                if name in before and before[name] != self.values[name]]
             diffs.append(dict(
                 before_header=self.path, after_header=self.path,
-                before='' if existing is None else self._masked_text(existing, self._is_secret),
+                before=(('# (a symbolic link to %s)\n' % display(self.replaced_link)) if self.replaced_link is not None
+                        else '' if existing is None else self._masked_text(existing, self._is_secret)),
                 after=self._masked_text(desired, self._is_secret, changed_secrets)))
         if attrs_changed:
             diffs.append(self.attribute_diff)

@@ -11,32 +11,47 @@ The rules, in the order they are checked for each entry of the source:
   ``.git``: two repositories' databases merged file by file would corrupt both, so the incoming
   one is kept whole under a new name (an old ComfyUI clone merged into the vault's keeps its
   history in ``.git.merged-<stamp>``);
-* both are regular files with the same bytes: the incoming copy is dropped (its bytes are
-  already in the target);
+* both are regular files with the same bytes, under two different names (two folders, or two
+  hard links of one file): the incoming name is dropped, its bytes are already in the target;
 * anything else is a clash: both are kept, the incoming entry is renamed
-  ``<stem>.merged-<stamp><suffix>`` (the suffix is kept, so a ``.json`` stays a ``.json``).
+  ``<stem>.merged-<stamp><suffix>`` (the suffix is kept, so a ``.json`` stays a ``.json``). Every
+  destination of a folder is planned before anything moves, so a clash name never takes the name
+  an incoming entry needs.
+
+Folders are judged by what they are, not by how they are spelled: a source and a target that
+are the same folder (through a link, a chain of links or a bind mount: same device and inode),
+or one inside the other, are refused before anything is planned. A name is never unlinked
+because "its copy" is itself.
 
 Moves are crash-safe. On one filesystem a file is hard-linked to its new name and only then
 unlinked from the old one (a link never replaces an existing name, unlike ``rename``), and a
 directory is renamed after checking its new name is free. Across filesystems a file is copied
-to a hidden temporary name beside its destination, flushed to disk, read back and compared by
+to a hidden scratch name beside its destination, flushed to disk, read back and compared by
 SHA-256 with the source, published under its final name, and only then is the source deleted.
 A run killed at any point leaves every byte in the source, the target or both; the next run
 finishes the job.
 
-Nothing here follows a symbolic link: links are moved as links.
+Scratch names are recorded in a state directory (``state_dir``) *before* they are created, and a
+later run removes only what that journal lists (with the kind, and a link's text, it recorded).
+A user's file that happens to be named like a scratch file is never touched. Without a state
+directory, a killed run's scratch file is left in place (hidden, never deleted).
+
+Nothing here follows a symbolic link inside the trees: links are moved as links.
 """
 
 from __future__ import annotations
 
+import binascii
 import errno
 import hashlib
+import json
 import os
 import stat
-import tempfile
 
 CHUNK = 1024 * 1024
+# Scratch names start with these; only the journal decides that a name is scratch.
 PARTIAL_PREFIX = '.aiclipse-partial-'
+LINK_TMP_MARK = '.aiclipse-link-'
 
 
 class MergeError(Exception):
@@ -49,6 +64,10 @@ def entry_kind(path):
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return 'absent'  # NotADirectory: a parent is a file (check mode, before it is moved aside)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return 'absent'  # a parent is a loop of links (check mode, before it is moved aside)
+        raise
     if stat.S_ISLNK(st.st_mode):
         return 'link'
     if stat.S_ISDIR(st.st_mode):
@@ -58,15 +77,18 @@ def entry_kind(path):
     return 'other'
 
 
-def clash_name(path, stamp, label='merged'):
-    """A free name beside `path`: ``<stem>.<label>-<stamp>[-N]<suffix>``."""
+def clash_name(path, stamp, label='merged', taken=()):
+    """A free name beside `path`: ``<stem>.<label>-<stamp>[-N]<suffix>``.
+
+    Free means: nothing there on disk, and not in `taken` (paths other steps of a plan will use).
+    """
     parent, name = os.path.split(path)
     stem, suffix = os.path.splitext(name)
     if not stem or name.startswith('.') and suffix == name:
         stem, suffix = name, ''
     candidate = os.path.join(parent, '%s.%s-%s%s' % (stem, label, stamp, suffix))
     counter = 1
-    while os.path.lexists(candidate):
+    while candidate in taken or os.path.lexists(candidate):
         candidate = os.path.join(parent, '%s.%s-%s-%d%s' % (stem, label, stamp, counter, suffix))
         counter += 1
     return candidate
@@ -88,23 +110,211 @@ def same_bytes(first, second):
                 return True
 
 
+def same_entry(first, second):
+    """True when two paths name one directory entry (same folder by identity, same name).
+
+    Unlinking `first` because `second` holds its bytes would then delete the only copy. Two hard
+    links of one file are two entries: dropping one keeps the bytes under the other.
+    """
+    if os.path.basename(first) != os.path.basename(second):
+        return False
+    try:
+        return os.path.samestat(os.stat(os.path.dirname(first) or '.'), os.stat(os.path.dirname(second) or '.'))
+    except OSError:
+        return False
+
+
+def _identity_chain(path):
+    """stat results of the folder `path` resolves to and of each of its ancestors, up to /.
+
+    For a path that does not exist yet, the chain starts at its closest existing ancestor.
+    """
+    real = os.path.realpath(path)
+    chain = []
+    while True:
+        try:
+            chain.append(os.stat(real))
+        except OSError:
+            pass
+        parent = os.path.dirname(real)
+        if parent == real:
+            return chain
+        real = parent
+
+
+def folder_relation(source, target):
+    """How two folders relate by identity: 'same', 'target_inside', 'source_inside' or None.
+
+    Links, chains of links and bind mounts are all seen through: only devices and inodes count.
+    """
+    source_chain = _identity_chain(source)
+    target_chain = _identity_chain(target)
+    if not source_chain or not target_chain:
+        return None
+    if os.path.lexists(target) and os.path.exists(target) and os.path.samestat(source_chain[0], target_chain[0]):
+        return 'same'
+    if any(os.path.samestat(source_chain[0], st) for st in target_chain):
+        return 'target_inside'
+    if os.path.exists(target) and any(os.path.samestat(target_chain[0], st) for st in source_chain):
+        return 'source_inside'
+    return None
+
+
+def check_folders(source, target):
+    """Refuse, with what to do, a merge of a folder into itself or into/out of its own subtree."""
+    relation = folder_relation(source, target)
+    if relation == 'same':
+        raise MergeError('%s and %s are the same folder (%s); merging it into itself would delete what '
+                         'it holds, so nothing was done' % (source, target, os.path.realpath(target)))
+    if relation == 'target_inside':
+        raise MergeError('%s resolves to %s, inside %s: a folder cannot be merged into its own subfolder; '
+                         'move that folder out first' % (target, os.path.realpath(target), source))
+    if relation == 'source_inside':
+        raise MergeError('%s lies inside %s (%s): a folder cannot be merged into its own parent; move it '
+                         'out first' % (source, target, os.path.realpath(target)))
+
+
+class Scratch:
+    """Scratch names created outside the state directory, recorded in it before they exist.
+
+    ``<state_dir>/scratch/<token>.json`` holds the path, its kind and, for a link, its text. A
+    record is written before its scratch entry is created and removed after the entry is gone, so
+    a killed run leaves a record for anything it left behind. ``leftovers()`` reports (and
+    ``sweep()`` removes) only recorded entries that still have the recorded kind and text.
+    Without a state directory nothing is recorded and nothing is ever swept.
+    """
+
+    def __init__(self, state_dir=None):
+        self.state_dir = state_dir
+        self.directory = os.path.join(state_dir, 'scratch') if state_dir else None
+
+    @staticmethod
+    def _token():
+        return binascii.hexlify(os.urandom(12)).decode('ascii')
+
+    def _record(self, token, path, kind, text=None):
+        if not self.directory:
+            return
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        record = os.path.join(self.directory, token + '.json')
+        # ensure_ascii escapes the lone surrogates of non-UTF-8 names; json.load gives them back.
+        data = json.dumps({'path': path, 'kind': kind, 'text': text}).encode('ascii')
+        fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data)
+
+    def forget(self, token):
+        if self.directory and token:
+            try:
+                os.unlink(os.path.join(self.directory, token + '.json'))
+            except FileNotFoundError:
+                pass
+
+    def new_file(self, directory):
+        """(fd, path, token) of a new scratch file in `directory`, mode 0600."""
+        for dummy in range(100):
+            token = self._token()
+            path = os.path.join(directory, PARTIAL_PREFIX + token)
+            self._record(token, path, 'file')
+            try:
+                return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path, token
+            except FileExistsError:
+                self.forget(token)
+        raise MergeError('could not find a free scratch name in %s' % directory)
+
+    def new_link(self, beside, text):
+        """(path, token) of a new scratch link holding `text`, in the folder of `beside`."""
+        parent, name = os.path.split(beside)
+        for dummy in range(100):
+            token = self._token()
+            path = os.path.join(parent, '.%s%s%s' % (name, LINK_TMP_MARK, token))
+            self._record(token, path, 'link', text)
+            try:
+                os.symlink(text, path)
+                return path, token
+            except FileExistsError:
+                self.forget(token)
+        raise MergeError('could not find a free temporary name beside %s' % beside)
+
+    def records(self):
+        """[(token, record dict or None)] of every record (None: unreadable, written half)."""
+        if not self.directory:
+            return []
+        try:
+            names = sorted(os.listdir(self.directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        found = []
+        for name in names:
+            if not name.endswith('.json'):
+                continue
+            try:
+                with open(os.path.join(self.directory, name), 'rb') as handle:
+                    record = json.loads(handle.read().decode('ascii'))
+                if not isinstance(record, dict) or not isinstance(record.get('path'), str):
+                    record = None
+            except (OSError, ValueError):
+                record = None
+            found.append((name[:-len('.json')], record))
+        return found
+
+    @staticmethod
+    def _is_ours(record):
+        path, kind = record['path'], record.get('kind')
+        if kind == 'file':
+            return entry_kind(path) == 'file'
+        if kind == 'link':
+            return entry_kind(path) == 'link' and os.readlink(path) == record.get('text')
+        return False
+
+    def leftovers(self):
+        """[(token, path, kind)] of scratch entries a killed run left (records with no entry too)."""
+        found = []
+        for token, record in self.records():
+            if record is None:
+                found.append((token, None, None))
+            elif self._is_ours(record):
+                found.append((token, record['path'], record['kind']))
+            else:
+                found.append((token, None, None))  # never created, or already gone: only the record
+        return found
+
+    def sweep(self, check_mode=False):
+        """Remove what killed runs left; returns the scratch paths removed (or that would be)."""
+        removed = []
+        for token, path, dummy in self.leftovers():
+            if path is not None:
+                removed.append(path)
+            if not check_mode:
+                if path is not None and os.path.lexists(path):
+                    os.unlink(path)
+                self.forget(token)
+        return removed
+
+
 class MergePlan:
     """What merging `source` into `target` will do, computed without changing anything.
 
     ``operations`` is a list of ``(action, source, destination)`` tuples, in order:
     ``move`` (to a free name), ``rename`` (a clash: moved to a new free name), ``drop``
-    (identical bytes already at the destination), ``rmdir`` (a source directory emptied
-    by the steps before it) and ``discard_partial`` (a temporary copy a killed run left in
-    the target).
+    (identical bytes already at the destination under another name), ``rmdir`` (a source
+    directory emptied by the steps before it) and ``discard_partial`` (a scratch copy a killed
+    run left, known from the journal in `state_dir`).
     """
 
-    def __init__(self, source, target, stamp):
+    def __init__(self, source, target, stamp, state_dir=None):
         self.source = source
         self.target = target
         self.stamp = stamp
+        self.scratch = Scratch(state_dir)
         self.operations = []
-        self._claimed = set()
+        if entry_kind(source) != 'dir':
+            raise MergeError('%s is not a real directory; only a directory (not a link) can be merged' % source)
+        check_folders(source, target)
         self._device = os.lstat(source).st_dev
+        for dummy, path, kind in self.scratch.leftovers():
+            if kind == 'file':
+                self.operations.append(('discard_partial', path, None))
         self._walk(source, target)
         self.operations.append(('rmdir', source, None))
 
@@ -115,22 +325,13 @@ class MergePlan:
     def count(self, action):
         return sum(1 for op in self.operations if op[0] == action)
 
-    def _free_clash_name(self, path):
-        candidate = clash_name(path, self.stamp)
-        while candidate in self._claimed:
-            candidate = clash_name(candidate, self.stamp)
-        self._claimed.add(candidate)
-        return candidate
-
     def _walk(self, source, target):
-        if entry_kind(target) == 'dir':
-            # Hidden temporary copies left by a run killed mid-copy. Their originals were
-            # never deleted (that happens only after publishing), so they hold no unique data.
-            for name in sorted(os.listdir(target)):
-                leftover = os.path.join(target, name)
-                if name.startswith(PARTIAL_PREFIX) and entry_kind(leftover) == 'file':
-                    self.operations.append(('discard_partial', leftover, None))
-        for name in sorted(os.listdir(source)):
+        names = sorted(os.listdir(source))
+        existing = os.listdir(target) if os.path.isdir(target) else []
+        # Every name an incoming entry keeps, and every name already there, is spoken for before
+        # any clash gets a new name.
+        taken = set(os.path.join(target, name) for name in names + existing)
+        for name in names:
             src = os.path.join(source, name)
             dst = os.path.join(target, name)
             src_kind = entry_kind(src)
@@ -141,18 +342,25 @@ class MergePlan:
             if dst_kind == 'absent':
                 self.operations.append(('move', src, dst))
             elif src_kind == 'dir' and dst_kind == 'dir' and name != '.git':
+                if os.path.samestat(os.lstat(src), os.lstat(dst)):
+                    raise MergeError('%s and %s are the same folder (a bind mount?); nothing was done'
+                                     % (src, dst))
                 self._walk(src, dst)
                 self.operations.append(('rmdir', src, None))
             elif src_kind == 'file' and dst_kind == 'file' and same_bytes(src, dst):
+                if same_entry(src, dst):
+                    raise MergeError('%s and %s are one file; nothing was done' % (src, dst))
                 self.operations.append(('drop', src, dst))
             else:
-                self.operations.append(('rename', src, self._free_clash_name(dst)))
+                clash = clash_name(dst, self.stamp, taken=taken)
+                taken.add(clash)
+                self.operations.append(('rename', src, clash))
 
 
-def _copy_verified(src, dst):
-    """Copy regular file `src` to the free name `dst` through a verified hidden temporary file."""
+def _copy_verified(src, dst, scratch):
+    """Copy regular file `src` to the free name `dst` through a verified scratch file beside it."""
     before = os.stat(src)
-    fd, tmp = tempfile.mkstemp(prefix=PARTIAL_PREFIX, dir=os.path.dirname(dst))
+    fd, tmp, token = scratch.new_file(os.path.dirname(dst))
     try:
         source_hash = hashlib.sha256()
         with open(src, 'rb') as reader, os.fdopen(fd, 'wb') as writer:
@@ -179,12 +387,13 @@ def _copy_verified(src, dst):
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+        scratch.forget(token)
 
 
 def _copy_owner(st, path):
     """Give `path` the owner of `st` when we may (as root); otherwise it stays ours."""
     try:
-        os.chown(path, st.st_uid, st.st_gid)
+        os.chown(path, st.st_uid, st.st_gid, follow_symlinks=False)
     except PermissionError:
         pass
 
@@ -211,8 +420,9 @@ def publish_no_clobber(src, dst):
     os.unlink(src)
 
 
-def move_no_clobber(src, dst):
+def move_no_clobber(src, dst, scratch=None):
     """Move one entry (file, link, directory tree) to the free name `dst`, crash-safely."""
+    scratch = scratch or Scratch()
     if os.path.lexists(dst):
         raise MergeError('%s appeared while moving %s there; nothing was overwritten, run again' % (dst, src))
     kind = entry_kind(src)
@@ -224,18 +434,27 @@ def move_no_clobber(src, dst):
             publish_no_clobber(src, dst)
         return
     if kind == 'file':
-        _copy_verified(src, dst)
+        _copy_verified(src, dst, scratch)
         os.unlink(src)
     elif kind == 'link':
-        os.symlink(os.readlink(src), dst)
+        tmp, token = scratch.new_link(dst, os.readlink(src))
+        try:
+            publish_no_clobber(tmp, dst)
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            scratch.forget(token)
         os.unlink(src)
     elif kind == 'dir':
         st = os.lstat(src)
+        # Writable by its owner while it fills (a read-only folder could not take its entries),
+        # its exact mode once it is complete; a run killed in between leaves only the u+w.
         os.mkdir(dst)
+        os.chmod(dst, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
         _copy_owner(st, dst)
-        os.chmod(dst, stat.S_IMODE(st.st_mode))  # mkdir's mode is cut by the umask
         for name in sorted(os.listdir(src)):
-            move_no_clobber(os.path.join(src, name), os.path.join(dst, name))
+            move_no_clobber(os.path.join(src, name), os.path.join(dst, name), scratch)
+        os.chmod(dst, stat.S_IMODE(st.st_mode))
         os.rmdir(src)
     else:
         raise MergeError('%s is a special file (socket, device or pipe) and cannot be copied to '
@@ -249,13 +468,17 @@ def nearest_existing(path):
     return path
 
 
-def preflight(source, target):
-    """Refuse up front what a merge of `source` into `target` could not finish.
+def preflight(source, target, identity=True):
+    """Refuse up front what a merge of `source` into `target` could not finish, or must not do.
 
-    A mount point inside `source` cannot be merged (its contents are another filesystem's
-    business), and a socket, device or pipe cannot be copied across filesystems. Checking first
-    means a merge never stops half-way on them.
+    A folder merged into itself or into its own subtree (however the paths are spelled), a mount
+    point inside `source` (its contents are another filesystem's business), and a socket, device
+    or pipe that would have to be copied across filesystems. Checking first means a merge never
+    stops half-way on them. ``identity=False`` skips the first check, for a caller that has judged
+    how the two folders relate itself.
     """
+    if identity:
+        check_folders(source, target)
     device = os.lstat(source).st_dev
     crossing = os.stat(nearest_existing(target)).st_dev != device
     pending = [source]
@@ -276,16 +499,16 @@ def preflight(source, target):
 
 def apply_plan(plan):
     """Carry out a MergePlan. Re-checks each destination, so a stale plan never overwrites."""
+    scratch = getattr(plan, 'scratch', None) or Scratch()
     for action, src, dst in plan.operations:
         if action in ('move', 'rename'):
-            move_no_clobber(src, dst)
+            move_no_clobber(src, dst, scratch)
         elif action == 'drop':
-            if not same_bytes(src, dst):
+            if same_entry(src, dst) or not same_bytes(src, dst):
                 raise MergeError('%s changed during the merge; it was left in place, run again' % src)
             os.unlink(src)
         elif action == 'discard_partial':
-            if os.path.lexists(src):
-                os.unlink(src)
+            scratch.sweep()
         elif action == 'rmdir':
             try:
                 os.rmdir(src)
@@ -296,9 +519,9 @@ def apply_plan(plan):
                 raise
 
 
-def merge_into(source, target, stamp):
+def merge_into(source, target, stamp, state_dir=None):
     """Plan and apply a merge of directory `source` into directory `target`; return the plan."""
     preflight(source, target)
-    plan = MergePlan(source, target, stamp)
+    plan = MergePlan(source, target, stamp, state_dir)
     apply_plan(plan)
     return plan

@@ -13,9 +13,12 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import stat
 import tempfile
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.printable import escape_text
 
 HOOK_MARKER = '# aiclipse.comfyui pod_env hook'
 # Where the original system's `source` lines pointed; they piled up at every boot.
@@ -67,48 +70,76 @@ class ShellHook:
         self.new_file_mode = new_file_mode
         self.line = hook_line(env_file)
         self.created_dirs = []
+        self.replaced_links = {}
         self.diffs = []
 
     def apply(self):
         changed_files = []
         for path in self.hook_files:
-            existing = self._read(path)
-            if self._ensure(path, existing, hooked_content(existing, self.line, self.legacy_paths),
-                            self.new_file_mode):
+            existing = self._read(path, through_link=True)
+            desired = hooked_content(existing, self.line, self.legacy_paths)
+            if self._ensure(path, existing, desired, self.new_file_mode, force=path in self.replaced_links):
                 changed_files.append(path)
         if self.profile_script:
-            existing = self._read(self.profile_script)
-            content_changed = self._ensure(self.profile_script, existing, self.line + '\n', self.profile_mode)
+            existing = self._read(self.profile_script, through_link=False)
+            content_changed = self._ensure(self.profile_script, existing, self.line + '\n', self.profile_mode,
+                                           force=self.profile_script in self.replaced_links)
             # The script must stay readable for every login shell, so its mode is enforced.
             if self._fix_mode(self.profile_script, self.profile_mode) or content_changed:
                 changed_files.append(self.profile_script)
+        for path, text in sorted(self.replaced_links.items()):
+            self.module.warn('%s was a symbolic link to %s; it is %s by a regular file%s. What it pointed to is '
+                             'left as it was.' % (path, text, 'to be replaced' if self.module.check_mode else 'replaced',
+                                                  ' holding what it showed plus the hook' if path in self.hook_files else ''))
         result = dict(
             changed=bool(changed_files or self.created_dirs),
             line=self.line,
             changed_files=changed_files,
             created_dirs=self.created_dirs,
+            replaced_links=sorted(self.replaced_links),
         )
         if self.diffs:
             result['diff'] = self.diffs
         return result
 
-    @staticmethod
-    def _read(path):
+    def _read(self, path, through_link):
+        """The file's text (None: absent). Every managed file ends up a regular file: a link is
+        noted in ``replaced_links`` and replaced when written. `through_link`: what a link shows
+        is kept (a bashrc); otherwise a link counts as absent (the profile script, all ours)."""
+        try:
+            info = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise ShellHookError('Cannot look at %s (%s).' % (path, to_text(exc.strerror or exc)))
+        if stat.S_ISLNK(info.st_mode):
+            self.replaced_links[path] = os.readlink(path)
+            try:
+                info = os.stat(path)
+            except OSError:
+                return None  # dangling: nothing to keep
+            if not through_link:
+                return None
+        if not stat.S_ISREG(info.st_mode):
+            raise ShellHookError('%s is not a regular file (%s); move it away or leave it out of the hook files.'
+                                 % (path, 'a directory' if stat.S_ISDIR(info.st_mode) else 'a special file'))
         try:
             with open(path, 'rb') as handle:
                 return to_text(handle.read(), errors='surrogate_or_strict')
-        except FileNotFoundError:
-            return None
         except (OSError, UnicodeError) as exc:
             raise ShellHookError('Cannot read %s (%s); fix the file or leave it out of the hook files.'
                                  % (path, to_text(getattr(exc, 'strerror', None) or exc)))
 
-    def _ensure(self, path, existing, desired, new_mode):
-        """Write `desired` when it differs; True when it did (or would, in check mode)."""
-        if existing == desired:
+    def _ensure(self, path, existing, desired, new_mode, force=False):
+        """Write `desired` when it differs (or `force`); True when it did (or would, in check mode)."""
+        if existing == desired and not force:
             return False
+        before = existing or ''
+        if path in self.replaced_links:
+            before = '# (a symbolic link to %s)\n%s' % (self.replaced_links[path], before)
+        # Bytes that are not UTF-8 are carried exactly in the file, escaped in the diff.
         self.diffs.append(dict(before_header=path, after_header=path,
-                               before=existing or '', after=desired))
+                               before=escape_text(before), after=escape_text(desired)))
         if not self.module.check_mode:
             self._make_parent(path)
             self._write(path, desired, existing is not None, new_mode)
@@ -138,9 +169,9 @@ class ShellHook:
                 os.fsync(handle.fileno())
             if exists:
                 # A bashrc someone made private stays private, and keeps its owner.
-                stat = os.stat(path)
-                os.chmod(tmp, stat.st_mode & 0o7777)
-                os.chown(tmp, stat.st_uid, stat.st_gid)
+                info = os.stat(path)
+                os.chmod(tmp, info.st_mode & 0o7777)
+                os.chown(tmp, info.st_uid, info.st_gid)
             else:
                 self.module.set_mode_if_different(tmp, new_mode, False)
             self.module.atomic_move(tmp, to_native(path), keep_dest_attrs=exists)

@@ -37,28 +37,38 @@ class StartStampError(RuntimeError):
     pass
 
 
-def fingerprint(path):
-    """What lstat says about path, as a JSON-able list; ['missing'] when it does not exist.
-
-    A rewritten file has a new inode or mtime; a link is known by its target. A directory's
-    mtime is left out: ComfyUI's outputs and the logs come and go in the folders the roles
-    only make sure exist. Access times are left out too: reading is not a change.
-    """
-    try:
-        info = os.lstat(path)
-    except OSError as exc:
-        return ["missing"] if exc.errno in (errno.ENOENT, errno.ENOTDIR) else ["error", exc.errno]
+def _stat_fingerprint(info):
     common = [stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, info.st_ino]
-    if stat.S_ISLNK(info.st_mode):
-        try:
-            return ["link", os.readlink(path)]
-        except OSError as exc:
-            return ["error", exc.errno]
     if stat.S_ISDIR(info.st_mode):
         return ["dir"] + common
     if stat.S_ISREG(info.st_mode):
         return ["file", info.st_size, info.st_mtime_ns] + common
     return ["other", stat.S_IFMT(info.st_mode)] + common
+
+
+def fingerprint(path):
+    """What lstat says about path, as a JSON-able list; ['missing'] when it does not exist.
+
+    A rewritten file has a new inode or mtime. A link is known by its text and by what it
+    resolves to (a file a managed path was swapped for, made world-readable later, is a
+    change). A directory's mtime is left out: ComfyUI's outputs and the logs come and go in
+    the folders the roles only make sure exist. Access times are left out too: reading is not
+    a change.
+    """
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return ["missing"] if exc.errno in (errno.ENOENT, errno.ENOTDIR) else ["error", exc.errno]
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            text = os.readlink(path)
+        except OSError as exc:
+            return ["error", exc.errno]
+        try:
+            return ["link", text, _stat_fingerprint(os.stat(path))]
+        except OSError as exc:
+            return ["link", text, ["dangling", exc.errno]]
+    return _stat_fingerprint(info)
 
 
 def tree_fingerprint(root):
@@ -232,6 +242,8 @@ def _describe(then, now):
         return "appeared"
     if now[0] != then[0]:
         return "was a %s, is a %s now" % (then[0], now[0])
+    if now[0] == "link" and now[1] == then[1]:
+        return "what it links to changed"
     if now[0] == "link":
         return "points to %s now (was %s)" % (now[1], then[1])
     if now[0] == "error":

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Make shortcut paths symbolic links to directories inside a vault, never losing data.
 
-What is found at a shortcut decides the action:
+Every path is judged by what it resolves to (links, chains of links, and for folders device
+and inode), never by how it is spelled. What is found at a shortcut decides the action:
 
 =========================  ============================================================
 found                      action
@@ -14,25 +15,41 @@ other or dangling link     ``relinked``: replaced atomically (the old link, neve
                            points to)
 real directory             ``on_conflict``: ``merged`` into the target (safe_merge rules),
                            ``backed_up`` (renamed ``<name>.backup-<stamp>``) or an error
+real directory that the    ``adopted``: the vault's link to it goes, the folder itself moves
+target links to            into the vault (a rename; a verified copy across filesystems)
+                           and the shortcut becomes a link to it
 file, socket, ...          ``backed_up`` (a file cannot be merged into a directory), or an
                            error with ``on_conflict=fail``
 =========================  ============================================================
 
+A target that is a link whose chain passes through a shortcut path that becomes a link
+(``aiclipse/models -> /workspace/models -> /data/models``) is pointed straight at the folder it
+shows (``/data/models``) first, so no loop is made. A target that resolves inside the folder
+that would be merged into it, to a folder containing it, or to the vault itself, is refused.
+
 Every input is validated, for every shortcut, before anything is touched, so bad input or
-``on_conflict=fail`` leaves the disk exactly as it was.
+``on_conflict=fail`` leaves the disk exactly as it was. Scratch names (temporary links, partial
+copies) are recorded in ``<vault>/.state/workspace/scratch`` before they are made; a later run
+removes only what is recorded there.
 """
 
 from __future__ import annotations
 
+import collections
 import os
+import stat
 import time
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_link_guard import GitGuardError, GitLinkGuard
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.printable import printable
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import (
-    MergeError, MergePlan, apply_plan, clash_name, entry_kind, preflight,
+    LINK_TMP_MARK, MergeError, MergePlan, Scratch, apply_plan, clash_name, entry_kind, preflight,
 )
 
 ON_CONFLICT_CHOICES = ('merge', 'backup', 'fail')
+STATE_DIR = os.path.join('.state', 'workspace')
+# Links followed while resolving one path before it counts as a loop (Linux gives up at 40).
+MAX_LINK_HOPS = 40
 
 
 class WorkspaceLinkError(Exception):
@@ -47,10 +64,68 @@ class Shortcut:
         self.path = path
         self.target = target
         self.git_state = None
+        # 'renamed' or 'copied' when the target is a link to this shortcut's own folder.
+        self.adopt = None
+        # (old link text, folder) when the target is a link through a shortcut that changes.
+        self.retarget = None
 
 
 def _is_inside(path, parent):
     return path.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def _at_or_inside(path, parent):
+    return path == parent or _is_inside(path, parent)
+
+
+def resolve(path, overrides=None):
+    """Follow every link in absolute `path`, as the kernel would; (resolved path, links followed).
+
+    `overrides` maps absolute paths to what will be there instead of what is there now:
+    ``('link', text)`` or ``('dir',)``. The resolved path is None when the links loop.
+    Components that do not exist are kept as written (like ``os.path.realpath``).
+    """
+    overrides = overrides or {}
+    followed = []
+    remaining = collections.deque(path.split(os.sep))
+    current = os.sep
+    hops = 0
+    while remaining:
+        part = remaining.popleft()
+        if part in ('', '.'):
+            continue
+        if part == '..':
+            current = os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, part)
+        found = overrides.get(candidate)
+        if found is None:
+            try:
+                found = ('link', os.readlink(candidate)) if os.path.islink(candidate) else ('other',)
+            except OSError:
+                found = ('other',)
+        if found[0] != 'link':
+            current = candidate
+            continue
+        hops += 1
+        if hops > MAX_LINK_HOPS:
+            return None, followed
+        followed.append(candidate)
+        text = found[1]
+        if text.startswith(os.sep):
+            current = os.sep
+        remaining.extendleft(reversed(text.split(os.sep)))
+    return current, followed
+
+
+def canonical(path):
+    """`path` with its parent folders resolved (the path itself is not followed).
+
+    ``resolve`` names every link it follows this way, so a shortcut is recognised on a chain
+    even when the root above it is itself a link.
+    """
+    parent, name = os.path.split(path)
+    return os.path.join(os.path.realpath(parent), name)
 
 
 def describe(path):
@@ -72,7 +147,7 @@ class WorkspaceLinks:
     """Validate, then apply (or, in check mode, only report) a set of shortcuts."""
 
     def __init__(self, root, vault, links, on_conflict='merge', protect_git=True, check_mode=False,
-                 run_command=None, git_bin=None, stamp=None, directories=None):
+                 run_command=None, git_bin=None, stamp=None, directories=None, state_dir=None):
         self.root = root
         self.vault = vault
         self.links = links
@@ -82,6 +157,8 @@ class WorkspaceLinks:
         self.check_mode = check_mode
         self.stamp = stamp or time.strftime('%Y%m%d-%H%M%S')
         self.git = GitLinkGuard(run_command, git_bin, self.stamp) if protect_git and run_command else None
+        self.state_dir = state_dir
+        self.scratch = None
         self.shortcuts = []
 
     # -- validation: nothing is touched here -------------------------------------------------
@@ -104,6 +181,8 @@ class WorkspaceLinks:
             raise WorkspaceLinkError('on_conflict must be one of %s, got %r' % (', '.join(ON_CONFLICT_CHOICES), self.on_conflict))
         if not isinstance(self.links, dict) or not self.links:
             raise WorkspaceLinkError('links must be a non-empty mapping of shortcut name -> target in the vault')
+        self.state_dir = os.path.normpath(self.state_dir or os.path.join(self.vault, STATE_DIR))
+        self.scratch = Scratch(self.state_dir)
 
         shortcuts = []
         for name, target in self.links.items():
@@ -114,6 +193,9 @@ class WorkspaceLinks:
                 shortcuts.append(shortcut)
         for shortcut in shortcuts:
             errors.extend(self._check_against_others(shortcut, shortcuts))
+        if not errors:
+            errors.extend(self._judge_resolution(shortcuts))
+        for shortcut in shortcuts:
             errors.extend(self._check_on_disk(shortcut))
         directory_paths = []
         for directory in self.directories:
@@ -123,10 +205,13 @@ class WorkspaceLinks:
             else:
                 directory_paths.append(path)
         if errors:
-            raise WorkspaceLinkError('nothing was changed: ' + '; '.join(errors))
+            raise WorkspaceLinkError('nothing was changed: ' + '; '.join(dict.fromkeys(errors)))
         self.shortcuts = shortcuts
         self.directory_paths = directory_paths
         return shortcuts
+
+    def _in_state_dir(self, path):
+        return _at_or_inside(path, os.path.join(self.vault, '.state'))
 
     def _parse_directory(self, directory, shortcuts):
         if not isinstance(directory, str) or not directory.strip() or '..' in directory.split('/'):
@@ -134,6 +219,8 @@ class WorkspaceLinks:
         path = os.path.normpath(directory if os.path.isabs(directory) else os.path.join(self.vault, directory))
         if not _is_inside(path, self.vault):
             return None, 'directory %r resolves to %s, outside the vault %s' % (directory, path, self.vault)
+        if self._in_state_dir(path):
+            return None, 'directory %r lies in the vault\'s state folder %s/.state' % (directory, self.vault)
         for shortcut in shortcuts:
             if path == shortcut.path or _is_inside(path, shortcut.path):
                 return None, ('directory %r lies at or inside shortcut %r, which becomes a link; name it '
@@ -155,6 +242,9 @@ class WorkspaceLinks:
         if target_path != self.vault and not _is_inside(target_path, self.vault):
             return None, ('target %r of shortcut %r resolves to %s, outside the vault %s; targets must be '
                           'inside the vault' % (target, name, target_path, self.vault))
+        if self._in_state_dir(target_path):
+            return None, ('target %r of shortcut %r lies in the vault\'s state folder %s/.state, which is '
+                          'the collection\'s own' % (target, name, self.vault))
         if path == self.vault:
             return None, 'shortcut %r is the vault itself (%s); the vault is never replaced by a link' % (name, path)
         if _is_inside(self.vault, path):
@@ -182,6 +272,96 @@ class WorkspaceLinks:
                               % (other.target, other.name, shortcut.name))
         return errors
 
+    # -- what each path resolves to, now and after the run ------------------------------------
+
+    def _judge_resolution(self, shortcuts):
+        """Decide adoptions and retargets, and refuse what resolves into the wrong place.
+
+        Works on what each target resolves to now (``resolve``) and, for loops, on what it will
+        resolve to once every shortcut is a link (the same walk with the planned changes as
+        overrides).
+        """
+        errors = []
+        real_vault = os.path.realpath(self.vault)
+        changing_links = set(canonical(s.path) for s in shortcuts
+                             if entry_kind(s.path) == 'link' and os.readlink(s.path) != s.target)
+        for shortcut in shortcuts:
+            errors.extend(self._judge_one(shortcut, real_vault, changing_links))
+        if errors:
+            return errors
+        overrides = {}
+        for shortcut in shortcuts:
+            key = canonical(shortcut.target)
+            if shortcut.adopt:
+                overrides[key] = ('dir',)
+            elif shortcut.retarget:
+                overrides[key] = ('link', shortcut.retarget[1])
+            elif not os.path.isdir(shortcut.target):
+                overrides[key] = ('dir',)  # made a directory (what is there is moved aside)
+        # Last, so they win: whatever a target's parents lead to, a shortcut path ends as a link.
+        for shortcut in shortcuts:
+            overrides[canonical(shortcut.path)] = ('link', shortcut.target)
+        for shortcut in shortcuts:
+            final, followed = resolve(shortcut.target, overrides)
+            if final is None:
+                errors.append('the links on the way to %s (%s) would form a loop once %s links to it; '
+                              'point one of them at a real folder' % (shortcut.target, ' -> '.join(followed[:6]),
+                                                                      shortcut.path))
+        return errors
+
+    def _judge_one(self, shortcut, real_vault, changing_links):
+        path, target = shortcut.path, shortcut.target
+        now, followed = resolve(target)
+        if now is None:
+            return []  # a loop with no folder at its end holds no data: moved aside like any link
+        if _at_or_inside(real_vault, now):
+            return ['target %s resolves to %s, %s; point it at a folder of its own inside the vault'
+                    % (target, now, 'the vault itself' if now == real_vault else 'which contains the vault')]
+        if _is_inside(now, os.path.join(real_vault, '.state')) or now == os.path.join(real_vault, '.state'):
+            return ['target %s resolves to %s, in the vault\'s state folder; point it elsewhere' % (target, now)]
+        through = [link for link in followed if link in changing_links]
+        # The target's own entry is a link (not a path that only leads through one above it).
+        own_link = entry_kind(target) == 'link' and _at_or_inside(os.path.realpath(os.path.dirname(target)), real_vault)
+        if through and not own_link:
+            return ['%s reaches %s through the link %s, and %s will become a link to %s: the links would '
+                    'loop. Replace %s by a real folder or point it at %s directly'
+                    % (target, now, followed[0], through[0], target, followed[0], now)]
+        if through and os.path.isdir(now):
+            # The vault folder keeps showing the same folder; only the hop through the shortcut
+            # (which becomes a link to the target) goes. A dangling one is moved aside instead.
+            shortcut.retarget = (os.readlink(target), now)
+        if entry_kind(path) != 'dir':
+            return []
+        real_path = os.path.realpath(path)
+        if now == real_path or (os.path.exists(target) and os.path.samestat(os.stat(target), os.lstat(path))):
+            return self._judge_adoption(shortcut, followed)
+        if _is_inside(now, real_path):
+            return ['target %s resolves to %s, inside %s, the folder that would be merged into it: a folder '
+                    'cannot be merged into its own subfolder. Move that folder into the vault yourself '
+                    '(rm %s && mv %s %s) and run again' % (target, now, path, target, now, target)]
+        if _is_inside(real_path, now):
+            return ['target %s resolves to %s, which contains %s: merging it there would move a folder into '
+                    'its own parent. Point %s at a folder of its own' % (target, now, path, target)]
+        return []
+
+    def _judge_adoption(self, shortcut, followed):
+        """The target is the shortcut's own folder: adopt it, or say why not and what to do."""
+        path, target = shortcut.path, shortcut.target
+        real_path = os.path.realpath(path)
+        parent = os.path.realpath(os.path.dirname(target))
+        if entry_kind(target) != 'link' or _at_or_inside(parent, real_path) or not _at_or_inside(parent, os.path.realpath(self.vault)):
+            hop = followed[0] if followed else target
+            return ['%s is the folder %s itself, through the link %s, which is not the target: a folder '
+                    'cannot be moved into itself. Replace %s by a real folder (or remove it) and run again'
+                    % (target, path, hop, hop)]
+        if self.on_conflict == 'fail':
+            return ['%s is a real directory and the vault\'s %s links to it; on_conflict=fail leaves it alone. '
+                    'Use on_conflict=merge or backup to move it into the vault, or move it there yourself '
+                    '(rm %s && mv %s %s)' % (path, target, target, path, target)]
+        same_fs = os.lstat(path).st_dev == os.stat(parent).st_dev
+        shortcut.adopt = 'renamed' if same_fs else 'copied'
+        return []
+
     def _check_on_disk(self, shortcut):
         errors = []
         path = shortcut.path
@@ -195,10 +375,16 @@ class WorkspaceLinks:
             parent = os.path.dirname(parent)
         if os.path.lexists(parent) and not os.path.isdir(parent):
             errors.append('%s cannot be created: %s is not a directory' % (path, parent))
-        if kind in ('file', 'other', 'dir') and self.on_conflict == 'fail':
+        if shortcut.adopt:
+            try:
+                # The folder moves whole: only what a copy across filesystems cannot take matters.
+                preflight(path, os.path.dirname(shortcut.target), identity=False)
+            except MergeError as exc:
+                errors.append(str(exc))
+        elif kind in ('file', 'other', 'dir') and self.on_conflict == 'fail':
             errors.append('%s is a real %s, not a link, and on_conflict=fail leaves it alone; move it '
                           'away, or use on_conflict=merge or backup' % (path, 'directory' if kind == 'dir' else 'file'))
-        if kind == 'dir' and self.on_conflict == 'merge':
+        elif kind == 'dir' and self.on_conflict == 'merge':
             try:
                 preflight(path, shortcut.target)
             except MergeError as exc:
@@ -226,6 +412,13 @@ class WorkspaceLinks:
             after.append('%s: directory' % self.vault)
             if not self.check_mode:
                 os.makedirs(self.vault)
+        swept = self.scratch.sweep(self.check_mode)
+        if swept:
+            changed = True
+            after.extend('  removed %s, left by an interrupted run' % p for p in swept)
+        # Vault folders first: adopted folders move in and links through a shortcut are
+        # straightened before anything is created inside them.
+        vault_side = dict((s.name, self._vault_side(s)) for s in self.shortcuts)
         directories = []
         for path in self.directory_paths:
             created, backup, moved_note = self._ensure_directory(path)
@@ -236,7 +429,7 @@ class WorkspaceLinks:
                 after.append('%s: directory' % path)
                 after.extend([moved_note] if moved_note else [])
         for shortcut in self.shortcuts:
-            record = self._one(shortcut)
+            record = self._one(shortcut, vault_side[shortcut.name], swept)
             results.append(record)
             changed = changed or record['changed']
             if record['changed']:
@@ -245,63 +438,103 @@ class WorkspaceLinks:
             del record['after_lines']
         diff = {'before': ''.join(line + '\n' for line in before),
                 'after': ''.join(line + '\n' for line in after)}
-        return {'changed': changed, 'links': results, 'directories': directories, 'diff': diff}
+        return printable({'changed': changed, 'links': results, 'directories': directories, 'diff': diff,
+                          'scratch_removed': swept})
 
-    def _one(self, shortcut):
+    def _vault_side(self, shortcut):
+        """Adopt the shortcut's folder, or straighten the target's link; (record fields, notes)."""
+        fields = {'before': describe(shortcut.path), 'adopted': None, 'target_relinked': None}
+        notes = []
+        if shortcut.retarget:
+            was, now = shortcut.retarget
+            fields['target_relinked'] = {'was': was, 'now': now}
+            notes.append('  %s now links straight to %s (was %s, through a shortcut)' % (shortcut.target, now, was))
+            if not self.check_mode:
+                self._replace_link(shortcut.target, now)
+        elif shortcut.adopt:
+            fields['adopted'] = {'from': shortcut.path, 'to': shortcut.target, 'how': shortcut.adopt}
+            notes.append('  adopted %s: the folder itself moved into the vault as %s (%s)'
+                         % (shortcut.path, shortcut.target, shortcut.adopt))
+            if not self.check_mode:
+                self._adopt(shortcut)
+        return fields, notes
+
+    def _adopt(self, shortcut):
+        """Move the shortcut's real folder into the vault in place of the vault's link to it.
+
+        Each step leaves a state the next run recognises: after the link goes, the folder at
+        the shortcut is merged into a new target (the plain merge); after the rename, only the
+        shortcut's link is missing (it is created).
+        """
         path, target = shortcut.path, shortcut.target
-        record = {'name': shortcut.name, 'path': path, 'target': target, 'before': describe(path),
+        os.unlink(target)  # only a link: the folder it showed is `path`
+        if shortcut.adopt == 'renamed':
+            os.rename(path, target)
+        else:
+            st = os.lstat(path)
+            os.mkdir(target)
+            os.chmod(target, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)  # exact mode once filled
+            try:
+                os.chown(target, st.st_uid, st.st_gid)
+            except PermissionError:
+                pass
+            apply_plan(MergePlan(path, target, self.stamp, self.state_dir))
+            os.chmod(target, stat.S_IMODE(st.st_mode))
+        self._replace_link(path, target)
+
+    def _one(self, shortcut, vault_side, swept):
+        path, target = shortcut.path, shortcut.target
+        fields, notes = vault_side
+        record = {'name': shortcut.name, 'path': path, 'target': target, 'before': fields['before'],
                   'action': 'ok', 'changed': False, 'target_created': False, 'target_backup': None,
-                  'backup': None, 'merged': None, 'git': [], 'seeded': [], 'leftover_links_removed': []}
-        after = []
+                  'backup': None, 'merged': None, 'adopted': fields['adopted'],
+                  'target_relinked': fields['target_relinked'], 'git': [], 'seeded': [],
+                  'leftover_links_removed': [p for p in swept if os.path.dirname(p) == os.path.dirname(path)
+                                             and os.path.basename(p).startswith('.%s%s' % (os.path.basename(path), LINK_TMP_MARK))]}
+        after = list(notes)
         record['after_lines'] = after
 
-        target_notes = self._ensure_target(shortcut, record)
-        after.extend(target_notes)
+        if not shortcut.adopt:
+            after.extend(self._ensure_target(shortcut, record))
         if shortcut.git_state is not None:
             record['git'] = self.git.pending(shortcut.git_state)
             if record['git'] and not self.check_mode:
                 self.git.apply(shortcut.git_state)
             after.extend('  git: %s' % note for note in record['git'])
 
-        leftovers = leftover_links(path)
-        if leftovers:
-            record['leftover_links_removed'] = leftovers
-            after.extend('  removed temporary link %s left by an interrupted run' % p for p in leftovers)
-            if not self.check_mode:
-                for leftover in leftovers:
-                    os.unlink(leftover)
-
         kind = entry_kind(path)
-        if kind == 'link' and os.readlink(path) == target:
+        if shortcut.adopt:
+            record['action'] = 'adopted'
+        elif kind == 'link' and os.readlink(path) == target:
             pass
         elif kind == 'link':
             record['action'] = 'relinked'
             if not self.check_mode:
-                _replace_link(path, target)
+                self._replace_link(path, target)
         elif kind == 'absent':
             record['action'] = 'created'
             if not self.check_mode:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
-                _replace_link(path, target)
+                self._replace_link(path, target)
         elif kind == 'dir' and self.on_conflict == 'merge':
             record['action'] = 'merged'
-            plan = MergePlan(path, target, self.stamp)
+            plan = MergePlan(path, target, self.stamp, self.state_dir)
             record['merged'] = {'moved': plan.count('move'), 'renamed': plan.renamed,
                                 'dropped_identical': plan.count('drop'),
-                                'discarded_partials': plan.count('discard_partial')}
+                                'discarded_partials': sum(1 for p in swept if _is_inside(p, target))}
             after.append('  merged %s into %s: %d moved, %d identical dropped, %d kept under a new name'
                          % (path, target, plan.count('move'), plan.count('drop'), len(plan.renamed)))
             after.extend('  kept both: %s -> %s' % (item['from'], item['to']) for item in plan.renamed)
             if not self.check_mode:
                 apply_plan(plan)
-                _replace_link(path, target)
+                self._replace_link(path, target)
         else:
             record['action'] = 'backed_up'
             record['backup'] = clash_name(path, self.stamp, 'backup')
             after.append('  moved %s aside to %s' % (path, record['backup']))
             if not self.check_mode:
                 os.rename(path, record['backup'])
-                _replace_link(path, target)
+                self._replace_link(path, target)
 
         if shortcut.git_state is not None:
             incoming = path if self.check_mode and record['action'] == 'merged' else None
@@ -312,7 +545,8 @@ class WorkspaceLinks:
                 self.git.seed(shortcut.git_state, missing)
 
         record['changed'] = (record['action'] != 'ok' or record['target_created'] or bool(record['git'])
-                             or bool(record['seeded']) or bool(record['leftover_links_removed']))
+                             or bool(record['seeded']) or bool(record['leftover_links_removed'])
+                             or bool(record['target_relinked']))
         after.insert(0, '%s -> %s' % (path, target))
         return record
 
@@ -328,6 +562,8 @@ class WorkspaceLinks:
     def _ensure_directory(self, path):
         """Make `path` (inside the vault) a directory, moving aside anything in its way.
 
+        A component that is a link to a directory is kept (a volume mounted elsewhere); the
+        links that would make a merge go into its own source were refused by validate().
         Returns (created, backup path or None, diff note about the backup or None). Nothing
         is ever deleted.
         """
@@ -338,7 +574,7 @@ class WorkspaceLinks:
         for part in parts:
             current = os.path.join(current, part)
             if os.path.isdir(current):
-                continue  # a directory, or a link to one (a volume mounted elsewhere is fine)
+                continue
             if os.path.lexists(current):
                 backup = clash_name(current, self.stamp, 'backup')
                 moved_note = '  moved %s aside to %s (a directory is needed there)' % (describe(current), backup)
@@ -349,39 +585,15 @@ class WorkspaceLinks:
                 os.mkdir(current)
         return created, backup, moved_note
 
+    def _replace_link(self, path, text):
+        """Point `path` at `text` atomically: a recorded scratch link renamed over `path`.
 
-LINK_TMP_MARK = '.aiclipse-link-'
-
-
-def _replace_link(path, text):
-    """Point `path` at `text` atomically: a new link under a hidden name renamed over `path`.
-
-    rename() replaces a link itself, never what it points to; `path` is a link or absent here.
-    """
-    parent, name = os.path.split(path)
-    for attempt in range(100):
-        tmp = os.path.join(parent, '.%s%s%d-%d' % (name, LINK_TMP_MARK, os.getpid(), attempt))
+        rename() replaces a link itself, never what it points to; `path` is a link or absent here.
+        """
+        tmp, token = self.scratch.new_link(path, text)
         try:
-            os.symlink(text, tmp)
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise WorkspaceLinkError('could not find a free temporary name beside %s' % path)
-    try:
-        os.rename(tmp, path)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-
-
-def leftover_links(path):
-    """Temporary links a killed run left beside `path` (links only: removing them loses no data)."""
-    parent, name = os.path.split(path)
-    prefix = '.%s%s' % (name, LINK_TMP_MARK)
-    try:
-        names = os.listdir(parent)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return [os.path.join(parent, n) for n in sorted(names)
-            if n.startswith(prefix) and entry_kind(os.path.join(parent, n)) == 'link']
+            os.rename(tmp, path)
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            self.scratch.forget(token)

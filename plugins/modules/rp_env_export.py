@@ -25,6 +25,11 @@ description:
   - The file is rewritten (atomically, already with its final mode) only when its content
     changes; there is no timestamp line, so RV(ignore:changed) is honest. Mode and owner drift
     on an otherwise correct file is fixed and reported as a change.
+  - The file must be a regular file. A symbolic link at O(path) (say to a world-readable copy) is
+    replaced by a regular file with the wanted mode, with a warning naming what it pointed to,
+    which is left as it was. A directory or special file there fails the task.
+  - Values are bytes. A value that is not UTF-8 (a pod name in Latin-1) is written byte for byte
+    and shown in results and the diff with C(\xNN) escapes; RV(not_utf8) names them.
   - Secret values (names containing C(TOKEN), C(SECRET), C(KEY), C(PASSWORD), C(PASSWD) or
     C(CREDENTIAL), plus O(secret_names)) are replaced by C(********) in the diff and in every
     return value. The file itself is not readable by other users by default.
@@ -166,6 +171,19 @@ variables:
   returned: always
   type: dict
   sample: {COMFY_ARGS: "--lowvram --preview-method auto", HF_TOKEN: "********"}
+not_utf8:
+  description: Exported names whose values are not UTF-8; the file holds their exact bytes,
+    results show them with C(\xNN) escapes.
+  returned: always
+  type: list
+  elements: str
+  sample: [RUNPOD_POD_NAME]
+replaced_link:
+  description: The text of the symbolic link found at O(path) and replaced by a regular file (or
+    that would be, in check mode); null when there was none.
+  returned: always
+  type: str
+  sample: /workspace/rp_environment.copy
 content_changed:
   description: Whether the file's content changed (or would change in check mode), as opposed to
     only its mode or owner.

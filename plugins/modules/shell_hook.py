@@ -24,6 +24,11 @@ description:
     C(~/.profile) does not read C(~/.bashrc).
   - Files and their parent directories are created when missing. Existing files are rewritten
     atomically, keeping their mode and owner, and only when their content changes.
+  - Every file written is a regular file. A symbolic link at one of O(files) is replaced by a
+    regular file holding what the link showed plus the hook; a link at O(profile_script) is
+    replaced by the script. What a link pointed to is left as it was, and a warning names it. A
+    directory or special file in their place fails the task. Bytes that are not UTF-8 are kept
+    exactly, and shown with C(\xNN) escapes in the diff.
   - Does in one module run what took several C(lineinfile) tasks, so a pod start stays fast.
 author:
   - aiclipse team (@aiclipse)
@@ -98,6 +103,12 @@ line:
   sample: "if [ -r /etc/rp_environment ]; then . /etc/rp_environment; fi  # aiclipse.comfyui pod_env hook"
 changed_files:
   description: Files that were (or in check mode would be) written or had their mode fixed.
+  returned: always
+  type: list
+  elements: str
+  sample: [/root/.bashrc]
+replaced_links:
+  description: Paths that were symbolic links and are now regular files (or would be, in check mode).
   returned: always
   type: list
   elements: str

@@ -18,8 +18,17 @@ description:
     Its folder is created with mode C(0700) when missing. The folder and file get modes
     C(0700) and C(0600), which sshd requires.
   - Makes each host key of O(host_key_types) missing from O(host_key_dir) with C(ssh-keygen),
-    so sshd can start in a container whose image carries no host keys. Existing keys are never
-    replaced, so clients keep trusting the pod.
+    so sshd can start in a container whose image carries no host keys. Existing working keys
+    are never replaced, so clients keep trusting the pod.
+  - An existing host key that sshd could not load is made anew, with a warning naming it and
+    why. An empty file is removed; a corrupt or passphrase-protected key, a dangling link or
+    something that is not a file is moved aside to C(<name>.invalid-<time>) with its C(.pub).
+    The check is C(ssh-keygen -y), which reads the private key itself (C(ssh-keygen -l) would
+    read the C(.pub) beside a corrupt key and pass it). A key readable by others is made
+    private first (sshd ignores such a key). A host key that is a link to a good key is kept.
+  - O(authorized_keys) must be a regular file. A symbolic link there is replaced by a regular
+    file of mode C(0600) holding the keys it showed, with a warning naming what it pointed to,
+    which is left as it was. A directory or special file there fails the task.
   - Does in one module run what took a C(file), a C(lineinfile) and a C(command) task, so a pod
     start stays fast.
 author:
@@ -87,17 +96,43 @@ added:
   elements: str
   sample: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB... me@laptop"]
 modes_fixed:
-  description: The folder or file whose mode was set to C(0700) or C(0600).
+  description: The folder or files (authorized_keys, host keys readable by others) whose mode was set to C(0700) or C(0600).
   returned: always
   type: list
   elements: str
   sample: [/root/.ssh]
 host_keys_made:
-  description: The types of the host keys made (or that would be, in check mode).
+  description: The types of the host keys made, missing or unusable (or that would be, in check mode).
   returned: always
   type: list
   elements: str
   sample: [rsa, ecdsa, ed25519]
+host_keys_invalid:
+  description: Existing host keys sshd could not load, each made anew.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    type:
+      description: The key type.
+      type: str
+      sample: ed25519
+    path:
+      description: The key file.
+      type: str
+      sample: /etc/ssh/ssh_host_ed25519_key
+    problem:
+      description: Why it was unusable.
+      type: str
+      sample: empty
+    moved_to:
+      description: Where it was moved (with its C(.pub)); null when it was empty and removed, or in check mode.
+      type: str
+replaced_link:
+  description: The text of the symbolic link found at O(authorized_keys) and replaced by a regular
+    file (or that would be, in check mode); null when there was none.
+  returned: always
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -125,7 +160,10 @@ def main():
         made = access.make_host_keys()
     except SSHAccessError as exc:
         module.fail_json(msg=str(exc))
-    result = dict(changed=bool(added or fixed or made), added=added, modes_fixed=fixed, host_keys_made=made)
+    fixed = fixed + access.host_key_modes_fixed
+    result = dict(changed=bool(added or fixed or made or access.replaced_link is not None), added=added,
+                  modes_fixed=fixed, host_keys_made=made, host_keys_invalid=access.invalid_host_keys,
+                  replaced_link=access.replaced_link)
     if module._diff:
         result['diff'] = [
             dict(before_header=params['authorized_keys'] or '', after_header=params['authorized_keys'] or '',

@@ -23,10 +23,27 @@ description:
   - Missing targets are created. Something that is not a directory where a target (or one of its
     parents inside the vault) must be is renamed aside first. A target that is a link to a
     directory (say a disk mounted elsewhere) is used as it is.
+  - Every path is judged by what it resolves to (links, chains of links, and for folders their
+    device and inode), never by its spelling, so a folder is never merged into itself.
+  - "Adopted installs: when a target is a link to the shortcut's own real folder (C(aiclipse/models
+    -> /workspace/models), or C(aiclipse/ComfyUI -> /workspace/ComfyUI)), the folder itself moves
+    into the vault: the vault's link goes, the folder is renamed to the target (a verified copy
+    across filesystems, the original removed only afterwards) and the shortcut becomes a link to
+    it. A run killed at any step leaves every file reachable and the next run finishes the job."
+  - A target that is a link whose chain passes through a shortcut path that is about to be
+    relinked (C(aiclipse/models -> /workspace/models -> /data/models)) is pointed straight at the
+    folder it shows (C(/data/models)) first, so no loop is made.
+  - A target that resolves inside the folder that would be merged into it, to a folder that
+    contains it, to the vault itself or through a link that would loop is refused, with what to
+    do, before anything is touched.
   - Moves are crash-safe. On one filesystem entries are renamed or hard-linked, which never
-    replaces an existing name. Across filesystems each file is copied to a hidden temporary name,
+    replaces an existing name. Across filesystems each file is copied to a hidden scratch name,
     flushed, compared with the original by SHA-256, published, and only then is the original
     deleted. A run killed half-way loses nothing and the next run finishes the job.
+  - Scratch names (a partial copy C(.aiclipse-partial-*), a temporary link
+    C(.<name>.aiclipse-link-*)) are recorded in C(<vault>/.state/workspace/scratch) before they
+    are made; a later run removes only what is recorded there. A file of yours with such a name is
+    never touched.
   - Every input of every shortcut is checked before anything is touched. Bad input, or a real
     directory with O(on_conflict=fail), leaves the disk exactly as it was.
   - "Git: when a shortcut lies inside a git work tree that tracks files under it (ComfyUI tracks
@@ -79,7 +96,9 @@ options:
       - A C(.git) directory present on both sides is never merged file by file (that would
         corrupt both repositories); the incoming one is kept whole as C(.git.merged-<timestamp>).
       - C(backup) renames the directory to C(<name>.backup-<timestamp>) beside the shortcut.
-      - C(fail) stops with an error naming the path; nothing at all is changed.
+      - C(fail) stops with an error naming the path; nothing at all is changed. This includes a
+        real directory that its target links to (an adopted install); C(merge) and C(backup)
+        both adopt it (the folder is the vault's, there is nothing to merge or keep aside).
     type: str
     choices: [merge, backup, fail]
     default: merge
@@ -106,8 +125,12 @@ notes:
   - Timestamps in backup and clash names are the time of the run, C(YYYYmmdd-HHMMSS); a counter is
     added when the name is taken.
   - Nothing is ever deleted except a source directory that the merge has emptied, a file whose
-    identical bytes are already at the target, and, across filesystems, an original after its
-    verified copy is in place.
+    identical bytes are already at the target under another name (another folder, or another
+    hard link of the same file), a link that an adoption replaces by the folder it pointed to,
+    recorded scratch entries and, across filesystems, an original after its verified copy is in
+    place.
+  - Names and link texts that are not UTF-8 are handled as the bytes they are; results show
+    those bytes as C(\xNN) escapes.
 seealso:
   - module: ansible.builtin.file
     description: Plain links, without the merge, backup and git handling.
@@ -191,7 +214,7 @@ links:
     action:
       description: What was (in check mode, would be) done at the shortcut path.
       type: str
-      choices: [ok, created, relinked, merged, backed_up]
+      choices: [ok, created, relinked, merged, backed_up, adopted]
       sample: merged
     changed:
       description: Whether anything changed for this shortcut (link, target, git, placeholders).
@@ -219,9 +242,34 @@ links:
           type: list
           elements: dict
         discarded_partials:
-          description: Hidden temporary copies (C(.aiclipse-partial-*)) that a killed run left in the
-            target, removed; their originals were still in place.
+          description: Recorded scratch copies that a killed run left in the target, removed;
+            their originals were still in place.
           type: int
+    adopted:
+      description: When the target was a link to the shortcut's own folder, how that folder
+        moved into the vault; null otherwise.
+      type: dict
+      contains:
+        from:
+          description: The shortcut path the folder was at.
+          type: str
+        to:
+          description: The target it is now.
+          type: str
+        how:
+          description: C(renamed) on one filesystem, C(copied) (verified) across filesystems.
+          type: str
+    target_relinked:
+      description: When the target was a link through a shortcut that changed, its old text and
+        the folder it now links to directly; null otherwise.
+      type: dict
+      contains:
+        was:
+          description: The old link text.
+          type: str
+        now:
+          description: The folder it showed, and now links to.
+          type: str
     target_created:
       description: Whether the target directory (or a parent inside the vault) was created.
       type: bool
@@ -238,15 +286,21 @@ links:
       type: list
       elements: str
     leftover_links_removed:
-      description: Temporary links (C(.<name>.aiclipse-link-*)) that a killed run left beside the
-        shortcut, removed.
+      description: Recorded temporary links that a killed run left beside the shortcut, removed.
       type: list
       elements: str
+scratch_removed:
+  description: Every recorded scratch entry (partial copy or temporary link) a killed run left,
+    removed (in check mode, that would be removed).
+  returned: always
+  type: list
+  elements: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_link_guard import GitGuardError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.printable import escape_text
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import MergeError
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (
     ON_CONFLICT_CHOICES, WorkspaceLinkError, WorkspaceLinks,
@@ -278,10 +332,10 @@ def main():
         workspace.validate()
         result = workspace.run()
     except (WorkspaceLinkError, MergeError, GitGuardError) as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=escape_text(str(exc)))
     except OSError as exc:
-        module.fail_json(msg='%s: %s; whatever was already moved is in place, nothing was deleted, '
-                             'fix the cause and run again' % (exc.filename or '', exc.strerror))
+        module.fail_json(msg=escape_text('%s: %s; whatever was already moved is in place, nothing was deleted, '
+                                         'fix the cause and run again' % (exc.filename or '', exc.strerror)))
     diff = result.pop('diff')
     if module._diff:
         result['diff'] = diff

@@ -38,6 +38,15 @@ SITE_YML = textwrap.dedent("""\
           ansible.builtin.fail:
             msg: "node ComfyUI-Broken: git clone failed"
           when: lookup('ansible.builtin.env', 'TEST_FAIL_PROVISION', default='') == '1'
+        - name: Fail with the message the test gives (long, several lines)
+          ansible.builtin.fail:
+            msg: "{{ lookup('ansible.builtin.env', 'TEST_FAIL_MESSAGE') }}"
+          when: lookup('ansible.builtin.env', 'TEST_FAIL_MESSAGE', default='') != ''
+        - name: Fail with a secret in a hidden result
+          ansible.builtin.command: sh -c 'echo "the token is $TEST_SECRET" >&2; exit 3'
+          changed_when: false
+          no_log: true
+          when: lookup('ansible.builtin.env', 'TEST_SECRET', default='') != ''
         - name: Write the launch file
           ansible.builtin.import_role:
             name: aiclipse.comfyui.launcher
@@ -212,3 +221,81 @@ def test_container_command_replaces_comfyui_after_provisioning(pod):
     assert boot.rc == 0 and boot.started is None
     assert int(marker.read_text()) == boot.pid
     assert (pod.vault / ".state" / "launch.json").exists()
+
+
+def test_the_failure_summary_names_the_whole_message_of_every_line(pod):
+    """ansible's human output folds a long message over YAML lines; the summary must not cut it."""
+    message = "clone of ComfyUI-Broken failed: " + "word " * 60 + "\nsecond line\nthe real reason: DISK_FULL_AT_THE_END"
+    boot = pod.boot(COMFY_ARGS="--x", TEST_FAIL_MESSAGE=message)
+    assert boot.rc == 0 and "PROVISIONING FAILED" in boot.err
+    summary = boot.err[boot.err.index("PROVISIONING FAILED"):]
+    assert "Fail with the message the test gives (long, several lines) [localhost] -> clone of ComfyUI-Broken" in summary
+    assert "word " * 60 in summary
+    assert "      second line\n      the real reason: DISK_FULL_AT_THE_END" in summary
+    assert boot.comfy_argv == BASE + ["--x"]
+    record = pod.vault / ".state" / "provision-failures.json"
+    assert oct(record.stat().st_mode & 0o777) == "0o600"
+    doc = json.loads(record.read_text())
+    assert doc["complete"] is True and doc["failures"][0]["message"] == message
+
+
+def test_a_hidden_result_stays_hidden_in_the_summary(pod):
+    boot = pod.boot(COMFY_ARGS="--x", TEST_SECRET="hf_HIDDEN_token_123")
+    assert "PROVISIONING FAILED" in boot.err
+    assert "Fail with a secret in a hidden result [localhost] -> the output has been hidden" in boot.err
+    assert "hf_HIDDEN_token_123" not in boot.out + boot.err
+    assert "hf_HIDDEN_token_123" not in (pod.vault / ".state" / "provision-failures.json").read_text()
+
+
+def test_a_playbook_that_does_not_parse_is_named_from_ansibles_own_error(pod):
+    (pod.baked / "site.yml").write_text("- name: Broken\n  hosts: pods\n  tasks: {{ nope\n")
+    boot = pod.boot(COMFY_ARGS="--x")
+    assert "PROVISIONING FAILED" in boot.err
+    summary = boot.err[boot.err.index("PROVISIONING FAILED"):]
+    assert "ERROR" in summary and "no failed task recorded" not in summary, summary
+
+
+CALLBACK_PLAY = textwrap.dedent("""\
+    - name: Failures of every kind
+      hosts: localhost
+      gather_facts: false
+      tasks:
+        - name: Ignored failure
+          ansible.builtin.fail:
+            msg: ignored, not a provisioning failure
+          ignore_errors: true
+        - name: Handled by a rescue
+          block:
+            - name: Fails inside a block
+              ansible.builtin.fail:
+                msg: rescued
+          rescue:
+            - name: Rescue
+              ansible.builtin.debug:
+                msg: handled
+        - name: Loop with failing items
+          ansible.builtin.command: "sh -c 'echo item {{ item }} broke >&2; exit {{ item }}'"
+          loop: [0, 3]
+          changed_when: false
+    """)
+
+
+def test_the_failure_callback_records_what_failed_and_nothing_else(tmp_path):
+    """Run straight through ansible-playbook: ignored failures are left out, a rescued one is
+    marked, a loop's failed item is named with its stderr."""
+    play = tmp_path / "play.yml"
+    play.write_text(CALLBACK_PLAY)
+    record = tmp_path / "state" / "failures.json"
+    env = {"PATH": f"{VENV / 'bin'}:/usr/bin:/bin", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+           "ANSIBLE_CALLBACKS_ENABLED": "aiclipse.comfyui.failure_summary",
+           "AICLIPSE_FAILURE_SUMMARY": str(record), "ANSIBLE_LOCALHOST_WARNING": "0"}
+    proc = subprocess.run([str(VENV / "bin" / "ansible-playbook"), "-c", "local", "-i", "localhost,", str(play)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 2, proc.stdout
+    doc = json.loads(record.read_text())
+    assert doc["complete"] is True
+    tasks = [(failure["task"], failure["rescued_by_block"]) for failure in doc["failures"]]
+    assert tasks == [("Fails inside a block", True), ("Loop with failing items", False)]
+    loop = doc["failures"][1]["message"]
+    assert "item 3: non-zero return code\nitem 3 broke" in loop and "item 0" not in loop, loop
+    assert oct(record.stat().st_mode & 0o777) == "0o600" and oct(record.parent.stat().st_mode & 0o777) == "0o700"

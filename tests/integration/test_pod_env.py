@@ -6,6 +6,7 @@ connection runs modules inside the container with that environment), then logs i
 sshd on a loopback port.
 """
 import json
+import os
 import subprocess
 
 import pytest
@@ -23,6 +24,9 @@ SECRETS = {
     "R2_ACCESS_KEY_ID": "r2id_PodEnvSecret_777",
     "R2_SECRET_ACCESS_KEY": "r2secret/PodEnv+Secret==888",
 }
+# A pod name in Latin-1: bytes that are not UTF-8 must reach SSH sessions exactly, at pod start
+# (the module's own environment) and over SSH (the pod's /proc/1/environ).
+POD_NAME = os.fsdecode(b"caf\xe9-pod")
 # Ubuntu's root bashrc starts like this; Debian's has no guard. The hook must beat it.
 UBUNTU_GUARD = "case $- in *i*) ;; *) return;; esac"
 LEGACY_LINE = "source /etc/rp_environment"
@@ -56,7 +60,8 @@ def test_five_runs_one_hook_line_and_changed_only_when_something_changed(tmp_pat
         "pod_env_host_key_dir": str(root / "etc/ssh"),
     }
     # The key twice (once with stray spaces): it must still land once.
-    env = dict(SECRETS, COMFY_ARGS=COMFY_ARGS, PUBLIC_KEY=f"{public_key}\n  {public_key}  \n")
+    env = dict(SECRETS, COMFY_ARGS=COMFY_ARGS, PUBLIC_KEY=f"{public_key}\n  {public_key}  \n",
+               RUNPOD_POD_NAME=POD_NAME)
     playbook = write_playbook(tmp_path)
 
     def run(**overrides):
@@ -76,6 +81,7 @@ def test_five_runs_one_hook_line_and_changed_only_when_something_changed(tmp_pat
     assert LEGACY_LINE not in lines, "the original system's piled-up source lines are removed"
     assert lines[1:] == [UBUNTU_GUARD, "alias ll='ls -l'"], "the rest of the bashrc is kept"
     assert (root / "root/.ssh/authorized_keys").read_text() == public_key + "\n"
+    assert b"export RUNPOD_POD_NAME='caf\xe9-pod'\n" in (root / "etc/rp_environment").read_bytes()
     assert sorted(p.name for p in (root / "etc/ssh").glob("ssh_host_*_key")) == [
         "ssh_host_ecdsa_key", "ssh_host_ed25519_key", "ssh_host_rsa_key"]
 
@@ -100,7 +106,10 @@ class Pod:
         self.tmp_path = tmp_path
         self.key, self.public_key = make_client_key(tmp_path)
         self.container = podman_harness.Container(
-            image, env=dict(SECRETS, COMFY_ARGS=COMFY_ARGS, PUBLIC_KEY=self.public_key, TEMPLATE_TYPE="flux"))
+            image, env=dict(SECRETS, COMFY_ARGS=COMFY_ARGS, PUBLIC_KEY=self.public_key, TEMPLATE_TYPE="flux"),
+            # podman stores -e values as JSON text (a byte that is not UTF-8 becomes U+FFFD), so
+            # the pod's main process sets the Latin-1 name itself, as a pod's entrypoint may.
+            command=["sh", "-c", "RUNPOD_POD_NAME=\"$(printf 'caf\\351-pod')\" exec sleep infinity"])
         self.playbook = write_playbook(tmp_path)
         self.runs = []
         self.sshd = None
@@ -167,6 +176,9 @@ def test_fleet_run_over_ssh_keeps_the_pods_settings(pod):
     assert pod.container.sh("sha256sum /etc/rp_environment").stdout == before
     assert pod.container.sh("stat -c %a /etc/rp_environment").stdout.strip() == "600"
     assert_no_secret(result.stdout + result.stderr)
+    # The pod name that is not UTF-8 came from /proc/1/environ byte for byte.
+    out = pod.sshd.ssh('printf "%s" "$RUNPOD_POD_NAME"')
+    assert out.returncode == 0 and out.stdout == b"caf\xe9-pod", out
 
 
 @pytest.mark.podman

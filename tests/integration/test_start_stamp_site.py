@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 
 import pytest
 
@@ -85,7 +86,7 @@ def pod(tmp_path_factory):
 
 def test_unchanged_start_skips_the_roles_and_leaves_no_secret(pod):
     run, roles_ran, reasons = pod.start()
-    assert not roles_ran and run.changed == 0 and reasons == []
+    assert not roles_ran and run.changed == 0 and reasons == [], reasons
     # Check mode agrees: nothing would change, so nothing needs checking.
     run, roles_ran, dummy = pod.start(check=True)
     assert not roles_ran and run.changed == 0
@@ -114,8 +115,36 @@ def _retarget(link, target):
     link.symlink_to(target)
 
 
+def _swap_for_a_link(path):
+    """Someone replaces a managed file by a link to a world-readable copy of it."""
+    copy = path.with_name(path.name + ".copy")
+    copy.write_bytes(path.read_bytes())
+    copy.chmod(0o644)
+    path.unlink()
+    path.symlink_to(copy)
+
+
+def _private_regular_file(path):
+    info = os.lstat(path)
+    copy = path.with_name(path.name + ".copy")
+    return stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600 and copy.read_bytes()
+
+
+def _usable_key(path):
+    return subprocess.run(["ssh-keygen", "-y", "-P", "", "-f", str(path)], capture_output=True,
+                          check=False).returncode == 0
+
+
 # (change made between two starts, what the full start must have put right)
 DRIFT = {
+    "env file swapped for a link to a readable copy": (
+        lambda pod: _swap_for_a_link(pod.root / "etc/rp_environment"),
+        lambda pod: _private_regular_file(pod.root / "etc/rp_environment")),
+    "authorized_keys swapped for a link": (
+        lambda pod: _swap_for_a_link(pod.root / "root/.ssh/authorized_keys"),
+        lambda pod: _private_regular_file(pod.root / "root/.ssh/authorized_keys")),
+    "host key emptied": (lambda pod: (pod.root / "etc/ssh/ssh_host_ed25519_key").write_bytes(b""),
+                         lambda pod: _usable_key(pod.root / "etc/ssh/ssh_host_ed25519_key")),
     "model deleted": (lambda pod: pod.model("up.pth").unlink(),
                       lambda pod: sha(pod.model("up.pth")) == pod.sums["up.pth"]),
     "model overwritten": (lambda pod: pod.model("vae.safetensors").write_bytes(b"truncated"),
@@ -153,7 +182,8 @@ def test_a_change_between_starts_runs_the_roles_which_repair_it(pod, drift):
     assert roles_ran and reasons, f"{drift}: the start skipped the roles"
     assert repaired(pod), f"{drift}: not repaired\n{run.stdout[-3000:]}"
     # The repaired pod is stamped again: the start after that skips the roles.
-    assert not pod.start()[1]
+    dummy, roles_ran, reasons = pod.start()
+    assert not roles_ran, f"{drift}: the start after the repair ran the roles: {reasons}"
 
 
 def test_a_new_setting_runs_the_roles(pod):

@@ -49,6 +49,14 @@ def test_fleet_in_parallel_over_ssh_with_a_broken_and_a_gone_pod(world):
     _assert_no_secret(output, world)
 
 
+def test_adopted_install_moves_into_the_vault_without_losing_a_byte(world):
+    output = _run("adopted", world)
+    for step in ("create", "prepare", "converge", "idempotence", "verify"):
+        assert f"[adopted > {step}] Executed: Successful" in output, f"step {step} did not run"
+    assert re.search(r"\b\d+ passed\b", output), "no testinfra summary in the output"
+    assert not re.search(r"\b\d+ (failed|error)", output)
+
+
 def _assert_no_secret(output, world):
     for secret in (world.expected["hf_token"], world.expected["r2_secret"]):
         assert secret not in output, "a secret appears in molecule's output"

@@ -170,3 +170,56 @@ def test_environ_file_is_read_instead_of_the_process_environment(tmp_path):
     missing, _proc = run_module("rp_env_export", {"path": str(path), "environ_file": str(tmp_path / "nope")})
     assert missing["failed"] is True and "Cannot read the environment from" in missing["msg"]
     assert sourced(path, "COMFY_ARGS") == b"--from-pid1\nsecond line\n", "a failed run leaves the file alone"
+
+
+# -- bytes that are not UTF-8, and a file that is not a regular file --------------------------
+
+POD_NAME = os.fsdecode(b"caf\xe9-pod")  # Latin-1 bytes: not UTF-8, as a pod's settings may be
+
+
+def test_a_value_that_is_not_utf8_is_exported_byte_for_byte_and_shown_escaped(tmp_path):
+    path = tmp_path / "rp_environment"
+    env = pod_env(RUNPOD_POD_NAME=POD_NAME, HF_TOKEN=os.fsdecode(b"hf_\xff\xfeTOPsecretVAL"))
+    first, proc = run_module("rp_env_export", {"path": str(path)}, env=env, diff=True)
+    assert not first.get("failed"), first.get("msg")
+    assert first["changed"] is True
+    assert b"export RUNPOD_POD_NAME='caf\xe9-pod'\n" in path.read_bytes()
+    assert sourced(path, "RUNPOD_POD_NAME") == b"caf\xe9-pod\n"
+    assert sourced(path, "HF_TOKEN", "bash") == b"hf_\xff\xfeTOPsecretVAL\n"
+    assert first["variables"]["RUNPOD_POD_NAME"] == "caf\\xe9-pod"
+    assert first["variables"]["HF_TOKEN"] == "********"
+    assert first["not_utf8"] == ["HF_TOKEN", "RUNPOD_POD_NAME"]
+    assert "RUNPOD_POD_NAME='caf\\xe9-pod'" in first["diff"][0]["after"]
+    assert "TOPsecretVAL" not in proc.stdout + proc.stderr
+    again, _proc = run_module("rp_env_export", {"path": str(path)}, env=env)
+    assert again["changed"] is False
+
+
+def test_a_symlink_in_place_of_the_file_is_replaced_by_a_private_regular_file(tmp_path):
+    """Someone swapped the file for a link to a world-readable copy: the secrets must not stay there."""
+    path = tmp_path / "rp_environment"
+    run_module("rp_env_export", {"path": str(path)}, env=pod_env())
+    copy = tmp_path / "copy"
+    copy.write_bytes(path.read_bytes())
+    os.chmod(copy, 0o644)
+    path.unlink()
+    os.symlink(copy, path)
+    checked, _proc = run_module("rp_env_export", {"path": str(path)}, env=pod_env(), check=True)
+    assert checked["changed"] is True and path.is_symlink()
+    result, _proc = run_module("rp_env_export", {"path": str(path)}, env=pod_env(), diff=True)
+    assert result["changed"] is True and result["replaced_link"] == str(copy)
+    assert not path.is_symlink() and stat.S_IMODE(os.lstat(path).st_mode) == 0o600
+    assert sourced(path, "HF_TOKEN").decode() == SECRETS["HF_TOKEN"] + "\n"
+    assert any(str(copy) in warning for warning in result.get("warnings", [])), result
+    assert copy.read_bytes() and stat.S_IMODE(os.stat(copy).st_mode) == 0o644, "what it pointed to is left alone"
+    again, _proc = run_module("rp_env_export", {"path": str(path)}, env=pod_env())
+    assert again["changed"] is False
+
+
+def test_a_directory_or_pipe_in_place_of_the_file_is_refused(tmp_path):
+    for make in (os.mkdir, os.mkfifo):
+        path = tmp_path / f"rp_environment-{make.__name__}"
+        make(path)
+        result, _proc = run_module("rp_env_export", {"path": str(path)}, env=pod_env(), timeout=60)
+        assert result["failed"] is True and "not a regular file" in result["msg"], result
+        assert os.path.lexists(path)

@@ -4,8 +4,9 @@ Property-based: hypothesis writes arbitrary names and values with the module's o
 then real `bash` and `dash` source the file in an empty environment and dump their environment
 with `env -0`, which is compared byte for byte.
 """
-import importlib.util
+import json
 import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,10 +14,8 @@ from hypothesis import strategies as st
 
 from harness.paths import REPO
 
-_SPEC = importlib.util.spec_from_file_location(
-    "env_export", REPO / "plugins" / "module_utils" / "env_export.py")
-env_export = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(env_export)
+sys.path.insert(0, str(REPO / "collections"))
+from ansible_collections.aiclipse.comfyui.plugins.module_utils import env_export  # noqa: E402
 
 SHELLS = ["bash", "dash"]
 
@@ -108,3 +107,31 @@ def test_plain_names(name):
 
 def test_default_allow_list_has_comfy_args():
     assert "COMFY_ARGS" in env_export.DEFAULT_ALLOW_LIST
+
+
+class CheckModeModule:
+    """Just enough of AnsibleModule for EnvFile in check mode (nothing is written)."""
+    check_mode = True
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(names, st.one_of(text_values, byte_values, tricky), max_size=6), st.booleans())
+def test_any_value_gives_a_result_ansible_accepts(tmp_path, values, secret):
+    """Ansible refuses a result that is not valid UTF-8; values that are not UTF-8 are escaped."""
+    environ = {name.encode(): value for name, value in values.items()}
+    env_file = env_export.EnvFile(CheckModeModule(), str(tmp_path / "rp_environment"), list(values),
+                                  environ=environ, secret_names=list(values) if secret else [])
+    result = env_file.apply()
+    json.dumps(result, ensure_ascii=False).encode("utf-8")  # raises on a lone surrogate
+    for name, value in values.items():
+        shown = env_export.MASK if secret else value.decode("utf-8", "backslashreplace")
+        assert result["variables"][name] == shown
+    assert result["not_utf8"] == sorted(name for name, value in values.items() if not _is_utf8(value))
+
+
+def _is_utf8(value):
+    try:
+        value.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False

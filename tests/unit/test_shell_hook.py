@@ -101,3 +101,49 @@ def test_module_check_mode_writes_nothing_then_real_run_then_no_change(tmp_path)
 
     result, _proc = run_module("shell_hook", args, diff=True)
     assert result["changed"] is False and result["changed_files"] == [] and "diff" not in result, result
+
+
+def test_links_in_place_of_managed_files_become_regular_files(tmp_path):
+    """The profile script is all ours: a link there is replaced, whatever it showed. A bashrc that
+    is a link keeps what it showed, in a regular file with the hook; the linked files stay as they were."""
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    (dotfiles / "bashrc").write_text("alias ll='ls -l'\n")
+    (dotfiles / "profile.sh").write_text("echo not ours\n")
+    os.chmod(dotfiles / "profile.sh", 0o600)
+    bashrc = tmp_path / ".bashrc"
+    profile = tmp_path / "profile.d" / "rp_environment.sh"
+    profile.parent.mkdir()
+    os.symlink(dotfiles / "bashrc", bashrc)
+    os.symlink(dotfiles / "profile.sh", profile)
+    args = {"files": [str(bashrc)], "env_file": "/etc/rp_environment", "profile_script": str(profile)}
+
+    result, _proc = run_module("shell_hook", args, diff=True)
+    assert result["changed"] is True and not result.get("failed"), result
+    assert result["replaced_links"] == sorted([str(bashrc), str(profile)])
+    assert len(result.get("warnings", [])) == 2, result
+    line = result["line"]
+    assert not bashrc.is_symlink() and bashrc.read_text() == f"{line}\nalias ll='ls -l'\n"
+    assert not profile.is_symlink() and profile.read_text() == line + "\n"
+    assert stat.S_IMODE(os.lstat(profile).st_mode) == 0o644
+    assert (dotfiles / "bashrc").read_text() == "alias ll='ls -l'\n"
+    assert (dotfiles / "profile.sh").read_text() == "echo not ours\n"
+    again, _proc = run_module("shell_hook", args)
+    assert again["changed"] is False, again
+
+
+def test_a_bashrc_with_bytes_that_are_not_utf8_keeps_them(tmp_path):
+    bashrc = tmp_path / ".bashrc"
+    bashrc.write_bytes(b"export GREETING='caf\xe9'\n")
+    result, _proc = run_module("shell_hook", {"files": [str(bashrc)]}, diff=True)
+    assert result["changed"] is True and not result.get("failed"), result
+    assert bashrc.read_bytes() == result["line"].encode() + b"\nexport GREETING='caf\xe9'\n"
+    assert "caf\\xe9" in result["diff"][0]["after"]
+
+
+def test_a_folder_or_pipe_in_place_of_a_hook_file_is_refused(tmp_path):
+    for make in (os.mkdir, os.mkfifo):
+        path = tmp_path / f"bashrc-{make.__name__}"
+        make(path)
+        result, _proc = run_module("shell_hook", {"files": [str(path)]}, timeout=60)
+        assert result.get("failed") is True and "not a regular file" in result["msg"], result

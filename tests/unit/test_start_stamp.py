@@ -77,7 +77,9 @@ def test_fingerprint_kinds(tmp_path):
     (tmp_path / "l").symlink_to("d")
     assert fingerprint(str(tmp_path / "f"))[:2] == ["file", 1]
     assert fingerprint(str(tmp_path / "d"))[0] == "dir"
-    assert fingerprint(str(tmp_path / "l")) == ["link", "d"]
+    assert fingerprint(str(tmp_path / "l")) == ["link", "d", fingerprint(str(tmp_path / "d"))]
+    (tmp_path / "dangling").symlink_to("nowhere")
+    assert fingerprint(str(tmp_path / "dangling"))[:2] == ["link", "nowhere"]
     assert fingerprint(str(tmp_path / "nothing")) == ["missing"]
     assert fingerprint(str(tmp_path / "f" / "below-a-file")) == ["missing"]
 
@@ -128,6 +130,8 @@ def test_verify_with_other_inputs_is_not_current(pod):
     (lambda t, n, m: (t / "env").unlink(), "env: removed"),
     (lambda t, n, m: ((t / "shortcut").unlink(), (t / "shortcut").symlink_to(t)), "shortcut: points to"),
     (lambda t, n, m: ((t / "shortcut").unlink(), (t / "shortcut").mkdir()), "shortcut: was a link, is a dir now"),
+    (lambda t, n, m: ((t / "env").rename(t / "copy"), (t / "env").symlink_to(t / "copy")), "env: was a file, is a link now"),
+    (lambda t, n, m: os.chmod(t / "vault/models", 0o777), "shortcut: what it links to changed"),
     (lambda t, n, m: m.unlink(), "ae.safetensors: removed"),
     (lambda t, n, m: m.write_bytes(b"other weights"), "ae.safetensors: modified"),
     (lambda t, n, m: (t / "templates/a.json").write_text('{"v": 2}'), "templates: something in it changed"),

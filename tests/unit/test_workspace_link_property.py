@@ -1,76 +1,116 @@
 """Property: whatever was at the shortcut paths and in the vault, no byte is lost.
 
-Hypothesis builds random pre-existing trees (files, nested folders, user links, dangling links,
-files where folders belong, name clashes with equal and different bytes) at the shortcut
-paths and in the vault, sometimes with the vault on another filesystem (/dev/shm, so moves are
-verified copies), sometimes after a merge that was killed half-way. Then it checks:
+Hypothesis builds random pre-existing trees at the shortcut paths and in the vault, then runs
+the module's logic with on_conflict merge, backup or fail. The shapes: files with unique and
+with shared bytes, read-only files and folders, hard links (inside a tree, and between the
+shortcut's tree and the vault's), user links (relative, absolute, dangling, to their parent),
+names a run uses itself (``.aiclipse-partial-*``, ``<name>.merged-<stamp>``, ``.backup-``) and
+names that are not UTF-8; and links in both directions between shortcut and vault: a shortcut
+that links to its target, elsewhere, nowhere, to its own parent or through a chain; a vault
+folder that links to the shortcut's own folder (directly or through a chain: an adopted
+install), inside it, to the root above it, to a folder on another disk. Sometimes the vault or
+the root is on another filesystem (/dev/shm, a tmpfs), so moves are verified copies; sometimes
+a merge was killed half-way before the run, sometimes the root itself is a link. Then it checks:
 
+* a refused run (bad shape, or on_conflict=fail meeting a real folder) changes nothing at all;
 * check mode changes nothing and predicts the actions the real run takes;
-* every regular file's bytes that existed before exist afterwards (each file holds a unique
-  token, so a lost file cannot hide behind a duplicate), and every user link still exists;
-* every shortcut is a link to its target and resolves to it;
-* no temporary file is left behind, and a second run changes nothing.
+* the bytes of every regular file that existed before exist afterwards, and no other bytes
+  appear (so nothing is lost, and no copy is cut short or changed); a file still at its path
+  holds the same bytes (nothing changed in place); user links are kept;
+* every shortcut is a link to its target and resolves to a folder;
+* no scratch entry is left behind, and a second run changes nothing.
 
-The module's logic runs in-process (module_utils) to keep 80 examples fast; the ansible runs
-are in tests/integration/test_workspace_link_module.py.
+The module's logic runs in-process (module_utils) to keep 150 examples fast; the ansible runs
+are in tests/integration/test_workspace_link_module.py, SIGKILLs in test_workspace_link_kill.py.
 """
 import itertools
 import os
+import re
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import (  # noqa: E402
-    MergeError, MergePlan, apply_plan,
+    MergeError, MergePlan, Scratch, apply_plan,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (  # noqa: E402
-    WorkspaceLinks,
+    WorkspaceLinkError, WorkspaceLinks, canonical,
 )
 
+STAMP = "20261128-000000"
 SHORTCUTS = {"models": "models", "input": "ComfyUI/input", "ComfyUI": "ComfyUI",
              "logs": "logs", "workflows": "workflows"}
-NAMES = ["a", "b.json", "put_here", "input", "sub", "c.safetensors", ".git"]
+NAMES = ["a", "b.json", "put_here", "input", "sub", "c.safetensors", ".git", ".aiclipse-partial-x",
+         "b.merged-%s.json" % STAMP, "a.merged-%s" % STAMP, "a.backup-%s" % STAMP, os.fsdecode(b"caf\xe9")]
 SHARED_CONTENT = [b"", b"same bytes", b"placeholder\n"]
 SHM = Path("/dev/shm")
+AS_ROOT = os.geteuid() == 0
 
 _tokens = itertools.count()
+# What the module's own scratch names look like (a user's ".aiclipse-partial-x" is not one).
+SCRATCH_NAME = re.compile(r"\.aiclipse-(partial|link)-[0-9a-f]{24}$")
 
 
 def file_node():
     # Either unique bytes (a loss is then detectable) or bytes shared with other files (to make
     # identical-content clashes, which the merge resolves by dropping the duplicate).
-    return st.one_of(st.just(("file", None)), st.sampled_from(SHARED_CONTENT).map(lambda c: ("file", c)))
+    return st.one_of(st.just(("file", None)), st.sampled_from(SHARED_CONTENT).map(lambda c: ("file", c)),
+                     st.just(("readonly", None)), st.just(("hardlink", None)))
 
 
 LEAF = st.one_of(file_node(), file_node(),
-                 st.sampled_from(["../elsewhere", "/nonexistent/dangling", "b.json"]).map(lambda t: ("link", t)))
-TREE = st.recursive(LEAF, lambda children: st.dictionaries(st.sampled_from(NAMES), children, max_size=4)
-                    .map(lambda d: ("dir", d)), max_leaves=12)
-SHORTCUT_STATE = st.one_of(st.just(("absent",)), st.just(("right_link",)), st.just(("wrong_link",)),
-                           st.just(("dangling_link",)), TREE)
-VAULT_STATE = st.one_of(st.just(("absent",)), TREE)
+                 st.sampled_from(["../elsewhere", "/nonexistent/dangling", "b.json", ".."]).map(lambda t: ("link", t)))
+TREE = st.recursive(LEAF, lambda children: st.tuples(
+    st.just("dir"), st.dictionaries(st.sampled_from(NAMES), children, max_size=4), st.booleans()),
+    max_leaves=12)
+SHORTCUT_STATE = st.one_of(st.sampled_from([("absent",), ("right_link",), ("wrong_link",), ("dangling_link",),
+                                            ("chain_link",), ("parent_link",)]), TREE, TREE)
+VAULT_STATE = st.one_of(st.sampled_from([("absent",), ("to_shortcut",), ("chain_to_shortcut",), ("elsewhere",),
+                                         ("to_root",), ("inside_shortcut",)]), TREE, TREE)
 
 
-def build(path, node):
-    kind = node[0]
-    if kind == "absent":
-        return
-    if kind == "file":
-        content = node[1] if node[1] is not None else b"unique-%d" % next(_tokens)
-        path.write_bytes(content)
-    elif kind == "link":
-        os.symlink(node[1], path)
-    elif kind == "dir":
-        path.mkdir()
-        for name, child in node[1].items():
-            build(path / name, child)
+class Builder:
+    """Builds trees; hard links join a file made earlier (a copy when that is on another disk)."""
+
+    def __init__(self):
+        self.files = []
+        self.readonly_dirs = []
+
+    def build(self, path, node):
+        kind = node[0]
+        if kind == "absent":
+            return
+        if kind in ("file", "readonly") or kind == "hardlink" and not self.files:
+            content = node[1] if node[1] is not None else b"unique-%d" % next(_tokens)
+            path.write_bytes(content)
+            if kind == "readonly":
+                os.chmod(path, 0o444)
+            self.files.append(path)
+        elif kind == "hardlink":
+            source = self.files[len(self.files) // 2]
+            try:
+                os.link(source, path)
+            except OSError:
+                shutil.copyfile(source, path)
+        elif kind == "link":
+            os.symlink(node[1], path)
+        elif kind == "dir":
+            path.mkdir()
+            for name, child in node[1].items():
+                self.build(path / name, child)
+            if node[2] and AS_ROOT:
+                self.readonly_dirs.append(path)
+
+    def seal(self):
+        for path in self.readonly_dirs:
+            os.chmod(path, 0o555)
 
 
 def snapshot(*tops):
@@ -83,22 +123,27 @@ def snapshot(*tops):
                 if os.path.islink(path):
                     state[path] = ("link", os.readlink(path))
                 elif os.path.isdir(path):
-                    state[path] = ("dir", None)
+                    state[path] = ("dir", os.lstat(path).st_mode)
                 else:
-                    state[path] = ("file", Path(path).read_bytes())
+                    state[path] = ("file", Path(path).read_bytes(), os.lstat(path).st_mode)
     return state
 
 
-def scenario(tmp, shortcut_states, vault_states, vault_elsewhere):
-    root = tmp / "root"
-    root.mkdir()
+def scenario(tmp, shortcut_states, vault_states, placement):
+    """(root, vault, other tops) with the given states; placement puts the vault or root on /dev/shm."""
+    shm = Path(tempfile.mkdtemp(dir=SHM)) if placement in ("root_on_shm", "vault_on_shm") else None
+    root = (shm / "root") if placement == "root_on_shm" else tmp / "root"
+    if placement == "root_is_a_link":  # the root itself is a link to the volume
+        (tmp / "volume").mkdir()
+        os.symlink(str(tmp / "volume"), root)
+    else:
+        root.mkdir()
     (tmp / "elsewhere").mkdir()
     (tmp / "elsewhere" / "keep.bin").write_bytes(b"outside %d" % next(_tokens))
-    vault = (Path(tempfile.mkdtemp(dir=SHM)) / "aiclipse") if vault_elsewhere else root / "aiclipse"
+    (tmp / "hops").mkdir()
+    vault = (shm / "aiclipse") if placement == "vault_on_shm" else root / "aiclipse"
     vault.mkdir()
-    for (name, target), state in zip(SHORTCUTS.items(), vault_states):
-        if "/" not in target:
-            build(vault / target, state)
+    builder = Builder()
     for (name, target), state in zip(SHORTCUTS.items(), shortcut_states):
         path = root / name
         if state[0] == "right_link":
@@ -107,74 +152,133 @@ def scenario(tmp, shortcut_states, vault_states, vault_elsewhere):
             os.symlink(str(tmp / "elsewhere"), path)
         elif state[0] == "dangling_link":
             os.symlink(str(tmp / "gone"), path)
+        elif state[0] == "chain_link":
+            os.symlink(str(vault / target), tmp / "hops" / ("to-vault-" + name))
+            os.symlink(str(tmp / "hops" / ("to-vault-" + name)), path)
+        elif state[0] == "parent_link":
+            os.symlink("..", path)
         else:
-            build(path, state)
-    return root, vault
+            builder.build(path, state)
+    for (name, target), state in zip(SHORTCUTS.items(), vault_states):
+        if "/" in target:
+            continue
+        path = vault / target
+        if state[0] == "to_shortcut":
+            os.symlink(str(root / name), path)
+        elif state[0] == "chain_to_shortcut":
+            os.symlink(str(root / name), tmp / "hops" / ("to-shortcut-" + name))
+            os.symlink(str(tmp / "hops" / ("to-shortcut-" + name)), path)
+        elif state[0] == "elsewhere":
+            disk = tmp / ("disk-" + name)
+            disk.mkdir()
+            (disk / "on-disk.bin").write_bytes(b"disk %d" % next(_tokens))
+            os.symlink(str(disk), path)
+        elif state[0] == "to_root":
+            os.symlink(str(root), path)
+        elif state[0] == "inside_shortcut":
+            os.symlink(str(root / name / "sub"), path)
+        else:
+            builder.build(path, state)
+    builder.seal()
+    return root, vault, shm
 
 
-def manager(root, vault, on_conflict, check_mode=False, stamp="20261128-000000"):
+def manager(root, vault, on_conflict, check_mode=False, stamp=STAMP):
     return WorkspaceLinks(str(root), str(vault), dict(SHORTCUTS), on_conflict=on_conflict,
                           protect_git=False, check_mode=check_mode, stamp=stamp)
 
 
-# 80 examples keep the suite fast; WORKSPACE_PROPERTY_EXAMPLES=2000 explores further.
-@settings(max_examples=int(os.environ.get("WORKSPACE_PROPERTY_EXAMPLES", "80")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def contents(state):
+    return {value[1] for value in state.values() if value[0] == "file"}
+
+
+# 150 examples keep the suite fast; WORKSPACE_PROPERTY_EXAMPLES=2000 explores further.
+@settings(max_examples=int(os.environ.get("WORKSPACE_PROPERTY_EXAMPLES", "150")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(shortcut_states=st.lists(SHORTCUT_STATE, min_size=len(SHORTCUTS), max_size=len(SHORTCUTS)),
        vault_states=st.lists(VAULT_STATE, min_size=len(SHORTCUTS), max_size=len(SHORTCUTS)),
-       on_conflict=st.sampled_from(["merge", "backup"]),
-       vault_elsewhere=st.booleans(),
+       on_conflict=st.sampled_from(["merge", "merge", "backup", "fail"]),
+       placement=st.sampled_from(["same", "same", "root_is_a_link"]
+                                 + (["vault_on_shm", "root_on_shm"] if SHM.is_dir() else [])),
        crash_after=st.one_of(st.none(), st.integers(min_value=0, max_value=6)))
-def test_no_byte_is_lost_and_shortcuts_resolve(shortcut_states, vault_states, on_conflict, vault_elsewhere,
+def test_no_byte_is_lost_and_shortcuts_resolve(shortcut_states, vault_states, on_conflict, placement,
                                                crash_after):
     tmp = Path(tempfile.mkdtemp(prefix="ws-prop-"))
-    vault = None
+    shm = None
     try:
-        root, vault = scenario(tmp, shortcut_states, vault_states, vault_elsewhere)
-        tops = [tmp, vault]
+        root, vault, shm = scenario(tmp, shortcut_states, vault_states, placement)
+        tops = [tmp] + ([shm] if shm else [])
         before = snapshot(*tops)
 
-        predicted = manager(root, vault, on_conflict, check_mode=True).run()
+        try:
+            predicted = manager(root, vault, on_conflict, check_mode=True).run()
+        except WorkspaceLinkError:
+            predicted = None
         assert snapshot(*tops) == before, "check mode changed the disk"
 
-        if crash_after is not None:
+        if crash_after is not None and predicted is not None:
             # A run killed after some moves of the first merge: the next run must finish the job.
             models = root / "models"
-            if models.is_dir() and not models.is_symlink() and (vault / "models").is_dir():
-                plan = MergePlan(str(models), str(vault / "models"), "20261127-000000")
-                plan.operations = plan.operations[:crash_after]
-                apply_plan(plan)
+            if models.is_dir() and not models.is_symlink() and (vault / "models").is_dir() \
+                    and not (vault / "models").is_symlink():
+                try:
+                    plan = MergePlan(str(models), str(vault / "models"), "20261127-000000",
+                                     str(vault / ".state" / "workspace"))
+                except MergeError:
+                    plan = None
+                if plan is not None:
+                    plan.operations = plan.operations[:crash_after]
+                    apply_plan(plan)
+        crashed = snapshot(*tops)
 
-        result = manager(root, vault, on_conflict).run()
+        try:
+            result = manager(root, vault, on_conflict).run()
+        except WorkspaceLinkError as exc:
+            event("refused (%s)" % on_conflict)
+            assert predicted is None, "check mode passed but the run refused: %s" % exc
+            assert snapshot(*tops) == crashed, "a refused run changed the disk: %s" % exc
+            return
+        assert predicted is not None, "check mode refused but the run went ahead"
+        for link in result["links"]:
+            event(link["action"] + (" + target relinked" if link["target_relinked"] else ""))
         if crash_after is None:
             assert [link["action"] for link in result["links"]] == \
                 [link["action"] for link in predicted["links"]], "check mode predicted other actions"
             assert result["changed"] == predicted["changed"]
         after = snapshot(*tops)
 
-        contents_after = {value for kind, value in after.values() if kind == "file"}
-        links_after = {value for kind, value in after.values() if kind == "link"}
-        shortcut_paths = {str(root / name) for name in SHORTCUTS}
-        for path, (kind, value) in before.items():
-            if kind == "file":
-                assert value in contents_after, "bytes of %s were lost" % path
-            elif kind == "link" and path not in shortcut_paths:
-                assert value in links_after, "user link %s -> %s was lost" % (path, value)
+        assert contents(after) == contents(before), "bytes were lost, cut short or invented"
+        for path, value in before.items():
+            if value[0] == "file" and after.get(path, ("gone",))[0] == "file":
+                assert after[path][1] == value[1], "%s changed in place" % path
+        shortcut_paths = {canonical(str(root / name)) for name in SHORTCUTS}
+        target_paths = {canonical(str(vault / target)) for target in SHORTCUTS.values()}
+        links_after = {value[1] for value in after.values() if value[0] == "link"}
+        for path, value in before.items():
+            if value[0] == "link" and path not in shortcut_paths | target_paths:
+                assert value[1] in links_after, "user link %s -> %s was lost" % (path, value[1])
 
         for name, target in SHORTCUTS.items():
             path = root / name
             assert path.is_symlink() and os.readlink(path) == str(vault / target)
-            assert path.is_dir() and path.resolve() == (vault / target).resolve()
+            assert path.is_dir(), "%s does not resolve to a folder" % path
 
-        leftovers = [p for p in after if ".aiclipse-partial-" in p or ".aiclipse-link-" in p]
-        assert not leftovers
+        scratch = vault / ".state" / "workspace" / "scratch"
+        assert not scratch.exists() or not os.listdir(scratch)
+        new_names = set(after) - set(before)
+        assert not [p for p in new_names if SCRATCH_NAME.search(os.path.basename(p))], "scratch left"
 
         again = manager(root, vault, on_conflict, stamp="20261129-000000").run()
         assert again["changed"] is False, again
         assert snapshot(*tops) == after
     finally:
-        shutil.rmtree(tmp)
-        if vault is not None and str(vault).startswith(str(SHM)):
-            shutil.rmtree(vault.parent)
+        for top in (tmp, shm):
+            if top is not None:
+                for dirpath, dirnames, dummy in os.walk(top):
+                    for name in dirnames:
+                        if not os.path.islink(os.path.join(dirpath, name)):
+                            os.chmod(os.path.join(dirpath, name), 0o755)
+                shutil.rmtree(top)
 
 
 def test_property_test_can_fail_on_a_lossy_merge(tmp_path, monkeypatch):
@@ -220,21 +324,25 @@ def test_cross_filesystem_move_is_a_verified_copy(tmp_path):
 
 @pytest.mark.skipif(not SHM.is_dir(), reason="needs /dev/shm as a second filesystem")
 def test_a_run_killed_mid_copy_is_finished_by_the_next_one(tmp_path):
-    """A kill during a cross-filesystem copy leaves a hidden partial copy and a stray temp link."""
+    """A kill during a cross-filesystem copy leaves a recorded partial copy and a recorded temp link."""
     root = tmp_path / "root"
     (root / "models" / "vae").mkdir(parents=True)
     (root / "models" / "vae" / "ae.safetensors").write_bytes(b"full model bytes")
     vault = Path(tempfile.mkdtemp(dir=SHM)) / "aiclipse"
     try:
         (vault / "models" / "vae").mkdir(parents=True)
-        partial = vault / "models" / "vae" / ".aiclipse-partial-abc123"
-        partial.write_bytes(b"full mo")  # the copy was cut short; the original is still in place
-        os.symlink(str(vault / "models"), root / ".models.aiclipse-link-999-0")
+        scratch = Scratch(str(vault / ".state" / "workspace"))
+        fd, partial, dummy = scratch.new_file(str(vault / "models" / "vae"))
+        os.write(fd, b"full mo")  # the copy was cut short; the original is still in place
+        os.close(fd)
+        link, dummy = scratch.new_link(str(root / "models"), str(vault / "models"))
         result = WorkspaceLinks(str(root), str(vault), {"models": "models"}, protect_git=False).run()
         record = result["links"][0]
         assert record["merged"]["discarded_partials"] == 1
-        assert record["leftover_links_removed"] == [str(root / ".models.aiclipse-link-999-0")]
-        assert not partial.exists() and not os.path.lexists(root / ".models.aiclipse-link-999-0")
+        assert record["leftover_links_removed"] == [link]
+        assert sorted(result["scratch_removed"]) == sorted([partial, link])
+        assert not os.path.lexists(partial) and not os.path.lexists(link)
+        assert not os.listdir(vault / ".state" / "workspace" / "scratch")
         assert (vault / "models" / "vae" / "ae.safetensors").read_bytes() == b"full model bytes"
         assert os.readlink(root / "models") == str(vault / "models")
     finally:
