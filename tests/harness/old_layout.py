@@ -86,12 +86,15 @@ def make_old_vault(root, upstream, user_files=None):
     return vault
 
 
-def file_contents(root):
-    """The set of bytes of every regular file under root, ComfyUI's own .git left out."""
+def file_contents(root, skip=()):
+    """The set of bytes of every regular file under root, ComfyUI's own .git and the folders in
+    ``skip`` left out."""
     found = set()
+    skip = {os.path.abspath(p) for p in skip}
     for current, dirs, names in os.walk(root):
         if os.path.basename(current) == "ComfyUI" and ".git" in dirs:
             dirs.remove(".git")
+        dirs[:] = [d for d in dirs if os.path.join(os.path.abspath(current), d) not in skip]
         for name in names:
             path = os.path.join(current, name)
             if os.path.isfile(path) and not os.path.islink(path):

@@ -268,6 +268,7 @@ def test_a_detached_checkout_is_put_on_its_branch_without_moving(tmp_path, comfy
 
 def test_offline_requirements_come_from_the_wheelhouse_and_a_miss_is_only_a_warning(
         tmp_path, comfyui_upstream, pod_venv, wheelhouse):
+    wheelhouse = shutil.copytree(wheelhouse, tmp_path / "wheels")  # this test adds a wheel
     dest = tmp_path / "vault" / "ComfyUI"
     offline = {"wheelhouse": str(wheelhouse), "offline": True, "requirements_fail_on_error": False}
     first, dummy = install(dest, comfyui_upstream, pod_venv, **offline)
