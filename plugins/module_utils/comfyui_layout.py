@@ -53,6 +53,8 @@ KEEP = ('user/comfyui.db', 'user/comfyui.db-*')
 STAGE_NAME = '.aiclipse-sweep'
 RESTORE_PREFIX = '.aiclipse-restore-'
 SEED_PREFIX = '.aiclipse-seed-'
+# Temporary files of the small files rewritten in place (extra_model_paths.yaml, git's info/*).
+TMP_PREFIX = '.aiclipse-tmp-'
 MANAGED_MARK = '# Written by aiclipse.comfyui (comfyui_layout); delete this line to keep your own edits.'
 
 
@@ -252,8 +254,9 @@ class ComfyUILayout:
                 self._git('update-index', '-z', '--no-skip-worktree', '--stdin', data='\0'.join(flagged) + '\0')
 
     def _remove_leftovers(self, tracked):
-        """Temporary files of a restore or seed killed half-way: they hold nothing of the user's."""
+        """Temporary files of a write killed half-way: they hold nothing of the user's."""
         directories = {(os.path.dirname(os.path.join(self.checkout, p)), RESTORE_PREFIX) for p in tracked}
+        directories |= {(self.checkout, TMP_PREFIX), (os.path.dirname(self._git_path('info/exclude')), TMP_PREFIX)}
         directories |= {(os.path.dirname(os.path.join(self.vault, p)), SEED_PREFIX) for p in tracked
                         if p.startswith('models/')}
         for directory, prefix in sorted(directories):
@@ -266,6 +269,7 @@ class ComfyUILayout:
 
     def _restore_missing(self, tracked):
         unlinked = {os.path.basename(path) for path in self.result['links_removed']}
+        missing = []
         for rel, (mode, sha) in sorted(tracked.items()):
             dest = os.path.join(self.checkout, rel)
             if mode not in ('100644', '100755'):
@@ -277,12 +281,31 @@ class ComfyUILayout:
                 raise LayoutError('cannot put back the tracked file %s: something that is not a folder is in '
                                   'its way; move it aside and start again' % dest)
             self._note('restored', dest)
-            if not self.check_mode:
-                dummy, content = self._git('cat-file', 'blob', sha)
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                # run_command decodes with surrogateescape; this gives back git's bytes.
-                _write_new(dest, content.encode('utf-8', 'surrogateescape'), 0o755 if mode == '100755' else 0o644,
-                           RESTORE_PREFIX)
+            missing.append((dest, mode, sha))
+        if not missing or self.check_mode:
+            return
+        contents = self._blobs([sha for dummy, dummy2, sha in missing])
+        for dest, mode, sha in missing:
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            _write_new(dest, contents[sha], 0o755 if mode == '100755' else 0o644, RESTORE_PREFIX)
+
+    def _blobs(self, shas):
+        """{sha: bytes} of git objects, read in one ``git cat-file --batch``."""
+        unique = sorted(set(shas))
+        dummy, out = self._git('cat-file', '--batch', data=''.join(sha + '\n' for sha in unique))
+        # run_command decodes with surrogateescape; this gives back git's bytes.
+        raw = out.encode('utf-8', 'surrogateescape')
+        blobs, position = {}, 0
+        for sha in unique:
+            end = raw.index(b'\n', position)
+            header = raw[position:end].split()
+            if len(header) != 3 or header[1] != b'blob':
+                raise LayoutError('git has no blob %s in %s (%s); the checkout is damaged, remove it and start '
+                                  'again to get a fresh one' % (sha, self.checkout, raw[position:end].decode('utf-8', 'replace')))
+            size = int(header[2])
+            blobs[sha] = raw[end + 1:end + 1 + size]
+            position = end + 1 + size + 1
+        return blobs
 
     def _ensure_vault_folders(self):
         for folder in self.folders:
@@ -420,7 +443,7 @@ class ComfyUILayout:
         self.result['changed'] = True
         self.notes.append('write %s' % path)
         if not self.check_mode:
-            fd, tmp = tempfile.mkstemp(prefix='.extra_model_paths.', dir=self.checkout)
+            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=self.checkout)
             try:
                 with os.fdopen(fd, 'w', encoding='utf-8') as handle:
                     handle.write(wanted)
@@ -488,7 +511,7 @@ def _read_lines(path):
 def _write_lines(path, lines):
     """Rewrite a small git control file atomically, keeping its mode."""
     directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
     try:
         with os.fdopen(fd, 'w', encoding='utf-8', errors='surrogateescape') as handle:
             handle.write(''.join(line + '\n' for line in lines))

@@ -125,7 +125,7 @@ def init_repo(path, branch="main"):
     return GitRepo(path)
 
 
-def make_comfyui_repo(path, requirements=(), branch="master", extra_files=None):
+def make_comfyui_repo(path, requirements=(), branch="master", extra_files=None, model_folders=COMFYUI_MODEL_FOLDERS):
     """A ComfyUI-shaped repository at path, with one commit on ``branch`` (ComfyUI's default).
 
     Tracked, like upstream: ``main.py`` (the fake above), ``requirements.txt`` (the given
@@ -133,6 +133,7 @@ def make_comfyui_repo(path, requirements=(), branch="master", extra_files=None):
     ``comfy/__init__.py``, ``models/<folder>/put_<folder>_here`` for every default model
     folder, ``input/example.png``, ``output/_output_images_will_be_put_here`` and
     ``custom_nodes/example_node.py.example``. ``user/`` is not tracked (ComfyUI makes it).
+    ``model_folders`` (default every one ComfyUI ships) names the placeholder folders.
     """
     repo = init_repo(path, branch)
     files = {
@@ -144,7 +145,7 @@ def make_comfyui_repo(path, requirements=(), branch="master", extra_files=None):
         "output/_output_images_will_be_put_here": "",
         "custom_nodes/example_node.py.example": "# example custom node\n",
     }
-    for folder in COMFYUI_MODEL_FOLDERS:
+    for folder in model_folders:
         files[f"models/{folder}/put_{folder}_here"] = ""
     files.update(extra_files or {})
     repo.commit(files, "Fake ComfyUI", force_add=[rel for rel in files if rel.split("/")[0] in
