@@ -32,7 +32,10 @@ by the next one:
    into ``<vault>/models`` where missing, so a model folder upstream adds shows up in the vault;
 6. optionally ``ComfyUI/extra_model_paths.yaml`` (ignored by ComfyUI's own ``.gitignore``) is
    written so that a ``main.py`` started by hand, without ``--base-directory``, still finds the
-   vault's models; a file of that name the user wrote is never replaced.
+   vault's models; a file of that name the user wrote is never replaced;
+7. links inside the vault for paths of the older layout (``aiclipse/workflows`` ->
+   ``user/default/workflows``) are made with workspace_link's rules: a real folder there is
+   merged into the target first (the older layout's second workflows folder), nothing lost.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ import tempfile
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import (
     MergeError, MergePlan, apply_plan, clash_name, entry_kind, preflight,
 )
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import WorkspaceLinks
 
 FOLDERS = ('models', 'custom_nodes', 'input', 'output', 'user')
 # Files ComfyUI writes into its own directory whatever the base directory: its database
@@ -85,7 +89,7 @@ class ComfyUILayout:
     """
 
     def __init__(self, checkout, vault, run_command, git_bin, stamp, check_mode=False, folders=FOLDERS,
-                 keep=KEEP, model_folders=(), extra_model_paths=True):
+                 keep=KEEP, model_folders=(), extra_model_paths=True, vault_links=None):
         self.checkout = checkout
         self.vault = vault
         self._run = run_command
@@ -96,10 +100,11 @@ class ComfyUILayout:
         self.keep = list(keep)
         self.model_folders = list(model_folders)
         self.extra_model_paths = extra_model_paths
+        self.vault_links = dict(vault_links or {})
         self.notes = []
         self.result = {'changed': False, 'checkout': checkout, 'vault': vault, 'links_removed': [],
                        'git': [], 'restored': [], 'swept': [], 'renamed': [], 'seeded': [],
-                       'extra_model_paths': 'skipped', 'pristine': None}
+                       'extra_model_paths': 'skipped', 'pristine': None, 'vault_links': []}
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -176,9 +181,16 @@ class ComfyUILayout:
 
     def run(self):
         self.validate()
+        links = None
+        if self.vault_links:
+            # Validated before anything is touched: bad input changes nothing.
+            links = WorkspaceLinks(self.vault, self.vault, self.vault_links, on_conflict='merge', protect_git=False,
+                                   check_mode=self.check_mode, stamp=self.stamp)
+            links.validate()
         if not os.path.isdir(self.checkout) or not self._is_work_tree():
             self.result['checkout_state'] = 'missing' if not os.path.lexists(self.checkout) else 'not a git checkout'
             self._ensure_vault_folders()
+            self._link_vault(links)
             return self.result
         self.result['checkout_state'] = 'git'
         self._remove_links()
@@ -192,11 +204,25 @@ class ComfyUILayout:
         self._seed_models(tracked)
         if self.extra_model_paths:
             self._write_extra_model_paths()
+        self._link_vault(links)
         if not self.check_mode:
             dummy, status = self._git('status', '--porcelain', '--untracked-files=normal')
             self.result['pristine'] = status.strip() == ''
             self.result['status'] = status.splitlines()[:20]
         return self.result
+
+    def _link_vault(self, links):
+        """The older layout's vault paths as links to where ComfyUI reads (a real folder merged first)."""
+        if links is None:
+            return
+        outcome = links.run()
+        for record in outcome['links']:
+            self.result['vault_links'].append({key: record[key] for key in ('path', 'target', 'action', 'merged')})
+            if record['merged']:
+                self.result['renamed'].extend(record['merged']['renamed'])
+        if outcome['changed']:
+            self.result['changed'] = True
+            self.notes.extend(line for line in outcome['diff']['after'].splitlines() if line)
 
     def _remove_links(self):
         for folder in self.folders:

@@ -36,6 +36,10 @@ description:
     C(.gitignore)) points ComfyUI at the vault's model folders, for a C(main.py) started by hand
     without C(--base-directory). A file of that name without this module's first line is yours
     and is never replaced.
+  - O(vault_links) makes paths of the older layout inside the vault links to where ComfyUI reads
+    now (C(workflows -> user/default/workflows)) with the rules of
+    M(aiclipse.comfyui.workspace_link); a real folder found there (the older second workflows
+    folder) is merged into the target first, clashes kept under a new name.
   - Each step is idempotent and crash-safe. Untracked entries are first renamed into
     C(ComfyUI/<folder>/.aiclipse-sweep) and merged from there, so a run killed at any point is
     finished by the next one and no byte is lost.
@@ -77,6 +81,12 @@ options:
       - Write C(<comfyui_dir>/extra_model_paths.yaml) for a C(main.py) started by hand.
     type: bool
     default: true
+  vault_links:
+    description:
+      - Links inside the vault, name -> target (both relative to the vault), for paths of the
+        older layout. A real folder at a name is merged into its target, then replaced by the link.
+    type: dict
+    default: {}
 extends_documentation_fragment:
   - aiclipse.comfyui.attributes
 attributes:
@@ -103,6 +113,8 @@ EXAMPLES = r'''
     comfyui_dir: /workspace/aiclipse/ComfyUI
     vault: /workspace/aiclipse
     model_folders: [checkpoints, loras, vae, text_encoders, diffusion_models]
+    vault_links:
+      workflows: user/default/workflows
 '''
 
 RETURN = r'''
@@ -159,6 +171,12 @@ extra_model_paths:
   returned: always
   type: str
   sample: ok
+vault_links:
+  description: One entry per O(vault_links) link (C(path), C(target), C(action) as
+    M(aiclipse.comfyui.workspace_link) reports it, C(merged) counts or null).
+  returned: always
+  type: list
+  elements: dict
 '''
 
 import time
@@ -169,6 +187,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfyui_layout im
     FOLDERS, KEEP, ComfyUILayout, LayoutError,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import MergeError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import WorkspaceLinkError
 
 
 def main():
@@ -180,6 +199,7 @@ def main():
             keep=dict(type='list', elements='str', default=list(KEEP)),
             model_folders=dict(type='list', elements='str', default=[]),
             extra_model_paths=dict(type='bool', default=True),
+            vault_links=dict(type='dict', default={}),
         ),
         supports_check_mode=True,
     )
@@ -190,10 +210,11 @@ def main():
         run_command=lambda args, data=None: module.run_command(args, data=data, binary_data=data is not None),
         git_bin=module.get_bin_path('git'), stamp=time.strftime('%Y%m%d-%H%M%S'),
         check_mode=module.check_mode, folders=params['folders'], keep=params['keep'],
-        model_folders=params['model_folders'], extra_model_paths=params['extra_model_paths'])
+        model_folders=params['model_folders'], extra_model_paths=params['extra_model_paths'],
+        vault_links=params['vault_links'])
     try:
         result = layout.run()
-    except (LayoutError, MergeError) as exc:
+    except (LayoutError, MergeError, WorkspaceLinkError) as exc:
         module.fail_json(msg=str(exc), **layout.result)
     except OSError as exc:
         module.fail_json(msg='%s: %s; whatever was already moved is in the vault, nothing was deleted, fix '

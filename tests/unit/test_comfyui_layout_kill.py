@@ -1,7 +1,7 @@
 """The migration of an older vault survives SIGKILL at any step: the next start finishes it.
 
 An older-layout vault (tests/harness/old_layout.py) is migrated by the same steps a pod start
-runs (comfyui_layout, then the vault's and the root's links, through their module_utils) in a
+runs (comfyui_layout with the vault's links, then the shortcuts, through their module_utils) in a
 forked child that SIGKILLs itself right before its N-th filesystem change or git command, for
 every N until a run gets through. After each kill a full migration runs; then no byte of the
 user's may be missing, the checkout must be pristine, and one more run must change nothing.
@@ -46,11 +46,11 @@ def start(root, runner=run_command):
     vault = os.path.join(root, "aiclipse")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     result = ComfyUILayout(os.path.join(vault, "ComfyUI"), vault, runner, "/usr/bin/git", stamp,
-                           model_folders=["checkpoints", "loras"]).run()
-    for links_root, links in ((str(root), NEW_SHORTCUTS), (vault, {"workflows": "user/default/workflows"})):
-        links_run = WorkspaceLinks(links_root, vault, links, protect_git=False, stamp=stamp)
-        links_run.validate()
-        links_run.run()
+                           model_folders=["checkpoints", "loras"],
+                           vault_links={"workflows": "user/default/workflows"}).run()
+    links_run = WorkspaceLinks(str(root), vault, NEW_SHORTCUTS, protect_git=False, stamp=stamp)
+    links_run.validate()
+    links_run.run()
     return result
 
 
