@@ -112,8 +112,8 @@ class ComfyUILayout:
         cmd = [self._git_bin, '-c', 'safe.directory=*', '-c', 'core.quotepath=false', '-C', self.checkout]
         rc, out, err = self._run(cmd + list(args), data=data)
         if check and rc != 0:
-            raise LayoutError('git %s in %s failed (rc=%s): %s' % (' '.join(args[:2]), self.checkout, rc,
-                                                                  (err or out).strip()))
+            detail = (err or out).strip()
+            raise LayoutError('git %s in %s failed (rc=%s): %s' % (' '.join(args[:2]), self.checkout, rc, detail))
         return rc, out
 
     def _config(self, name):
@@ -237,9 +237,9 @@ class ComfyUILayout:
         exclude_file = self._git_path('info/exclude')
         ours = ['/%s' % f for f in self.folders]
         lines = _read_lines(exclude_file)
-        if any(line.strip() in ours for line in lines):
-            self._note('git', 'remove %s from %s' % (', '.join(l.strip() for l in lines if l.strip() in ours),
-                                                      exclude_file))
+        found = [line.strip() for line in lines if line.strip() in ours]
+        if found:
+            self._note('git', 'remove %s from %s' % (', '.join(found), exclude_file))
             if not self.check_mode:
                 _write_lines(exclude_file, [line for line in lines if line.strip() not in ours])
 

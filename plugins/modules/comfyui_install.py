@@ -39,7 +39,7 @@ description:
     in C(<venv>/.aiclipse-state/comfyui.json); while it matches, pip is not run at all.
   - B(Offline) pods install from O(wheelhouse) (a folder of wheels the image may bake) and,
     with O(offline), from nothing else (C(--no-index)). With O(requirements_fail_on_error=false)
-    a failed install is a warning (RV(requirements.status=failed)) and the run goes on, so the
+    a failed install is a warning (C(status) V(failed) in RV(requirements)) and the run goes on, so the
     pod still starts ComfyUI; nothing is recorded and the next run tries again.
 author:
   - aiclipse team (@aiclipse)
