@@ -6,12 +6,18 @@
 - missing: seed it from the baked copy in the image (a local copy, seconds) or clone it;
 - healthy (main.py + a git checkout of its own): left alone, whatever its version; only a
   wrong ``origin`` URL is corrected (no files change);
+- on a branch: a checkout at a pinned tag or commit (``COMFYUI_VERSION``) would be a detached
+  HEAD, where ``git pull`` stops ("You are not currently on a branch"). HEAD is attached to a
+  local branch named like origin's default branch (``master``), made at that very commit and
+  tracking ``origin/master``, so every updater moves it forward from the pin. Only when that
+  commit is on the remote branch and no local branch of that name points elsewhere; no file
+  changes;
 - broken (no main.py, no git, HEAD gone, a dangling link): the old directory is renamed to
   ``<name>.broken-<timestamp>``, a fresh copy takes its place, and the user's content
   (input, output, user, custom_nodes, models, extra_model_paths.yaml) is moved back in where
   the fresh copy has no such file. What cannot move back stays in the backup; empty leftovers
-  are removed. Never ``git reset``/``git clean``: the workspace role replaces
-  ``ComfyUI/models`` by a link to the vault and git must keep tolerating that.
+  are removed (the workspace role then moves them into the vault). Never ``git reset`` or
+  ``git clean``.
 
 Every copy or clone is staged next to the destination and renamed into place, so a killed run
 never leaves half a ComfyUI where the launcher looks.
@@ -98,7 +104,7 @@ class ComfyUIInstaller:
         self.version = version or ""
         self.seed_from = seed_from
         self.result = {"dest": self.dest, "status": "present", "changed": False, "commit": None,
-                       "backup": None, "left_in_backup": [], "reason": ""}
+                       "branch": None, "backup": None, "left_in_backup": [], "reason": ""}
 
     # Health -----------------------------------------------------------------------------
     def problem(self, path=None):
@@ -128,6 +134,8 @@ class ComfyUIInstaller:
         if problem is None:
             self.result["commit"] = self.git.head(self.dest)
             self._ensure_remote()
+            self._attach_head(self.dest)
+            self.result["branch"] = self._branch(self.dest)
             return self.result
         source = self._seed_source()
         self.result.update(changed=True, reason=problem,
@@ -149,13 +157,19 @@ class ComfyUIInstaller:
             if self.git.remote_url(fresh) != public_url(self.repo_url):
                 # A baked copy made from another URL: point it where this pod's settings say.
                 self.git.set_origin(fresh, self.repo_url)
+            self._attach_head(fresh, report=False)
             if problem == "missing":
                 os.rename(fresh, self.dest)
             else:
                 self._replace_broken(fresh)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+        self.result["branch"] = self._branch(self.dest)
         return self.result
+
+    def _branch(self, repo):
+        rc, out, dummy = self.git.run("symbolic-ref", "-q", "--short", "HEAD", repo=repo)
+        return out if rc == 0 else None
 
     def _clone(self, target):
         try:
@@ -194,6 +208,52 @@ class ComfyUIInstaller:
             self.result["backup"] = backup
             self.result["left_in_backup"] = sorted(left)
 
+    # Pinned checkouts -------------------------------------------------------------------
+    def _default_branch(self, repo):
+        """origin's default branch: what origin/HEAD names, else master or main."""
+        rc, out, dummy = self.git.run("symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD", repo=repo)
+        if rc == 0 and out.startswith("origin/"):
+            return out[len("origin/"):]
+        for name in ("master", "main"):
+            if self.git.run("rev-parse", "-q", "--verify", f"refs/remotes/origin/{name}", repo=repo)[0] == 0:
+                return name
+        return None
+
+    def _attach_head(self, repo, report=True):
+        """Put a detached HEAD on a local default branch at the same commit, tracking origin.
+
+        Nothing moves (same commit, same files). In an existing checkout a local branch of that
+        name pointing at another commit is the user's and stays as it is (HEAD then stays
+        detached, and says why); in a fresh install (``report=False``) it is the one the clone
+        made at origin's tip, and is set to the pin.
+        """
+        rc, dummy, dummy2 = self.git.run("symbolic-ref", "-q", "HEAD", repo=repo)
+        if rc == 0:
+            return
+        head = self.git.head(repo)
+        branch = self._default_branch(repo)
+        why = None
+        if not head or not branch:
+            why = "origin has no default branch to follow"
+        elif self.git.run("merge-base", "--is-ancestor", head, f"refs/remotes/origin/{branch}", repo=repo)[0] != 0:
+            why = f"the checked-out commit is not on origin/{branch}"
+        else:
+            rc, local, dummy = self.git.run("rev-parse", "-q", "--verify", f"refs/heads/{branch}^{{commit}}", repo=repo)
+            if report and rc == 0 and local != head:
+                why = f"a local branch {branch} already exists at another commit"
+        if why:
+            self.result["detached"] = f"HEAD stays detached: {why}; git pull needs a branch (git switch {branch or 'master'})"
+            return
+        if report:
+            self.result.update(changed=True, attached=branch)
+            if self.result["status"] == "present":
+                self.result["status"] = "attached"
+            if self.module.check_mode:
+                return
+        self.git.must("branch", "-f", branch, head, repo=repo)
+        self.git.must("branch", f"--set-upstream-to=origin/{branch}", branch, repo=repo)
+        self.git.must("symbolic-ref", "HEAD", f"refs/heads/{branch}", repo=repo)
+
     def _ensure_remote(self):
         # origin is stored without credentials; the token travels in git's environment.
         current = self.git.remote_url(self.dest)
@@ -207,6 +267,19 @@ class ComfyUIInstaller:
         if self.module.check_mode:
             return
         self.git.set_origin(self.dest, self.repo_url)
+
+
+def index_args(wheelhouse=None, offline=False):
+    """pip arguments for a wheelhouse (``--find-links``, when the folder exists) and for a pod
+    without a package index (``--no-index``): (arguments, a note for the user or None)."""
+    args, note = [], None
+    if wheelhouse and os.path.isdir(wheelhouse):
+        args += ["--find-links", wheelhouse]
+    elif wheelhouse and offline:
+        note = f"the wheelhouse {wheelhouse} does not exist, so pip has nowhere to install from offline"
+    if offline:
+        args.append("--no-index")
+    return args, note
 
 
 class RequirementsInstaller:
@@ -235,8 +308,9 @@ class RequirementsInstaller:
         constraints = self.pip.constraints_file(protected)
         rc, output = self.pip.install([requirements], constraints)
         if rc:
-            raise PipError(f"pip could not install {requirements} (nothing recorded, the next run "
-                           f"tries again; protected: {protected or 'none installed'}):\n{output}")
+            source = " ".join(self.pip.pip_args) or "the package index"
+            raise PipError(f"pip could not install {requirements} from {source} (nothing recorded, the "
+                           f"next run tries again; protected: {protected or 'none installed'}):\n{output}")
         self.ledger.record(self.LEDGER_KEY, sha256)
         self.ledger.save()
         return {"status": "installed", "changed": True, "sha256": sha256, "protected": protected}

@@ -5,7 +5,7 @@
 
 COMFY_ARGS is split the way a POSIX shell splits words (``shlex.split``): quotes group words and
 are removed, backslashes escape, and nothing is expanded, globbed or executed: ``$HOME``, ``*``
-and ``$(cmd)`` stay literal text. The entrypoint ``exec``s the resulting list directly, so no
+and ``$(cmd)`` stay literal text. The entrypoint runs the resulting list directly, so no
 shell ever sees the value again.
 """
 
@@ -44,16 +44,22 @@ def split_comfy_args(comfy_args):
             'backslash.' % (to_native(exc).lower(), comfy_args)) from None
 
 
-def build_argv(python, comfy_args='', enable_sage_attention=False, listen='0.0.0.0', port=8188):
-    """The full argv: python main.py --listen ... --port ... plus COMFY_ARGS (or sage attention).
+def build_argv(python, comfy_args='', enable_sage_attention=False, listen='0.0.0.0', port=8188,
+               base_directory=None):
+    """The full argv: python main.py --listen ... --port ... [--base-directory DIR] plus COMFY_ARGS.
 
-    ``--use-sage-attention`` is added only when COMFY_ARGS has no words at all: a user who sets
-    COMFY_ARGS owns the whole argument list.
+    ``--base-directory`` comes before COMFY_ARGS, so a ``--base-directory`` there wins (argparse
+    keeps the last). ``--use-sage-attention`` is added only when COMFY_ARGS has no words at
+    all: a user who sets COMFY_ARGS owns the whole argument list.
     """
     if not python or not os.path.isabs(python):
         raise LaunchArgsError('the Python that runs ComfyUI must be an absolute path, got %r' % (python,))
+    if base_directory and not os.path.isabs(base_directory):
+        raise LaunchArgsError('the base directory must be an absolute path, got %r' % (base_directory,))
     extra = split_comfy_args(comfy_args)
     argv = [python, 'main.py', '--listen', str(listen), '--port', str(port)]
+    if base_directory:
+        argv += ['--base-directory', base_directory]
     if extra:
         argv.extend(extra)
     elif enable_sage_attention:
@@ -61,24 +67,39 @@ def build_argv(python, comfy_args='', enable_sage_attention=False, listen='0.0.0
     return argv
 
 
-def render_launch_file(argv, cwd):
+def launch_env(comfyui_dir, base_directory=None):
+    """Variables the entrypoint sets for ComfyUI when the pod has none of its own.
+
+    ComfyUI-Manager's helpers (cm-cli, install scripts) find ComfyUI's code by COMFYUI_PATH and
+    the folders by COMFYUI_FOLDERS_BASE_PATH; without them they assume both are the checkout.
+    """
+    env = {'COMFYUI_PATH': comfyui_dir}
+    if base_directory:
+        env['COMFYUI_FOLDERS_BASE_PATH'] = base_directory
+    return env
+
+
+def render_launch_file(argv, cwd, env=None):
     """Canonical JSON of the launch file (stable bytes, so rewrites happen only on change)."""
     if not cwd or not os.path.isabs(cwd):
         raise LaunchArgsError('the ComfyUI directory must be an absolute path, got %r' % (cwd,))
     doc = {'version': LAUNCH_FILE_VERSION, 'cwd': cwd, 'argv': list(argv)}
+    if env:
+        doc['env'] = dict(env)
     return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + '\n').encode('utf-8')
 
 
 class LaunchFile:
     """Writes the launch file atomically, only when its bytes differ, honouring check mode."""
 
-    def __init__(self, module, path, argv, cwd, mode='0600'):
+    def __init__(self, module, path, argv, cwd, mode='0600', env=None):
         self.module = module
         self.path = path
         self.argv = argv
         self.cwd = cwd
         self.mode = mode
-        self.content = render_launch_file(argv, cwd)
+        self.env = dict(env or {})
+        self.content = render_launch_file(argv, cwd, self.env)
 
     def _read_current(self):
         try:
@@ -97,6 +118,7 @@ class LaunchFile:
             'path': self.path,
             'argv': list(self.argv),
             'cwd': self.cwd,
+            'env': dict(self.env),
             'changed': False,
             'diff': {
                 'before_header': self.path,

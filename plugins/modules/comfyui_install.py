@@ -27,10 +27,20 @@ description:
     content (C(input) C(output) C(user) C(custom_nodes) C(models) C(extra_model_paths.yaml)) is
     moved back wherever the fresh copy has no file of that name. Nothing is deleted; what could
     not move back stays in the backup (RV(left_in_backup)); an emptied backup is removed.
+  - B(Pinned) installs (a tag or a commit in O(version)) would leave a detached C(HEAD), where
+    C(git pull) stops. C(HEAD) is put on a local branch named like origin's default branch
+    (C(master)) at that very commit, tracking C(origin/master), so C(git pull), ComfyUI's
+    C(update.py) and ComfyUI-Manager move it forward from the pin. This is also done for an
+    existing checkout found detached, when its commit is on that remote branch and no local
+    branch of that name points elsewhere; nothing else changes (RV(status=attached)).
   - B(Requirements) run through C(<venv>/bin/python -m pip install -r requirements.txt) under a
     constraints file pinning O(protected_packages) at the versions the venv has, so ComfyUI's
     requirements cannot replace the pod's torch. The sha256 of the installed file is recorded
     in C(<venv>/.aiclipse-state/comfyui.json); while it matches, pip is not run at all.
+  - B(Offline) pods install from O(wheelhouse) (a folder of wheels the image may bake) and,
+    with O(offline), from nothing else (C(--no-index)). With O(requirements_fail_on_error=false)
+    a failed install is a warning (C(status) V(failed) in RV(requirements)) and the run goes on, so the
+    pod still starts ComfyUI; nothing is recorded and the next run tries again.
 author:
   - aiclipse team (@aiclipse)
 options:
@@ -88,6 +98,21 @@ options:
         transfer sooner.
     type: int
     default: 300
+  wheelhouse:
+    description:
+      - A folder of wheels pip looks in first (C(--find-links)); ignored when it does not exist.
+    type: path
+  offline:
+    description:
+      - Install from O(wheelhouse) (and O(pip_args)) only, never from a package index (C(--no-index)).
+    type: bool
+    default: false
+  requirements_fail_on_error:
+    description:
+      - Fail the task when the requirements cannot be installed. V(false) turns the failure into
+        a warning, so a pod start goes on and ComfyUI starts with what the venv has.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - aiclipse.comfyui.attributes
 attributes:
@@ -119,7 +144,16 @@ EXAMPLES = r"""
     dest: /opt/aiclipse/ComfyUI
     version: 5a0ba6d
     venv: /venv
-    pip_args: [--no-index, --find-links, /wheels]
+    wheelhouse: /opt/aiclipse/wheels
+    offline: true
+
+- name: Pod start without a package index, a failed install only warns
+  aiclipse.comfyui.comfyui_install:
+    dest: /workspace/aiclipse/ComfyUI
+    venv: /venv
+    wheelhouse: /opt/aiclipse/wheels
+    offline: true
+    requirements_fail_on_error: false
 """
 
 RETURN = r"""
@@ -131,8 +165,9 @@ dest:
 status:
   description:
     - V(present) (working checkout left alone), V(seeded) (copied from O(seed_from)),
-      V(cloned), V(repaired) (a broken directory replaced, user content moved back) or
-      V(remote_fixed) (only the C(origin) URL changed).
+      V(cloned), V(repaired) (a broken directory replaced, user content moved back),
+      V(remote_fixed) (only the C(origin) URL changed) or V(attached) (a detached C(HEAD) put on
+      the local default branch at the same commit).
   returned: always
   type: str
   sample: seeded
@@ -146,6 +181,15 @@ commit:
   returned: always
   type: str
   sample: 2f3a1c9e0d8b7a6f5e4d3c2b1a0f9e8d7c6b5a49
+branch:
+  description: The local branch C(HEAD) is on (null when detached or not installed yet).
+  returned: always
+  type: str
+  sample: master
+detached:
+  description: Why C(HEAD) was left detached, when it was.
+  returned: when HEAD stays detached
+  type: str
 backup:
   description: Where a broken directory was moved, when anything is left there.
   returned: always
@@ -160,8 +204,9 @@ left_in_backup:
 requirements:
   description:
     - C(status) is V(installed), V(unchanged) (recorded hash matches, pip not run), V(none) (no
-      requirements.txt or no O(venv)), V(would_install) (check mode) or V(unknown) (check mode,
-      ComfyUI not cloned yet); C(sha256) of the file;
+      requirements.txt or no O(venv)), V(would_install) (check mode), V(unknown) (check mode,
+      ComfyUI not cloned yet) or V(failed) (with O(requirements_fail_on_error=false); C(error)
+      says why); C(sha256) of the file;
       C(protected) the pinned versions when pip ran.
       C(ledger) is the file in O(venv) that records what was installed (with O(venv) only).
   returned: always
@@ -175,6 +220,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfyui_install i
     ComfyUIInstaller,
     InstallError,
     RequirementsInstaller,
+    index_args,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import (
     Git,
@@ -197,6 +243,9 @@ def main():
             protected_packages=dict(type='list', elements='str',
                                     default=['torch', 'torchvision', 'torchaudio', 'xformers']),
             git_timeout=dict(type='int', default=300),
+            wheelhouse=dict(type='path'),
+            offline=dict(type='bool', default=False),
+            requirements_fail_on_error=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
     )
@@ -213,10 +262,14 @@ def main():
     try:
         before_problem = installer.problem()
         result = installer.ensure()
-        if params['venv']:
-            pip = VenvPip(module, params['venv'], params['pip_args'], params['protected_packages'])
-            requirements_installer = RequirementsInstaller(module, pip)
-            before_sha = requirements_installer.ledger.entries.get(RequirementsInstaller.LEDGER_KEY)
+    except (InstallError, GitError, OSError) as exc:
+        module.fail_json(msg=str(exc), **installer.result)
+    if params['venv']:
+        extra, note = index_args(params['wheelhouse'], params['offline'])
+        pip = VenvPip(module, params['venv'], params['pip_args'] + extra, params['protected_packages'])
+        requirements_installer = RequirementsInstaller(module, pip)
+        before_sha = requirements_installer.ledger.entries.get(RequirementsInstaller.LEDGER_KEY)
+        try:
             if module.check_mode and result['status'] in ('cloned', 'repaired') and result['changed']:
                 # Nothing to read before the clone: say so rather than guess.
                 requirements = {"status": "unknown", "changed": False, "sha256": None}
@@ -225,10 +278,16 @@ def main():
                 requirements = requirements_installer.ensure(result['source'])
             else:
                 requirements = requirements_installer.ensure(result['dest'])
-            requirements['recorded_before'] = before_sha
-            requirements['ledger'] = requirements_installer.ledger.path
-    except (InstallError, GitError, PipError, OSError) as exc:
-        module.fail_json(msg=str(exc), **installer.result)
+        except (PipError, OSError) as exc:
+            message = f"{exc}{'; ' + note if note else ''}"
+            if params['requirements_fail_on_error']:
+                module.fail_json(msg=message, **installer.result)
+            module.warn(f"ComfyUI's requirements were not installed; ComfyUI starts with what the venv has "
+                        f"and the next start tries again. Put the wheels it needs into the wheelhouse "
+                        f"({params['wheelhouse'] or 'none set'}) or give the pod a package index. {message}")
+            requirements = {"status": "failed", "changed": False, "sha256": None, "error": message}
+        requirements['recorded_before'] = before_sha
+        requirements['ledger'] = requirements_installer.ledger.path
     checkout_changed = result.pop('changed')
     requirements_changed = requirements.pop('changed')
     recorded_before = requirements.pop('recorded_before', None)

@@ -11,10 +11,15 @@ module: launch_config
 short_description: Write the command line that starts ComfyUI for the pod entrypoint
 version_added: 0.1.0
 description:
-  - Builds ComfyUI's argv, C(<python> main.py --listen 0.0.0.0 --port 8188) followed by the words
-    of O(comfy_args), and writes it with the ComfyUI directory to a small JSON launch file. The pod
-    entrypoint C(aiclipse-entrypoint) reads that file after provisioning and C(exec)s the argv
-    from the ComfyUI directory, so ComfyUI replaces the entrypoint and receives signals directly.
+  - Builds ComfyUI's argv, C(<python> main.py --listen 0.0.0.0 --port 8188 --base-directory
+    <vault>) followed by the words of O(comfy_args), and writes it with the ComfyUI directory to a
+    small JSON launch file. The pod entrypoint C(aiclipse-entrypoint) reads that file after
+    provisioning, starts the argv from the ComfyUI directory and passes a stop (SIGTERM, SIGINT)
+    on to it.
+  - With O(base_directory) ComfyUI reads models, custom nodes, input, output, temp and user data
+    from that directory (the vault) and its git checkout holds code only. The launch file also
+    names C(COMFYUI_PATH) and C(COMFYUI_FOLDERS_BASE_PATH) for ComfyUI-Manager's helpers; the
+    entrypoint sets them unless the pod sets them itself.
   - O(comfy_args) is split the way a POSIX shell splits words (Python's C(shlex.split)). Quotes
     group words and are removed (V(--output-directory "/workspace/my outputs") is two words),
     backslashes escape the next character. Nothing is expanded or run; variables like C($HOME),
@@ -66,6 +71,11 @@ options:
       - Port ComfyUI listens on.
     type: int
     default: 8188
+  base_directory:
+    description:
+      - ComfyUI's C(--base-directory), the vault. Empty leaves the flag out (ComfyUI then uses
+        the folders inside its checkout). A C(--base-directory) in O(comfy_args) wins.
+    type: path
   mode:
     description:
       - Permissions of the launch file.
@@ -95,6 +105,7 @@ EXAMPLES = r"""
     path: /workspace/aiclipse/.state/launch.json
     comfyui_dir: /workspace/aiclipse/ComfyUI
     python: /venv/bin/python
+    base_directory: /workspace/aiclipse
     comfy_args: "{{ lookup('ansible.builtin.env', 'COMFY_ARGS') }}"
     enable_sage_attention: "{{ lookup('ansible.builtin.env', 'ENABLE_SAGE_ATTENTION', default='false') }}"
 
@@ -118,12 +129,17 @@ argv:
   returned: always
   type: list
   elements: str
-  sample: [/venv/bin/python, main.py, --listen, 0.0.0.0, --port, '8188', --lowvram]
+  sample: [/venv/bin/python, main.py, --listen, 0.0.0.0, --port, '8188', --base-directory, /workspace/aiclipse, --lowvram]
 cwd:
   description: The directory the command runs in.
   returned: always
   type: str
   sample: /workspace/aiclipse/ComfyUI
+env:
+  description: Variables the entrypoint sets for ComfyUI when the pod does not set them.
+  returned: always
+  type: dict
+  sample: {COMFYUI_PATH: /workspace/aiclipse/ComfyUI, COMFYUI_FOLDERS_BASE_PATH: /workspace/aiclipse}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -132,6 +148,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.launch_args impor
     LaunchArgsError,
     LaunchFile,
     build_argv,
+    launch_env,
 )
 
 
@@ -145,6 +162,7 @@ def main():
             enable_sage_attention=dict(type='bool', default=False),
             listen=dict(type='str', default='0.0.0.0'),
             port=dict(type='int', default=8188),
+            base_directory=dict(type='path'),
             mode=dict(type='raw', default='0600'),
         ),
         supports_check_mode=True,
@@ -152,8 +170,10 @@ def main():
     params = module.params
     try:
         argv = build_argv(params['python'], params['comfy_args'], params['enable_sage_attention'],
-                          listen=params['listen'], port=params['port'])
-        result = LaunchFile(module, params['path'], argv, params['comfyui_dir'], mode=params['mode']).apply()
+                          listen=params['listen'], port=params['port'], base_directory=params['base_directory'])
+        env = launch_env(params['comfyui_dir'], params['base_directory'])
+        result = LaunchFile(module, params['path'], argv, params['comfyui_dir'], mode=params['mode'],
+                            env=env).apply()
     except LaunchArgsError as exc:
         module.fail_json(msg=str(exc), path=params['path'])
     module.exit_json(**result)

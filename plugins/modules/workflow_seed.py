@@ -36,8 +36,9 @@ options:
     default: /opt/workflows
   dest_dirs:
     description:
-      - Absolute workflow folders that each receive every template, for example the vault's
-        C(workflows) and ComfyUI's C(user/default/workflows). Created when missing.
+      - Absolute workflow folders that each receive every template. On a pod that is the one
+        folder ComfyUI lists and saves workflows in, C(<vault>/user/default/workflows) (the vault
+        is ComfyUI's base directory), which C(/workspace/workflows) shows. Created when missing.
     type: list
     elements: path
     required: true
@@ -73,13 +74,12 @@ EXAMPLES = r'''
   aiclipse.comfyui.workflow_seed:
     templates_dir: /opt/workflows
     dest_dirs:
-      - /workspace/aiclipse/workflows
-      - /workspace/aiclipse/ComfyUI/user/default/workflows
+      - /workspace/aiclipse/user/default/workflows
 
 - name: Reset every workflow to its template, keeping backups of the user's versions
   aiclipse.comfyui.workflow_seed:
     dest_dirs:
-      - /workspace/aiclipse/workflows
+      - /workspace/aiclipse/user/default/workflows
     force: "{{ lookup('ansible.builtin.env', 'FORCE_WORKFLOW_RESET', default='false') | bool }}"
   register: workflow_seed
 
@@ -102,7 +102,7 @@ workflows:
     dest:
       description: Where it belongs.
       type: str
-      sample: /workspace/aiclipse/workflows/video/wan.json
+      sample: /workspace/aiclipse/user/default/workflows/video/wan.json
     action:
       description:
         - V(created) (was missing), V(replaced) (differed, O(force=true)), V(unchanged) (same
@@ -115,7 +115,7 @@ workflows:
       description: Where the replaced file was kept.
       type: str
       returned: when action is V(replaced), outside check mode
-      sample: /workspace/aiclipse/workflows/txt2img.json.20260101T120000~
+      sample: /workspace/aiclipse/user/default/workflows/txt2img.json.20260101T120000~
 counts:
   description: Number of items per action.
   returned: always

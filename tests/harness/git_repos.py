@@ -5,12 +5,13 @@
     v2 = comfy.commit({"requirements.txt": "fakedep==2.0\\n"}, "bump")
     node = make_node_repo(tmp_path / "ComfyUI-Foo", requirements=["fakedep==1.0"])
 
-The fake ``main.py`` uses only the standard library. When run it writes a JSON record
-``{"argv": [...], "cwd": ..., "executable": ...}`` to the file named by the environment
-variable ``FAKE_COMFYUI_ARGV_FILE`` (default ``/tmp/fake-comfyui-argv.json``), then exits 0;
-with ``FAKE_COMFYUI_SERVE=1`` it instead serves ``GET /`` -> ``fake comfyui`` on the
-``--listen``/``--port`` it was given (defaults 127.0.0.1:8188) until killed, the way the real
-one keeps running.
+The fake ``main.py`` (tests/harness/fake_comfyui_main.py, standard library only) reads the
+folders ComfyUI reads (``--base-directory``, ``extra_model_paths.yaml``). When run it writes a
+JSON record ``{"argv": [...], "cwd": ..., "executable": ..., "pid": ...}`` to the file named by
+the environment variable ``FAKE_COMFYUI_ARGV_FILE`` (default ``/tmp/fake-comfyui-argv.json``),
+then exits 0; with ``FAKE_COMFYUI_SERVE=1`` it instead serves, on the ``--listen``/``--port`` it
+was given (defaults 127.0.0.1:8188) until stopped, ComfyUI's listings of models, workflows
+(``/api/userdata?dir=workflows``) and custom node classes (``/object_info``).
 
 Commits are made with a fixed identity and dates, without the user's git config, so the
 repos look the same on every machine.
@@ -27,40 +28,10 @@ COMFYUI_MODEL_FOLDERS = (
     "upscale_models", "vae", "vae_approx",
 )
 
+# The stand-in main.py (tests/harness/fake_comfyui_main.py): reads the folders ComfyUI reads,
+# records how it was started, and with FAKE_COMFYUI_SERVE=1 lists models, workflows and nodes.
+FAKE_MAIN_PY = (Path(__file__).parent / "fake_comfyui_main.py").read_text(encoding="utf-8")
 DEFAULT_ARGV_FILE = "/tmp/fake-comfyui-argv.json"
-
-FAKE_MAIN_PY = '''\
-"""Stand-in for ComfyUI's main.py: records how it was started, optionally serves."""
-import http.server
-import json
-import os
-import sys
-
-record = {"argv": sys.argv[1:], "cwd": os.getcwd(), "executable": sys.executable}
-target = os.environ.get("FAKE_COMFYUI_ARGV_FILE", "%(default)s")
-with open(target + ".tmp", "w", encoding="utf-8") as handle:
-    json.dump(record, handle)
-os.replace(target + ".tmp", target)
-
-
-def option(name, default):
-    args = sys.argv[1:]
-    return args[args.index(name) + 1] if name in args[:-1] else default
-
-
-class Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b"fake comfyui"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-if os.environ.get("FAKE_COMFYUI_SERVE") == "1":
-    server = http.server.HTTPServer((option("--listen", "127.0.0.1"), int(option("--port", "8188"))), Hello)
-    server.serve_forever()
-''' % {"default": DEFAULT_ARGV_FILE}
 
 # Shaped like ComfyUI's own .gitignore: user content is ignored, the placeholders are tracked.
 COMFYUI_GITIGNORE = """\
@@ -73,6 +44,7 @@ __pycache__/
 /custom_nodes/
 !custom_nodes/example_node.py.example
 /user/
+/extra_model_paths.yaml
 *.log
 """
 
@@ -153,7 +125,7 @@ def init_repo(path, branch="main"):
     return GitRepo(path)
 
 
-def make_comfyui_repo(path, requirements=(), branch="master", extra_files=None):
+def make_comfyui_repo(path, requirements=(), branch="master", extra_files=None, model_folders=COMFYUI_MODEL_FOLDERS):
     """A ComfyUI-shaped repository at path, with one commit on ``branch`` (ComfyUI's default).
 
     Tracked, like upstream: ``main.py`` (the fake above), ``requirements.txt`` (the given
@@ -161,6 +133,7 @@ def make_comfyui_repo(path, requirements=(), branch="master", extra_files=None):
     ``comfy/__init__.py``, ``models/<folder>/put_<folder>_here`` for every default model
     folder, ``input/example.png``, ``output/_output_images_will_be_put_here`` and
     ``custom_nodes/example_node.py.example``. ``user/`` is not tracked (ComfyUI makes it).
+    ``model_folders`` (default every one ComfyUI ships) names the placeholder folders.
     """
     repo = init_repo(path, branch)
     files = {
@@ -172,7 +145,7 @@ def make_comfyui_repo(path, requirements=(), branch="master", extra_files=None):
         "output/_output_images_will_be_put_here": "",
         "custom_nodes/example_node.py.example": "# example custom node\n",
     }
-    for folder in COMFYUI_MODEL_FOLDERS:
+    for folder in model_folders:
         files[f"models/{folder}/put_{folder}_here"] = ""
     files.update(extra_files or {})
     repo.commit(files, "Fake ComfyUI", force_add=[rel for rel in files if rel.split("/")[0] in

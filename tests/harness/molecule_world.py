@@ -192,6 +192,7 @@ class World:
             "AICLIPSE_MOLECULE_S3_ACCESS_KEY": ACCESS_KEY,
             "AICLIPSE_MOLECULE_S3_SECRET_KEY": SECRET_KEY,
             "AICLIPSE_MOLECULE_HF_TOKEN": HF_TOKEN,
+            "AICLIPSE_MOLECULE_COMFYUI_PIN": self.expected["comfyui_head"],
             "CONTAINERS_CONF": str(CONTAINERS_CONF),
             # molecule calls ansible-config/ansible-playbook by name.
             "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",

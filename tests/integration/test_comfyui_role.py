@@ -17,7 +17,7 @@ from harness.comfyui_fixtures import restore_pip, trap_pip
 from harness.git_repos import COMFYUI_MODEL_FOLDERS, git
 from harness.git_servers import SilentServer, SmartHttpGit, publish
 from harness.processes import ArgvSampler, running
-from harness.python_env import installed_versions
+from harness.python_env import installed_versions, make_wheel
 
 
 def install(dest, upstream, venv=None, pip_args=(), check=False, diff=False, **extra):
@@ -320,3 +320,78 @@ def test_a_password_in_an_ssh_url_is_refused(tmp_path):
     assert result.get("failed") and "a password in a ssh:// URL" in result["msg"], result
     assert "hunter2secret" not in proc.stdout + proc.stderr
     assert not (tmp_path / "ComfyUI").exists()
+
+
+def test_a_pinned_install_is_on_a_branch_that_git_pull_moves_forward(tmp_path, comfyui_upstream):
+    pinned = comfyui_upstream.head()
+    comfyui_upstream.tag("v1.0")
+    latest = comfyui_upstream.commit({"comfy/v2.py": ""}, "v2")
+    for index, version in enumerate(("v1.0", pinned[:12], pinned)):
+        dest = tmp_path / f"c{index}" / "ComfyUI"
+        result, dummy = install(dest, comfyui_upstream, version=version)
+        assert result["commit"] == pinned and result["branch"] == "master", (version, result)
+        # The pin is where the branch starts; it follows origin's default branch from there.
+        assert git(dest, "rev-parse", "HEAD") == pinned
+        assert git(dest, "rev-parse", "--abbrev-ref", "master@{upstream}") == "origin/master"
+        assert git(dest, "status", "--porcelain") == ""
+    pull = subprocess.run(["git", "-C", str(dest), "pull", "-q", "--ff-only"], capture_output=True, text=True,
+                          check=False)
+    assert pull.returncode == 0, pull.stderr
+    assert git(dest, "rev-parse", "HEAD") == latest
+
+
+def test_a_detached_checkout_is_put_on_its_branch_without_moving(tmp_path, comfyui_upstream):
+    first = comfyui_upstream.head()
+    comfyui_upstream.commit({"comfy/v2.py": ""}, "v2")
+    dest = tmp_path / "vault" / "ComfyUI"
+    install(dest, comfyui_upstream)
+    # What the older code left for a pinned COMFYUI_VERSION: a detached HEAD, no local master.
+    git(dest, "checkout", "-q", "--detach", first)
+    git(dest, "branch", "-q", "-D", "master")
+    preview, dummy = install(dest, comfyui_upstream, check=True)
+    assert preview["changed"] and preview["status"] == "attached"
+    assert git(dest, "rev-parse", "--abbrev-ref", "HEAD") == "HEAD"
+    result, dummy = install(dest, comfyui_upstream)
+    assert result["changed"] and result["status"] == "attached" and result["attached"] == "master", result
+    assert git(dest, "rev-parse", "--abbrev-ref", "HEAD") == "master"
+    assert git(dest, "rev-parse", "HEAD") == first, "attaching moved the checkout"
+    assert install(dest, comfyui_upstream)[0]["changed"] is False
+
+    # A local master elsewhere is the user's: HEAD stays detached and the result says why.
+    git(dest, "checkout", "-q", "--detach", first)
+    git(dest, "branch", "-q", "-f", "master", "origin/master")
+    kept, dummy = install(dest, comfyui_upstream)
+    assert kept["changed"] is False and "already exists at another commit" in kept["detached"]
+    assert git(dest, "rev-parse", "master") == comfyui_upstream.head()
+
+
+def test_offline_requirements_come_from_the_wheelhouse_and_a_miss_is_only_a_warning(
+        tmp_path, comfyui_upstream, pod_venv, wheelhouse):
+    wheelhouse = shutil.copytree(wheelhouse, tmp_path / "wheels")  # this test adds a wheel
+    dest = tmp_path / "vault" / "ComfyUI"
+    offline = {"wheelhouse": str(wheelhouse), "offline": True, "requirements_fail_on_error": False}
+    first, dummy = install(dest, comfyui_upstream, pod_venv, **offline)
+    assert first["requirements"]["status"] == "installed", first
+    assert installed_versions(pod_venv)["fakedep"] == "1.0"
+
+    # An update asks for a version no wheel provides and there is no index: a warning, the run
+    # goes on, nothing is recorded so the next start tries again.
+    (dest / "requirements.txt").write_text("fakedep==3.0\nfaketorch\n")
+    missed, proc = install(dest, comfyui_upstream, pod_venv, **offline)
+    assert not missed.get("failed"), missed
+    assert missed["requirements"]["status"] == "failed"
+    assert "fakedep==3.0" in missed["requirements"]["error"] and "--no-index" in missed["requirements"]["error"]
+    assert any("ComfyUI starts with what the venv has" in w for w in missed["warnings"])
+    assert installed_versions(pod_venv)["fakedep"] == "1.0"
+    assert install(dest, comfyui_upstream, pod_venv, **offline)[0]["requirements"]["status"] == "failed"
+
+    # The wheel arrives in the wheelhouse: the next start installs it.
+    make_wheel(wheelhouse, "fakedep", "3.0")
+    fixed, dummy = install(dest, comfyui_upstream, pod_venv, **offline)
+    assert fixed["requirements"]["status"] == "installed"
+    assert installed_versions(pod_venv)["fakedep"] == "3.0"
+
+    # Without the switch the miss fails the task (bake: a broken image must not ship).
+    (dest / "requirements.txt").write_text("fakedep==4.0\n")
+    strict, dummy = install(dest, comfyui_upstream, pod_venv, wheelhouse=str(wheelhouse), offline=True)
+    assert strict.get("failed") and "fakedep==4.0" in strict["msg"]

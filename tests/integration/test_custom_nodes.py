@@ -233,7 +233,7 @@ def test_role_reads_base_user_and_template_manifests(tmp_path, pod_venv, pip_arg
     env = {"TEMPLATE_TYPE": "tmpl"}
     first = run_playbook(playbook, extra_vars, inventory="localhost,", env=env, args=["-c", "local"])
     assert first.rc == 0 and first.changed == 1, first.stdout + first.stderr
-    assert sorted(os.listdir(vault / "ComfyUI" / "custom_nodes")) == ["NodeBase", "NodeTemplate", "NodeUser"]
+    assert sorted(os.listdir(vault / "custom_nodes")) == ["NodeBase", "NodeTemplate", "NodeUser"]
     assert installed_versions(pod_venv)["fakedep"] == "1.0"
     again = run_playbook(playbook, extra_vars, inventory="localhost,", env=env, args=["-c", "local"])
     assert again.rc == 0 and again.changed == 0, again.stdout

@@ -3,22 +3,30 @@
 Each test gives the entrypoint its own workspace, a small config directory (site.yml +
 ansible.cfg using the collection's launcher role from the checkout, plus a provisioning step
 that fails on demand) and a ComfyUI directory whose main.py records how it was started. Real
-bash, real ansible-playbook, real exec: main.py must run with the entrypoint's own PID.
-The full image (bake + every role) is tested in test_image_build.py.
+bash, real ansible-playbook. ComfyUI runs as the entrypoint's child, which passes a stop on to
+it and to the model downloads that hold a run lock (a stand-in process holds one here).
+The full image (bake + every role, tini, podman stop) is tested in test_image_build.py.
 """
 import json
+import os
+import signal
 import subprocess
+import sys
 import textwrap
+import time
 
 import pytest
 
+from harness.git_repos import FAKE_MAIN_PY
+from harness.net import free_port, wait_for_port
 from harness.paths import REPO, VENV
 
 ENTRYPOINT = REPO / "roles" / "launcher" / "files" / "aiclipse-entrypoint"
 
 RECORDING_MAIN_PY = textwrap.dedent("""\
     import json, os, sys
-    record = {"argv": sys.argv, "cwd": os.getcwd(), "pid": os.getpid(), "executable": sys.executable}
+    record = {"argv": sys.argv, "cwd": os.getcwd(), "pid": os.getpid(), "executable": sys.executable,
+              "environ": {k: v for k, v in os.environ.items() if k.startswith("COMFYUI_")}}
     with open(os.environ["FAKE_COMFYUI_ARGV_FILE"], "w", encoding="utf-8") as handle:
         json.dump(record, handle)
 """)
@@ -30,6 +38,8 @@ SITE_YML = textwrap.dedent("""\
       gather_facts: false
       vars:
         launcher_python: "{{ lookup('ansible.builtin.env', 'TEST_COMFY_PYTHON') }}"
+        launcher_listen: 127.0.0.1
+        launcher_port: "{{ lookup('ansible.builtin.env', 'TEST_COMFY_PORT', default='8188') }}"
       tasks:
         - name: Marker of the config copy in use
           ansible.builtin.debug:
@@ -47,6 +57,10 @@ SITE_YML = textwrap.dedent("""\
           changed_when: false
           no_log: true
           when: lookup('ansible.builtin.env', 'TEST_SECRET', default='') != ''
+        - name: A long provisioning step (stand-in for a big node install)
+          ansible.builtin.shell: touch "$TEST_SLOW_PROVISION" && sleep 120
+          changed_when: false
+          when: lookup('ansible.builtin.env', 'TEST_SLOW_PROVISION', default='') != ''
         - name: Write the launch file
           ansible.builtin.import_role:
             name: aiclipse.comfyui.launcher
@@ -83,9 +97,7 @@ class Pod:
         self.bin.mkdir()
         self.record = tmp_path / "argv.json"
 
-    def boot(self, *args, **env):
-        if self.record.exists():
-            self.record.unlink()
+    def env(self, **env):
         run_env = {
             "PATH": f"{self.bin}:{VENV / 'bin'}:/usr/bin:/bin",
             "HOME": str(self.tmp),
@@ -98,8 +110,16 @@ class Pod:
             "ANSIBLE_LOCALHOST_WARNING": "0",
         }
         run_env.update(env)
-        proc = subprocess.Popen([str(ENTRYPOINT), *args], env=run_env, stdout=subprocess.PIPE,
+        return run_env
+
+    def start(self, *args, **env):
+        if self.record.exists():
+            self.record.unlink()
+        return subprocess.Popen([str(ENTRYPOINT), *args], env=self.env(**env), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
+
+    def boot(self, *args, **env):
+        proc = self.start(*args, **env)
         out, err = proc.communicate(timeout=300)
         started = json.loads(self.record.read_text()) if self.record.exists() else None
         return Boot(proc.pid, proc.returncode, out, err, started)
@@ -120,7 +140,7 @@ class Boot:
         return self.started["argv"]
 
 
-BASE = ["main.py", "--listen", "0.0.0.0", "--port", "8188"]
+BASE = ["main.py", "--listen", "127.0.0.1", "--port", "8188"]
 
 
 @pytest.fixture
@@ -128,14 +148,23 @@ def pod(tmp_path):
     return Pod(tmp_path)
 
 
-def test_boot_execs_comfyui_with_quoted_args(pod):
+def with_base(pod, args):
+    """ComfyUI's argv: the base, the vault as --base-directory, then COMFY_ARGS."""
+    return BASE + ["--base-directory", str(pod.vault)] + list(args)
+
+
+def test_boot_starts_comfyui_with_quoted_args_and_the_vault_as_base_directory(pod):
     boot = pod.boot(COMFY_ARGS='--output-directory "/workspace/my outputs" --title \'a "b"\' $HOME *',
                     HF_TOKEN="hf_secret_value")
     assert boot.rc == 0, boot.err
-    assert boot.comfy_argv == BASE + ["--output-directory", "/workspace/my outputs", "--title", 'a "b"', "$HOME", "*"]
-    # exec, not a child: ComfyUI runs with the entrypoint's PID, in the ComfyUI directory.
-    assert boot.started["pid"] == boot.pid
+    assert boot.comfy_argv == with_base(pod, ["--output-directory", "/workspace/my outputs", "--title", 'a "b"',
+                                              "$HOME", "*"])
+    # A child of the entrypoint (which stays in front of it to pass a stop on), in ComfyUI's directory.
+    assert boot.started["pid"] != boot.pid
     assert boot.started["cwd"] == str(pod.comfyui)
+    # ComfyUI-Manager's helpers learn where the code and the folders are.
+    assert boot.started["environ"]["COMFYUI_PATH"] == str(pod.comfyui)
+    assert boot.started["environ"]["COMFYUI_FOLDERS_BASE_PATH"] == str(pod.vault)
     assert boot.started["executable"] == str(VENV / "bin" / "python")
     assert "config copy: baked" in boot.out
     assert "hf_secret_value" not in boot.out + boot.err
@@ -143,16 +172,23 @@ def test_boot_execs_comfyui_with_quoted_args(pod):
     assert "PLAY RECAP" in (pod.vault / "logs" / "provision.log").read_text()
 
 
-@pytest.mark.parametrize("sage, expected", [("true", BASE + ["--use-sage-attention"]), ("false", BASE), (None, BASE)])
+@pytest.mark.parametrize("sage, expected", [("true", ["--use-sage-attention"]), ("false", []), (None, [])])
 def test_empty_comfy_args_and_sage_attention(pod, sage, expected):
     env = {"COMFY_ARGS": ""}
     if sage is not None:
         env["ENABLE_SAGE_ATTENTION"] = sage
-    assert pod.boot(**env).comfy_argv == expected
+    assert pod.boot(**env).comfy_argv == with_base(pod, expected)
 
 
 def test_sage_attention_ignored_when_comfy_args_is_set(pod):
-    assert pod.boot(COMFY_ARGS="--lowvram", ENABLE_SAGE_ATTENTION="true").comfy_argv == BASE + ["--lowvram"]
+    boot = pod.boot(COMFY_ARGS="--lowvram", ENABLE_SAGE_ATTENTION="true")
+    assert boot.comfy_argv == with_base(pod, ["--lowvram"])
+
+
+def test_the_pods_own_comfyui_path_wins_over_the_launch_file(pod):
+    boot = pod.boot(COMFY_ARGS="--x", COMFYUI_PATH="/somewhere/else")
+    assert boot.started["environ"]["COMFYUI_PATH"] == "/somewhere/else"
+    assert boot.started["environ"]["COMFYUI_FOLDERS_BASE_PATH"] == str(pod.vault)
 
 
 def test_failed_provisioning_is_named_and_comfyui_still_starts_with_this_boots_args(pod):
@@ -163,7 +199,7 @@ def test_failed_provisioning_is_named_and_comfyui_still_starts_with_this_boots_a
     assert "Install custom nodes (stand-in for a role that can fail)" in boot.err
     assert "node ComfyUI-Broken: git clone failed" in boot.err
     # The launcher ran after the failure, so this boot's COMFY_ARGS apply, not the last boot's.
-    assert boot.comfy_argv == BASE + ["--new", "x y"]
+    assert boot.comfy_argv == with_base(pod, ["--new", "x y"])
 
 
 def test_start_on_failure_false_stops_the_container(pod):
@@ -179,7 +215,7 @@ def test_bad_comfy_args_fall_back_to_the_last_good_command_line(pod):
     assert "PROVISIONING FAILED" in boot.err
     assert "COMFY_ARGS cannot be split" in boot.err
     assert "last good one" in boot.err
-    assert boot.comfy_argv == BASE + ["--good"]
+    assert boot.comfy_argv == with_base(pod, ["--good"])
 
 
 def test_bad_comfy_args_on_a_first_boot_is_a_clear_stop(pod):
@@ -194,7 +230,7 @@ def test_auto_update_runs_the_copy_the_updater_prints(pod):
     pod.fake_config_update(f"echo 'aiclipse-config-update: running fresh' >&2\necho {fresh}\n")
     boot = pod.boot(COMFY_ARGS="--x")
     assert "config copy: fresh" in boot.out and "config copy: baked" not in boot.out
-    assert boot.comfy_argv == BASE + ["--x"]
+    assert boot.comfy_argv == with_base(pod, ["--x"])
 
     off = pod.boot(COMFY_ARGS="--x", AUTO_UPDATE="false")
     assert "config copy: baked" in off.out
@@ -206,7 +242,7 @@ def test_auto_update_failure_falls_back_to_the_baked_copy(pod, script):
     boot = pod.boot(COMFY_ARGS="--x")
     assert "config copy: baked" in boot.out
     assert "using the baked copy" in boot.err
-    assert boot.comfy_argv == BASE + ["--x"]
+    assert boot.comfy_argv == with_base(pod, ["--x"])
 
 
 def test_missing_updater_uses_the_baked_copy(pod):
@@ -299,3 +335,147 @@ def test_the_failure_callback_records_what_failed_and_nothing_else(tmp_path):
     loop = doc["failures"][1]["message"]
     assert "item 3: non-zero return code\nitem 3 broke" in loop and "item 0" not in loop, loop
     assert oct(record.stat().st_mode & 0o777) == "0o600" and oct(record.parent.stat().st_mode & 0o777) == "0o700"
+
+
+# -- stop: SIGTERM / SIGINT reach ComfyUI and the running downloads ----------------------------
+
+# Stands in for aria2_batch / r2_fetch while they run: the PID in <state>/<name>.run.lock, the lock
+# held, and on SIGTERM a short clean stop (the real ones save aria2's control files or flush the R2
+# journal), recorded in a marker file.
+DOWNLOADER = textwrap.dedent("""\
+    import fcntl, os, signal, sys, time
+    lock, marker = sys.argv[1], sys.argv[2]
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.ftruncate(fd, 0)
+    os.write(fd, b"%d\\\\n" % os.getpid())
+
+    def stop(signum, frame):
+        time.sleep(0.3)
+        with open(marker, "w") as handle:
+            handle.write("stopped on %d" % signum)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    open(marker + ".ready", "w").close()
+    while True:
+        time.sleep(1)
+""")
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+        return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_for_file(path, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"the entrypoint exited early ({proc.returncode})"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+class Running:
+    """An entrypoint started in the background, its output in files (no pipe to fill up)."""
+
+    def __init__(self, pod, *args, **env):
+        self.out_path = pod.tmp / "entrypoint.out"
+        self.err_path = pod.tmp / "entrypoint.err"
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen([str(ENTRYPOINT), *args], env=pod.env(**env), stdout=out, stderr=err)
+
+    def stop(self, signum, timeout=60):
+        """Send signum; return (exit code, seconds to exit). A generous timeout, not a benchmark."""
+        start = time.monotonic()
+        self.proc.send_signal(signum)
+        rc = self.proc.wait(timeout=timeout)
+        return rc, time.monotonic() - start
+
+    @property
+    def out(self):
+        return self.out_path.read_text()
+
+    @property
+    def err(self):
+        return self.err_path.read_text()
+
+
+@pytest.fixture
+def serving_pod(pod):
+    """The pod with the stand-in ComfyUI that keeps serving and installs no SIGTERM handler."""
+    (pod.comfyui / "main.py").write_text(FAKE_MAIN_PY)
+    pod.port = free_port()
+    started = []
+    yield pod, started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def start_downloader(pod, started, name="aria2_batch"):
+    state = pod.vault / ".state" / "models"
+    state.mkdir(parents=True, exist_ok=True)
+    marker = pod.tmp / f"{name}.stopped"
+    proc = subprocess.Popen([sys.executable, "-c", DOWNLOADER, str(state / f"{name}.run.lock"), str(marker)],
+                            start_new_session=True)
+    started.append(proc)
+    wait_for_file(pod.tmp / f"{name}.stopped.ready", proc)
+    return proc, marker
+
+
+def test_sigterm_stops_comfyui_and_the_running_download_and_nothing_else(serving_pod):
+    pod, started = serving_pod
+    downloader, marker = start_downloader(pod, started)
+    # A lock a killed run left behind, naming a PID that now belongs to someone else.
+    bystander = subprocess.Popen(["sleep", "600"])
+    started.append(bystander)
+    (pod.vault / ".state" / "models" / "r2_fetch.run.lock").write_text(f"{bystander.pid}\n")
+
+    run = Running(pod, COMFY_ARGS="", TEST_COMFY_PORT=str(pod.port), FAKE_COMFYUI_SERVE="1",
+                  AICLIPSE_STOP_TIMEOUT="30")
+    wait_for_port(pod.port, timeout=120, process=run.proc)
+    comfy_pid = json.loads(pod.record.read_text())["pid"]
+    assert comfy_pid != run.proc.pid and pid_alive(comfy_pid)
+
+    rc, seconds = run.stop(signal.SIGTERM)
+    # ComfyUI died of the SIGTERM it was given (128 + 15), long before the 30 s grace ran out.
+    assert rc == 143, run.err
+    assert seconds < 20, f"the stop took {seconds:.1f}s"
+    assert not pid_alive(comfy_pid)
+    assert downloader.wait(timeout=10) == 0
+    assert marker.read_text() == "stopped on 15"
+    assert bystander.poll() is None, "a PID from a stale lock file was signalled"
+    assert "received SIGTERM: stopping ComfyUI" in run.err
+    assert f"stopping the model download running as pid {downloader.pid}" in run.err
+
+
+def test_sigint_reaches_comfyui_which_stops_the_way_it_does_on_ctrl_c(serving_pod):
+    pod, dummy = serving_pod
+    run = Running(pod, COMFY_ARGS="", TEST_COMFY_PORT=str(pod.port), FAKE_COMFYUI_SERVE="1")
+    wait_for_port(pod.port, timeout=120, process=run.proc)
+    comfy_pid = json.loads(pod.record.read_text())["pid"]
+    rc, dummy = run.stop(signal.SIGINT)
+    # A background child of a script would ignore SIGINT; ComfyUI saw it (KeyboardInterrupt).
+    assert rc == 0, run.err
+    assert "Stopped server" in run.out
+    assert not pid_alive(comfy_pid)
+
+
+def test_a_stop_during_provisioning_ends_it_and_comfyui_never_starts(serving_pod):
+    pod, started = serving_pod
+    downloader, marker = start_downloader(pod, started, "r2_fetch")
+    busy = pod.tmp / "provisioning-is-busy"
+    run = Running(pod, COMFY_ARGS="", TEST_COMFY_PORT=str(pod.port), TEST_SLOW_PROVISION=str(busy))
+    wait_for_file(busy, run.proc)
+    rc, seconds = run.stop(signal.SIGTERM)
+    assert rc == 143, run.err
+    assert seconds < 20, f"the stop waited for provisioning ({seconds:.1f}s)"
+    assert "stopped during provisioning" in run.err
+    assert not pod.record.exists(), "ComfyUI was started after the stop"
+    assert downloader.wait(timeout=10) == 0 and marker.read_text() == "stopped on 15"

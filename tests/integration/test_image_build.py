@@ -3,20 +3,27 @@
 The image is built once per session on the harness's debootstrap base, from a build context
 made by examples/build-context.sh: the collection as it is in the checkout, a wheelhouse of
 ansible-core + boto3 prepared on the host (containers do not trust the host's TLS proxy, so
-pip installs offline inside), and local git repos standing in for ComfyUI and a custom node.
-Every boot goes through the real entrypoint into the fake main.py, which records its argv in
-the pod's /workspace (a host directory, so it persists like a pod volume).
+pip installs offline inside), a wheelhouse for ComfyUI's requirements baked into the image,
+and local git repos standing in for ComfyUI and a custom node. Every boot goes through tini and
+the real entrypoint into the stand-in main.py, which records its argv in the pod's /workspace
+(a host directory, so it persists like a pod volume) and, when asked, keeps serving like
+ComfyUI, without a SIGTERM handler of its own. `podman stop` must then take seconds, not its
+timeout, and nothing may be left a zombie.
 """
 import json
 import re
 import subprocess
 import textwrap
+import time
 import uuid
 
 import pytest
 
 from harness import podman as podman_harness
+from harness.comfyui_fixtures import StandInClient
 from harness.git_repos import make_comfyui_repo, make_node_repo
+from harness.nginx import write_file
+from harness.net import free_port, wait_for_port
 from harness.paths import REPO
 from harness.python_env import make_wheel
 from harness.wheelhouse import runtime_wheelhouse
@@ -25,7 +32,7 @@ pytestmark = [pytest.mark.podman, pytest.mark.slow]
 
 IMAGE = "localhost/aiclipse-example-test"
 # The fake main.py records sys.argv[1:] (main.py itself is not in the record).
-BASE = ["--listen", "0.0.0.0", "--port", "8188"]
+BASE = ["--listen", "0.0.0.0", "--port", "8188", "--base-directory", "/workspace/aiclipse"]
 IMAGE_DEFAULT_COMFY_ARGS = ["--preview-method", "auto"]  # ENV COMFY_ARGS in examples/Containerfile
 SOURCES = "/opt/aiclipse/sources"
 
@@ -39,7 +46,7 @@ def example_image(podman_image, tmp_path_factory):
     pywheels = src / "pywheels"
     make_wheel(pywheels, "fakedep", "1.0")
     make_comfyui_repo(src / "ComfyUI", requirements=["fakedep==1.0"])
-    make_node_repo(src / "ComfyUI-TestNode")
+    make_node_repo(src / "ComfyUI-TestNode", extra_files={"__init__.py": "NODE_CLASS_MAPPINGS = {'TestNode': object}\n"})
     (src / "manifests").mkdir()
     (src / "manifests" / "base_nodes.txt").write_text(
         f"file://{SOURCES}/ComfyUI-TestNode|main|test|A node every pod of this image has\n")
@@ -50,8 +57,8 @@ def example_image(podman_image, tmp_path_factory):
         ---
         comfyui_repo_url: file://{SOURCES}/ComfyUI
         comfyui_version: master
-        comfyui_pip_args: [--no-index, --find-links, {SOURCES}/pywheels]
-        custom_nodes_pip_args: [--no-index, --find-links, {SOURCES}/pywheels]
+        bake_wheels_src: {SOURCES}/pywheels
+        comfyui_pip_offline: true
         bake_manifests_src: {SOURCES}/manifests
         bake_workflows_src: {SOURCES}/workflows
         """))
@@ -161,10 +168,16 @@ def test_quoted_comfy_args_override_the_image_default_and_restart_is_a_no_op(exa
     assert volume.record["executable"] == "/venv/bin/python"
     assert "aiclipse-entrypoint: starting ComfyUI" in output
     assert "PROVISIONING FAILED" not in output
+    # The seeded checkout is exactly what git made: the baked nodes went to the vault.
+    vault = volume.path / "aiclipse"
+    assert (vault / "custom_nodes" / "ComfyUI-TestNode" / "__init__.py").is_file()
+    assert not (vault / "ComfyUI" / "custom_nodes" / "ComfyUI-TestNode").exists()
+    status = subprocess.run(["git", "-c", "safe.directory=*", "-C", str(vault / "ComfyUI"), "status", "--porcelain"],
+                            capture_output=True, text=True, check=True)
+    assert status.stdout == ""
 
     # The pod's user works: a workflow edit, a model, an output.
-    vault = volume.path / "aiclipse"
-    (vault / "ComfyUI" / "output" / "render.png").write_bytes(b"user output")
+    (vault / "output" / "render.png").write_bytes(b"user output")
     user_model = vault / "models" / "loras" / "mine.safetensors"
     user_model.parent.mkdir(parents=True, exist_ok=True)
     user_model.write_bytes(b"user model")
@@ -179,7 +192,7 @@ def test_quoted_comfy_args_override_the_image_default_and_restart_is_a_no_op(exa
     assert rc == 0, again[-6000:]
     assert recap_changed(again) == 0, f"changed on restart: {changed_tasks(again)}"
     assert volume.record["argv"] == BASE + ["--output-directory", "/workspace/my outputs", "--title", 'say "hi"', "$HOME"]
-    assert (vault / "ComfyUI" / "output" / "render.png").read_bytes() == b"user output"
+    assert (vault / "output" / "render.png").read_bytes() == b"user output"
     assert user_model.read_bytes() == b"user model"
     # Requirements are not reinstalled at boot: neither boot touched the image's venv.
     diff = podman_harness.podman("diff", name).stdout.split("\n")
@@ -209,8 +222,112 @@ def test_image_has_the_baked_pieces(example_image):
     out = podman_harness.podman(
         "run", "--rm", "--entrypoint", "sh", example_image, "-c",
         "test -x /usr/local/bin/aiclipse-entrypoint && test -x /usr/local/bin/aiclipse-config-update"
-        " && test -f /opt/aiclipse/ComfyUI/main.py && test -d /opt/aiclipse/ComfyUI/custom_nodes/ComfyUI-TestNode"
+        " && test -x /usr/bin/tini"
+        " && test -f /opt/aiclipse/ComfyUI/main.py && test -d /opt/aiclipse/custom_nodes/ComfyUI-TestNode"
+        # The baked checkout is pristine: the nodes live beside it, not in it.
+        " && test ! -e /opt/aiclipse/ComfyUI/custom_nodes/ComfyUI-TestNode"
+        " && test -z \"$(git -C /opt/aiclipse/ComfyUI status --porcelain)\""
+        " && ls /opt/aiclipse/wheels/fakedep-1.0-py3-none-any.whl >/dev/null"
         " && test -f /opt/workflows/template.json && test -f /opt/aiclipse/manifests/base_nodes.txt"
         # Pod-start-only work never happens at build time.
         " && test ! -e /workspace/aiclipse && test ! -e /etc/rp_environment && echo baked", check=False)
     assert out.stdout.strip() == "baked", out.stderr
+
+
+# -- stop: tini in front, the stop passed on, no zombies ----------------------------------------
+
+# A stand-in for aria2_batch/r2_fetch while they run (see tests/integration/test_entrypoint.py):
+# holds <state>/<name>.run.lock with its PID in it and stops cleanly on SIGTERM, leaving a marker.
+DOWNLOADER = (
+    "import fcntl, os, signal, sys, time\n"
+    "lock, marker = sys.argv[1], sys.argv[2]\n"
+    "fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)\n"
+    "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+    "os.ftruncate(fd, 0)\n"
+    "os.write(fd, b'%d\\n' % os.getpid())\n"
+    "def stop(signum, frame):\n"
+    "    time.sleep(0.3)\n"
+    "    open(marker, 'w').write('stopped on %d' % signum)\n"
+    "    sys.exit(0)\n"
+    "signal.signal(signal.SIGTERM, stop)\n"
+    "open(marker + '.ready', 'w').close()\n"
+    "while True:\n"
+    "    time.sleep(1)\n")
+
+
+def serving_pod(example_image, volume, containers, env=None):
+    """A detached pod whose stand-in ComfyUI keeps serving on its own loopback port."""
+    port = free_port()
+    name = start_detached(example_image, volume, containers,
+                          {"FAKE_COMFYUI_SERVE": "1", "COMFY_ARGS": f"--port {port}", **(env or {})})
+    wait_for_port(port, timeout=600)
+    return name, port
+
+
+def wait_for(path, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+def test_podman_stop_reaches_comfyui_and_the_download_in_seconds(example_image, volume, containers):
+    name, port = serving_pod(example_image, volume, containers)
+    # tini is PID 1, the entrypoint its child, ComfyUI the entrypoint's child.
+    tree = podman_harness.podman("exec", name, "ps", "-eo", "pid=,ppid=,args=").stdout
+    assert re.search(r"^\s*1\s+0\s+/usr/bin/tini -- /usr/local/bin/aiclipse-entrypoint", tree, re.M), tree
+    comfy = StandInClient(f"http://127.0.0.1:{port}")
+    assert comfy.custom_nodes() == ["ComfyUI-TestNode"]
+    assert comfy.workflows() == ["template.json"]
+    (volume.path / "aiclipse" / ".state" / "models").mkdir(parents=True, exist_ok=True)
+    podman_harness.podman("exec", "-d", name, "/venv/bin/python", "-c", DOWNLOADER,
+                          "/workspace/aiclipse/.state/models/aria2_batch.run.lock", "/workspace/download.stopped")
+    wait_for(volume.path / "download.stopped.ready")
+
+    started = time.monotonic()
+    podman_harness.podman("stop", "-t", "30", name, timeout=120)
+    seconds = time.monotonic() - started
+    state = json.loads(podman_harness.podman("inspect", "--format", "{{json .State}}", name).stdout)
+    logs = podman_harness.podman("logs", name, check=False)
+    output = logs.stdout + logs.stderr
+    # ComfyUI died of the SIGTERM it was passed (128 + 15); a SIGKILL after the 30 s timeout
+    # would be 137. The generous bound only says it did not wait for that timeout.
+    assert state["ExitCode"] == 143, (state, output[-3000:])
+    assert seconds < 20, f"podman stop took {seconds:.1f}s"
+    assert (volume.path / "download.stopped").read_text() == "stopped on 15"
+    assert "received SIGTERM: stopping ComfyUI" in output
+
+
+def test_sigint_stops_comfyui_the_way_ctrl_c_does(example_image, volume, containers):
+    name, dummy = serving_pod(example_image, volume, containers)
+    podman_harness.podman("kill", "-s", "INT", name)
+    rc = podman_harness.podman("wait", name, timeout=60).stdout.strip()
+    logs = podman_harness.podman("logs", name, check=False)
+    assert rc == "0", (logs.stdout + logs.stderr)[-3000:]
+    assert "Stopped server" in logs.stdout + logs.stderr
+
+
+def test_background_downloads_leave_no_zombies(example_image, volume, containers, make_origin, tmp_path):
+    served = tmp_path / "served"
+    sums = {name: write_file(served / name, 200_000 + i, seed=i) for i, name in enumerate(("a.safetensors", "b.safetensors"))}
+    origin = make_origin(served)
+    (volume.path / "manifest.txt").write_text("".join(
+        f"url|{origin.url}/public/{name}|{name}|checkpoints|{sha}\n" for name, sha in sums.items()))
+    name, dummy = serving_pod(example_image, volume, containers, {"MODELS_MANIFEST": "/workspace/manifest.txt"})
+    log = volume.path / "aiclipse" / "logs" / "models.log"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and "summary: 2 downloaded" in log.read_text()):
+        assert time.monotonic() < deadline, log.read_text() if log.exists() else "no models.log"
+        time.sleep(0.5)
+    for model in sums:
+        assert (volume.path / "aiclipse" / "models" / "checkpoints" / model).is_file()
+    # The background jobs (ansible's async wrapper) ended long ago; their processes were reaped.
+    deadline = time.monotonic() + 30
+    while True:
+        table = podman_harness.podman("exec", name, "ps", "-eo", "stat=,pid=,ppid=,comm=").stdout
+        zombies = [line for line in table.splitlines() if line.split()[0].startswith("Z")]
+        jobs = [line for line in table.splitlines() if "async" in line or "ansible" in line]
+        if not jobs or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert not zombies, table

@@ -96,7 +96,7 @@ def test_unchanged_start_skips_the_roles_and_leaves_no_secret(pod):
     recorded = json.loads(stamp)
     assert str(pod.model("vae.safetensors")) in recorded["expected"]
     assert str(pod.vault / "ComfyUI") in recorded["git"]
-    assert str(pod.vault / "ComfyUI/custom_nodes/ComfyUI-Stamp-Node") in recorded["git"]
+    assert str(pod.vault / "custom_nodes/ComfyUI-Stamp-Node") in recorded["git"]
 
 
 @pytest.mark.parametrize("switch", [
@@ -151,19 +151,21 @@ DRIFT = {
                           lambda pod: sha(pod.model("vae.safetensors")) == pod.sums["vae.safetensors"]),
     "shortcut retargeted": (lambda pod: _retarget(pod.root / "workspace/models", pod.root),
                             lambda pod: os.readlink(pod.root / "workspace/models") == str(pod.vault / "models")),
-    "workflow deleted": (lambda pod: (pod.vault / "workflows/txt2img.json").unlink(),
-                         lambda pod: (pod.vault / "workflows/txt2img.json").is_file()),
+    "workflow deleted": (lambda pod: (pod.vault / "user/default/workflows/txt2img.json").unlink(),
+                         lambda pod: (pod.vault / "user/default/workflows/txt2img.json").is_file()),
     "env file edited": (lambda pod: (pod.root / "etc/rp_environment").write_text("export X=1\n"),
                         lambda pod: "COMFY_ARGS" in (pod.root / "etc/rp_environment").read_text()),
     "host key deleted": (lambda pod: (pod.root / "etc/ssh/ssh_host_ed25519_key").unlink(),
                          lambda pod: (pod.root / "etc/ssh/ssh_host_ed25519_key").is_file()),
     "launch file deleted": (lambda pod: (pod.vault / ".state/launch.json").unlink(),
                             lambda pod: (pod.vault / ".state/launch.json").is_file()),
-    "custom node removed": (lambda pod: shutil.rmtree(pod.vault / "ComfyUI/custom_nodes/ComfyUI-Stamp-Node"),
-                            lambda pod: (pod.vault / "ComfyUI/custom_nodes/ComfyUI-Stamp-Node/__init__.py").is_file()),
-    "ComfyUI's models link replaced": (
-        lambda pod: ((pod.vault / "ComfyUI/models").unlink(), (pod.vault / "ComfyUI/models").mkdir()),
-        lambda pod: (pod.vault / "ComfyUI/models").is_symlink()),
+    "custom node removed": (lambda pod: shutil.rmtree(pod.vault / "custom_nodes/ComfyUI-Stamp-Node"),
+                            lambda pod: (pod.vault / "custom_nodes/ComfyUI-Stamp-Node/__init__.py").is_file()),
+    # A main.py started by hand without --base-directory saves into ComfyUI's own folders.
+    "output saved inside ComfyUI's checkout": (
+        lambda pod: (pod.vault / "ComfyUI/output/by-hand.png").write_bytes(b"png"),
+        lambda pod: (pod.vault / "output/by-hand.png").read_bytes() == b"png"
+        and not (pod.vault / "ComfyUI/output/by-hand.png").exists()),
     "model added to the user manifest": (
         lambda pod: (pod.vault / "models_manifest.txt").write_text(
             f"url|{pod.origin.url}/public/up.pth|extra.pth|loras|{pod.sums['up.pth']}\n"),

@@ -1,4 +1,4 @@
-"""The workspace role through ansible-playbook: layout, shortcuts, models link, workflows."""
+"""The workspace role through ansible-playbook: layout, shortcuts, the one workflows folder."""
 import json
 import os
 from pathlib import Path
@@ -14,9 +14,9 @@ PLAY = """\
   roles:
     - role: aiclipse.comfyui.workspace
 """
-SHORTCUTS = {"ComfyUI": "ComfyUI", "models": "models", "workflows": "workflows", "input": "ComfyUI/input",
-             "output": "ComfyUI/output", "logs": "logs", "custom_nodes": "ComfyUI/custom_nodes"}
-WORKFLOW_DIRS = ("workflows", "ComfyUI/user/default/workflows")
+SHORTCUTS = {"ComfyUI": "ComfyUI", "models": "models", "workflows": "user/default/workflows", "input": "input",
+             "output": "output", "logs": "logs", "custom_nodes": "custom_nodes"}
+WORKFLOWS = "user/default/workflows"
 
 
 @pytest.fixture
@@ -56,12 +56,13 @@ def test_layout_from_an_older_volume_then_nothing_to_do(pod):
     assert play().changed > 0
     for name, target in SHORTCUTS.items():
         assert os.readlink(root / name) == str(vault / target)
-    assert os.readlink(vault / "ComfyUI" / "models") == str(vault / "models")
+    # The older layout's workflows folder is a link to the one ComfyUI reads.
+    assert os.readlink(vault / "workflows") == str(vault / WORKFLOWS)
     assert (vault / "models/loras/old.safetensors").read_bytes() == b"old lora"
     for folder in ("checkpoints", "diffusion_models", "text_encoders", "unet", "vae", "loras"):
-        assert (root / "ComfyUI" / "models" / folder).is_dir(), folder
-    for wf_dir in WORKFLOW_DIRS:
-        assert json.loads((vault / wf_dir / "video" / "wan.json").read_text()) == {"template": "wan"}
+        assert (root / "models" / folder).is_dir(), folder
+    assert json.loads((root / "workflows" / "video" / "wan.json").read_text()) == {"template": "wan"}
+    assert sorted(p.name for p in (vault / WORKFLOWS).rglob("*.json")) == ["txt2img.json", "wan.json"]
 
     assert play().changed == 0
     assert play(check=True).changed == 0
@@ -70,15 +71,14 @@ def test_layout_from_an_older_volume_then_nothing_to_do(pod):
 def test_user_workflows_survive_restarts_and_reset_keeps_a_backup(pod):
     play, root, vault, templates = pod
     play()
-    edited = vault / "workflows" / "txt2img.json"
+    edited = root / "workflows" / "txt2img.json"
     edited.write_text(json.dumps({"mine": True}))
     (templates / "new.json").write_text(json.dumps({"template": "new"}))
     for restart in range(2):
         run = play()
         assert json.loads(edited.read_text()) == {"mine": True}, f"edit lost at restart {restart}"
     assert run.changed == 0
-    for wf_dir in WORKFLOW_DIRS:
-        assert json.loads((vault / wf_dir / "new.json").read_text()) == {"template": "new"}
+    assert json.loads((vault / WORKFLOWS / "new.json").read_text()) == {"template": "new"}
 
     assert play(reset="true").changed > 0
     assert json.loads(edited.read_text()) == {"template": 1}

@@ -174,3 +174,24 @@ def test_module_rejects_a_non_boolean_sage_setting(tmp_path):
     assert result.get("failed") is True
     assert "enable_sage_attention" in result["msg"]
     assert not (tmp_path / "state" / "launch.json").exists()
+
+
+def test_base_directory_comes_before_comfy_args_so_the_users_own_wins():
+    assert build_argv(PY, "--lowvram", base_directory="/workspace/aiclipse") == BASE + [
+        "--base-directory", "/workspace/aiclipse", "--lowvram"]
+    # argparse keeps the last value: a --base-directory in COMFY_ARGS is the one ComfyUI uses.
+    argv = build_argv(PY, "--base-directory /elsewhere", base_directory="/workspace/aiclipse")
+    assert argv[-2:] == ["--base-directory", "/elsewhere"]
+    assert build_argv(PY, "", True, base_directory="/v") == BASE + ["--base-directory", "/v", "--use-sage-attention"]
+    with pytest.raises(LaunchArgsError, match="base directory must be an absolute path"):
+        build_argv(PY, "", base_directory="relative/vault")
+
+
+def test_module_writes_the_base_directory_and_the_variables_for_comfyui_manager(tmp_path):
+    args = launch_args(tmp_path, base_directory="/workspace/aiclipse")
+    result = run_module("launch_config", args)[0]
+    doc = json.loads((tmp_path / "state" / "launch.json").read_text())
+    assert doc["argv"] == BASE + ["--base-directory", "/workspace/aiclipse", "--lowvram", "--output-directory", "/w/my out"]
+    assert doc["env"] == {"COMFYUI_PATH": "/workspace/aiclipse/ComfyUI", "COMFYUI_FOLDERS_BASE_PATH": "/workspace/aiclipse"}
+    assert result["env"] == doc["env"]
+    assert run_module("launch_config", args)[0]["changed"] is False

@@ -6,14 +6,16 @@ import pytest
 
 ROOT = "/workspace"
 VAULT = "/workspace/aiclipse"
+# The vault is ComfyUI's --base-directory; the shortcuts show what ComfyUI reads.
 SHORTCUTS = {
-    "ComfyUI": "ComfyUI", "models": "models", "workflows": "workflows", "input": "ComfyUI/input",
-    "output": "ComfyUI/output", "logs": "logs", "custom_nodes": "ComfyUI/custom_nodes",
+    "ComfyUI": "ComfyUI", "models": "models", "workflows": "user/default/workflows", "input": "input",
+    "output": "output", "logs": "logs", "custom_nodes": "custom_nodes",
 }
 # ComfyUI's default model folders (the stand-in repo ships them with placeholder files).
 MODEL_FOLDERS = ("checkpoints", "clip", "clip_vision", "controlnet", "diffusion_models", "embeddings",
                  "loras", "text_encoders", "unet", "upscale_models", "vae")
-WORKFLOW_DIRS = (f"{VAULT}/workflows", f"{VAULT}/ComfyUI/user/default/workflows")
+WORKFLOWS = f"{VAULT}/user/default/workflows"
+GIT = f"git -c safe.directory='*' -C {VAULT}/ComfyUI"
 
 
 # -- layout --------------------------------------------------------------------------------
@@ -27,48 +29,42 @@ def test_shortcut_is_a_link_to_a_real_vault_folder(pod, name, target):
     assert real.is_directory and not real.is_symlink
 
 
-def test_comfyui_models_is_a_link_to_the_vault_models(pod):
-    models = pod.file(f"{VAULT}/ComfyUI/models")
-    assert models.is_symlink
-    assert pod.check_output(f"readlink -f {VAULT}/ComfyUI/models") == f"{VAULT}/models"
+def test_comfyui_checkout_is_exactly_what_git_made(pod):
+    # Nothing changed, untracked, hidden from git (sparse checkout, skip-worktree) or linked in.
+    assert pod.check_output(f"{GIT} status --porcelain --untracked-files=all") == ""
+    assert "S " not in pod.check_output(f"{GIT} ls-files -v | cut -c1-2 | sort -u")
+    assert pod.run(f"{GIT} config --get core.sparseCheckout").rc != 0
+    assert pod.check_output(f"find {VAULT}/ComfyUI -maxdepth 1 -type l") == ""
+    assert pod.file(f"{VAULT}/ComfyUI/models").is_directory and not pod.file(f"{VAULT}/ComfyUI/models").is_symlink
+    # Pinned (COMFYUI_VERSION) and still on a branch that follows upstream.
+    assert pod.check_output(f"{GIT} rev-parse --abbrev-ref HEAD@{{upstream}}") == "origin/master"
 
 
 @pytest.mark.parametrize("folder", MODEL_FOLDERS)
-def test_default_model_folders_were_migrated(pod, folder):
+def test_default_model_folders_are_in_the_vault(pod, folder):
     assert pod.file(f"{VAULT}/models/{folder}").is_directory
     assert pod.file(f"{VAULT}/models/{folder}/put_{folder}_here").is_file
-
-
-def test_comfyui_checkout_still_works_with_the_link(pod):
-    # git refuses paths "beyond a symbolic link" when the link is tracked content gone wrong.
-    status = pod.run(f"git -c safe.directory='*' -C {VAULT}/ComfyUI status --porcelain")
-    assert status.rc == 0, status.stderr
-    assert "beyond a symbolic link" not in status.stderr
 
 
 def test_user_files_under_models_survived_the_restart(pod):
     own = pod.file(f"{ROOT}/models/loras/my-own-lora.safetensors")
     assert own.is_file and own.content_string == "a user's own lora"
-    # A folder made through ComfyUI's models link is in the vault, seen from both sides.
-    assert pod.file(f"{VAULT}/models/my_folder/note.txt").content_string == "made through ComfyUI/models"
+    assert pod.file(f"{VAULT}/models/my_folder/note.txt").content_string == "made under /workspace/models"
 
 
 # -- workflows -----------------------------------------------------------------------------
 
-def test_edited_workflow_is_kept(pod):
-    edited = json.loads(pod.file(f"{VAULT}/workflows/txt2img.json").content_string)
+def test_edited_workflow_is_kept_in_the_one_workflows_folder(pod):
+    edited = json.loads(pod.file(f"{WORKFLOWS}/txt2img.json").content_string)
     assert edited.get("edited_by") == "user"
+    # The older layout's folder is a link to it; ComfyUI's checkout holds none.
+    assert pod.check_output(f"readlink -f {VAULT}/workflows") == WORKFLOWS
+    assert not pod.file(f"{VAULT}/ComfyUI/user/default/workflows").exists
 
 
-def test_unedited_copy_keeps_the_template(pod):
-    copy = json.loads(pod.file(f"{VAULT}/ComfyUI/user/default/workflows/txt2img.json").content_string)
-    assert copy == {"template": "txt2img", "nodes": []}
-
-
-@pytest.mark.parametrize("directory", WORKFLOW_DIRS)
-def test_new_and_nested_template_workflows_were_added(pod, directory):
-    assert json.loads(pod.file(f"{directory}/new-template.json").content_string)["template"] == "new"
-    assert json.loads(pod.file(f"{directory}/video/i2v.json").content_string)["template"] == "i2v"
+def test_new_and_nested_template_workflows_were_added(pod):
+    assert json.loads(pod.file(f"{WORKFLOWS}/new-template.json").content_string)["template"] == "new"
+    assert json.loads(pod.file(f"{WORKFLOWS}/video/i2v.json").content_string)["template"] == "i2v"
 
 
 # -- environment ---------------------------------------------------------------------------
@@ -123,8 +119,8 @@ def test_downloaded_model_has_the_manifest_sha256(pod, world, index):
     path = f"{VAULT}/models/{model['path']}"
     assert pod.file(path).is_file, f"{path} missing ({model['source']})"
     assert pod.file(path).sha256sum == model["sha256"]
-    # Seen through both ways users and ComfyUI reach models.
-    assert pod.file(f"{VAULT}/ComfyUI/models/{model['path']}").sha256sum == model["sha256"]
+    # Seen through the shortcut too.
+    assert pod.file(f"{ROOT}/models/{model['path']}").sha256sum == model["sha256"]
 
 
 def test_no_staging_leftovers(pod):
@@ -151,7 +147,7 @@ def test_no_secret_in_the_pod_logs(pod, world):
 # -- ComfyUI, nodes, launch ----------------------------------------------------------------
 
 def test_template_node_is_installed_with_its_requirements(pod, world):
-    node = pod.file(f"{VAULT}/ComfyUI/custom_nodes/{world['pods']['pod']['node']}")
+    node = pod.file(f"{VAULT}/custom_nodes/{world['pods']['pod']['node']}")
     assert node.is_directory
     assert pod.file(f"{node.path}/__init__.py").is_file
     assert pod.run("/venv/bin/python -c 'import fakedep'").rc == 0
@@ -159,16 +155,23 @@ def test_template_node_is_installed_with_its_requirements(pod, world):
     assert pod.check_output("/venv/bin/python -c 'import faketorch; print(faketorch.__version__)'") == "2.0"
 
 
-def test_launch_file_has_the_changed_comfy_args(pod, comfy_args):
+def test_a_node_cloned_by_hand_into_comfyuis_folder_moved_to_the_vault(pod):
+    assert pod.file(f"{VAULT}/custom_nodes/HandNode/__init__.py").is_file
+    assert pod.run(f"git -c safe.directory='*' -C {VAULT}/custom_nodes/HandNode rev-parse HEAD").rc == 0
+    assert not pod.file(f"{VAULT}/ComfyUI/custom_nodes/HandNode").exists
+
+
+def test_launch_file_has_the_base_directory_and_the_changed_comfy_args(pod, comfy_args):
     launch = json.loads(pod.file(f"{VAULT}/.state/launch.json").content_string)
     assert launch["cwd"] == f"{VAULT}/ComfyUI"
     assert launch["argv"] == ["/venv/bin/python", "main.py", "--listen", "0.0.0.0", "--port", "8188",
-                              *shlex.split(comfy_args)]
+                              "--base-directory", VAULT, *shlex.split(comfy_args)]
 
 
 def test_comfyui_was_started_with_that_argv(pod, comfy_args):
-    # The stand-in main.py records the argv the entrypoint exec'd it with.
+    # The stand-in main.py records the argv the entrypoint started it with.
     started = json.loads(pod.file("/tmp/comfyui-argv.json").content_string)
-    assert started["argv"] == ["--listen", "0.0.0.0", "--port", "8188", *shlex.split(comfy_args)]
+    assert started["argv"] == ["--listen", "0.0.0.0", "--port", "8188", "--base-directory", VAULT,
+                               *shlex.split(comfy_args)]
     assert started["cwd"] == f"{VAULT}/ComfyUI"
     assert started["executable"] == "/venv/bin/python"

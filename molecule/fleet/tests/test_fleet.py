@@ -78,7 +78,7 @@ def test_pod_has_its_own_models_with_the_right_sha256(pod_host, world, name):
 @pytest.mark.parametrize("name", HEALTHY)
 def test_pod_has_its_own_template_node(pod_host, world, name):
     pod = pod_host(name)
-    nodes = pod.check_output(f"ls {VAULT}/ComfyUI/custom_nodes").split()
+    nodes = pod.check_output(f"ls {VAULT}/custom_nodes").split()
     assert world["pods"][name]["node"] in nodes
     for other in HEALTHY:
         if other != name:
@@ -97,7 +97,8 @@ def test_ssh_session_sees_the_pods_own_settings(pod_host, ssh, name):
 @pytest.mark.parametrize("name", HEALTHY)
 def test_pod_command_line_has_its_own_comfy_args(pod_host, name):
     launch = json.loads(pod_host(name).file(f"{VAULT}/.state/launch.json").content_string)
-    assert launch["argv"][6:] == shlex.split(host_vars(name)["launcher_comfy_args"])
+    assert launch["argv"][6:8] == ["--base-directory", VAULT]
+    assert launch["argv"][8:] == shlex.split(host_vars(name)["launcher_comfy_args"])
 
 
 @pytest.mark.parametrize("name", HEALTHY)
@@ -111,5 +112,5 @@ def test_run_key_is_authorized_exactly_once(pod_host, world, name):
 def test_workspace_shortcuts_and_workflows(pod_host, name):
     pod = pod_host(name)
     assert pod.check_output("readlink -f /workspace/models") == f"{VAULT}/models"
-    assert pod.check_output(f"readlink -f {VAULT}/ComfyUI/models") == f"{VAULT}/models"
-    assert pod.file(f"{VAULT}/workflows/txt2img.json").is_file
+    assert pod.check_output("readlink -f /workspace/workflows") == f"{VAULT}/user/default/workflows"
+    assert pod.file(f"{VAULT}/user/default/workflows/txt2img.json").is_file
