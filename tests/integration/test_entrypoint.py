@@ -268,7 +268,7 @@ def test_the_failure_summary_names_the_whole_message_of_every_line(pod):
     assert "Fail with the message the test gives (long, several lines) [localhost] -> clone of ComfyUI-Broken" in summary
     assert "word " * 60 in summary
     assert "      second line\n      the real reason: DISK_FULL_AT_THE_END" in summary
-    assert boot.comfy_argv == BASE + ["--x"]
+    assert boot.comfy_argv == with_base(pod, ["--x"])
     record = pod.vault / ".state" / "provision-failures.json"
     assert oct(record.stat().st_mode & 0o777) == "0o600"
     doc = json.loads(record.read_text())
