@@ -31,9 +31,9 @@ sys.path.insert(0, str(HERE.parent / "collections"))
 from common import DUMMY_R2_CREDENTIALS as DUMMY  # noqa: E402
 from harness.ansible_run import run_module  # noqa: E402
 from harness.nginx import NginxOrigin, write_file  # noqa: E402
-from ansible_collections.aiclipse.comfyui.plugins.module_utils import r2_client  # noqa: E402
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.model_store import ModelStore  # noqa: E402
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.r2_fetcher import ObjectSpec, R2Fetcher  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads import r2_client  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import ModelStore  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.r2_fetcher import ObjectSpec, R2Fetcher  # noqa: E402
 
 BUCKET = "models"
 

@@ -44,7 +44,7 @@ def module_playbook(directory, downloads, state_dir):
 
 
 def in_process(downloads, state_dir):
-    from ansible_collections.aiclipse.comfyui.plugins.module_utils.http_downloads import HttpDownloadBatch
+    from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_fetcher import HttpDownloadBatch
     started = time.monotonic()
     result = HttpDownloadBatch(downloads, state_dir, "aria2c", {}).run()
     seconds = time.monotonic() - started

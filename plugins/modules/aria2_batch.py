@@ -254,7 +254,7 @@ hashed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.http_downloads import BatchError, HttpDownloadBatch
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_fetcher import BatchError, HttpDownloadBatch
 
 
 def main():

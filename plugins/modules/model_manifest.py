@@ -260,14 +260,14 @@ problems:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.manifest import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.manifest import (
     SOURCES,
     ManifestError,
     ManifestParser,
     ManifestSource,
     build_plan,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.plan_file import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.plan_file import (
     PlanFileError,
     render_plan,
     update_plan_file,

@@ -280,9 +280,9 @@ endpoint:
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils import r2_client
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.model_store import ModelStore, StoreError
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.r2_fetcher import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads import r2_client
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import ModelStore, StoreError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.r2_fetcher import (
     ProgressLog, R2Fetcher, parse_objects, summarize)
 
 

@@ -7,8 +7,8 @@ import pytest
 from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.aria2 import Aria2Session, describe_error  # noqa: E402
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.http_origin import OriginError, resolve  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import Aria2Session, describe_error  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import OriginError, resolve  # noqa: E402
 
 
 def auth_by_path(origin, since=0):

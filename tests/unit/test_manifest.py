@@ -14,7 +14,7 @@ from harness.paths import FIXTURES as FIXTURES_DIR, REPO
 # The checkout is the collection: make `ansible_collections.aiclipse.comfyui` importable.
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.manifest import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.manifest import (  # noqa: E402
     ManifestError,
     ManifestParser,
     ManifestSource,

@@ -13,7 +13,7 @@ sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.aiclipse.comfyui.plugins.filter.model_downloads import (  # noqa: E402
     model_download_report,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.manifest import ManifestParser  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.manifest import ManifestParser  # noqa: E402
 
 SHA = "cd" * 32
 MANIFEST = (

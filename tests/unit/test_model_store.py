@@ -12,7 +12,7 @@ import pytest
 from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.model_store import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import (  # noqa: E402
     ModelStore, StoreError, VerifyError, looks_like_error_body)
 
 BODY = bytes(range(256)) * 64

@@ -10,7 +10,7 @@ from harness.paths import REPO
 # The checkout is the collection: make `ansible_collections.aiclipse.comfyui` importable.
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.plan_file import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.plan_file import (  # noqa: E402
     PlanFileError, render_plan, update_plan_file,
 )
 

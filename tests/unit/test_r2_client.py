@@ -7,8 +7,8 @@ import pytest
 from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
-from ansible_collections.aiclipse.comfyui.plugins.module_utils import r2_client  # noqa: E402
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.r2_fetcher import parse_objects, summarize  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads import r2_client  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.r2_fetcher import parse_objects, summarize  # noqa: E402
 
 
 def client_error(code, status, operation="GetObject"):

@@ -14,7 +14,7 @@ import pytest
 from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.ranged_download import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import (  # noqa: E402
     DownloadJob, PartJournal, RangedDownloader, plan_parts)
 
 KIB = 1024

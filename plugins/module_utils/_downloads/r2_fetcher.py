@@ -21,9 +21,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils import r2_client
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.model_store import StoreError, VerifyError
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.ranged_download import DownloadJob, RangedDownloader
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads import r2_client
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import StoreError, VerifyError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import DownloadJob, RangedDownloader
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 

@@ -15,9 +15,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.aria2 import Aria2Error, Aria2Session, describe_error
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.http_origin import OriginError, check_header_value, resolve
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.model_store import ModelStore, StoreError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import Aria2Error, Aria2Session, describe_error
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import OriginError, check_header_value, resolve
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import ModelStore, StoreError
 
 SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 PROGRESS_EVERY = 10.0
