@@ -127,3 +127,43 @@ def test_a_scheme_change_on_the_same_host_and_port_is_another_origin(tls_fault_s
     assert [r for r in requests_with_secret([server], TOKEN) if r.path == "/model"], server.requests
     assert not [r for r in server.requests if r.path == "/files/b.bin" and r.authorization], server.requests
     assert result["results"][0]["status"] in ("downloaded", "failed"), result["results"]
+
+
+def _env_file(path, values, mode=0o600):
+    path.write_text("".join("export %s='%s'\n" % item for item in values.items()))
+    path.chmod(mode)
+    return path
+
+
+def test_a_token_named_is_read_on_the_target_from_the_env_file(fault_server, foreign_server, tmp_path, monkeypatch):
+    """Over SSH a module does not see the pod's environment: the pod's 0600 env file has it."""
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    fault_server.route("/model", lambda r: needs_token(r, Redirect("//%s/files/b.bin" % foreign_server.authority)))
+    env_file = _env_file(tmp_path / "rp_environment", {"HF_TOKEN": TOKEN})
+    args = {"state_dir": str(tmp_path / "vault/.state/models"), "env_file": str(env_file), "fail_on_error": False,
+            "downloads": [{"url": fault_server.url + "/model", "dest": str(tmp_path / "vault/models/b.bin"),
+                           "token_name": "HF_TOKEN"}]}
+    result, proc = run_module("aria2_batch", args)
+    assert result["results"][0]["status"] == "downloaded", result["results"]
+    assert_secret_only_at(fault_server, [fault_server, foreign_server], TOKEN)
+    assert requests_with_secret([fault_server], TOKEN)
+    assert TOKEN not in proc.stdout + proc.stderr and "\"token_name\": \"HF_TOKEN\"" in proc.stdout
+
+    env_file.chmod(0o644)
+    refused, _proc = run_module("aria2_batch", dict(args, downloads=[dict(args["downloads"][0], dest=str(
+        tmp_path / "vault/models/again.bin"))]))
+    reason = refused["results"][0]["reason"]
+    assert refused["results"][0]["status"] == "failed"
+    assert reason.startswith("cannot read HF_TOKEN: refusing to read secrets from %s: its mode is 0644" % env_file)
+    assert "chmod 600" in reason
+
+
+def test_the_environment_wins_over_the_env_file(fault_server, tmp_path):
+    fault_server.route("/model", lambda r: needs_token(r, Serve("c.bin")))
+    env_file = _env_file(tmp_path / "rp_environment", {"HF_TOKEN": "stale-token"})
+    result, _proc = run_module("aria2_batch", {
+        "state_dir": str(tmp_path / "state"), "env_file": str(env_file),
+        "downloads": [{"url": fault_server.url + "/model", "dest": str(tmp_path / "m/c.bin"), "token_name": "HF_TOKEN"}]},
+        env={"HF_TOKEN": TOKEN})
+    assert result["results"][0]["status"] == "downloaded", result["results"]
+    assert not [r for r in fault_server.requests if r.authorization and "stale" in r.authorization]

@@ -244,4 +244,4 @@ def test_full_disk_after_rename_keeps_the_verified_file_and_notes_the_ledger(sma
             pass
     assert store.publish(staged, str(dest), sha256=BODY_SHA) == BODY_SHA
     assert dest.read_bytes() == BODY
-    assert len(store.ledger_errors) == 1 and "No space left" in store.ledger_errors[0]
+    assert list(store.ledger_errors) == [str(dest)] and "No space left" in store.ledger_errors[str(dest)]

@@ -1,393 +1,357 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A batch of HTTP model downloads: skip what is recorded, resolve origins, one aria2c for the
-rest, verify and publish through the shared model store. The logic behind ``aria2_batch``."""
+"""The HTTP fetcher of the download pipeline (module aria2_batch): Hugging Face, CivitAI, URLs.
 
-from __future__ import absolute_import, division, print_function
+Probe: each entry's origin is asked where the file is, hop by hop (http_origin.resolve), with
+the token only on hops at the origin. Fetch:
 
-__metaclass__ = type
+* the chain left the origin (signed storage, a CDN) or there is no token: one aria2c for all
+  of them, given the final URL and never a token;
+* the origin serves the file itself and the token is needed for the body: downloaded
+  in-process by ranged_download.py over http_origin.OriginRanges, each ranged GET again
+  resolved hop by hop, so a redirect on a later range cannot take the token along.
+
+Tokens come from the entry (``token``, for people calling the module by hand) or, by name
+(``token_name``), from the target's environment or env file (target_secrets.py).
+"""
+
+from __future__ import annotations
 
 import os
 import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import Aria2Error, Aria2Session, describe_error
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import OriginError, check_header_value, resolve
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import ModelStore, StoreError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import (
+    Aria2Error, Aria2Session, control_progress, explain, human)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import (
+    ObjectChanged, OriginClient, OriginError, OriginRanges, check_header_value, check_url, origin_label, resolve)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import is_transient as body_broke_off
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import Entry, EntryProblem
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import (
+    MIB, DownloadJob, RangedDownloader)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import SecretsError
 
-SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 PROGRESS_EVERY = 10.0
 POLL_EVERY = 0.5
 RESOLVE_WORKERS = 8
 # Verifying means hashing the whole file; two at a time uses both cores of a small pod while
 # aria2c keeps downloading the rest.
 PUBLISH_WORKERS = 2
-
-
 # aria2c retries timeouts, resets and 502/503 itself but gives up on a 500 or 429 at once;
-# those are often transient at CDNs, so such a download gets a few more rounds.
+# those are often transient at CDNs, so such a download gets a few more rounds (resuming).
 RETRY_ROUNDS = 2
 TRANSIENT_STATUS_RE = re.compile(r"status=(5\d\d|429)\b")
+HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
-def is_transient(status):
+class Aria2Failed(Exception):
+    """aria2c reported a download as failed; ``status`` is its RPC status, ``cause`` the last
+    (code, message) it logged for the URL."""
+
+    def __init__(self, status, cause=None):
+        super().__init__(status.get("errorMessage") or "aria2c error %s" % status.get("errorCode"))
+        self.status = status
+        self.cause = cause
+
+
+def aria2_transient(status):
+    """A failure aria2c gave up on that another round (resuming from staging) may get past."""
     code = str(status.get("errorCode", ""))
     if code in ("2", "6"):
         return True
     return code == "22" and bool(TRANSIENT_STATUS_RE.search(status.get("errorMessage") or ""))
 
 
-class BatchError(Exception):
-    """The batch as a whole cannot run (bad input, no disk space); nothing was downloaded."""
-
-
-def human(size):
-    size = float(size or 0)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return "%.1f %s" % (size, unit) if unit != "B" else "%d B" % size
-        size /= 1024
-    return "%d B" % size
-
-
-class Entry:
-    """One requested download and, as the batch proceeds, its result."""
+class HttpEntry(Entry):
+    """One ``downloads`` item of aria2_batch."""
 
     def __init__(self, index, spec):
-        self.index = index
-        self.url = spec["url"]
-        self.dest = spec["dest"]
-        self.name = spec.get("name") or os.path.basename(self.dest)
-        self.sha256 = (spec.get("sha256") or "").lower() or None
-        self.size = spec.get("size")
+        dest = spec.get("dest")
+        name = spec.get("name") or (os.path.basename(dest) if isinstance(dest, str) else "downloads[%d]" % index)
+        super().__init__(index, name, dest, spec.get("sha256"), spec.get("size"))
+        self.url = spec.get("url") or ""
+        try:
+            self.source = origin_label(self.url)
+        except ValueError:
+            self.source = ""
         self.token = spec.get("token") or None
+        self.token_name = spec.get("token_name") or None
         self.headers = dict(spec.get("headers") or {})
+        self.client = None
         self.resolved = None
-        self.staged = None
+        self.in_process = False
         self.gid = None
         self.rounds = 0
-        self.started = None
-        self.status = None
-        self.reason = ""
-        self.bytes = 0
-        self.seconds = 0.0
-
-    @property
-    def origin(self):
-        """Scheme and host only: what logs and results may say about where a file came from."""
-        parts = urlsplit(self.url)
-        return "%s://%s" % (parts.scheme, parts.hostname or "")
-
-    def finish(self, status, reason="", size=0):
-        self.status = status
-        self.reason = reason
-        self.bytes = size or 0
-        if self.started is not None:
-            self.seconds = round(time.monotonic() - self.started, 2)
-
-    def result(self):
-        return {"name": self.name, "dest": self.dest, "status": self.status, "reason": self.reason,
-                "bytes": self.bytes, "seconds": self.seconds}
 
 
-class HttpDownloadBatch:
-    """Run with ``HttpDownloadBatch(...).run()``; returns the module's result dict."""
+class HttpFetcher:
+    """aria2c plus the in-process ranged transport, behind the pipeline's fetcher interface."""
 
-    def __init__(self, downloads, state_dir, aria2c, aria2_options, log_file=None, check_mode=False,
-                 connect_timeout=15, tries=3, retry_wait=2):
-        self.entries = [Entry(i, spec) for i, spec in enumerate(downloads)]
-        self.state_dir = state_dir
+    downloader = "aria2_batch"
+    items = "downloads"
+    hash_unknown = False
+
+    def __init__(self, aria2c, aria2_options, secrets, connect_timeout=15, tries=3, retry_wait=2,
+                 part_size=8 * MIB, connections=32):
         self.aria2c = aria2c
         self.aria2_options = aria2_options
-        self.log_file = log_file
-        self.check_mode = check_mode
+        self.secrets = secrets
         self.connect_timeout = connect_timeout
         self.tries = tries
         self.retry_wait = retry_wait
-        self.store = None
-        self._log_lock = threading.Lock()
-        self.log_errors = []
+        self.part_size = max(MIB, part_size)
+        self.connections = max(1, connections)
+        self.run = None
 
-    # -- logging -------------------------------------------------------------------------
-    def log(self, message):
-        if not self.log_file or self.check_mode:
-            return
-        line = "%s aria2_batch: %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S"), message)
+    # -- before any network ----------------------------------------------------------------
+    def validate(self, entry):
+        check_url(entry.url)
+        if entry.token and entry.token_name:
+            raise EntryProblem("give token or token_name, not both")
         try:
-            directory = os.path.dirname(self.log_file)
-            if directory:
-                os.makedirs(directory, exist_ok=True)
-            with self._log_lock, open(self.log_file, "a") as handle:
-                handle.write(line)
-        except OSError as exc:
-            # The log is for people; a full disk must not turn finished downloads into a crash.
-            self.log_errors.append("cannot write %s: %s" % (self.log_file, exc.strerror))
+            for key, value in entry.headers.items():
+                check_header_value(key, "a header name")
+                check_header_value(str(value), "header %s" % key)
+            if entry.token:
+                check_header_value(entry.token, "the token")
+        except OriginError as exc:
+            raise EntryProblem(str(exc))
 
-    # -- steps ---------------------------------------------------------------------------
-    def validate(self):
-        seen = {}
-        problems = []
-        for entry in self.entries:
-            where = "downloads[%d] (%s)" % (entry.index, entry.name)
-            scheme = urlsplit(entry.url).scheme
-            if scheme not in ("http", "https"):
-                problems.append("%s: url must start with http:// or https://" % where)
-            if not os.path.isabs(entry.dest) or os.path.basename(entry.dest) in ("", ".", ".."):
-                problems.append("%s: dest must be an absolute file path, got %r" % (where, entry.dest))
-            if entry.sha256 and not SHA256_RE.match(entry.sha256):
-                problems.append("%s: sha256 must be 64 hex digits" % where)
-            if entry.size is not None and entry.size < 0:
-                problems.append("%s: size must not be negative" % where)
+    def prepare(self, entries):
+        for entry in entries:
+            token = entry.token
+            if not token and entry.token_name:
+                try:
+                    token = self.secrets.get(entry.token_name)
+                except SecretsError as exc:
+                    entry.finish("failed", "cannot read %s: %s" % (entry.token_name, exc))
+                    continue
+            secret = dict((k, str(v)) for k, v in entry.headers.items())
+            if token:
+                secret["Authorization"] = "Bearer %s" % token
             try:
-                for key, value in entry.headers.items():
-                    check_header_value(key, "a header name")
-                    check_header_value(str(value), "header %s" % key)
-                if entry.token:
-                    check_header_value(entry.token, "the token")
+                entry.client = OriginClient(entry.url, secret, timeout=self.connect_timeout, tries=self.tries,
+                                            retry_wait=self.retry_wait)
             except OriginError as exc:
-                problems.append("%s: %s" % (where, exc))
-            dest = os.path.abspath(entry.dest)
-            if dest in seen:
-                problems.append("%s: same dest as downloads[%d]; each file may be listed once" % (where, seen[dest]))
-            seen[dest] = entry.index
-        if problems:
-            raise BatchError("invalid downloads:\n  " + "\n  ".join(problems))
+                entry.finish("failed", "%s: %s" % (entry.token_name or "token", exc))
 
-    def check_present(self, entry, size=None):
-        try:
-            presence = self.store.check_present(entry.dest, sha256=entry.sha256, size=size)
-        except StoreError as exc:
-            entry.finish("failed", str(exc))
-            return True
-        if presence.present:
-            entry.finish("present", presence.reason, os.path.getsize(entry.dest))
-            return True
-        return False
-
-    def needs_size_to_adopt(self, entry):
+    # -- presence --------------------------------------------------------------------------
+    def probe_first(self, entry, store):
         """An unrecorded file with nothing to check it against: ask the origin for its size."""
         return (entry.sha256 is None and entry.size is None and os.path.isfile(entry.dest)
-                and self.store.entry(entry.dest) is None)
+                and store.entry(entry.dest) is None)
 
-    def resolve_one(self, entry):
-        entry.started = time.monotonic()
-        try:
-            entry.resolved = resolve(entry.url, entry.token, entry.headers, timeout=self.connect_timeout,
-                                     tries=self.tries, retry_wait=self.retry_wait)
-        except OriginError as exc:
-            entry.finish("failed", str(exc))
+    def keep_without_probe(self, entry, store):
+        return os.path.isfile(entry.dest)  # the user's own file: never ours to judge without the origin
+
+    def probe(self, entries, run):
+        with ThreadPoolExecutor(max_workers=min(RESOLVE_WORKERS, len(entries))) as pool:
+            list(pool.map(lambda entry: self._probe_one(entry, run.stop), entries))
+
+    def _probe_one(self, entry, stop):
+        if stop.is_set():
             return
-        resolved = entry.resolved
-        if resolved.content_type in ("text/html", "application/xhtml+xml"):
-            entry.finish("failed", "%s answers with an HTML page (%s), not a model file" % (entry.origin, resolved.content_type))
-        elif entry.size is not None and resolved.size is not None and entry.size != resolved.size:
-            entry.finish("failed", "the origin's file is %d bytes but %d were expected" % (resolved.size, entry.size))
-
-    def expected_size(self, entry):
-        if entry.size is not None:
-            return entry.size
-        return entry.resolved.size if entry.resolved else None
-
-    def staged_bytes(self, entry):
-        """Bytes a partial download already holds on disk (allocated blocks: parallel
-        connections leave holes, so the apparent size says little)."""
         try:
-            st = os.stat(entry.staged)
-        except OSError:
-            return 0
-        return min(st.st_size, st.st_blocks * 512)
+            resolved = resolve(entry.client)
+        except OriginError as exc:
+            entry.probe_error = str(exc)
+            return
+        except Exception as exc:  # pylint: disable=broad-except
+            entry.probe_error = "unexpected error asking %s: %s: %s" % (entry.source, type(exc).__name__, exc)
+            return
+        if resolved.content_type in HTML_TYPES:
+            entry.probe_error = "%s answers with an HTML page (%s), not a model file" % (
+                origin_label(resolved.url), resolved.content_type)
+        elif entry.size is not None and resolved.size is not None and entry.size != resolved.size:
+            entry.probe_error = "the origin's file is %d bytes but %d were expected" % (resolved.size, entry.size)
+        entry.resolved = resolved
+        if entry.size is None:
+            entry.size = resolved.size
+        entry.etag = resolved.etag
+        entry.in_process = entry.client.has_secrets and resolved.served_by_origin
 
-    def preflight_disk(self, todo):
-        """Fail before any download when the known sizes cannot fit. Every entry left here
-        stages on the state dir's filesystem (check_same_filesystem), so one sum is enough."""
-        want = sum(max(0, self.expected_size(e) - self.staged_bytes(e)) for e in todo
-                   if self.expected_size(e) is not None)
-        if want:
-            free = self.store.free_bytes(self.store.staging_dir)
-            if want > free:
-                raise BatchError(
-                    "not enough disk space for the models: %s needed, %s free on the filesystem of %s; "
-                    "free some space or remove entries (nothing was downloaded)"
-                    % (human(want), human(free), self.store.staging_dir))
+    def identity(self, entry):
+        return entry.url.split("?", 1)[0]
 
-    def run_aria2(self, todo):
+    # -- fetching --------------------------------------------------------------------------
+    def fetch(self, entries, run):
+        self.run = run
+        direct = [e for e in entries if e.in_process]
+        via_aria2 = [e for e in entries if not e.in_process]
+        worker = None
+        if direct:
+            worker = threading.Thread(target=self._fetch_in_process, args=(direct, run), daemon=True)
+            worker.start()
+        if via_aria2:
+            self._fetch_with_aria2(via_aria2, run)
+        if worker is not None:
+            while worker.is_alive():
+                worker.join(0.2)
+                if run.stop.is_set():
+                    worker.join(2.0)  # the ranged downloader gives up within about a second
+                    break
+
+    def _fetch_in_process(self, entries, run):
+        jobs = []
+        for entry in entries:
+            job = DownloadJob(entry.name, entry.staged, entry.size, entry.etag, context=entry,
+                              ranges=entry.resolved.ranges)
+            entry.transport = OriginRanges(entry.client, entry.etag)
+            jobs.append(job)
+            run.log("fetching %s (%s) from %s in-process: the origin serves it and it needs the token"
+                    % (entry.name, human(entry.size) if entry.size is not None else "size unknown", entry.source))
+
+        def finished(job):
+            entry = job.context
+            entry.fetched_bytes = job.fetched_bytes
+            if entry.size is None:
+                entry.size = job.size
+            note = "resumed: %s were already in staging" % human(job.resumed_bytes) if job.resumed_bytes else ""
+            run.settle(entry, job.error, note)
+
+        downloader = RangedDownloader(lambda job, start, end: job.context.transport.open_range(job, start, end),
+                                      max_concurrency=self.connections, part_size=self.part_size,
+                                      multipart_threshold=2 * self.part_size, is_transient=body_broke_off,
+                                      on_finished=finished, part_attempts=max(2, self.tries),
+                                      retry_delay=min(2.0, float(self.retry_wait)), stop=run.stop)
+        try:
+            downloader.run(jobs)
+        except Exception as exc:  # pylint: disable=broad-except
+            for job in jobs:
+                run.settle(job.context, exc)
+
+    def _fetch_with_aria2(self, entries, run):
         options = dict(self.aria2_options)
         options.update({"continue": "true", "allow-overwrite": "false", "auto-file-renaming": "false",
-                        "file-allocation": "none", "remote-time": "false", "auto-save-interval": "5",
-                        "max-download-result": str(max(1000, len(todo) * 2)),
+                        "file-allocation": "none", "remote-time": "false",
+                        # Control files are saved every second, so even a SIGKILL of aria2c
+                        # itself loses at most a second of transfer.
+                        "auto-save-interval": "1",
+                        "max-download-result": str(max(1000, len(entries) * 2)),
                         "connect-timeout": str(self.connect_timeout)})
         try:
-            with Aria2Session(self.aria2c, options, self.store.state_dir) as session:
-                for entry in todo:
-                    self.add(session, entry)
-                self.wait(session, todo)
+            with Aria2Session(self.aria2c, options, run.store.state_dir) as session:
+                for entry in entries:
+                    self._add(session, entry)
+                self._wait(session, entries, run)
         except (Aria2Error, OSError, ValueError) as exc:
             # aria2c died or stopped answering: every unsettled entry fails; partial files stay
             # in staging so the next run resumes them.
-            for entry in todo:
-                if entry.status is None:
-                    entry.finish("failed", "aria2c stopped: %s" % exc)
+            for entry in entries:
+                if not entry.done:
+                    run.settle(entry, OriginError("aria2c stopped: %s" % exc))
 
-    def add(self, session, entry):
-        headers = []
-        if entry.resolved.with_auth:
-            headers = ["%s: %s" % item for item in entry.headers.items()]
-            if entry.token:
-                headers.append("Authorization: Bearer %s" % entry.token)
-        entry.gid = session.add(entry.resolved.url, self.store.staging_dir, os.path.basename(entry.staged), headers)
+    def _add(self, session, entry):
+        control = control_progress(entry.staged + ".aria2") if os.path.exists(entry.staged + ".aria2") else None
+        entry.resumed_bytes = control or 0
+        entry.gid = session.add(entry.resolved.url, run_staging(entry), os.path.basename(entry.staged))
 
-    def wait(self, session, todo):
-        with ThreadPoolExecutor(max_workers=PUBLISH_WORKERS) as publishers:
-            all_complete = self._poll(session, todo, publishers)
-            # Every download has stopped. When all of them completed, aria2c has nothing left to
-            # save (it drops a download's control file on completion), so it is killed at once:
-            # SIGTERM costs up to a second, since aria2c looks at signals once a second. Otherwise
-            # SIGTERM lets it save the control files a resume needs.
-            if all_complete:
-                session.process.kill()
-            else:
-                session.process.terminate()
+    def _wait(self, session, entries, run):
+        publishers = ThreadPoolExecutor(max_workers=PUBLISH_WORKERS)
+        try:
+            all_complete = self._poll(session, entries, run, publishers)
+        finally:
+            # On a stop request a publish in progress (hashing a big file) is not waited for: the
+            # staged file stays complete and the next run places it.
+            publishers.shutdown(wait=not run.stop.is_set(), cancel_futures=run.stop.is_set())
+        # Every download has stopped. When all of them completed, aria2c has nothing left to
+        # save (it drops a download's control file on completion), so it is killed at once:
+        # SIGTERM costs up to a second, since aria2c looks at signals once a second. Otherwise
+        # SIGTERM lets it save the control files a resume needs.
+        if all_complete and not run.stop.is_set():
+            session.process.kill()
+        else:
+            session.stop()
 
-    def _poll(self, session, todo, publishers):
+    def _poll(self, session, entries, run, publishers):
         """Hand each finished download to a publisher; True when every one of them completed."""
         all_complete = True
-        pending = dict((entry.gid, entry) for entry in todo)
+        pending = dict((entry.gid, entry) for entry in entries)
         retry_at = {}
         last_progress = time.monotonic()
         while pending or retry_at:
+            if run.stop.is_set():
+                session.stop()  # aria2c saves every control file on SIGTERM
+                return False
             if not session.alive():
                 raise Aria2Error("aria2c exited unexpectedly (code %s)" % session.process.returncode)
             for entry, when in list(retry_at.items()):
                 if time.monotonic() >= when:
                     del retry_at[entry]
-                    self.add(session, entry)  # resumes from the partial file in staging
+                    self._refresh(entry)
+                    self._add(session, entry)  # resumes from the partial file in staging
                     pending[entry.gid] = entry
             statuses = session.statuses()
             for gid, entry in list(pending.items()):
                 status = statuses.get(gid)
-                if status and status["status"] in ("complete", "error", "removed"):
-                    del pending[gid]
-                    if status["status"] == "error" and entry.rounds < RETRY_ROUNDS and is_transient(status):
-                        entry.rounds += 1
-                        retry_at[entry] = time.monotonic() + self.retry_wait * entry.rounds
-                        self.log("retrying %s: %s" % (entry.name, describe_error(status)))
-                        continue
-                    all_complete = all_complete and status["status"] == "complete"
-                    publishers.submit(self.settle, entry, status)
+                if not status or status["status"] not in ("complete", "error", "removed"):
+                    continue
+                del pending[gid]
+                if status["status"] == "error" and entry.rounds < RETRY_ROUNDS and aria2_transient(status):
+                    entry.rounds += 1
+                    retry_at[entry] = time.monotonic() + self.retry_wait * entry.rounds
+                    run.log("retrying %s: %s" % (entry.name, self._explain(entry, status, session)))
+                    continue
+                all_complete = all_complete and status["status"] == "complete"
+                if status["status"] == "complete":
+                    entry.fetched_bytes = max(0, int(status.get("totalLength") or 0) - entry.resumed_bytes)
+                    note = ("resumed: %s were already in staging" % human(entry.resumed_bytes)
+                            if entry.resumed_bytes else "")
+                    publishers.submit(run.settle, entry, None, note)
+                else:
+                    publishers.submit(run.settle, entry, Aria2Failed(status, session.cause(entry.resolved.url)))
             if pending and time.monotonic() - last_progress >= PROGRESS_EVERY:
                 last_progress = time.monotonic()
                 done = sum(int(statuses[g]["completedLength"]) for g in pending if g in statuses)
                 total = sum(int(statuses[g]["totalLength"]) for g in pending if g in statuses)
                 speed = sum(int(statuses[g]["downloadSpeed"]) for g in pending if g in statuses)
-                self.log("progress: %d file(s) in flight, %s of %s, %s/s"
-                         % (len(pending), human(done), human(total), human(speed)))
+                run.log("progress: %d file(s) in flight, %s of %s, %s/s"
+                        % (len(pending), human(done), human(total), human(speed)))
             if pending or retry_at:
-                time.sleep(POLL_EVERY)
+                run.stop.wait(POLL_EVERY)
         return all_complete
 
-    def settle(self, entry, status):
-        try:
-            self._settle(entry, status)
-        except Exception as exc:  # pylint: disable=broad-except
-            # A worker thread's exception would otherwise vanish; the entry must still get a result.
-            entry.finish("failed", "unexpected error while publishing: %s" % exc)
-
-    def _settle(self, entry, status):
-        if status["status"] != "complete":
-            entry.finish("failed", describe_error(status))
-            self.log("failed %s: %s" % (entry.name, entry.reason))
+    def _refresh(self, entry):
+        """Before a retry round: a signed URL may have expired, so ask the origin again."""
+        if not entry.client.has_secrets:
             return
-        total = int(status.get("totalLength") or 0)
-        size = self.expected_size(entry)
         try:
-            self.store.publish(entry.staged, entry.dest, size=size if size is not None else (total or None),
-                               sha256=entry.sha256, etag=entry.resolved.etag, hash_unknown=False)
-        except (StoreError, OSError) as exc:
-            entry.finish("failed", "not published: %s" % exc)
-            self.log("failed %s: %s" % (entry.name, entry.reason))
-            return
-        entry.finish("downloaded", "", os.path.getsize(entry.dest))
-        self.log("downloaded %s (%s in %.1f s) -> %s" % (entry.name, human(entry.bytes), entry.seconds, entry.dest))
+            resolved = resolve(entry.client)
+        except OriginError:
+            return  # the retry uses the old URL and reports what happens
+        if not resolved.served_by_origin:
+            entry.resolved = resolved
 
-    # -- the whole run ---------------------------------------------------------------------
-    def run(self):
-        self.validate()
-        try:
-            self.store = ModelStore(self.state_dir, read_only=self.check_mode)
-        except StoreError as exc:
-            raise BatchError(str(exc))
-        with self.store.exclusive_run("aria2_batch", on_wait=self.log):
-            return self._run_locked()
+    def _explain(self, entry, status, session):
+        return self.describe(entry, Aria2Failed(status, session.cause(entry.resolved.url)))
 
-    def _run_locked(self):
-        before = [e.dest for e in self.entries if os.path.isfile(e.dest)]
-        todo = []
-        adopt = []
-        for entry in self.entries:
-            if self.needs_size_to_adopt(entry):
-                adopt.append(entry)
-            elif not self.check_present(entry):
-                todo.append(entry)
-        with ThreadPoolExecutor(max_workers=RESOLVE_WORKERS) as pool:
-            list(pool.map(self.resolve_one, adopt + todo))
-        for entry in adopt:
-            if entry.status is None and not self.check_present(entry, size=entry.resolved.size):
-                todo.append(entry)
-            elif entry.status == "failed":
-                # The origin failed, but the file on disk was never ours to judge: keep it.
-                entry.finish("present", "kept the existing file; the origin could not be asked (%s)" % entry.reason,
-                             os.path.getsize(entry.dest))
-        todo = [e for e in todo if e.status is None]
-        for entry in todo:
-            entry.staged = self.store.staging_path(entry.dest, entry.url.split("?", 1)[0])
-            try:
-                self.store.check_same_filesystem(entry.dest)
-            except StoreError as exc:
-                entry.finish("failed", str(exc))
-        todo = [e for e in todo if e.status is None]
-        if self.check_mode:
-            for entry in todo:
-                size = self.expected_size(entry)
-                entry.finish("would_download", "size unknown until downloaded" if size is None else "",
-                             max(0, (size or 0) - self.staged_bytes(entry)))
-        else:
-            self.store.cleanup_stale(keep=[e.staged for e in todo])
-            self.preflight_disk(todo)
-            if todo:
-                self.log("starting %d download(s) of %s known size with aria2c"
-                         % (len(todo), human(sum(self.expected_size(e) or 0 for e in todo))))
-                self.run_aria2(todo)
-        return self.summary(before)
+    # -- failures --------------------------------------------------------------------------
+    def describe(self, entry, error):
+        if isinstance(error, Aria2Failed):
+            cause = error.cause
+            text = "%s %s" % (error.status.get("errorMessage") or "", cause[1] if cause else "")
+            if str(error.status.get("errorCode")) == "9" or "No space left" in text:
+                return self.run.disk_full_reason(entry) if self.run else "not enough disk space"
+            done = None
+            if entry.staged and os.path.exists(entry.staged + ".aria2"):
+                done = control_progress(entry.staged + ".aria2")
+            return explain(error.status, cause, host=origin_label(entry.resolved.url),
+                           done=done, total=entry.size if done is not None else None)
+        if isinstance(error, OriginError):
+            return str(error)
+        return "%s: %s" % (type(error).__name__, error)
 
-    def summary(self, before):
-        results = [e.result() for e in self.entries]
-        counts = dict((key, sum(1 for r in results if r["status"] == key))
-                      for key in ("downloaded", "present", "failed", "would_download"))
-        after = [e.dest for e in self.entries
-                 if e.status in ("downloaded", "would_download") or (e.status != "failed" and e.dest in before)]
-        if not self.check_mode:
-            for problem in self.store.ledger_errors:
-                self.log("ledger not updated (the file is in place and will be checked next run): %s" % problem)
-            failed = [r for r in results if r["status"] == "failed"]
-            self.log("summary: %d downloaded, %d present, %d failed%s" % (
-                counts["downloaded"], counts["present"], counts["failed"],
-                "".join("\n    failed %s: %s" % (r["name"], r["reason"]) for r in failed)))
-        return {
-            "changed": bool(counts["downloaded"] or counts["would_download"]),
-            "results": results,
-            "downloaded": counts["downloaded"],
-            "present": counts["present"],
-            # Not `failed`: Ansible reads any truthy `failed` as a failed task, even with fail_on_error=false.
-            "failed_count": counts["failed"],
-            "would_download": counts["would_download"],
-            "bytes_needed": sum(r["bytes"] for r in results if r["status"] == "would_download"),
-            "hashed": self.store.hashed,
-            "warnings": (["log: " + self.log_errors[0]] if self.log_errors else [])
-            + ["ledger not updated for %s" % e for e in self.store.ledger_errors],
-            "diff": {"before": "".join(p + "\n" for p in sorted(before)),
-                     "after": "".join(p + "\n" for p in sorted(set(after)))},
-        }
+    def discard_after(self, error):
+        return isinstance(error, ObjectChanged)
+
+
+def run_staging(entry):
+    return os.path.dirname(entry.staged)
+
+
+def http_entries(downloads):
+    """HttpEntry per ``downloads`` item of the module."""
+    return [HttpEntry(index, spec) for index, spec in enumerate(downloads or [])]

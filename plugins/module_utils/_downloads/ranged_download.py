@@ -1,46 +1,60 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Parallel ranged downloads into pre-allocated staging files, resumable part by part.
+"""Parallel ranged downloads into pre-allocated staging files, resumable inside every part.
 
 Transport-agnostic: the caller gives ``open_range(job, start, end)`` returning a readable
-stream of exactly bytes ``start..end`` (inclusive) of the job's object; r2_fetcher.py does
-that with S3 ranged GETs. One thread pool serves every part of every object, so small
-objects and the parts of big ones all run side by side up to ``max_concurrency``.
+stream of exactly bytes ``start..end`` (inclusive) of the job's object. r2_fetcher.py does
+that with S3 ranged GETs, http_origin.py with HTTP ranged GETs that carry a token only to its
+origin. One thread pool serves every part of every object, so small objects and the parts of
+big ones all run side by side up to ``max_concurrency``.
 
-Resume: each staging file has a small side file, ``<staging>.parts``, listing the parts that
-are fully written, together with the object's size, ETag and the part size used. It is
-rewritten atomically after every finished part, so a SIGKILLed run leaves an exact record;
-the next run re-fetches only the missing parts, and only when size, ETag and part size still
-match (otherwise the partial is of other content and is started over). The journal guards
-against killed processes; a power cut can lose written pages, which the sha256 check at
-publish catches when the manifest gives one.
+Resume: each staging file has a side file, ``<staging>.parts``: one JSON line naming the
+object (size, ETag, part size, number of parts), then one 8-byte counter per part holding how
+many bytes of that part are on disk. A counter is written (one ``pwrite``, in place) right
+after the bytes it counts, so a SIGKILLed run leaves counters that never claim more than is
+written; the next run continues every part where it stopped and loses at most the chunk that
+was in flight per part (``READ_CHUNK``). A journal of another object version (size, ETag or
+part size differ) is not trusted: the partial is started over. The journal guards against
+killed processes; a power cut can lose written pages, which the sha256 check at publish
+catches when the manifest gives one.
+
+An object of unknown size (an HTTP origin without Content-Length) is one streamed part with
+no journal: it starts over when interrupted.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import errno
 import json
 import os
+import struct
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 JOURNAL_SUFFIX = ".parts"
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
+COUNTER = struct.Struct(">Q")
 READ_CHUNK = 1024 * 1024
 MIB = 1024 * 1024
+# After a stop request, how long the main thread waits for parts to notice it.
+STOP_GRACE_SECONDS = 1.0
+
+
+class DownloadStopped(Exception):
+    """The run was asked to stop; the part keeps what it wrote and resumes next time."""
 
 
 def plan_parts(size, part_size, multipart_threshold):
     """Inclusive byte ranges [(start, end), ...] covering size bytes.
 
     Objects below the threshold are one part (a plain GET); bigger ones are split into
-    part_size pieces, the last one shorter.
+    part_size pieces, the last one shorter. An unknown size is one open-ended part.
     """
+    if size is None:
+        return [(0, None)]
     if size <= 0:
         return []
     if size < multipart_threshold:
@@ -49,41 +63,77 @@ def plan_parts(size, part_size, multipart_threshold):
 
 
 class PartJournal:
-    """The ``<staging>.parts`` side file: which parts of which object version are on disk."""
+    """The ``<staging>.parts`` side file: bytes on disk per part of one object version."""
 
-    def __init__(self, staged, size, etag, part_size):
+    def __init__(self, staged, size, etag, part_size, parts):
         self.path = staged + JOURNAL_SUFFIX
-        self.identity = {"size": size, "etag": etag, "part_size": part_size}
+        self.identity = {"size": size, "etag": etag, "part_size": part_size, "parts": len(parts)}
+        self.lengths = [end - start + 1 for start, end in parts]
+        self._fd = None
+        self._offset = 0
 
     def load(self, staged):
-        """Indices of finished parts, or an empty set when nothing can be trusted."""
+        """Bytes on disk per part, or None when nothing can be trusted."""
         try:
-            with open(self.path) as handle:
-                data = json.load(handle)
+            with open(self.path, "rb") as handle:
+                data = handle.read()
             staged_size = os.path.getsize(staged)
-        except (OSError, ValueError):
-            return set()
-        if not isinstance(data, dict) or data.get("version") != JOURNAL_VERSION:
-            return set()
-        if any(data.get(k) != v for k, v in self.identity.items()):
-            return set()
+        except OSError:
+            return None
         if staged_size != self.identity["size"]:
-            return set()
-        return set(int(i) for i in data.get("done", []))
+            return None
+        header, newline, counters = data.partition(b"\n")
+        try:
+            meta = json.loads(header.decode("utf-8"))
+        except ValueError:
+            return None
+        if not isinstance(meta, dict):
+            return None
+        if meta.get("version") == 1:
+            return self._load_v1(meta)
+        if meta.get("version") != JOURNAL_VERSION or not newline:
+            return None
+        if any(meta.get(k) != v for k, v in self.identity.items()):
+            return None
+        if len(counters) != COUNTER.size * len(self.lengths):
+            return None
+        progress = [COUNTER.unpack_from(counters, COUNTER.size * i)[0] for i in range(len(self.lengths))]
+        return [min(done, length) for done, length in zip(progress, self.lengths)]
 
-    def save(self, done):
+    def _load_v1(self, meta):
+        """A journal of the previous format (finished parts only), left by an older run."""
+        if any(meta.get(k) != self.identity[k] for k in ("size", "etag", "part_size")):
+            return None
+        done = set(int(i) for i in meta.get("done", []))
+        return [length if i in done else 0 for i, length in enumerate(self.lengths)]
+
+    def open(self, progress):
+        """Write the journal afresh for `progress` and keep it open for update()."""
         directory = os.path.dirname(self.path)
         fd, tmp = tempfile.mkstemp(prefix=".parts.", dir=directory)
+        header = json.dumps(dict(self.identity, version=JOURNAL_VERSION), sort_keys=True).encode() + b"\n"
         try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(dict(self.identity, version=JOURNAL_VERSION, done=sorted(done)), handle)
+            os.write(fd, header + b"".join(COUNTER.pack(done) for done in progress))
             os.replace(tmp, self.path)
         except BaseException:
+            os.close(fd)
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+        self._fd = fd
+        self._offset = len(header)
+
+    def update(self, index, done):
+        """Record that `done` bytes of part `index` are on disk (one in-place write)."""
+        os.pwrite(self._fd, COUNTER.pack(done), self._offset + COUNTER.size * index)
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def remove(self):
+        self.close()
         try:
             os.unlink(self.path)
         except OSError as exc:
@@ -94,15 +144,17 @@ class PartJournal:
 class DownloadJob:
     """One object to fetch into ``staged``. The caller sets ``context`` for its own use."""
 
-    def __init__(self, name, staged, size, etag, context=None):
+    def __init__(self, name, staged, size, etag, context=None, ranges=True):
         self.name = name
         self.staged = staged
         self.size = size
         self.etag = etag
         self.context = context
+        # False: the source ignores byte ranges, so one request for everything and no resume.
+        self.ranges = ranges
         self.parts = []
-        self.done = set()
-        self.resumed_parts = 0
+        self.progress = []
+        self.resumed_bytes = 0
         self.fetched_bytes = 0
         self.requests = 0
         self.error = None
@@ -112,25 +164,38 @@ class DownloadJob:
         self._journal = None
         self._lock = threading.Lock()
         self._pending = 0
+        self._finished = False
 
     @property
     def failed(self):
         return self.error is not None
 
+    @property
+    def stopped(self):
+        return isinstance(self.error, DownloadStopped)
+
+    @property
+    def done_bytes(self):
+        return sum(self.progress)
+
 
 class RangedDownloader:
     """Fetch many DownloadJobs with one pool of ``max_concurrency`` threads.
 
-    ``open_range(job, start, end)`` -> object with ``read(n)`` and optionally ``close()``.
+    ``open_range(job, start, end)`` -> object with ``read(n)`` and optionally ``close()``
+    (``end`` is None for an object of unknown size: read to the end).
     ``is_transient(exc)`` -> True for errors worth retrying the rest of a part (a dropped
     connection mid-body); request-level retries belong to the transport.
     ``on_finished(job)`` runs in a worker thread once a job has all parts (or failed), so
     verification and publish of one object overlap the downloads of the others.
+    ``stop`` (a threading.Event) ends the run early: parts stop between chunks, their
+    counters current, and run() returns within about a second; unfinished jobs fail with
+    DownloadStopped (on_finished is not called for them).
     """
 
     def __init__(self, open_range, max_concurrency=32, part_size=8 * MIB,
                  multipart_threshold=16 * MIB, is_transient=None, on_finished=None,
-                 part_attempts=3, retry_delay=0.5):
+                 part_attempts=3, retry_delay=0.5, stop=None):
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         if part_size < 1:
@@ -143,19 +208,25 @@ class RangedDownloader:
         self.on_finished = on_finished or (lambda job: None)
         self.part_attempts = part_attempts
         self.retry_delay = retry_delay
+        self.stop = stop or threading.Event()
 
     # -- preparing ---------------------------------------------------------------------------
     def prepare(self, job):
-        """Plan parts, restore finished ones from the journal, open and size the staging file."""
-        job.parts = plan_parts(job.size, self.part_size, self.multipart_threshold)
+        """Plan parts, restore progress from the journal, open and size the staging file."""
+        job.parts = plan_parts(job.size, self.part_size,
+                               self.multipart_threshold if job.ranges else float("inf"))
+        if job.size is None:
+            job.progress = [0]
+            job._fd = os.open(job.staged, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            job._pending = 1
+            return
         part_size = self.part_size if len(job.parts) > 1 else job.size
-        job._journal = PartJournal(job.staged, job.size, job.etag, part_size)
-        job.done = job._journal.load(job.staged) if os.path.exists(job.staged) else set()
-        job.done &= set(range(len(job.parts)))
-        job.resumed_parts = len(job.done)
-        if not job.done:
+        job._journal = PartJournal(job.staged, job.size, job.etag, part_size, job.parts)
+        progress = job._journal.load(job.staged) if job.ranges and os.path.exists(job.staged) else None
+        if not progress or not any(progress):
             # Nothing trustworthy on disk: start from an empty, fully allocated file so a full
             # disk is found now, not after most of the bytes were fetched.
+            progress = [0] * len(job.parts)
             job._journal.remove()
             fd = os.open(job.staged, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
@@ -172,7 +243,15 @@ class RangedDownloader:
         else:
             fd = os.open(job.staged, os.O_RDWR)
         job._fd = fd
-        job._pending = len(job.parts) - len(job.done)
+        job.progress = progress
+        job.resumed_bytes = sum(progress)
+        job._journal.open(progress)
+        job._pending = sum(1 for index, done in enumerate(progress) if done < self._length(job, index))
+
+    @staticmethod
+    def _length(job, index):
+        start, end = job.parts[index]
+        return None if end is None else end - start + 1
 
     # -- running -----------------------------------------------------------------------------
     def run(self, jobs):
@@ -189,59 +268,83 @@ class RangedDownloader:
             if job._pending == 0:
                 self._finish(job)
                 continue
-            work.extend((job, index) for index in range(len(job.parts)) if index not in job.done)
+            work.extend((job, index) for index in range(len(job.parts))
+                        if job.progress[index] != self._length(job, index))
         if not work:
             return jobs
-        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(work))) as pool:
-            # Parts are queued object by object, so the first objects complete first.
-            for future in [pool.submit(self._run_part, job, index) for job, index in work]:
-                future.result()
+        pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(work)))
+        # Parts are queued object by object, so the first objects complete first.
+        futures = [pool.submit(self._run_part, job, index) for job, index in work]
+        pending = set(futures)
+        stop_seen = None
+        while pending:
+            _done, pending = wait(pending, timeout=0.2)
+            if self.stop.is_set():
+                stop_seen = stop_seen or time.monotonic()
+                if time.monotonic() - stop_seen >= STOP_GRACE_SECONDS:
+                    break
+        pool.shutdown(wait=not pending, cancel_futures=True)
+        for job in jobs:
+            if not job._finished and self.stop.is_set():
+                with job._lock:
+                    if job.error is None:
+                        job.error = DownloadStopped("stopped")
+                if not pending:
+                    self._close(job)
+                # Else a part may still be between a read and its write: its descriptors stay
+                # open (closing them could let a new file take their numbers) until the process,
+                # which is stopping, exits.
         return jobs
 
     def _run_part(self, job, index):
-        if job.failed:
+        if job.failed or self.stop.is_set():
+            if self.stop.is_set():
+                with job._lock:
+                    if job.error is None:
+                        job.error = DownloadStopped("stopped")
             return self._part_over(job)
-        start, end = job.parts[index]
-        progress = [start]  # next byte to write; _copy_range moves it on, so a retry resumes there
         attempt = 0
         while True:
             try:
-                self._copy_range(job, progress, end)
+                self._copy_range(job, index)
                 break
             except Exception as exc:  # pylint: disable=broad-except
                 attempt += 1
                 if job.failed:
                     break
-                if attempt >= self.part_attempts or not self.is_transient(exc):
+                stopped = isinstance(exc, DownloadStopped)
+                if stopped or attempt >= self.part_attempts or not self.is_transient(exc):
                     with job._lock:
                         if job.error is None:
                             job.error = exc
                     break
                 time.sleep(self.retry_delay * attempt)
-        if not job.failed:
-            with job._lock:
-                job.done.add(index)
-                try:
-                    job._journal.save(job.done)
-                except (IOError, OSError) as exc:
-                    job.error = exc
         return self._part_over(job)
 
-    def _copy_range(self, job, progress, end):
-        """Write bytes progress[0]..end of the object at their offsets, advancing progress[0]."""
-        position = progress[0]
+    def _copy_range(self, job, index):
+        """Write the rest of part `index` at its offsets, counting progress as it goes."""
+        start, end = job.parts[index]
+        position = start + job.progress[index]
         with job._lock:
             job.requests += 1
         stream = self.open_range(job, position, end)
         try:
-            while position <= end:
-                chunk = stream.read(min(READ_CHUNK, end - position + 1))
+            while end is None or position <= end:
+                if self.stop.is_set():
+                    raise DownloadStopped("stopped")
+                want = READ_CHUNK if end is None else min(READ_CHUNK, end - position + 1)
+                chunk = stream.read(want)
                 if not chunk:
+                    if end is None:
+                        job.size = position
+                        return
                     raise IOError("connection closed after %d of %d bytes of %s"
                                   % (position, job.size, job.name))
                 written = os.pwrite(job._fd, chunk, position)
                 position += written
-                progress[0] = position
+                job.progress[index] = position - start
+                if job._journal is not None:
+                    job._journal.update(index, position - start)
                 with job._lock:
                     job.fetched_bytes += written
             if stream.read(1):
@@ -258,14 +361,28 @@ class RangedDownloader:
         if last:
             self._finish(job)
 
-    def _finish(self, job):
+    def _close(self, job):
+        if job._journal is not None:
+            job._journal.close()
         if job._fd is not None:
             os.close(job._fd)
             job._fd = None
+
+    def _finish(self, job):
+        with job._lock:
+            if job._finished:
+                return
+            job._finished = True
+        self._close(job)
         job.seconds = time.monotonic() - (job.started or time.monotonic())
-        self.on_finished(job)
+        if not job.stopped:
+            self.on_finished(job)
 
     @staticmethod
     def forget_journal(staged):
         """Remove the part journal of a staging file (after publish or discard)."""
-        PartJournal(staged, 0, None, 0).remove()
+        try:
+            os.unlink(staged + JOURNAL_SUFFIX)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
