@@ -400,3 +400,22 @@ def test_no_secret_in_any_file_or_argv_while_background_jobs_run(pod, tmp_path, 
     assert all(not r.get("failed") for r in results), results
     assert sha(pod.models / "checkpoints/big.safetensors") == big
     assert_no_secret(run.stdout, run.stderr, pod.log.read_text())
+
+
+def test_tokens_and_r2_keys_come_from_the_pod_env_file_when_the_environment_lacks_them(pod, tmp_path, make_origin, s3):
+    """The fleet case: over SSH the module's environment has no pod settings; pod_env's file has."""
+    root = tmp_path / "served"
+    private = write_file(root / "hf/org/repo/p.safetensors", 200_000, seed=4)
+    origin = make_origin(root, token=HF_TOKEN)
+    r2 = bucket(s3, {"loras/k.safetensors": 100_000})
+    pod.manifest("user", f"hf|org/repo|p.safetensors|checkpoints|{private}\n"
+                         f"r2|loras/k.safetensors|k.safetensors|loras|{r2['loras/k.safetensors']}\n")
+    pod.env_file.write_text(f"export HF_TOKEN='{HF_TOKEN}'\nexport R2_ACCESS_KEY_ID='{ACCESS_KEY}'\n"
+                            f"export R2_SECRET_ACCESS_KEY='{SECRET_KEY}'\n")
+    pod.env_file.chmod(0o600)
+    run = pod.run(DOWNLOAD_IN_FOREGROUND="true", HF_ENDPOINT=f"{origin.url}/hf", R2_ENDPOINT_URL=s3.endpoint,
+                  R2_BUCKET="models")
+    assert run.rc == 0, run.stdout[-3000:]
+    assert sha(pod.models / "checkpoints/p.safetensors") == private
+    assert sha(pod.models / "loras/k.safetensors") == r2["loras/k.safetensors"]
+    assert_no_secret(run.stdout, run.stderr, pod.log.read_text())
