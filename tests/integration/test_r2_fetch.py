@@ -193,6 +193,7 @@ def test_sigkill_mid_part_costs_at_most_one_chunk_per_part_in_flight(s3, tmp_pat
     assert open(obj["dest"], "rb").read() == body
     # Response headers are a few hundred bytes a request; the rest is body.
     refetched = wire - size - 64 * 1024
+    print("R2: %.2f MiB of %d MiB crossed the wire again over two SIGKILLs" % ((wire - size) / MIB, size // MIB))
     assert refetched <= 2 * in_flight * MIB, (
         "%.1f MiB crossed the wire again over two kills (killed at %s)" % (refetched / MIB, killed_at))
     assert got["fetched_bytes"] < size - killed_at[-1] + in_flight * MIB + 64 * 1024
