@@ -29,7 +29,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import (
     ObjectChanged, OriginClient, OriginError, OriginRanges, check_header_value, check_url, origin_label, resolve)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import is_transient as body_broke_off
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import Entry, EntryProblem
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import Entry, EntryProblem, for_each
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import (
     MIB, DownloadJob, RangedDownloader)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import SecretsError
@@ -82,7 +82,8 @@ class HttpEntry(Entry):
         self.headers = dict(spec.get("headers") or {})
         self.client = None
         self.resolved = None
-        self.in_process = False
+        self.in_process = False  # the origin serves it and it needs the token: OriginRanges
+        self.transport = None
         self.gid = None
         self.rounds = 0
 
@@ -148,8 +149,7 @@ class HttpFetcher:
         return os.path.isfile(entry.dest)  # the user's own file: never ours to judge without the origin
 
     def probe(self, entries, run):
-        with ThreadPoolExecutor(max_workers=min(RESOLVE_WORKERS, len(entries))) as pool:
-            list(pool.map(lambda entry: self._probe_one(entry, run.stop), entries))
+        for_each(lambda entry: self._probe_one(entry, run.stop), entries, RESOLVE_WORKERS, run.stop)
 
     def _probe_one(self, entry, stop):
         if stop.is_set():

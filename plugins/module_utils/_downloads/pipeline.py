@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import human
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import (
@@ -110,6 +111,22 @@ class Entry:
         return {"name": self.name, "dest": self.dest, "source": self.source, "status": self.status or "failed",
                 "reason": reason, "bytes": self.bytes, "fetched_bytes": self.fetched_bytes,
                 "seconds": self.seconds}
+
+
+def for_each(function, items, workers, stop, grace=1.0):
+    """function(item) for every item on `workers` threads; returns when all are done, or about
+    `grace` seconds after `stop` is set (a thread blocked on a slow server is left behind: the
+    module is about to exit). Exceptions stay in the threads' futures: the function handles its own."""
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(items))))
+    pending = set(pool.submit(function, item) for item in items)
+    stop_seen = None
+    while pending:
+        _done, pending = wait(pending, timeout=0.2)
+        if stop.is_set():
+            stop_seen = stop_seen or time.monotonic()
+            if time.monotonic() - stop_seen >= grace:
+                break
+    pool.shutdown(wait=not pending, cancel_futures=True)
 
 
 def disk_full(exc):

@@ -15,11 +15,10 @@ name, from the target's environment or env file (target_secrets.py): ``R2_ACCESS
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads import r2_client
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import human
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import Entry, EntryProblem, RunError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import (
+    Entry, EntryProblem, RunError, for_each)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import (
     MIB, DownloadJob, RangedDownloader)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import SecretsError
@@ -119,8 +118,7 @@ class R2Fetcher:
         return store.recorded_unchanged(entry.dest, entry.sha256)
 
     def probe(self, entries, run):
-        with ThreadPoolExecutor(max_workers=max(1, min(self.max_concurrency, len(entries)))) as pool:
-            list(pool.map(lambda entry: self._head(entry, run.stop), entries))
+        for_each(lambda entry: self._head(entry, run.stop), entries, self.max_concurrency, run.stop)
 
     def _head(self, entry, stop):
         if stop.is_set():
