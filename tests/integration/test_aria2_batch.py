@@ -457,8 +457,8 @@ def test_a_disk_that_fills_up_during_an_in_process_download_fails_that_entry(fau
     vault = Vault(small_tmpfs("3m") / "vault")
     vault.log = tmp_path / "logs/models.log"
     result, proc = run_module("aria2_batch", vault.args([
-        {"url": fault_server.url + "/files/c.bin", "dest": vault.dest("c.bin"), "token": "t"},
-        {"url": fault_server.url + "/chunked/big.bin", "dest": vault.dest("big.bin"), "token": "t"}]))
+        {"url": fault_server.url + "/files/c.bin", "dest": vault.dest("c.bin"), "token": "tok-0123456789"},
+        {"url": fault_server.url + "/chunked/big.bin", "dest": vault.dest("big.bin"), "token": "tok-0123456789"}]))
     small, big = result["results"]
     assert small["status"] == "downloaded", small
     assert big["status"] == "failed", big

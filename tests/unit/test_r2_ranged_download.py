@@ -38,7 +38,7 @@ class FileSource:
             raise PermissionError("refused %d" % start)
         with open(self.path, "rb") as handle:
             handle.seek(start)
-            data = handle.read(end - start + 1)
+            data = handle.read() if end is None else handle.read(end - start + 1)
         return Stream(data if cut is None else data[:cut])
 
 
@@ -240,3 +240,20 @@ def test_journal_remove_is_idempotent(tmp_path):
     assert os.path.exists(journal.path)
     journal.remove()
     assert not os.path.exists(journal.path)
+
+
+def test_a_source_without_ranges_starts_a_broken_stream_over(source, tmp_path):
+    source.break_after = {0: 100 * KIB}
+    job = DownloadJob("remote.bin", str(tmp_path / "staged"), os.path.getsize(source.path), None, ranges=False)
+    RangedDownloader(source, part_size=64 * KIB, multipart_threshold=1, retry_delay=0).run([job])
+    assert not job.failed, job.error
+    assert len(job.parts) == 1 and [start for start, _end in source.ranges] == [0, 0]
+    assert open(job.staged, "rb").read() == source.path.read_bytes()
+
+
+def test_a_full_disk_is_not_retried(source, small_tmpfs):
+    tiny = small_tmpfs("256k")
+    job = DownloadJob("remote.bin", str(tiny / "staged"), None, None, ranges=False)  # size unknown: no fallocate
+    RangedDownloader(source, part_size=64 * KIB, multipart_threshold=1, retry_delay=0).run([job])
+    assert job.failed and job.error.errno == 28 and "cannot write the staging file" in str(job.error)
+    assert len(source.ranges) == 1, "a full disk is not a reason to ask the server again"

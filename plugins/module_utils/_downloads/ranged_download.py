@@ -47,6 +47,10 @@ class DownloadStopped(Exception):
     """The run was asked to stop; the part keeps what it wrote and resumes next time."""
 
 
+class StagingWriteError(OSError):
+    """Writing the staging file failed (a full disk): never worth a retry of the request."""
+
+
 def plan_parts(size, part_size, multipart_threshold):
     """Inclusive byte ranges [(start, end), ...] covering size bytes.
 
@@ -312,12 +316,15 @@ class RangedDownloader:
                 attempt += 1
                 if job.failed:
                     break
-                stopped = isinstance(exc, DownloadStopped)
-                if stopped or attempt >= self.part_attempts or not self.is_transient(exc):
+                final = isinstance(exc, (DownloadStopped, StagingWriteError))
+                if final or attempt >= self.part_attempts or not self.is_transient(exc):
                     with job._lock:
                         if job.error is None:
                             job.error = exc
                     break
+                if not job.ranges:
+                    # A source without byte ranges cannot continue mid-way: the retry starts over.
+                    job.progress[index] = 0
                 time.sleep(self.retry_delay * attempt)
         return self._part_over(job)
 
@@ -340,7 +347,7 @@ class RangedDownloader:
                         return
                     raise IOError("connection closed after %d of %d bytes of %s"
                                   % (position, job.size, job.name))
-                written = os.pwrite(job._fd, chunk, position)
+                written = self._write(job, chunk, position)
                 position += written
                 job.progress[index] = position - start
                 if job._journal is not None:
@@ -353,6 +360,21 @@ class RangedDownloader:
             close = getattr(stream, "close", None)
             if close:
                 close()
+
+    @staticmethod
+    def _write(job, chunk, position):
+        """Write all of chunk at position (a write may come back short, at the edge of a full disk)."""
+        view = memoryview(chunk)
+        while view:
+            try:
+                written = os.pwrite(job._fd, view, position)
+            except OSError as exc:
+                raise StagingWriteError(exc.errno, "cannot write the staging file %s: %s" % (job.staged, exc.strerror))
+            if written <= 0:
+                raise StagingWriteError(28, "cannot write the staging file %s: nothing was written" % job.staged)
+            view = view[written:]
+            position += written
+        return len(chunk)
 
     def _part_over(self, job):
         with job._lock:
