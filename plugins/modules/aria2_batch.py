@@ -186,7 +186,7 @@ notes:
     file: check the URL, repo, revision and file name)); C(not enough disk space: needs 6.0 GiB, 2.1 GiB free on
     /workspace ...); C(https://cdn.example closed the connection before the whole file was sent (a short body)
     (1.2 GiB of 6.0 GiB in staging; the next run resumes) [aria2c error 1: No URI available.; last cause: Got
-    EOF from the server.]); C(invalid entry 3: url 'http://host:99999/x' has a bad port: port 99999 is out of
+    EOF from the server.]); C(downloads[3]: url 'http://host:99999/x' has a bad port: port 99999 is out of
     range (1-65535)); C(stopped by SIGTERM before it finished (...); the next start resumes it)."
   - A ledger write that fails (disk full) leaves the downloaded file in place; its result says C(ledger not
     updated) and a warning names it; the file is checked again at the next run.
