@@ -103,7 +103,7 @@ def sparse_farm(models_dir, count, size, prefix="model"):
 def record_farm(state_dir, entries):
     """Put the farm into the model ledger exactly as ModelStore.record() would after a verified
     download (size, mtime_ns, sha256), in one ledger write instead of one per file."""
-    from ansible_collections.aiclipse.comfyui.plugins.module_utils.model_store import ModelStore
+    from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import ModelStore
     store = ModelStore(str(state_dir))
 
     def add(ledger):

@@ -31,9 +31,9 @@ sys.path.insert(0, str(HERE.parent / "collections"))
 from common import DUMMY_R2_CREDENTIALS as DUMMY  # noqa: E402
 from harness.ansible_run import run_module  # noqa: E402
 from harness.nginx import NginxOrigin, write_file  # noqa: E402
-from ansible_collections.aiclipse.comfyui.plugins.module_utils import r2_client  # noqa: E402
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.model_store import ModelStore  # noqa: E402
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.r2_fetcher import ObjectSpec, R2Fetcher  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import DownloadRun  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.r2_fetcher import R2Fetcher, r2_entries  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import TargetSecrets  # noqa: E402
 
 BUCKET = "models"
 
@@ -85,17 +85,17 @@ def r2_fetch(endpoint, keys, out, **options):
 def r2_fetch_in_process(endpoint, keys, out, max_concurrency=32, part_size=8 * 1024 * 1024):
     """The module's own code (staging, journal, sha256 + fsync publish) in this process, so the
     comparison with download_file is not blurred by ansible's start-up on a busy machine."""
-    client = r2_client.make_client(endpoint, DUMMY["R2_ACCESS_KEY_ID"], DUMMY["R2_SECRET_ACCESS_KEY"],
-                                   max_pool_connections=max_concurrency)
-    fetcher = R2Fetcher(client, endpoint, ModelStore(str(out / "state")), max_concurrency=max_concurrency,
+    settings = {"access_key_id": DUMMY["R2_ACCESS_KEY_ID"], "secret_access_key": DUMMY["R2_SECRET_ACCESS_KEY"],
+                "endpoint_url": endpoint, "bucket": BUCKET}
+    fetcher = R2Fetcher(settings, TargetSecrets(None, environ={}), max_concurrency=max_concurrency,
                         part_size=part_size, multipart_threshold=16 * 1024 * 1024)
-    specs = [ObjectSpec(BUCKET, key, str(out / "models" / Path(key).name)) for key in keys]
+    entries = r2_entries([{"key": key, "dest": str(out / "models" / Path(key).name)} for key in keys], BUCKET)
     started = time.monotonic()
-    results = fetcher.run(specs)
+    result = DownloadRun(fetcher, entries, str(out / "state")).run()
     elapsed = time.monotonic() - started
     shutil.rmtree(out, ignore_errors=True)
-    if any(r["status"] != "downloaded" for r in results):
-        raise SystemExit("r2_fetch failed: %s" % [r["reason"] for r in results])
+    if result["downloaded"] != len(keys):
+        raise SystemExit("r2_fetch failed: %s" % [r["reason"] for r in result["results"]])
     return elapsed
 
 

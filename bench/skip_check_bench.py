@@ -7,7 +7,8 @@ each (hundreds of GiB apparent size; sparse, so nothing is written). For each fa
   * the module through ansible, one playbook task with every entry (sha256 given, so a skip
     that read the bytes would be caught: the sparse zeros never match), median of ``--repeat``,
     next to the same one-task no-op playbook; the difference is the module's own time;
-  * the module's code (HttpDownloadBatch) in this process, which is that time without ansible.
+  * the module's code (the download pipeline with the HTTP fetcher) in this process, which is that
+    time without ansible.
 
 Every entry must come back ``present`` with nothing hashed.
 
@@ -44,9 +45,12 @@ def module_playbook(directory, downloads, state_dir):
 
 
 def in_process(downloads, state_dir):
-    from ansible_collections.aiclipse.comfyui.plugins.module_utils.http_downloads import HttpDownloadBatch
+    from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_fetcher import HttpFetcher, http_entries
+    from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import DownloadRun
+    from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import TargetSecrets
     started = time.monotonic()
-    result = HttpDownloadBatch(downloads, state_dir, "aria2c", {}).run()
+    fetcher = HttpFetcher("aria2c", {}, TargetSecrets(None, environ={}))
+    result = DownloadRun(fetcher, http_entries(downloads), state_dir).run()
     seconds = time.monotonic() - started
     if result["present"] != len(downloads) or result["hashed"]:
         raise SystemExit("in-process skip check: %d present, %d hashed of %d"

@@ -14,6 +14,8 @@ apt_packages=(
   python3 python3-venv
   # test harness: HTTP origin, containers, base image
   nginx-light podman runc debootstrap uidmap fuse-overlayfs
+  # the fault origin's HTTPS side makes a throwaway certificate
+  openssl
 )
 
 if [ "$(id -u)" != 0 ]; then

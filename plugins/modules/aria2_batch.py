@@ -20,16 +20,23 @@ description:
     model is never visible at its final path. A body that is an HTML or JSON page never becomes a
     model file.
   - A run that is killed (pod stopped, SIGKILL) resumes on the next run from the partial files in
-    staging; C(aria2c) exits when the module's process dies.
+    staging; C(aria2c) exits when the module's process dies and saves its control files every
+    second. SIGTERM to the module stops it cleanly (see NOTES).
   - Files already present and recorded in the ledger (O(state_dir)/ledger.json, size, mtime,
     etag, sha256) are skipped without reading their bytes. A present file with a known sha256 but no
     ledger entry is hashed once and recorded; one with neither sha256 nor size is compared with the
     size the origin reports and adopted.
-  - Tokens go only to the origin. Redirects are resolved by the module; C(aria2c) gets the signed
-    storage URL without the token. Tokens are handed to C(aria2c) over its loopback RPC socket
-    (never in argv or a file) and never appear in results or in O(log_file).
-  - Every entry is attempted and gets a result; the task fails at the end when any entry failed
-    (see O(fail_on_error)).
+  - Tokens go only to their origin (same scheme, host and port). The module walks every redirect
+    itself, hop by hop, and sends the token only on hops at the origin; once a redirect leaves the
+    origin, no later hop carries it, even one that comes back. C(aria2c) never receives a token or
+    any secret header - it gets the final, tokenless URL of files served elsewhere (signed storage).
+    A file the origin serves itself, so the token is needed for its bytes, is downloaded by the
+    module in-process with parallel ranged GETs, each resolved the same way.
+  - Every entry is attempted and gets a result (V(downloaded), V(present), V(failed) with a reason);
+    one bad entry (a URL with a bad port, a sha256 that is not hex) fails alone. The task fails at
+    the end when any entry failed (see O(fail_on_error)).
+  - Before downloading, the sizes are compared with the free space of the staging filesystem; what
+    fits is downloaded, every entry that does not fit fails with what it needs and what is free.
 author:
   - aiclipse team (@aiclipse)
 options:
@@ -43,7 +50,7 @@ options:
       url:
         description:
           - C(http) or C(https) URL at the origin (for example C(https://huggingface.co/<repo>/resolve/main/<file>)).
-          - Put credentials in O(downloads[].token), not in the URL.
+          - Put credentials in O(downloads[].token_name), not in the URL.
         type: str
         required: true
       dest:
@@ -64,18 +71,33 @@ options:
         description:
           - Expected size in bytes. When omitted, the size the origin reports is used.
         type: int
+      token_name:
+        description:
+          - Name of the variable that holds the bearer token (V(HF_TOKEN), V(CIVITAI_TOKEN)), read on the
+            target from the module's environment, else from O(env_file). The token is sent as
+            C(Authorization) to the origin only.
+          - This keeps the token out of the module's arguments, which ansible stores in temporary
+            files for as long as the module runs. Roles use this.
+        type: str
       token:
         description:
-          - Bearer token sent as C(Authorization) to the origin only (C(HF_TOKEN), C(CIVITAI_TOKEN)),
-            never to the signed storage a redirect points at.
+          - The bearer token itself, for calling the module by hand. Prefer O(downloads[].token_name).
         type: str
       headers:
         description:
           - Extra request headers. They are treated like the token, sent to the origin only.
         type: dict
+  env_file:
+    description:
+      - The pod's environment file (C(export NAME='value') lines, as the pod_env role writes
+        C(/etc/rp_environment)), read for O(downloads[].token_name) values that are not in the module's
+        environment (over SSH a module does not see the pod's environment).
+      - Read only when it is a regular file owned by the user the module runs as, with mode C(0600);
+        otherwise the entries that need it fail saying what to fix.
+    type: path
   state_dir:
     description:
-      - Model state directory holding C(staging/) and C(ledger.json) (normally
+      - Model state directory holding C(staging/), C(ledger.json) and C(aria2_batch.run.lock) (normally
         C({{ aiclipse_vault }}/.state/models)). Must be on the same filesystem as the destinations.
     type: path
     required: true
@@ -102,7 +124,8 @@ options:
     default: 8
   min_split_size:
     description:
-      - Do not split a file into pieces smaller than this (C(aria2c -k)), for example C(20M).
+      - Do not split a file into pieces smaller than this (C(aria2c -k)), for example C(20M). Also the
+        part size of in-process downloads.
     type: str
     default: 8M
   connect_timeout:
@@ -138,7 +161,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Asks the origins for sizes (HEAD) and reports what would be downloaded and the bytes needed; writes nothing.
+    details: Asks the origins for sizes and reports what would be downloaded and the bytes needed; writes nothing.
   diff_mode:
     support: full
     details: Lists the destination files present before and after.
@@ -153,8 +176,20 @@ notes:
     C(-s8 -x8) is as fast as the original's C(-s16 -x16) with half the connections per file.
     aria2_batch itself took 1.1 times aria2c plus a sha256 check of the same files, and a quarter of the
     time of a sequential single-connection download.
-  - Headers and the token are sent to the origin only; an absolute redirect C(Location) (signed storage)
-    never gets them, a relative one (same origin) does.
+  - Stopping a download. While the module runs, C(<state_dir>/aria2_batch.run.lock) holds its PID (one line).
+    SIGTERM (or SIGINT) to that PID stops it within a couple of seconds - C(aria2c) saves its control files,
+    in-process downloads keep their part journals, the log gets one line saying the run was stopped and resumes
+    at the next start, every unfinished entry's result says so, and the module exits with its result.
+    Killing C(ansible-playbook) or its process group does not stop a running module - ansible's worker calls
+    C(setsid) and an async job's wrapper daemonizes, so the module lives in a session of its own.
+  - "What failures look like in a result's C(reason): C(HTTP 404 Not Found from https://huggingface.co (no such
+    file: check the URL, repo, revision and file name)); C(not enough disk space: needs 6.0 GiB, 2.1 GiB free on
+    /workspace ...); C(https://cdn.example closed the connection before the whole file was sent (a short body)
+    (1.2 GiB of 6.0 GiB in staging; the next run resumes) [aria2c error 1: No URI available.; last cause: Got
+    EOF from the server.]); C(downloads[3]: url 'http://host:99999/x' has a bad port: port 99999 is out of
+    range (1-65535)); C(stopped by SIGTERM before it finished (...); the next start resumes it)."
+  - A ledger write that fails (disk full) leaves the downloaded file in place; its result says C(ledger not
+    updated) and a warning names it; the file is checked again at the next run.
 seealso:
   - module: aiclipse.comfyui.r2_fetch
 requirements:
@@ -162,17 +197,18 @@ requirements:
 """
 
 EXAMPLES = r"""
-- name: Fetch the template's models
+- name: Fetch the template's models (tokens read on the pod, by name)
   aiclipse.comfyui.aria2_batch:
     state_dir: /workspace/aiclipse/.state/models
     log_file: /workspace/aiclipse/logs/models.log
+    env_file: /etc/rp_environment
     downloads:
       - url: https://huggingface.co/Comfy-Org/flux1-dev/resolve/main/flux1-dev-fp8.safetensors
         dest: /workspace/aiclipse/models/checkpoints/flux1-dev-fp8.safetensors
-        token: "{{ lookup('ansible.builtin.env', 'HF_TOKEN') }}"
+        token_name: HF_TOKEN
       - url: https://civitai.com/api/download/models/128713
         dest: /workspace/aiclipse/models/loras/detail.safetensors
-        token: "{{ lookup('ansible.builtin.env', 'CIVITAI_TOKEN') }}"
+        token_name: CIVITAI_TOKEN
         sha256: 4a4f1e8b0f1c5b7d8e2a9c3d6f0b1e2a3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f
 
 - name: Report failures without failing the play
@@ -189,7 +225,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 results:
-  description: One result per entry of O(downloads), in the same order.
+  description: One result per entry of O(downloads), in the same order (the same shape as M(aiclipse.comfyui.r2_fetch)'s).
   returned: always
   type: list
   elements: dict
@@ -202,16 +238,24 @@ results:
       description: The final path.
       type: str
       sample: /workspace/aiclipse/models/checkpoints/flux1-dev-fp8.safetensors
+    source:
+      description: Where the file comes from, C(scheme://host[:port]) of the URL (never a path, query or token).
+      type: str
+      sample: https://huggingface.co
     status:
-      description: C(downloaded), C(present), C(failed) or (check mode) C(would_download).
+      description: V(downloaded), V(present), V(failed) or (check mode) V(would_download).
       type: str
       sample: downloaded
     reason:
-      description: Why an entry failed or was considered present; empty for a plain download.
+      description: Why an entry failed or was considered present, or how a download was resumed.
       type: str
-      sample: "HTTP 404 Not Found from huggingface.co (no such file: check the URL, repo, revision and file name)"
+      sample: "HTTP 404 Not Found from https://huggingface.co (no such file: check the URL, repo, revision and file name)"
     bytes:
       description: Size of the file (downloaded or present), or bytes still needed (would_download).
+      type: int
+      sample: 17246524772
+    fetched_bytes:
+      description: Bytes this run transferred for the entry (less than RV(results[].bytes) after a resume).
       type: int
       sample: 17246524772
     seconds:
@@ -253,8 +297,12 @@ hashed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.formatters import human_to_bytes
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.http_downloads import BatchError, HttpDownloadBatch
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_fetcher import HttpFetcher, http_entries
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import run_module_downloads
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.stop import StopSignals
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import TargetSecrets
 
 
 def main():
@@ -266,9 +314,11 @@ def main():
                 name=dict(type="str"),
                 sha256=dict(type="str"),
                 size=dict(type="int"),
+                token_name=dict(type="str", no_log=False),
                 token=dict(type="str", no_log=True),
                 headers=dict(type="dict", no_log=True),
             )),
+            env_file=dict(type="path"),
             state_dir=dict(type="path", required=True),
             log_file=dict(type="path"),
             max_concurrent_downloads=dict(type="int", default=4),
@@ -283,35 +333,29 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    if not 1 <= params["max_connection_per_server"] <= 16:
-        module.fail_json(msg="max_connection_per_server must be between 1 and 16 (an aria2c limit)")
-    aria2c = module.get_bin_path("aria2c", required=not module.check_mode)
-    aria2_options = {
-        "max-concurrent-downloads": params["max_concurrent_downloads"],
-        "split": params["split"],
-        "max-connection-per-server": params["max_connection_per_server"],
-        "min-split-size": params["min_split_size"],
-        "timeout": params["timeout"],
-        "max-tries": params["max_tries"],
-        "retry-wait": params["retry_wait"],
-    }
-    batch = HttpDownloadBatch(params["downloads"], params["state_dir"], aria2c, aria2_options,
-                              log_file=params["log_file"], check_mode=module.check_mode,
+    with StopSignals() as signals:
+        params = module.params
+        if not 1 <= params["max_connection_per_server"] <= 16:
+            module.fail_json(msg="max_connection_per_server must be between 1 and 16 (an aria2c limit)")
+        try:
+            part_size = human_to_bytes(params["min_split_size"])
+        except ValueError:
+            module.fail_json(msg="min_split_size must be a size such as 8M, got %r" % params["min_split_size"])
+        aria2c = module.get_bin_path("aria2c", required=not module.check_mode)
+        aria2_options = {
+            "max-concurrent-downloads": params["max_concurrent_downloads"],
+            "split": params["split"],
+            "max-connection-per-server": params["max_connection_per_server"],
+            "min-split-size": params["min_split_size"],
+            "timeout": params["timeout"],
+            "max-tries": params["max_tries"],
+            "retry-wait": params["retry_wait"],
+        }
+        fetcher = HttpFetcher(aria2c, aria2_options, TargetSecrets(params["env_file"]),
                               connect_timeout=params["connect_timeout"], tries=params["max_tries"],
-                              retry_wait=params["retry_wait"])
-    try:
-        result = batch.run()
-    except BatchError as exc:
-        module.fail_json(msg=str(exc))
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff")
-    if result["failed_count"] and params["fail_on_error"]:
-        names = ", ".join(r["name"] for r in result["results"] if r["status"] == "failed")
-        module.fail_json(msg="%d of %d downloads failed: %s" % (result["failed_count"], len(result["results"]), names), **result)
-    module.exit_json(**result)
+                              retry_wait=params["retry_wait"], part_size=part_size,
+                              connections=params["max_concurrent_downloads"] * params["split"])
+        run_module_downloads(module, fetcher, http_entries(params["downloads"]), params["fail_on_error"], signals)
 
 
 if __name__ == "__main__":

@@ -27,9 +27,10 @@ description:
     default bucket is set."
   - "The C(filename) field may be a sub-path inside the repository (C(split_files/vae/x.safetensors));
     the file lands under its base name in C(<models_dir>/<subdir>/)."
-  - Every problem (unknown source, missing field, bad sha256, C(..) or absolute paths, two entries
-    of one manifest writing the same file) is reported together, each with its file and line,
-    and the task fails before anything is downloaded.
+  - Every problem (unknown source, missing field, bad sha256, C(..) or absolute paths, a URL with a
+    bad scheme, host or port such as C(:99999) or C(:abc), two entries of one manifest writing the
+    same file) is reported together, each with its file and line, and the task fails before
+    anything is downloaded. Lines end at a newline only, so no other character moves a line number.
   - An r2 key without a bucket while O(r2_bucket) is unset is not a manifest error (the same
     template works on a pod with C(R2_BUCKET)); the entry is left out of RV(entries) and listed
     in RV(skipped) with the reason, so the other models still download.
@@ -102,7 +103,10 @@ options:
       - Also write the merged plan to this file, one model a line with its origin, then the
         replaced entries and the ones this host cannot fetch (C(NOT FETCHED)).
       - Its folder is created when missing. The file (mode C(0640)) is replaced atomically and
-        only when its content changes, which is what C(changed) then reports.
+        only when its content changes, which is what C(changed) then reports. URLs in it show no
+        password and no secret query value (C(user:***@), C(token=***)).
+      - When it cannot be written (a full disk) the module warns and still returns the plan; the
+        old file stays as it was.
       - When not set, nothing is written.
     type: path
   plan_log_file:
@@ -260,14 +264,14 @@ problems:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.manifest import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.manifest import (
     SOURCES,
     ManifestError,
     ManifestParser,
     ManifestSource,
     build_plan,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.plan_file import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.plan_file import (
     PlanFileError,
     render_plan,
     update_plan_file,
@@ -323,7 +327,10 @@ def main():
             changed, before = update_plan_file(path, text, check_mode=module.check_mode,
                                                atomic_move=module.atomic_move)
         except PlanFileError as exc:
-            module.fail_json(msg=str(exc))
+            # The plan file is for people; the plan itself is fine, so the downloads go on (on a
+            # full disk they report their own failures).
+            module.warn("plan file not written: %s" % exc)
+            changed, before = False, ""
         result.update(changed=changed, plan_file=path)
         if changed and module._diff:
             result["diff"] = dict(before_header=path, after_header=path, before=before, after=text)

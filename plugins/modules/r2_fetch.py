@@ -18,25 +18,32 @@ description:
     under O(state_dir) (on the same filesystem as the models), and the file is renamed into
     place only after its size, its sha256 (when given) and its content (not an error page)
     check out. This is the same staging, ledger and publish as M(aiclipse.comfyui.aria2_batch).
-  - A killed run resumes. Finished parts are recorded next to the staging file, and the next
-    run fetches only the parts that are missing, as long as the object's size and ETag are
+  - A killed run resumes inside every part. The bytes on disk of each part are journalled next to
+    the staging file as they are written, so after a SIGKILL the next run fetches again at most the
+    one 1 MiB chunk that was in flight per part, as long as the object's size and ETag are
     unchanged. Every ranged GET carries C(If-Match) with the ETag, so bytes of two versions of
-    an object are never mixed.
+    an object are never mixed. SIGTERM to the module stops it cleanly (see NOTES).
   - A destination recorded in the ledger whose size and modification time on disk and whose
     ETag on the server (one C(HEAD) request) still match is reported as present without any
     C(GET) and without reading the file. The C(HEAD) is what notices a model re-uploaded under
     the same key. When that C(HEAD) fails (endpoint down, credentials revoked), a recorded file
     is still reported present, so a pod keeps the models it verified before.
   - Every object is attempted and gets a result. Failures get a clear reason (no such key, no
-    such bucket, access denied, bad credentials, endpoint unreachable, verification failed);
-    with O(fail_on_error) the task fails at the end when any object failed.
-  - Missing credentials or endpoint, and bad O(objects), fail the task before any network
-    request is made.
+    such bucket, access denied, bad credentials, endpoint unreachable, verification failed, not
+    enough disk space); with O(fail_on_error) the task fails at the end when any object failed.
+    Results, counts, diff and messages have the same shape as M(aiclipse.comfyui.aria2_batch)'s.
+  - Missing credentials or endpoint fail every object with that reason (and the task) before any
+    network request is made; a bad item of O(objects) fails only that object.
+  - Before downloading, the sizes are compared with the free space of the staging filesystem; what
+    fits is downloaded, every object that does not fit fails with what it needs and what is free.
   - Set up for R2's quirks - region C(auto), path-style addressing, checksums only when
     required (boto3 1.36 and later otherwise send checksum headers that R2 rejects), and the
     classic HTTP client rather than the CRT transfer client, which ignores a custom endpoint.
-  - The secret key is passed to boto3 only; it never appears in the results, the log file, the
-    ledger or any process's argv.
+  - Credentials are read on the target, by name, from the module's environment or else from
+    O(env_file) (C(R2_ACCESS_KEY_ID), C(R2_SECRET_ACCESS_KEY); C(R2_ACCOUNT_ID), C(R2_ENDPOINT_URL) and
+    C(R2_BUCKET) the same way when their options are not given), so they need not be module arguments,
+    which ansible keeps in temporary files for as long as the module runs. The secret key is passed to
+    boto3 only; it never appears in the results, the log file, the ledger or any process's argv.
 author:
   - aiclipse team (@aiclipse)
 requirements:
@@ -67,32 +74,45 @@ options:
         description:
           - Expected sha256 of the file (64 hex digits). Checked before the file is placed.
         type: str
+      name:
+        description:
+          - Label for results and the log. Defaults to C(s3://<bucket>/<key>).
+        type: str
   bucket:
     description:
       - Default bucket for objects that do not name one.
-      - Defaults to the environment variable E(R2_BUCKET) of the host running the module.
+      - Defaults to E(R2_BUCKET) of the target (environment, else O(env_file)).
     type: str
   access_key_id:
     description:
-      - R2 access key id.
-      - Defaults to the environment variable E(R2_ACCESS_KEY_ID).
+      - R2 access key id, for calling the module by hand.
+      - Defaults to E(R2_ACCESS_KEY_ID) of the target (environment, else O(env_file)); roles rely on that.
     type: str
   secret_access_key:
     description:
-      - R2 secret access key. Prefer the environment variable E(R2_SECRET_ACCESS_KEY), which is the
-        default, so the secret never passes through task arguments.
+      - R2 secret access key, for calling the module by hand. Prefer leaving it to the target's
+        E(R2_SECRET_ACCESS_KEY) (environment, else O(env_file)), the default, so the secret never
+        rests in ansible's temporary files.
     type: str
   account_id:
     description:
       - Cloudflare account id; the endpoint is C(https://<account_id>.r2.cloudflarestorage.com).
-      - Defaults to the environment variable E(R2_ACCOUNT_ID). Not needed with O(endpoint_url).
+      - Defaults to E(R2_ACCOUNT_ID) of the target. Not needed with O(endpoint_url).
     type: str
   endpoint_url:
     description:
       - Use this S3-compatible endpoint instead of the account's R2 endpoint (MinIO, a test server,
         an R2 jurisdiction endpoint such as C(https://<account>.eu.r2.cloudflarestorage.com)).
-      - Defaults to the environment variable E(R2_ENDPOINT_URL).
+      - Defaults to E(R2_ENDPOINT_URL) of the target.
     type: str
+  env_file:
+    description:
+      - The pod's environment file (C(export NAME='value') lines, as the pod_env role writes
+        C(/etc/rp_environment)), read for the R2 settings that are neither options nor in the module's
+        environment (over SSH a module does not see the pod's environment).
+      - Read only when it is a regular file owned by the user the module runs as, with mode C(0600);
+        otherwise every object fails saying what to fix.
+    type: path
   state_dir:
     description:
       - Model state directory shared with the other downloaders, normally
@@ -155,6 +175,16 @@ seealso:
 notes:
   - The C(HEAD) requests of the present check need the same credentials as downloads, so check
     mode fails the same way when credentials are missing.
+  - Stopping a download. While the module runs, C(<state_dir>/r2_fetch.run.lock) holds its PID (one line).
+    SIGTERM (or SIGINT) to that PID stops it within a couple of seconds - every part journal is current, the
+    log gets one line saying the run was stopped and resumes at the next start, every unfinished object's
+    result says so, and the module exits with its result. Killing C(ansible-playbook) or its process group
+    does not stop a running module - ansible's worker calls C(setsid) and an async job's wrapper daemonizes,
+    so the module lives in a session of its own.
+  - "What failures look like in a result's C(reason): C(R2 credentials missing: set R2_ACCESS_KEY_ID (option
+    access_key_id) on the pod ...); C(no such key: s3://models/loras/typo.safetensors does not exist);
+    C(not enough disk space: needs 6.0 GiB, 2.1 GiB free on /workspace ...); C(stopped by SIGTERM before it
+    finished (...); the next start resumes it)."
 """
 
 EXAMPLES = r"""
@@ -170,18 +200,16 @@ EXAMPLES = r"""
     state_dir: /workspace/aiclipse/.state/models
     log_file: /workspace/aiclipse/logs/models.log
 
-- name: Fetch from another S3-compatible store, keep going when some objects fail
+- name: Fetch from another S3-compatible store, keys from the pod's env file, keep going on failures
   aiclipse.comfyui.r2_fetch:
     objects: "{{ models_r2_objects }}"
     endpoint_url: https://minio.example.net
     bucket: models
+    env_file: /etc/rp_environment
     state_dir: "{{ aiclipse_vault }}/.state/models"
     max_concurrency: 32
     part_size: 16MB
     fail_on_error: false
-  environment:
-    R2_ACCESS_KEY_ID: "{{ vault_r2_access_key_id }}"
-    R2_SECRET_ACCESS_KEY: "{{ vault_r2_secret_access_key }}"
   register: r2
 
 - name: Show what failed
@@ -191,24 +219,22 @@ EXAMPLES = r"""
 
 RETURN = r"""
 results:
-  description: One entry per object, in the order of O(objects).
+  description: One entry per object, in the order of O(objects) (the same shape as M(aiclipse.comfyui.aria2_batch)'s).
   returned: always
   type: list
   elements: dict
   contains:
     name:
-      description: The object as C(s3://bucket/key).
+      description: The object's name (O(objects[].name), else C(s3://bucket/key)).
       type: str
-      sample: s3://models/loras/v12.safetensors
-    bucket:
-      description: Bucket of the object.
-      type: str
-    key:
-      description: Key of the object.
-      type: str
+      sample: loras/v12.safetensors
     dest:
       description: Final path.
       type: str
+    source:
+      description: The object as C(s3://bucket/key).
+      type: str
+      sample: s3://models/loras/v12.safetensors
     status:
       description: V(downloaded), V(present), V(failed) or, in check mode, V(would_download).
       type: str
@@ -224,26 +250,17 @@ results:
       description: Bytes transferred by this run (less than RV(results[].bytes) after a resume).
       type: int
     seconds:
-      description: Wall time spent on this object's download.
+      description: Wall time spent on this object.
       type: float
-    etag:
-      description: ETag of the object on the server.
-      type: str
-    resumed_parts:
-      description: Parts taken over from a killed earlier run instead of being fetched again.
-      type: int
   sample:
-    - name: s3://models/loras/v12.safetensors
-      bucket: models
-      key: loras/v12.safetensors
+    - name: loras/v12.safetensors
       dest: /workspace/aiclipse/models/loras/v12.safetensors
+      source: s3://models/loras/v12.safetensors
       status: downloaded
       reason: ""
       bytes: 151000000
       fetched_bytes: 151000000
       seconds: 4.2
-      etag: '"9b2cf535f27731c974343645a3985328-10"'
-      resumed_parts: 0
 downloaded:
   description: Number of objects downloaded by this run.
   returned: always
@@ -267,23 +284,19 @@ would_download:
   returned: always
   type: int
 bytes_needed:
-  description: Total size of the objects that are (or would be) downloaded.
+  description: In check mode, the bytes still to download.
   returned: always
   type: int
-endpoint:
-  description: The S3 endpoint used (never holds credentials).
-  returned: always
-  type: str
-  sample: https://0123456789abcdef.r2.cloudflarestorage.com
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils import r2_client
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.model_store import ModelStore, StoreError
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.r2_fetcher import (
-    ProgressLog, R2Fetcher, parse_objects, summarize)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads import r2_client
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import run_module_downloads
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.r2_fetcher import R2Fetcher, r2_entries
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.stop import StopSignals
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import TargetSecrets
 
 
 def _size_option(module, name):
@@ -305,12 +318,14 @@ def main():
                 bucket=dict(type="str"),
                 dest=dict(type="path", required=True),
                 sha256=dict(type="str"),
+                name=dict(type="str"),
             )),
-            bucket=dict(type="str", fallback=(env_fallback, ["R2_BUCKET"])),
-            access_key_id=dict(type="str", no_log=True, fallback=(env_fallback, ["R2_ACCESS_KEY_ID"])),
-            secret_access_key=dict(type="str", no_log=True, fallback=(env_fallback, ["R2_SECRET_ACCESS_KEY"])),
-            account_id=dict(type="str", fallback=(env_fallback, ["R2_ACCOUNT_ID"])),
-            endpoint_url=dict(type="str", fallback=(env_fallback, ["R2_ENDPOINT_URL"])),
+            bucket=dict(type="str"),
+            access_key_id=dict(type="str", no_log=True),
+            secret_access_key=dict(type="str", no_log=True),
+            account_id=dict(type="str"),
+            endpoint_url=dict(type="str"),
+            env_file=dict(type="path"),
             state_dir=dict(type="path", required=True),
             log_file=dict(type="path"),
             max_concurrency=dict(type="int", default=32),
@@ -320,50 +335,19 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not r2_client.HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"), exception=r2_client.BOTO3_IMPORT_ERROR)
-    params = module.params
-    if params["max_concurrency"] < 1:
-        module.fail_json(msg="max_concurrency must be at least 1, got %d" % params["max_concurrency"])
-    part_size = _size_option(module, "part_size")
-    threshold = _size_option(module, "multipart_threshold")
-
-    # Everything that needs no network is checked first, so a typo costs no request.
-    try:
-        specs = parse_objects(params["objects"], params["bucket"])
-        endpoint = r2_client.resolve_endpoint(params["account_id"], params["endpoint_url"])
-        r2_client.check_credentials(params["access_key_id"], params["secret_access_key"])
-        store = ModelStore(params["state_dir"], read_only=module.check_mode)
-    except (r2_client.R2ConfigError, StoreError) as exc:
-        module.fail_json(msg=str(exc))
-
-    client = r2_client.make_client(endpoint, params["access_key_id"], params["secret_access_key"],
-                                   max_pool_connections=params["max_concurrency"])
-    # Check mode changes nothing on the host, the log file included.
-    log = ProgressLog(None if module.check_mode else params["log_file"])
-    fetcher = R2Fetcher(client, endpoint, store, max_concurrency=params["max_concurrency"],
-                        part_size=part_size, multipart_threshold=threshold, log=log)
-    with store.exclusive_run("r2_fetch", on_wait=log):
-        results = fetcher.run(specs, check_mode=module.check_mode)
-    counts = summarize(results)
-    fetched = [r for r in results if r["status"] in ("downloaded", "would_download")]
-    bytes_needed = sum(r["bytes"] for r in fetched)
-    log("summary: %d downloaded, %d present, %d failed%s" % (
-        counts["downloaded"], counts["present"], counts["failed_count"],
-        ", %d would be downloaded" % counts["would_download"] if module.check_mode else ""))
-
-    changed = bool(counts["downloaded"] or counts["would_download"])
-    diff = {"before": "".join("%s: %s\n" % (r["dest"], r["reason"] or "absent") for r in fetched),
-            "after": "".join("%s: %s (%d bytes)\n" % (r["dest"], r["name"], r["bytes"]) for r in fetched)}
-    output = dict(changed=changed, results=results, endpoint=endpoint, bytes_needed=bytes_needed,
-                  hashed=store.hashed, **counts)
-    if module._diff:
-        output["diff"] = diff
-    if counts["failed_count"] and params["fail_on_error"]:
-        failures = ["%s: %s" % (r["name"], r["reason"]) for r in results if r["status"] == "failed"]
-        module.fail_json(msg="%d of %d R2 objects failed:\n%s" % (counts["failed_count"], len(results), "\n".join(failures)),
-                         **output)
-    module.exit_json(**output)
+    with StopSignals() as signals:
+        if not r2_client.HAS_BOTO3:
+            module.fail_json(msg=missing_required_lib("boto3"), exception=r2_client.BOTO3_IMPORT_ERROR)
+        params = module.params
+        if params["max_concurrency"] < 1:
+            module.fail_json(msg="max_concurrency must be at least 1, got %d" % params["max_concurrency"])
+        settings = dict((option, params[option]) for option in
+                        ("access_key_id", "secret_access_key", "account_id", "endpoint_url", "bucket"))
+        fetcher = R2Fetcher(settings, TargetSecrets(params["env_file"]), max_concurrency=params["max_concurrency"],
+                            part_size=_size_option(module, "part_size"),
+                            multipart_threshold=_size_option(module, "multipart_threshold"))
+        run_module_downloads(module, fetcher, r2_entries(params["objects"], params["bucket"]),
+                             params["fail_on_error"], signals)
 
 
 if __name__ == "__main__":

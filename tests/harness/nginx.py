@@ -9,8 +9,10 @@ Layout of the served tree (``files_dir``)::
     civitai/<version id>         /api/download/models/<id>  needs the token, 302 to /signed/...
                                  /signed/<name>      signed storage: any Authorization -> 400
 
-The access log records, per request, the method, URI, status, Range and the Authorization
-header as received, so tests can prove where a token went (and where it did not).
+Signed storage is another origin: the redirects point at a second port of the same nginx
+(``signed_url``), the way Hugging Face and CivitAI redirect to a CDN host. The access log
+records, per request, the method, URI, status, Range, the Authorization header as received
+and the port it arrived on, so tests can prove where a token went (and where it did not).
 """
 import os
 import shutil
@@ -33,7 +35,7 @@ events {{ worker_connections 256; }}
 http {{
     default_type application/octet-stream;
     sendfile on;
-    log_format probe '$request_method $request_uri $status range="$http_range" auth="$http_authorization" bytes=$body_bytes_sent';
+    log_format probe '$request_method $request_uri $status range="$http_range" auth="$http_authorization" port=$server_port bytes=$body_bytes_sent';
     access_log {state}/access.log probe;
     client_body_temp_path {state}/body;
     proxy_temp_path {state}/proxy;
@@ -42,6 +44,7 @@ http {{
     scgi_temp_path {state}/scgi;
     server {{
         listen 127.0.0.1:{port};
+        listen 127.0.0.1:{signed_port};
         server_name origin;
         root {files};
         {limit_rate}
@@ -54,16 +57,16 @@ http {{
         }}
         location ~ ^/redirect/(?<name>.+)$ {{
             if ($http_authorization != "Bearer {token}") {{ return 401; }}
-            return 302 http://127.0.0.1:{port}/signed/$name?X-Amz-Signature=stand-in;
+            return 302 http://127.0.0.1:{signed_port}/signed/$name?X-Amz-Signature=stand-in;
         }}
         location ~ ^/hf/(?<repo>[^/]+/[^/]+)/resolve/(?<rev>[^/]+)/(?<path>.+)$ {{
             # Public repos need no token; a wrong one is refused like the real hub does.
             if ($http_authorization !~ "^(|Bearer {token})$") {{ return 401; }}
-            return 302 http://127.0.0.1:{port}/signed/hf/$repo/$path?X-Amz-Signature=stand-in;
+            return 302 http://127.0.0.1:{signed_port}/signed/hf/$repo/$path?X-Amz-Signature=stand-in;
         }}
         location ~ ^/api/download/models/(?<id>[0-9]+)$ {{
             if ($http_authorization != "Bearer {token}") {{ return 401; }}
-            return 302 http://127.0.0.1:{port}/signed/civitai/$id?X-Amz-Signature=stand-in;
+            return 302 http://127.0.0.1:{signed_port}/signed/civitai/$id?X-Amz-Signature=stand-in;
         }}
         location /signed/ {{
             # Signed storage (S3/R2 presigned URLs) rejects a second auth mechanism.
@@ -83,12 +86,18 @@ class NginxOrigin:
         self.token = token
         self.limit_rate = limit_rate
         self.port = port or free_port()
+        self.signed_port = free_port()
         self.state = Path(tempfile.mkdtemp(prefix="aiclipse-nginx-"))
         self.process = None
 
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def signed_url(self):
+        """The signed-storage origin the redirects point at (another port: another origin)."""
+        return f"http://127.0.0.1:{self.signed_port}"
 
     @property
     def access_log(self):
@@ -104,7 +113,7 @@ class NginxOrigin:
             (self.state / sub).mkdir(exist_ok=True)
         limit = f"limit_rate {self.limit_rate};" if self.limit_rate else ""
         conf = self.state / "nginx.conf"
-        conf.write_text(_CONFIG.format(state=self.state, port=self.port, files=self.files_dir,
+        conf.write_text(_CONFIG.format(state=self.state, port=self.port, signed_port=self.signed_port, files=self.files_dir,
                                        token=self.token, limit_rate=limit,
                                        # As root, workers would drop to `nobody` and fail to
                                        # read pytest's 0700 temp dirs.

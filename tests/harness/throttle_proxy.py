@@ -2,7 +2,9 @@
 
 Put it in front of the moto S3 server to make downloads slow enough to be killed half-way
 (moto on loopback is otherwise done before a test can react), the way a real per-connection
-limited origin behaves. ``ThrottleProxy(upstream_port, bytes_per_second)``; ``.port``.
+limited origin behaves. ``ThrottleProxy(upstream_port, bytes_per_second)``; ``.port``;
+``.sent`` counts every byte passed downstream (responses), so tests can measure what a client
+fetched - and fetched again after a kill - at the wire.
 """
 import socket
 import threading
@@ -20,6 +22,7 @@ class ThrottleProxy:
         self._stopping = threading.Event()
         self._sockets = []
         self._lock = threading.Lock()
+        self.sent = 0
 
     @property
     def endpoint(self):
@@ -62,6 +65,8 @@ class ThrottleProxy:
                     break
                 sink.sendall(data)
                 if rate:
+                    with self._lock:
+                        self.sent += len(data)
                     sent += len(data)
                     ahead = sent / rate - (time.monotonic() - started)
                     if ahead > 0:

@@ -39,6 +39,12 @@ class Pod:
                                  "  roles:\n    - role: aiclipse.comfyui.models\n")
         self.env = {name: "" for name in SETTINGS}
         self.env["ANSIBLE_ASYNC_DIR"] = str(self.async_dir)
+        # ansible's own temporary files (AnsiballZ payloads) land here, where tests can scan them.
+        self.env["ANSIBLE_REMOTE_TEMP"] = str(tmp_path / "ansible-remote-tmp")
+        self.env["ANSIBLE_LOCAL_TEMP"] = str(tmp_path / "ansible-local-tmp")
+        # The pod's env file the download modules read secrets from (never the machine's /etc).
+        self.env_file = tmp_path / "rp_environment"
+        self.extra_vars = {}
 
     @property
     def models(self):
@@ -57,6 +63,8 @@ class Pod:
         extra_vars = {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}
         if vault:
             extra_vars["aiclipse_vault"] = str(self.vault)
+            extra_vars["models_env_file"] = str(self.env_file)
+        extra_vars.update(self.extra_vars)
         return run_playbook(
             self.playbook, inventory="localhost,", check=check, verbosity=verbosity,
             extra_vars=extra_vars,
@@ -238,3 +246,176 @@ def test_download_models_false_skips_even_a_broken_manifest(pod):
     # The role's argument spec and defaults stand without aiclipse_vault (collection default).
     bare = pod.run(vault=False, DOWNLOAD_MODELS="false")
     assert bare.rc == 0, bare.stdout[-3000:]
+
+
+# -- a failed download is never a green run -------------------------------------------------
+
+def lines_of(run):
+    """The role's one-line-per-model report, as printed by the foreground run."""
+    return run.stdout
+
+
+def job_by_module(results):
+    """Async results keyed by which downloader ran (HTTP results have no bucket-style names)."""
+    jobs = {}
+    for result in results:
+        args = result.get("invocation", {}).get("module_args", {})
+        jobs["r2" if "objects" in args else "http"] = result
+    return jobs
+
+
+@pytest.mark.parametrize("foreground", [True, False], ids=["foreground", "background"])
+def test_missing_r2_credentials_fail_every_r2_model_and_the_rest_downloads(pod, served, make_origin, s3, foreground):
+    root, files = served
+    origin = make_origin(root)
+    s3.client().create_bucket(Bucket="models")
+    pod.manifest("user", f"url|{origin.url}/public/upscaler.pth|good.pth|upscale_models\n"
+                         "r2|loras/a.safetensors|a.safetensors|loras\n"
+                         "r2|loras/b.safetensors|b.safetensors|loras\n")
+    env = {"R2_ENDPOINT_URL": s3.endpoint, "R2_BUCKET": "models", "DOWNLOAD_IN_FOREGROUND": str(foreground).lower()}
+    run = pod.run(**env)
+    if foreground:
+        assert run.rc != 0, run.stdout[-3000:]
+        assert "loras/a.safetensors: R2 credentials missing" in run.stdout, run.stdout[-3000:]
+        assert "loras/b.safetensors: R2 credentials missing" in run.stdout
+    else:
+        assert run.rc == 0, run.stdout[-3000:]
+        jobs = job_by_module(pod.wait_for_jobs())
+        r2 = jobs["r2"]
+        assert r2["failed"] is True and "R2 credentials missing" in r2["msg"]
+        assert [(r["name"], r["status"]) for r in r2["results"]] == [
+            ("loras/a.safetensors", "failed"), ("loras/b.safetensors", "failed")]
+        assert all("R2 credentials missing" in r["reason"] for r in r2["results"])
+    log = pod.log.read_text()
+    assert "R2 credentials missing" in log and "loras/a.safetensors" in log and "loras/b.safetensors" in log
+    assert sha(pod.models / "upscale_models/good.pth") == files["plain"]
+
+
+@pytest.mark.parametrize("foreground", [True, False], ids=["foreground", "background"])
+def test_disk_preflight_downloads_what_fits_and_fails_the_rest(pod, fault_server, small_tmpfs, foreground):
+    small_tmpfs("3m", name="vault")
+    url = fault_server.url
+    pod.manifest("user", f"url|{url}/files/c.bin|c.bin|vae|{fault_server.catalog['c.bin'][1]}\n"
+                         f"url|{url}/files/big.bin|big.bin|checkpoints\n"
+                         f"url|{url}/files/a.bin|a.bin|loras\n")
+    run = pod.run(DOWNLOAD_IN_FOREGROUND=str(foreground).lower())
+    if foreground:
+        assert run.rc != 0, run.stdout[-3000:]
+        assert "checkpoints/big.bin: not enough disk space: needs 6.0 MiB" in run.stdout, run.stdout[-3000:]
+    else:
+        assert run.rc == 0
+        (job,) = pod.wait_for_jobs()
+        statuses = {r["name"]: (r["status"], r["reason"]) for r in job["results"]}
+        assert statuses["checkpoints/big.bin"][0] == "failed"
+        assert "needs 6.0 MiB" in statuses["checkpoints/big.bin"][1]
+        assert statuses["vae/c.bin"][0] == statuses["loras/a.bin"][0] == "downloaded"
+    assert (pod.models / "vae/c.bin").exists() and (pod.models / "loras/a.bin").exists()
+    assert not (pod.models / "checkpoints/big.bin").exists()
+    assert "needs 6.0 MiB" in pod.log.read_text()
+    big_gets = [r for r in fault_server.requests if r.method == "GET" and r.path.endswith("big.bin")]
+    assert big_gets == [], "a file that cannot fit is not downloaded at all"
+
+
+@pytest.mark.parametrize("foreground", [True, False], ids=["foreground", "background"])
+def test_a_full_disk_while_writing_the_ledger_keeps_every_result(pod, fault_server, small_tmpfs, foreground):
+    small_tmpfs("2m", name="vault")
+    size, digest = fault_server.catalog["a.bin"]
+    model = pod.models / "loras/a.bin"
+    model.parent.mkdir(parents=True)
+    model.write_bytes((fault_server.files_dir / "a.bin").read_bytes())  # the user's own copy, unrecorded
+    state = pod.vault / ".state/models"
+    state.mkdir(parents=True)
+    # A ledger of other models, big enough that rewriting it cannot fit on the disk that is left.
+    entries = {f"/elsewhere/model-{n:06d}.bin": {"size": n, "mtime_ns": n} for n in range(24000)}
+    (state / "ledger.json").write_text(json.dumps({"version": 1, "entries": entries}))
+    with open(pod.vault / "filler", "wb") as handle:
+        try:
+            handle.write(os.urandom(4 * 1024 * 1024))
+        except OSError:
+            pass
+    pod.manifest("elsewhere.txt", "")
+    pod.extra_vars["models_log_file"] = str(pod.root / "logs/models.log")
+    pod.extra_vars["models_plan_file"] = str(pod.root / "logs/models-plan.txt")
+    pod.extra_vars["models_user_manifest"] = str(pod.root / "user.txt")
+    (pod.root / "user.txt").write_text(f"url|{fault_server.url}/files/a.bin|a.bin|loras|{digest}\n")
+    run = pod.run(DOWNLOAD_IN_FOREGROUND=str(foreground).lower())
+    assert "Traceback" not in run.stdout + run.stderr
+    if foreground:
+        assert run.rc == 0, run.stdout[-3000:]
+        assert "loras/a.bin: present" in run.stdout, run.stdout[-3000:]
+        assert "ledger not updated" in run.stdout
+    else:
+        assert run.rc == 0
+        (job,) = pod.wait_for_jobs()
+        (result,) = job["results"]
+        assert result["status"] == "present" and "ledger not updated" in result["reason"], result
+    assert "ledger not updated" in (pod.root / "logs/models.log").read_text()
+    assert sha(model) == digest
+
+
+@pytest.mark.parametrize("port", ["99999", "abc"])
+@pytest.mark.parametrize("foreground", [True, False], ids=["foreground", "background"])
+def test_a_url_with_a_bad_port_names_its_line_and_downloads_nothing(pod, served, make_origin, port, foreground):
+    root, _files = served
+    origin = make_origin(root)
+    user = pod.manifest("user", f"url|{origin.url}/public/upscaler.pth|good.pth|upscale_models\n"
+                                f"url|http://127.0.0.1:{port}/x.pth|bad.pth|upscale_models\n")
+    run = pod.run(DOWNLOAD_IN_FOREGROUND=str(foreground).lower())
+    assert run.rc != 0
+    assert f"{user}:2: url 'http://127.0.0.1:{port}/x.pth'" in run.stdout, run.stdout[-3000:]
+    assert origin.log_lines() == []
+    assert not pod.async_dir.exists() or not list(pod.async_dir.iterdir())
+
+
+# -- secrets stay on the pod, out of ansible's files -----------------------------------------
+
+def test_no_secret_in_any_file_or_argv_while_background_jobs_run(pod, tmp_path, make_origin, s3):
+    from harness.secret_scan import argv_holding, files_holding
+    from harness.throttle_proxy import ThrottleProxy
+    root = tmp_path / "served"
+    big = write_file(root / "hf/org/repo/big.safetensors", 3_000_000, seed=9)
+    origin = make_origin(root, token=HF_TOKEN, limit_rate="500k")
+    r2 = bucket(s3, {"loras/slow.safetensors": 3_000_000})
+    pod.manifest("user", f"hf|org/repo|big.safetensors|checkpoints|{big}\n"
+                         f"r2|loras/slow.safetensors|slow.safetensors|loras|{r2['loras/slow.safetensors']}\n")
+    secrets = [HF_TOKEN, SECRET_KEY]
+    with ThrottleProxy(s3.port, 500_000) as proxy:
+        env = {**r2_env(s3), "R2_ENDPOINT_URL": proxy.endpoint, "HF_TOKEN": HF_TOKEN, "HF_ENDPOINT": f"{origin.url}/hf"}
+        run = pod.run(**env)
+        assert run.rc == 0, run.stdout[-3000:]
+        watched = [pod.env["ANSIBLE_REMOTE_TEMP"], pod.env["ANSIBLE_LOCAL_TEMP"], pod.async_dir, pod.vault]
+        scans = 0
+        leaks = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            leaks += files_holding(secrets, watched) + argv_holding(secrets)
+            scans += 1
+            jobs = [p for p in pod.async_dir.glob("*") if p.is_file()]
+            if jobs and all('"started"' not in p.read_text(errors="replace") for p in jobs):
+                break
+            time.sleep(0.2)
+        results = pod.wait_for_jobs()
+    assert scans >= 3, "the jobs finished before they could be watched"
+    assert leaks == [], leaks
+    assert all(not r.get("failed") for r in results), results
+    assert sha(pod.models / "checkpoints/big.safetensors") == big
+    assert_no_secret(run.stdout, run.stderr, pod.log.read_text())
+
+
+def test_tokens_and_r2_keys_come_from_the_pod_env_file_when_the_environment_lacks_them(pod, tmp_path, make_origin, s3):
+    """The fleet case: over SSH the module's environment has no pod settings; pod_env's file has."""
+    root = tmp_path / "served"
+    private = write_file(root / "hf/org/repo/p.safetensors", 200_000, seed=4)
+    origin = make_origin(root, token=HF_TOKEN)
+    r2 = bucket(s3, {"loras/k.safetensors": 100_000})
+    pod.manifest("user", f"hf|org/repo|p.safetensors|checkpoints|{private}\n"
+                         f"r2|loras/k.safetensors|k.safetensors|loras|{r2['loras/k.safetensors']}\n")
+    pod.env_file.write_text(f"export HF_TOKEN='{HF_TOKEN}'\nexport R2_ACCESS_KEY_ID='{ACCESS_KEY}'\n"
+                            f"export R2_SECRET_ACCESS_KEY='{SECRET_KEY}'\n")
+    pod.env_file.chmod(0o600)
+    run = pod.run(DOWNLOAD_IN_FOREGROUND="true", HF_ENDPOINT=f"{origin.url}/hf", R2_ENDPOINT_URL=s3.endpoint,
+                  R2_BUCKET="models")
+    assert run.rc == 0, run.stdout[-3000:]
+    assert sha(pod.models / "checkpoints/p.safetensors") == private
+    assert sha(pod.models / "loras/k.safetensors") == r2["loras/k.safetensors"]
+    assert_no_secret(run.stdout, run.stderr, pod.log.read_text())

@@ -14,7 +14,7 @@ from harness.paths import FIXTURES as FIXTURES_DIR, REPO
 # The checkout is the collection: make `ansible_collections.aiclipse.comfyui` importable.
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.manifest import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.manifest import (  # noqa: E402
     ManifestError,
     ManifestParser,
     ManifestSource,
@@ -188,6 +188,40 @@ def test_bad_lines_name_file_line_and_problem(line, expected):
     assert expected in message
 
 
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"])
+def test_only_newline_ends_a_line(separator):
+    """str.splitlines() also splits on these; a comment holding one must not shift line numbers."""
+    text = f"# a comment with a{separator}inside\nhf|org/repo|a.bin|vae\nhf|org/repo|b.bin|../x\n"
+    entries, problems = parser().parse_text(text, "m.txt")
+    assert [e["origin"] for e in entries] == ["m.txt:2"]
+    assert [origin for origin, _message in problems] == ["m.txt:3"]
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("http://example.invalid:99999/a.bin", "port 99999 is out of range"),
+    ("http://example.invalid:abc/a.bin", "port 'abc' is not a number"),
+    ("http://example.invalid:/a.bin", None),
+    ("https:///a.bin", "has no host"),
+    ("http://exa mple.invalid/a.bin", "space"),
+    ("http://example.invalid/a\x7f.bin", "control character"),
+    ("http://[::1/a.bin", "is not a valid URL"),
+    ("http://user:pass@example.invalid/a.bin", None),
+])
+def test_url_syntax_is_checked_with_file_and_line(url, expected):
+    problems = problems_of(f"# c\nurl|{url}|a.bin|vae\n", "user.txt")
+    if expected is None:
+        assert problems == []
+        return
+    assert len(problems) == 1 and problems[0][0] == "user.txt:2", problems
+    assert expected in problems[0][1], problems
+
+
+@pytest.mark.parametrize("option", ["hf_endpoint", "civitai_endpoint"])
+def test_bad_endpoints_are_refused(option):
+    with pytest.raises(ValueError, match="port 99999 is out of range"):
+        parser(**{option: "http://127.0.0.1:99999"})
+
+
 def test_every_problem_is_reported_at_once_with_its_line(tmp_path):
     path = tmp_path / "user.txt"
     path.write_text("hf|org/repo|a.bin|vae\nbogus|x|y|z\nhf|org/repo|b.bin|/abs\nhf|org/repo|c.bin|vae|nothex\n")
@@ -358,3 +392,36 @@ def test_module_fails_on_a_required_manifest_that_is_missing(tmp_path):
         "manifests": [{"path": str(tmp_path / "flux_models.txt"), "required": True}]})
     assert result["failed"] is True
     assert f"{tmp_path / 'flux_models.txt'}: manifest file does not exist" in result["msg"]
+
+
+def test_module_writes_the_plan_file_0640_with_urls_masked(tmp_path):
+    user = write(tmp_path, "user.txt", "url|https://bob:hunter2@host.invalid/x.bin|x.bin|vae\n")
+    plan_file = tmp_path / "logs/models-plan.txt"
+    for _run in range(2):  # created, then left alone; either way 0640
+        result, _proc = run_module("model_manifest", {
+            "models_dir": str(tmp_path / "models"), "manifests": [{"path": user}], "plan_file": str(plan_file)})
+        assert result.get("failed") is not True, result
+        assert oct(plan_file.stat().st_mode & 0o777) == "0o640"
+    assert "hunter2" not in plan_file.read_text()
+    plan_file.chmod(0o666)
+    write(tmp_path, "user.txt", "url|https://host.invalid/y.bin|y.bin|vae\n")
+    run_module("model_manifest", {"models_dir": str(tmp_path / "models"), "manifests": [{"path": user}],
+                                  "plan_file": str(plan_file)})
+    assert oct(plan_file.stat().st_mode & 0o777) == "0o640"
+
+
+def test_module_warns_when_the_plan_cannot_be_written_and_still_returns_the_plan(tmp_path, small_tmpfs):
+    folder = small_tmpfs("64k")
+    (folder / "filler").write_bytes(b"")
+    with open(folder / "filler", "wb") as handle:
+        try:
+            handle.write(b"x" * 1024 * 1024)
+        except OSError:
+            pass
+    user = write(tmp_path, "user.txt", "".join("hf|org/repo|m%03d.bin|vae\n" % n for n in range(300)))
+    result, proc = run_module("model_manifest", {"models_dir": str(tmp_path / "models"), "manifests": [{"path": user}],
+                                                 "plan_file": str(folder / "models-plan.txt")})
+    assert result.get("failed") is not True, result
+    assert len(result["entries"]) == 300
+    assert any("No space left on device" in w for w in result.get("warnings", [])), result.get("warnings")
+    assert "Traceback" not in proc.stdout + proc.stderr

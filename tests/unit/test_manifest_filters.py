@@ -13,7 +13,7 @@ sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.aiclipse.comfyui.plugins.filter.model_downloads import (  # noqa: E402
     model_download_report,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.manifest import ManifestParser  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.manifest import ManifestParser  # noqa: E402
 
 SHA = "cd" * 32
 MANIFEST = (
@@ -46,26 +46,28 @@ def render(tmp_path, expression, variables):
     return json.loads(out.read_text())
 
 
-def test_each_http_source_gets_only_its_own_token_and_r2_goes_to_r2_fetch(tmp_path):
+def test_each_http_source_names_only_its_own_token_and_r2_goes_to_r2_fetch(tmp_path):
     plan = entries(r2_bucket=None)
-    result = render(tmp_path, "[plan | aiclipse.comfyui.model_http_downloads(hf_token='HF', civitai_token='CIVIT'),"
+    result = render(tmp_path, "[plan | aiclipse.comfyui.model_http_downloads,"
                               " plan | aiclipse.comfyui.model_r2_objects,"
-                              " plan | aiclipse.comfyui.model_http_downloads(hf_token='', civitai_token=None)]",
+                              " plan | aiclipse.comfyui.model_http_downloads(hf_token_name='MY_HF', civitai_token_name='')]",
                     {"plan": plan})
-    http, r2, tokenless = result
+    http, r2, renamed = result
     assert http == [
         {"name": "vae/a.safetensors", "url": "https://huggingface.co/org/repo/resolve/v2/split_files/a.safetensors",
-         "dest": "/v/models/vae/a.safetensors", "sha256": SHA, "token": "HF"},
+         "dest": "/v/models/vae/a.safetensors", "sha256": SHA, "token_name": "HF_TOKEN"},
         {"name": "loras/b.safetensors", "url": "https://civitai.com/api/download/models/4242",
-         "dest": "/v/models/loras/b.safetensors", "token": "CIVIT"},
+         "dest": "/v/models/loras/b.safetensors", "token_name": "CIVITAI_TOKEN"},
         {"name": "upscale_models/c.pth", "url": "https://files.example.invalid/c.pth",
          "dest": "/v/models/upscale_models/c.pth"},
     ]
     assert r2 == [
-        {"bucket": "loras", "key": "d.safetensors", "dest": "/v/models/loras/d.safetensors"},
-        {"bucket": "other", "key": "loras/e.safetensors", "dest": "/v/models/loras/e.safetensors"},
+        {"name": "loras/d.safetensors", "bucket": "loras", "key": "d.safetensors", "dest": "/v/models/loras/d.safetensors"},
+        {"name": "loras/e.safetensors", "bucket": "other", "key": "loras/e.safetensors",
+         "dest": "/v/models/loras/e.safetensors"},
     ]
-    assert all("token" not in item for item in tokenless)
+    assert [item.get("token_name") for item in renamed] == ["MY_HF", None, None]
+    assert not any("token" in item for item in http + renamed), "no token value ever passes a filter"
 
 
 def test_report_counts_every_entry_and_names_a_task_that_failed_as_a_whole():
@@ -79,3 +81,15 @@ def test_report_counts_every_entry_and_names_a_task_that_failed_as_a_whole():
                                   "loras/k: no bucket"]
     assert report["lines"] == ["vae/a: downloaded", "loras/b: present", "x/c: failed (HTTP 404)",
                                "loras/k: failed (no bucket)"]
+
+
+def test_report_accounts_for_every_planned_model_even_when_a_task_returned_nothing():
+    planned = [{"name": "vae/a", "dest": "/m/vae/a"}, {"name": "loras/k", "dest": "/m/loras/k"},
+               {"name": "loras/r", "dest": "/m/loras/r"}]
+    http = {"results": [{"name": "vae/a", "dest": "/m/vae/a", "status": "downloaded"}]}
+    r2 = {"failed": False, "msg": "MODULE FAILURE: see stdout/stderr for the exact error"}  # failed_when: false
+    report = model_download_report({"HTTP downloads": http, "R2 downloads": r2}, [], planned)
+    assert report["failed"] == 2 and report["downloaded"] == 1
+    assert report["failures"] == [
+        "loras/k: no result: R2 downloads: MODULE FAILURE: see stdout/stderr for the exact error",
+        "loras/r: no result: R2 downloads: MODULE FAILURE: see stdout/stderr for the exact error"]

@@ -12,7 +12,7 @@ import pytest
 from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.model_store import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import (  # noqa: E402
     ModelStore, StoreError, VerifyError, looks_like_error_body)
 
 BODY = bytes(range(256)) * 64
@@ -244,4 +244,4 @@ def test_full_disk_after_rename_keeps_the_verified_file_and_notes_the_ledger(sma
             pass
     assert store.publish(staged, str(dest), sha256=BODY_SHA) == BODY_SHA
     assert dest.read_bytes() == BODY
-    assert len(store.ledger_errors) == 1 and "No space left" in store.ledger_errors[0]
+    assert list(store.ledger_errors) == [str(dest)] and "No space left" in store.ledger_errors[str(dest)]

@@ -10,7 +10,7 @@ from harness.paths import REPO
 # The checkout is the collection: make `ansible_collections.aiclipse.comfyui` importable.
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.plan_file import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.plan_file import (  # noqa: E402
     PlanFileError, render_plan, update_plan_file,
 )
 
@@ -53,3 +53,31 @@ def test_a_folder_at_the_plan_path_is_a_clear_error(tmp_path):
     (tmp_path / "plan.txt").mkdir()
     with pytest.raises(PlanFileError, match="not a regular file"):
         update_plan_file(str(tmp_path / "plan.txt"), "x")
+
+
+def test_urls_in_the_plan_hide_passwords_and_secret_query_values():
+    plan = dict(PLAN, entries=[
+        {"name": "a/x.bin", "source": "url", "identifier": "https://bob:hunter2@host.invalid/x.bin?token=abc123&v=2",
+         "origin": "/m.txt:1"},
+        {"name": "a/y.bin", "source": "url", "identifier": "https://tok_ABCDEF@host.invalid/y.bin", "origin": "/m.txt:2"},
+    ])
+    text = render_plan(plan)
+    for secret in ("hunter2", "abc123", "tok_ABCDEF"):
+        assert secret not in text
+    assert "https://bob:***@host.invalid/x.bin?token=***&v=2" in text
+    assert "https://***@host.invalid/y.bin" in text
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_the_old_plan(small_tmpfs):
+    folder = small_tmpfs("64k")
+    path = folder / "plan.txt"
+    update_plan_file(str(path), "old plan\n")
+    with open(folder / "filler", "wb") as handle:
+        try:
+            handle.write(b"x" * 1024 * 1024)
+        except OSError:
+            pass
+    with pytest.raises(PlanFileError, match="No space left on device"):
+        update_plan_file(str(path), "a new plan " * 5000)
+    assert path.read_text() == "old plan\n"
+    assert sorted(os.listdir(folder)) == ["filler", "plan.txt"]

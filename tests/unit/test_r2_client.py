@@ -7,8 +7,8 @@ import pytest
 from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
-from ansible_collections.aiclipse.comfyui.plugins.module_utils import r2_client  # noqa: E402
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.r2_fetcher import parse_objects, summarize  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads import r2_client  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.r2_fetcher import r2_entries  # noqa: E402
 
 
 def client_error(code, status, operation="GetObject"):
@@ -29,6 +29,8 @@ def test_missing_credentials_name_every_variable():
     with pytest.raises(r2_client.R2ConfigError) as caught:
         r2_client.check_credentials(None, "")
     assert "R2_ACCESS_KEY_ID (option access_key_id) and R2_SECRET_ACCESS_KEY" in str(caught.value)
+    with pytest.raises(r2_client.R2ConfigError, match=r"its environment or /etc/rp_environment\)"):
+        r2_client.check_credentials("id", None, "/etc/rp_environment")
     r2_client.check_credentials("id", "secret")
 
 
@@ -63,26 +65,10 @@ def test_unreachable_and_bodyless_errors():
     assert not r2_client.is_bodyless_status_error(client_error("NoSuchKey", 404))
 
 
-def test_parse_objects_defaults_bucket_and_strips_leading_slash():
-    specs = parse_objects([{"key": "/loras/a.safetensors", "dest": "/m/a.safetensors", "sha256": "A" * 64},
-                           {"key": "b", "bucket": "other", "dest": "/m/b"}], "models")
-    assert [(s.bucket, s.key, s.name) for s in specs] == [("models", "loras/a.safetensors", "s3://models/loras/a.safetensors"),
-                                                          ("other", "b", "s3://other/b")]
-    assert specs[0].sha256 == "a" * 64
-
-
-@pytest.mark.parametrize("objects,fragment", [
-    ([{"key": "", "dest": "/m/a"}], "objects[0]: key is empty"),
-    ([{"key": "a", "dest": "/m/../a"}], "must be a normalized file path"),
-    ([{"key": "a", "dest": "/m/a/"}], "must be a normalized file path"),
-    ([{"key": "a", "dest": "/m/a"}, {"key": "b", "dest": "/m/a"}], "objects[1] (b): dest /m/a is also the destination of objects[0]"),
-])
-def test_parse_objects_rejects(objects, fragment):
-    with pytest.raises(r2_client.R2ConfigError) as caught:
-        parse_objects(objects, "models")
-    assert fragment in str(caught.value)
-
-
-def test_summarize_never_returns_a_failed_key():
-    counts = summarize([{"status": "failed"}, {"status": "present"}, {"status": "downloaded"}])
-    assert counts == {"downloaded": 1, "present": 1, "failed_count": 1, "would_download": 0}
+def test_objects_default_bucket_strip_a_leading_slash_and_name_themselves():
+    entries = r2_entries([{"key": "/loras/a.safetensors", "dest": "/m/a.safetensors", "sha256": "A" * 64},
+                          {"key": "b", "bucket": "other", "dest": "/m/b", "name": "loras/b"}], "models")
+    assert [(e.bucket, e.key, e.name, e.source) for e in entries] == [
+        ("models", "loras/a.safetensors", "s3://models/loras/a.safetensors", "s3://models/loras/a.safetensors"),
+        ("other", "b", "loras/b", "s3://other/b")]
+    assert entries[0].sha256 == "a" * 64

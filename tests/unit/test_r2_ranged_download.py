@@ -1,4 +1,4 @@
-"""ranged_download: part planning, parallel writes at offsets, journal-based resume, retries.
+"""ranged_download: part planning, parallel writes at offsets, resume inside parts, retries, stop.
 
 The source is a real file read by range (the transport is not what is under test here; the
 S3 side is covered against moto in tests/integration/test_r2_fetch.py).
@@ -14,8 +14,8 @@ import pytest
 from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.ranged_download import (  # noqa: E402
-    DownloadJob, PartJournal, RangedDownloader, plan_parts)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import (  # noqa: E402
+    READ_CHUNK, DownloadJob, DownloadStopped, PartJournal, RangedDownloader, plan_parts)
 
 KIB = 1024
 
@@ -38,7 +38,7 @@ class FileSource:
             raise PermissionError("refused %d" % start)
         with open(self.path, "rb") as handle:
             handle.seek(start)
-            data = handle.read(end - start + 1)
+            data = handle.read() if end is None else handle.read(end - start + 1)
         return Stream(data if cut is None else data[:cut])
 
 
@@ -86,7 +86,7 @@ def test_parallel_parts_land_at_their_offsets(source, tmp_path):
     assert open(job.staged, "rb").read() == source.path.read_bytes()
     assert len(source.ranges) == len(job.parts) == 16
     assert job.fetched_bytes == job.size
-    assert json.loads(open(job.staged + ".parts").read())["done"] == list(range(16))
+    assert journal_progress(job) == [end - start + 1 for start, end in job.parts]
 
 
 def test_small_object_is_one_request(source, tmp_path):
@@ -95,21 +95,87 @@ def test_small_object_is_one_request(source, tmp_path):
     assert source.ranges == [(0, job.size - 1)]
 
 
-def test_resume_fetches_only_parts_missing_from_the_journal(source, tmp_path):
+def journal_progress(job):
+    """Bytes per part that the journal on disk records (as a new run would read it)."""
+    part_size = job.parts[0][1] + 1 if len(job.parts) > 1 else job.size
+    return PartJournal(job.staged, job.size, job.etag, part_size, job.parts).load(job.staged)
+
+
+def test_resume_fetches_only_bytes_missing_from_the_journal(source, tmp_path):
     job = job_for(source, tmp_path)
     source.refuse = {5 * 64 * KIB, 9 * 64 * KIB}
     RangedDownloader(source, max_concurrency=3, part_size=64 * KIB, multipart_threshold=1).run([job])
     assert job.failed and isinstance(job.error, PermissionError)
-    journal = json.loads(open(job.staged + ".parts").read())
-    assert 5 not in journal["done"] and 9 not in journal["done"]
+    progress = journal_progress(job)
+    assert progress[5] == 0 and progress[9] == 0
 
     source.refuse, source.ranges = set(), []
     again = job_for(source, tmp_path)
     RangedDownloader(source, max_concurrency=3, part_size=64 * KIB, multipart_threshold=1).run([again])
     assert not again.failed
-    assert again.resumed_parts == len(journal["done"])
-    assert sorted(start // (64 * KIB) for start, _end in source.ranges) == sorted(set(range(16)) - set(journal["done"]))
+    assert again.resumed_bytes == sum(progress)
+    assert sum(end - start + 1 for start, end in source.ranges) == again.size - sum(progress)
     assert open(again.staged, "rb").read() == source.path.read_bytes()
+
+
+def test_a_part_cut_off_in_the_middle_resumes_where_its_bytes_stop(source, tmp_path, monkeypatch):
+    """What a SIGKILL leaves: a part half written and counted. Only the rest is asked for."""
+    import ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download as ranged
+    monkeypatch.setattr(ranged, "READ_CHUNK", 4 * KIB)
+    source.break_after = {256 * KIB: 10 * KIB + 123}
+    job = job_for(source, tmp_path)
+    RangedDownloader(source, max_concurrency=2, part_size=256 * KIB, multipart_threshold=1, part_attempts=1).run([job])
+    assert job.failed
+    progress = journal_progress(job)
+    # Counted chunk by chunk as they land; the bytes of a chunk cut short are written and counted too.
+    assert progress[0] == 256 * KIB and progress[1] == 10 * KIB + 123
+    source.ranges = []
+    again = job_for(source, tmp_path)
+    RangedDownloader(source, max_concurrency=2, part_size=256 * KIB, multipart_threshold=1).run([again])
+    assert not again.failed
+    assert (266 * KIB + 123, 512 * KIB - 1) in source.ranges and not [r for r in source.ranges if r[0] < 256 * KIB]
+    assert again.fetched_bytes == again.size - sum(progress)
+    assert open(again.staged, "rb").read() == source.path.read_bytes()
+
+
+def test_a_journal_of_the_previous_format_is_taken_over(source, tmp_path):
+    job = job_for(source, tmp_path)
+    RangedDownloader(source, part_size=64 * KIB, multipart_threshold=1).run([job])
+    with open(job.staged + ".parts", "w") as handle:
+        json.dump({"version": 1, "size": job.size, "etag": job.etag, "part_size": 64 * KIB, "done": [0, 1, 2]}, handle)
+    source.ranges = []
+    again = job_for(source, tmp_path)
+    RangedDownloader(source, part_size=64 * KIB, multipart_threshold=1).run([again])
+    assert again.resumed_bytes == 3 * 64 * KIB and len(source.ranges) == len(again.parts) - 3
+
+
+def test_a_stop_request_ends_the_run_quickly_with_every_counter_current(source, tmp_path):
+    stop = threading.Event()
+
+    def slow(job, start, end):
+        stream = source(job, start, end)
+
+        class Slow:
+            def read(self, size):
+                stop.set()  # the stop arrives while the first chunk is being read
+                return stream.read(size)
+
+            def close(self):
+                stream.close()
+        return Slow()
+
+    job = job_for(source, tmp_path)
+    finished = []
+    RangedDownloader(slow, max_concurrency=2, part_size=64 * KIB, multipart_threshold=1, stop=stop,
+                     on_finished=finished.append).run([job])
+    assert isinstance(job.error, DownloadStopped) and finished == []
+    progress = journal_progress(job)
+    assert 0 < sum(progress) <= 2 * READ_CHUNK
+    with open(job.staged, "rb") as handle, open(source.path, "rb") as original:
+        for (start, _end), done in zip(job.parts, progress):
+            handle.seek(start)
+            original.seek(start)
+            assert handle.read(done) == original.read(done), "a counter claims bytes that are not on disk"
 
 
 @pytest.mark.parametrize("change", ["etag", "part_size", "truncated"])
@@ -127,7 +193,7 @@ def test_journal_of_other_content_is_not_trusted(source, tmp_path, change):
     source.ranges = []
     again = job_for(source, tmp_path, etag=etag)
     RangedDownloader(source, part_size=part_size, multipart_threshold=1).run([again])
-    assert again.resumed_parts == 0
+    assert again.resumed_bytes == 0
     assert len(source.ranges) == len(again.parts), "everything must be fetched again"
     assert open(again.staged, "rb").read() == source.path.read_bytes()
 
@@ -168,9 +234,26 @@ def test_too_many_bytes_is_an_error(source, tmp_path):
 
 
 def test_journal_remove_is_idempotent(tmp_path):
-    journal = PartJournal(str(tmp_path / "x"), 1, None, 1)
+    journal = PartJournal(str(tmp_path / "x"), 1, None, 1, [(0, 0)])
     journal.remove()
-    journal.save({0})
+    journal.open([0])
     assert os.path.exists(journal.path)
     journal.remove()
     assert not os.path.exists(journal.path)
+
+
+def test_a_source_without_ranges_starts_a_broken_stream_over(source, tmp_path):
+    source.break_after = {0: 100 * KIB}
+    job = DownloadJob("remote.bin", str(tmp_path / "staged"), os.path.getsize(source.path), None, ranges=False)
+    RangedDownloader(source, part_size=64 * KIB, multipart_threshold=1, retry_delay=0).run([job])
+    assert not job.failed, job.error
+    assert len(job.parts) == 1 and [start for start, _end in source.ranges] == [0, 0]
+    assert open(job.staged, "rb").read() == source.path.read_bytes()
+
+
+def test_a_full_disk_is_not_retried(source, small_tmpfs):
+    tiny = small_tmpfs("256k")
+    job = DownloadJob("remote.bin", str(tiny / "staged"), None, None, ranges=False)  # size unknown: no fallocate
+    RangedDownloader(source, part_size=64 * KIB, multipart_threshold=1, retry_delay=0).run([job])
+    assert job.failed and job.error.errno == 28 and "cannot write the staging file" in str(job.error)
+    assert len(source.ranges) == 1, "a full disk is not a reason to ask the server again"

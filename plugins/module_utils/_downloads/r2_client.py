@@ -14,6 +14,7 @@ Why each setting (all of them were learned the hard way against R2):
   downloads here are our own ranged GETs on this client (see ranged_download.py).
 
 Credentials are passed to boto3 directly and never put in the environment, argv, or any message.
+Where they come from (options, the target's environment or env file) is r2_fetcher.py's business.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -59,14 +60,14 @@ def resolve_endpoint(account_id=None, endpoint_url=None):
                         "for another S3-compatible store")
 
 
-def check_credentials(access_key_id, secret_access_key):
+def check_credentials(access_key_id, secret_access_key, env_file=None):
     """Raise R2ConfigError naming every missing credential (and where it comes from)."""
     values = {"access_key_id": access_key_id, "secret_access_key": secret_access_key}
     missing = ["%s (option %s)" % (env, option) for option, env in CREDENTIAL_SOURCES
                if not values[option]]
     if missing:
-        raise R2ConfigError("R2 credentials missing: set %s on the pod or pass them to the task; "
-                            "nothing was downloaded" % " and ".join(missing))
+        raise R2ConfigError("R2 credentials missing: set %s on the pod (its environment or %s) or pass them to "
+                            "the task; nothing was downloaded" % (" and ".join(missing), env_file or "its env file"))
 
 
 def client_config(max_pool_connections=10, connect_timeout=10, read_timeout=60, max_attempts=5):

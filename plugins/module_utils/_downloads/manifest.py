@@ -12,9 +12,14 @@ A 4-field line is the source form when its first field is a known source (or ali
 it is the Hugging Face form with a sha256 when its first field looks like a repo id
 (``org/repo``), and an unknown source when it does not.
 
+Lines end at ``\n`` only (a ``\r`` before it is dropped): str.splitlines() would also end a
+line at U+2028, U+0085, \x0b, \x0c or \x1c-\x1e, and one of those inside a comment would
+shift the number of every later line.
+
 Every problem is collected with its origin (``file:line``) and raised together as one
 :class:`ManifestError`, so a person fixes all of them at once and nothing is downloaded from a
-manifest that is partly wrong. Only the standard library is used.
+manifest that is partly wrong. URLs are checked as the downloader will use them (scheme, host,
+port) by http_origin.check_url. Only the standard library is used.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,7 +30,9 @@ import os
 import posixpath
 import re
 
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import check_url
 
 SOURCES = ("huggingface", "civitai", "url", "r2")
 ALIASES = {"hf": "huggingface", "direct": "url", "cloudflare": "r2"}
@@ -112,9 +119,7 @@ def _check_identifier(source, identifier):
             raise ValueError("civitai identifier '%s' must be a model version id (digits only)"
                              % identifier)
     elif source == "url":
-        parts = urlsplit(identifier)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("url '%s' is not an http:// or https:// URL" % identifier)
+        check_url(identifier)
     elif source == "r2":
         if identifier.startswith("/"):
             raise ValueError("r2 key '%s' starts with '/'; write key or bucket/key" % identifier)
@@ -153,6 +158,11 @@ class ManifestParser:
         self.models_dir = os.path.normpath(models_dir)
         self.hf_endpoint = (hf_endpoint or DEFAULT_HF_ENDPOINT).rstrip("/")
         self.civitai_endpoint = (civitai_endpoint or DEFAULT_CIVITAI_ENDPOINT).rstrip("/")
+        for option, endpoint in (("hf_endpoint", self.hf_endpoint), ("civitai_endpoint", self.civitai_endpoint)):
+            try:
+                check_url(endpoint)
+            except ValueError as exc:
+                raise ValueError("%s: %s" % (option, exc))
         self.r2_bucket = (r2_bucket or "").strip() or None
 
     def entry(self, raw, origin):
@@ -206,8 +216,8 @@ class ManifestParser:
         entries, problems = [], []
         if text.startswith(u"\ufeff"):
             text = text[1:]
-        for number, line in enumerate(text.splitlines(), start=1):
-            stripped = line.strip()
+        for number, line in enumerate(text.split("\n"), start=1):
+            stripped = line.rstrip("\r").strip()
             if not stripped or stripped.startswith("#"):
                 continue
             origin = "%s:%d" % (name, number)

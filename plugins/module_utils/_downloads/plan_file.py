@@ -4,13 +4,16 @@
 """The merged model plan as a text file a person reads beside the download log.
 
 The text is stable (no timestamps), so the file is rewritten only when the plan changes and a
-pod restart with the same manifests changes nothing.
+pod restart with the same manifests changes nothing. It is mode 0640 whatever the move into
+place does, and URLs show no password or secret query value (http_origin.mask_url).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import mask_url
 
 
 class PlanFileError(Exception):
@@ -27,7 +30,8 @@ def render_plan(plan, log_file=None):
         lines.append('# manifest %s: %s, %s entries' % (manifest['name'], manifest['status'], manifest['entries']))
     lines.append('')
     for entry in plan['entries']:
-        lines.append('%s  <-  %s %s  (%s)' % (entry['name'], entry['source'], entry['identifier'], entry['origin']))
+        identifier = mask_url(entry['identifier']) if entry['source'] == 'url' else entry['identifier']
+        lines.append('%s  <-  %s %s  (%s)' % (entry['name'], entry['source'], identifier, entry['origin']))
     for item in plan['replaced']:
         lines.append('replaced: %s from %s by %s' % (item['name'], item['origin'], item['replaced_by']))
     for item in plan['skipped']:
@@ -40,6 +44,7 @@ def update_plan_file(path, text, check_mode=False, atomic_move=os.replace, mode=
     """Write `text` to `path` when it differs (creating the folder); returns (changed, before).
 
     `before` is the old text ('' when there was none), for the diff. Check mode writes nothing.
+    A write that fails (a full disk) raises PlanFileError and leaves the old file as it was.
     """
     before = ''
     if os.path.lexists(path):
@@ -49,6 +54,8 @@ def update_plan_file(path, text, check_mode=False, atomic_move=os.replace, mode=
         with open(path, 'rb') as handle:
             before = handle.read().decode('utf-8', 'replace')
     if before == text:
+        if not check_mode and os.stat(path).st_mode & 0o7777 != mode:
+            os.chmod(path, mode)
         return False, before
     if check_mode:
         return True, before
@@ -57,7 +64,7 @@ def update_plan_file(path, text, check_mode=False, atomic_move=os.replace, mode=
         os.makedirs(directory, mode=0o755, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
     except OSError as exc:
-        raise PlanFileError('Cannot write the plan file into %s: %s' % (directory, exc))
+        raise PlanFileError('Cannot write the plan file into %s: %s' % (directory, exc.strerror or exc))
     try:
         with os.fdopen(fd, 'wb') as handle:
             handle.write(text.encode('utf-8'))
@@ -65,6 +72,11 @@ def update_plan_file(path, text, check_mode=False, atomic_move=os.replace, mode=
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         atomic_move(tmp, path)
+        # A move into place may apply the umask or the old file's mode (module.atomic_move does).
+        os.chmod(path, mode)
+    except OSError as exc:
+        raise PlanFileError('Cannot write the plan file %s: %s; the previous plan is left as it was'
+                            % (path, exc.strerror or exc))
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -18,7 +18,11 @@ Layout under ``state_dir`` (normally ``{{ aiclipse_vault }}/.state/models``)::
                                     downloaders (HTTP and R2) may run at the same time
     <downloader>.run.lock           flock held for a whole run of one downloader, so a second
                                     run (a fleet re-run while the pod's background job still
-                                    downloads) waits instead of writing the same staging files
+                                    downloads) waits instead of writing the same staging files.
+                                    While it is held the file holds the running module's PID
+                                    (text, newline-terminated): SIGTERM to that PID stops the
+                                    download cleanly (see stop.py). A PID in an unlocked file is
+                                    stale: test the lock (flock -n) before trusting it.
 
 API (all paths absolute; errors raise :class:`StoreError` with a message a person can act on)::
 
@@ -35,14 +39,17 @@ API (all paths absolute; errors raise :class:`StoreError` with a message a perso
         # os.replace + fsync dir, then record; on failure the staged file is discarded. A
         # ledger write failing after the rename is kept in store.ledger_errors, not raised.
     store.record(dest, sha256=None, etag=None)    # ledger entry from the file as it is now
+                                                  # (raises; check_present and publish never do)
     store.forget(dest)
     store.discard_staging(staged)                 # partial file and its side files
     store.cleanup_stale(keep=(), max_age=7 days)  # forgotten partials of old runs
-    store.free_bytes(path)                        # for disk-space preflight
-    with store.exclusive_run("aria2_batch", on_wait=log):  # one run per downloader at a time
+    store.staged_bytes(staged)                    # bytes a partial already holds on disk
+    store.free_bytes(path), store.filesystem_of(path)   # for the disk-space preflight
+    with store.exclusive_run("aria2_batch", on_wait=log, stop=event):  # one run per downloader
     store.hashed                                  # how many files this store read to hash
-    store.ledger_errors                           # publishes whose file is in place but whose
-                                                  # ledger entry could not be written (disk full)
+    store.ledger_errors                           # dest -> why its ledger entry could not be
+                                                  # written (disk full); the file itself is fine
+    store.warnings                                # other problems a run should report
 
 Only the standard library is used, so any module can import this.
 """
@@ -75,6 +82,10 @@ class StoreError(Exception):
     """A problem with the store or one file in it; the message says what to do."""
 
 
+class StopRequested(Exception):
+    """The run was asked to stop (SIGTERM/SIGINT) while it waited for its run lock."""
+
+
 class VerifyError(StoreError):
     """A downloaded file failed verification and was not published."""
 
@@ -97,6 +108,11 @@ def _fsync_dir(path):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def os_error_text(exc):
+    """`strerror` of an OSError ("No space left on device"), else the exception as text."""
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def _nearest_existing(path):
@@ -144,8 +160,10 @@ class ModelStore:
         self.ledger_path = os.path.join(self.state_dir, "ledger.json")
         self.lock_path = os.path.join(self.state_dir, "ledger.lock")
         self.hashed = 0
-        self.ledger_errors = []
+        self.ledger_errors = {}
+        self.warnings = []
         self._thread_lock = threading.Lock()
+        self._ledger_cache = (None, {})
         if read_only:
             return
         try:
@@ -156,18 +174,23 @@ class ModelStore:
             raise StoreError("cannot create the model state directory %s: %s" % (self.state_dir, exc.strerror))
 
     @contextlib.contextmanager
-    def exclusive_run(self, downloader, on_wait=None):
+    def exclusive_run(self, downloader, on_wait=None, stop=None):
         """Hold ``<state_dir>/<downloader>.run.lock`` for a whole run (presence checks included).
 
         A second run waits for the first, then finds its files present. The lock is released
-        by the kernel when the process dies, so a killed run never leaves it held. Check mode
-        writes nothing, so it takes no lock.
+        by the kernel when the process dies, so a killed run never leaves it held. While the
+        lock is held the file holds this process's PID, for whoever wants to stop the run
+        (SIGTERM); it is emptied when the run ends. `stop` (a threading.Event) ends the wait
+        with StopRequested. Check mode writes nothing, so it takes no lock.
         """
         if self.read_only:
             yield
             return
         path = os.path.join(self.state_dir, "%s.run.lock" % downloader)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError("cannot create the run lock %s: %s" % (path, os_error_text(exc)))
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -175,10 +198,32 @@ class ModelStore:
                 if on_wait:
                     on_wait("another %s run is downloading into %s; waiting for it to finish"
                             % (downloader, self.state_dir))
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+                while True:
+                    if stop is not None and stop.is_set():
+                        raise StopRequested()
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        time.sleep(0.2)
+            self._write_pid(fd, path)
+            try:
+                yield
+            finally:
+                try:
+                    os.ftruncate(fd, 0)
+                except OSError:
+                    pass
         finally:
             os.close(fd)
+
+    def _write_pid(self, fd, path):
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, ("%d\n" % os.getpid()).encode(), 0)
+        except OSError as exc:
+            # A full disk cannot take even this; the run goes on, it just cannot be stopped by PID.
+            self.warnings.append("cannot write the PID into %s: %s" % (path, os_error_text(exc)))
 
     # -- hashing ---------------------------------------------------------------------------
     def sha256_file(self, path):
@@ -192,9 +237,18 @@ class ModelStore:
         return digest.hexdigest()
 
     # -- ledger ----------------------------------------------------------------------------
-    def _read_ledger(self):
+    def _read_ledger(self, cached=False):
+        """The ledger's entries. With `cached`, a dict parsed once per change of the file, to be
+        read only (a skip check of hundreds of models asks once per model); a read-modify-write
+        always parses the file afresh under the ledger lock."""
         try:
             with open(self.ledger_path, "r") as handle:
+                if cached:
+                    st = os.fstat(handle.fileno())
+                    key = (st.st_ino, st.st_size, st.st_mtime_ns)
+                    cached_key, entries = self._ledger_cache
+                    if key == cached_key:
+                        return entries
                 data = json.load(handle)
         except (IOError, OSError) as exc:
             if exc.errno == errno.ENOENT:
@@ -205,6 +259,8 @@ class ModelStore:
             return {}
         if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
             return {}
+        if cached:
+            self._ledger_cache = (key, data["entries"])
         return data["entries"]
 
     def _write_ledger(self, entries):
@@ -239,7 +295,30 @@ class ModelStore:
 
     def entry(self, dest):
         """The ledger entry for dest (a dict) or None."""
-        return self._read_ledger().get(os.path.abspath(dest))
+        return self._read_ledger(cached=True).get(os.path.abspath(dest))
+
+    def record_quietly(self, dest, sha256=None, etag=None):
+        """record(), but a failure (disk full, read-only state dir) is noted in ledger_errors
+        instead of raised: an unrecorded file only costs a check at the next run. Returns the
+        problem as text, or ''."""
+        try:
+            self.record(dest, sha256=sha256, etag=etag)
+        except (OSError, StoreError) as exc:
+            problem = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
+            with self._thread_lock:
+                self.ledger_errors[os.path.abspath(dest)] = problem
+            return problem
+        return ""
+
+    def recorded_unchanged(self, dest, sha256=None):
+        """True when dest is in the ledger with its size and mtime unchanged (nothing is read)."""
+        try:
+            item = self.entry(dest)
+            st = os.stat(dest)
+        except (StoreError, OSError):
+            return False
+        return bool(item) and item.get("size") == st.st_size and item.get("mtime_ns") == st.st_mtime_ns \
+            and (not sha256 or item.get("sha256") == sha256.lower())
 
     def record(self, dest, sha256=None, etag=None):
         """Record dest as it is on disk now (size, mtime) with what is known about its content."""
@@ -298,7 +377,7 @@ class ModelStore:
             return self._check_by_hash(dest, sha256, etag)
         if item is None and (size is not None or etag is None):
             # Nothing to check the bytes against: adopt the file (its size matched when known).
-            self.record(dest, etag=etag)
+            self.record_quietly(dest, etag=etag)
             return Presence(True, reason="existing file adopted (no sha256 to check)")
         return Presence(False, reason="the file changed since it was recorded")
 
@@ -306,7 +385,8 @@ class ModelStore:
         actual = self.sha256_file(dest)
         if actual != sha256:
             return Presence(False, hashed=True, reason="sha256 on disk %s differs from the expected %s" % (actual, sha256))
-        self.record(dest, sha256=sha256, etag=etag)
+        if self.record_quietly(dest, sha256=sha256, etag=etag):
+            return Presence(True, hashed=True, reason="sha256 verified")
         return Presence(True, hashed=True, reason="sha256 verified and recorded")
 
     # -- staging ---------------------------------------------------------------------------
@@ -351,6 +431,28 @@ class ModelStore:
                 os.unlink(path)
                 removed.append(name)
         return removed
+
+    @staticmethod
+    def staged_bytes(staged):
+        """Bytes a partial download already holds on disk: allocated blocks, since parallel
+        connections leave holes (so the apparent size says little) and a pre-allocated file
+        already took its space."""
+        try:
+            st = os.stat(staged)
+        except OSError:
+            return 0
+        return min(st.st_size, st.st_blocks * 512)
+
+    @staticmethod
+    def filesystem_of(path):
+        """The mount point of the filesystem holding path, for messages ("2.1 GiB free on /workspace")."""
+        path = _nearest_existing(path)
+        device = os.stat(path).st_dev
+        while True:
+            parent = os.path.dirname(path)
+            if parent == path or os.stat(parent).st_dev != device:
+                return path
+            path = parent
 
     @staticmethod
     def free_bytes(path):
@@ -401,10 +503,7 @@ class ModelStore:
             os.close(fd)
         os.replace(staged, dest)
         _fsync_dir(dest_dir)
-        self.discard_staging(staged)  # a left-over .aria2 control file
-        try:
-            self.record(dest, sha256=actual_sha, etag=etag)
-        except (OSError, StoreError) as exc:
-            # The verified file is in place; an unrecorded file only costs a check next run.
-            self.ledger_errors.append("%s: %s" % (dest, getattr(exc, "strerror", None) or exc))
+        self.discard_staging(staged)  # a left-over .aria2 control file or .parts journal
+        # The verified file is in place; an unrecorded file only costs a check next run.
+        self.record_quietly(dest, sha256=actual_sha, etag=etag)
         return actual_sha

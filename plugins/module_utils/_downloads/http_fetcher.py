@@ -1,0 +1,357 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The HTTP fetcher of the download pipeline (module aria2_batch): Hugging Face, CivitAI, URLs.
+
+Probe: each entry's origin is asked where the file is, hop by hop (http_origin.resolve), with
+the token only on hops at the origin. Fetch:
+
+* the chain left the origin (signed storage, a CDN) or there is no token: one aria2c for all
+  of them, given the final URL and never a token;
+* the origin serves the file itself and the token is needed for the body: downloaded
+  in-process by ranged_download.py over http_origin.OriginRanges, each ranged GET again
+  resolved hop by hop, so a redirect on a later range cannot take the token along.
+
+Tokens come from the entry (``token``, for people calling the module by hand) or, by name
+(``token_name``), from the target's environment or env file (target_secrets.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import (
+    Aria2Error, Aria2Session, control_progress, explain, human)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import (
+    ObjectChanged, OriginClient, OriginError, OriginRanges, check_header_value, check_url, origin_label, resolve)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import is_transient as body_broke_off
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import Entry, EntryProblem, for_each
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import (
+    MIB, DownloadJob, RangedDownloader)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import SecretsError
+
+PROGRESS_EVERY = 10.0
+POLL_EVERY = 0.5
+RESOLVE_WORKERS = 8
+# Verifying means hashing the whole file; two at a time uses both cores of a small pod while
+# aria2c keeps downloading the rest.
+PUBLISH_WORKERS = 2
+# aria2c retries timeouts, resets and 502/503 itself but gives up on a 500 or 429 at once;
+# those are often transient at CDNs, so such a download gets a few more rounds (resuming).
+RETRY_ROUNDS = 2
+TRANSIENT_STATUS_RE = re.compile(r"status=(5\d\d|429)\b")
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+class Aria2Failed(Exception):
+    """aria2c reported a download as failed; ``status`` is its RPC status, ``cause`` the last
+    (code, message) it logged for the URL."""
+
+    def __init__(self, status, cause=None):
+        super().__init__(status.get("errorMessage") or "aria2c error %s" % status.get("errorCode"))
+        self.status = status
+        self.cause = cause
+
+
+def aria2_transient(status):
+    """A failure aria2c gave up on that another round (resuming from staging) may get past."""
+    code = str(status.get("errorCode", ""))
+    if code in ("2", "6"):
+        return True
+    return code == "22" and bool(TRANSIENT_STATUS_RE.search(status.get("errorMessage") or ""))
+
+
+class HttpEntry(Entry):
+    """One ``downloads`` item of aria2_batch."""
+
+    def __init__(self, index, spec):
+        dest = spec.get("dest")
+        name = spec.get("name") or (os.path.basename(dest) if isinstance(dest, str) else "downloads[%d]" % index)
+        super().__init__(index, name, dest, spec.get("sha256"), spec.get("size"))
+        self.url = spec.get("url") or ""
+        try:
+            self.source = origin_label(self.url)
+        except ValueError:
+            self.source = ""
+        self.token = spec.get("token") or None
+        self.token_name = spec.get("token_name") or None
+        self.headers = dict(spec.get("headers") or {})
+        self.client = None
+        self.resolved = None
+        self.in_process = False  # the origin serves it and it needs the token: OriginRanges
+        self.transport = None
+        self.gid = None
+        self.rounds = 0
+
+
+class HttpFetcher:
+    """aria2c plus the in-process ranged transport, behind the pipeline's fetcher interface."""
+
+    downloader = "aria2_batch"
+    items = "downloads"
+    hash_unknown = False
+
+    def __init__(self, aria2c, aria2_options, secrets, connect_timeout=15, tries=3, retry_wait=2,
+                 part_size=8 * MIB, connections=32):
+        self.aria2c = aria2c
+        self.aria2_options = aria2_options
+        self.secrets = secrets
+        self.connect_timeout = connect_timeout
+        self.tries = tries
+        self.retry_wait = retry_wait
+        self.part_size = max(MIB, part_size)
+        self.connections = max(1, connections)
+        self.run = None
+
+    # -- before any network ----------------------------------------------------------------
+    def validate(self, entry):
+        check_url(entry.url)
+        if entry.token and entry.token_name:
+            raise EntryProblem("give token or token_name, not both")
+        try:
+            for key, value in entry.headers.items():
+                check_header_value(key, "a header name")
+                check_header_value(str(value), "header %s" % key)
+            if entry.token:
+                check_header_value(entry.token, "the token")
+        except OriginError as exc:
+            raise EntryProblem(str(exc))
+
+    def prepare(self, entries):
+        for entry in entries:
+            token = entry.token
+            if not token and entry.token_name:
+                try:
+                    token = self.secrets.get(entry.token_name)
+                except SecretsError as exc:
+                    entry.finish("failed", "cannot read %s: %s" % (entry.token_name, exc))
+                    continue
+            secret = dict((k, str(v)) for k, v in entry.headers.items())
+            if token:
+                secret["Authorization"] = "Bearer %s" % token
+            try:
+                entry.client = OriginClient(entry.url, secret, timeout=self.connect_timeout, tries=self.tries,
+                                            retry_wait=self.retry_wait)
+            except OriginError as exc:
+                entry.finish("failed", "%s: %s" % (entry.token_name or "token", exc))
+
+    # -- presence --------------------------------------------------------------------------
+    def probe_first(self, entry, store):
+        """An unrecorded file with nothing to check it against: ask the origin for its size."""
+        return (entry.sha256 is None and entry.size is None and os.path.isfile(entry.dest)
+                and store.entry(entry.dest) is None)
+
+    def keep_without_probe(self, entry, store):
+        return os.path.isfile(entry.dest)  # the user's own file: never ours to judge without the origin
+
+    def probe(self, entries, run):
+        for_each(lambda entry: self._probe_one(entry, run.stop), entries, RESOLVE_WORKERS, run.stop)
+
+    def _probe_one(self, entry, stop):
+        if stop.is_set():
+            return
+        try:
+            resolved = resolve(entry.client)
+        except OriginError as exc:
+            entry.probe_error = str(exc)
+            return
+        except Exception as exc:  # pylint: disable=broad-except
+            entry.probe_error = "unexpected error asking %s: %s: %s" % (entry.source, type(exc).__name__, exc)
+            return
+        if resolved.content_type in HTML_TYPES:
+            entry.probe_error = "%s answers with an HTML page (%s), not a model file" % (
+                origin_label(resolved.url), resolved.content_type)
+        elif entry.size is not None and resolved.size is not None and entry.size != resolved.size:
+            entry.probe_error = "the origin's file is %d bytes but %d were expected" % (resolved.size, entry.size)
+        entry.resolved = resolved
+        if entry.size is None:
+            entry.size = resolved.size
+        entry.etag = resolved.etag
+        entry.in_process = entry.client.has_secrets and resolved.served_by_origin
+
+    def identity(self, entry):
+        return entry.url.split("?", 1)[0]
+
+    # -- fetching --------------------------------------------------------------------------
+    def fetch(self, entries, run):
+        self.run = run
+        direct = [e for e in entries if e.in_process]
+        via_aria2 = [e for e in entries if not e.in_process]
+        worker = None
+        if direct:
+            worker = threading.Thread(target=self._fetch_in_process, args=(direct, run), daemon=True)
+            worker.start()
+        if via_aria2:
+            self._fetch_with_aria2(via_aria2, run)
+        if worker is not None:
+            while worker.is_alive():
+                worker.join(0.2)
+                if run.stop.is_set():
+                    worker.join(2.0)  # the ranged downloader gives up within about a second
+                    break
+
+    def _fetch_in_process(self, entries, run):
+        jobs = []
+        for entry in entries:
+            job = DownloadJob(entry.name, entry.staged, entry.size, entry.etag, context=entry,
+                              ranges=entry.resolved.ranges)
+            entry.transport = OriginRanges(entry.client, entry.etag)
+            jobs.append(job)
+            run.log("fetching %s (%s) from %s in-process: the origin serves it and it needs the token"
+                    % (entry.name, human(entry.size) if entry.size is not None else "size unknown", entry.source))
+
+        def finished(job):
+            entry = job.context
+            entry.fetched_bytes = job.fetched_bytes
+            if entry.size is None:
+                entry.size = job.size
+            note = "resumed: %s were already in staging" % human(job.resumed_bytes) if job.resumed_bytes else ""
+            run.settle(entry, job.error, note)
+
+        downloader = RangedDownloader(lambda job, start, end: job.context.transport.open_range(job, start, end),
+                                      max_concurrency=self.connections, part_size=self.part_size,
+                                      multipart_threshold=2 * self.part_size, is_transient=body_broke_off,
+                                      on_finished=finished, part_attempts=max(2, self.tries),
+                                      retry_delay=min(2.0, float(self.retry_wait)), stop=run.stop)
+        try:
+            downloader.run(jobs)
+        except Exception as exc:  # pylint: disable=broad-except
+            for job in jobs:
+                run.settle(job.context, exc)
+
+    def _fetch_with_aria2(self, entries, run):
+        options = dict(self.aria2_options)
+        options.update({"continue": "true", "allow-overwrite": "false", "auto-file-renaming": "false",
+                        "file-allocation": "none", "remote-time": "false",
+                        # Control files are saved every second, so even a SIGKILL of aria2c
+                        # itself loses at most a second of transfer.
+                        "auto-save-interval": "1",
+                        "max-download-result": str(max(1000, len(entries) * 2)),
+                        "connect-timeout": str(self.connect_timeout)})
+        try:
+            with Aria2Session(self.aria2c, options, run.store.state_dir) as session:
+                for entry in entries:
+                    self._add(session, entry)
+                self._wait(session, entries, run)
+        except (Aria2Error, OSError, ValueError) as exc:
+            # aria2c died or stopped answering: every unsettled entry fails; partial files stay
+            # in staging so the next run resumes them.
+            for entry in entries:
+                if not entry.done:
+                    run.settle(entry, OriginError("aria2c stopped: %s" % exc))
+
+    def _add(self, session, entry):
+        control = control_progress(entry.staged + ".aria2") if os.path.exists(entry.staged + ".aria2") else None
+        entry.resumed_bytes = control or 0
+        entry.gid = session.add(entry.resolved.url, run_staging(entry), os.path.basename(entry.staged))
+
+    def _wait(self, session, entries, run):
+        publishers = ThreadPoolExecutor(max_workers=PUBLISH_WORKERS)
+        try:
+            all_complete = self._poll(session, entries, run, publishers)
+        finally:
+            # On a stop request a publish in progress (hashing a big file) is not waited for: the
+            # staged file stays complete and the next run places it.
+            publishers.shutdown(wait=not run.stop.is_set(), cancel_futures=run.stop.is_set())
+        # Every download has stopped. When all of them completed, aria2c has nothing left to
+        # save (it drops a download's control file on completion), so it is killed at once:
+        # SIGTERM costs up to a second, since aria2c looks at signals once a second. Otherwise
+        # SIGTERM lets it save the control files a resume needs.
+        if all_complete and not run.stop.is_set():
+            session.process.kill()
+        else:
+            session.stop()
+
+    def _poll(self, session, entries, run, publishers):
+        """Hand each finished download to a publisher; True when every one of them completed."""
+        all_complete = True
+        pending = dict((entry.gid, entry) for entry in entries)
+        retry_at = {}
+        last_progress = time.monotonic()
+        while pending or retry_at:
+            if run.stop.is_set():
+                session.stop()  # aria2c saves every control file on SIGTERM
+                return False
+            if not session.alive():
+                raise Aria2Error("aria2c exited unexpectedly (code %s)" % session.process.returncode)
+            for entry, when in list(retry_at.items()):
+                if time.monotonic() >= when:
+                    del retry_at[entry]
+                    self._refresh(entry)
+                    self._add(session, entry)  # resumes from the partial file in staging
+                    pending[entry.gid] = entry
+            statuses = session.statuses()
+            for gid, entry in list(pending.items()):
+                status = statuses.get(gid)
+                if not status or status["status"] not in ("complete", "error", "removed"):
+                    continue
+                del pending[gid]
+                if status["status"] == "error" and entry.rounds < RETRY_ROUNDS and aria2_transient(status):
+                    entry.rounds += 1
+                    retry_at[entry] = time.monotonic() + self.retry_wait * entry.rounds
+                    run.log("retrying %s: %s" % (entry.name, self._explain(entry, status, session)))
+                    continue
+                all_complete = all_complete and status["status"] == "complete"
+                if status["status"] == "complete":
+                    entry.fetched_bytes = max(0, int(status.get("totalLength") or 0) - entry.resumed_bytes)
+                    note = ("resumed: %s were already in staging" % human(entry.resumed_bytes)
+                            if entry.resumed_bytes else "")
+                    publishers.submit(run.settle, entry, None, note)
+                else:
+                    publishers.submit(run.settle, entry, Aria2Failed(status, session.cause(entry.resolved.url)))
+            if pending and time.monotonic() - last_progress >= PROGRESS_EVERY:
+                last_progress = time.monotonic()
+                done = sum(int(statuses[g]["completedLength"]) for g in pending if g in statuses)
+                total = sum(int(statuses[g]["totalLength"]) for g in pending if g in statuses)
+                speed = sum(int(statuses[g]["downloadSpeed"]) for g in pending if g in statuses)
+                run.log("progress: %d file(s) in flight, %s of %s, %s/s"
+                        % (len(pending), human(done), human(total), human(speed)))
+            if pending or retry_at:
+                run.stop.wait(POLL_EVERY)
+        return all_complete
+
+    def _refresh(self, entry):
+        """Before a retry round: a signed URL may have expired, so ask the origin again."""
+        if not entry.client.has_secrets:
+            return
+        try:
+            resolved = resolve(entry.client)
+        except OriginError:
+            return  # the retry uses the old URL and reports what happens
+        if not resolved.served_by_origin:
+            entry.resolved = resolved
+
+    def _explain(self, entry, status, session):
+        return self.describe(entry, Aria2Failed(status, session.cause(entry.resolved.url)))
+
+    # -- failures --------------------------------------------------------------------------
+    def describe(self, entry, error):
+        if isinstance(error, Aria2Failed):
+            cause = error.cause
+            text = "%s %s" % (error.status.get("errorMessage") or "", cause[1] if cause else "")
+            if str(error.status.get("errorCode")) == "9" or "No space left" in text:
+                return self.run.disk_full_reason(entry) if self.run else "not enough disk space"
+            done = None
+            if entry.staged and os.path.exists(entry.staged + ".aria2"):
+                done = control_progress(entry.staged + ".aria2")
+            return explain(error.status, cause, host=origin_label(entry.resolved.url),
+                           done=done, total=entry.size if done is not None else None)
+        if isinstance(error, OriginError):
+            return str(error)
+        return "%s: %s" % (type(error).__name__, error)
+
+    def discard_after(self, error):
+        return isinstance(error, ObjectChanged)
+
+
+def run_staging(entry):
+    return os.path.dirname(entry.staged)
+
+
+def http_entries(downloads):
+    """HttpEntry per ``downloads`` item of the module."""
+    return [HttpEntry(index, spec) for index, spec in enumerate(downloads or [])]
