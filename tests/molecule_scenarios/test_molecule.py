@@ -50,5 +50,6 @@ def test_fleet_in_parallel_over_ssh_with_a_broken_and_a_gone_pod(world):
 
 
 def _assert_no_secret(output, world):
-    for secret in (world.expected["hf_token"], world.expected["r2_secret"]):
+    for secret in (world.expected["hf_token"], world.expected["r2_secret"], world.expected["runpod_key"],
+                   world.expected["fleet_pod_secret"]):
         assert secret not in output, "a secret appears in molecule's output"
