@@ -126,6 +126,7 @@ keyed_groups:
 compose:
   ansible_user: "'root'"
 
+---
 # Pod ids as host names, every state listed (stopped pods are left out with a warning), cached
 # for ten minutes in JSON files.
 plugin: aiclipse.comfyui.runpod
