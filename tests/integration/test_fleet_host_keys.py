@@ -121,7 +121,8 @@ def test_changed_host_key_is_refused_the_others_carry_on_and_a_retry_runs_only_t
     with api.lock:
         api.pods[2]["env"] = [f"TEMPLATE_TYPE={TEMPLATE}"]
     pods["pod-d"].start_sshd()
-    third = run_fleet(fleet, "--limit", f"@{fleet['retry']}")
+    # At -vvvv too, neither the RunPod key nor anything else secret is printed (run_fleet checks).
+    third = run_fleet(fleet, "--limit", f"@{fleet['retry']}", "-vvvv")
     assert third.rc == 0, third.stdout[-4000:] + third.stderr[-2000:]
     assert sorted(recap(third.stdout)) == ["pod-b", "pod-c", "pod-d"]
     assert {name: outcome for name, (outcome, _d) in summary(third.stdout).items()} == {
