@@ -10,7 +10,7 @@ type: aggregate
 short_description: One line per pod at the end of a fleet run, and a file to retry the ones that did not finish
 version_added: 0.1.0
 author:
-  - aiclipse team
+  - aiclipse team (@aiclipse)
 description:
   - At the end of a run of a playbook that sets the play variable C(aiclipse_fleet_summary) to true
     (C(playbooks/fleet.yml) does), prints each pod's outcome, C(provisioned), C(failed) with the

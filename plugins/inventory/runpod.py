@@ -9,7 +9,7 @@ name: runpod
 short_description: The pods of a RunPod account as a fleet inventory
 version_added: 0.1.0
 author:
-  - aiclipse team
+  - aiclipse team (@aiclipse)
 description:
   - Lists the pods of the RunPod account of E(RUNPOD_API_KEY) through RunPod's GraphQL API and makes
     each pod with a public SSH port a host of group O(group), reached at its public IP and the

@@ -8,7 +8,6 @@ failures of every kind (a clear error and a failed run, never an empty green inv
 values from the API that look like templates (never rendered on the controller).
 """
 import json
-from pathlib import Path
 
 import pytest
 
