@@ -34,6 +34,8 @@ import subprocess
 import tempfile
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import TargetSecrets
+
 _COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _SCP_LIKE_HOST = re.compile(r"^(?:[^@/]+@)?([^:/]+):")
@@ -111,6 +113,19 @@ def split_credentials(url):
 def public_url(url):
     """The URL as git may see and store it: no user info for http(s)."""
     return split_credentials(url)[0]
+
+
+def repo_url_on_target(repo_url, env_name=None, env_file=None):
+    """The URL to clone: the value of the variable `env_name` where the module runs (its
+    environment, else the pod's 0600 env file) when it names the same repository as `repo_url`,
+    which the role passes without credentials; otherwise `repo_url`. A token so never has to be
+    a module argument, which ansible keeps in a temporary file while the module runs."""
+    if not env_name:
+        return repo_url
+    from_target = TargetSecrets(env_file).get(env_name)
+    if from_target and public_url(from_target) == public_url(repo_url):
+        return from_target
+    return repo_url
 
 
 def credentials_problem(url):

@@ -59,8 +59,26 @@ options:
         from a credential helper that reads git's environment and answers for that host only
         (a redirect to another host does not get it). An C(origin) that still holds a token
         is rewritten without it. A password in an C(ssh://) or C(git://) URL is refused.
+      - Ansible keeps a module's arguments in a temporary file while it runs; to keep a token
+        out of it, give the URL without the token here and name the variable that holds the
+        whole URL in O(repo_url_env).
     type: str
     default: https://github.com/comfyanonymous/ComfyUI.git
+  repo_url_env:
+    description:
+      - Name of a variable holding ComfyUI's git URL I(with) its credentials, read where the
+        module runs, from its environment, else from O(env_file). When its value names the same
+        repository as O(repo_url) (the same URL once credentials are taken out), that value is
+        used, so the token is never a module argument. A value naming another repository is
+        ignored; O(repo_url) wins.
+    type: str
+  env_file:
+    description:
+      - The pod's environment file (C(export NAME='value') lines, as the pod_env role writes
+        C(/etc/rp_environment)), read for O(repo_url_env) when the module's environment lacks
+        it. It must be a regular file owned by the user running the module and not readable by
+        others (0600); a missing file counts as empty.
+    type: path
   version:
     description:
       - Branch, tag or commit (7 to 40 hex digits) to clone. Empty means the repository's
@@ -222,11 +240,13 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfyui_install i
     RequirementsInstaller,
     index_args,
 )
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import SecretsError
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import (
     Git,
     GitError,
     credentials_problem,
     mask_url_credentials,
+    repo_url_on_target,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import PipError, VenvPip
 
@@ -236,6 +256,8 @@ def main():
         argument_spec=dict(
             dest=dict(type='path', required=True),
             repo_url=dict(type='str', default='https://github.com/comfyanonymous/ComfyUI.git'),
+            repo_url_env=dict(type='str'),
+            env_file=dict(type='path'),
             version=dict(type='str', default=''),
             seed_from=dict(type='path'),
             venv=dict(type='path'),
@@ -250,13 +272,17 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    mask_url_credentials(module, [params['repo_url']])
-    problem = credentials_problem(params['repo_url'])
+    try:
+        repo_url = repo_url_on_target(params['repo_url'], params['repo_url_env'], params['env_file'])
+    except SecretsError as exc:
+        module.fail_json(msg=f"repo_url_env: {exc}")
+    mask_url_credentials(module, [params['repo_url'], repo_url])
+    problem = credentials_problem(repo_url)
     if problem or params['git_timeout'] < 1:
         module.fail_json(msg=f"repo_url: {problem}" if problem else
                          f"git_timeout must be at least 1 second, got {params['git_timeout']}")
     installer = ComfyUIInstaller(module, Git(module, timeout=params['git_timeout']), params['dest'],
-                                 params['repo_url'], params['version'], params['seed_from'])
+                                 repo_url, params['version'], params['seed_from'])
     before_problem = None
     requirements = {"status": "none", "changed": False, "sha256": None}
     try:

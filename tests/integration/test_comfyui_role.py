@@ -395,3 +395,32 @@ def test_offline_requirements_come_from_the_wheelhouse_and_a_miss_is_only_a_warn
     (dest / "requirements.txt").write_text("fakedep==4.0\n")
     strict, dummy = install(dest, comfyui_upstream, pod_venv, wheelhouse=str(wheelhouse), offline=True)
     assert strict.get("failed") and "fakedep==4.0" in strict["msg"]
+
+
+def test_a_token_in_comfyui_repo_never_rests_in_ansibles_module_files(tmp_path, comfyui_upstream):
+    """COMFYUI_REPO with a token, through the role: ansible writes every module's arguments to a
+    temporary file (AnsiballZ, not 0600); kept here (ANSIBLE_KEEP_REMOTE_FILES) and searched."""
+    from harness.secret_scan import files_holding as secret_files
+    served = tmp_path / "served"
+    publish(comfyui_upstream, served)
+    vault = tmp_path / "workspace" / "aiclipse"
+    remote_tmp = tmp_path / "remote-tmp"
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: aiclipse.comfyui.comfyui\n")
+    with SmartHttpGit(served, user="user", password=TOKEN) as server:
+        env = {"COMFYUI_REPO": server.url("ComfyUI.git", auth=True), "ANSIBLE_KEEP_REMOTE_FILES": "1",
+               "ANSIBLE_REMOTE_TMP": str(remote_tmp)}
+        extra_vars = {"aiclipse_vault": str(vault), "comfyui_install_requirements": False,
+                      "comfyui_env_file": str(tmp_path / "absent-env-file"),
+                      "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+        run = run_playbook(playbook, extra_vars, inventory="localhost,", args=["-c", "local", "-vvv"], env=env)
+        assert run.rc == 0 and run.changed == 1, run.stdout[-3000:] + run.stderr[-2000:]
+        assert [r for r in server.requests if r["authorized"]], "the token never reached the server"
+        again = run_playbook(playbook, extra_vars, inventory="localhost,", args=["-c", "local"], env=env)
+        assert again.rc == 0 and again.changed == 0, again.stdout[-3000:]
+    assert (vault / "ComfyUI" / "main.py").is_file()
+    assert git(vault / "ComfyUI", "remote", "get-url", "origin") == server.url("ComfyUI.git")
+    assert list(remote_tmp.rglob("AnsiballZ_comfyui_install.py")), "no module file was kept to search"
+    assert secret_files([TOKEN], [remote_tmp, vault]) == []
+    assert TOKEN not in run.stdout + run.stderr

@@ -11,8 +11,8 @@ from harness.paths import REPO
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import (  # noqa: E402
-    credentials_problem, git_environment, mask_url_credentials, public_url, redact, split_credentials,
-    stored_credentials, url_host, url_secrets,
+    credentials_problem, git_environment, mask_url_credentials, public_url, redact, repo_url_on_target,
+    split_credentials, stored_credentials, url_host, url_secrets,
 )
 
 
@@ -116,3 +116,24 @@ def test_git_gets_the_credentials_for_their_host_only_and_no_helper_stores_them(
     monkeypatch.setenv("AICLIPSE_GIT_PASSWORD", "stale")
     plain = git_environment("https://github.com/o/r")
     assert plain["GIT_CONFIG_COUNT"] == "1" and "AICLIPSE_GIT_PASSWORD" not in plain
+
+
+def test_the_url_with_its_token_is_read_on_the_target_for_the_same_repository(tmp_path, monkeypatch):
+    """The role passes the URL without the token and the variable's name; over SSH the value is
+    in the pod's 0600 env file, at pod start in the environment; another repository is ignored."""
+    secret = "https://user:ghp_fromTheEnvFile1@git.example/o/ComfyUI.git"
+    env_file = tmp_path / "rp_environment"
+    env_file.write_text("export COMFYUI_REPO='%s'\n" % secret)
+    env_file.chmod(0o600)
+    monkeypatch.delenv("COMFYUI_REPO", raising=False)
+    public = "https://git.example/o/ComfyUI.git"
+    assert repo_url_on_target(public, "COMFYUI_REPO", str(env_file)) == secret
+    assert repo_url_on_target(public, None, str(env_file)) == public
+    assert repo_url_on_target("https://other.example/ComfyUI.git", "COMFYUI_REPO", str(env_file)) == \
+        "https://other.example/ComfyUI.git"
+    monkeypatch.setenv("COMFYUI_REPO", "https://user:ghp_fromTheEnvironment@git.example/o/ComfyUI.git")
+    assert repo_url_on_target(public, "COMFYUI_REPO", str(env_file)).endswith("ghp_fromTheEnvironment@git.example/o/ComfyUI.git")
+    env_file.chmod(0o644)
+    monkeypatch.delenv("COMFYUI_REPO")
+    with pytest.raises(Exception, match="0600|readable"):
+        repo_url_on_target(public, "COMFYUI_REPO", str(env_file))
