@@ -18,3 +18,19 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 POD_PATHS = ("/workspace", "/etc/rp_environment", "/opt/workflows", "/opt/aiclipse")
+
+
+# Test files that take minutes (containers, molecule scenarios) start first: with the files
+# spread over workers (scripts/test.sh), a long file started last would run on alone.
+LONG_FILES = ("tests/molecule_scenarios/", "tests/integration/test_image_build.py",
+              "tests/integration/test_fleet", "tests/integration/test_entrypoint.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item):
+        path = item.nodeid
+        for index, prefix in enumerate(LONG_FILES):
+            if path.startswith(prefix):
+                return index
+        return len(LONG_FILES)
+    items.sort(key=rank)  # stable: the order within a file and among the rest is kept

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import tarfile
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -506,12 +507,16 @@ def export_key(signer, path):
 @pytest.fixture
 def signers(tmp_path):
     """A maintainer key (trusted by the pod) and a stranger's key (not trusted)."""
-    made = [make_signer(tmp_path / "gpg-maintainer", "maintainer"),
-            make_signer(tmp_path / "gpg-stranger", "stranger")]
+    # gpg-agent's sockets live in GNUPGHOME and a socket path has at most 107 bytes, which a
+    # pytest-xdist worker's tmp_path (popen-gwN/test_...) nearly uses up: short homes in /tmp.
+    short = Path(tempfile.mkdtemp(prefix="gpg-"))
+    made = [make_signer(short / "maintainer", "maintainer"),
+            make_signer(short / "stranger", "stranger")]
     yield made
     for signer in made:
         subprocess.run(["gpgconf", "--kill", "all"], env={**os.environ, "GNUPGHOME": str(signer.home)},
                        check=False)
+    shutil.rmtree(short, ignore_errors=True)
 
 
 def test_verify_commit_accepts_only_commits_signed_by_a_trusted_key(tmp_path, repo, pod, signers):

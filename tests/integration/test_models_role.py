@@ -180,8 +180,9 @@ def test_foreground_all_sources_check_mode_then_download_then_nothing_to_do(pod,
 
 def test_background_returns_at_once_and_jobs_finish_with_a_summary(pod, tmp_path, make_origin, s3):
     root = tmp_path / "served"
-    big = write_file(root / "big.safetensors", 1_000_000, seed=5)
-    origin = make_origin(root, limit_rate="250k")  # about 4 s for the big file
+    big = write_file(root / "big.safetensors", 1_500_000, seed=5)
+    # About 23 s for the big file: longer than the play takes even on a loaded machine.
+    origin = make_origin(root, limit_rate="64k")
     r2 = bucket(s3, {"loras/bg.safetensors": 120_000})
     pod.manifest("user", f"url|{origin.url}/public/big.safetensors|big.safetensors|checkpoints|{big}\n"
                          f"r2|loras/bg.safetensors|bg.safetensors|loras\n")
