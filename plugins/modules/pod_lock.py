@@ -50,10 +50,13 @@ options:
 attributes:
   check_mode:
     support: full
+    details: Reports whether the pod drifted from the lock (RV(drift)) without writing it.
   diff_mode:
     support: full
-  platform:
-    platforms: posix
+    details: The diff is the lock file before and after, so it shows each commit, package and model that changed.
+  idempotent:
+    support: full
+    details: The file is rewritten only when the pod changed; it holds no timestamp.
 """
 
 EXAMPLES = r"""
