@@ -47,6 +47,8 @@ options:
   state_dir:
     description: The model state directory whose ledger says what each model was verified against.
     type: path
+extends_documentation_fragment:
+  - aiclipse.comfyui.attributes
 attributes:
   check_mode:
     support: full
