@@ -26,6 +26,15 @@ description:
     etag, sha256) are skipped without reading their bytes. A present file with a known sha256 but no
     ledger entry is hashed once and recorded; one with neither sha256 nor size is compared with the
     size the origin reports and adopted.
+  - Verified by default. When an entry gives no sha256, the one its source publishes is used - Hugging Face's
+    C(X-Linked-Etag) and C(X-Linked-Size) on the redirect the probe already meets (no extra request), and for
+    a CivitAI download URL (C(/api/download/models/<id>)) the V(SHA256) that C(/api/v1/model-versions/<id>)
+    lists for the file. It is recorded in the ledger with where it came from (RV(results[].sha256_from)). A
+    given sha256 that the source contradicts fails the entry naming both; a size the source lists that the
+    download does not have fails it before any byte is fetched. Without any sha256 the size is checked.
+  - A file recorded with a sha256 from its source is asked about again at each run (one request, no
+    hashing), so a model replaced upstream under the same URL is noticed and fetched again (the result's
+    reason says so). A file recorded against a given sha256 is present without any request.
   - Tokens go only to their origin (same scheme, host and port). The module walks every redirect
     itself, hop by hop, and sends the token only on hops at the origin; once a redirect leaves the
     origin, no later hop carries it, even one that comes back. C(aria2c) never receives a token or
@@ -65,7 +74,8 @@ options:
       sha256:
         description:
           - Expected sha256 (64 hex digits). When given, a download that does not match is not
-            published, and an existing unrecorded file is verified once.
+            published, and an existing unrecorded file is verified once. When omitted, the sha256 the
+            source publishes (Hugging Face, CivitAI) is used; when both exist they must agree.
         type: str
       size:
         description:
@@ -262,6 +272,19 @@ results:
       description: Time spent on the entry in this run.
       type: float
       sample: 42.5
+    sha256:
+      description:
+        - The sha256 the file was verified against (present or downloaded), or is expected to have; null
+          when neither the entry nor its source gives one.
+      type: str
+      sample: 4a4f1e8b0f1c5b7d8e2a9c3d6f0b1e2a3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f
+    sha256_from:
+      description:
+        - Where RV(results[].sha256) came from - V(manifest) (the entry's O(downloads[].sha256)), V(huggingface)
+          (X-Linked-Etag), V(civitai) (the model-version API), V(s3) (the object's checksum or metadata) or
+          V(download) (hashed as downloaded, nothing to compare with); null without a sha256.
+      type: str
+      sample: huggingface
 downloaded:
   description: Number of files downloaded.
   returned: always

@@ -73,6 +73,9 @@ options:
       sha256:
         description:
           - Expected sha256 of the file (64 hex digits). Checked before the file is placed.
+          - When omitted, the object's own sha256 is used when its C(HEAD) gives one - a whole-object
+            C(ChecksumSHA256) (not the composite checksum of a multipart upload) or C(x-amz-meta-sha256)
+            metadata. When both exist they must agree, or the object fails naming both.
         type: str
       name:
         description:
@@ -252,6 +255,19 @@ results:
     seconds:
       description: Wall time spent on this object.
       type: float
+    sha256:
+      description:
+        - The sha256 the file was verified against (present or downloaded), or is expected to have; null
+          when neither the entry nor its source gives one.
+      type: str
+      sample: 4a4f1e8b0f1c5b7d8e2a9c3d6f0b1e2a3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f
+    sha256_from:
+      description:
+        - Where RV(results[].sha256) came from - V(manifest) (the entry's O(objects[].sha256)), V(huggingface)
+          (X-Linked-Etag), V(civitai) (the model-version API), V(s3) (the object's checksum or metadata) or
+          V(download) (hashed as downloaded, nothing to compare with); null without a sha256.
+      type: str
+      sample: huggingface
   sample:
     - name: loras/v12.safetensors
       dest: /workspace/aiclipse/models/loras/v12.safetensors

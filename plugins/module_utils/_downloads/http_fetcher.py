@@ -12,6 +12,11 @@ the token only on hops at the origin. Fetch:
   in-process by ranged_download.py over http_origin.OriginRanges, each ranged GET again
   resolved hop by hop, so a redirect on a later range cannot take the token along.
 
+The sha256 the source publishes (Hugging Face's X-Linked-Etag on the probe's redirect, CivitAI's
+model-version API) is what a download is verified against when the entry gives none
+(source_hashes.py); a file recorded with such a hash is asked about again at each run, so a
+model replaced upstream under the same URL is noticed.
+
 Tokens come from the entry (``token``, for people calling the module by hand) or, by name
 (``token_name``), from the target's environment or env file (target_secrets.py).
 """
@@ -32,6 +37,9 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_o
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import Entry, EntryProblem, for_each
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import (
     MIB, DownloadJob, RangedDownloader)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.source_hashes import (
+    FROM_CIVITAI, FROM_HUGGINGFACE, SourceHashError, civitai_api_url, civitai_file, civitai_version,
+    civitai_version_id, huggingface_linked)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import SecretsError
 
 PROGRESS_EVERY = 10.0
@@ -141,9 +149,16 @@ class HttpFetcher:
 
     # -- presence --------------------------------------------------------------------------
     def probe_first(self, entry, store):
-        """An unrecorded file with nothing to check it against: ask the origin for its size."""
-        return (entry.sha256 is None and entry.size is None and os.path.isfile(entry.dest)
-                and store.entry(entry.dest) is None)
+        """Ask the origin before judging a file on disk when nothing else can judge it: an
+        unrecorded file with no sha256 or size given, or one recorded with the sha256 its
+        source published (the source may have replaced it since). A file recorded against the
+        manifest's sha256 is present without a request."""
+        if entry.sha256 is not None or not os.path.isfile(entry.dest):
+            return False
+        item = store.entry(entry.dest)
+        if item is None:
+            return entry.size is None
+        return item.get("sha256_from") in (FROM_HUGGINGFACE, FROM_CIVITAI)
 
     def keep_without_probe(self, entry, store):
         return os.path.isfile(entry.dest)  # the user's own file: never ours to judge without the origin
@@ -167,11 +182,43 @@ class HttpFetcher:
                 origin_label(resolved.url), resolved.content_type)
         elif entry.size is not None and resolved.size is not None and entry.size != resolved.size:
             entry.probe_error = "the origin's file is %d bytes but %d were expected" % (resolved.size, entry.size)
+        self._source_hash(entry, resolved, stop)
         entry.resolved = resolved
         if entry.size is None:
             entry.size = resolved.size
         entry.etag = resolved.etag
         entry.in_process = entry.client.has_secrets and resolved.served_by_origin
+
+    def _source_hash(self, entry, resolved, stop):
+        """What the source says the file is: Hugging Face's linked sha256 and size (on the
+        answer already in hand), CivitAI's listed SHA256 (one API request)."""
+        linked_sha256, linked_size = huggingface_linked(resolved.origin_headers)
+        if linked_sha256:
+            entry.source_sha256, entry.source_hash_from = linked_sha256, FROM_HUGGINGFACE
+        if linked_size is not None:
+            served = resolved.size
+            if served is not None and served != linked_size:
+                entry.source_error = (
+                    "%s lists this file as %d bytes%s but the download it points to is %d bytes: a truncated "
+                    "or different file; nothing was downloaded, the next start tries again"
+                    % (origin_label(entry.url), linked_size,
+                       " (sha256 %s)" % linked_sha256 if linked_sha256 else "", served))
+                return
+            if entry.size is not None and entry.size != linked_size:
+                entry.source_error = "%s lists this file as %d bytes but %d were expected" % (
+                    origin_label(entry.url), linked_size, entry.size)
+                return
+        version_id = civitai_version_id(entry.url)
+        if version_id is None or stop.is_set():
+            return
+        api = OriginClient(civitai_api_url(entry.url, version_id), entry.client.secret_headers,
+                           timeout=self.connect_timeout, tries=self.tries, retry_wait=self.retry_wait)
+        try:
+            sha256, _name = civitai_file(civitai_version(api), entry.url)
+        except SourceHashError as exc:
+            entry.notes.append("no sha256 from CivitAI (%s): only the size was checked" % exc)
+            return
+        entry.source_sha256, entry.source_hash_from = sha256, FROM_CIVITAI
 
     def identity(self, entry):
         return entry.url.split("?", 1)[0]

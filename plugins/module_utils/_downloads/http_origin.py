@@ -136,13 +136,18 @@ def describe_status(status, reason, host, with_auth):
 
 class Answer:
     """The last hop's response: status, headers (lower-case names), the URL that gave it,
-    whether the request carried the secrets, and the open body (``read``/``close``)."""
+    whether the request carried the secrets, and the open body (``read``/``close``).
+    ``origin_headers`` are the headers of the last response the origin itself gave (a redirect
+    to storage included): what the origin says about the file, e.g. Hugging Face's
+    X-Linked-Etag, which only its redirect carries."""
 
-    def __init__(self, url, status, reason, headers, response, connection, sent_secrets, left_origin, hops):
+    def __init__(self, url, status, reason, headers, response, connection, sent_secrets, left_origin, hops,
+                 origin_headers=None):
         self.url = url
         self.status = status
         self.reason = reason
         self.headers = headers
+        self.origin_headers = origin_headers if origin_headers is not None else {}
         self.sent_secrets = sent_secrets
         self.left_origin = left_origin
         self.hops = hops
@@ -222,6 +227,7 @@ class OriginClient:
         the first non-redirect response, body unread (close() it)."""
         current = self.url
         left_origin = False
+        origin_headers = {}
         for hop in range(MAX_REDIRECTS + 1):
             send = dict(headers or {})
             sent_secrets = False
@@ -230,6 +236,8 @@ class OriginClient:
                 sent_secrets = True
             conn, response = self._request(method, current, send)
             info = dict((k.lower(), v) for k, v in response.getheaders())
+            if not left_origin and origin_of(current) == self.origin:
+                origin_headers = info
             if response.status in REDIRECT_CODES:
                 response.close()
                 conn.close()
@@ -243,7 +251,8 @@ class OriginClient:
                     left_origin = True  # from here on nothing carries the secrets, even back home
                 current = following
                 continue
-            return Answer(current, response.status, response.reason, info, response, conn, sent_secrets, left_origin, hop)
+            return Answer(current, response.status, response.reason, info, response, conn, sent_secrets, left_origin, hop,
+                          origin_headers)
         raise OriginError("more than %d redirects starting at %s" % (MAX_REDIRECTS, origin_label(self.url)))
 
 
@@ -256,8 +265,10 @@ class Resolved:
     (OriginRanges). Otherwise ``url`` is tokenless and any client may fetch it.
     """
 
-    def __init__(self, url, served_by_origin, size=None, content_type="", etag=None, ranges=False, hops=0):
+    def __init__(self, url, served_by_origin, size=None, content_type="", etag=None, ranges=False, hops=0,
+                 origin_headers=None):
         self.url = url
+        self.origin_headers = origin_headers or {}
         self.served_by_origin = served_by_origin
         self.size = size
         self.content_type = content_type
@@ -297,7 +308,7 @@ def resolve(client):
         ranges = answer.status == 206 or answer.headers.get("accept-ranges", "").lower() == "bytes"
         content_type = answer.headers.get("content-type", "").split(";")[0].strip().lower()
         return Resolved(answer.url, not answer.left_origin, _size_of(answer), content_type,
-                        answer.headers.get("etag"), ranges, answer.hops)
+                        answer.headers.get("etag"), ranges, answer.hops, answer.origin_headers)
     finally:
         answer.close()  # never read a body here: for a server ignoring Range it is the whole model
 

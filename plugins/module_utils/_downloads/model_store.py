@@ -13,7 +13,10 @@ Layout under ``state_dir`` (normally ``{{ aiclipse_vault }}/.state/models``)::
                                     killed run resumes; downloaders may keep side files such as
                                     aria2's ``<that>.aria2`` control file next to it)
     ledger.json                     mode 0600: {"version": 1, "entries": {<dest>: {size,
-                                    mtime_ns, sha256, etag}}}; never a URL or a token
+                                    mtime_ns, sha256, sha256_from, etag}}}; never a URL or a
+                                    token. sha256_from says what the file was verified
+                                    against: manifest, huggingface, civitai, s3, or download
+                                    (hashed as downloaded, nothing to compare with)
     ledger.lock                     flock guarding read-modify-write of the ledger, so two
                                     downloaders (HTTP and R2) may run at the same time
     <downloader>.run.lock           flock held for a whole run of one downloader, so a second
@@ -28,17 +31,18 @@ API (all paths absolute; errors raise :class:`StoreError` with a message a perso
 
     store = ModelStore(state_dir)                 # creates state_dir and staging/ (0700)
     store = ModelStore(state_dir, read_only=True) # check mode: creates nothing, records nothing
-    store.check_present(dest, sha256=None, size=None, etag=None) -> Presence
+    store.check_present(dest, sha256=None, size=None, etag=None, sha256_from=None) -> Presence
         # Presence.present, .hashed (bytes were read), .reason. A ledger hit whose size and
         # mtime still match is present without hashing; a known sha256 without a ledger entry
         # hashes the file once and records it.
     store.staging_path(dest, identity="")         # stable partial-file path for dest
     store.check_same_filesystem(dest)             # StoreError when os.replace could not work
-    store.publish(staged, dest, size=None, sha256=None, etag=None, hash_unknown=True) -> sha256
+    store.publish(staged, dest, size=None, sha256=None, etag=None, hash_unknown=True,
+                  sha256_from=None) -> sha256
         # verify size, sha256 and that the body is not an HTML/JSON error page, then fsync +
         # os.replace + fsync dir, then record; on failure the staged file is discarded. A
         # ledger write failing after the rename is kept in store.ledger_errors, not raised.
-    store.record(dest, sha256=None, etag=None)    # ledger entry from the file as it is now
+    store.record(dest, sha256=None, etag=None, sha256_from=None)  # ledger entry from the file as it is now
                                                   # (raises; check_present and publish never do)
     store.forget(dest)
     store.discard_staging(staged)                 # partial file and its side files
@@ -297,12 +301,12 @@ class ModelStore:
         """The ledger entry for dest (a dict) or None."""
         return self._read_ledger(cached=True).get(os.path.abspath(dest))
 
-    def record_quietly(self, dest, sha256=None, etag=None):
+    def record_quietly(self, dest, sha256=None, etag=None, sha256_from=None):
         """record(), but a failure (disk full, read-only state dir) is noted in ledger_errors
         instead of raised: an unrecorded file only costs a check at the next run. Returns the
         problem as text, or ''."""
         try:
-            self.record(dest, sha256=sha256, etag=etag)
+            self.record(dest, sha256=sha256, etag=etag, sha256_from=sha256_from)
         except (OSError, StoreError) as exc:
             problem = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
             with self._thread_lock:
@@ -320,13 +324,15 @@ class ModelStore:
         return bool(item) and item.get("size") == st.st_size and item.get("mtime_ns") == st.st_mtime_ns \
             and (not sha256 or item.get("sha256") == sha256.lower())
 
-    def record(self, dest, sha256=None, etag=None):
+    def record(self, dest, sha256=None, etag=None, sha256_from=None):
         """Record dest as it is on disk now (size, mtime) with what is known about its content."""
         dest = os.path.abspath(dest)
         st = os.stat(dest)
         item = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
         if sha256:
             item["sha256"] = sha256.lower()
+            if sha256_from:
+                item["sha256_from"] = sha256_from
         if etag:
             item["etag"] = etag
 
@@ -343,7 +349,7 @@ class ModelStore:
         self._update_ledger(change)
 
     # -- presence --------------------------------------------------------------------------
-    def check_present(self, dest, sha256=None, size=None, etag=None):
+    def check_present(self, dest, sha256=None, size=None, etag=None, sha256_from=None):
         """Decide whether dest already holds the wanted file.
 
         A ledger entry whose size and mtime match the file (and whose sha256/etag agree with
@@ -362,30 +368,35 @@ class ModelStore:
         item = self.entry(dest)
         if item and item.get("size") == st.st_size and item.get("mtime_ns") == st.st_mtime_ns:
             if sha256 and item.get("sha256") and item["sha256"] != sha256:
-                return Presence(False, reason="recorded sha256 differs from the wanted one")
+                if sha256_from and sha256_from != "manifest" and item.get("sha256_from") == sha256_from:
+                    return Presence(False, reason="replaced upstream: %s now gives sha256 %s, the file here "
+                                                  "was %s; downloading the new one"
+                                    % (sha256_from, sha256, item["sha256"]))
+                return Presence(False, reason="the recorded sha256 %s differs from the wanted %s"
+                                % (item["sha256"], sha256))
             if etag and item.get("etag") and item["etag"] != etag:
                 return Presence(False, reason="the remote object changed (etag differs)")
             if size is not None and size != st.st_size:
                 return Presence(False, reason="size on disk %d differs from the expected %d" % (st.st_size, size))
             if sha256 and not item.get("sha256"):
                 # Recorded before a sha256 was known: check once, then trust.
-                return self._check_by_hash(dest, sha256, etag)
+                return self._check_by_hash(dest, sha256, etag, sha256_from)
             return Presence(True, reason="recorded in the ledger")
         if size is not None and size != st.st_size:
             return Presence(False, reason="size on disk %d differs from the expected %d" % (st.st_size, size))
         if sha256:
-            return self._check_by_hash(dest, sha256, etag)
+            return self._check_by_hash(dest, sha256, etag, sha256_from)
         if item is None and (size is not None or etag is None):
             # Nothing to check the bytes against: adopt the file (its size matched when known).
             self.record_quietly(dest, etag=etag)
             return Presence(True, reason="existing file adopted (no sha256 to check)")
         return Presence(False, reason="the file changed since it was recorded")
 
-    def _check_by_hash(self, dest, sha256, etag):
+    def _check_by_hash(self, dest, sha256, etag, sha256_from=None):
         actual = self.sha256_file(dest)
         if actual != sha256:
             return Presence(False, hashed=True, reason="sha256 on disk %s differs from the expected %s" % (actual, sha256))
-        if self.record_quietly(dest, sha256=sha256, etag=etag):
+        if self.record_quietly(dest, sha256=sha256, etag=etag, sha256_from=sha256_from):
             return Presence(True, hashed=True, reason="sha256 verified")
         return Presence(True, hashed=True, reason="sha256 verified and recorded")
 
@@ -461,7 +472,8 @@ class ModelStore:
         return st.f_bavail * st.f_frsize
 
     # -- publish ---------------------------------------------------------------------------
-    def publish(self, staged, dest, size=None, sha256=None, etag=None, mode=0o644, hash_unknown=True):
+    def publish(self, staged, dest, size=None, sha256=None, etag=None, mode=0o644, hash_unknown=True,
+                sha256_from=None):
         """Verify the staged file and move it to dest atomically; return its sha256.
 
         With ``hash_unknown=False`` a file without an expected sha256 is not read at all (its
@@ -505,5 +517,6 @@ class ModelStore:
         _fsync_dir(dest_dir)
         self.discard_staging(staged)  # a left-over .aria2 control file or .parts journal
         # The verified file is in place; an unrecorded file only costs a check next run.
-        self.record_quietly(dest, sha256=actual_sha, etag=etag)
+        self.record_quietly(dest, sha256=actual_sha, etag=etag,
+                            sha256_from=(sha256_from or "manifest") if sha256 else "download")
         return actual_sha

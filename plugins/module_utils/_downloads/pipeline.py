@@ -10,7 +10,7 @@ the module's PID), one models log, one result shape, one way of reporting ledger
 stale-staging cleanup and a clean stop on SIGTERM.
 
 Every entry ends with exactly one result ``{name, dest, source, status, reason, bytes,
-fetched_bytes, seconds}``, status ``downloaded``, ``present``, ``failed`` or (check mode)
+fetched_bytes, seconds, sha256, sha256_from}``, status ``downloaded``, ``present``, ``failed`` or (check mode)
 ``would_download``. Nothing that goes wrong for one entry reaches another; a problem of the
 whole run (missing credentials, no state dir) fails every entry with the same reason, and any
 unexpected exception becomes the entry's (or every entry's) failure, never a traceback.
@@ -24,7 +24,9 @@ A fetcher provides (duck-typed; see http_fetcher.HttpFetcher, r2_fetcher.R2Fetch
     prepare(entries)      before any network: credentials etc.; raise RunError, or fail entries
     probe_first(e, store) True when presence needs the probe (size/ETag) first
     keep_without_probe(e, store)  the probe failed: is the file on disk still good to keep?
-    probe(entries, run)   network: set e.size/e.etag, or e.probe_error
+    probe(entries, run)   network: set e.size/e.etag, or e.probe_error; the sha256 the source
+                          publishes in e.source_sha256/e.source_hash_from (source_hashes.py), or
+                          e.source_error when the source's answer shows the file is wrong
     identity(e)           what names the source, so a partial of other content is not resumed
     fetch(entries, run)   download into e.staged; call run.settle(e, error) once per entry
     describe(e, error)    a reason for a fetch error
@@ -47,6 +49,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_
     ModelStore, StopRequested, StoreError, VerifyError, os_error_text)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.models_log import ModelsLog
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import DownloadStopped
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.source_hashes import FROM_MANIFEST, reconcile
 
 SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 COUNTED = ("downloaded", "present", "failed", "would_download")
@@ -70,6 +73,10 @@ class Entry:
         self.name = name
         self.dest = dest
         self.sha256 = (sha256 or "").lower() or None
+        self.sha256_from = FROM_MANIFEST if self.sha256 else None
+        self.source_sha256 = None
+        self.source_hash_from = None
+        self.source_error = None
         self.size = size
         self.source = source
         self.etag = None
@@ -106,11 +113,17 @@ class Entry:
                 self.seconds = round(time.monotonic() - self.started, 2)
             return True
 
-    def result(self):
+    def result(self, recorded=None):
+        """The result dict; `recorded` (the ledger entry of a present or downloaded file) gives
+        the sha256 it was verified against and where that came from."""
         reason = "; ".join([r for r in [self.reason] + self.notes if r])
+        sha256, sha256_from = self.sha256, self.sha256_from
+        if recorded and self.status in ("present", "downloaded"):
+            sha256 = recorded.get("sha256") or sha256
+            sha256_from = recorded.get("sha256_from") or (sha256_from if sha256 == self.sha256 else None)
         return {"name": self.name, "dest": self.dest, "source": self.source, "status": self.status or "failed",
                 "reason": reason, "bytes": self.bytes, "fetched_bytes": self.fetched_bytes,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "sha256": sha256, "sha256_from": sha256_from}
 
 
 def for_each(function, items, workers, stop, grace=1.0):
@@ -219,7 +232,8 @@ class DownloadRun:
     def _presence(self, entry, size=None, etag=None):
         """The store's presence check for entry; None (and entry failed) when it cannot tell."""
         try:
-            presence = self.store.check_present(entry.dest, sha256=entry.sha256, size=size, etag=etag)
+            presence = self.store.check_present(entry.dest, sha256=entry.sha256, size=size, etag=etag,
+                                                sha256_from=entry.sha256_from)
         except (StoreError, OSError) as exc:
             self._fail(entry, str(exc) if isinstance(exc, StoreError) else os_error_text(exc))
             return None
@@ -229,6 +243,9 @@ class DownloadRun:
         self._note_ledger(entry)
         if presence.present:
             entry.finish("present", presence.reason, os.path.getsize(entry.dest))
+        elif presence.reason.startswith("replaced upstream"):
+            entry.notes.append(presence.reason)
+            self.log("%s: %s" % (entry.name, presence.reason))
         return presence
 
     def _note_ledger(self, entry):
@@ -264,6 +281,12 @@ class DownloadRun:
         pending = []
         for entry in probing:
             if entry.done:
+                continue
+            problem = entry.source_error or (reconcile(entry) if not entry.probe_error else "")
+            if problem:
+                # The source answered, and its answer shows the file is not the wanted one: never
+                # kept, never downloaded.
+                self._fail(entry, problem)
                 continue
             if entry.probe_error:
                 if entry.probed_first and self.fetcher.keep_without_probe(entry, self.store):
@@ -369,7 +392,7 @@ class DownloadRun:
             return
         try:
             self.store.publish(entry.staged, entry.dest, size=entry.size, sha256=entry.sha256, etag=entry.etag,
-                               hash_unknown=self.fetcher.hash_unknown)
+                               hash_unknown=self.fetcher.hash_unknown, sha256_from=entry.sha256_from)
         except VerifyError as exc:
             entry.finish("failed", "verification failed, nothing was placed at %s: %s" % (entry.dest, exc))
         except (StoreError, OSError) as exc:
@@ -416,9 +439,17 @@ class DownloadRun:
         self.log("stopped by %s: %d download(s) unfinished (%s); they resume at the next start"
                  % (name, len(unfinished), ", ".join(e.name for e in unfinished) or "none"))
 
+    def _recorded(self, entry):
+        if self.store is None or entry.status not in ("present", "downloaded"):
+            return None
+        try:
+            return self.store.entry(entry.dest)
+        except StoreError:
+            return None
+
     def summary(self):
         """The module's result: results, counts, diff, message, warnings."""
-        results = [e.result() for e in self.entries]
+        results = [e.result(self._recorded(e)) for e in self.entries]
         counts = dict((key, sum(1 for r in results if r["status"] == key)) for key in COUNTED)
         failed = [r for r in results if r["status"] == "failed"]
         if not self.check_mode and self.entries:

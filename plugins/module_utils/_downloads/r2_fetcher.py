@@ -5,7 +5,9 @@
 
 Probe: one HEAD per object (size + ETag); a recorded file whose size, mtime and ETag still
 match is present without a GET or any hashing, and the HEAD is what notices a re-upload under
-the same key. Fetch: ranged parallel GETs into staging (ranged_download.py), each one
+the same key. The same HEAD (ChecksumMode ENABLED) brings the object's whole-object
+``ChecksumSHA256`` or ``x-amz-meta-sha256`` metadata, what the download is verified against
+when the entry gives no sha256 (source_hashes.py). Fetch: ranged parallel GETs into staging (ranged_download.py), each one
 ``If-Match: <ETag>`` so bytes of two object versions are never mixed.
 
 Credentials and settings come from the options (people calling the module by hand) or, by
@@ -21,6 +23,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeli
     Entry, EntryProblem, RunError, for_each)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import (
     MIB, DownloadJob, RangedDownloader)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.source_hashes import FROM_S3, s3_sha256
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import SecretsError
 
 # Option -> the variable a pod sets (read from the target when the option is not given).
@@ -130,10 +133,13 @@ class R2Fetcher:
             return
         entry.size = int(answer["ContentLength"])
         entry.etag = entry.match_etag = answer.get("ETag")
+        sha256 = s3_sha256(answer)
+        if sha256:
+            entry.source_sha256, entry.source_hash_from = sha256, FROM_S3
 
     def _head_object(self, entry):
         try:
-            return self.client.head_object(Bucket=entry.bucket, Key=entry.key)
+            return self.client.head_object(Bucket=entry.bucket, Key=entry.key, ChecksumMode="ENABLED")
         except Exception as exc:  # pylint: disable=broad-except
             if not r2_client.is_bodyless_status_error(exc):
                 raise
