@@ -405,9 +405,10 @@ def _plan_workflow_models(module, plan, parser):
         module.warn(warning)
     plan["entries"].extend(entries)
     totals = model_sources.counts(models)
-    text = report.render(needs, parts=("models",), model_states=model_sources.report_states(models))
+    # The first line of the workflows' own summary counts before the merge; this one after it.
+    text = report.render(needs, parts=("models",), model_states=model_sources.report_states(models)).split("\n", 1)[1]
     summary = ("Workflow models: %d to download from workflows, %d from manifests, %d present, %d unresolved, "
-               "%d refused, %d disagreeing with a manifest\n" % (
+               "%d refused, %d disagreements with a manifest\n" % (
                    totals["to_download"], totals["manifest"], totals["present"], totals["unresolved"],
                    totals["refused"], totals["disagreements"]))
     text = summary + text

@@ -67,7 +67,8 @@ class WorkflowPacks:
     def report(self, results):
         """workflow_packs and workflow_report for the result; writes workflow_report_file."""
         states = node_sources.final_states(self.states, results)
-        text = node_sources.summary_line(states) + report.render(self.needs, parts=("nodes",), pack_states=states)
+        # The workflows' own summary line (models included) is replaced by the packs' outcome.
+        text = node_sources.summary_line(states) + report.render(self.needs, parts=("nodes",), pack_states=states).split("\n", 1)[1]
         path = self.module.params['workflow_report_file']
         if path:
             try:
