@@ -61,6 +61,15 @@ description:
     the task fails at the end, listing every failed node and why.
   - Manifest errors (bad URL, bad commit, too many fields, a node listed twice in one file) fail
     before anything is cloned, naming file and line.
+  - "With O(workflows), the custom node packs ComfyUI workflow files name (C(properties.aux_id), a
+    GitHub C(owner/repo) cloned from O(github_url); C(properties.cnr_id), a Comfy Registry id
+    resolved to its repository through O(registry_endpoint) or the O(registry_map) file) are
+    installed too, after the manifests' nodes. C(comfy-core) is ComfyUI itself and never
+    installed. A node the manifests or O(nodes) name (same folder or same repository) wins. A
+    missing pack is pinned to the workflow's C(ver): a commit as the commit, a registry version
+    as the repository's tag C(v<ver>) or C(<ver>); an installed one is left where it is. A pack
+    that cannot be resolved, or a malformed workflow, is a warning naming it; the task does not
+    fail for it."
 author:
   - aiclipse team (@aiclipse)
 options:
@@ -144,6 +153,40 @@ options:
       - Fail the task at the end when any node failed (the others are installed first).
     type: bool
     default: true
+  workflows:
+    description:
+      - ComfyUI workflow files or folders (searched recursively for C(*.json)) whose custom node
+        packs are installed too. A folder that does not exist is skipped.
+    type: list
+    elements: path
+    default: []
+  github_url:
+    description:
+      - Base URL a workflow's C(aux_id) (C(owner/repo)) is cloned from, as C(<github_url>/owner/repo).
+    type: str
+    default: https://github.com
+  registry_endpoint:
+    description:
+      - The Comfy Registry API that turns a C(cnr_id) into a repository. Empty for none (only
+        O(registry_map) answers).
+    type: str
+    default: https://api.comfy.org
+  registry_timeout:
+    description:
+      - Seconds one registry request may take in all.
+    type: float
+    default: 15
+  registry_map:
+    description:
+      - Offline map file, one C(cnr_id|repository URL[|version or commit]) a line, asked before the
+        registry. A missing file is skipped; a bad one is a warning and is not used.
+    type: path
+  workflow_report_file:
+    description:
+      - Write the workflows' report here, per workflow each node pack installed, to install,
+        failed or unknown, and each node type no pack is named for. Like a log, it is rewritten
+        (atomically) when its text changes, which does not count as a change.
+    type: path
 extends_documentation_fragment:
   - aiclipse.comfyui.attributes
 attributes:
@@ -229,6 +272,17 @@ requirements_ledger:
   returned: always (null without O(venv))
   type: str
   sample: /venv/.aiclipse-state/custom_nodes.json
+workflow_packs:
+  description: Each node pack the O(workflows) name, C({key, status, detail}); C(status) is
+    V(installed), V(to_install) (check mode), V(failed) or V(unknown) (its repository could not
+    be found).
+  returned: when O(workflows) is given
+  type: list
+  elements: dict
+workflow_report:
+  description: The report written to O(workflow_report_file), for a person.
+  returned: when O(workflows) is given
+  type: str
 manifests:
   description: The manifest files that were read (missing ones skipped with O(missing_manifests=ignore)).
   returned: always
@@ -250,6 +304,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.nodes_manifest im
     parse_list,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import PipError, VenvPip
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workflows import node_provision
 
 
 def _option_urls(nodes):
@@ -275,6 +330,12 @@ def main():
             git_timeout=dict(type='int', default=300),
             install_non_git_requirements=dict(type='bool', default=False),
             fail_on_error=dict(type='bool', default=True),
+            workflows=dict(type='list', elements='path', default=[]),
+            github_url=dict(type='str', default='https://github.com'),
+            registry_endpoint=dict(type='str', default='https://api.comfy.org'),
+            registry_timeout=dict(type='float', default=15.0),
+            registry_map=dict(type='path'),
+            workflow_report_file=dict(type='path'),
         ),
         supports_check_mode=True,
     )
@@ -293,11 +354,16 @@ def main():
         mask_url_credentials(module, _option_urls(params['nodes']))
         module.fail_json(msg=f"nodes manifest: {exc}", manifests=read)
 
-    mask_url_credentials(module, [node['url'] for node in nodes])
-    pip = VenvPip(module, params['venv'], params['pip_args'], params['protected_packages']) if params['venv'] else None
     if params['git_timeout'] < 1:
         module.fail_json(msg=f"git_timeout must be at least 1 second, got {params['git_timeout']}")
-    installer = NodeInstaller(module, Git(module, timeout=params['git_timeout']), params['dest'], nodes,
+    git = Git(module, timeout=params['git_timeout'])
+    from_workflows = None
+    if params['workflows']:
+        from_workflows = node_provision.WorkflowPacks(module, git)
+        nodes = nodes + from_workflows.entries(nodes)
+    mask_url_credentials(module, [node['url'] for node in nodes])
+    pip = VenvPip(module, params['venv'], params['pip_args'], params['protected_packages']) if params['venv'] else None
+    installer = NodeInstaller(module, git, params['dest'], nodes,
                               pip=pip, update=params['update'], workers=params['workers'],
                               seed_from=params['seed_from'],
                               non_git_requirements=params['install_non_git_requirements'])
@@ -315,6 +381,8 @@ def main():
     output = dict(changed=installer.changed, results=results, manifests=read,
                   diff={'before': _lines(before), 'after': _lines(after)}, counts=count(results),
                   requirements_ledger=installer.ledger.path if installer.ledger else None)
+    if from_workflows is not None:
+        output.update(from_workflows.report(results))
     failed = [r for r in results if r['status'] == 'failed']
     if failed and params['fail_on_error']:
         reasons = "; ".join(f"{r['name']} ({r['origin']}): {r['reason']}" for r in failed)

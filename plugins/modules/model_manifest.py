@@ -42,6 +42,18 @@ description:
   - The module only reads manifests. The one thing it may write is O(plan_file), a text file
     listing the merged plan for a person to read (normally under the vault's C(logs/)); it is
     rewritten, atomically, only when its content changes.
+  - "With O(workflows), the models ComfyUI workflow files need (read as
+    M(aiclipse.comfyui.workflow_requirements) reads them) are planned with the manifests: one
+    destination, one entry. A manifest entry for a destination wins over a workflow's, and a
+    workflow giving another URL or sha256 for it is a warning (and listed in RV(workflow_models)).
+    A workflow model with a URL becomes an entry like a manifest line (C(url) source, or
+    C(huggingface) for a C(/resolve/) URL on O(hf_endpoint), so the Hugging Face token still goes
+    to that origin only) and passes the same checks; its sha256 (C(hash) with C(hash_type) sha256)
+    is verified like a manifest's. A model no workflow gives a URL for is C(unresolved) (a
+    warning) unless a manifest lists it or its file is present."
+  - A workflow that cannot be read, or a hostile value in one (a C(javascript:) URL, a
+    C(../) folder), is a warning naming the file; the model is not downloaded and the task
+    does not fail.
 author:
   - aiclipse team (@aiclipse)
 options:
@@ -113,6 +125,20 @@ options:
     description:
       - The download log the plan file points a reader to (only mentioned in O(plan_file)).
     type: str
+  workflows:
+    description:
+      - ComfyUI workflow files or folders (searched recursively for C(*.json)) whose models are
+        planned with the manifests, at the lowest precedence. A folder that does not exist is
+        skipped.
+    type: list
+    elements: path
+    default: []
+  workflow_report_file:
+    description:
+      - Write the workflows' report here, per workflow each model present, to download,
+        unresolved or refused and why. Like a log, it is rewritten (atomically) when its text
+        changes, which does not count as a change.
+    type: path
 extends_documentation_fragment:
   - aiclipse.comfyui.attributes
 attributes:
@@ -255,6 +281,26 @@ plan_file:
   returned: when O(plan_file) is set
   type: str
   sample: /workspace/aiclipse/logs/models-plan.txt
+workflow_models:
+  description: Each model the O(workflows) need, with C(key) (C(<folder>/<file>)), C(dest),
+    C(url), C(sha256), C(status) (V(manifest) a manifest entry writes it, V(to_download) a
+    workflow entry of RV(entries) does, V(present) its file is there, V(unresolved) no URL
+    anywhere, V(refused) its URL or hash failed the manifest checks), C(origin) (the entry that
+    provides it), C(reason), C(disagreements) (C({field, workflow, manifest}) where the manifest
+    wins), C(required_by) and C(conflicts) (between workflows) as in
+    M(aiclipse.comfyui.workflow_requirements).
+  returned: success, when O(workflows) is given
+  type: list
+  elements: dict
+workflow_counts:
+  description: Workflow models per status, and C(disagreements) with the manifests.
+  returned: success, when O(workflows) is given
+  type: dict
+  sample: {"manifest": 1, "to_download": 2, "present": 0, "unresolved": 1, "refused": 0, "disagreements": 1}
+workflow_report:
+  description: The report written to O(workflow_report_file), for a person.
+  returned: success, when O(workflows) is given
+  type: str
 problems:
   description: Every problem found, each with the C(origin) (file and line) and a C(message).
   returned: failure
@@ -276,6 +322,8 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.plan_f
     render_plan,
     update_plan_file,
 )
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workflows import model_sources, report
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workflows.plan import plan_workflows
 
 
 def main():
@@ -298,6 +346,8 @@ def main():
             r2_bucket=dict(type="str"),
             plan_file=dict(type="path"),
             plan_log_file=dict(type="str"),
+            workflows=dict(type="list", elements="path", default=[]),
+            workflow_report_file=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -316,10 +366,15 @@ def main():
         module.fail_json(msg=exc.describe(),
                          problems=[{"origin": origin, "message": message}
                                    for origin, message in exc.problems])
+    workflow_result = None
+    if module.params["workflows"]:
+        workflow_result = _plan_workflow_models(module, plan, parser)
     counts = dict((source, 0) for source in SOURCES)
     for entry in plan["entries"]:
         counts[entry["source"]] += 1
     result = dict(changed=False, counts=counts, **plan)
+    if workflow_result is not None:
+        result.update(workflow_result)
     if module.params["plan_file"]:
         path = module.params["plan_file"]
         text = render_plan(plan, module.params["plan_log_file"])
@@ -335,6 +390,36 @@ def main():
         if changed and module._diff:
             result["diff"] = dict(before_header=path, after_header=path, before=before, after=text)
     module.exit_json(**result)
+
+
+def _plan_workflow_models(module, plan, parser):
+    """Append the workflows' models no manifest writes to the plan; warn about the rest."""
+    try:
+        needs = plan_workflows(module.params["workflows"], models_dir=parser.models_dir)
+    except ValueError as exc:
+        module.fail_json(msg="workflows: %s" % exc)
+    for warning in needs.pop("warnings"):
+        module.warn(warning)
+    entries, models, warnings = model_sources.plan_workflow_models(needs, plan["entries"], parser)
+    for warning in warnings:
+        module.warn(warning)
+    plan["entries"].extend(entries)
+    totals = model_sources.counts(models)
+    # The first line of the workflows' own summary counts before the merge; this one after it.
+    text = report.render(needs, parts=("models",), model_states=model_sources.report_states(models)).split("\n", 1)[1]
+    summary = ("Workflow models: %d to download from workflows, %d from manifests, %d present, %d unresolved, "
+               "%d refused, %d disagreements with a manifest\n" % (
+                   totals["to_download"], totals["manifest"], totals["present"], totals["unresolved"],
+                   totals["refused"], totals["disagreements"]))
+    text = summary + text
+    path = module.params["workflow_report_file"]
+    if path:
+        try:
+            # A log for people: rewriting it is not a change to the pod.
+            update_plan_file(path, text, check_mode=module.check_mode, atomic_move=module.atomic_move)
+        except PlanFileError as exc:
+            module.warn("workflow report not written: %s" % exc)
+    return dict(workflow_models=models, workflow_counts=totals, workflow_report=text)
 
 
 if __name__ == "__main__":

@@ -57,8 +57,12 @@ def _pack_text(pack):
     return text
 
 
-def render(result):
-    """The whole report, one string ending in a newline."""
+def render(result, parts=("models", "nodes"), model_states=None, pack_states=None):
+    """The whole report, one string ending in a newline.
+
+    ``parts`` picks the sections of each workflow. ``model_states`` (key -> ``{status,
+    detail}``) and ``pack_states`` (key -> ``{status, detail}``) replace what the workflows
+    alone say by what provisioning decided (a manifest provides it, installed, failed ...)."""
     per_workflow = {}
 
     def bucket(path):
@@ -101,7 +105,14 @@ def render(result):
                                _plural(workflow["nodes_read"], "node"))
         lines.append("== %s (%s)" % (path, detail))
         found = per_workflow.get(workflow["path"], {})
-        for model, source in found.get("models", ()):
+        for model, source in found.get("models", ()) if "models" in parts else ():
+            state = (model_states or {}).get(model["key"])
+            if state is not None:
+                line = "  model %-12s %s" % (state["status"].replace("_", " "), shown(model["key"]))
+                if state.get("detail"):
+                    line += "  (%s)" % shown(state["detail"], 400)
+                lines.append(line)
+                continue
             status = model["status"].replace("_", " ")
             line = "  model %-12s %s" % (status, shown(model["key"]))
             if model["status"] == "to_download":
@@ -115,13 +126,19 @@ def render(result):
             if not model["known_directory"]:
                 line += "  [folder '%s' is not one of ComfyUI's own: a custom node must register it]" % shown(model["directory"])
             lines.append(line)
-        for pack, names in found.get("packs", ()):
-            lines.append("  node  %-12s %s  (%s)" % ("needed", shown(_pack_text(pack), 200),
-                                                     shown(", ".join(names), 300)))
-        for node_type in found.get("unknown", ()):
+        for pack, names in found.get("packs", ()) if "nodes" in parts else ():
+            state = (pack_states or {}).get(pack["key"]) or {"status": "needed"}
+            line = "  node  %-12s %s  (%s)" % (state["status"].replace("_", " "), shown(_pack_text(pack), 200),
+                                               shown(", ".join(names), 300))
+            if state.get("detail"):
+                line += "  %s" % shown(state["detail"], 400)
+            lines.append(line)
+        for node_type in found.get("unknown", ()) if "nodes" in parts else ():
             lines.append("  node  %-12s %s  (no pack id: built in, or from a pack no workflow names)"
                          % ("unknown", shown(node_type)))
         for key, conflict in found.get("conflicts", ()):
+            if key.startswith(("cnr:", "github:")) != ("nodes" in parts) and len(parts) == 1:
+                continue
             value, chosen = conflict["value"], conflict["chosen"]
             if conflict["field"] == "url":
                 value, chosen = masked_url(value), masked_url(chosen) if chosen else chosen

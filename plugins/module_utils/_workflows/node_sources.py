@@ -1,0 +1,217 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The custom node packs workflows need, as entries of the nodes manifest.
+
+* A pack with an ``aux_id`` (GitHub ``owner/repo``) is cloned from ``<github_url>/owner/repo``;
+  one with only a ``cnr_id`` is resolved to its repository through the Comfy Registry (or the
+  offline map file). ``comfy-core`` never reaches here (the plan leaves it out).
+* A node the nodes manifests name (same folder name or same repository) wins: the workflow's
+  pack is not added.
+* A pack already installed (its folder exists, under the repository's name or the registry id
+  ComfyUI-Manager uses) is left as it is, whatever the workflow pins: workflows carry the
+  version their author happened to have, and an existing checkout is never moved for that.
+* A missing pack is pinned to the workflow's ``ver``: a commit as the commit, a registry version
+  as the repository's tag ``v<ver>`` or ``<ver>`` (asked with ``git ls-remote``); a version
+  without such a tag installs the default branch, with a warning.
+
+Nothing here fails the start: a pack that cannot be resolved is reported ``unknown`` with why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfy_registry import RegistryError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import GitError, public_url
+from ansible_collections.aiclipse.comfyui.plugins.module_utils.nodes_manifest import (
+    ManifestError,
+    node_name,
+    validate_entry,
+)
+
+from .values import shown
+
+# Pack states (before the install; the module turns them into the report's words).
+MANIFEST = "manifest"        # a manifest names this node; its entry is installed instead
+INSTALL = "install"          # an entry of the install list
+UNKNOWN = "unknown"          # no repository could be found
+PRESENT = "present"          # installed under its registry id, not a git checkout: left alone
+
+_TAG_LINE = re.compile(r"^([0-9a-f]{40})\trefs/tags/(\S+?)(\^\{\})?$")
+
+
+def repo_key(url):
+    """A repository URL compared loosely: no credentials, case, trailing slash or .git."""
+    text = public_url(url).strip().rstrip("/").lower()
+    return text[:-4] if text.endswith(".git") else text
+
+
+def _source_text(source):
+    return shown("%s node %s (%s)" % (source["workflow"], source["node_id"], source["node_type"]), 400)
+
+
+class WorkflowNodes:
+    """Turns the plan's node packs into nodes-manifest entries."""
+
+    def __init__(self, registry, github_url, dest, git):
+        self.registry = registry
+        self.github_url = github_url.rstrip("/")
+        self.dest = dest
+        self.git = git
+        self.warnings = []
+
+    def entries(self, packs, manifest_nodes):
+        """(entries to install, {pack key: state}) where a state is ``{status, name, url, detail}``."""
+        by_name = {node["name"].lower(): node for node in manifest_nodes}
+        by_repo = {repo_key(node["url"]): node for node in manifest_nodes}
+        entries, states, taken = [], {}, set(by_name)
+        for pack in packs:
+            state = self._pack(pack, by_name, by_repo, taken)
+            states[pack["key"]] = state
+            if state.get("entry"):
+                entries.append(state.pop("entry"))
+        return entries, states
+
+    def _pack(self, pack, by_name, by_repo, taken):
+        first = pack["required_by"][0]
+        origin = "workflow %s" % _source_text(first)
+        installed = self._installed_folder(pack)
+        if installed and installed.lower() in by_name:
+            manifest = by_name[installed.lower()]
+            return {"status": MANIFEST, "name": manifest["name"], "url": manifest["url"],
+                    "detail": "the manifest's entry (%s) is used" % manifest["origin"]}
+        if installed and not pack["aux_id"]:
+            # Installed under its registry id: the registry need not be asked, nothing is moved.
+            taken.add(installed.lower())
+            path = os.path.join(self.dest, installed)
+            if not os.path.isdir(os.path.join(path, ".git")):
+                return {"status": PRESENT, "name": installed, "url": None, "detail": "not a git checkout; left as it is"}
+            entry = {"name": installed, "url": path, "branch": "", "commit": "", "category": "workflow",
+                     "description": pack["key"], "origin": origin}
+            return {"status": INSTALL, "name": installed, "url": None, "detail": None, "entry": entry}
+        try:
+            url, pin_version, pin_commit = self._repository(pack)
+        except RegistryError as exc:
+            self.warnings.append("custom node pack %s needed by %s: %s; it is not installed"
+                                 % (pack["key"], _source_text(first), shown(str(exc), 300)))
+            return {"status": UNKNOWN, "name": None, "url": None, "detail": "cannot find its repository: %s" % exc}
+        name = installed or node_name(url)
+        manifest = by_name.get(name.lower()) or by_repo.get(repo_key(url))
+        if manifest is not None:
+            return {"status": MANIFEST, "name": manifest["name"], "url": manifest["url"],
+                    "detail": "the manifest's entry (%s) is used" % manifest["origin"]}
+        if name.lower() in taken:
+            return {"status": MANIFEST, "name": name, "url": url, "detail": "another pack has the folder %s" % name}
+        taken.add(name.lower())
+        branch = commit = ""
+        if not installed and not os.path.lexists(os.path.join(self.dest, name)):
+            if pin_commit:
+                commit = pin_commit
+            elif pin_version:
+                branch = self._version_tag(url, pin_version, pack)
+        try:
+            entry = validate_entry({"url": url, "branch": branch, "commit": commit, "category": "workflow",
+                                    "description": pack["key"]}, origin)
+        except ManifestError as exc:
+            self.warnings.append("custom node pack %s needed by %s: %s; it is not installed"
+                                 % (pack["key"], _source_text(first), shown(str(exc), 300)))
+            return {"status": UNKNOWN, "name": None, "url": url, "detail": str(exc)}
+        if installed:
+            entry["name"] = installed
+        return {"status": INSTALL, "name": entry["name"], "url": url, "detail": None, "entry": entry}
+
+    def _installed_folder(self, pack):
+        """The folder of this pack already in dest: by the repository name of aux_id or the
+        registry id (ComfyUI-Manager installs registry packs under their id)."""
+        candidates = []
+        if pack["aux_id"]:
+            candidates.append(pack["aux_id"].split("/", 1)[1])
+        if pack["cnr_id"]:
+            candidates.append(pack["cnr_id"])
+        try:
+            present = {entry.lower(): entry for entry in os.listdir(self.dest)}
+        except OSError:
+            return None
+        for candidate in candidates:
+            if candidate.lower() in present and os.path.isdir(os.path.join(self.dest, present[candidate.lower()])):
+                return present[candidate.lower()]
+        return None
+
+    def _repository(self, pack):
+        """(url, version to pin, commit to pin)."""
+        ver, kind = pack["ver"], pack["ver_kind"]
+        if pack["aux_id"]:
+            return ("%s/%s" % (self.github_url, pack["aux_id"]), ver if kind == "version" else None,
+                    ver if kind == "commit" else None)
+        answer = self.registry.resolve(pack["cnr_id"], ver)
+        self.warnings.extend(answer["warnings"])
+        if answer["commit"]:
+            return answer["repository"], None, answer["commit"]
+        if ver and kind == "version" or answer["source"] == "map":
+            return answer["repository"], answer["version"], None
+        return answer["repository"], None, None
+
+    def _version_tag(self, url, version, pack):
+        """The tag of `version` in the repository (v1.2.3 or 1.2.3), or '' with a warning."""
+        try:
+            rc, out, err = self.git.run("ls-remote", "--tags", "--", url, url=url)
+        except GitError as exc:
+            rc, out, err = 1, "", str(exc)
+        if rc == 0:
+            tags = set()
+            for line in out.splitlines():
+                match = _TAG_LINE.match(line)
+                if match:
+                    tags.add(match.group(2))
+            for tag in ("v" + version, version):
+                if tag in tags:
+                    return tag
+            why = "has no tag v%s or %s" % (version, version)
+        else:
+            why = "could not be asked for its tags (%s)" % shown(err.splitlines()[-1] if err else "git ls-remote failed", 200)
+        self.warnings.append("custom node pack %s: version %s is wanted but %s %s; its default branch is installed"
+                             % (pack["key"], version, shown(public_url(url), 200), why))
+        return ""
+
+
+# Install results -> the report's words.
+_REPORTED = {"cloned": "installed", "seeded": "installed", "updated": "installed", "present": "installed",
+             "would_clone": "to_install", "would_seed": "to_install", "would_update": "installed",
+             "failed": "failed"}
+
+
+def final_states(states, results):
+    """{pack key: {status, detail}} for the report: installed, to_install, failed, unknown."""
+    by_name = {result["name"].lower(): result for result in results}
+    out = {}
+    for key, state in states.items():
+        if state["status"] == UNKNOWN:
+            out[key] = {"status": "unknown", "detail": state["detail"]}
+            continue
+        if state["status"] == PRESENT:
+            out[key] = {"status": "installed", "detail": "%s: %s" % (state["name"], state["detail"])}
+            continue
+        result = by_name.get((state["name"] or "").lower())
+        if result is None:
+            out[key] = {"status": "unknown", "detail": state["detail"]}
+            continue
+        status = _REPORTED.get(result["status"], result["status"])
+        detail = "custom_nodes/%s" % result["name"]
+        if result.get("commit"):
+            detail += " @ %s" % result["commit"][:12]
+        if state["detail"]:
+            detail += "; " + state["detail"]
+        if result.get("reason"):
+            detail += "; " + result["reason"]
+        out[key] = {"status": status, "detail": detail}
+    return out
+
+
+def summary_line(states):
+    totals = {}
+    for state in states.values():
+        totals[state["status"]] = totals.get(state["status"], 0) + 1
+    return "Workflow node packs: %d installed, %d to install, %d failed, %d unknown\n" % (
+        totals.get("installed", 0), totals.get("to_install", 0), totals.get("failed", 0), totals.get("unknown", 0))
