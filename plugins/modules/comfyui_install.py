@@ -216,19 +216,19 @@ requirements:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfyui_install import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.comfyui_install import (
     ComfyUIInstaller,
     InstallError,
     RequirementsInstaller,
     index_args,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import (
     Git,
     GitError,
     credentials_problem,
     mask_url_credentials,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import PipError, VenvPip
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.pip_requirements import PipError, VenvPip
 
 
 def main():

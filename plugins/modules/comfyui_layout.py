@@ -183,11 +183,11 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfyui_layout import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.comfyui_layout import (
     FOLDERS, KEEP, ComfyUILayout, LayoutError,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import MergeError
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import WorkspaceLinkError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import MergeError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import WorkspaceLinkError
 
 
 def main():

@@ -241,15 +241,15 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.custom_nodes import NodeInstaller, count
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import Git, mask_url_credentials
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.nodes_manifest import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.custom_nodes import NodeInstaller, count
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import Git, mask_url_credentials
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.nodes_manifest import (
     ManifestError,
     merge,
     parse_file,
     parse_list,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import PipError, VenvPip
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.pip_requirements import PipError, VenvPip
 
 
 def _option_urls(nodes):

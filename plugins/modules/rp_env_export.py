@@ -194,7 +194,7 @@ content_changed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.env_export import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment.env_export import (
     DEFAULT_ALLOW_LIST,
     EnvExportError,
     EnvFile,

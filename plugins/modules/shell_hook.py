@@ -123,7 +123,7 @@ created_dirs:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.shell_hook import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment.shell_hook import (
     LEGACY_SOURCES,
     ShellHook,
     ShellHookError,

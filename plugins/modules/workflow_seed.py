@@ -125,7 +125,7 @@ counts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workflow_seed import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workflow_seed import (
     WorkflowSeedError, WorkflowSeeder,
 )
 

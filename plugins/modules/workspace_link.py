@@ -299,10 +299,10 @@ scratch_removed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_link_guard import GitGuardError
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.printable import escape_text
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import MergeError
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.git_link_guard import GitGuardError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable import escape_text
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import MergeError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import (
     ON_CONFLICT_CHOICES, WorkspaceLinkError, WorkspaceLinks,
 )
 

@@ -22,10 +22,10 @@ from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfyui_layout import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.comfyui_layout import (  # noqa: E402
     ComfyUILayout,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import (  # noqa: E402
     WorkspaceLinks,
 )
 

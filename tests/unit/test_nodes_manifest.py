@@ -10,8 +10,8 @@ from harness.paths import FIXTURES, REPO
 # The checkout is the collection: make `ansible_collections.aiclipse.comfyui` importable.
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils import nodes_manifest  # noqa: E402
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import STAGING_PREFIX  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui import nodes_manifest  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import STAGING_PREFIX  # noqa: E402
 
 ManifestError = nodes_manifest.ManifestError
 

@@ -23,7 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import (  # noqa: E402
     WorkspaceLinks,
 )
 
@@ -32,7 +32,7 @@ SHM = Path("/dev/shm")
 CHILD = r"""
 import json, os, signal, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import WorkspaceLinks
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import WorkspaceLinks
 kill_at, args = int(sys.argv[2]), json.loads(sys.argv[3])
 calls = [0]
 

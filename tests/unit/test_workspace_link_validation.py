@@ -8,7 +8,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import (  # noqa: E402
     WorkspaceLinkError, WorkspaceLinks,
 )
 

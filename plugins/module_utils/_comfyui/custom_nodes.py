@@ -29,7 +29,7 @@ import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import (
     STAGING_PREFIX,
     GitError,
     clone_into_place,
@@ -38,7 +38,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout impo
     remove_stale_staging,
     stored_credentials,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.pip_requirements import (
     RequirementsLedger,
     file_sha256,
 )

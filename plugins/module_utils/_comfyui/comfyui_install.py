@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import (
     STAGING_PREFIX,
     GitError,
     looks_like_commit,
@@ -40,7 +40,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout impo
     remove_stale_staging,
     stored_credentials,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.pip_requirements import (
     PipError,
     RequirementsLedger,
     file_sha256,

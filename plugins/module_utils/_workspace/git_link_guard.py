@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import (
     PARTIAL_PREFIX, MergeError, clash_name, publish_no_clobber,
 )
 

@@ -18,7 +18,7 @@ import tempfile
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.printable import escape_text
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable import escape_text
 
 HOOK_MARKER = '# aiclipse.comfyui pod_env hook'
 # Where the original system's `source` lines pointed; they piled up at every boot.

@@ -40,9 +40,9 @@ import os
 import stat
 import time
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_link_guard import GitGuardError, GitLinkGuard
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.printable import printable
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.git_link_guard import GitGuardError, GitLinkGuard
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable import printable
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import (
     LINK_TMP_MARK, MergeError, MergePlan, Scratch, apply_plan, clash_name, entry_kind, preflight,
 )
 

@@ -45,10 +45,10 @@ import os
 import stat
 import tempfile
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import (
     MergeError, MergePlan, apply_plan, clash_name, entry_kind, preflight,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import WorkspaceLinks
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import WorkspaceLinks
 
 FOLDERS = ('models', 'custom_nodes', 'input', 'output', 'user')
 # Files ComfyUI writes into its own directory whatever the base directory: its database

@@ -18,7 +18,7 @@ import tempfile
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.printable import escape_text
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable import escape_text
 
 # The original system's SAFE_VARS plus COMFY_ARGS, which it forgot (SPEC section 4).
 DEFAULT_ALLOW_LIST = (

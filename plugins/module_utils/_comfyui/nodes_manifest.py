@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import credentials_problem
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import credentials_problem
 
 FIELDS = ("url", "branch", "category", "description", "commit")
 _SCHEMES = ("https://", "http://", "ssh://", "git://", "file://")

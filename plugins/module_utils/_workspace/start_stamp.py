@@ -26,7 +26,7 @@ import os
 import stat
 import tempfile
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import Git
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import Git
 
 STAMP_VERSION = 1
 # Reasons reported when the stamp is not current: enough to see why, short enough to read.

@@ -23,7 +23,7 @@ import json
 import os
 import tempfile
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import redact
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import redact
 
 DEFAULT_PROTECTED = ("torch", "torchvision", "torchaudio", "xformers")
 STATE_DIRNAME = ".aiclipse-state"

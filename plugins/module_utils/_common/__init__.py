@@ -1,0 +1,10 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiclipse team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Helpers every other package of the collection shares.
+
+PRIVATE to this collection: the leading underscore says so (the community.crypto convention).
+Nothing here is a public API; names and shapes may change in any release.
+
+* ``printable``  -- results ansible can carry: bytes that are not UTF-8 shown as ``\\xNN``.
+"""
