@@ -48,7 +48,7 @@ def start(root, runner=run_command):
     result = ComfyUILayout(os.path.join(vault, "ComfyUI"), vault, runner, "/usr/bin/git", stamp,
                            model_folders=["checkpoints", "loras"],
                            vault_links={"workflows": "user/default/workflows"}).run()
-    links_run = WorkspaceLinks(str(root), vault, NEW_SHORTCUTS, protect_git=False, stamp=stamp)
+    links_run = WorkspaceLinks(str(root), vault, NEW_SHORTCUTS, stamp=stamp)
     links_run.validate()
     links_run.run()
     return result

@@ -115,7 +115,7 @@ def fill_models(models):
 def test_adoption_on_one_filesystem_survives_a_kill_at_every_step(tmp_path):
     root = tmp_path / "workspace"
     vault = root / "aiclipse"
-    args = {"root": str(root), "vault": str(vault), "links": {"models": "models"}, "protect_git": False,
+    args = {"root": str(root), "vault": str(vault), "links": {"models": "models"},
             "directories": ["models/checkpoints"], "stamp": "S"}
 
     def build():
@@ -139,7 +139,7 @@ def test_adoption_across_filesystems_survives_a_kill_at_every_step(tmp_path):
     shm = Path(tempfile.mkdtemp(dir=SHM))
     root = shm / "workspace"
     vault = tmp_path / "aiclipse"
-    args = {"root": str(root), "vault": str(vault), "links": {"models": "models"}, "protect_git": False,
+    args = {"root": str(root), "vault": str(vault), "links": {"models": "models"},
             "stamp": "S"}
 
     def build():
@@ -169,7 +169,7 @@ def test_merge_with_clashes_across_filesystems_survives_a_kill_at_every_step(tmp
     root = tmp_path / "workspace"
     vault = shm / "aiclipse"
     args = {"root": str(root), "vault": str(vault), "links": {"models": "models", "input": "ComfyUI/input"},
-            "protect_git": False, "stamp": "S"}
+            "stamp": "S"}
 
     def build():
         shutil.rmtree(root, ignore_errors=True)

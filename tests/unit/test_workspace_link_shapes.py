@@ -56,7 +56,6 @@ def snapshot(*tops):
 
 
 def run(root, vault, links, **kwargs):
-    kwargs.setdefault("protect_git", False)
     kwargs.setdefault("stamp", "S")
     return WorkspaceLinks(str(root), str(vault), links, **kwargs).run()
 

@@ -40,7 +40,6 @@ API (all paths absolute; errors raise :class:`StoreError` with a message a perso
         # ledger write failing after the rename is kept in store.ledger_errors, not raised.
     store.record(dest, sha256=None, etag=None)    # ledger entry from the file as it is now
                                                   # (raises; check_present and publish never do)
-    store.forget(dest)
     store.discard_staging(staged)                 # partial file and its side files
     store.cleanup_stale(keep=(), max_age=7 days)  # forgotten partials of old runs
     store.staged_bytes(staged)                    # bytes a partial already holds on disk
@@ -334,13 +333,6 @@ class ModelStore:
             entries[dest] = item
         self._update_ledger(change)
         return item
-
-    def forget(self, dest):
-        dest = os.path.abspath(dest)
-
-        def change(entries):
-            entries.pop(dest, None)
-        self._update_ledger(change)
 
     # -- presence --------------------------------------------------------------------------
     def check_present(self, dest, sha256=None, size=None, etag=None):

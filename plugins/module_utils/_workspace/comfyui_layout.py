@@ -184,7 +184,7 @@ class ComfyUILayout:
         links = None
         if self.vault_links:
             # Validated before anything is touched: bad input changes nothing.
-            links = WorkspaceLinks(self.vault, self.vault, self.vault_links, on_conflict='merge', protect_git=False,
+            links = WorkspaceLinks(self.vault, self.vault, self.vault_links, on_conflict='merge',
                                    check_mode=self.check_mode, stamp=self.stamp)
             links.validate()
         if not os.path.isdir(self.checkout) or not self._is_work_tree():

@@ -517,11 +517,3 @@ def apply_plan(plan):
                     raise MergeError('%s is not empty after merging its contents (%s); something wrote '
                                      'into it during the run, run again' % (src, ', '.join(sorted(os.listdir(src))))) from None
                 raise
-
-
-def merge_into(source, target, stamp, state_dir=None):
-    """Plan and apply a merge of directory `source` into directory `target`; return the plan."""
-    preflight(source, target)
-    plan = MergePlan(source, target, stamp, state_dir)
-    apply_plan(plan)
-    return plan

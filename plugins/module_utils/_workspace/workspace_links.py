@@ -40,7 +40,6 @@ import os
 import stat
 import time
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.git_link_guard import GitGuardError, GitLinkGuard
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable import printable
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import (
     LINK_TMP_MARK, MergeError, MergePlan, Scratch, apply_plan, clash_name, entry_kind, preflight,
@@ -63,7 +62,6 @@ class Shortcut:
         self.name = name
         self.path = path
         self.target = target
-        self.git_state = None
         # 'renamed' or 'copied' when the target is a link to this shortcut's own folder.
         self.adopt = None
         # (old link text, folder) when the target is a link through a shortcut that changes.
@@ -146,8 +144,8 @@ def describe(path):
 class WorkspaceLinks:
     """Validate, then apply (or, in check mode, only report) a set of shortcuts."""
 
-    def __init__(self, root, vault, links, on_conflict='merge', protect_git=True, check_mode=False,
-                 run_command=None, git_bin=None, stamp=None, directories=None, state_dir=None):
+    def __init__(self, root, vault, links, on_conflict='merge', check_mode=False, stamp=None, directories=None,
+                 state_dir=None):
         self.root = root
         self.vault = vault
         self.links = links
@@ -156,7 +154,6 @@ class WorkspaceLinks:
         self.on_conflict = on_conflict
         self.check_mode = check_mode
         self.stamp = stamp or time.strftime('%Y%m%d-%H%M%S')
-        self.git = GitLinkGuard(run_command, git_bin, self.stamp) if protect_git and run_command else None
         self.state_dir = state_dir
         self.scratch = None
         self.shortcuts = []
@@ -389,13 +386,6 @@ class WorkspaceLinks:
                 preflight(path, shortcut.target)
             except MergeError as exc:
                 errors.append(str(exc))
-        if self.git is not None:
-            try:
-                shortcut.git_state = self.git.inspect(path)
-                if shortcut.git_state is not None:
-                    self.git.pending(shortcut.git_state)
-            except GitGuardError as exc:
-                errors.append(str(exc))
         return errors
 
     # -- applying ------------------------------------------------------------------------------
@@ -488,7 +478,7 @@ class WorkspaceLinks:
         record = {'name': shortcut.name, 'path': path, 'target': target, 'before': fields['before'],
                   'action': 'ok', 'changed': False, 'target_created': False, 'target_backup': None,
                   'backup': None, 'merged': None, 'adopted': fields['adopted'],
-                  'target_relinked': fields['target_relinked'], 'git': [], 'seeded': [],
+                  'target_relinked': fields['target_relinked'],
                   'leftover_links_removed': [p for p in swept if os.path.dirname(p) == os.path.dirname(path)
                                              and os.path.basename(p).startswith('.%s%s' % (os.path.basename(path), LINK_TMP_MARK))]}
         after = list(notes)
@@ -496,11 +486,6 @@ class WorkspaceLinks:
 
         if not shortcut.adopt:
             after.extend(self._ensure_target(shortcut, record))
-        if shortcut.git_state is not None:
-            record['git'] = self.git.pending(shortcut.git_state)
-            if record['git'] and not self.check_mode:
-                self.git.apply(shortcut.git_state)
-            after.extend('  git: %s' % note for note in record['git'])
 
         kind = entry_kind(path)
         if shortcut.adopt:
@@ -536,17 +521,8 @@ class WorkspaceLinks:
                 os.rename(path, record['backup'])
                 self._replace_link(path, target)
 
-        if shortcut.git_state is not None:
-            incoming = path if self.check_mode and record['action'] == 'merged' else None
-            missing = self.git.missing_placeholders(shortcut.git_state, target, incoming)
-            record['seeded'] = [dest for dest, dummy, dummy2 in missing]
-            after.extend('  seeded tracked placeholder %s' % dest for dest in record['seeded'])
-            if missing and not self.check_mode:
-                self.git.seed(shortcut.git_state, missing)
-
-        record['changed'] = (record['action'] != 'ok' or record['target_created'] or bool(record['git'])
-                             or bool(record['seeded']) or bool(record['leftover_links_removed'])
-                             or bool(record['target_relinked']))
+        record['changed'] = (record['action'] != 'ok' or record['target_created']
+                             or bool(record['leftover_links_removed']) or bool(record['target_relinked']))
         after.insert(0, '%s -> %s' % (path, target))
         return record
 
