@@ -324,8 +324,7 @@ def main():
         path = module.params["plan_file"]
         text = render_plan(plan, module.params["plan_log_file"])
         try:
-            changed, before = update_plan_file(path, text, check_mode=module.check_mode,
-                                               atomic_move=module.atomic_move)
+            changed, before = update_plan_file(path, text, check_mode=module.check_mode)
         except PlanFileError as exc:
             # The plan file is for people; the plan itself is fine, so the downloads go on (on a
             # full disk they report their own failures).

@@ -147,7 +147,7 @@ def main():
         module.fail_json(msg='mode %r is not an octal mode such as 0644.' % params['mode'])
     try:
         seeder = WorkflowSeeder(params['templates_dir'], params['dest_dirs'], force=params['force'],
-                                file_mode=file_mode, atomic_move=module.atomic_move)
+                                file_mode=file_mode)
         result = seeder.run(check_mode=module.check_mode, want_diff=module._diff)
     except WorkflowSeedError as exc:
         module.fail_json(msg=str(exc))

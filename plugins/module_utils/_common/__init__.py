@@ -6,5 +6,7 @@
 PRIVATE to this collection: the leading underscore says so (the community.crypto convention).
 Nothing here is a public API; names and shapes may change in any release.
 
+* ``files``      -- the one atomic file writer (temporary file, fsync, mode and owner, rename,
+                    folder fsync), sha256 of a file, the sha256 pattern;
 * ``printable``  -- results ansible can carry: bytes that are not UTF-8 shown as ``\\xNN``.
 """

@@ -32,6 +32,7 @@ import re
 
 from urllib.parse import quote
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import is_sha256_hex
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import check_url
 
 SOURCES = ("huggingface", "civitai", "url", "r2")
@@ -45,7 +46,6 @@ FIELDS = ("source", "identifier", "filename", "subdir", "sha256")
 ITEM_KEY_ALIASES = {"repo": "identifier", "repo_id": "identifier", "url": "identifier",
                     "key": "identifier", "id": "identifier"}
 
-_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _HF_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)?$")
 _CIVITAI_ID = re.compile(r"^[0-9]+$")
 NO_BUCKET = ("r2 key '%s' names no bucket and R2_BUCKET is not set: set R2_BUCKET or write "
@@ -99,7 +99,7 @@ def _check_sha256(value):
         return None
     if value.lower().startswith("sha256:"):
         value = value[len("sha256:"):]
-    if not _SHA256.match(value):
+    if not is_sha256_hex(value):
         raise ValueError("sha256 '%s' is not 64 hexadecimal characters" % value)
     return value.lower()
 

@@ -63,12 +63,12 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import time
 import threading
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import HASH_CHUNK, fsync_dir, sha256_file, write_file_atomic
+
 LEDGER_VERSION = 1
-HASH_CHUNK = 4 * 1024 * 1024
 STALE_AFTER_SECONDS = 7 * 24 * 3600
 # A real model is never this small and is never HTML or JSON; an error page often is both.
 SNIFF_BYTES = 1024
@@ -99,14 +99,6 @@ class Presence:
 
     def __repr__(self):
         return "Presence(present=%r, hashed=%r, reason=%r)" % (self.present, self.hashed, self.reason)
-
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def os_error_text(exc):
@@ -227,13 +219,10 @@ class ModelStore:
     # -- hashing ---------------------------------------------------------------------------
     def sha256_file(self, path):
         """sha256 of a file; counted in ``self.hashed`` so callers can prove a skip read nothing."""
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
-                digest.update(chunk)
+        digest = sha256_file(path, HASH_CHUNK)
         with self._thread_lock:
             self.hashed += 1
-        return digest.hexdigest()
+        return digest
 
     # -- ledger ----------------------------------------------------------------------------
     def _read_ledger(self, cached=False):
@@ -263,20 +252,8 @@ class ModelStore:
         return data["entries"]
 
     def _write_ledger(self, entries):
-        fd, tmp = tempfile.mkstemp(prefix=".ledger.", dir=self.state_dir)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"version": LEDGER_VERSION, "entries": entries}, handle, indent=1, sort_keys=True)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.ledger_path)
-            _fsync_dir(self.state_dir)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        text = json.dumps({"version": LEDGER_VERSION, "entries": entries}, indent=1, sort_keys=True) + "\n"
+        write_file_atomic(self.ledger_path, text, mode=0o600, keep_owner=False, tmp_prefix=".ledger.")
 
     def _update_ledger(self, change):
         """Apply change(entries) under both the thread and the file lock, then write atomically."""
@@ -494,7 +471,7 @@ class ModelStore:
         finally:
             os.close(fd)
         os.replace(staged, dest)
-        _fsync_dir(dest_dir)
+        fsync_dir(dest_dir)
         self.discard_staging(staged)  # a left-over .aria2 control file or .parts journal
         # The verified file is in place; an unrecorded file only costs a check next run.
         self.record_quietly(dest, sha256=actual_sha, etag=etag)

@@ -43,10 +43,13 @@ from __future__ import annotations
 
 import binascii
 import errno
+import filecmp
 import hashlib
 import json
 import os
 import stat
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import link_no_clobber, sha256_file
 
 CHUNK = 1024 * 1024
 # Scratch names start with these; only the journal decides that a name is scratch.
@@ -92,22 +95,6 @@ def clash_name(path, stamp, label='merged', taken=()):
         candidate = os.path.join(parent, '%s.%s-%s-%d%s' % (stem, label, stamp, counter, suffix))
         counter += 1
     return candidate
-
-
-def same_bytes(first, second):
-    """True when two regular files hold exactly the same bytes (or are the same file)."""
-    st1, st2 = os.stat(first), os.stat(second)
-    if os.path.samestat(st1, st2):
-        return True
-    if st1.st_size != st2.st_size:
-        return False
-    with open(first, 'rb') as one, open(second, 'rb') as two:
-        while True:
-            block = one.read(CHUNK)
-            if block != two.read(CHUNK):
-                return False
-            if not block:
-                return True
 
 
 def same_entry(first, second):
@@ -347,7 +334,7 @@ class MergePlan:
                                      % (src, dst))
                 self._walk(src, dst)
                 self.operations.append(('rmdir', src, None))
-            elif src_kind == 'file' and dst_kind == 'file' and same_bytes(src, dst):
+            elif src_kind == 'file' and dst_kind == 'file' and filecmp.cmp(src, dst, shallow=False):
                 if same_entry(src, dst):
                     raise MergeError('%s and %s are one file; nothing was done' % (src, dst))
                 self.operations.append(('drop', src, dst))
@@ -373,11 +360,7 @@ def _copy_verified(src, dst, scratch):
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
             raise MergeError('%s changed while it was being copied; nothing was deleted, run again '
                              'once it is no longer being written' % src)
-        copy_hash = hashlib.sha256()
-        with open(tmp, 'rb') as check:
-            for block in iter(lambda: check.read(CHUNK), b''):
-                copy_hash.update(block)
-        if copy_hash.digest() != source_hash.digest() or os.path.getsize(tmp) != after.st_size:
+        if sha256_file(tmp) != source_hash.hexdigest() or os.path.getsize(tmp) != after.st_size:
             raise MergeError('the copy of %s at %s does not match the original; nothing was deleted'
                              % (src, dst))
         _copy_owner(before, tmp)
@@ -404,20 +387,10 @@ def publish_no_clobber(src, dst):
     A hard link fails instead of replacing an existing name, which ``rename`` would silently do.
     Filesystems without hard links fall back to a checked rename.
     """
-    try:
-        os.link(src, dst, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno == errno.EEXIST:
-            raise MergeError('%s appeared while moving %s there; nothing was overwritten, run again'
-                             % (dst, src)) from None
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EXDEV, errno.EACCES):
-            raise
-        if os.path.lexists(dst):
-            raise MergeError('%s appeared while moving %s there; nothing was overwritten, run again'
-                             % (dst, src)) from None
-        os.rename(src, dst)
-        return
-    os.unlink(src)
+    if not link_no_clobber(src, dst):
+        raise MergeError('%s appeared while moving %s there; nothing was overwritten, run again' % (dst, src))
+    if os.path.lexists(src):
+        os.unlink(src)
 
 
 def move_no_clobber(src, dst, scratch=None):
@@ -504,7 +477,7 @@ def apply_plan(plan):
         if action in ('move', 'rename'):
             move_no_clobber(src, dst, scratch)
         elif action == 'drop':
-            if same_entry(src, dst) or not same_bytes(src, dst):
+            if same_entry(src, dst) or not filecmp.cmp(src, dst, shallow=False):
                 raise MergeError('%s changed during the merge; it was left in place, run again' % src)
             os.unlink(src)
         elif action == 'discard_partial':
