@@ -60,7 +60,8 @@ description:
   - Every node gets a result. A failing node does not stop the others; with O(fail_on_error)
     the task fails at the end, listing every failed node and why.
   - Manifest errors (bad URL, bad commit, too many fields, a node listed twice in one file) fail
-    before anything is cloned, naming file and line.
+    before anything is cloned. Every problem of every manifest is listed at once, each with its
+    file and line.
 author:
   - aiclipse team (@aiclipse)
 options:
@@ -243,12 +244,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.custom_nodes import NodeInstaller, count
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import Git, mask_url_credentials
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.nodes_manifest import (
-    ManifestError,
-    merge,
-    parse_file,
-    parse_list,
-)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.nodes_manifest import ManifestError, load
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.pip_requirements import PipError, VenvPip
 
 
@@ -279,16 +275,10 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    read = []
+    read = [path for path in params['manifests']
+            if params['missing_manifests'] != 'ignore' or os.path.exists(path)]
     try:
-        sources = []
-        for path in params['manifests']:
-            if params['missing_manifests'] == 'ignore' and not os.path.exists(path):
-                continue
-            sources.append(parse_file(path))
-            read.append(path)
-        sources.append(parse_list(params['nodes']))
-        nodes = merge(*sources)
+        nodes = load(read, params['nodes'])
     except ManifestError as exc:
         mask_url_credentials(module, _option_urls(params['nodes']))
         module.fail_json(msg=f"nodes manifest: {exc}", manifests=read)
