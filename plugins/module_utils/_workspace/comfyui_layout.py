@@ -44,6 +44,7 @@ import fnmatch
 import os
 import stat
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import git_argv
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import (
     MergeError, MergePlan, apply_plan, clash_name, entry_kind, preflight,
@@ -109,7 +110,7 @@ class ComfyUILayout:
     # -- helpers ---------------------------------------------------------------------------
 
     def _git(self, *args, data=None, check=True):
-        cmd = [self._git_bin, '-c', 'safe.directory=*', '-c', 'core.quotepath=false', '-C', self.checkout]
+        cmd = git_argv(self._git_bin, self.checkout, 'core.quotepath=false')
         rc, out, err = self._run(cmd + list(args), data=data)
         if check and rc != 0:
             detail = (err or out).strip()
