@@ -1,5 +1,5 @@
 # The two commands the README opens with. Both install what they need first (as root).
-.PHONY: setup run test lint sanity unit bench
+.PHONY: setup run test lint sanity unit bench changelog
 
 setup:
 	bash scripts/setup.sh
@@ -21,3 +21,7 @@ sanity: setup
 
 bench: setup
 	bash bench/run.sh
+
+# CHANGELOG.md from changelogs/fragments/ (docs/DEVELOPING.md: how a change adds a fragment).
+changelog: setup
+	bash scripts/changelog.sh

@@ -1,6 +1,6 @@
 """The whole benchmark suite in one run: pod start cost, a restart with a config repository,
-skip check, planning from workflows, HTTP and R2 downloads, memory, fleet, and the physical
-bounds they run against, printed as one table of ratios.
+skip check, planning from workflows, HTTP and R2 downloads, memory, the fleet's scaling curve,
+and the physical bounds they run against, printed as one table of ratios.
 Each ratio compares two things measured side by side in this run (taken in turn, median of
 --repeat), so the load of a shared machine falls on both sides alike. See BENCHMARKS.md.
 
@@ -32,15 +32,16 @@ SECTIONS = ("bounds", "warm", "update", "skip", "plan", "http", "r2", "memory", 
 def sizes(quick):
     """What each section runs with; --quick keeps every figure but makes them smaller."""
     if quick:
-        return {"repeat": 3, "warm_models": 50, "update_models": 20, "skip_models": 500, "plan_workflows": 1000, "http_mib": 32,
-                "memory_size": 256 * MIB, "fleet_repeat": 1, "probe": 256 * MIB}
-    return {"repeat": 5, "warm_models": 200, "update_models": 50, "skip_models": 500, "plan_workflows": 1000, "http_mib": 128,
-            "memory_size": GIB, "fleet_repeat": 3, "probe": GIB}
+        return {"repeat": 3, "warm_models": 50, "update_models": 20, "skip_models": 500, "plan_workflows": 1000,
+                "http_mib": 32, "memory_size": 256 * MIB, "fleet_repeat": 1, "fleet_sizes": (1, 4), "probe": 256 * MIB}
+    return {"repeat": 5, "warm_models": 200, "update_models": 50, "skip_models": 500, "plan_workflows": 1000,
+            "http_mib": 128, "memory_size": GIB, "fleet_repeat": 3, "fleet_sizes": fleet_bench.SIZES, "probe": GIB}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes and 3 repetitions (1 for the fleet)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sizes and 3 repetitions (the fleet: 1 and 4 pods, once)")
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections: %s" % ", ".join(SECTIONS))
     parser.add_argument("--repeat", type=int, help="repetitions per figure (default 5, --quick 3)")
     opts = parser.parse_args()
@@ -62,7 +63,7 @@ def main():
         "http": lambda: aria2_batch_bench.measure(table, 4, size["http_mib"], "20m", repeat, workdir=str(work)),
         "r2": lambda: r2_fetch_bench.measure(table, 4, size["http_mib"], "20m", repeat, workdir=str(work)),
         "memory": lambda: memory_bench.measure(table, 4, size["memory_size"]),
-        "fleet": lambda: fleet_bench.measure(table, opts.repeat or size["fleet_repeat"]),
+        "fleet": lambda: fleet_bench.measure(table, opts.repeat or size["fleet_repeat"], size["fleet_sizes"]),
     }
     failed = []
     started = time.monotonic()

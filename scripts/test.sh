@@ -2,7 +2,7 @@
 # Every test, in order of speed: quality gates first (fail fast), then pytest with the real
 # harness servers and containers (the molecule scenarios run inside it, tests/molecule_scenarios).
 #   scripts/test.sh            everything
-#   scripts/test.sh lint       ansible-lint + ansible-doc rendering only
+#   scripts/test.sh lint       ansible-lint, ansible-doc rendering, CHANGELOG.md current
 #   scripts/test.sh sanity     ansible-test sanity only
 #   scripts/test.sh pytest [ARGS]   pytest only (ARGS passed on)
 #   scripts/test.sh molecule [ARGS]  molecule scenarios only (pytest -k default|fleet picks one)
@@ -33,6 +33,8 @@ for section in ("doc", "examples", "return"):
 assert page["doc"].get("attributes"), f"{name}: DOCUMENTATION has no attributes"
 '
   done
+  echo "== changelog fragments lint, CHANGELOG.md generated from them"
+  bash scripts/changelog.sh --check
 }
 
 stage_sanity() {

@@ -11,8 +11,11 @@ plus the servers that serve it:
     workflows/              template workflows the image would carry in /opt/workflows
     expected.json           what the testinfra tests compare against (sha256s, paths, args)
     fleet_key[.pub]         the fleet scenario's SSH client key, made per run
+    known_hosts             the fleet's pinned host keys (fresh per world: ports are reused)
 
-moto's S3 server holds the bucket of the ``r2`` manifest entry. ``World.env()`` gives the
+moto's S3 server holds the bucket of the ``r2`` manifest entry. For the fleet, a RunPod API
+stand-in (harness.runpod_api) lists the scenario's pods with their settings and SSH ports, plus
+one pod nothing answers for, one without an SSH port and one that is stopped. ``World.env()`` gives the
 variables molecule.yml reads (``${AICLIPSE_MOLECULE_*}``), so ``molecule`` can also be run by
 hand: ``.venv/bin/python tests/harness/molecule_world.py -- molecule converge -s default``.
 """
@@ -35,6 +38,7 @@ from .net import free_port  # noqa: E402
 from .nginx import NginxOrigin, write_file  # noqa: E402
 from .paths import CACHE, CONTAINERS_CONF, REPO, VENV_BIN  # noqa: E402
 from .python_env import make_wheel  # noqa: E402
+from .runpod_api import RunPodApi, runpod_pod  # noqa: E402
 from .s3 import ACCESS_KEY, SECRET_KEY, MotoS3  # noqa: E402
 from .ssh_pod import make_client_key  # noqa: E402
 from .wheelhouse import runtime_wheelhouse  # noqa: E402
@@ -45,6 +49,17 @@ HF_TOKEN = "hf_molecule_secret_token_0123456789"
 # The single pod of molecule/default, and the healthy pods of molecule/fleet with their templates.
 DEFAULT_TEMPLATE = "sdxl-molecule"
 FLEET_TEMPLATES = {"pod-a": "sd15-fleet", "pod-b": "flux-fleet", "pod-c": "wan-fleet"}
+# The fleet pods' own settings, as RunPod lists them and as the containers run with them.
+FLEET_SETTINGS = {
+    "pod-a": {"TEMPLATE_TYPE": "sd15-fleet", "COMFY_ARGS": "--preview-method auto"},
+    "pod-b": {"TEMPLATE_TYPE": "flux-fleet", "COMFY_ARGS": "--highvram --preview-method taesd"},
+    "pod-c": {"TEMPLATE_TYPE": "wan-fleet", "COMFY_ARGS": '--cpu --output-directory "/workspace/out c"'},
+    # Its models manifest has a line the parser refuses, so the models role fails on it.
+    "pod-broken": {"TEMPLATE_TYPE": "broken-fleet", "COMFY_ARGS": "--preview-method auto"},
+}
+# A secret in a fleet pod's settings and the RunPod key: neither may show up in any output.
+FLEET_POD_SECRET = "hf_fleet_pod_secret_never_printed_1234"
+RUNPOD_KEY = "rpa_molecule_runpod_key_never_printed_5678"
 
 
 POD_IMAGE_NAME = "localhost/aiclipse-molecule-pod"
@@ -87,6 +102,7 @@ class World:
         self.s3 = None
         self.expected = {}
         self.fleet_ports = {}
+        self.runpod = None
 
     # -- building --------------------------------------------------------------------------
 
@@ -125,7 +141,24 @@ class World:
         self.expected["fleet_key"] = str(key)
         self.fleet_ports = {pod: free_port() for pod in (*FLEET_TEMPLATES, "pod-broken", "pod-gone")}
         self.expected["fleet_ports"] = self.fleet_ports
+        self.expected["fleet_settings"] = FLEET_SETTINGS
+        self.expected["fleet_pod_secret"] = FLEET_POD_SECRET
+        self.expected["runpod_key"] = RUNPOD_KEY
+        self.expected["known_hosts"] = str(self.root / "known_hosts")
+        self.runpod = RunPodApi(RUNPOD_KEY, self._runpod_pods())
         return self
+
+    def _runpod_pods(self):
+        """The account as RunPod lists it: the four pod containers, a pod that is down, one
+        without an SSH port and a stopped one."""
+        pods = []
+        for number, (name, settings) in enumerate(FLEET_SETTINGS.items()):
+            env = dict(settings, HF_TOKEN=FLEET_POD_SECRET) if name == "pod-a" else settings
+            pods.append(runpod_pod(f"molecule{number}", name, ssh_port=self.fleet_ports[name], env=env))
+        pods.append(runpod_pod("moleculegone", "pod-gone", ssh_port=self.fleet_ports["pod-gone"]))
+        pods.append(runpod_pod("moleculenossh", "pod-nossh", ssh_port=None))
+        pods.append(runpod_pod("moleculestopped", "pod-stopped", status="EXITED"))
+        return pods
 
     def _pod(self, pod, template, seed, with_r2):
         """Served files, a node repo and the template manifests of one pod."""
@@ -165,6 +198,8 @@ class World:
     def start(self):
         self.origin.start()
         self.s3.start()
+        self.runpod.start()
+        self.expected["runpod_url"] = self.runpod.url
         self._fill_templates()
         client = self.s3.client()
         client.create_bucket(Bucket=BUCKET)
@@ -176,7 +211,7 @@ class World:
         return self
 
     def stop(self):
-        for server in (self.origin, self.s3):
+        for server in (self.origin, self.s3, self.runpod):
             if server is not None:
                 server.stop()
 
@@ -207,6 +242,14 @@ class World:
         for pod, port in self.fleet_ports.items():
             env[f"AICLIPSE_MOLECULE_PORT_{pod.replace('-', '_').upper()}"] = str(port)
         env["AICLIPSE_MOLECULE_FLEET_KEY"] = self.expected["fleet_key"]
+        for pod, settings in FLEET_SETTINGS.items():
+            for name, value in settings.items():
+                env[f"AICLIPSE_MOLECULE_{pod.replace('-', '_').upper()}_{name}"] = value
+        env["AICLIPSE_MOLECULE_FLEET_POD_SECRET"] = FLEET_POD_SECRET
+        env["AICLIPSE_MOLECULE_RUNPOD_URL"] = self.runpod.url
+        # The fleet's converge runs ansible-playbook as a user does, the key exported.
+        env["RUNPOD_API_KEY"] = RUNPOD_KEY
+        env["AICLIPSE_MOLECULE_KNOWN_HOSTS"] = self.expected["known_hosts"]
         return env
 
 

@@ -33,6 +33,12 @@ def test_build_and_install_resolve_fqcns(tmp_path):
                 if name.startswith((".venv", "collections/", ".cache", ".hypothesis", ".pytest_cache",
                                     ".ruff_cache", "tests/output"))
                 or ".egg-info" in name or "__pycache__" in name]
+    # What a reader of the published collection gets: a README per role, the changelog and
+    # the data it is generated from.
+    roles = sorted(p.name for p in (REPO / "roles").iterdir() if p.is_dir())
+    shipped_docs = [f"roles/{role}/README.md" for role in roles] + [
+        "README.md", "CHANGELOG.md", "changelogs/changelog.yaml", "changelogs/config.yaml"]
+    assert not [name for name in shipped_docs if name not in listing]
 
     dest = tmp_path / "installed"
     # Outside the checkout, with only the installed copy on the collections path.
@@ -54,6 +60,10 @@ def test_build_and_install_resolve_fqcns(tmp_path):
     for module in modules:
         doc = _run("ansible-doc", "--json", f"aiclipse.comfyui.{module}", cwd=tmp_path, env=env)
         assert doc.returncode == 0 and f"aiclipse.comfyui.{module}" in json.loads(doc.stdout), doc.stderr
+    for role in roles:
+        doc = _run("ansible-doc", "-t", "role", "--json", f"aiclipse.comfyui.{role}", cwd=tmp_path, env=env)
+        assert doc.returncode == 0, doc.stderr
+        assert json.loads(doc.stdout)[f"aiclipse.comfyui.{role}"]["entry_points"]["main"]["options"]
     playbook = tmp_path / "play.yml"
     playbook.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
                         "    - ansible.builtin.debug: {msg: ok}\n"

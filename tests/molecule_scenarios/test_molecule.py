@@ -58,5 +58,6 @@ def test_adopted_install_moves_into_the_vault_without_losing_a_byte(world):
 
 
 def _assert_no_secret(output, world):
-    for secret in (world.expected["hf_token"], world.expected["r2_secret"]):
+    for secret in (world.expected["hf_token"], world.expected["r2_secret"], world.expected["runpod_key"],
+                   world.expected["fleet_pod_secret"]):
         assert secret not in output, "a secret appears in molecule's output"

@@ -8,12 +8,29 @@ import pytest
 import testinfra
 
 
-@pytest.fixture(scope="session")
-def fleet_run():
-    """(exit code, output) of `ansible-playbook -i inventory playbooks/fleet.yml`."""
-    log = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "fleet-run.log"
+def _saved(name):
+    log = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / name
     first, _sep, rest = log.read_text().partition("\n")
     return int(first.removeprefix("rc=")), rest
+
+
+@pytest.fixture(scope="session")
+def fleet_run():
+    """(exit code, output) of `ansible-playbook -i inventories/runpod -i inventory playbooks/fleet.yml`."""
+    return _saved("fleet-run.log")
+
+
+@pytest.fixture(scope="session")
+def fleet_graph():
+    """(exit code, output) of `ansible-inventory -i inventories/runpod --graph`."""
+    return _saved("fleet-graph.log")
+
+
+@pytest.fixture(scope="session")
+def retry_file():
+    """The fleet summary's retry file (None when it was not written)."""
+    path = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "fleet.retry"
+    return path.read_text() if path.exists() else None
 
 
 @pytest.fixture(scope="session")

@@ -1,27 +1,45 @@
-"""After one run of playbooks/fleet.yml over SSH: every healthy pod has its own template's
-models, nodes, settings and command line; the broken and the unreachable pod are reported and
-did not stop the others."""
+"""After one run of playbooks/fleet.yml over SSH with the pods RunPod's API (the world's
+stand-in) lists: every healthy pod has its own template's models, nodes, settings and command
+line; the broken and the unreachable pod are named in the fleet summary and the retry file and
+did not stop the others; every pod contacted has its host key pinned."""
 import json
 import re
 import shlex
-from pathlib import Path
+import subprocess
 
 import pytest
-import yaml
 
 VAULT = "/workspace/aiclipse"
 HEALTHY = ("pod-a", "pod-b", "pod-c")
-INVENTORY = Path(__file__).resolve().parents[1] / "inventory"
-
-
-def host_vars(name):
-    return yaml.safe_load((INVENTORY / "host_vars" / f"{name}.yml").read_text())
 
 
 def recap(output, name):
     match = re.search(rf"^{re.escape(name)}\s+:\s+(.*)$", output, re.M)
     assert match, f"{name} is not in the run's recap"
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def summary(output):
+    """{pod: (outcome, detail)} from the fleet summary's lines."""
+    block = output[output.index("FLEET SUMMARY"):]
+    return {m.group(1): (m.group(2), m.group(3))
+            for m in re.finditer(r"^  (\S+)\s+(provisioned|failed|unreachable): (.*)$", block, re.M)}
+
+
+# -- the inventory -------------------------------------------------------------------------
+
+def test_ansible_inventory_graph_lists_the_pods_runpod_reports(fleet_graph):
+    rc, output = fleet_graph
+    assert rc == 0, output
+    pods = re.search(r"@pods:\n((?:[ |]+--[^@\n]*\n)+)", output)
+    assert pods, output
+    assert sorted(re.findall(r"\|--(\S+)", pods.group(1))) == ["pod-a", "pod-b", "pod-broken", "pod-c", "pod-gone"]
+    # The shipped keyed groups: by GPU and by the pod's own TEMPLATE_TYPE.
+    assert "@gpu_RTX_A6000:" in output and "@template_flux_fleet:" in output
+    # No SSH port: left out with a warning that names it; stopped: filtered out quietly.
+    assert re.search(r"pod pod-nossh \(moleculenossh\) is left out of the inventory: it exposes no\s+22/tcp port",
+                     output)
+    assert "pod-stopped" not in output
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -38,17 +56,45 @@ def test_healthy_pod_finished_without_failures(fleet_run, name):
     assert stats["changed"] > 0
 
 
-def test_broken_and_unreachable_pods_are_reported(fleet_run):
-    output = fleet_run[1]
-    assert recap(output, "pod-broken")["failed"] == 1
-    # fleet.yml's first play waits for the connection, so a pod that never answers fails there.
-    gone = recap(output, "pod-gone")
-    assert gone["failed"] + gone["unreachable"] == 1 and gone["ok"] == 0
-    summary = re.search(r"failed_or_unreachable:\s*\n((?:\s+- .*\n)+)", output)
-    assert summary, "the fleet summary does not list the pods that did not finish"
-    assert re.findall(r"- (\S+)", summary.group(1)) == ["pod-broken", "pod-gone"]
-    provisioned = re.search(r"provisioned:\s*\n((?:\s+- .*\n)+)", output)
-    assert re.findall(r"- (\S+)", provisioned.group(1)) == list(HEALTHY)
+def test_fleet_summary_gives_each_pods_outcome(fleet_run):
+    rows = summary(fleet_run[1])
+    assert sorted(rows) == ["pod-a", "pod-b", "pod-broken", "pod-c", "pod-gone"]
+    for name in HEALTHY:
+        assert rows[name][0] == "provisioned"
+    outcome, detail = rows["pod-broken"]
+    assert outcome == "failed"
+    assert detail.startswith("aiclipse.comfyui.models : ")
+    assert re.search(r"broken-fleet_models\.txt:2", detail)
+    outcome, detail = rows["pod-gone"]
+    assert outcome == "unreachable" and "Connection refused" in detail
+    assert "5 pods: 3 provisioned, 1 failed, 1 unreachable" in fleet_run[1]
+
+
+def test_retry_file_lists_only_the_pods_that_did_not_finish(fleet_run, retry_file):
+    assert retry_file == "pod-broken\npod-gone\n"
+    assert re.search(r"--limit @\S+/fleet\.retry", fleet_run[1])
+
+
+def test_every_contacted_pod_has_its_host_key_pinned(world, pod_host):
+    known_hosts = world["known_hosts"]
+    for name in (*HEALTHY, "pod-broken"):
+        address = f"[127.0.0.1]:{world['fleet_ports'][name]}"
+        found = subprocess.run(["ssh-keygen", "-F", address, "-f", known_hosts], capture_output=True, text=True,
+                               check=False)
+        assert found.returncode == 0, f"{name}'s host key was not recorded in {known_hosts}"
+        pinned = {line.split()[2] for line in found.stdout.splitlines() if line and not line.startswith("#")}
+        served = {pod_host(name).file(f"/etc/ssh/ssh_host_{kind}_key.pub").content_string.split()[1]
+                  for kind in ("ed25519", "ecdsa", "rsa")}
+        assert pinned and pinned <= served, f"{name}: the pinned key is not one the pod serves"
+    gone = subprocess.run(["ssh-keygen", "-F", f"[127.0.0.1]:{world['fleet_ports']['pod-gone']}", "-f", known_hosts],
+                          capture_output=True, check=False)
+    assert gone.returncode != 0
+
+
+def test_no_secret_in_the_runs_output(world, fleet_run, fleet_graph):
+    for output in (fleet_run[1], fleet_graph[1]):
+        assert world["runpod_key"] not in output
+        assert world["fleet_pod_secret"] not in output
 
 
 def test_broken_pod_failure_names_the_manifest_line(fleet_run):
@@ -86,8 +132,8 @@ def test_pod_has_its_own_template_node(pod_host, world, name):
 
 
 @pytest.mark.parametrize("name", HEALTHY)
-def test_ssh_session_sees_the_pods_own_settings(pod_host, ssh, name):
-    settings = host_vars(name)["pod_env_variables"]
+def test_ssh_session_sees_the_pods_own_settings(pod_host, ssh, world, name):
+    settings = world["fleet_settings"][name]
     proc = ssh(name, 'printf "%s\\n%s" "$TEMPLATE_TYPE" "$COMFY_ARGS"')
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n", 1) == [settings["TEMPLATE_TYPE"], settings["COMFY_ARGS"]]
@@ -95,10 +141,10 @@ def test_ssh_session_sees_the_pods_own_settings(pod_host, ssh, name):
 
 
 @pytest.mark.parametrize("name", HEALTHY)
-def test_pod_command_line_has_its_own_comfy_args(pod_host, name):
+def test_pod_command_line_has_its_own_comfy_args(pod_host, world, name):
     launch = json.loads(pod_host(name).file(f"{VAULT}/.state/launch.json").content_string)
     assert launch["argv"][6:8] == ["--base-directory", VAULT]
-    assert launch["argv"][8:] == shlex.split(host_vars(name)["launcher_comfy_args"])
+    assert launch["argv"][8:] == shlex.split(world["fleet_settings"][name]["COMFY_ARGS"])
 
 
 @pytest.mark.parametrize("name", HEALTHY)
