@@ -419,13 +419,13 @@ class ComfyUILayout:
         try:
             preflight(stage, target)
             plan = MergePlan(stage, target, self.stamp)
-            renamed = {item['from']: item['to'] for item in plan.renamed}
+            renamed = {item['from']: item['to'] for item in plan.renamed_entries}
             for record in records:
                 staged = record.pop('staged')
                 if staged in renamed:
                     record.update(clash=True, to=renamed[staged])
             self.result['swept'].extend(records)
-            self.result['renamed'].extend(plan.renamed)
+            self.result['renamed'].extend(plan.renamed_entries)
             apply_plan(plan)
         except MergeError as exc:
             raise LayoutError('moving %s into %s stopped: %s' % (base, target, exc)) from None

@@ -306,7 +306,8 @@ class MergePlan:
         self.operations.append(('rmdir', source, None))
 
     @property
-    def renamed(self):
+    def renamed_entries(self):
+        """The clashes, each kept under a new name: [{'from': source entry, 'to': new name}]."""
         return [{'from': src, 'to': dst} for action, src, dst in self.operations if action == 'rename']
 
     def count(self, action):
