@@ -47,7 +47,8 @@ description:
 author:
   - aiclipse team (@aiclipse)
 requirements:
-  - boto3 >= 1.36 (on the host that runs the module, the pod)
+  - boto3 >= 1.36 and botocore >= 1.36 (on the host that runs the module, the pod); an older one
+    fails the module with what to install, before any request
 options:
   objects:
     description:
@@ -338,6 +339,9 @@ def main():
     with StopSignals() as signals:
         if not r2_client.HAS_BOTO3:
             module.fail_json(msg=missing_required_lib("boto3"), exception=r2_client.BOTO3_IMPORT_ERROR)
+        sdk_problem = r2_client.sdk_version_problem()
+        if sdk_problem:
+            module.fail_json(msg=sdk_problem)
         params = module.params
         if params["max_concurrency"] < 1:
             module.fail_json(msg="max_concurrency must be at least 1, got %d" % params["max_concurrency"])
