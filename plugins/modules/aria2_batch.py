@@ -173,7 +173,7 @@ notes:
   - >-
     Defaults from C(bench/aria2_batch_bench.py) (4 x 256 MB, nginx throttled to 20 MB/s per connection,
     2 busy cores), plain aria2c C(-j4): C(-s1) 14.7 s, C(-s4) 7.0 s, C(-s8) 5.4 s, C(-s16) 5.3 s.
-    C(-s8 -x8) is as fast as the original's C(-s16 -x16) with half the connections per file.
+    C(-s8 -x8) is as fast as C(-s16 -x16) with half the connections per file.
     aria2_batch itself took 1.1 times aria2c plus a sha256 check of the same files, and a quarter of the
     time of a sequential single-connection download.
   - Stopping a download. While the module runs, C(<state_dir>/aria2_batch.run.lock) holds its PID (one line).

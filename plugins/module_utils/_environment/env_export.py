@@ -20,7 +20,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable import escape_text
 
-# The original system's SAFE_VARS plus COMFY_ARGS, which it forgot (SPEC section 4).
+# What an SSH session needs of the pod's settings; COMFY_ARGS included.
 DEFAULT_ALLOW_LIST = (
     'RUNPOD_POD_ID', 'RUNPOD_POD_NAME', 'RUNPOD_API_ENDPOINT', 'CUDA_VISIBLE_DEVICES',
     'NVIDIA_VISIBLE_DEVICES', 'LD_LIBRARY_PATH', 'PATH', 'PYTHONPATH', 'TEMPLATE_TYPE',

@@ -21,7 +21,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files imp
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable import escape_text
 
 HOOK_MARKER = '# aiclipse.comfyui pod_env hook'
-# Where the original system's `source` lines pointed; they piled up at every boot.
+# Where the `source` lines of earlier images pointed; they piled up at every boot.
 LEGACY_SOURCES = ('/etc/rp_environment',)
 
 
