@@ -8,10 +8,6 @@ It runs on the controller, so variable values (tokens among them) never reach th
 the module only sees the digest.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import hashlib
 import json
 import os

@@ -19,10 +19,6 @@ manifest that is partly wrong. URLs are checked as the downloader will use them 
 port) by http_origin.check_url. Only the standard library is used.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import os
 import posixpath
 import re

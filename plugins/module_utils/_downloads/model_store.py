@@ -53,10 +53,6 @@ API (all paths absolute; errors raise :class:`StoreError` with a message a perso
 Only the standard library is used, so any module can import this.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import contextlib
 import errno
 import fcntl

@@ -17,10 +17,6 @@ Credentials are passed to boto3 directly and never put in the environment, argv,
 Where they come from (options, the target's environment or env file) is r2_fetcher.py's business.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import platform
 import re
 import sys
