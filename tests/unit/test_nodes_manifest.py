@@ -172,7 +172,7 @@ def test_tokens_in_https_urls_are_accepted():
 def test_no_node_can_have_the_name_of_a_staging_directory(tmp_path):
     # Whatever tempfile appends, a staging directory's name is never a node's directory name,
     # so cleaning up staging leftovers can never delete a node.
-    for dummy in range(20):
+    for _dummy in range(20):
         staged = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=tmp_path).rsplit("/", 1)[1]
         with pytest.raises(ManifestError, match="cannot take a directory name"):
             nodes_manifest.parse_text(f"https://h/o/{staged}.git|main", "m")

@@ -57,7 +57,7 @@ print(calls[0])
 def contents(*tops):
     found = Counter()
     for top in tops:
-        for dirpath, dirnames, filenames in os.walk(top):
+        for dirpath, _dirnames, filenames in os.walk(top):
             if "/.state/" in dirpath + "/":
                 continue
             for name in filenames:

@@ -274,7 +274,7 @@ def test_no_byte_is_lost_and_shortcuts_resolve(shortcut_states, vault_states, on
     finally:
         for top in (tmp, shm):
             if top is not None:
-                for dirpath, dirnames, dummy in os.walk(top):
+                for dirpath, dirnames, _dummy in os.walk(top):
                     for name in dirnames:
                         if not os.path.islink(os.path.join(dirpath, name)):
                             os.chmod(os.path.join(dirpath, name), 0o755)

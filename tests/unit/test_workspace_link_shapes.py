@@ -31,7 +31,7 @@ def contents(*tops):
     """Counter of the bytes of every regular file under the tops (links not followed)."""
     found = Counter()
     for top in tops:
-        for dirpath, dirnames, filenames in os.walk(top):
+        for dirpath, _dirnames, filenames in os.walk(top):
             for name in filenames:
                 path = os.path.join(dirpath, name)
                 if not os.path.islink(path):

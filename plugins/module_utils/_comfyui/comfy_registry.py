@@ -83,10 +83,10 @@ def _is_http_url(value):
         return False
     try:
         parts = urlsplit(value)
-        parts.port  # pylint: disable=pointless-statement  # raises on a bad port
+        port_read = parts.port is None or parts.port >= 0  # reading the port raises on a bad one
     except ValueError:
         return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and "@" not in parts.netloc
+    return port_read and parts.scheme in ("http", "https") and bool(parts.hostname) and "@" not in parts.netloc
 
 
 def _pin_kind(value):

@@ -90,7 +90,7 @@ def _rmdir_if_empty(path):
 
 def _prune_empty(root):
     """Remove empty directories under root (bottom-up), then root itself when empty."""
-    for current, dummy, dummy2 in os.walk(root, topdown=False):
+    for current, _dummy, _dummy2 in os.walk(root, topdown=False):
         if not os.path.islink(current):
             _rmdir_if_empty(current)
 

@@ -146,7 +146,7 @@ class ManifestParser:
             try:
                 check_url(endpoint)
             except ValueError as exc:
-                raise ValueError("%s: %s" % (option, exc))
+                raise ValueError("%s: %s" % (option, exc)) from exc
         self.r2_bucket = (r2_bucket or "").strip() or None
 
     def entry(self, raw, origin):

@@ -158,7 +158,7 @@ class ModelStore:
                 os.makedirs(path, mode=0o700, exist_ok=True)
             os.chmod(self.state_dir, 0o700)
         except OSError as exc:
-            raise StoreError("cannot create the model state directory %s: %s" % (self.state_dir, exc.strerror))
+            raise StoreError("cannot create the model state directory %s: %s" % (self.state_dir, exc.strerror)) from exc
 
     @contextlib.contextmanager
     def exclusive_run(self, downloader, on_wait=None, stop=None):
@@ -177,7 +177,7 @@ class ModelStore:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise StoreError("cannot create the run lock %s: %s" % (path, os_error_text(exc)))
+            raise StoreError("cannot create the run lock %s: %s" % (path, os_error_text(exc))) from exc
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -187,7 +187,7 @@ class ModelStore:
                             % (downloader, self.state_dir))
                 while True:
                     if stop is not None and stop.is_set():
-                        raise StopRequested()
+                        raise StopRequested() from None
                     try:
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                         break
@@ -237,7 +237,7 @@ class ModelStore:
         except (IOError, OSError) as exc:
             if exc.errno == errno.ENOENT:
                 return {}
-            raise StoreError("cannot read the model ledger %s: %s" % (self.ledger_path, exc.strerror))
+            raise StoreError("cannot read the model ledger %s: %s" % (self.ledger_path, exc.strerror)) from exc
         except ValueError:
             # A damaged ledger only costs re-hashing; never block downloads on it.
             return {}
@@ -441,7 +441,7 @@ class ModelStore:
         try:
             actual_size = os.path.getsize(staged)
         except OSError:
-            raise VerifyError("the download left no file in staging (%s)" % staged)
+            raise VerifyError("the download left no file in staging (%s)" % staged) from None
         problem = ""
         if size is not None and actual_size != size:
             problem = "size %d differs from the expected %d" % (actual_size, size)

@@ -178,7 +178,7 @@ class DownloadRun:
         try:
             self.store = ModelStore(self.state_dir, read_only=self.check_mode)
         except StoreError as exc:
-            raise RunError(str(exc))
+            raise RunError(str(exc)) from exc
         with self.store.exclusive_run(self.fetcher.downloader, on_wait=self.log, stop=self.stop):
             self._locked(todo)
 

@@ -63,10 +63,10 @@ def update_plan_file(path, text, check_mode=False, mode=0o640):
     try:
         os.makedirs(directory, mode=0o755, exist_ok=True)
     except OSError as exc:
-        raise PlanFileError('Cannot write the plan file into %s: %s' % (directory, exc.strerror or exc))
+        raise PlanFileError('Cannot write the plan file into %s: %s' % (directory, exc.strerror or exc)) from exc
     try:
         write_file_atomic(path, text, mode=mode)
     except OSError as exc:
         raise PlanFileError('Cannot write the plan file %s: %s; the previous plan is left as it was'
-                            % (path, exc.strerror or exc))
+                            % (path, exc.strerror or exc)) from exc
     return True, before

@@ -96,7 +96,7 @@ def read_environ_file(path):
             data = handle.read()
     except OSError as exc:
         raise EnvExportError('Cannot read the environment from %s (%s); run as root or point environ_file '
-                             'at a readable file.' % (path, to_text(exc.strerror or exc)))
+                             'at a readable file.' % (path, to_text(exc.strerror or exc))) from exc
     environ = {}
     for entry in data.split(b'\0'):
         name, sep, value = entry.partition(b'=')
@@ -227,7 +227,7 @@ class EnvFile:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise EnvExportError('Cannot look at %s (%s).' % (self.path, to_text(exc.strerror or exc)))
+            raise EnvExportError('Cannot look at %s (%s).' % (self.path, to_text(exc.strerror or exc))) from exc
         if stat.S_ISLNK(info.st_mode):
             self.replaced_link = os.readlink(self.path)
             return None
@@ -287,7 +287,7 @@ class EnvFile:
                 os.makedirs(directory, 0o755)
             except OSError as exc:
                 raise EnvExportError('Cannot create the directory %s (%s); create it or choose another path.'
-                                     % (directory, to_text(exc.strerror or exc)))
+                                     % (directory, to_text(exc.strerror or exc))) from exc
         # The temporary file (0600 from its first byte) gets the wanted mode and owner before it
         # is renamed into place, so the secrets are never readable by anyone else, not even for
         # a moment. A file being replaced keeps its owner unless `owner`/`group` say otherwise;

@@ -111,7 +111,7 @@ class ShellHook:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise ShellHookError('Cannot look at %s (%s).' % (path, to_text(exc.strerror or exc)))
+            raise ShellHookError('Cannot look at %s (%s).' % (path, to_text(exc.strerror or exc))) from exc
         if stat.S_ISLNK(info.st_mode):
             self.replaced_links[path] = os.readlink(path)
             try:
@@ -128,7 +128,7 @@ class ShellHook:
                 return to_text(handle.read(), errors='surrogate_or_strict')
         except (OSError, UnicodeError) as exc:
             raise ShellHookError('Cannot read %s (%s); fix the file or leave it out of the hook files.'
-                                 % (path, to_text(getattr(exc, 'strerror', None) or exc)))
+                                 % (path, to_text(getattr(exc, 'strerror', None) or exc))) from exc
 
     def _ensure(self, path, existing, desired, new_mode, force=False):
         """Write `desired` when it differs (or `force`); True when it did (or would, in check mode)."""
@@ -153,7 +153,7 @@ class ShellHook:
                 os.makedirs(directory, 0o755)
             except OSError as exc:
                 raise ShellHookError('Cannot create the directory %s (%s).'
-                                     % (directory, to_text(exc.strerror or exc)))
+                                     % (directory, to_text(exc.strerror or exc))) from exc
             self.created_dirs.append(directory)
 
     def _write(self, path, content, new_mode):
@@ -165,7 +165,7 @@ class ShellHook:
                               prepare=None if exists else lambda tmp: self.module.set_mode_if_different(tmp, new_mode, False),
                               tmp_prefix='.shell_hook.')
         except OSError as exc:
-            raise ShellHookError('Cannot write %s (%s).' % (path, to_text(exc.strerror or exc)))
+            raise ShellHookError('Cannot write %s (%s).' % (path, to_text(exc.strerror or exc))) from exc
 
     def _fix_mode(self, path, mode):
         if not os.path.exists(path):

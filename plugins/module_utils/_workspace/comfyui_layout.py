@@ -435,7 +435,7 @@ class ComfyUILayout:
         if 'models' not in self.folders:
             return
         target_root = os.path.join(self.vault, 'models')
-        for rel, (mode, dummy) in sorted(tracked.items()):
+        for rel, (mode, _dummy) in sorted(tracked.items()):
             if not rel.startswith('models/') or mode not in ('100644', '100755'):
                 continue
             dest = os.path.join(target_root, rel[len('models/'):])

@@ -199,7 +199,7 @@ class Scratch:
 
     def new_file(self, directory):
         """(fd, path, token) of a new scratch file in `directory`, mode 0600."""
-        for dummy in range(100):
+        for _dummy in range(100):
             token = self._token()
             path = os.path.join(directory, PARTIAL_PREFIX + token)
             self._record(token, path, 'file')
@@ -212,7 +212,7 @@ class Scratch:
     def new_link(self, beside, text):
         """(path, token) of a new scratch link holding `text`, in the folder of `beside`."""
         parent, name = os.path.split(beside)
-        for dummy in range(100):
+        for _dummy in range(100):
             token = self._token()
             path = os.path.join(parent, '.%s%s%s' % (name, LINK_TMP_MARK, token))
             self._record(token, path, 'link', text)
@@ -269,7 +269,7 @@ class Scratch:
     def sweep(self, check_mode=False):
         """Remove what killed runs left; returns the scratch paths removed (or that would be)."""
         removed = []
-        for token, path, dummy in self.leftovers():
+        for token, path, _dummy in self.leftovers():
             if path is not None:
                 removed.append(path)
             if not check_mode:
@@ -299,7 +299,7 @@ class MergePlan:
             raise MergeError('%s is not a real directory; only a directory (not a link) can be merged' % source)
         check_folders(source, target)
         self._device = os.lstat(source).st_dev
-        for dummy, path, kind in self.scratch.leftovers():
+        for _dummy, path, kind in self.scratch.leftovers():
             if kind == 'file':
                 self.operations.append(('discard_partial', path, None))
         self._walk(source, target)

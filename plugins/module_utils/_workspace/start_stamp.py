@@ -205,7 +205,7 @@ class StartStamp:
             try:
                 os.unlink(self.path)
             except OSError as exc:
-                raise StartStampError("Cannot remove the start stamp %s: %s" % (self.path, exc.strerror))
+                raise StartStampError("Cannot remove the start stamp %s: %s" % (self.path, exc.strerror)) from exc
         return exists, before
 
     def _write(self, text):
@@ -213,12 +213,12 @@ class StartStamp:
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
         except OSError as exc:
-            raise StartStampError("Cannot write the start stamp in %s: %s" % (directory, exc.strerror))
+            raise StartStampError("Cannot write the start stamp in %s: %s" % (directory, exc.strerror)) from exc
         try:
             # 0600 from the first byte: the inputs digest covers tokens.
             write_file_atomic(self.path, text, mode=0o600, keep_owner=False, tmp_prefix=".start-stamp-")
         except OSError as exc:
-            raise StartStampError("Cannot write the start stamp %s: %s" % (self.path, exc.strerror))
+            raise StartStampError("Cannot write the start stamp %s: %s" % (self.path, exc.strerror)) from exc
 
 
 def _describe(then, now):

@@ -195,4 +195,4 @@ class WorkflowSeeder:
             self._make_dirs(directory)
             write_file_atomic(dest, content, new_file_mode=self.file_mode)
         except OSError as exc:
-            raise WorkflowSeedError('Cannot write into %s: %s' % (directory, exc))
+            raise WorkflowSeedError('Cannot write into %s: %s' % (directory, exc)) from exc
