@@ -55,8 +55,12 @@ stage_sanity() {
 }
 
 stage_pytest() {
-  echo "== pytest"
-  python -m pytest "$@"
+  # Test files run side by side (pytest-xdist, one file per worker at a time, so a file's
+  # fixtures and order stay as written): most tests wait on servers, containers and child
+  # processes, so three workers fit two cores. AICLIPSE_TEST_WORKERS=0 runs them in one process.
+  local workers=${AICLIPSE_TEST_WORKERS:-3}
+  echo "== pytest ($workers workers)"
+  python -m pytest -n "$workers" --dist loadfile "$@"
 }
 
 stage_molecule() {

@@ -5,6 +5,7 @@ hash of the recipe below, so it is built once per machine and rebuilt only when 
 changes. Podman settings this machine needs (runc, lowered ulimits) come from the project's
 containers.conf via CONTAINERS_CONF.
 """
+import fcntl
 import hashlib
 import json
 import os
@@ -49,6 +50,15 @@ def base_image():
     if podman("image", "exists", tag, check=False).returncode == 0:
         return tag
     CACHE.mkdir(parents=True, exist_ok=True)
+    # Test workers (pytest-xdist) start at once: one builds, the others wait for its image.
+    with open(CACHE / "base-image.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if podman("image", "exists", tag, check=False).returncode == 0:
+            return tag
+        return _build_base_image(tag)
+
+
+def _build_base_image(tag):
     debs = CACHE / "debootstrap-debs"
     debs.mkdir(exist_ok=True)
     work = tempfile.mkdtemp(prefix="aiclipse-rootfs-", dir=CACHE)

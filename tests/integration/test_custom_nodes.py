@@ -395,7 +395,7 @@ def test_site_start_with_a_stalled_node_still_writes_comfyuis_command_line(tmp_p
         assert running(f"127.0.0.1:{silent.port}") == []
     launch = json.loads((root / "workspace/aiclipse/.state/launch.json").read_text())
     assert "--preview-method" in json.dumps(launch)
-    assert (root / "workspace/aiclipse/ComfyUI/custom_nodes/NodeFine/__init__.py").is_file()
+    assert (root / "workspace/aiclipse/custom_nodes/NodeFine/__init__.py").is_file()
 
 
 def test_a_commit_id_in_the_branch_field_is_cloned_as_the_pin(tmp_path):

@@ -196,7 +196,9 @@ def test_sigkill_mid_part_costs_at_most_one_chunk_per_part_in_flight(s3, tmp_pat
     print("R2: %.2f MiB of %d MiB crossed the wire again over two SIGKILLs" % ((wire - size) / MIB, size // MIB))
     assert refetched <= 2 * in_flight * MIB, (
         "%.1f MiB crossed the wire again over two kills (killed at %s)" % (refetched / MIB, killed_at))
-    assert got["fetched_bytes"] < size - killed_at[-1] + in_flight * MIB + 64 * 1024
+    # What the last run fetched: the rest after the second kill, plus what each kill lost (at
+    # most the chunk each in-flight part was reading; sent by the proxy but never journaled).
+    assert got["fetched_bytes"] < size - killed_at[-1] + 2 * in_flight * MIB + 64 * 1024
     assert list((state / "staging").iterdir()) == []
 
 

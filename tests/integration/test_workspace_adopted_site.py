@@ -83,7 +83,9 @@ def test_an_adopted_install_keeps_every_byte_through_site_yml(tmp_path):
             assert hashlib.sha256(path.read_bytes()).hexdigest() == user_models.pop(path.name)
     assert not user_models, f"models missing from the vault: {user_models}"
     assert (workspace / "models/.aiclipse-partial-notes").read_bytes() == b"a user's file with an internal-looking name"
-    assert (workspace / "ComfyUI/input/photo.png").read_bytes() == b"the user's input photo"
+    # The checkout stays code only: the user's input moved to the vault, where ComfyUI reads it.
+    assert (workspace / "input/photo.png").read_bytes() == b"the user's input photo"
+    assert not (vault / "ComfyUI/input/photo.png").exists()
     assert (vault / "ComfyUI/main.py").is_file()
     git = subprocess.run(["git", "-C", str(vault / "ComfyUI"), "status", "--porcelain"], capture_output=True,
                          text=True, check=False)

@@ -21,13 +21,19 @@ def client(url, token=None, **kwargs):
     return OriginClient(url, {"Authorization": "Bearer %s" % token} if token else {}, **kwargs)
 
 
-def auth_by_path(origin, since=0):
-    """path -> Authorization values seen, from nginx's access log (lines after `since`)."""
-    seen = {}
-    for line in origin.log_lines()[since:]:
-        path = line.split()[1]
-        seen.setdefault(path.split("?")[0], set()).add(line.split('auth="', 1)[1].split('"', 1)[0])
-    return seen
+def auth_by_path(origin, since=0, expect=()):
+    """path -> Authorization values seen, from nginx's access log (lines after `since`).
+    nginx logs a request when it finalizes it, which can be a moment after the client has what
+    it needs and hung up: wait (a few seconds at most) until every path in `expect` is there."""
+    deadline = time.monotonic() + 5
+    while True:
+        seen = {}
+        for line in origin.log_lines()[since:]:
+            path = line.split()[1]
+            seen.setdefault(path.split("?")[0], set()).add(line.split('auth="', 1)[1].split('"', 1)[0])
+        if all(path in seen for path in expect) or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("url, origin", [
@@ -84,7 +90,7 @@ def test_redirect_is_resolved_with_token_and_signed_url_gets_none(nginx_origin, 
     resolved = resolve(client(nginx_origin.url + path, nginx_origin.token))
     assert resolved.url.startswith(nginx_origin.signed_url + signed + "?")
     assert not resolved.served_by_origin and resolved.hops == 1
-    seen = auth_by_path(nginx_origin, since)
+    seen = auth_by_path(nginx_origin, since, expect=(path, signed))
     assert seen.get(path) == {"Bearer " + nginx_origin.token}, nginx_origin.log_lines()[since:]
     assert seen.get(signed) == {"-"}, nginx_origin.log_lines()[since:]
 
