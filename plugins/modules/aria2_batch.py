@@ -166,6 +166,9 @@ attributes:
     details: A second run with the same list downloads nothing and reports C(changed=false) without hashing the files.
 notes:
   - Needs C(aria2c) on the target (Debian package C(aria2)).
+  - Fixed modes, not file arguments - each model C(0644) (model folders made with the umask),
+    O(state_dir) C(0700) holding the ledger and the staged downloads C(0600), O(log_file) C(0644)
+    (appended; names, sizes and reasons, never credentials).
   - >-
     Defaults from C(bench/aria2_batch_bench.py) (4 x 256 MB, nginx throttled to 20 MB/s per connection,
     2 busy cores), plain aria2c C(-j4): C(-s1) 14.7 s, C(-s4) 7.0 s, C(-s8) 5.4 s, C(-s16) 5.3 s.

@@ -125,6 +125,9 @@ attributes:
   idempotent:
     support: full
     details: A working checkout and unchanged requirements report RV(ignore:changed=false) without running pip.
+notes:
+  - Fixed modes, not file arguments - the checkout is git's (or the baked copy's) as it is; the
+    requirements state the module keeps in the venv is C(0644).
 seealso:
   - module: aiclipse.comfyui.custom_nodes
   - module: ansible.builtin.git

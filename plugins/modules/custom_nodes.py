@@ -158,6 +158,8 @@ attributes:
     support: full
     details: Present nodes with recorded requirements report RV(ignore:changed=false) and pip is not run.
 notes:
+  - Fixed modes, not file arguments - a node is git's checkout (or the seed's copy) as it is; the
+    requirements state the module keeps in the venv is C(0644).
   - The credentials of an http(s) URL are visible to processes of the same user (git's
     environment), not to other users of the pod (C(ps) shows no token). Private nodes that
     ComfyUI-Manager should update later need a credential helper of your own; none is set up.

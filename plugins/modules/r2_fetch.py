@@ -174,6 +174,9 @@ seealso:
     description: What R2 supports of the S3 API.
     link: https://developers.cloudflare.com/r2/api/s3/api/
 notes:
+  - Fixed modes, not file arguments - each model C(0644) (model folders made with the umask),
+    O(state_dir) C(0700) holding the ledger and the staged downloads C(0600), O(log_file) C(0644)
+    (appended; names, sizes and reasons, never credentials).
   - The C(HEAD) requests of the present check need the same credentials as downloads, so check
     mode fails the same way when credentials are missing.
   - Stopping a download. While the module runs, C(<state_dir>/r2_fetch.run.lock) holds its PID (one line).
