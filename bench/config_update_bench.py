@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import GIB, REPO, Table, clock, side_by_side  # noqa: E402
-from harness.config_git_servers import CountingProxy, GitDaemon  # noqa: E402
+from harness.git_servers import CountingProxy, GitDaemon  # noqa: E402
 from harness.paths import VENV, VENV_BIN  # noqa: E402
 import warm_start_bench  # noqa: E402
 

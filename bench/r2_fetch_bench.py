@@ -163,7 +163,7 @@ def main():
             settings += [{"max_concurrency": c, "part_size": p * 1024 * 1024}
                          for c in (4, 8, 16, 32) for p in (8, 16, 64)]
         for options in settings:
-            took = best_of(args.repeat, lambda: r2_fetch_in_process(origin.url, keys, fresh(), **options))
+            took = best_of(args.repeat, lambda options=options: r2_fetch_in_process(origin.url, keys, fresh(), **options))
             label = ", ".join(f"{k}={v >> 20 if k == 'part_size' else v}" for k, v in options.items()) or "defaults"
             print(f"r2_fetch in-process ({label:30s}):   {took:6.1f} s  {total_mib / took:6.0f} MiB/s  "
                   f"ratio to original {took / baseline:5.2f}")

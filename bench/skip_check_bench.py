@@ -74,7 +74,7 @@ def measure(table, repeat=5, models=500, sizes=(MIB, GIB), workdir=None):
             downloads = downloads_of(farm, origin)
             playbook = module_playbook(farm_dir, downloads, state_dir)
             run_s, noop_s, _ours, _theirs = side_by_side(
-                repeat, lambda: time_playbook(playbook), lambda: time_playbook(noop))
+                repeat, lambda playbook=playbook: time_playbook(playbook), lambda: time_playbook(noop))
             own_s = sorted(in_process(downloads, state_dir) for _round in range(repeat))[repeat // 2]
             module_s = max(0.0, run_s - noop_s)
             figures[size] = (module_s, own_s)

@@ -3,6 +3,7 @@
 # harness servers and containers (the molecule scenarios run inside it, tests/molecule_scenarios).
 #   scripts/test.sh            everything
 #   scripts/test.sh lint       ansible-lint, ansible-doc rendering, CHANGELOG.md current
+#   scripts/test.sh ruff       ruff lint of every Python file (the format check waits: see stage_ruff)
 #   scripts/test.sh sanity     ansible-test sanity only
 #   scripts/test.sh pytest [ARGS]   pytest only (ARGS passed on)
 #   scripts/test.sh molecule [ARGS]  molecule scenarios only (pytest -k default|fleet picks one)
@@ -37,6 +38,17 @@ assert page["doc"].get("attributes"), f"{name}: DOCUMENTATION has no attributes"
   bash scripts/changelog.sh --check
 }
 
+stage_ruff() {
+  echo "== ruff check (pyproject.toml [tool.ruff])"
+  ruff check --no-cache .
+  # `ruff format --check` joins once the tree has been formatted in one commit; until then
+  # AICLIPSE_RUFF_FORMAT=1 runs it on demand.
+  if [ "${AICLIPSE_RUFF_FORMAT:-0}" = 1 ]; then
+    echo "== ruff format --check"
+    ruff format --check --no-cache .
+  fi
+}
+
 stage_sanity() {
   echo "== ansible-test sanity"
   bash scripts/sanity.sh
@@ -60,9 +72,10 @@ stage_molecule() {
 
 case "${1:-all}" in
   lint) stage_lint ;;
+  ruff) stage_ruff ;;
   sanity) stage_sanity ;;
   pytest) shift; stage_pytest "$@" ;;
   molecule) shift; stage_molecule "$@" ;;
-  all) stage_lint; stage_sanity; stage_pytest ;;
-  *) echo "usage: $0 [lint|sanity|pytest [ARGS]|molecule|all]" >&2; exit 2 ;;
+  all) stage_ruff; stage_lint; stage_sanity; stage_pytest ;;
+  *) echo "usage: $0 [ruff|lint|sanity|pytest [ARGS]|molecule|all]" >&2; exit 2 ;;
 esac

@@ -40,9 +40,10 @@ options:
 
 import json
 import os
-import tempfile
 
 from ansible.plugins.callback import CallbackBase
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 
 # The lines of a failed command's stderr kept with its message (the end holds the reason).
 STDERR_LINES = 20
@@ -111,10 +112,8 @@ class CallbackModule(CallbackBase):
         directory = os.path.dirname(self.path) or '.'
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix='.failure-summary-', dir=directory)  # 0600 from the start
-            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-                json.dump({'version': 1, 'complete': complete, 'failures': self.failures}, handle, indent=1)
-            os.replace(tmp, self.path)
+            text = json.dumps({'version': 1, 'complete': complete, 'failures': self.failures}, indent=1)
+            write_file_atomic(self.path, text, mode=0o600, keep_owner=False, tmp_prefix='.failure-summary-')
         except OSError as exc:
             self._display.warning('failure_summary: cannot write %s: %s' % (self.path, exc))
 

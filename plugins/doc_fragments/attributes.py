@@ -6,10 +6,6 @@
 Each module says only how far it supports them (``support``, ``details``).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 
 class ModuleDocFragment:
 

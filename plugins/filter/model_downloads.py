@@ -9,10 +9,6 @@ No secret passes through here: HTTP items name the variable that holds their tok
 sidecar file of its name (``ansible-doc -t filter aiclipse.comfyui.model_http_downloads``).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 from ansible.errors import AnsibleFilterError
 
 HTTP_TOKENS = {"huggingface": "hf_token_name", "civitai": "civitai_token_name", "url": None}

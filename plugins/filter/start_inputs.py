@@ -8,15 +8,13 @@ It runs on the controller, so variable values (tokens among them) never reach th
 the module only sees the digest.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import hashlib
 import json
 import os
 
 from ansible.release import __version__ as ANSIBLE_VERSION
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import sha256_file
 
 # The collection's code: a role or module edited without a version bump still means a full run.
 CODE_DIRS = ("plugins", "roles", "playbooks", "meta")
@@ -34,8 +32,7 @@ def collection_code_digest(root=COLLECTION_ROOT):
                     continue
                 path = os.path.join(directory, name)
                 digest.update(os.path.relpath(path, root).encode("utf-8", "surrogateescape") + b"\0")
-                with open(path, "rb") as handle:
-                    digest.update(hashlib.sha256(handle.read()).digest())
+                digest.update(bytes.fromhex(sha256_file(path)))
     return digest.hexdigest()
 
 

@@ -3,10 +3,6 @@
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 DOCUMENTATION = r"""
 ---
 module: aria2_batch
@@ -180,10 +176,13 @@ attributes:
     details: A second run with the same list downloads nothing and reports C(changed=false) without hashing the files.
 notes:
   - Needs C(aria2c) on the target (Debian package C(aria2)).
+  - Fixed modes, not file arguments - each model C(0644) (model folders made with the umask),
+    O(state_dir) C(0700) holding the ledger and the staged downloads C(0600), O(log_file) C(0644)
+    (appended; names, sizes and reasons, never credentials).
   - >-
     Defaults from C(bench/aria2_batch_bench.py) (4 x 256 MB, nginx throttled to 20 MB/s per connection,
     2 busy cores), plain aria2c C(-j4): C(-s1) 14.7 s, C(-s4) 7.0 s, C(-s8) 5.4 s, C(-s16) 5.3 s.
-    C(-s8 -x8) is as fast as the original's C(-s16 -x16) with half the connections per file.
+    C(-s8 -x8) is as fast as C(-s16 -x16) with half the connections per file.
     aria2_batch itself took 1.1 times aria2c plus a sha256 check of the same files, and a quarter of the
     time of a sequential single-connection download.
   - Stopping a download. While the module runs, C(<state_dir>/aria2_batch.run.lock) holds its PID (one line).

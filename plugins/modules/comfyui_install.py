@@ -143,6 +143,9 @@ attributes:
   idempotent:
     support: full
     details: A working checkout and unchanged requirements report RV(ignore:changed=false) without running pip.
+notes:
+  - Fixed modes, not file arguments - the checkout is git's (or the baked copy's) as it is; the
+    requirements state the module keeps in the venv is C(0644).
 seealso:
   - module: aiclipse.comfyui.custom_nodes
   - module: ansible.builtin.git
@@ -234,21 +237,21 @@ requirements:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfyui_install import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.comfyui_install import (
     ComfyUIInstaller,
     InstallError,
     RequirementsInstaller,
     index_args,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import SecretsError
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import (
     Git,
     GitError,
     credentials_problem,
     mask_url_credentials,
     repo_url_on_target,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import PipError, VenvPip
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.pip_requirements import PipError, VenvPip
 
 
 def main():

@@ -100,6 +100,8 @@ attributes:
     support: full
     details: A second run finds a pristine checkout and reports RV(ignore:changed=false).
 notes:
+  - Fixed modes, not file arguments - C(extra_model_paths.yaml) C(0644); files copied from what git
+    tracks keep git's mode (C(0644), or C(0755) when executable); moved entries keep theirs.
   - ComfyUI has had C(--base-directory) since January 2025; a checkout older than that must be
     updated before it starts with it.
 seealso:
@@ -183,11 +185,11 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfyui_layout import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.comfyui_layout import (
     FOLDERS, KEEP, ComfyUILayout, LayoutError,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import MergeError
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import WorkspaceLinkError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import MergeError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import WorkspaceLinkError
 
 
 def main():

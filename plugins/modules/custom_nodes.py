@@ -60,7 +60,8 @@ description:
   - Every node gets a result. A failing node does not stop the others; with O(fail_on_error)
     the task fails at the end, listing every failed node and why.
   - Manifest errors (bad URL, bad commit, too many fields, a node listed twice in one file) fail
-    before anything is cloned, naming file and line.
+    before anything is cloned. Every problem of every manifest is listed at once, each with its
+    file and line.
   - "With O(workflows), the custom node packs ComfyUI workflow files name (C(properties.aux_id), a
     GitHub C(owner/repo) cloned from O(github_url); C(properties.cnr_id), a Comfy Registry id
     resolved to its repository through O(registry_endpoint) or the O(registry_map) file) are
@@ -200,6 +201,8 @@ attributes:
     support: full
     details: Present nodes with recorded requirements report RV(ignore:changed=false) and pip is not run.
 notes:
+  - Fixed modes, not file arguments - a node is git's checkout (or the seed's copy) as it is; the
+    requirements state the module keeps in the venv is C(0644).
   - The credentials of an http(s) URL are visible to processes of the same user (git's
     environment), not to other users of the pod (C(ps) shows no token). Private nodes that
     ComfyUI-Manager should update later need a credential helper of your own; none is set up.
@@ -295,15 +298,10 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.custom_nodes import NodeInstaller, count
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import Git, mask_url_credentials
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.nodes_manifest import (
-    ManifestError,
-    merge,
-    parse_file,
-    parse_list,
-)
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import PipError, VenvPip
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.custom_nodes import NodeInstaller, count
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import Git, mask_url_credentials
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.nodes_manifest import ManifestError, load
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.pip_requirements import PipError, VenvPip
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workflows import node_provision
 
 
@@ -340,16 +338,10 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    read = []
+    read = [path for path in params['manifests']
+            if params['missing_manifests'] != 'ignore' or os.path.exists(path)]
     try:
-        sources = []
-        for path in params['manifests']:
-            if params['missing_manifests'] == 'ignore' and not os.path.exists(path):
-                continue
-            sources.append(parse_file(path))
-            read.append(path)
-        sources.append(parse_list(params['nodes']))
-        nodes = merge(*sources)
+        nodes = load(read, params['nodes'])
     except ManifestError as exc:
         mask_url_credentials(module, _option_urls(params['nodes']))
         module.fail_json(msg=f"nodes manifest: {exc}", manifests=read)

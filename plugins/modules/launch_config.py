@@ -144,7 +144,7 @@ env:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.launch_args import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.launch_args import (
     LaunchArgsError,
     LaunchFile,
     build_argv,

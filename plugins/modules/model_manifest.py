@@ -3,10 +3,6 @@
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 DOCUMENTATION = r"""
 ---
 module: model_manifest
@@ -379,8 +375,7 @@ def main():
         path = module.params["plan_file"]
         text = render_plan(plan, module.params["plan_log_file"])
         try:
-            changed, before = update_plan_file(path, text, check_mode=module.check_mode,
-                                               atomic_move=module.atomic_move)
+            changed, before = update_plan_file(path, text, check_mode=module.check_mode)
         except PlanFileError as exc:
             # The plan file is for people; the plan itself is fine, so the downloads go on (on a
             # full disk they report their own failures).

@@ -98,7 +98,7 @@ drift:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.pod_lock import LockError, build, render, write_atomic
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.pod_lock import LockError, build, render, write_atomic
 
 
 def main():

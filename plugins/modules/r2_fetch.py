@@ -47,7 +47,8 @@ description:
 author:
   - aiclipse team (@aiclipse)
 requirements:
-  - boto3 >= 1.36 (on the host that runs the module, the pod)
+  - boto3 >= 1.36 and botocore >= 1.36 (on the host that runs the module, the pod); an older one
+    fails the module with what to install, before any request
 options:
   objects:
     description:
@@ -176,6 +177,9 @@ seealso:
     description: What R2 supports of the S3 API.
     link: https://developers.cloudflare.com/r2/api/s3/api/
 notes:
+  - Fixed modes, not file arguments - each model C(0644) (model folders made with the umask),
+    O(state_dir) C(0700) holding the ledger and the staged downloads C(0600), O(log_file) C(0644)
+    (appended; names, sizes and reasons, never credentials).
   - The C(HEAD) requests of the present check need the same credentials as downloads, so check
     mode fails the same way when credentials are missing.
   - Stopping a download. While the module runs, C(<state_dir>/r2_fetch.run.lock) holds its PID (one line).
@@ -354,6 +358,9 @@ def main():
     with StopSignals() as signals:
         if not r2_client.HAS_BOTO3:
             module.fail_json(msg=missing_required_lib("boto3"), exception=r2_client.BOTO3_IMPORT_ERROR)
+        sdk_problem = r2_client.sdk_version_problem()
+        if sdk_problem:
+            module.fail_json(msg=sdk_problem)
         params = module.params
         if params["max_concurrency"] < 1:
             module.fail_json(msg="max_concurrency must be at least 1, got %d" % params["max_concurrency"])

@@ -47,7 +47,8 @@ options:
   allow_list:
     description:
       - Names of the variables to export when they are set in the module's environment.
-      - The default is the original system's list plus C(COMFY_ARGS).
+      - The default is what an SSH session needs of the pod's settings, C(COMFY_ARGS) and the
+        download credentials included.
       - Names must be valid shell variable names (letters, digits, underscores, not starting
         with a digit); anything else fails the task before the file is touched.
     type: list
@@ -194,7 +195,7 @@ content_changed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.env_export import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment.env_export import (
     DEFAULT_ALLOW_LIST,
     EnvExportError,
     EnvFile,

@@ -18,8 +18,8 @@ description:
   - The hook must be first because the C(~/.bashrc) of Debian and Ubuntu C(return) early for
     non-interactive shells; a hook below that line never runs.
   - Hook lines found anywhere else (found by the marker comment at their end), copies of it,
-    and the original system's C(source /etc/rp_environment) lines, which piled up at every
-    boot, are removed. Every other line is kept as it was.
+    and plain C(source /etc/rp_environment) lines that earlier images appended at every boot,
+    are removed. Every other line is kept as it was.
   - Optionally writes a profile.d script holding the same line, for login shells whose
     C(~/.profile) does not read C(~/.bashrc).
   - Files and their parent directories are created when missing. Existing files are rewritten
@@ -123,7 +123,7 @@ created_dirs:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.shell_hook import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment.shell_hook import (
     LEGACY_SOURCES,
     ShellHook,
     ShellHookError,

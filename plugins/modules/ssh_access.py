@@ -137,7 +137,7 @@ replaced_link:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.ssh_access import SSHAccess, SSHAccessError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment.ssh_access import SSHAccess, SSHAccessError
 
 
 def main():

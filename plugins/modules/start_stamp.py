@@ -163,7 +163,7 @@ import json
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.start_stamp import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.start_stamp import (
     StartStamp,
     StartStampError,
 )

@@ -125,7 +125,7 @@ counts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workflow_seed import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workflow_seed import (
     WorkflowSeedError, WorkflowSeeder,
 )
 
@@ -147,7 +147,7 @@ def main():
         module.fail_json(msg='mode %r is not an octal mode such as 0644.' % params['mode'])
     try:
         seeder = WorkflowSeeder(params['templates_dir'], params['dest_dirs'], force=params['force'],
-                                file_mode=file_mode, atomic_move=module.atomic_move)
+                                file_mode=file_mode)
         result = seeder.run(check_mode=module.check_mode, want_diff=module._diff)
     except WorkflowSeedError as exc:
         module.fail_json(msg=str(exc))

@@ -46,13 +46,10 @@ description:
     never touched.
   - Every input of every shortcut is checked before anything is touched. Bad input, or a real
     directory with O(on_conflict=fail), leaves the disk exactly as it was.
-  - "Git: when a shortcut lies inside a git work tree that tracks files under it (ComfyUI tracks
-    C(models/checkpoints/put_checkpoints_here) and friends), git would refuse to C(git pull) once
-    the directory is a link (paths I(beyond a symbolic link)). With O(protect_git) the module
-    hides that directory from git with a non-cone sparse checkout, the skip-worktree bit on the
-    tracked entries and C(sparse.expectFilesOutsideOfPatterns=true), adds it to
-    C(.git/info/exclude), and copies tracked placeholder files that the target lacks into it.
-    C(git pull) then works, also when upstream changes or adds files under that directory."
+  - A shortcut does not belong inside a git work tree that tracks files under it (git reports
+    such paths as deleted once they are I(beyond a symbolic link), and C(git pull) stops). For
+    ComfyUI, make the vault its C(--base-directory) instead (module
+    M(aiclipse.comfyui.comfyui_layout)), so its checkout needs no link at all.
 author:
   - aiclipse team (@aiclipse)
 options:
@@ -102,19 +99,12 @@ options:
     type: str
     choices: [merge, backup, fail]
     default: merge
-  protect_git:
-    description:
-      - Set up any git work tree that tracks files under a shortcut path so that C(git pull)
-        keeps working with the link in place, and seed its tracked placeholder files into the
-        target (see the description). Needs C(git) on the host only when such a work tree exists.
-    type: bool
-    default: true
 extends_documentation_fragment:
   - aiclipse.comfyui.attributes
 attributes:
   check_mode:
     support: full
-    details: Reports every action, move, rename and git change it would make, and makes none.
+    details: Reports every action, move and rename it would make, and makes none.
   diff_mode:
     support: full
     details: Before is what each changed shortcut path held; after is the link and what was moved.
@@ -133,7 +123,7 @@ notes:
     those bytes as C(\xNN) escapes.
 seealso:
   - module: ansible.builtin.file
-    description: Plain links, without the merge, backup and git handling.
+    description: Plain links, without the merge and backup handling.
 '''
 
 EXAMPLES = r'''
@@ -160,13 +150,6 @@ EXAMPLES = r'''
       - ComfyUI/user/default/workflows
       - models/checkpoints
       - models/loras
-
-- name: ComfyUI's models folder becomes a link to the vault's models (git pull keeps working)
-  aiclipse.comfyui.workspace_link:
-    root: /workspace/aiclipse/ComfyUI
-    vault: /workspace/aiclipse
-    links:
-      models: models
 
 - name: Keep an old layout aside instead of merging it
   aiclipse.comfyui.workspace_link:
@@ -217,7 +200,7 @@ links:
       choices: [ok, created, relinked, merged, backed_up, adopted]
       sample: merged
     changed:
-      description: Whether anything changed for this shortcut (link, target, git, placeholders).
+      description: Whether anything changed for this shortcut (its link or its target).
       type: bool
     before:
       description: What was at the shortcut path before the run.
@@ -276,15 +259,6 @@ links:
     target_backup:
       description: Where a non-directory in the way of the target was moved, when one was.
       type: str
-    git:
-      description: Git settings changed so that git pull works with the link in place.
-      type: list
-      elements: str
-      sample: ["mark 14 tracked path(s) under models/ skip-worktree"]
-    seeded:
-      description: Tracked placeholder files copied into the target because it lacked them.
-      type: list
-      elements: str
     leftover_links_removed:
       description: Recorded temporary links that a killed run left beside the shortcut, removed.
       type: list
@@ -299,10 +273,9 @@ scratch_removed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_link_guard import GitGuardError
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.printable import escape_text
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import MergeError
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable import escape_text
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import MergeError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import (
     ON_CONFLICT_CHOICES, WorkspaceLinkError, WorkspaceLinks,
 )
 
@@ -315,7 +288,6 @@ def main():
             links=dict(type='dict', required=True),
             directories=dict(type='list', elements='str', default=[]),
             on_conflict=dict(type='str', default='merge', choices=list(ON_CONFLICT_CHOICES)),
-            protect_git=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
     )
@@ -323,15 +295,11 @@ def main():
     # type=path expands ~ and variables but keeps relative paths relative: they are rejected.
     workspace = WorkspaceLinks(
         root=params['root'], vault=params['vault'], links=params['links'], directories=params['directories'],
-        on_conflict=params['on_conflict'], protect_git=params['protect_git'],
-        check_mode=module.check_mode,
-        # binary_data: git reads NUL-separated paths on stdin, a trailing newline would be a path.
-        run_command=lambda args, data=None: module.run_command(args, data=data, binary_data=data is not None),
-        git_bin=module.get_bin_path('git'))
+        on_conflict=params['on_conflict'], check_mode=module.check_mode)
     try:
         workspace.validate()
         result = workspace.run()
-    except (WorkspaceLinkError, MergeError, GitGuardError) as exc:
+    except (WorkspaceLinkError, MergeError) as exc:
         module.fail_json(msg=escape_text(str(exc)))
     except OSError as exc:
         module.fail_json(msg=escape_text('%s: %s; whatever was already moved is in place, nothing was deleted, '

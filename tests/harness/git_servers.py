@@ -3,13 +3,18 @@
     with SmartHttpGit(root, user="user", password="tok") as server:   # git http-backend + Basic auth
         server.url("NodeA.git")                # http://127.0.0.1:<port>/NodeA.git (no credentials)
         server.url("NodeA.git", auth=True)     # http://user:tok@127.0.0.1:<port>/NodeA.git
+        server.url("NodeA.git", user="bot", password="x")   # any credentials
         server.requests                        # [{"method", "path", "authorized", "authorization"}]
+    SmartHttpGit(root, password="tok")         # any user name with that password (a token)
+    SmartHttpGit(root, stall_fetch=True)       # answers the ref lookup, never the pack request
     with GitDaemon(root) as daemon:            # git daemon, git://127.0.0.1:<port>/<name>
         daemon.url("NodeA.git")
     with SilentServer() as silent:             # accepts connections, never answers a byte
         silent.url("NodeA.git", scheme="http")
     with RedirectingServer(other.url("")) as hop:   # 401 until credentials come, then redirects
         hop.url("NodeA.git", user="u", password="p")
+    proxy = CountingProxy(daemon.port)         # TCP proxy; proxy.downstream = bytes the server sent
+    processes_with("127.0.0.1:1234")           # live processes whose command line has that text
 
 ``publish(repo, root)`` puts a bare copy of a harness ``GitRepo`` under root, the layout both
 servers serve from; ``refresh(root, name, repo)`` pushes the repo's new commits there.
@@ -19,8 +24,10 @@ included), so clones and fetches go through the same code path as on GitHub-like
 ``delay`` holds each answer back to keep a clone running long enough for ``ps`` to see it.
 """
 import base64
+import gzip
 import http.server
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -56,23 +63,30 @@ class _GitCGI(http.server.BaseHTTPRequestHandler):
         self._serve(b"")
 
     def do_POST(self):
+        self._serve(self._read_body())
+
+    def _read_body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            body = b""
+            chunks = []
             while True:
-                size = int(self.rfile.readline().strip() or b"0", 16)
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
                     self.rfile.readline()
-                    break
-                body += self.rfile.read(size)
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
                 self.rfile.readline()
-        else:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self._serve(body)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _is_fetch(self, body):
+        """A pack request (protocol v2 `command=fetch`, or v0's want lines), not the ref lookup."""
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        return b"command=fetch" in body or (b"want " in body and b"command=" not in body)
 
     def _serve(self, body):
         server = self.server.owner
         authorization = self.headers.get("Authorization")
-        authorized = server.expected_auth is None or authorization == server.expected_auth
+        authorized = server.authorizes(authorization)
         path, _sep, query = self.path.partition("?")
         server.requests.append({"method": self.command, "path": path, "authorized": authorized,
                                 "authorization": authorization})
@@ -85,6 +99,9 @@ class _GitCGI(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(message)))
             self.end_headers()
             self.wfile.write(message)
+            return
+        if server.stall_fetch and path.endswith("/git-upload-pack") and self._is_fetch(body):
+            server.stopping.wait(600)
             return
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -99,9 +116,11 @@ class _GitCGI(http.server.BaseHTTPRequestHandler):
             "CONTENT_LENGTH": str(len(body)),
             "REMOTE_ADDR": self.client_address[0],
             "REMOTE_USER": server.user or "",
-            "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
-            "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
         }
+        if self.headers.get("Git-Protocol"):
+            env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
+        if self.headers.get("Content-Encoding"):
+            env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
         proc = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, check=False)
         head, _sep, payload = proc.stdout.partition(b"\r\n\r\n")
         if not _sep:
@@ -122,26 +141,45 @@ class _GitCGI(http.server.BaseHTTPRequestHandler):
 
 
 class SmartHttpGit:
-    """git's smart HTTP protocol over ``git http-backend``, on 127.0.0.1, Basic auth optional."""
+    """git's smart HTTP protocol over ``git http-backend``, on 127.0.0.1, Basic auth optional.
 
-    def __init__(self, root, user=None, password=None, delay=0.0):
+    ``user`` and ``password``: exactly those credentials; ``password`` alone: any user name with
+    it (how hosts take a token); neither: no credentials asked. ``stall_fetch``: the pack request
+    (POST .../git-upload-pack) is accepted and never answered, the ref lookup is.
+    """
+
+    def __init__(self, root, user=None, password=None, delay=0.0, stall_fetch=False):
         self.root = Path(root)
         self.user, self.password, self.delay = user, password, delay
-        self.expected_auth = None
-        if user is not None:
-            self.expected_auth = "Basic " + base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+        self.stall_fetch = stall_fetch
+        self.stopping = threading.Event()
         self.requests = []
         self.port = None
         self._server = None
         self._thread = None
 
-    def url(self, name, auth=False):
+    def authorizes(self, authorization):
+        if self.user is None and self.password is None:
+            return True
+        if not (authorization or "").startswith("Basic "):
+            return False
+        try:
+            user, _sep, password = base64.b64decode(authorization[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return (self.user is None or user == self.user) and password == (self.password or "")
+
+    def url(self, name, auth=False, user=None, password=None):
+        """The URL of name. With auth, it carries the server's credentials percent-encoded; with
+        user (and password), those exactly as given, a raw '@' included, as a user may paste them."""
         userinfo = ""
         if auth:
             userinfo = urllib.parse.quote(self.user, safe="")
             if self.password is not None:
                 userinfo += ":" + urllib.parse.quote(self.password, safe="")
             userinfo += "@"
+        elif user is not None:
+            userinfo = f"{user}:{password}@" if password is not None else f"{user}@"
         return f"http://{userinfo}127.0.0.1:{self.port}/{name}"
 
     def start(self):
@@ -154,6 +192,7 @@ class SmartHttpGit:
         return self
 
     def stop(self):
+        self.stopping.set()
         if self._server:
             self._server.shutdown()
             self._server.server_close()
@@ -237,13 +276,15 @@ class GitDaemon:
         self._proc = subprocess.Popen(
             ["git", "daemon", "--reuseaddr", "--export-all", "--informative-errors",
              f"--base-path={self.root}", "--listen=127.0.0.1", f"--port={self.port}", str(self.root)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
         wait_for_port(self.port, process=self._proc)
         return self
 
     def stop(self):
+        # The daemon forks a child per connection: the whole process group goes.
         if self._proc:
-            self._proc.terminate()
+            os.killpg(self._proc.pid, signal.SIGKILL)
             self._proc.wait(timeout=10)
             self._proc = None
 
@@ -302,3 +343,74 @@ class SilentServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class CountingProxy:
+    """A TCP proxy in front of 127.0.0.1:upstream_port; ``downstream`` = bytes the server sent."""
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.downstream = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def reset(self):
+        with self._lock:
+            self.downstream = 0
+
+    def close(self):
+        for sock in [self._listener] + self._sockets:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _accept(self):
+        while True:
+            try:
+                client, _addr = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, source, sink, count):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if count:
+                    with self._lock:
+                        self.downstream += len(data)
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (sink,):
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+
+def processes_with(text, settle=1.0):
+    """Command lines of live processes (zombies excluded) that contain text, after `settle` s."""
+    time.sleep(settle)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            found.append(f"{entry.name}: {cmdline.strip()}")
+    return found

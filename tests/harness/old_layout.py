@@ -9,7 +9,7 @@
     /workspace/input -> aiclipse/ComfyUI/input, ... /workspace/workflows -> aiclipse/workflows
 
 ``make_old_vault(root, upstream)`` builds it by hand, step by step as the old workspace role
-did (its git settings are the ones git_link_guard wrote), and fills it with the user's things:
+did (its git settings are the ones its git_link_guard module wrote), and fills it with the user's things:
 every file gets unique bytes, so a lost file cannot hide behind a duplicate.
 ``file_contents(root)`` is the set of every regular file's bytes under root (ComfyUI's .git
 left out: git rewrites its index), for "no byte lost" checks.
@@ -47,7 +47,7 @@ USER_FILES = {
 
 
 def apply_old_git_tricks(checkout):
-    """What git_link_guard did so that `git pull` ignored models/ once it was a link."""
+    """What the older layout's git_link_guard did so that `git pull` ignored models/ once it was a link."""
     info = Path(git(checkout, "rev-parse", "--absolute-git-dir")) / "info"
     info.mkdir(exist_ok=True)
     (info / "sparse-checkout").write_text("/*\n!/models/\n")

@@ -74,7 +74,7 @@ def test_parallel_ranged_download_then_second_run_reads_nothing(three_files, vau
     result, _run = run_module("aria2_batch", args)
     assert not result.get("failed"), result.get("msg")
     assert result["changed"] and result["downloaded"] == 3 and result["failed_count"] == 0
-    for name, (size, digest) in origin.catalog.items():
+    for name, (_size, digest) in origin.catalog.items():
         assert sha(vault.dest(name)) == digest
     assert [r["status"] for r in result["results"]] == ["downloaded"] * 3
     assert len([line for line in gets(origin, "one.safetensors") if 'range="bytes=' in line]) >= 2, \

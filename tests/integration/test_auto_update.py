@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.config_git_servers import CountingProxy, GitDaemon, SilentServer, SmartHttpGit, processes_with
+from harness.git_servers import (CountingProxy, GitDaemon, RedirectingServer, SilentServer, SmartHttpGit, processes_with,
+                                 publish)
 from harness.git_repos import GitRepo
-from harness import git_servers
 from harness.nginx import NginxOrigin
 from harness.paths import REPO, VENV_BIN
 
@@ -780,15 +780,15 @@ def test_a_token_over_smart_http_is_never_written_down_even_with_a_raw_at_sign(t
     secret = "left@RIGHT-" + os.urandom(6).hex()  # a password with a raw '@'
     argv_log = tmp_path / "argv.log"
     path = spy_tools(tmp_path / "spy", argv_log)
-    with SmartHttpGit(repo.root, token=secret) as server:
-        url = server.url("origin.git", user="bot", secret=secret)
+    with SmartHttpGit(repo.root, password=secret) as server:
+        url = server.url("origin.git", user="bot", password=secret)
         boot = pod.boot(run_site=True, CONFIG_REPO=url, PATH=path)
         assert (boot.rc, boot.commit) == (0, v1), boot.stderr
         assert f"running http://***@127.0.0.1:{server.port}/origin.git@main commit" in boot.stderr
-        wrong = pod.boot(CONFIG_REPO=server.url("origin.git", user="bot", secret="left@wrong"))
+        wrong = pod.boot(CONFIG_REPO=server.url("origin.git", user="bot", password="left@wrong"))
         assert_fell_back(pod, wrong, v1, "http://***@127.0.0.1", "git ls-remote failed")
         basic = base64.b64encode(f"bot:{secret}".encode()).decode()
-        assert f"Basic {basic}" in server.auth_seen
+        assert f"Basic {basic}" in [r["authorization"] for r in server.requests]
     assert "ls-remote" in argv_log.read_text() and "fetch" in argv_log.read_text()
     secret_tail = secret.split("@")[1]
     for output in (boot.stderr, wrong.stderr, boot.directory, argv_log.read_text()):
@@ -803,9 +803,9 @@ def test_a_redirect_to_another_host_never_receives_the_token(tmp_path, repo, pod
     repository publicly (a moved or hijacked repository): git follows, and no request it makes
     there carries the token (an http.extraHeader was sent along with the protocol's POST)."""
     secret = "tok-" + os.urandom(8).hex()
-    git_servers.publish(GitRepo(repo.bare), tmp_path / "served", name="config.git")
-    with git_servers.SmartHttpGit(tmp_path / "served") as elsewhere, \
-            git_servers.RedirectingServer(elsewhere.url("")) as hop:
+    publish(GitRepo(repo.bare), tmp_path / "served", name="config.git")
+    with SmartHttpGit(tmp_path / "served") as elsewhere, \
+            RedirectingServer(elsewhere.url("")) as hop:
         boot = pod.boot(CONFIG_REPO=hop.url("config.git", "bot", secret))
         assert any(r["authorization"] for r in hop.requests), "the origin never got the credentials"
         assert elsewhere.requests, "git did not follow the redirect"

@@ -6,6 +6,7 @@ git by a sparse checkout, skip-worktree bits and info/exclude; custom nodes, inp
 user data inside the checkout; template workflows in two folders; shortcuts into the checkout.
 """
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from harness.ansible_run import run_module, run_playbook
 from harness.comfyui_fixtures import running_standin
 from harness.git_repos import COMFYUI_MODEL_FOLDERS, git, make_comfyui_repo
-from harness.old_layout import USER_FILES, file_contents, git_is_pristine, make_old_vault
+from harness.old_layout import USER_FILES, apply_old_git_tricks, file_contents, git_is_pristine, make_old_vault
 
 PLAY = """\
 - name: Pod start, workspace only
@@ -113,19 +114,43 @@ def test_an_older_vault_migrates_at_the_next_start_and_loses_nothing(old_pod):
         assert info["base_directory"] == str(vault) and info["models_dir"] == str(vault / "models")
 
 
-def test_a_vault_made_by_the_old_workspace_link_module_migrates_too(tmp_path):
-    """The real older code path made the layout (workspace_link with its git protection)."""
+def models_linked_the_old_way(tmp_path):
+    """A vault whose ComfyUI/models the older workspace_link made a link, git told to look away
+    (its git protection, as tests/harness/old_layout.py replays it)."""
     upstream = make_comfyui_repo(tmp_path / "upstream" / "ComfyUI")
     vault = tmp_path / "workspace" / "aiclipse"
     vault.mkdir(parents=True)
-    git(vault, "clone", "-q", upstream.url, str(vault / "ComfyUI"))
-    (vault / "ComfyUI" / "models" / "vae" / "ae.safetensors").write_bytes(b"a vae")
-    old, proc = run_module("workspace_link", {"root": str(vault / "ComfyUI"), "vault": str(vault),
-                                              "links": {"models": "models"}})
-    assert old["links"][0]["git"], proc.stdout
+    checkout = vault / "ComfyUI"
+    git(vault, "clone", "-q", upstream.url, str(checkout))
+    (checkout / "models" / "vae" / "ae.safetensors").write_bytes(b"a vae")
+    os.rename(checkout / "models", vault / "models")
+    os.symlink(str(vault / "models"), checkout / "models")
+    apply_old_git_tricks(checkout)
+    assert not git_is_pristine(checkout)[0]
+    return vault
+
+
+def test_a_vault_made_by_the_old_workspace_link_module_migrates_too(tmp_path):
+    vault = models_linked_the_old_way(tmp_path)
     result, proc = run_module("comfyui_layout", {"comfyui_dir": str(vault / "ComfyUI"), "vault": str(vault)})
     assert result["pristine"] is True and result["links_removed"], result
     assert git_is_pristine(vault / "ComfyUI")[0]
+    assert (vault / "models" / "vae" / "ae.safetensors").read_bytes() == b"a vae"
+
+
+def test_a_checkout_owned_by_another_uid_migrates_too(tmp_path):
+    """A volume made elsewhere: git calls such a work tree "dubious ownership" and refuses it,
+    unless it is trusted (the collection's one way of running git trusts its checkouts)."""
+    vault = models_linked_the_old_way(tmp_path)
+    checkout = vault / "ComfyUI"
+    for path in [checkout, *checkout.rglob("*")]:
+        os.lchown(path, 4242, 4242)
+    refused = subprocess.run(["git", "-C", str(checkout), "status"], capture_output=True, text=True, check=False)
+    assert refused.returncode != 0 and "dubious ownership" in refused.stderr  # the trap is real here
+    result, proc = run_module("comfyui_layout", {"comfyui_dir": str(vault / "ComfyUI"), "vault": str(vault)})
+    assert not result.get("failed") and result["checkout_state"] == "git", proc.stdout
+    assert result["pristine"] is True and result["git"], result
+    assert git_is_pristine(checkout)[0]
     assert (vault / "models" / "vae" / "ae.safetensors").read_bytes() == b"a vae"
 
 

@@ -157,7 +157,7 @@ def test_sigkill_mid_part_costs_at_most_one_chunk_per_part_in_flight(s3, tmp_pat
     parts; over two kills the object crosses the wire barely more than once."""
     client = s3.client()
     client.create_bucket(Bucket=BUCKET)
-    size, part, in_flight = 24 * MIB, 4 * MIB, 2
+    size, in_flight = 24 * MIB, 2
     body = payload(size, 4)
     key = "checkpoints/huge.safetensors"
     obj = {"key": key, "dest": str(tmp_path / "vault/models/huge.safetensors"), "sha256": upload(client, key, body)}

@@ -3,6 +3,7 @@ import os
 from pathlib import Path
 
 from harness.ansible_run import run_module
+from harness.git_repos import git, make_comfyui_repo
 
 SPEC_LINKS = {"ComfyUI": "ComfyUI", "models": "models", "workflows": "workflows",
               "input": "ComfyUI/input", "output": "ComfyUI/output", "logs": "logs",
@@ -83,3 +84,34 @@ def test_bad_input_fails_clearly_through_ansible_and_touches_nothing(tmp_path):
                                                  "links": SPEC_LINKS, "on_conflict": "fail"})
     assert result.get("failed") is True and f"{root}/models is a real directory" in result["msg"]
     assert tree(root) == before
+
+
+def test_an_old_clone_merged_into_the_vaults_clone_keeps_both_histories(tmp_path):
+    """Older layout: /workspace/ComfyUI was a real clone, and the vault already has one."""
+    upstream = make_comfyui_repo(tmp_path / "upstream")
+    root = tmp_path / "workspace"
+    vault = root / "aiclipse"
+    vault.mkdir(parents=True)
+    vault_clone = vault / "ComfyUI"
+    git(tmp_path, "clone", "-q", upstream.url, str(vault_clone))
+    git(tmp_path, "clone", "-q", upstream.url, str(root / "ComfyUI"))
+    old = root / "ComfyUI"
+    upstream_main = (vault_clone / "main.py").read_text()
+    (old / "main.py").write_text("print('my local patch')\n")
+    git(old, "commit", "-q", "-am", "my patch")
+    old_head = git(old, "rev-parse", "HEAD")
+    (old / "output" / "img.png").write_bytes(b"png")
+
+    result, proc = run_module("workspace_link", {"root": str(root), "vault": str(vault),
+                                                 "links": {"ComfyUI": "ComfyUI"}})
+    assert result["links"][0]["action"] == "merged", proc.stdout
+    # The vault's clone is intact and clean apart from what the old one brought.
+    assert git(vault_clone, "rev-parse", "HEAD")
+    assert (vault_clone / "output" / "img.png").read_bytes() == b"png"
+    # The old repository database is kept whole, history and local commit included.
+    kept = [p for p in vault_clone.iterdir() if p.name.startswith(".git.merged-")]
+    assert len(kept) == 1
+    assert git(vault_clone, "--git-dir", str(kept[0]), "log", "-1", "--format=%H %s") == f"{old_head} my patch"
+    patched = [p for p in vault_clone.iterdir() if p.name.startswith("main.merged-")]
+    assert len(patched) == 1 and patched[0].read_text() == "print('my local patch')\n"
+    assert (vault_clone / "main.py").read_text() == upstream_main

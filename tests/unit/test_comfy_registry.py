@@ -1,4 +1,4 @@
-"""Comfy Registry resolver (module_utils.comfy_registry) against a loopback stand-in that answers
+"""Comfy Registry resolver (module_utils._comfyui.comfy_registry) against a loopback stand-in that answers
 with the registry's real shapes (tests/harness/comfy_registry.py), including 404, 403, 5xx,
 stalls, dripped bodies, garbage and oversized answers; and the offline node map."""
 import socket
@@ -14,7 +14,7 @@ from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfy_registry import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.comfy_registry import (  # noqa: E402
     BAD_RESPONSE, INVALID, NOT_FOUND, REFUSED, UNAVAILABLE, ComfyRegistry, NodeMapError, RegistryError, read_node_map,
 )
 

@@ -22,10 +22,10 @@ from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfyui_layout import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.comfyui_layout import (  # noqa: E402
     ComfyUILayout,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import (  # noqa: E402
     WorkspaceLinks,
 )
 
@@ -48,7 +48,7 @@ def start(root, runner=run_command):
     result = ComfyUILayout(os.path.join(vault, "ComfyUI"), vault, runner, "/usr/bin/git", stamp,
                            model_folders=["checkpoints", "loras"],
                            vault_links={"workflows": "user/default/workflows"}).run()
-    links_run = WorkspaceLinks(str(root), vault, NEW_SHORTCUTS, protect_git=False, stamp=stamp)
+    links_run = WorkspaceLinks(str(root), vault, NEW_SHORTCUTS, stamp=stamp)
     links_run.validate()
     links_run.run()
     return result

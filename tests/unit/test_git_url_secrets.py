@@ -1,4 +1,4 @@
-"""Credentials in git URLs (module_utils.git_checkout): what to mask, what git may see and
+"""Credentials in git URLs (module_utils._comfyui.git_checkout): what to mask, what git may see and
 store, and how the rest reaches git (its credential helper, for the URL's host only)."""
 import subprocess
 import sys
@@ -10,7 +10,7 @@ from harness.paths import REPO
 # The checkout is the collection: make `ansible_collections.aiclipse.comfyui` importable.
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import (  # noqa: E402
     credentials_problem, git_environment, mask_url_credentials, public_url, redact, repo_url_on_target,
     split_credentials, stored_credentials, url_host, url_secrets,
 )

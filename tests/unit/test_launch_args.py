@@ -1,4 +1,4 @@
-"""COMFY_ARGS -> ComfyUI argv (module_utils.launch_args) and the launch_config module.
+"""COMFY_ARGS -> ComfyUI argv (module_utils._comfyui.launch_args) and the launch_config module.
 
 The splitting is checked against bash itself: for words without expansions, what bash passes
 to a command is the oracle for what a user expects COMFY_ARGS to mean.
@@ -17,7 +17,7 @@ from harness.paths import REPO
 # The checkout is the collection: make `ansible_collections.aiclipse.comfyui` importable.
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.launch_args import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.launch_args import (  # noqa: E402
     LaunchArgsError,
     build_argv,
     split_comfy_args,

@@ -202,13 +202,6 @@ def test_damaged_ledger_costs_only_a_rehash(store, models):
     assert presence.present and presence.hashed
 
 
-def test_forget(store, models):
-    dest = models / "a.safetensors"
-    store.publish(stage(store, dest), str(dest))
-    store.forget(str(dest))
-    assert store.entry(str(dest)) is None
-
-
 def test_read_only_store_creates_and_records_nothing(tmp_path, models):
     state = tmp_path / "vault/.state/models"
     dest = models / "a.safetensors"

@@ -10,8 +10,8 @@ from harness.paths import FIXTURES, REPO
 # The checkout is the collection: make `ansible_collections.aiclipse.comfyui` importable.
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils import nodes_manifest  # noqa: E402
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import STAGING_PREFIX  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui import nodes_manifest  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import STAGING_PREFIX  # noqa: E402
 
 ManifestError = nodes_manifest.ManifestError
 
@@ -172,10 +172,46 @@ def test_tokens_in_https_urls_are_accepted():
 def test_no_node_can_have_the_name_of_a_staging_directory(tmp_path):
     # Whatever tempfile appends, a staging directory's name is never a node's directory name,
     # so cleaning up staging leftovers can never delete a node.
-    for dummy in range(20):
+    for _dummy in range(20):
         staged = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=tmp_path).rsplit("/", 1)[1]
         with pytest.raises(ManifestError, match="cannot take a directory name"):
             nodes_manifest.parse_text(f"https://h/o/{staged}.git|main", "m")
     # The name earlier versions staged under is an ordinary node name.
     (entry,) = nodes_manifest.parse_text("https://h/o/.aiclipse-staging-mine|main", "m")
     assert entry["name"] == ".aiclipse-staging-mine"
+
+
+def test_every_problem_of_every_source_is_reported_at_once(tmp_path):
+    base = tmp_path / "base_nodes.txt"
+    base.write_text("https://h/o/good|main\nnot-a-url|main\nhttps://h/o/r|main|c|d|xyz\n", encoding="utf-8")
+    user = tmp_path / "user_nodes.txt"
+    user.write_text("# mine\nhttps://h/o/dup|main\nhttps://other/x/dup.git|dev\n", encoding="utf-8")
+    missing = tmp_path / "template_nodes.txt"
+    with pytest.raises(ManifestError) as err:
+        nodes_manifest.load([str(base), str(user), str(missing)], [{"url": "https://h/o/A", "sha": "x"}, 42])
+    origins = [origin for origin, dummy in err.value.problems]
+    assert origins == [f"{base}:2", f"{base}:3", f"{user}:3", str(missing), "nodes[0]", "nodes[1]"]
+    message = str(err.value)
+    assert message.startswith("6 problems in the nodes manifests:\n")
+    for fragment in ("is not a git URL", "commit pin 'xyz'", "node 'dup' is already listed at", "cannot read the nodes manifest",
+                     "unknown keys sha", "expected a mapping"):
+        assert fragment in message, fragment
+
+
+def test_a_good_set_of_sources_loads_merged(tmp_path):
+    base = tmp_path / "base_nodes.txt"
+    base.write_text("https://h/o/A|main\r\nhttps://h/o/B|main\r\n", encoding="utf-8")
+    assert [(e["name"], e["branch"]) for e in nodes_manifest.load([str(base)], ["https://h/o/A|dev"])] == [
+        ("A", "dev"), ("B", "main")]
+
+
+def test_line_numbers_count_newlines_only(tmp_path):
+    """A U+2028 or \\x0c in a comment is not a line break: every later line keeps its number (CRLF too)."""
+    manifest = tmp_path / "nodes.txt"
+    manifest.write_bytes("# a comment\u2028with a line separator\x0c and a form feed\r\n"
+                         "https://h/o/First|main\r\n\r\nhttps://h/o/bad|ma in\r\n".encode("utf-8"))
+    with pytest.raises(ManifestError) as err:
+        nodes_manifest.parse_file(str(manifest))
+    assert err.value.problems == [(f"{manifest}:4", "'ma in' is not a valid branch or tag name")]
+    manifest.write_bytes("# \u2028\x85\nhttps://h/o/First|main\r\n".encode("utf-8"))
+    assert [e["origin"] for e in nodes_manifest.parse_file(str(manifest))] == [f"{manifest}:2"]

@@ -72,3 +72,33 @@ def test_objects_default_bucket_strip_a_leading_slash_and_name_themselves():
         ("models", "loras/a.safetensors", "s3://models/loras/a.safetensors", "s3://models/loras/a.safetensors"),
         ("other", "b", "loras/b", "s3://other/b")]
     assert entries[0].sha256 == "a" * 64
+
+
+def test_boto3_older_than_the_checksum_settings_is_named_with_what_to_do():
+    assert r2_client.sdk_version_problem() is None  # the venv's own boto3 is new enough
+    assert r2_client.sdk_version_problem("1.36.0", "1.36.0") is None
+    assert r2_client.sdk_version_problem("2.0.0", "2.1.3") is None
+    for old in (("1.35.99", "1.35.99"), ("1.36.0", "1.35.99"), ("1.9.0", "1.36.0"), ("unknown", "1.36.0")):
+        message = r2_client.sdk_version_problem(*old)
+        assert message and f"found boto3 {old[0]} and botocore {old[1]}" in message
+        assert "request_checksum_calculation" in message and sys.executable in message
+        assert "pip install" in message
+
+
+def test_the_module_stops_before_any_request_when_boto3_is_too_old(tmp_path):
+    """As a pod with an older boto3 would see it: a clear failure, not a traceback from Config."""
+    from harness.ansible_run import run_module
+
+    # The module's Python reports an older boto3/botocore (the code is the venv's: only the
+    # versions are older, which is all the check reads).
+    (tmp_path / "sitecustomize.py").write_text(
+        "import boto3, botocore\nboto3.__version__ = botocore.__version__ = '1.35.99'\n")
+    result, _proc = run_module("r2_fetch", {
+        "objects": [{"key": "a.safetensors", "dest": str(tmp_path / "models" / "a.safetensors")}],
+        "bucket": "models", "endpoint_url": "http://127.0.0.1:9", "state_dir": str(tmp_path / "state"),
+        "access_key_id": "id", "secret_access_key": "secret"},
+        env={"PYTHONPATH": str(tmp_path)})
+    assert result["failed"], result
+    assert "found boto3 1.35.99 and botocore 1.35.99" in result["msg"], result
+    assert "Traceback" not in result.get("module_stderr", "") + result["msg"]
+    assert not (tmp_path / "models").exists()

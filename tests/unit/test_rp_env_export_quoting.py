@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
-from ansible_collections.aiclipse.comfyui.plugins.module_utils import env_export  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment import env_export  # noqa: E402
 
 SHELLS = ["bash", "dash"]
 

@@ -1,4 +1,4 @@
-"""module_utils.shell_hook and the shell_hook module: one hook line, first, that really works.
+"""module_utils._environment.shell_hook and the shell_hook module: one hook line, first, that really works.
 
 The placement tests run real bash on the resulting bashrc in non-interactive mode, where a
 Debian/Ubuntu bashrc returns early, so they fail if the hook is not above that return.
@@ -13,7 +13,7 @@ from harness.paths import REPO
 # The checkout is the collection: make `ansible_collections.aiclipse.comfyui` importable.
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.shell_hook import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment.shell_hook import (  # noqa: E402
     HOOK_MARKER,
     hook_line,
     hooked_content,

@@ -72,7 +72,9 @@ def test_role_variables_named_in_docs_exist(path):
     # nothing. Names are taken from code spans: `models_foreground` or `models_foreground: true`.
     prefixes = tuple(f"{role}_" for role in ROLES)
     modules = {p.stem for p in (REPO / "plugins" / "modules").glob("*.py")}
-    # Besides the variables: module names (`comfyui_install`) and the prefixes themselves.
+    modules |= {p.stem for p in (REPO / "plugins" / "module_utils").rglob("*.py")}
+    # Besides the variables: module and module_utils names (`comfyui_install`,
+    # `workspace_links`) and the prefixes themselves.
     known = role_options() | modules | set(prefixes)
     text = path.read_text(encoding="utf-8")
     named = set()

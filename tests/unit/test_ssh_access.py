@@ -1,4 +1,4 @@
-"""authorized_keys and host keys (module_utils.ssh_access), in-process on real files with the
+"""authorized_keys and host keys (module_utils._environment.ssh_access), in-process on real files with the
 real ssh-keygen."""
 import os
 import shutil
@@ -14,7 +14,7 @@ from harness.paths import REPO
 # The checkout is the collection: make `ansible_collections.aiclipse.comfyui` importable.
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.ssh_access import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment.ssh_access import (  # noqa: E402
     SSHAccess, SSHAccessError, key_lines,
 )
 

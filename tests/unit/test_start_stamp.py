@@ -1,4 +1,4 @@
-"""The start stamp (module_utils.start_stamp and the start_inputs_digest filter), in-process on
+"""The start stamp (module_utils._workspace.start_stamp and the start_inputs_digest filter), in-process on
 real files and real git checkouts."""
 import json
 import os
@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.aiclipse.comfyui.plugins.filter.start_inputs import (  # noqa: E402
     collection_code_digest, start_inputs_digest,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.start_stamp import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.start_stamp import (  # noqa: E402
     StartStamp, fingerprint, tree_fingerprint,
 )
 

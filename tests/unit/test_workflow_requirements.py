@@ -431,7 +431,7 @@ def test_read_json_never_blocks_on_a_device(tmp_path):
 def test_the_module_utils_import_only_the_standard_library():
     code = ("import sys; sys.path.insert(0, %r); "
             "import ansible_collections.aiclipse.comfyui.plugins.module_utils._workflows.plan; "
-            "import ansible_collections.aiclipse.comfyui.plugins.module_utils.comfy_registry; "
+            "import ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.comfy_registry; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ansible', 'yaml', 'requests')))") % str(REPO / "collections")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

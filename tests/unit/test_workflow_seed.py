@@ -1,4 +1,4 @@
-"""Template workflows -> workflow folders (module_utils.workflow_seed), in-process on real files."""
+"""Template workflows -> workflow folders (module_utils._workspace.workflow_seed), in-process on real files."""
 import os
 import stat
 import sys
@@ -10,7 +10,7 @@ from harness.paths import REPO
 # The checkout is the collection: make `ansible_collections.aiclipse.comfyui` importable.
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workflow_seed import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workflow_seed import (  # noqa: E402
     WorkflowSeedError, WorkflowSeeder, backup_name, template_files,
 )
 

@@ -23,7 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import (  # noqa: E402
     WorkspaceLinks,
 )
 
@@ -32,7 +32,7 @@ SHM = Path("/dev/shm")
 CHILD = r"""
 import json, os, signal, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import WorkspaceLinks
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import WorkspaceLinks
 kill_at, args = int(sys.argv[2]), json.loads(sys.argv[3])
 calls = [0]
 
@@ -57,7 +57,7 @@ print(calls[0])
 def contents(*tops):
     found = Counter()
     for top in tops:
-        for dirpath, dirnames, filenames in os.walk(top):
+        for dirpath, _dirnames, filenames in os.walk(top):
             if "/.state/" in dirpath + "/":
                 continue
             for name in filenames:
@@ -115,7 +115,7 @@ def fill_models(models):
 def test_adoption_on_one_filesystem_survives_a_kill_at_every_step(tmp_path):
     root = tmp_path / "workspace"
     vault = root / "aiclipse"
-    args = {"root": str(root), "vault": str(vault), "links": {"models": "models"}, "protect_git": False,
+    args = {"root": str(root), "vault": str(vault), "links": {"models": "models"},
             "directories": ["models/checkpoints"], "stamp": "S"}
 
     def build():
@@ -139,7 +139,7 @@ def test_adoption_across_filesystems_survives_a_kill_at_every_step(tmp_path):
     shm = Path(tempfile.mkdtemp(dir=SHM))
     root = shm / "workspace"
     vault = tmp_path / "aiclipse"
-    args = {"root": str(root), "vault": str(vault), "links": {"models": "models"}, "protect_git": False,
+    args = {"root": str(root), "vault": str(vault), "links": {"models": "models"},
             "stamp": "S"}
 
     def build():
@@ -169,7 +169,7 @@ def test_merge_with_clashes_across_filesystems_survives_a_kill_at_every_step(tmp
     root = tmp_path / "workspace"
     vault = shm / "aiclipse"
     args = {"root": str(root), "vault": str(vault), "links": {"models": "models", "input": "ComfyUI/input"},
-            "protect_git": False, "stamp": "S"}
+            "stamp": "S"}
 
     def build():
         shutil.rmtree(root, ignore_errors=True)

@@ -37,10 +37,10 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import (  # noqa: E402
     MergeError, MergePlan, Scratch, apply_plan,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import (  # noqa: E402
     WorkspaceLinkError, WorkspaceLinks, canonical,
 )
 
@@ -185,7 +185,7 @@ def scenario(tmp, shortcut_states, vault_states, placement):
 
 def manager(root, vault, on_conflict, check_mode=False, stamp=STAMP):
     return WorkspaceLinks(str(root), str(vault), dict(SHORTCUTS), on_conflict=on_conflict,
-                          protect_git=False, check_mode=check_mode, stamp=stamp)
+                          check_mode=check_mode, stamp=stamp)
 
 
 def contents(state):
@@ -274,7 +274,7 @@ def test_no_byte_is_lost_and_shortcuts_resolve(shortcut_states, vault_states, on
     finally:
         for top in (tmp, shm):
             if top is not None:
-                for dirpath, dirnames, dummy in os.walk(top):
+                for dirpath, dirnames, _dummy in os.walk(top):
                     for name in dirnames:
                         if not os.path.islink(os.path.join(dirpath, name)):
                             os.chmod(os.path.join(dirpath, name), 0o755)
@@ -288,7 +288,7 @@ def test_property_test_can_fail_on_a_lossy_merge(tmp_path, monkeypatch):
     (vault / "models").mkdir(parents=True)
     (root / "models" / "a").write_bytes(b"incoming")
     (vault / "models" / "a").write_bytes(b"already there")
-    result = WorkspaceLinks(str(root), str(vault), {"models": "models"}, protect_git=False,
+    result = WorkspaceLinks(str(root), str(vault), {"models": "models"},
                             stamp="S").run()
     assert result["links"][0]["merged"]["renamed"] == [
         {"from": str(root / "models" / "a"), "to": str(vault / "models" / "a.merged-S")}]
@@ -309,7 +309,7 @@ def test_cross_filesystem_move_is_a_verified_copy(tmp_path):
     vault = Path(tempfile.mkdtemp(dir=SHM)) / "aiclipse"
     try:
         assert os.stat(root).st_dev != os.stat(vault.parent).st_dev
-        result = WorkspaceLinks(str(root), str(vault), {"models": "models"}, protect_git=False).run()
+        result = WorkspaceLinks(str(root), str(vault), {"models": "models"}).run()
         assert result["links"][0]["action"] == "merged"
         moved = vault / "models" / "loras" / "big.safetensors"
         assert moved.read_bytes() == payload
@@ -336,7 +336,7 @@ def test_a_run_killed_mid_copy_is_finished_by_the_next_one(tmp_path):
         os.write(fd, b"full mo")  # the copy was cut short; the original is still in place
         os.close(fd)
         link, dummy = scratch.new_link(str(root / "models"), str(vault / "models"))
-        result = WorkspaceLinks(str(root), str(vault), {"models": "models"}, protect_git=False).run()
+        result = WorkspaceLinks(str(root), str(vault), {"models": "models"}).run()
         record = result["links"][0]
         assert record["merged"]["discarded_partials"] == 1
         assert record["leftover_links_removed"] == [link]

@@ -17,10 +17,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import (  # noqa: E402
     MergeError, MergePlan,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import (  # noqa: E402
     WorkspaceLinkError, WorkspaceLinks,
 )
 
@@ -31,7 +31,7 @@ def contents(*tops):
     """Counter of the bytes of every regular file under the tops (links not followed)."""
     found = Counter()
     for top in tops:
-        for dirpath, dirnames, filenames in os.walk(top):
+        for dirpath, _dirnames, filenames in os.walk(top):
             for name in filenames:
                 path = os.path.join(dirpath, name)
                 if not os.path.islink(path):
@@ -56,7 +56,6 @@ def snapshot(*tops):
 
 
 def run(root, vault, links, **kwargs):
-    kwargs.setdefault("protect_git", False)
     kwargs.setdefault("stamp", "S")
     return WorkspaceLinks(str(root), str(vault), links, **kwargs).run()
 

@@ -8,7 +8,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import (  # noqa: E402
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import (  # noqa: E402
     WorkspaceLinkError, WorkspaceLinks,
 )
 
@@ -40,8 +40,7 @@ def workspace(tmp_path):
 def attempt(root, vault, links, **kwargs):
     before = snapshot(root.parent)
     with pytest.raises(WorkspaceLinkError) as info:
-        WorkspaceLinks(str(root) if isinstance(root, Path) else root, vault, links,
-                       protect_git=False, **kwargs).run()
+        WorkspaceLinks(str(root) if isinstance(root, Path) else root, vault, links, **kwargs).run()
     assert snapshot(root.parent) == before, "a refused run changed the disk"
     return str(info.value)
 
@@ -62,7 +61,7 @@ def attempt(root, vault, links, **kwargs):
 def test_bad_shortcuts_are_refused_before_anything_changes(workspace, links, words):
     vault = str(workspace / "aiclipse")
     if not words:
-        result = WorkspaceLinks(str(workspace), vault, links, protect_git=False).run()
+        result = WorkspaceLinks(str(workspace), vault, links).run()
         assert result["changed"] is True
         return
     message = attempt(workspace, vault, links)
@@ -86,7 +85,7 @@ def test_shortcut_containing_the_vault_is_refused(tmp_path):
 @pytest.mark.parametrize("root, vault", [("workspace", "/tmp/v"), ("/tmp/w", "aiclipse"), ("/tmp/w", "")])
 def test_relative_roots_are_refused(tmp_path, root, vault):
     with pytest.raises(WorkspaceLinkError, match="must be an absolute path"):
-        WorkspaceLinks(root, vault, {"models": "models"}, protect_git=False).run()
+        WorkspaceLinks(root, vault, {"models": "models"}).run()
     assert not os.path.lexists("/tmp/w") and not os.path.lexists("/tmp/v")
 
 
@@ -95,7 +94,7 @@ def test_mount_point_at_a_shortcut_is_refused(tmp_path):
     assert os.path.ismount(mount), "this test needs /dev/shm to be a mount point"
     vault = tmp_path / "vault"
     with pytest.raises(WorkspaceLinkError, match="/dev/shm is a mount point"):
-        WorkspaceLinks("/dev", str(vault), {"shm": "x"}, protect_git=False).run()
+        WorkspaceLinks("/dev", str(vault), {"shm": "x"}).run()
     assert os.path.ismount(mount) and not vault.exists()
 
 
@@ -119,8 +118,7 @@ def test_relinking_never_deletes_through_the_old_link(workspace, tmp_path):
     elsewhere.mkdir()
     (elsewhere / "keep").write_bytes(b"keep me")
     os.symlink(str(elsewhere), workspace / "output")
-    result = WorkspaceLinks(str(workspace), str(workspace / "aiclipse"), {"output": "ComfyUI/output"},
-                            protect_git=False).run()
+    result = WorkspaceLinks(str(workspace), str(workspace / "aiclipse"), {"output": "ComfyUI/output"}).run()
     assert result["links"][0]["action"] == "relinked"
     assert (elsewhere / "keep").read_bytes() == b"keep me"
     assert os.readlink(workspace / "output") == str(workspace / "aiclipse" / "ComfyUI" / "output")
@@ -129,7 +127,7 @@ def test_relinking_never_deletes_through_the_old_link(workspace, tmp_path):
 def test_file_in_the_way_of_a_target_is_moved_aside_not_deleted(workspace):
     vault = workspace / "aiclipse"
     (vault / "ComfyUI").write_bytes(b"a file where a folder belongs")
-    result = WorkspaceLinks(str(workspace), str(vault), {"input": "ComfyUI/input"}, protect_git=False,
+    result = WorkspaceLinks(str(workspace), str(vault), {"input": "ComfyUI/input"},
                             stamp="S").run()
     record = result["links"][0]
     assert record["target_created"] and record["target_backup"] == str(vault / "ComfyUI.backup-S")
@@ -145,7 +143,7 @@ def test_file_in_the_way_of_a_target_is_moved_aside_not_deleted(workspace):
 def test_layout_directories_outside_the_vault_are_refused(workspace, directories, words):
     before = snapshot(workspace.parent)
     with pytest.raises(WorkspaceLinkError) as info:
-        WorkspaceLinks(str(workspace), str(workspace / "aiclipse"), {"logs": "logs"}, protect_git=False,
+        WorkspaceLinks(str(workspace), str(workspace / "aiclipse"), {"logs": "logs"},
                        directories=directories).run()
     assert snapshot(workspace.parent) == before
     for word in words:
@@ -155,7 +153,7 @@ def test_layout_directories_outside_the_vault_are_refused(workspace, directories
 def test_layout_directory_inside_a_shortcut_is_refused(workspace):
     vault = workspace / "aiclipse"
     with pytest.raises(WorkspaceLinkError, match="inside shortcut 'models'"):
-        WorkspaceLinks(str(vault / "ComfyUI"), str(vault), {"models": "models"}, protect_git=False,
+        WorkspaceLinks(str(vault / "ComfyUI"), str(vault), {"models": "models"},
                        directories=["ComfyUI/models/checkpoints"]).run()
     assert not (vault / "ComfyUI").exists()
 
@@ -164,7 +162,7 @@ def test_layout_directories_are_created_once_and_never_replace_a_file(workspace)
     vault = workspace / "aiclipse"
     (vault / "models").mkdir()
     (vault / "models" / "vae").write_bytes(b"a stray file named like a folder")
-    args = dict(protect_git=False, directories=["models/vae", "models/loras", "ComfyUI/user/default/workflows"],
+    args = dict(directories=["models/vae", "models/loras", "ComfyUI/user/default/workflows"],
                 stamp="S")
     check = WorkspaceLinks(str(workspace), str(vault), {"logs": "logs"}, check_mode=True, **args).run()
     assert [d["created"] for d in check["directories"]] == [True, True, True]

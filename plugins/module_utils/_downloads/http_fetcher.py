@@ -127,7 +127,7 @@ class HttpFetcher:
             if entry.token:
                 check_header_value(entry.token, "the token")
         except OriginError as exc:
-            raise EntryProblem(str(exc))
+            raise EntryProblem(str(exc)) from exc
 
     def prepare(self, entries):
         for entry in entries:

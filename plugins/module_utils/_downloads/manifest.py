@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Model manifests: parse the legacy pipe format and YAML lists, validate, merge into a plan.
 
-Pipe format, one entry a line (``#`` comments and blank lines ignored, spaces trimmed)::
+Pipe format, one entry a line (read by _common.manifest_lines: ``#`` comments and blank lines
+ignored, spaces trimmed, CRLF and a byte order mark accepted, lines end at ``\n`` only)::
 
     source|identifier|filename|subdir[|sha256]
     repo_id|filename|subdir[|sha256]            3 fields (or 4 with a sha256): huggingface
@@ -12,19 +13,11 @@ A 4-field line is the source form when its first field is a known source (or ali
 it is the Hugging Face form with a sha256 when its first field looks like a repo id
 (``org/repo``), and an unknown source when it does not.
 
-Lines end at ``\n`` only (a ``\r`` before it is dropped): str.splitlines() would also end a
-line at U+2028, U+0085, \x0b, \x0c or \x1c-\x1e, and one of those inside a comment would
-shift the number of every later line.
-
 Every problem is collected with its origin (``file:line``) and raised together as one
 :class:`ManifestError`, so a person fixes all of them at once and nothing is downloaded from a
 manifest that is partly wrong. URLs are checked as the downloader will use them (scheme, host,
 port) by http_origin.check_url. Only the standard library is used.
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import os
 import posixpath
@@ -32,6 +25,9 @@ import re
 
 from urllib.parse import quote
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import is_sha256_hex
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.manifest_lines import (
+    ManifestError, manifest_lines, read_manifest)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import check_url
 
 SOURCES = ("huggingface", "civitai", "url", "r2")
@@ -45,7 +41,6 @@ FIELDS = ("source", "identifier", "filename", "subdir", "sha256")
 ITEM_KEY_ALIASES = {"repo": "identifier", "repo_id": "identifier", "url": "identifier",
                     "key": "identifier", "id": "identifier"}
 
-_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _HF_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)?$")
 _CIVITAI_ID = re.compile(r"^[0-9]+$")
 NO_BUCKET = ("r2 key '%s' names no bucket and R2_BUCKET is not set: set R2_BUCKET or write "
@@ -53,19 +48,8 @@ NO_BUCKET = ("r2 key '%s' names no bucket and R2_BUCKET is not set: set R2_BUCKE
 _KNOWN = "huggingface, civitai, url or r2 (aliases: hf, direct, cloudflare)"
 
 
-class ManifestError(Exception):
-    """One or more problems, each ``(origin, message)``; str() lists them all."""
-
-    def __init__(self, problems):
-        self.problems = list(problems)
-        super(ManifestError, self).__init__(self.describe())
-
-    def describe(self):
-        count = len(self.problems)
-        lines = ["%d problem%s in the model manifests (nothing was downloaded):"
-                 % (count, "" if count == 1 else "s")]
-        lines.extend("  %s: %s" % (origin, message) for origin, message in self.problems)
-        return "\n".join(lines)
+SUBJECT = "the model manifests"
+OUTCOME = "nothing was downloaded"
 
 
 def canonical_source(value):
@@ -99,7 +83,7 @@ def _check_sha256(value):
         return None
     if value.lower().startswith("sha256:"):
         value = value[len("sha256:"):]
-    if not _SHA256.match(value):
+    if not is_sha256_hex(value):
         raise ValueError("sha256 '%s' is not 64 hexadecimal characters" % value)
     return value.lower()
 
@@ -162,7 +146,7 @@ class ManifestParser:
             try:
                 check_url(endpoint)
             except ValueError as exc:
-                raise ValueError("%s: %s" % (option, exc))
+                raise ValueError("%s: %s" % (option, exc)) from exc
         self.r2_bucket = (r2_bucket or "").strip() or None
 
     def entry(self, raw, origin):
@@ -214,15 +198,9 @@ class ManifestParser:
     def parse_text(self, text, name):
         """(entries, problems) of one pipe-format manifest; problems are (origin, message)."""
         entries, problems = [], []
-        if text.startswith(u"\ufeff"):
-            text = text[1:]
-        for number, line in enumerate(text.split("\n"), start=1):
-            stripped = line.rstrip("\r").strip()
-            if not stripped or stripped.startswith("#"):
-                continue
-            origin = "%s:%d" % (name, number)
+        for origin, line in manifest_lines(text, name):
             try:
-                entries.append(self.entry(split_line(stripped), origin))
+                entries.append(self.entry(split_line(line), origin))
             except ValueError as exc:
                 problems.append((origin, str(exc)))
         return entries, problems
@@ -311,9 +289,11 @@ def build_plan(sources, parser):
     layers, problems, report = [], [], []
     for source in sources:
         if source.path is not None:
-            text, problem = _read(source)
-            if problem:
-                problems.append((source.name, problem))
+            try:
+                text = read_manifest(source.path, missing_ok=not source.required,
+                                     missing_message="manifest file does not exist (check the path, e.g. MODELS_MANIFEST)")
+            except ManifestError as exc:
+                problems.extend(exc.problems)
                 continue
             if text is None:
                 report.append({"name": source.name, "path": source.path, "status": "missing",
@@ -328,7 +308,7 @@ def build_plan(sources, parser):
         report.append({"name": source.name, "path": source.path, "status": "read",
                        "entries": len(entries)})
     if problems:
-        raise ManifestError(problems)
+        raise ManifestError(problems, SUBJECT, OUTCOME)
     merged, replaced = merge(layers)
     entries, skipped = [], []
     for entry in merged:
@@ -338,21 +318,3 @@ def build_plan(sources, parser):
         else:
             entries.append(entry)
     return {"entries": entries, "replaced": replaced, "skipped": skipped, "manifests": report}
-
-
-def _read(source):
-    """(text, problem): text None when an optional file is missing."""
-    try:
-        with open(source.path, "rb") as handle:
-            data = handle.read()
-    except (IOError, OSError) as exc:
-        if not os.path.exists(source.path) and not source.required:
-            return None, None
-        if not os.path.exists(source.path):
-            return None, "manifest file does not exist (check the path, e.g. MODELS_MANIFEST)"
-        return None, "cannot read the manifest: %s" % (exc.strerror or exc)
-    try:
-        return data.decode("utf-8"), None
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        return None, "line %d is not valid UTF-8; save the manifest as UTF-8 text" % line

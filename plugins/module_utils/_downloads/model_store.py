@@ -44,7 +44,6 @@ API (all paths absolute; errors raise :class:`StoreError` with a message a perso
         # ledger write failing after the rename is kept in store.ledger_errors, not raised.
     store.record(dest, sha256=None, etag=None, sha256_from=None)  # ledger entry from the file as it is now
                                                   # (raises; check_present and publish never do)
-    store.forget(dest)
     store.discard_staging(staged)                 # partial file and its side files
     store.cleanup_stale(keep=(), max_age=7 days)  # forgotten partials of old runs
     store.staged_bytes(staged)                    # bytes a partial already holds on disk
@@ -58,22 +57,18 @@ API (all paths absolute; errors raise :class:`StoreError` with a message a perso
 Only the standard library is used, so any module can import this.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import contextlib
 import errno
 import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import time
 import threading
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import HASH_CHUNK, fsync_dir, sha256_file, write_file_atomic
+
 LEDGER_VERSION = 1
-HASH_CHUNK = 4 * 1024 * 1024
 STALE_AFTER_SECONDS = 7 * 24 * 3600
 # A real model is never this small and is never HTML or JSON; an error page often is both.
 SNIFF_BYTES = 1024
@@ -104,14 +99,6 @@ class Presence:
 
     def __repr__(self):
         return "Presence(present=%r, hashed=%r, reason=%r)" % (self.present, self.hashed, self.reason)
-
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def os_error_text(exc):
@@ -175,7 +162,7 @@ class ModelStore:
                 os.makedirs(path, mode=0o700, exist_ok=True)
             os.chmod(self.state_dir, 0o700)
         except OSError as exc:
-            raise StoreError("cannot create the model state directory %s: %s" % (self.state_dir, exc.strerror))
+            raise StoreError("cannot create the model state directory %s: %s" % (self.state_dir, exc.strerror)) from exc
 
     @contextlib.contextmanager
     def exclusive_run(self, downloader, on_wait=None, stop=None):
@@ -194,7 +181,7 @@ class ModelStore:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise StoreError("cannot create the run lock %s: %s" % (path, os_error_text(exc)))
+            raise StoreError("cannot create the run lock %s: %s" % (path, os_error_text(exc))) from exc
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -204,7 +191,7 @@ class ModelStore:
                             % (downloader, self.state_dir))
                 while True:
                     if stop is not None and stop.is_set():
-                        raise StopRequested()
+                        raise StopRequested() from None
                     try:
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                         break
@@ -232,13 +219,10 @@ class ModelStore:
     # -- hashing ---------------------------------------------------------------------------
     def sha256_file(self, path):
         """sha256 of a file; counted in ``self.hashed`` so callers can prove a skip read nothing."""
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
-                digest.update(chunk)
+        digest = sha256_file(path, HASH_CHUNK)
         with self._thread_lock:
             self.hashed += 1
-        return digest.hexdigest()
+        return digest
 
     # -- ledger ----------------------------------------------------------------------------
     def _read_ledger(self, cached=False):
@@ -257,7 +241,7 @@ class ModelStore:
         except (IOError, OSError) as exc:
             if exc.errno == errno.ENOENT:
                 return {}
-            raise StoreError("cannot read the model ledger %s: %s" % (self.ledger_path, exc.strerror))
+            raise StoreError("cannot read the model ledger %s: %s" % (self.ledger_path, exc.strerror)) from exc
         except ValueError:
             # A damaged ledger only costs re-hashing; never block downloads on it.
             return {}
@@ -268,20 +252,8 @@ class ModelStore:
         return data["entries"]
 
     def _write_ledger(self, entries):
-        fd, tmp = tempfile.mkstemp(prefix=".ledger.", dir=self.state_dir)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"version": LEDGER_VERSION, "entries": entries}, handle, indent=1, sort_keys=True)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.ledger_path)
-            _fsync_dir(self.state_dir)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        text = json.dumps({"version": LEDGER_VERSION, "entries": entries}, indent=1, sort_keys=True) + "\n"
+        write_file_atomic(self.ledger_path, text, mode=0o600, keep_owner=False, tmp_prefix=".ledger.")
 
     def _update_ledger(self, change):
         """Apply change(entries) under both the thread and the file lock, then write atomically."""
@@ -340,13 +312,6 @@ class ModelStore:
             entries[dest] = item
         self._update_ledger(change)
         return item
-
-    def forget(self, dest):
-        dest = os.path.abspath(dest)
-
-        def change(entries):
-            entries.pop(dest, None)
-        self._update_ledger(change)
 
     # -- presence --------------------------------------------------------------------------
     def check_present(self, dest, sha256=None, size=None, etag=None, sha256_from=None):
@@ -488,7 +453,7 @@ class ModelStore:
         try:
             actual_size = os.path.getsize(staged)
         except OSError:
-            raise VerifyError("the download left no file in staging (%s)" % staged)
+            raise VerifyError("the download left no file in staging (%s)" % staged) from None
         problem = ""
         if size is not None and actual_size != size:
             problem = "size %d differs from the expected %d" % (actual_size, size)
@@ -514,7 +479,7 @@ class ModelStore:
         finally:
             os.close(fd)
         os.replace(staged, dest)
-        _fsync_dir(dest_dir)
+        fsync_dir(dest_dir)
         self.discard_staging(staged)  # a left-over .aria2 control file or .parts journal
         # The verified file is in place; an unrecorded file only costs a check next run.
         self.record_quietly(dest, sha256=actual_sha, etag=etag,

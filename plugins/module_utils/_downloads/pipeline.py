@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import sys
 import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor, wait
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import is_sha256_hex
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import human
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import (
     ModelStore, StopRequested, StoreError, VerifyError, os_error_text)
@@ -51,7 +51,6 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.models
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import DownloadStopped
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.source_hashes import FROM_MANIFEST, reconcile
 
-SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 COUNTED = ("downloaded", "present", "failed", "would_download")
 RESUMES = "the next start resumes it"
 
@@ -192,7 +191,7 @@ class DownloadRun:
         try:
             self.store = ModelStore(self.state_dir, read_only=self.check_mode)
         except StoreError as exc:
-            raise RunError(str(exc))
+            raise RunError(str(exc)) from exc
         with self.store.exclusive_run(self.fetcher.downloader, on_wait=self.log, stop=self.stop):
             self._locked(todo)
 
@@ -207,7 +206,7 @@ class DownloadRun:
                 if os.path.normpath(entry.dest) != entry.dest:
                     raise EntryProblem("dest %r must be a normalized file path (no '..', '//' or trailing '/')"
                                        % entry.dest)
-                if entry.sha256 and not SHA256_RE.match(entry.sha256):
+                if entry.sha256 and not is_sha256_hex(entry.sha256):
                     raise EntryProblem("sha256 must be 64 hex digits, got %r" % entry.sha256)
                 if entry.size is not None and entry.size < 0:
                     raise EntryProblem("size must not be negative")

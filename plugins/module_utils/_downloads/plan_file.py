@@ -11,8 +11,8 @@ place does, and URLs show no password or secret query value (http_origin.mask_ur
 from __future__ import annotations
 
 import os
-import tempfile
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import mask_url
 
 
@@ -40,7 +40,7 @@ def render_plan(plan, log_file=None):
     return '\n'.join(lines) + '\n'
 
 
-def update_plan_file(path, text, check_mode=False, atomic_move=os.replace, mode=0o640):
+def update_plan_file(path, text, check_mode=False, mode=0o640):
     """Write `text` to `path` when it differs (creating the folder); returns (changed, before).
 
     `before` is the old text ('' when there was none), for the diff. Check mode writes nothing.
@@ -62,22 +62,11 @@ def update_plan_file(path, text, check_mode=False, atomic_move=os.replace, mode=
     directory = os.path.dirname(path) or '.'
     try:
         os.makedirs(directory, mode=0o755, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
     except OSError as exc:
-        raise PlanFileError('Cannot write the plan file into %s: %s' % (directory, exc.strerror or exc))
+        raise PlanFileError('Cannot write the plan file into %s: %s' % (directory, exc.strerror or exc)) from exc
     try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(text.encode('utf-8'))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        atomic_move(tmp, path)
-        # A move into place may apply the umask or the old file's mode (module.atomic_move does).
-        os.chmod(path, mode)
+        write_file_atomic(path, text, mode=mode)
     except OSError as exc:
         raise PlanFileError('Cannot write the plan file %s: %s; the previous plan is left as it was'
-                            % (path, exc.strerror or exc))
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+                            % (path, exc.strerror or exc)) from exc
     return True, before

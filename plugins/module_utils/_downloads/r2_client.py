@@ -17,10 +17,9 @@ Credentials are passed to boto3 directly and never put in the environment, argv,
 Where they come from (options, the target's environment or env file) is r2_fetcher.py's business.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
+import platform
+import re
+import sys
 import traceback
 
 try:
@@ -34,14 +33,43 @@ except ImportError:
     HAS_BOTO3 = False
     BOTO3_IMPORT_ERROR = traceback.format_exc()
 
+# request_checksum_calculation and response_checksum_validation (see client_config) came with
+# botocore 1.36, which boto3 1.36 requires: an older pair fails on the first client it makes.
+MIN_SDK_VERSION = (1, 36)
+
 R2_ENDPOINT_TEMPLATE = "https://{account_id}.r2.cloudflarestorage.com"
 R2_REGION = "auto"
 
-# Option name -> environment variable a pod sets (SPEC.md section 5), for messages.
+# Option name -> environment variable a pod sets, for messages.
 CREDENTIAL_SOURCES = (
     ("access_key_id", "R2_ACCESS_KEY_ID"),
     ("secret_access_key", "R2_SECRET_ACCESS_KEY"),
 )
+
+
+def _release(version):
+    """(major, minor) of a version string such as '1.36.2'; (0, 0) when it cannot be read."""
+    match = re.match(r"(\d+)\.(\d+)", str(version or ""))
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def sdk_version_problem(boto3_version=None, botocore_version=None):
+    """None when boto3 and botocore are new enough for R2, else what to do about it.
+
+    Like ansible's missing_required_lib, the message names the host and its Python, so the
+    library can be installed where the module runs. Versions default to the imported ones.
+    """
+    boto3_version = boto3_version or getattr(boto3, "__version__", None)
+    botocore_version = botocore_version or getattr(botocore, "__version__", None)
+    if _release(boto3_version) >= MIN_SDK_VERSION and _release(botocore_version) >= MIN_SDK_VERSION:
+        return None
+    wanted = "%d.%d" % MIN_SDK_VERSION
+    return ("the required Python libraries boto3 >= {w} and botocore >= {w} are too old on {host}'s Python "
+            "{python}: found boto3 {b3} and botocore {bc}, which lack request_checksum_calculation (R2 "
+            "rejects the checksums older versions send). Upgrade them for that Python, for example "
+            "'{python} -m pip install \"boto3>={w}\"', or point ansible_python_interpreter at a Python "
+            "that has them.").format(w=wanted, host=platform.node(), python=sys.executable,
+                                     b3=boto3_version, bc=botocore_version)
 
 
 class R2ConfigError(Exception):

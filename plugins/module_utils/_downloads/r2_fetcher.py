@@ -103,12 +103,12 @@ class R2Fetcher:
         try:
             values = dict((option, self.setting(option)) for option, _name in SETTINGS[:4])
         except SecretsError as exc:
-            raise RunError("cannot read the R2 credentials: %s" % exc)
+            raise RunError("cannot read the R2 credentials: %s" % exc) from exc
         try:
             r2_client.check_credentials(values["access_key_id"], values["secret_access_key"], self.secrets.env_file)
             self.endpoint = r2_client.resolve_endpoint(values["account_id"], values["endpoint_url"])
         except r2_client.R2ConfigError as exc:
-            raise RunError(str(exc))
+            raise RunError(str(exc)) from exc
         self.client = self.client_factory(self.endpoint, values["access_key_id"], values["secret_access_key"],
                                           max_pool_connections=self.max_concurrency)
 
@@ -149,7 +149,9 @@ class R2Fetcher:
                 self.client.get_object(Bucket=entry.bucket, Key=entry.key, Range="bytes=0-0")["Body"].close()
             except Exception as probe_exc:  # pylint: disable=broad-except
                 probe_error = probe_exc
-            raise probe_error or exc
+            if probe_error is None:
+                raise
+            raise probe_error from exc
 
     def identity(self, entry):
         return entry.object_name

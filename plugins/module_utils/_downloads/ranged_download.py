@@ -369,7 +369,7 @@ class RangedDownloader:
             try:
                 written = os.pwrite(job._fd, view, position)
             except OSError as exc:
-                raise StagingWriteError(exc.errno, "cannot write the staging file %s: %s" % (job.staged, exc.strerror))
+                raise StagingWriteError(exc.errno, "cannot write the staging file %s: %s" % (job.staged, exc.strerror)) from exc
             if written <= 0:
                 raise StagingWriteError(28, "cannot write the staging file %s: nothing was written" % job.staged)
             view = view[written:]

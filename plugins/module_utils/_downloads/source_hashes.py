@@ -118,14 +118,14 @@ def civitai_version(client):
     try:
         answer = client.walk("GET", {"Accept": "application/json"})
     except OriginError as exc:
-        raise SourceHashError(str(exc))
+        raise SourceHashError(str(exc)) from exc
     try:
         if answer.status != 200:
             raise SourceHashError(describe_status(answer.status, answer.reason, origin_label(answer.url),
                                                   answer.sent_secrets))
         body = answer.read(CIVITAI_API_MAX_BYTES + 1)
     except OSError as exc:
-        raise SourceHashError("cannot read CivitAI's answer: %s" % exc)
+        raise SourceHashError("cannot read CivitAI's answer: %s" % exc) from exc
     finally:
         answer.close()
     if len(body) > CIVITAI_API_MAX_BYTES:
@@ -133,7 +133,7 @@ def civitai_version(client):
     try:
         return json.loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
-        raise SourceHashError("CivitAI's model-version answer is not JSON")
+        raise SourceHashError("CivitAI's model-version answer is not JSON") from None
 
 
 def s3_sha256(head):

@@ -115,8 +115,8 @@ class TargetSecrets:
                 return {}
             if exc.errno == errno.ELOOP:
                 raise SecretsError("refusing to read secrets from %s: it is a symbolic link; point "
-                                   "env_file at the real file" % path)
-            raise SecretsError("cannot read secrets from %s: %s" % (path, exc.strerror))
+                                   "env_file at the real file" % path) from exc
+            raise SecretsError("cannot read secrets from %s: %s" % (path, exc.strerror)) from exc
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):

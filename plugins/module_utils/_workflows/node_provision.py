@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfy_registry import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.comfy_registry import (
     ComfyRegistry,
     NodeMapError,
     read_node_map,

@@ -23,10 +23,9 @@ from __future__ import annotations
 import os
 import re
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.comfy_registry import RegistryError
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import GitError, public_url
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.nodes_manifest import (
-    ManifestError,
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.comfy_registry import RegistryError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import GitError, public_url
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.nodes_manifest import (
     node_name,
     validate_entry,
 )
@@ -114,7 +113,7 @@ class WorkflowNodes:
         try:
             entry = validate_entry({"url": url, "branch": branch, "commit": commit, "category": "workflow",
                                     "description": pack["key"]}, origin)
-        except ManifestError as exc:
+        except ValueError as exc:  # validate_entry says what is wrong; the warning says where
             self.warnings.append("custom node pack %s needed by %s: %s; it is not installed"
                                  % (pack["key"], _source_text(first), shown(str(exc), 300)))
             return {"status": UNKNOWN, "name": None, "url": url, "detail": str(exc)}

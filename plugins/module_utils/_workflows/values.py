@@ -15,6 +15,8 @@ import re
 import unicodedata
 from urllib.parse import urlsplit, urlunsplit
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import is_sha256_hex
+
 # ComfyUI's own model folders (folder_paths.py), legacy names included: files there are found
 # by ComfyUI without any custom node. Other plain names are accepted (custom nodes register
 # their own folders, e.g. ipadapter, sams) and flagged as not ComfyUI's own.
@@ -39,7 +41,6 @@ MAX_URL_CHARS = 4096
 SHOWN_CHARS = 160              # hostile values are cut to this in messages and reports
 
 _FOLDER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
-_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _SPACE = re.compile(r"\s")
 # The Comfy Registry id and GitHub names, as ComfyUI's frontend validates them.
 _REPO_LIKE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
@@ -203,7 +204,7 @@ def model_hash(hash_value, hash_type):
     if not isinstance(hash_type, str):
         raise BadValue("hash_type %s is not a string" % shown(hash_type))
     if hash_type.strip().lower() == "sha256":
-        if not _SHA256.match(hash_value):
+        if not is_sha256_hex(hash_value):
             raise BadValue("hash '%s' is not a sha256 (64 hex digits) though hash_type says sha256"
                            % shown(hash_value))
         return hash_value.lower(), None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.env_export import is_secret_name
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment.env_export import is_secret_name
 
 # The pod settings of this collection that are not secret (README "Pod settings").
 DEFAULT_ENV_NAMES = (

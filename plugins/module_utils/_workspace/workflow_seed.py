@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 
 CREATED = 'created'
 REPLACED = 'replaced'
@@ -107,12 +108,10 @@ def _check_folders(directory):
 class WorkflowSeeder:
     """Plans and applies the copy of every template into every destination folder.
 
-    `atomic_move(src, dest)` renames a finished temporary file into place (the module passes
-    AnsibleModule.atomic_move; tests may pass os.replace).
+    A new workflow file gets `file_mode`; a replaced one keeps the mode and owner it had.
     """
 
-    def __init__(self, templates_dir, dest_dirs, force=False, file_mode=0o644, dir_mode=0o755,
-                 atomic_move=os.replace):
+    def __init__(self, templates_dir, dest_dirs, force=False, file_mode=0o644, dir_mode=0o755):
         if not os.path.isabs(templates_dir):
             raise WorkflowSeedError('templates_dir %r is not an absolute path.' % templates_dir)
         for dest_dir in dest_dirs:
@@ -124,7 +123,6 @@ class WorkflowSeeder:
         self.force = force
         self.file_mode = file_mode
         self.dir_mode = dir_mode
-        self.atomic_move = atomic_move
 
     def plan(self):
         """One dict per (destination folder, template): template, dest, action; nothing written."""
@@ -195,16 +193,6 @@ class WorkflowSeeder:
         directory = os.path.dirname(dest)
         try:
             self._make_dirs(directory)
-            fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(dest), suffix='.tmp', dir=directory)
+            write_file_atomic(dest, content, new_file_mode=self.file_mode)
         except OSError as exc:
-            raise WorkflowSeedError('Cannot write into %s: %s' % (directory, exc))
-        try:
-            with os.fdopen(fd, 'wb') as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, self.file_mode)
-            self.atomic_move(tmp, dest)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            raise WorkflowSeedError('Cannot write into %s: %s' % (directory, exc)) from exc

@@ -4,9 +4,10 @@
 """git for checkouts we install: clone into a staging directory, then rename into place.
 
 A half-finished clone is never visible at the final path. git runs without prompts (a
-private repo without credentials fails instead of hanging the pod) and with
-``safe.directory=*``: a persistent volume is often owned by another uid, and git's
-"dubious ownership" refusal must not make a good checkout look broken.
+private repo without credentials fails instead of hanging the pod) and trusts every checkout
+whoever owns it (``git_argv``, the one way the collection runs git): a persistent volume is
+often owned by another uid, and git's "dubious ownership" refusal must not make a good
+checkout look broken.
 
 Credentials: a user and password (or token) in an http(s) URL never reach git's command line
 or a file. git is given the URL without them, and stores that one as ``origin``; the
@@ -53,6 +54,16 @@ NETWORK_COMMANDS = frozenset(("clone", "fetch", "ls-remote", "pull"))
 DEFAULT_TIMEOUT = 300
 # A transfer below 1000 bytes/s for 30 s is a stall (curl gives up, the deadline may be far).
 LOW_SPEED_LIMIT, LOW_SPEED_TIME = 1000, 30
+
+
+def git_argv(binary, repo=None, *config):
+    """git's argv up to the subcommand: ``safe.directory=*`` (this collection manages the
+    checkouts it runs git in, whoever owns the volume), the ``-c`` settings `config` names
+    (``"core.quotepath=false"``), then ``-C repo``."""
+    argv = [binary, "-c", "safe.directory=*"]
+    for setting in config:
+        argv += ["-c", setting]
+    return argv + (["-C", repo] if repo else [])
 
 
 def redact(text):
@@ -224,10 +235,7 @@ class Git:
         included): its credentials go to git's credential helper, its host names a timeout.
         A network command that passes the deadline raises GitTimeout.
         """
-        cmd = [self.binary, "-c", "safe.directory=*", "-c", "advice.detachedHead=false"]
-        if repo:
-            cmd += ["-C", repo]
-        cmd += list(args)
+        cmd = git_argv(self.binary, repo, "advice.detachedHead=false") + list(args)
         network = bool(args) and args[0] in NETWORK_COMMANDS
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=git_environment(url if network else None),

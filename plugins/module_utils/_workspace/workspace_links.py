@@ -40,9 +40,8 @@ import os
 import stat
 import time
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_link_guard import GitGuardError, GitLinkGuard
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.printable import printable
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable import printable
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import (
     LINK_TMP_MARK, MergeError, MergePlan, Scratch, apply_plan, clash_name, entry_kind, preflight,
 )
 
@@ -63,7 +62,6 @@ class Shortcut:
         self.name = name
         self.path = path
         self.target = target
-        self.git_state = None
         # 'renamed' or 'copied' when the target is a link to this shortcut's own folder.
         self.adopt = None
         # (old link text, folder) when the target is a link through a shortcut that changes.
@@ -146,8 +144,8 @@ def describe(path):
 class WorkspaceLinks:
     """Validate, then apply (or, in check mode, only report) a set of shortcuts."""
 
-    def __init__(self, root, vault, links, on_conflict='merge', protect_git=True, check_mode=False,
-                 run_command=None, git_bin=None, stamp=None, directories=None, state_dir=None):
+    def __init__(self, root, vault, links, on_conflict='merge', check_mode=False, stamp=None, directories=None,
+                 state_dir=None):
         self.root = root
         self.vault = vault
         self.links = links
@@ -156,7 +154,6 @@ class WorkspaceLinks:
         self.on_conflict = on_conflict
         self.check_mode = check_mode
         self.stamp = stamp or time.strftime('%Y%m%d-%H%M%S')
-        self.git = GitLinkGuard(run_command, git_bin, self.stamp) if protect_git and run_command else None
         self.state_dir = state_dir
         self.scratch = None
         self.shortcuts = []
@@ -389,13 +386,6 @@ class WorkspaceLinks:
                 preflight(path, shortcut.target)
             except MergeError as exc:
                 errors.append(str(exc))
-        if self.git is not None:
-            try:
-                shortcut.git_state = self.git.inspect(path)
-                if shortcut.git_state is not None:
-                    self.git.pending(shortcut.git_state)
-            except GitGuardError as exc:
-                errors.append(str(exc))
         return errors
 
     # -- applying ------------------------------------------------------------------------------
@@ -418,10 +408,15 @@ class WorkspaceLinks:
             after.extend('  removed %s, left by an interrupted run' % p for p in swept)
         # Vault folders first: adopted folders move in and links through a shortcut are
         # straightened before anything is created inside them.
-        vault_side = dict((s.name, self._vault_side(s)) for s in self.shortcuts)
+        vault_side = {}
+        for shortcut in self.shortcuts:
+            fields, notes, steps = self._plan_vault_side(shortcut)
+            self._apply(steps)
+            vault_side[shortcut.name] = fields, notes
         directories = []
         for path in self.directory_paths:
-            created, backup, moved_note = self._ensure_directory(path)
+            steps, created, backup, moved_note = self._plan_directory(path)
+            self._apply(steps)
             directories.append({'path': path, 'created': created, 'backup': backup})
             if created:
                 changed = True
@@ -429,7 +424,8 @@ class WorkspaceLinks:
                 after.append('%s: directory' % path)
                 after.extend([moved_note] if moved_note else [])
         for shortcut in self.shortcuts:
-            record = self._one(shortcut, vault_side[shortcut.name], swept)
+            record, steps = self._plan_one(shortcut, vault_side[shortcut.name], swept)
+            self._apply(steps)
             results.append(record)
             changed = changed or record['changed']
             if record['changed']:
@@ -441,23 +437,42 @@ class WorkspaceLinks:
         return printable({'changed': changed, 'links': results, 'directories': directories, 'diff': diff,
                           'scratch_removed': swept})
 
-    def _vault_side(self, shortcut):
-        """Adopt the shortcut's folder, or straighten the target's link; (record fields, notes)."""
+    def _plan_vault_side(self, shortcut):
+        """Adopt the shortcut's folder, or straighten the target's link: (record fields, notes, steps)."""
         fields = {'before': describe(shortcut.path), 'adopted': None, 'target_relinked': None}
-        notes = []
+        notes, steps = [], []
         if shortcut.retarget:
             was, now = shortcut.retarget
             fields['target_relinked'] = {'was': was, 'now': now}
             notes.append('  %s now links straight to %s (was %s, through a shortcut)' % (shortcut.target, now, was))
-            if not self.check_mode:
-                self._replace_link(shortcut.target, now)
+            steps.append(('link', shortcut.target, now))
         elif shortcut.adopt:
             fields['adopted'] = {'from': shortcut.path, 'to': shortcut.target, 'how': shortcut.adopt}
             notes.append('  adopted %s: the folder itself moved into the vault as %s (%s)'
                          % (shortcut.path, shortcut.target, shortcut.adopt))
-            if not self.check_mode:
-                self._adopt(shortcut)
-        return fields, notes
+            steps.append(('adopt', shortcut))
+        return fields, notes, steps
+
+    def _apply(self, steps):
+        """Carry out planned steps, in order; in check mode, none."""
+        if self.check_mode:
+            return
+        for step in steps:
+            action = step[0]
+            if action == 'mkdir':
+                os.mkdir(step[1])
+            elif action == 'makedirs':
+                os.makedirs(step[1], exist_ok=True)
+            elif action == 'rename':
+                os.rename(step[1], step[2])
+            elif action == 'link':
+                self._replace_link(step[1], step[2])
+            elif action == 'merge':
+                apply_plan(step[1])
+            elif action == 'adopt':
+                self._adopt(step[1])
+            else:
+                raise ValueError('unknown step %r' % (step,))
 
     def _adopt(self, shortcut):
         """Move the shortcut's real folder into the vault in place of the vault's link to it.
@@ -482,25 +497,28 @@ class WorkspaceLinks:
             os.chmod(target, stat.S_IMODE(st.st_mode))
         self._replace_link(path, target)
 
-    def _one(self, shortcut, vault_side, swept):
+    def _plan_one(self, shortcut, vault_side, swept):
+        """What making one shortcut right takes, decided before anything changes: (record, steps).
+
+        The steps are the ones check mode reports; run() carries them out afterwards.
+        """
         path, target = shortcut.path, shortcut.target
         fields, notes = vault_side
         record = {'name': shortcut.name, 'path': path, 'target': target, 'before': fields['before'],
                   'action': 'ok', 'changed': False, 'target_created': False, 'target_backup': None,
                   'backup': None, 'merged': None, 'adopted': fields['adopted'],
-                  'target_relinked': fields['target_relinked'], 'git': [], 'seeded': [],
+                  'target_relinked': fields['target_relinked'],
                   'leftover_links_removed': [p for p in swept if os.path.dirname(p) == os.path.dirname(path)
                                              and os.path.basename(p).startswith('.%s%s' % (os.path.basename(path), LINK_TMP_MARK))]}
         after = list(notes)
-        record['after_lines'] = after
+        steps = []
 
         if not shortcut.adopt:
-            after.extend(self._ensure_target(shortcut, record))
-        if shortcut.git_state is not None:
-            record['git'] = self.git.pending(shortcut.git_state)
-            if record['git'] and not self.check_mode:
-                self.git.apply(shortcut.git_state)
-            after.extend('  git: %s' % note for note in record['git'])
+            target_steps, record['target_created'], record['target_backup'], moved_note = self._plan_directory(target)
+            steps.extend(target_steps)
+            after.extend([moved_note] if moved_note else [])
+            if record['target_created']:
+                after.append('  created directory %s' % target)
 
         kind = entry_kind(path)
         if shortcut.adopt:
@@ -509,81 +527,57 @@ class WorkspaceLinks:
             pass
         elif kind == 'link':
             record['action'] = 'relinked'
-            if not self.check_mode:
-                self._replace_link(path, target)
+            steps.append(('link', path, target))
         elif kind == 'absent':
             record['action'] = 'created'
-            if not self.check_mode:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                self._replace_link(path, target)
+            steps += [('makedirs', os.path.dirname(path)), ('link', path, target)]
         elif kind == 'dir' and self.on_conflict == 'merge':
             record['action'] = 'merged'
             plan = MergePlan(path, target, self.stamp, self.state_dir)
-            record['merged'] = {'moved': plan.count('move'), 'renamed': plan.renamed,
+            kept_both = plan.renamed_entries
+            record['merged'] = {'moved': plan.count('move'), 'renamed': kept_both,
                                 'dropped_identical': plan.count('drop'),
                                 'discarded_partials': sum(1 for p in swept if _is_inside(p, target))}
             after.append('  merged %s into %s: %d moved, %d identical dropped, %d kept under a new name'
-                         % (path, target, plan.count('move'), plan.count('drop'), len(plan.renamed)))
-            after.extend('  kept both: %s -> %s' % (item['from'], item['to']) for item in plan.renamed)
-            if not self.check_mode:
-                apply_plan(plan)
-                self._replace_link(path, target)
+                         % (path, target, plan.count('move'), plan.count('drop'), len(kept_both)))
+            after.extend('  kept both: %s -> %s' % (item['from'], item['to']) for item in kept_both)
+            steps += [('merge', plan), ('link', path, target)]
         else:
             record['action'] = 'backed_up'
             record['backup'] = clash_name(path, self.stamp, 'backup')
             after.append('  moved %s aside to %s' % (path, record['backup']))
-            if not self.check_mode:
-                os.rename(path, record['backup'])
-                self._replace_link(path, target)
+            steps += [('rename', path, record['backup']), ('link', path, target)]
 
-        if shortcut.git_state is not None:
-            incoming = path if self.check_mode and record['action'] == 'merged' else None
-            missing = self.git.missing_placeholders(shortcut.git_state, target, incoming)
-            record['seeded'] = [dest for dest, dummy, dummy2 in missing]
-            after.extend('  seeded tracked placeholder %s' % dest for dest in record['seeded'])
-            if missing and not self.check_mode:
-                self.git.seed(shortcut.git_state, missing)
-
-        record['changed'] = (record['action'] != 'ok' or record['target_created'] or bool(record['git'])
-                             or bool(record['seeded']) or bool(record['leftover_links_removed'])
-                             or bool(record['target_relinked']))
+        record['changed'] = (record['action'] != 'ok' or record['target_created']
+                             or bool(record['leftover_links_removed']) or bool(record['target_relinked']))
         after.insert(0, '%s -> %s' % (path, target))
-        return record
+        record['after_lines'] = after
+        return record, steps
 
-    def _ensure_target(self, shortcut, record):
-        created, backup, moved_note = self._ensure_directory(shortcut.target)
-        record['target_created'] = created
-        record['target_backup'] = backup
-        notes = [moved_note] if moved_note else []
-        if created:
-            notes.append('  created directory %s' % shortcut.target)
-        return notes
-
-    def _ensure_directory(self, path):
-        """Make `path` (inside the vault) a directory, moving aside anything in its way.
+    def _plan_directory(self, path):
+        """The steps that make `path` (inside the vault) a directory, moving aside anything in its way.
 
         A component that is a link to a directory is kept (a volume mounted elsewhere); the
         links that would make a merge go into its own source were refused by validate().
-        Returns (created, backup path or None, diff note about the backup or None). Nothing
-        is ever deleted.
+        Returns (steps, created, backup path or None, diff note about the backup or None).
+        Nothing is ever deleted.
         """
-        created, backup, moved_note = False, None, None
+        steps, created, backup, moved_note = [], False, None, None
         relative = os.path.relpath(path, self.vault)
         current = self.vault
         parts = [] if relative == '.' else relative.split(os.sep)
         for part in parts:
             current = os.path.join(current, part)
-            if os.path.isdir(current):
+            # Below a component this plan creates, nothing exists yet: each is created too.
+            if not created and os.path.isdir(current):
                 continue
-            if os.path.lexists(current):
+            if not created and os.path.lexists(current):
                 backup = clash_name(current, self.stamp, 'backup')
                 moved_note = '  moved %s aside to %s (a directory is needed there)' % (describe(current), backup)
-                if not self.check_mode:
-                    os.rename(current, backup)
+                steps.append(('rename', current, backup))
             created = True
-            if not self.check_mode:
-                os.mkdir(current)
-        return created, backup, moved_note
+            steps.append(('mkdir', current))
+        return steps, created, backup, moved_note
 
     def _replace_link(self, path, text):
         """Point `path` at `text` atomically: a recorded scratch link renamed over `path`.

@@ -43,12 +43,13 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-import tempfile
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.safe_merge import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import git_argv
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import (
     MergeError, MergePlan, apply_plan, clash_name, entry_kind, preflight,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.workspace_links import WorkspaceLinks
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import WorkspaceLinks
 
 FOLDERS = ('models', 'custom_nodes', 'input', 'output', 'user')
 # Files ComfyUI writes into its own directory whatever the base directory: its database
@@ -109,7 +110,7 @@ class ComfyUILayout:
     # -- helpers ---------------------------------------------------------------------------
 
     def _git(self, *args, data=None, check=True):
-        cmd = [self._git_bin, '-c', 'safe.directory=*', '-c', 'core.quotepath=false', '-C', self.checkout]
+        cmd = git_argv(self._git_bin, self.checkout, 'core.quotepath=false')
         rc, out, err = self._run(cmd + list(args), data=data)
         if check and rc != 0:
             detail = (err or out).strip()
@@ -184,7 +185,7 @@ class ComfyUILayout:
         links = None
         if self.vault_links:
             # Validated before anything is touched: bad input changes nothing.
-            links = WorkspaceLinks(self.vault, self.vault, self.vault_links, on_conflict='merge', protect_git=False,
+            links = WorkspaceLinks(self.vault, self.vault, self.vault_links, on_conflict='merge',
                                    check_mode=self.check_mode, stamp=self.stamp)
             links.validate()
         if not os.path.isdir(self.checkout) or not self._is_work_tree():
@@ -313,7 +314,7 @@ class ComfyUILayout:
         contents = self._blobs([sha for dummy, dummy2, sha in missing])
         for dest, mode, sha in missing:
             os.makedirs(os.path.dirname(dest), exist_ok=True)
-            _write_new(dest, contents[sha], 0o755 if mode == '100755' else 0o644, RESTORE_PREFIX)
+            _write_new(dest, contents[sha], mode, RESTORE_PREFIX)
 
     def _blobs(self, shas):
         """{sha: bytes} of git objects, read in one ``git cat-file --batch``."""
@@ -418,13 +419,13 @@ class ComfyUILayout:
         try:
             preflight(stage, target)
             plan = MergePlan(stage, target, self.stamp)
-            renamed = {item['from']: item['to'] for item in plan.renamed}
+            renamed = {item['from']: item['to'] for item in plan.renamed_entries}
             for record in records:
                 staged = record.pop('staged')
                 if staged in renamed:
                     record.update(clash=True, to=renamed[staged])
             self.result['swept'].extend(records)
-            self.result['renamed'].extend(plan.renamed)
+            self.result['renamed'].extend(plan.renamed_entries)
             apply_plan(plan)
         except MergeError as exc:
             raise LayoutError('moving %s into %s stopped: %s' % (base, target, exc)) from None
@@ -434,7 +435,7 @@ class ComfyUILayout:
         if 'models' not in self.folders:
             return
         target_root = os.path.join(self.vault, 'models')
-        for rel, (mode, dummy) in sorted(tracked.items()):
+        for rel, (mode, _dummy) in sorted(tracked.items()):
             if not rel.startswith('models/') or mode not in ('100644', '100755'):
                 continue
             dest = os.path.join(target_root, rel[len('models/'):])
@@ -445,7 +446,7 @@ class ComfyUILayout:
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 with open(os.path.join(self.checkout, rel), 'rb') as handle:
                     content = handle.read()
-                _write_new(dest, content, 0o755 if mode == '100755' else 0o644, SEED_PREFIX)
+                _write_new(dest, content, mode, SEED_PREFIX)
 
     def _write_extra_model_paths(self):
         path = os.path.join(self.checkout, 'extra_model_paths.yaml')
@@ -469,15 +470,7 @@ class ComfyUILayout:
         self.result['changed'] = True
         self.notes.append('write %s' % path)
         if not self.check_mode:
-            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=self.checkout)
-            try:
-                with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-                    handle.write(wanted)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, path)
-            finally:
-                if os.path.lexists(tmp):
-                    os.unlink(tmp)
+            write_file_atomic(path, wanted, mode=0o644, tmp_prefix=TMP_PREFIX)
 
 
 def _mirror_dirs(base, stage, rel_dir):
@@ -505,25 +498,10 @@ def _parents_are_dirs(top, path):
     return True
 
 
-def _write_new(dest, content, mode, prefix):
-    """Write a file that must not exist yet: temporary file, then a hard link (never clobbers)."""
-    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=os.path.dirname(dest))
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        try:
-            os.link(tmp, dest)
-        except FileExistsError:
-            pass  # it appeared meanwhile: what is there wins
-        except OSError:
-            if not os.path.lexists(dest):
-                os.rename(tmp, dest)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+def _write_new(dest, content, git_mode, prefix):
+    """Write a tracked file that must not exist yet, with git's mode for it (never clobbers:
+    a file that appeared meanwhile wins)."""
+    write_file_atomic(dest, content, mode=0o755 if git_mode == '100755' else 0o644, replace=False, tmp_prefix=prefix)
 
 
 def _read_lines(path):
@@ -535,17 +513,5 @@ def _read_lines(path):
 
 
 def _write_lines(path, lines):
-    """Rewrite a small git control file atomically, keeping its mode."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8', errors='surrogateescape') as handle:
-            handle.write(''.join(line + '\n' for line in lines))
-        try:
-            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
-        except FileNotFoundError:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+    """Rewrite a small git control file atomically, keeping its mode and owner."""
+    write_file_atomic(path, ''.join(line + '\n' for line in lines), new_file_mode=0o644, tmp_prefix=TMP_PREFIX)

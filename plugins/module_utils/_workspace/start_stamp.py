@@ -20,13 +20,12 @@ it may skip the roles. Any difference, or a stamp that cannot be read, means a f
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import stat
-import tempfile
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import Git
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import Git
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import sha256_file, write_file_atomic
 
 STAMP_VERSION = 1
 # Reasons reported when the stamp is not current: enough to see why, short enough to read.
@@ -95,14 +94,10 @@ def tree_fingerprint(root):
 def content_digest(path):
     """sha256 of a file's bytes (None when it cannot be read): for data files like /proc/1/environ,
     whose lstat says nothing."""
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return sha256_file(path)
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 class StartStamp:
@@ -210,29 +205,20 @@ class StartStamp:
             try:
                 os.unlink(self.path)
             except OSError as exc:
-                raise StartStampError("Cannot remove the start stamp %s: %s" % (self.path, exc.strerror))
+                raise StartStampError("Cannot remove the start stamp %s: %s" % (self.path, exc.strerror)) from exc
         return exists, before
 
     def _write(self, text):
         directory = os.path.dirname(self.path) or "."
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".start-stamp-", dir=directory)
         except OSError as exc:
-            raise StartStampError("Cannot write the start stamp in %s: %s" % (directory, exc.strerror))
+            raise StartStampError("Cannot write the start stamp in %s: %s" % (directory, exc.strerror)) from exc
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            # os.replace, not atomic_move: that would widen a new file to 0644 by the umask, and
-            # the digest covers tokens. mkstemp's 0600 holds from the first byte.
-            os.replace(tmp, self.path)
+            # 0600 from the first byte: the inputs digest covers tokens.
+            write_file_atomic(self.path, text, mode=0o600, keep_owner=False, tmp_prefix=".start-stamp-")
         except OSError as exc:
-            raise StartStampError("Cannot write the start stamp %s: %s" % (self.path, exc.strerror))
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            raise StartStampError("Cannot write the start stamp %s: %s" % (self.path, exc.strerror)) from exc
 
 
 def _describe(then, now):

@@ -14,14 +14,14 @@ import os
 import re
 import shlex
 import stat
-import tempfile
 
-from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+from ansible.module_utils.common.text.converters import to_bytes, to_text
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.printable import escape_text
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable import escape_text
 
 HOOK_MARKER = '# aiclipse.comfyui pod_env hook'
-# Where the original system's `source` lines pointed; they piled up at every boot.
+# Where the `source` lines of earlier images pointed; they piled up at every boot.
 LEGACY_SOURCES = ('/etc/rp_environment',)
 
 
@@ -56,7 +56,7 @@ def hooked_content(existing, line, legacy_paths):
 class ShellHook:
     """Decides the content of each hook file and the profile.d script, and writes what differs.
 
-    `module` is an AnsibleModule: check mode, atomic_move and file modes come from it.
+    `module` is an AnsibleModule: check mode and file modes come from it.
     """
 
     def __init__(self, module, hook_files, env_file, profile_script=None, legacy_sources=LEGACY_SOURCES,
@@ -111,7 +111,7 @@ class ShellHook:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise ShellHookError('Cannot look at %s (%s).' % (path, to_text(exc.strerror or exc)))
+            raise ShellHookError('Cannot look at %s (%s).' % (path, to_text(exc.strerror or exc))) from exc
         if stat.S_ISLNK(info.st_mode):
             self.replaced_links[path] = os.readlink(path)
             try:
@@ -128,7 +128,7 @@ class ShellHook:
                 return to_text(handle.read(), errors='surrogate_or_strict')
         except (OSError, UnicodeError) as exc:
             raise ShellHookError('Cannot read %s (%s); fix the file or leave it out of the hook files.'
-                                 % (path, to_text(getattr(exc, 'strerror', None) or exc)))
+                                 % (path, to_text(getattr(exc, 'strerror', None) or exc))) from exc
 
     def _ensure(self, path, existing, desired, new_mode, force=False):
         """Write `desired` when it differs (or `force`); True when it did (or would, in check mode)."""
@@ -142,7 +142,7 @@ class ShellHook:
                                before=escape_text(before), after=escape_text(desired)))
         if not self.module.check_mode:
             self._make_parent(path)
-            self._write(path, desired, existing is not None, new_mode)
+            self._write(path, desired, new_mode)
         return True
 
     def _make_parent(self, path):
@@ -153,33 +153,19 @@ class ShellHook:
                 os.makedirs(directory, 0o755)
             except OSError as exc:
                 raise ShellHookError('Cannot create the directory %s (%s).'
-                                     % (directory, to_text(exc.strerror or exc)))
+                                     % (directory, to_text(exc.strerror or exc))) from exc
             self.created_dirs.append(directory)
 
-    def _write(self, path, content, exists, new_mode):
-        directory = os.path.dirname(path) or '.'
+    def _write(self, path, content, new_mode):
+        # A bashrc someone made private stays private, and keeps its owner (the writer keeps a
+        # replaced file's mode and owner); a new file gets `new_mode` before it takes its name.
+        exists = os.path.exists(path)
         try:
-            fd, tmp = tempfile.mkstemp(prefix='.shell_hook.', dir=directory)
+            write_file_atomic(path, to_bytes(content, errors='surrogate_or_strict'), keep_owner=True,
+                              prepare=None if exists else lambda tmp: self.module.set_mode_if_different(tmp, new_mode, False),
+                              tmp_prefix='.shell_hook.')
         except OSError as exc:
-            raise ShellHookError('Cannot write in %s (%s).' % (directory, to_text(exc.strerror or exc)))
-        try:
-            with os.fdopen(fd, 'wb') as handle:
-                handle.write(to_bytes(content, errors='surrogate_or_strict'))
-                handle.flush()
-                os.fsync(handle.fileno())
-            if exists:
-                # A bashrc someone made private stays private, and keeps its owner.
-                info = os.stat(path)
-                os.chmod(tmp, info.st_mode & 0o7777)
-                os.chown(tmp, info.st_uid, info.st_gid)
-            else:
-                self.module.set_mode_if_different(tmp, new_mode, False)
-            self.module.atomic_move(tmp, to_native(path), keep_dest_attrs=exists)
-            if not exists:
-                self.module.set_mode_if_different(path, new_mode, False)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            raise ShellHookError('Cannot write %s (%s).' % (path, to_text(exc.strerror or exc))) from exc
 
     def _fix_mode(self, path, mode):
         if not os.path.exists(path):

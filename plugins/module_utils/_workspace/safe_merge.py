@@ -43,10 +43,13 @@ from __future__ import annotations
 
 import binascii
 import errno
+import filecmp
 import hashlib
 import json
 import os
 import stat
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import link_no_clobber, sha256_file
 
 CHUNK = 1024 * 1024
 # Scratch names start with these; only the journal decides that a name is scratch.
@@ -92,22 +95,6 @@ def clash_name(path, stamp, label='merged', taken=()):
         candidate = os.path.join(parent, '%s.%s-%s-%d%s' % (stem, label, stamp, counter, suffix))
         counter += 1
     return candidate
-
-
-def same_bytes(first, second):
-    """True when two regular files hold exactly the same bytes (or are the same file)."""
-    st1, st2 = os.stat(first), os.stat(second)
-    if os.path.samestat(st1, st2):
-        return True
-    if st1.st_size != st2.st_size:
-        return False
-    with open(first, 'rb') as one, open(second, 'rb') as two:
-        while True:
-            block = one.read(CHUNK)
-            if block != two.read(CHUNK):
-                return False
-            if not block:
-                return True
 
 
 def same_entry(first, second):
@@ -212,7 +199,7 @@ class Scratch:
 
     def new_file(self, directory):
         """(fd, path, token) of a new scratch file in `directory`, mode 0600."""
-        for dummy in range(100):
+        for _dummy in range(100):
             token = self._token()
             path = os.path.join(directory, PARTIAL_PREFIX + token)
             self._record(token, path, 'file')
@@ -225,7 +212,7 @@ class Scratch:
     def new_link(self, beside, text):
         """(path, token) of a new scratch link holding `text`, in the folder of `beside`."""
         parent, name = os.path.split(beside)
-        for dummy in range(100):
+        for _dummy in range(100):
             token = self._token()
             path = os.path.join(parent, '.%s%s%s' % (name, LINK_TMP_MARK, token))
             self._record(token, path, 'link', text)
@@ -282,7 +269,7 @@ class Scratch:
     def sweep(self, check_mode=False):
         """Remove what killed runs left; returns the scratch paths removed (or that would be)."""
         removed = []
-        for token, path, dummy in self.leftovers():
+        for token, path, _dummy in self.leftovers():
             if path is not None:
                 removed.append(path)
             if not check_mode:
@@ -312,14 +299,15 @@ class MergePlan:
             raise MergeError('%s is not a real directory; only a directory (not a link) can be merged' % source)
         check_folders(source, target)
         self._device = os.lstat(source).st_dev
-        for dummy, path, kind in self.scratch.leftovers():
+        for _dummy, path, kind in self.scratch.leftovers():
             if kind == 'file':
                 self.operations.append(('discard_partial', path, None))
         self._walk(source, target)
         self.operations.append(('rmdir', source, None))
 
     @property
-    def renamed(self):
+    def renamed_entries(self):
+        """The clashes, each kept under a new name: [{'from': source entry, 'to': new name}]."""
         return [{'from': src, 'to': dst} for action, src, dst in self.operations if action == 'rename']
 
     def count(self, action):
@@ -347,7 +335,7 @@ class MergePlan:
                                      % (src, dst))
                 self._walk(src, dst)
                 self.operations.append(('rmdir', src, None))
-            elif src_kind == 'file' and dst_kind == 'file' and same_bytes(src, dst):
+            elif src_kind == 'file' and dst_kind == 'file' and filecmp.cmp(src, dst, shallow=False):
                 if same_entry(src, dst):
                     raise MergeError('%s and %s are one file; nothing was done' % (src, dst))
                 self.operations.append(('drop', src, dst))
@@ -373,11 +361,7 @@ def _copy_verified(src, dst, scratch):
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
             raise MergeError('%s changed while it was being copied; nothing was deleted, run again '
                              'once it is no longer being written' % src)
-        copy_hash = hashlib.sha256()
-        with open(tmp, 'rb') as check:
-            for block in iter(lambda: check.read(CHUNK), b''):
-                copy_hash.update(block)
-        if copy_hash.digest() != source_hash.digest() or os.path.getsize(tmp) != after.st_size:
+        if sha256_file(tmp) != source_hash.hexdigest() or os.path.getsize(tmp) != after.st_size:
             raise MergeError('the copy of %s at %s does not match the original; nothing was deleted'
                              % (src, dst))
         _copy_owner(before, tmp)
@@ -404,20 +388,10 @@ def publish_no_clobber(src, dst):
     A hard link fails instead of replacing an existing name, which ``rename`` would silently do.
     Filesystems without hard links fall back to a checked rename.
     """
-    try:
-        os.link(src, dst, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno == errno.EEXIST:
-            raise MergeError('%s appeared while moving %s there; nothing was overwritten, run again'
-                             % (dst, src)) from None
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EXDEV, errno.EACCES):
-            raise
-        if os.path.lexists(dst):
-            raise MergeError('%s appeared while moving %s there; nothing was overwritten, run again'
-                             % (dst, src)) from None
-        os.rename(src, dst)
-        return
-    os.unlink(src)
+    if not link_no_clobber(src, dst):
+        raise MergeError('%s appeared while moving %s there; nothing was overwritten, run again' % (dst, src))
+    if os.path.lexists(src):
+        os.unlink(src)
 
 
 def move_no_clobber(src, dst, scratch=None):
@@ -504,7 +478,7 @@ def apply_plan(plan):
         if action in ('move', 'rename'):
             move_no_clobber(src, dst, scratch)
         elif action == 'drop':
-            if same_entry(src, dst) or not same_bytes(src, dst):
+            if same_entry(src, dst) or not filecmp.cmp(src, dst, shallow=False):
                 raise MergeError('%s changed during the merge; it was left in place, run again' % src)
             os.unlink(src)
         elif action == 'discard_partial':
@@ -517,11 +491,3 @@ def apply_plan(plan):
                     raise MergeError('%s is not empty after merging its contents (%s); something wrote '
                                      'into it during the run, run again' % (src, ', '.join(sorted(os.listdir(src))))) from None
                 raise
-
-
-def merge_into(source, target, stamp, state_dir=None):
-    """Plan and apply a merge of directory `source` into directory `target`; return the plan."""
-    preflight(source, target)
-    plan = MergePlan(source, target, stamp, state_dir)
-    apply_plan(plan)
-    return plan

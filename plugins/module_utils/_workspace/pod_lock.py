@@ -19,8 +19,9 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 
 LOCK_VERSION = 1
 HEADER = ("# Written by aiclipse.comfyui.pod_lock at the end of a clean start; edits are overwritten.\n"
@@ -95,7 +96,7 @@ def packages(run, python):
     try:
         listed = [str(item) for item in json.loads(out)]
     except ValueError:
-        raise LockError("cannot list the packages of %s: unexpected output" % python)
+        raise LockError("cannot list the packages of %s: unexpected output" % python) from None
     digest = "sha256:" + hashlib.sha256("".join(p + "\n" for p in listed).encode("utf-8")).hexdigest()
     return listed, digest
 
@@ -196,20 +197,9 @@ def render(lock):
 
 
 def write_atomic(path, text):
-    directory = os.path.dirname(path) or "."
+    """Write the lock all or nothing (0644: it holds no secret, and a person diffs it)."""
     try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".pod.lock.", dir=directory)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        write_file_atomic(path, text, mode=0o644, tmp_prefix=".pod.lock.")
     except OSError as exc:
-        raise LockError("cannot write %s: %s" % (path, exc.strerror or exc))
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise LockError("cannot write %s: %s" % (path, exc.strerror or exc))
+        raise LockError("cannot write %s: %s" % (path, exc.strerror or exc)) from exc

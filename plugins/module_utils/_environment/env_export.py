@@ -14,13 +14,13 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tempfile
 
-from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+from ansible.module_utils.common.text.converters import to_bytes, to_text
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.printable import escape_text
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable import escape_text
 
-# The original system's SAFE_VARS plus COMFY_ARGS, which it forgot (SPEC section 4).
+# What an SSH session needs of the pod's settings; COMFY_ARGS included.
 DEFAULT_ALLOW_LIST = (
     'RUNPOD_POD_ID', 'RUNPOD_POD_NAME', 'RUNPOD_API_ENDPOINT', 'CUDA_VISIBLE_DEVICES',
     'NVIDIA_VISIBLE_DEVICES', 'LD_LIBRARY_PATH', 'PATH', 'PYTHONPATH', 'TEMPLATE_TYPE',
@@ -96,7 +96,7 @@ def read_environ_file(path):
             data = handle.read()
     except OSError as exc:
         raise EnvExportError('Cannot read the environment from %s (%s); run as root or point environ_file '
-                             'at a readable file.' % (path, to_text(exc.strerror or exc)))
+                             'at a readable file.' % (path, to_text(exc.strerror or exc))) from exc
     environ = {}
     for entry in data.split(b'\0'):
         name, sep, value = entry.partition(b'=')
@@ -131,7 +131,7 @@ def is_utf8(value):
 class EnvFile:
     """Decides what the environment file should hold and writes it when it differs.
 
-    `module` is an AnsibleModule; it is used for check mode, atomic_move and file attributes.
+    `module` is an AnsibleModule; it is used for check mode and file attributes.
     """
 
     def __init__(self, module, path, allow_list, variables=None, environ=None, mode='0600',
@@ -227,7 +227,7 @@ class EnvFile:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise EnvExportError('Cannot look at %s (%s).' % (self.path, to_text(exc.strerror or exc)))
+            raise EnvExportError('Cannot look at %s (%s).' % (self.path, to_text(exc.strerror or exc))) from exc
         if stat.S_ISLNK(info.st_mode):
             self.replaced_link = os.readlink(self.path)
             return None
@@ -245,7 +245,7 @@ class EnvFile:
         content_changed = existing != desired
         written = content_changed and not self.module.check_mode
         if written:
-            self._write(desired, existing is not None)
+            self._write(desired)
         attrs_changed = self._fix_attributes(written)
         result = dict(
             changed=content_changed or attrs_changed,
@@ -279,7 +279,7 @@ class EnvFile:
             result['diff'] = diffs
         return result
 
-    def _write(self, content, exists):
+    def _write(self, content):
         directory = os.path.dirname(self.path) or '.'
         if not os.path.isdir(directory):
             try:
@@ -287,31 +287,13 @@ class EnvFile:
                 os.makedirs(directory, 0o755)
             except OSError as exc:
                 raise EnvExportError('Cannot create the directory %s (%s); create it or choose another path.'
-                                     % (directory, to_text(exc.strerror or exc)))
-        fd, tmp = tempfile.mkstemp(prefix='.rp_env_export.', dir=directory)
-        try:
-            with os.fdopen(fd, 'wb') as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            # The temporary file gets the final mode and owner before it is renamed into place,
-            # so the secrets are never readable by anyone else, not even for a moment.
-            if exists:
-                stat = os.stat(self.path)
-                os.chown(tmp, stat.st_uid, stat.st_gid)
-            self._set_attributes(tmp)
-            # atomic_move() chmods a newly created file by the umask; a strict umask keeps even
-            # that moment private, and the wanted attributes are set again right after.
-            old_umask = os.umask(0o077)
-            try:
-                self.module.atomic_move(tmp, to_native(self.path), keep_dest_attrs=False)
-            finally:
-                os.umask(old_umask)
-            if not exists:
-                self._set_attributes(self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+                                     % (directory, to_text(exc.strerror or exc))) from exc
+        # The temporary file (0600 from its first byte) gets the wanted mode and owner before it
+        # is renamed into place, so the secrets are never readable by anyone else, not even for
+        # a moment. A file being replaced keeps its owner unless `owner`/`group` say otherwise;
+        # one that replaces a link is ours.
+        write_file_atomic(self.path, content, mode=0o600, keep_owner=self.replaced_link is None,
+                          prepare=self._set_attributes, tmp_prefix='.rp_env_export.')
 
     def _set_attributes(self, path):
         self.module.set_mode_if_different(path, self.mode, False)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import tempfile
 
 from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 
 BASE_ARGS = ('main.py', '--listen', '0.0.0.0', '--port', '8188')
 SAGE_ATTENTION_FLAG = '--use-sage-attention'
@@ -142,15 +143,6 @@ class LaunchFile:
                 os.makedirs(directory, 0o700)
             except OSError as exc:
                 raise LaunchArgsError('cannot create %s: %s' % (directory, to_native(exc))) from None
-        fd, tmp = tempfile.mkstemp(prefix='.launch-', suffix='.tmp', dir=directory)
-        try:
-            with os.fdopen(fd, 'wb') as handle:
-                handle.write(self.content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o600)
-            self.module.atomic_move(tmp, self.path)
-        except Exception:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        # The wanted mode is set before the file takes its name (apply() fixes the owner).
+        write_file_atomic(self.path, self.content, mode=0o600, tmp_prefix='.launch-',
+                          prepare=lambda tmp: self.module.set_mode_if_different(tmp, self.mode, False))

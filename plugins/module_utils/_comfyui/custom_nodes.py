@@ -29,7 +29,7 @@ import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import (
     STAGING_PREFIX,
     GitError,
     clone_into_place,
@@ -38,10 +38,10 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout impo
     remove_stale_staging,
     stored_credentials,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.pip_requirements import (
     RequirementsLedger,
-    file_sha256,
 )
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import sha256_file
 
 CHANGED_STATUSES = ("cloned", "seeded", "updated", "would_clone", "would_seed", "would_update")
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -95,7 +95,7 @@ class NodeInstaller:
         self.not_git = set()
         self.ledger = None
         if pip is not None:
-            self.ledger = RequirementsLedger(module, os.path.join(pip.state_dir, "custom_nodes.json"))
+            self.ledger = RequirementsLedger(os.path.join(pip.state_dir, "custom_nodes.json"))
 
     def run(self):
         if not self.module.check_mode:
@@ -235,7 +235,7 @@ class NodeInstaller:
             path = os.path.join(result["dest"], "requirements.txt")
             if not os.path.isfile(path):
                 continue
-            sha256 = file_sha256(path)
+            sha256 = sha256_file(path)
             installed = self.ledger.matches(result["name"], sha256)
             if installed:
                 result["requirements"] = "unchanged"

@@ -42,6 +42,12 @@ import urllib.error
 import urllib.request
 from urllib.parse import quote, urlsplit
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.manifest_lines import (
+    ManifestError,
+    manifest_lines,
+    read_manifest,
+)
+
 DEFAULT_ENDPOINT = "https://api.comfy.org"
 DEFAULT_TIMEOUT = 15.0
 MAX_BODY = 4 * 1024 * 1024
@@ -68,8 +74,8 @@ class RegistryError(Exception):
         super().__init__(message)
 
 
-class NodeMapError(Exception):
-    """A bad map file; the message names file and line."""
+class NodeMapError(ManifestError):
+    """A bad map file: every problem, each naming file and line."""
 
 
 def _is_http_url(value):
@@ -77,10 +83,10 @@ def _is_http_url(value):
         return False
     try:
         parts = urlsplit(value)
-        parts.port  # pylint: disable=pointless-statement  # raises on a bad port
+        port_read = parts.port is None or parts.port >= 0  # reading the port raises on a bad one
     except ValueError:
         return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and "@" not in parts.netloc
+    return port_read and parts.scheme in ("http", "https") and bool(parts.hostname) and "@" not in parts.netloc
 
 
 def _pin_kind(value):
@@ -96,48 +102,36 @@ def _pin_kind(value):
 def read_node_map(path):
     """{cnr_id (lower case): {"repository", "pin", "pin_kind", "origin"}} from a map file."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_BODY + 1)
-    except OSError as exc:
-        raise NodeMapError("%s: cannot read the node map: %s" % (path, exc.strerror)) from None
-    if len(raw) > MAX_BODY:
-        raise NodeMapError("%s: the node map is larger than %d bytes" % (path, MAX_BODY))
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise NodeMapError("%s: not UTF-8 text (byte %d)" % (path, exc.start)) from None
+        text = read_manifest(path, "the node map", max_bytes=MAX_BODY)
+    except ManifestError as exc:
+        raise NodeMapError(exc.problems, "the node map") from None
     found, problems = {}, []
-    for number, line in enumerate(text.split("\n"), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        origin = "%s:%d" % (path, number)
+    for origin, line in manifest_lines(text, path):
         fields = [field.strip() for field in line.split("|")]
         if len(fields) not in (2, 3):
-            problems.append("%s: expected cnr_id|repository URL[|version or commit], got %d fields" % (origin, len(fields)))
+            problems.append((origin, "expected cnr_id|repository URL[|version or commit], got %d fields" % len(fields)))
             continue
         node_id, repository = fields[0], fields[1]
         pin = fields[2] if len(fields) == 3 and fields[2] else None
         if not _ID.match(node_id) or len(node_id) > 100:
-            problems.append("%s: '%s' is not a Comfy Registry id" % (origin, node_id[:100]))
+            problems.append((origin, "'%s' is not a Comfy Registry id" % node_id[:100]))
             continue
         if not _is_http_url(repository):
-            problems.append("%s: repository '%s' is not an http(s) URL without credentials" % (origin, repository[:200]))
+            problems.append((origin, "repository '%s' is not an http(s) URL without credentials" % repository[:200]))
             continue
         pin_kind = None
         if pin:
             pin, pin_kind = _pin_kind(pin)
             if pin is None:
-                problems.append("%s: '%s' is neither a version (1.2.3) nor a commit" % (origin, fields[2][:100]))
+                problems.append((origin, "'%s' is neither a version (1.2.3) nor a commit" % fields[2][:100]))
                 continue
         key = node_id.lower()
         if key in found:
-            problems.append("%s: %s is already mapped at %s" % (origin, node_id, found[key]["origin"]))
+            problems.append((origin, "%s is already mapped at %s" % (node_id, found[key]["origin"])))
             continue
         found[key] = {"repository": repository, "pin": pin, "pin_kind": pin_kind, "origin": origin}
     if problems:
-        raise NodeMapError("%d problem%s in the node map:\n  %s"
-                           % (len(problems), "" if len(problems) == 1 else "s", "\n  ".join(problems)))
+        raise NodeMapError(problems, "the node map")
     return found
 
 

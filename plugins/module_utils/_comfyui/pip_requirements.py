@@ -18,12 +18,11 @@ requirement files can be installed together, without installing anything (pip >=
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import redact
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import redact
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 
 DEFAULT_PROTECTED = ("torch", "torchvision", "torchaudio", "xformers")
 STATE_DIRNAME = ".aiclipse-state"
@@ -44,34 +43,16 @@ class PipError(RuntimeError):
     pass
 
 
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def atomic_write(module, path, text, mode=0o644):
-    """Write text to path through a temp file in the same directory + atomic_move."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        module.atomic_move(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def write_state_file(path, text):
+    """A state file in the venv (ledger, constraints): mode 0644, its folder made when missing."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_file_atomic(path, text, mode=0o644)
 
 
 class RequirementsLedger:
     """{key: sha256 of the requirements last installed for it}, one JSON file."""
 
-    def __init__(self, module, path):
-        self.module = module
+    def __init__(self, path):
         self.path = path
         self.entries = {}
         try:
@@ -95,7 +76,7 @@ class RequirementsLedger:
 
     def save(self):
         if self.entries != self._saved:
-            atomic_write(self.module, self.path, json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
+            write_state_file(self.path, json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
             self._saved = dict(self.entries)
 
 
@@ -136,7 +117,7 @@ class VenvPip:
                     return path
         except OSError:
             pass
-        atomic_write(self.module, path, text)
+        write_state_file(path, text)
         return path
 
     def install(self, requirement_files, constraints):

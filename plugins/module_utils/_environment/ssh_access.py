@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 import time
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -121,22 +122,12 @@ class SSHAccess:
             raise SSHAccessError(f"Cannot create {directory}: {exc.strerror}") from exc
 
     def _write(self, text):
-        directory = os.path.dirname(self.authorized_keys) or "."
-        tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".authorized_keys-", dir=directory)
-            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, FILE_MODE)
-            os.replace(tmp, self.authorized_keys)
-            tmp = None
+            # sshd's own rules: mode 0600, owned by the user (the module runs as that user).
+            write_file_atomic(self.authorized_keys, text, mode=FILE_MODE, keep_owner=False,
+                              tmp_prefix=".authorized_keys-")
         except OSError as exc:
             raise SSHAccessError(f"Cannot write {self.authorized_keys}: {exc.strerror}") from exc
-        finally:
-            if tmp and os.path.exists(tmp):
-                os.unlink(tmp)
 
     # -- host keys ------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import (
     STAGING_PREFIX,
     GitError,
     looks_like_commit,
@@ -40,11 +40,11 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils.git_checkout impo
     remove_stale_staging,
     stored_credentials,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils.pip_requirements import (
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.pip_requirements import (
     PipError,
     RequirementsLedger,
-    file_sha256,
 )
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import sha256_file
 
 USER_CONTENT = ("input", "output", "user", "custom_nodes", "models", "extra_model_paths.yaml")
 
@@ -90,7 +90,7 @@ def _rmdir_if_empty(path):
 
 def _prune_empty(root):
     """Remove empty directories under root (bottom-up), then root itself when empty."""
-    for current, dummy, dummy2 in os.walk(root, topdown=False):
+    for current, _dummy, _dummy2 in os.walk(root, topdown=False):
         if not os.path.islink(current):
             _rmdir_if_empty(current)
 
@@ -290,7 +290,7 @@ class RequirementsInstaller:
     def __init__(self, module, pip):
         self.module = module
         self.pip = pip
-        self.ledger = RequirementsLedger(module, os.path.join(pip.state_dir, "comfyui.json"))
+        self.ledger = RequirementsLedger(os.path.join(pip.state_dir, "comfyui.json"))
 
     def ensure(self, comfyui_dir):
         requirements = os.path.join(comfyui_dir, "requirements.txt")
@@ -298,7 +298,7 @@ class RequirementsInstaller:
             return {"status": "none", "changed": False, "sha256": None}
         if not os.path.isdir(self.pip.venv) and self.module.check_mode:
             return {"status": "would_install", "changed": True, "sha256": None}
-        sha256 = file_sha256(requirements)
+        sha256 = sha256_file(requirements)
         if self.ledger.matches(self.LEDGER_KEY, sha256):
             return {"status": "unchanged", "changed": False, "sha256": sha256}
         if self.module.check_mode:
