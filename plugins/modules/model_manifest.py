@@ -411,7 +411,7 @@ def _plan_workflow_models(module, plan, parser):
     if path:
         try:
             # A log for people: rewriting it is not a change to the pod.
-            update_plan_file(path, text, check_mode=module.check_mode, atomic_move=module.atomic_move)
+            update_plan_file(path, text, check_mode=module.check_mode)
         except PlanFileError as exc:
             module.warn("workflow report not written: %s" % exc)
     return dict(workflow_models=models, workflow_counts=totals, workflow_report=text)

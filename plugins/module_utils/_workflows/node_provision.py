@@ -73,7 +73,7 @@ class WorkflowPacks:
         if path:
             try:
                 # A log for people: rewriting it is not a change to the pod.
-                update_plan_file(path, text, check_mode=self.module.check_mode, atomic_move=self.module.atomic_move)
+                update_plan_file(path, text, check_mode=self.module.check_mode)
             except PlanFileError as exc:
                 self.module.warn("workflow report not written: %s" % exc)
         packs = [dict(key=key, **state) for key, state in states.items()]
