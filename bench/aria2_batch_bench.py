@@ -14,6 +14,7 @@ how the module's defaults were chosen. Data lives under a temporary directory be
     .venv/bin/python bench/aria2_batch_bench.py                 # 4 x 256 MB at 20 MB/s/conn
     .venv/bin/python bench/aria2_batch_bench.py --size-mb 64 --sweep
 """
+
 import argparse
 import hashlib
 import shutil
@@ -39,8 +40,9 @@ def time_plain_aria2c(urls, out_dir, flags):
     listing = out_dir / "urls.txt"
     listing.write_text("".join(u + "\n" for u in urls))
     started = time.monotonic()
-    subprocess.run(["aria2c", "-q", "--file-allocation=none", "-d", str(out_dir), "-i", str(listing)] + flags,
-                   check=True)
+    subprocess.run(
+        ["aria2c", "-q", "--file-allocation=none", "-d", str(out_dir), "-i", str(listing)] + flags, check=True
+    )
     return time.monotonic() - started
 
 
@@ -54,8 +56,9 @@ def time_sequential_python(urls, out_dir):
 
 
 def time_module(urls, digests, vault, args):
-    downloads = [{"url": u, "dest": str(vault / "models" / u.rsplit("/", 1)[1]), "sha256": d}
-                 for u, d in zip(urls, digests)]
+    downloads = [
+        {"url": u, "dest": str(vault / "models" / u.rsplit("/", 1)[1]), "sha256": d} for u, d in zip(urls, digests)
+    ]
     started = time.monotonic()
     result, proc = run_module("aria2_batch", dict(args, downloads=downloads, state_dir=str(vault / ".state")))
     elapsed = time.monotonic() - started
@@ -75,6 +78,7 @@ def measure(table, files=4, size_mb=256, limit_rate="20m", repeat=5, workdir=Non
     """The suite's rows: aria2_batch vs plain aria2c and vs sequential Python, each the median of
     `repeat` runs taken in turn (module, aria2c, sequential), default flags of the module."""
     from common import median
+
     work = Path(tempfile.mkdtemp(prefix="aiclipse-aria2-bench-", dir=workdir))
     try:
         served = work / "served"
@@ -101,16 +105,38 @@ def measure(table, files=4, size_mb=256, limit_rate="20m", repeat=5, workdir=Non
         startup_s, verify_s = median(startup_runs), median(verify_runs)
         total_mib = files * size_mb
         label = "%d x %d MiB at %s/connection" % (files, size_mb, limit_rate)
-        table.add("HTTP: aria2_batch / plain aria2c -j4 -s8 -x8, %s" % label,
-                  "%.1f s (%.0f MiB/s)" % (module_s, total_mib / module_s),
-                  "%.1f s (%.0f MiB/s)" % (plain_s, total_mib / plain_s), module_s / plain_s, "", None)
-        table.add("  the same without ansible's start-up (ping module run: %.1f s)" % startup_s,
-                  "%.1f s" % (module_s - startup_s), "%.1f s" % plain_s, (module_s - startup_s) / plain_s, "", None)
-        table.add("  ... and against aria2c + a sha256 of its files (%.1f s), which the module also does" % verify_s,
-                  "%.1f s" % (module_s - startup_s), "%.1f s" % (plain_s + verify_s),
-                  (module_s - startup_s) / (plain_s + verify_s), "", None)
-        table.add("HTTP: aria2_batch / sequential 1-connection Python", "%.1f s" % module_s,
-                  "%.1f s (%.0f MiB/s)" % (seq_s, total_mib / seq_s), module_s / seq_s, "< 1", module_s < seq_s)
+        table.add(
+            "HTTP: aria2_batch / plain aria2c -j4 -s8 -x8, %s" % label,
+            "%.1f s (%.0f MiB/s)" % (module_s, total_mib / module_s),
+            "%.1f s (%.0f MiB/s)" % (plain_s, total_mib / plain_s),
+            module_s / plain_s,
+            "",
+            None,
+        )
+        table.add(
+            "  the same without ansible's start-up (ping module run: %.1f s)" % startup_s,
+            "%.1f s" % (module_s - startup_s),
+            "%.1f s" % plain_s,
+            (module_s - startup_s) / plain_s,
+            "",
+            None,
+        )
+        table.add(
+            "  ... and against aria2c + a sha256 of its files (%.1f s), which the module also does" % verify_s,
+            "%.1f s" % (module_s - startup_s),
+            "%.1f s" % (plain_s + verify_s),
+            (module_s - startup_s) / (plain_s + verify_s),
+            "",
+            None,
+        )
+        table.add(
+            "HTTP: aria2_batch / sequential 1-connection Python",
+            "%.1f s" % module_s,
+            "%.1f s (%.0f MiB/s)" % (seq_s, total_mib / seq_s),
+            module_s / seq_s,
+            "< 1",
+            module_s < seq_s,
+        )
         return module_s, plain_s, seq_s
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -147,9 +173,17 @@ def main():
             ansible_s = time.monotonic() - started
             print("ansible start-up (ping) %6.1f s  (part of every module run)" % ansible_s, flush=True)
 
-            module_s = time_module(urls, digests, work / "vault", {
-                "max_concurrent_downloads": opts.jobs, "split": opts.split,
-                "max_connection_per_server": opts.conns, "min_split_size": opts.min_split})
+            module_s = time_module(
+                urls,
+                digests,
+                work / "vault",
+                {
+                    "max_concurrent_downloads": opts.jobs,
+                    "split": opts.split,
+                    "max_connection_per_server": opts.conns,
+                    "min_split_size": opts.min_split,
+                },
+            )
             shutil.rmtree(work / "vault")
             print("aria2_batch            %7.1f s" % module_s, flush=True)
 
@@ -159,8 +193,9 @@ def main():
             verify_s = time.monotonic() - started
             shutil.rmtree(work / "plain")
             print("plain aria2c           %7.1f s" % plain_s, flush=True)
-            print("  + sha256 of its files %6.1f s  (what aria2_batch also does before publishing)" % verify_s,
-                  flush=True)
+            print(
+                "  + sha256 of its files %6.1f s  (what aria2_batch also does before publishing)" % verify_s, flush=True
+            )
 
             sweep = []
             if opts.sweep:
@@ -181,14 +216,20 @@ def main():
         total_mb = opts.files * opts.size_mb
         print()
         print("%d x %d MB, %s/connection, %s" % (opts.files, opts.size_mb, opts.limit_rate, label))
-        print("aria2_batch / plain aria2c       = %.2f  (%.0f MB/s vs %.0f MB/s)"
-              % (module_s / plain_s, total_mb / module_s, total_mb / plain_s))
-        print("  without ansible's start-up     = %.2f  (the module's own cost: origin checks, sha256, publish)"
-              % ((module_s - ansible_s) / plain_s))
+        print(
+            "aria2_batch / plain aria2c       = %.2f  (%.0f MB/s vs %.0f MB/s)"
+            % (module_s / plain_s, total_mb / module_s, total_mb / plain_s)
+        )
+        print(
+            "  without ansible's start-up     = %.2f  (the module's own cost: origin checks, sha256, publish)"
+            % ((module_s - ansible_s) / plain_s)
+        )
         print("  vs aria2c + sha256, no ansible = %.2f" % ((module_s - ansible_s) / (plain_s + verify_s)))
         if seq_s:
-            print("aria2_batch / sequential Python  = %.2f  (%.0f MB/s vs %.0f MB/s)"
-                  % (module_s / seq_s, total_mb / module_s, total_mb / seq_s))
+            print(
+                "aria2_batch / sequential Python  = %.2f  (%.0f MB/s vs %.0f MB/s)"
+                % (module_s / seq_s, total_mb / module_s, total_mb / seq_s)
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

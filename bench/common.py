@@ -3,6 +3,7 @@ result table. Benchmarks import it as ``from common import ...`` (bench/ is on s
 bench script runs), and reach the test harness and the collection's module_utils through the
 paths set up here, so servers and containers are started exactly as the tests start them.
 """
+
 import hashlib
 import os
 import shutil
@@ -25,8 +26,10 @@ from harness.paths import CACHE, VENV_BIN  # noqa: E402  pylint: disable=wrong-i
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 # The S3-style nginx endpoint of the R2 benchmarks checks no signature; boto3 still wants keys.
-DUMMY_R2_CREDENTIALS = {"R2_ACCESS_KEY_ID": "BENCHMARK-ACCESS-KEY",
-                        "R2_SECRET_ACCESS_KEY": "benchmark-secret-not-checked-by-nginx"}
+DUMMY_R2_CREDENTIALS = {
+    "R2_ACCESS_KEY_ID": "BENCHMARK-ACCESS-KEY",
+    "R2_SECRET_ACCESS_KEY": "benchmark-secret-not-checked-by-nginx",
+}
 # One a model subfolder of ComfyUI's, so the farms look like a pod's models/ tree.
 SUBDIRS = ("checkpoints", "loras", "vae", "text_encoders", "diffusion_models", "controlnet", "upscale_models")
 
@@ -62,8 +65,10 @@ def side_by_side(repeat, measured, baseline):
 def noop_playbook(directory):
     """The baseline a pod start is compared with: one module task on the same host, nothing else."""
     path = Path(directory) / "noop.yml"
-    path.write_text("---\n- name: One no-op task\n  hosts: pods\n  gather_facts: false\n  tasks:\n"
-                    "    - name: Ping\n      ansible.builtin.ping:\n")
+    path.write_text(
+        "---\n- name: One no-op task\n  hosts: pods\n  gather_facts: false\n  tasks:\n"
+        "    - name: Ping\n      ansible.builtin.ping:\n"
+    )
     return path
 
 
@@ -78,6 +83,7 @@ def time_playbook(playbook, extra_vars=None, inventory=None, env=None, args=(), 
 
 
 # -- sparse model farms -------------------------------------------------------------------
+
 
 def fake_sha256(name):
     """A well-formed sha256 for an entry (the ledger is trusted, so no byte is ever hashed; a run
@@ -104,23 +110,36 @@ def record_farm(state_dir, entries):
     """Put the farm into the model ledger exactly as ModelStore.record() would after a verified
     download (size, mtime_ns, sha256), in one ledger write instead of one per file."""
     from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import ModelStore
+
     store = ModelStore(str(state_dir))
 
     def add(ledger):
         for _subdir, _filename, dest, sha256 in entries:
             st = os.stat(dest)
             ledger[os.path.abspath(dest)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
+
     store._update_ledger(add)  # pylint: disable=protected-access
 
 
 # -- physical bounds ----------------------------------------------------------------------
 
+
 def disk_write_mib_s(directory, size=1 * GIB):
     """Sequential write with fsync (what a download's bytes cost on this disk), in MiB/s."""
     target = Path(directory) / "disk-probe.bin"
     started = time.monotonic()
-    subprocess.run(["dd", "if=/dev/zero", "of=%s" % target, "bs=8M", "count=%d" % (size // (8 * MIB)),
-                    "conv=fsync", "status=none"], check=True)
+    subprocess.run(
+        [
+            "dd",
+            "if=/dev/zero",
+            "of=%s" % target,
+            "bs=8M",
+            "count=%d" % (size // (8 * MIB)),
+            "conv=fsync",
+            "status=none",
+        ],
+        check=True,
+    )
     seconds = time.monotonic() - started
     target.unlink()
     return size / MIB / seconds
@@ -147,6 +166,7 @@ def loopback_mib_s(directory, size=1 * GIB, connections=4):
 
 
 # -- the table ----------------------------------------------------------------------------
+
 
 class Table:
     """Rows of (figure, measured, baseline, ratio, target, verdict), printed aligned."""
@@ -177,7 +197,12 @@ class Table:
 def environment_line():
     """What the numbers were measured on: cores, load, versions."""
     load = os.getloadavg()[0]
-    version = subprocess.run([str(VENV_BIN / "ansible"), "--version"], capture_output=True, text=True,
-                             env=ansible_env(), check=False).stdout.splitlines()[:1]
+    version = subprocess.run(
+        [str(VENV_BIN / "ansible"), "--version"], capture_output=True, text=True, env=ansible_env(), check=False
+    ).stdout.splitlines()[:1]
     return "%d cores, load %.1f at start, %s, Python %s" % (
-        os.cpu_count(), load, (version or ["ansible ?"])[0], sys.version.split()[0])
+        os.cpu_count(),
+        load,
+        (version or ["ansible ?"])[0],
+        sys.version.split()[0],
+    )

@@ -16,6 +16,7 @@ checked), and what that commit cost on the wire against the first fetch.
 
     .venv/bin/python bench/config_update_bench.py              # 50 models, median of 5
 """
+
 import argparse
 import json
 import os
@@ -34,9 +35,14 @@ import warm_start_bench  # noqa: E402
 ENTRYPOINT = REPO / "roles" / "launcher" / "files" / "aiclipse-entrypoint"
 UPDATER = REPO / "roles" / "launcher" / "files" / "aiclipse-config-update"
 TARGET = 1.2
-GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "bench",
-           "GIT_AUTHOR_EMAIL": "bench@example.invalid", "GIT_COMMITTER_NAME": "bench",
-           "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
+GIT_ENV = {
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+}
 
 
 def git(*args, cwd):
@@ -62,16 +68,26 @@ class Restart:
         self.bin = run_dir / "bin-updater"
         self.bin.mkdir()
         (self.bin / "aiclipse-config-update").symlink_to(UPDATER)
-        self.env = {key: value for key, value in os.environ.items()
-                    if not key.startswith(("CONFIG_", "AICLIPSE_", "ANSIBLE_", "GIT_"))}
-        self.env.update({"PATH": f"{self.bin}:{VENV_BIN}:{os.environ['PATH']}", "AUTO_UPDATE": "true",
-                         "AICLIPSE_ROOT": pod_vars["aiclipse_root"], "AICLIPSE_VENV": str(VENV),
-                         "AICLIPSE_CONFIG_DIR": str(playbook_copy(run_dir / "baked", pod_vars))})
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("CONFIG_", "AICLIPSE_", "ANSIBLE_", "GIT_"))
+        }
+        self.env.update(
+            {
+                "PATH": f"{self.bin}:{VENV_BIN}:{os.environ['PATH']}",
+                "AUTO_UPDATE": "true",
+                "AICLIPSE_ROOT": pod_vars["aiclipse_root"],
+                "AICLIPSE_VENV": str(VENV),
+                "AICLIPSE_CONFIG_DIR": str(playbook_copy(run_dir / "baked", pod_vars)),
+            }
+        )
 
     def __call__(self, config_repo=None, expect_skip=True):
         env = dict(self.env, CONFIG_REPO=config_repo) if config_repo else self.env
-        seconds, proc = clock(subprocess.run, ["bash", str(ENTRYPOINT), "true"], env=env, capture_output=True,
-                              text=True, check=False)
+        seconds, proc = clock(
+            subprocess.run, ["bash", str(ENTRYPOINT), "true"], env=env, capture_output=True, text=True, check=False
+        )
         if proc.returncode != 0 or "PROVISIONING FAILED" in proc.stderr:
             raise SystemExit(f"restart failed (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         if expect_skip and "Full start:" in proc.stdout:
@@ -91,6 +107,7 @@ def run_updater(env):
 def measure(table, repeat=5, models=50, workdir=None):
     """Add the AUTO_UPDATE restart rows to table; returns (with repo seconds, without seconds)."""
     from common import workdir as make_workdir
+
     run_dir = Path(workdir) if workdir else make_workdir("config-update-")
     try:
         pod_vars = warm_start_bench.build_pod(run_dir, models, GIB)
@@ -113,7 +130,8 @@ def measure(table, repeat=5, models=50, workdir=None):
                 restart()
                 restart(url)
                 with_s, without_s, all_with, all_without = side_by_side(
-                    repeat, lambda: restart(url)[0], lambda: restart()[0])
+                    repeat, lambda: restart(url)[0], lambda: restart()[0]
+                )
 
                 def new_commit_restart():
                     # A file outside the code directories: the roles still skip, the updater fetches.
@@ -131,25 +149,49 @@ def measure(table, repeat=5, models=50, workdir=None):
                 # The updater alone (what the entrypoint asks before site.yml), both ways.
                 updater_env = dict(restart.env, AICLIPSE_VAULT=pod_vars["aiclipse_root"] + "/aiclipse")
                 alone_s, alone_without_s, _all1, _all2 = side_by_side(
-                    repeat, lambda: run_updater(dict(updater_env, CONFIG_REPO=url)), lambda: run_updater(updater_env))
+                    repeat, lambda: run_updater(dict(updater_env, CONFIG_REPO=url)), lambda: run_updater(updater_env)
+                )
                 delta_bytes = []
-                new_s, without2_s, all_new, all_without2 = side_by_side(repeat, new_commit_restart, lambda: restart()[0])
+                new_s, without2_s, all_new, all_without2 = side_by_side(
+                    repeat, new_commit_restart, lambda: restart()[0]
+                )
             finally:
                 proxy.close()
         ratio = with_s / without_s
-        table.add("restart: entrypoint, CONFIG_REPO unchanged (git daemon) / no CONFIG_REPO",
-                  "%.2f s" % with_s, "%.2f s" % without_s, ratio, "<= %.1f" % TARGET, ratio <= TARGET)
-        table.add("  aiclipse-config-update alone: unchanged commit (ls-remote) / no CONFIG_REPO",
-                  "%.3f s" % alone_s, "%.3f s" % alone_without_s, alone_s / alone_without_s)
-        table.add("  the same after a one-file commit (fetch, checkout, syntax check)",
-                  "%.2f s" % new_s, "%.2f s" % without2_s, new_s / without2_s)
-        table.add("  bytes on the wire: the one-file commit / the first fetch",
-                  "%d KiB" % (max(delta_bytes) // 1024), "%d KiB" % (first_bytes // 1024),
-                  max(delta_bytes) / first_bytes)
-        table.note("restart runs (s): unchanged config repo %s; no CONFIG_REPO %s" % (
-            " ".join("%.2f" % s for s in all_with), " ".join("%.2f" % s for s in all_without)))
-        table.note("restart after a new commit, runs (s): %s; no CONFIG_REPO %s" % (
-            " ".join("%.2f" % s for s in all_new), " ".join("%.2f" % s for s in all_without2)))
+        table.add(
+            "restart: entrypoint, CONFIG_REPO unchanged (git daemon) / no CONFIG_REPO",
+            "%.2f s" % with_s,
+            "%.2f s" % without_s,
+            ratio,
+            "<= %.1f" % TARGET,
+            ratio <= TARGET,
+        )
+        table.add(
+            "  aiclipse-config-update alone: unchanged commit (ls-remote) / no CONFIG_REPO",
+            "%.3f s" % alone_s,
+            "%.3f s" % alone_without_s,
+            alone_s / alone_without_s,
+        )
+        table.add(
+            "  the same after a one-file commit (fetch, checkout, syntax check)",
+            "%.2f s" % new_s,
+            "%.2f s" % without2_s,
+            new_s / without2_s,
+        )
+        table.add(
+            "  bytes on the wire: the one-file commit / the first fetch",
+            "%d KiB" % (max(delta_bytes) // 1024),
+            "%d KiB" % (first_bytes // 1024),
+            max(delta_bytes) / first_bytes,
+        )
+        table.note(
+            "restart runs (s): unchanged config repo %s; no CONFIG_REPO %s"
+            % (" ".join("%.2f" % s for s in all_with), " ".join("%.2f" % s for s in all_without))
+        )
+        table.note(
+            "restart after a new commit, runs (s): %s; no CONFIG_REPO %s"
+            % (" ".join("%.2f" % s for s in all_new), " ".join("%.2f" % s for s in all_without2))
+        )
         return with_s, without_s
     finally:
         if not workdir:

@@ -20,6 +20,7 @@ and the cost of each more pod, which BENCHMARKS.md projects to 100 pods.
     .venv/bin/python bench/fleet_bench.py                     # 1 2 4 8 pods, median of 3
     .venv/bin/python bench/fleet_bench.py --pods 1,4 --strategy free --repeat 1
 """
+
 import argparse
 import os
 import resource
@@ -99,8 +100,9 @@ def timed_run(inventory, env, control_dir, pods):
         except ProcessLookupError:
             pass
     if run.rc != 0 or run.failed:
-        raise SystemExit("fleet.yml over %d pods failed (rc %d):\n%s\n%s" % (
-            count, run.rc, run.stdout[-4000:], run.stderr[-2000:]))
+        raise SystemExit(
+            "fleet.yml over %d pods failed (rc %d):\n%s\n%s" % (count, run.rc, run.stdout[-4000:], run.stderr[-2000:])
+        )
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime) + sum(masters.values())
     return seconds, cpu, pods_cpu
 
@@ -118,8 +120,12 @@ def provision(root, image, world, key, key_line, count, strategy):
         records = [pod.api_record(f"pod-{number}", settings) for number, pod in enumerate(pods)]
         with RunPodApi(KEY, records) as api:
             inventory = world.inventory(run_dir / "inventory", api.url, key, run_dir / "known_hosts")
-            env = {"RUNPOD_API_KEY": KEY, "AICLIPSE_FLEET_RETRY_FILE": str(run_dir / "fleet.retry"),
-                   "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir), "ANSIBLE_STRATEGY": strategy}
+            env = {
+                "RUNPOD_API_KEY": KEY,
+                "AICLIPSE_FLEET_RETRY_FILE": str(run_dir / "fleet.retry"),
+                "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
+                "ANSIBLE_STRATEGY": strategy,
+            }
             first = timed_run(inventory, env, control_dir, pods)
             for pod in pods:
                 pod.container.sh("test -L /workspace/models && test -s /workspace/aiclipse/.state/launch.json")
@@ -132,6 +138,7 @@ def provision(root, image, world, key, key_line, count, strategy):
 
 def measure(table, repeat=3, sizes=SIZES, models=2, model_size=8 * MIB, strategy="linear", workdir=None):
     from common import workdir as make_workdir
+
     root = Path(workdir) if workdir else make_workdir("fleet-")
     podman_harness.remove_leftovers(BenchPod.LABEL)
     load = os.getloadavg()[0]
@@ -150,33 +157,62 @@ def measure(table, repeat=3, sizes=SIZES, models=2, model_size=8 * MIB, strategy
         again_cpu = {count: median([again[1] for _first, again in runs[count]]) for count in sizes}
         base = sizes[0]
         for count in sizes:
-            label = "fleet: %d pod%s, fleet.yml over SSH (%s, first boot)" % (count, "" if count == 1 else "s", strategy)
+            label = "fleet: %d pod%s, fleet.yml over SSH (%s, first boot)" % (
+                count,
+                "" if count == 1 else "s",
+                strategy,
+            )
             if count == base:
                 table.add(label, "%.1f s" % wall[count])
             else:
                 target = "<= 2" if count == 4 else ""
-                table.add("%s / %d" % (label, base), "%.1f s" % wall[count], "%.1f s" % wall[base],
-                          wall[count] / wall[base], target, (wall[count] / wall[base] <= 2) if count == 4 else None)
+                table.add(
+                    "%s / %d" % (label, base),
+                    "%.1f s" % wall[count],
+                    "%.1f s" % wall[base],
+                    wall[count] / wall[base],
+                    target,
+                    (wall[count] / wall[base] <= 2) if count == 4 else None,
+                )
         for count in sizes:
-            table.add("  controller CPU per pod at %d pod%s" % (count, "" if count == 1 else "s"),
-                      "%.2f s" % (cpu[count] / count))
+            table.add(
+                "  controller CPU per pod at %d pod%s" % (count, "" if count == 1 else "s"),
+                "%.2f s" % (cpu[count] / count),
+            )
         pods_cpu = {count: median([first[2] for first, _again in runs[count]]) for count in sizes}
         for count in sizes:
-            table.add("  pods' own CPU per pod at %d pod%s (on RunPod: the pods' CPUs)" % (
-                count, "" if count == 1 else "s"), "%.2f s" % (pods_cpu[count] / count))
+            table.add(
+                "  pods' own CPU per pod at %d pod%s (on RunPod: the pods' CPUs)" % (count, "" if count == 1 else "s"),
+                "%.2f s" % (pods_cpu[count] / count),
+            )
         for count in sizes:
-            table.add("  the same again, nothing changed: wall / CPU per pod at %d pod%s" % (
-                count, "" if count == 1 else "s"), "%.1f s / %.2f s" % (again_wall[count], again_cpu[count] / count))
+            table.add(
+                "  the same again, nothing changed: wall / CPU per pod at %d pod%s"
+                % (count, "" if count == 1 else "s"),
+                "%.1f s / %.2f s" % (again_wall[count], again_cpu[count] / count),
+            )
         per_pod, fixed = _fit(sizes, cpu)
-        table.add("  controller CPU, first boot: fixed + per pod (least squares over %s pods)" % ",".join(map(str, sizes)),
-                  "%.1f s + %.2f s/pod" % (fixed, per_pod))
-        table.note("fleet runs, first boot, wall (s): " + "; ".join(
-            "%d pods %s" % (count, " ".join("%.1f" % first[0] for first, _a in runs[count])) for count in sizes))
-        table.note("fleet runs, first boot, controller CPU (s): " + "; ".join(
-            "%d pods %s" % (count, " ".join("%.1f" % first[1] for first, _a in runs[count])) for count in sizes))
-        table.note("fleet: strategy %s, forks %s, pipelining on, %d model(s) of %d MiB per pod; load %.1f at the "
-                   "fleet section's start, %.1f at its end" % (
-                       strategy, _forks(), models, model_size // MIB, load, os.getloadavg()[0]))
+        table.add(
+            "  controller CPU, first boot: fixed + per pod (least squares over %s pods)" % ",".join(map(str, sizes)),
+            "%.1f s + %.2f s/pod" % (fixed, per_pod),
+        )
+        table.note(
+            "fleet runs, first boot, wall (s): "
+            + "; ".join(
+                "%d pods %s" % (count, " ".join("%.1f" % first[0] for first, _a in runs[count])) for count in sizes
+            )
+        )
+        table.note(
+            "fleet runs, first boot, controller CPU (s): "
+            + "; ".join(
+                "%d pods %s" % (count, " ".join("%.1f" % first[1] for first, _a in runs[count])) for count in sizes
+            )
+        )
+        table.note(
+            "fleet: strategy %s, forks %s, pipelining on, %d model(s) of %d MiB per pod; load %.1f at the "
+            "fleet section's start, %.1f at its end"
+            % (strategy, _forks(), models, model_size // MIB, load, os.getloadavg()[0])
+        )
         return wall, cpu, again_wall, again_cpu
     finally:
         podman_harness.remove_leftovers(BenchPod.LABEL, own=True)

@@ -14,6 +14,7 @@ not missed) is kept until it exits:
 
     .venv/bin/python bench/memory_bench.py             # 4 x 1 GiB
 """
+
 import argparse
 import hashlib
 import json
@@ -114,10 +115,23 @@ class PeakWatcher:
 
 def run_watched(module, args, env=None):
     """Run one module through `ansible` while watching memory; returns (result, peaks)."""
-    cmd = [str(VENV_BIN / "ansible"), "localhost", "-c", "local", "-i", "localhost,",
-           "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", "-m", module, "-a", json.dumps(args)]
-    run_env = ansible_env({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-                           **(env or {})})
+    cmd = [
+        str(VENV_BIN / "ansible"),
+        "localhost",
+        "-c",
+        "local",
+        "-i",
+        "localhost,",
+        "-e",
+        "ansible_python_interpreter={{ ansible_playbook_python }}",
+        "-m",
+        module,
+        "-a",
+        json.dumps(args),
+    ]
+    run_env = ansible_env(
+        {"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", **(env or {})}
+    )
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with PeakWatcher(proc.pid) as watcher:
@@ -132,6 +146,7 @@ def run_watched(module, args, env=None):
 
 def measure(table, files=4, size=GIB, workdir=None):
     from common import workdir as make_workdir
+
     root = Path(workdir) if workdir else make_workdir("memory-")
     figures = {}
     try:
@@ -145,32 +160,55 @@ def measure(table, files=4, size=GIB, workdir=None):
         label = "%d x %d GiB" % (files, size // GIB) if size >= GIB else "%d x %d MiB" % (files, size // MIB)
         with NginxOrigin(served) as origin:
             out = root / "aria2"
-            downloads = [{"url": "%s/public/m%d.bin" % (origin.url, n), "dest": str(out / "models" / ("m%d.bin" % n)),
-                          "sha256": sha} for n in range(files)]
-            result, peaks = run_watched("aiclipse.comfyui.aria2_batch",
-                                        {"downloads": downloads, "state_dir": str(out / "state")})
+            downloads = [
+                {
+                    "url": "%s/public/m%d.bin" % (origin.url, n),
+                    "dest": str(out / "models" / ("m%d.bin" % n)),
+                    "sha256": sha,
+                }
+                for n in range(files)
+            ]
+            result, peaks = run_watched(
+                "aiclipse.comfyui.aria2_batch", {"downloads": downloads, "state_dir": str(out / "state")}
+            )
             if result.get("failed") or result.get("downloaded") != files:
                 raise SystemExit("aria2_batch: %s" % result.get("msg", result))
             shutil.rmtree(out)
             figures["aria2_batch"] = peaks
             out = root / "r2"
-            objects = [{"key": "m%d.bin" % n, "dest": str(out / "models" / ("m%d.bin" % n)), "sha256": sha}
-                       for n in range(files)]
-            result, peaks = run_watched("aiclipse.comfyui.r2_fetch", {
-                "objects": objects, "bucket": BUCKET, "endpoint_url": origin.url, "state_dir": str(out / "state")},
-                env=DUMMY)
+            objects = [
+                {"key": "m%d.bin" % n, "dest": str(out / "models" / ("m%d.bin" % n)), "sha256": sha}
+                for n in range(files)
+            ]
+            result, peaks = run_watched(
+                "aiclipse.comfyui.r2_fetch",
+                {"objects": objects, "bucket": BUCKET, "endpoint_url": origin.url, "state_dir": str(out / "state")},
+                env=DUMMY,
+            )
             if result.get("failed") or result.get("downloaded") != files:
                 raise SystemExit("r2_fetch: %s" % result.get("msg", result))
             shutil.rmtree(out)
             figures["r2_fetch"] = peaks
         for module, peaks in figures.items():
-            table.add("peak RSS: %s module process, fetching %s" % (module, label),
-                      "%.0f MiB" % peaks.get("module", 0), "", None, "<= 150 MiB", peaks.get("module", 0) <= 150)
+            table.add(
+                "peak RSS: %s module process, fetching %s" % (module, label),
+                "%.0f MiB" % peaks.get("module", 0),
+                "",
+                None,
+                "<= 150 MiB",
+                peaks.get("module", 0) <= 150,
+            )
         for module, peaks in figures.items():
-            table.add("  %s throughput, unthrottled loopback (incl. ansible, sha256, publish)" % module,
-                      "%.0f MiB/s" % (files * size / MIB / peaks["seconds"]))
-        table.add("  aria2c (aria2_batch's downloader, its own process)", "%.0f MiB" % figures["aria2_batch"].get("aria2c", 0))
-        table.add("  ansible controller (for reference)", "%.0f MiB" % max(p.get("ansible", 0) for p in figures.values()))
+            table.add(
+                "  %s throughput, unthrottled loopback (incl. ansible, sha256, publish)" % module,
+                "%.0f MiB/s" % (files * size / MIB / peaks["seconds"]),
+            )
+        table.add(
+            "  aria2c (aria2_batch's downloader, its own process)", "%.0f MiB" % figures["aria2_batch"].get("aria2c", 0)
+        )
+        table.add(
+            "  ansible controller (for reference)", "%.0f MiB" % max(p.get("ansible", 0) for p in figures.values())
+        )
         return figures
     finally:
         if not workdir:

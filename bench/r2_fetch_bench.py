@@ -15,6 +15,7 @@ module's defaults come from this). Each number is the best of ``--repeat`` runs.
     .venv/bin/python bench/r2_fetch_bench.py --sweep
     .venv/bin/python bench/r2_fetch_bench.py --count 2 --size-mib 64   # a quick look
 """
+
 import argparse
 import shutil
 import sys
@@ -55,12 +56,19 @@ def original_way(endpoint, keys, out):
     TransferConfig: up to 10 threads of 8 MiB ranges per object, no verification)."""
     import boto3
     from botocore.config import Config
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="auto",
-                          aws_access_key_id=DUMMY["R2_ACCESS_KEY_ID"],
-                          aws_secret_access_key=DUMMY["R2_SECRET_ACCESS_KEY"],
-                          config=Config(s3={"addressing_style": "path"},
-                                        request_checksum_calculation="when_required",
-                                        response_checksum_validation="when_required"))
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="auto",
+        aws_access_key_id=DUMMY["R2_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY["R2_SECRET_ACCESS_KEY"],
+        config=Config(
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
     started = time.monotonic()
     for key in keys:
         client.download_file(BUCKET, key, str(out / Path(key).name))
@@ -85,10 +93,19 @@ def r2_fetch(endpoint, keys, out, **options):
 def r2_fetch_in_process(endpoint, keys, out, max_concurrency=32, part_size=8 * 1024 * 1024):
     """The module's own code (staging, journal, sha256 + fsync publish) in this process, so the
     comparison with download_file is not blurred by ansible's start-up on a busy machine."""
-    settings = {"access_key_id": DUMMY["R2_ACCESS_KEY_ID"], "secret_access_key": DUMMY["R2_SECRET_ACCESS_KEY"],
-                "endpoint_url": endpoint, "bucket": BUCKET}
-    fetcher = R2Fetcher(settings, TargetSecrets(None, environ={}), max_concurrency=max_concurrency,
-                        part_size=part_size, multipart_threshold=16 * 1024 * 1024)
+    settings = {
+        "access_key_id": DUMMY["R2_ACCESS_KEY_ID"],
+        "secret_access_key": DUMMY["R2_SECRET_ACCESS_KEY"],
+        "endpoint_url": endpoint,
+        "bucket": BUCKET,
+    }
+    fetcher = R2Fetcher(
+        settings,
+        TargetSecrets(None, environ={}),
+        max_concurrency=max_concurrency,
+        part_size=part_size,
+        multipart_threshold=16 * 1024 * 1024,
+    )
     entries = r2_entries([{"key": key, "dest": str(out / "models" / Path(key).name)} for key in keys], BUCKET)
     started = time.monotonic()
     result = DownloadRun(fetcher, entries, str(out / "state")).run()
@@ -107,6 +124,7 @@ def measure(table, count=4, size_mib=256, rate="20m", repeat=5, workdir=None):
     """The suite's row: r2_fetch through ansible vs download_file one object after another, each
     the median of `repeat` runs taken in turn; the data lives in a temporary directory."""
     from common import median
+
     work = Path(tempfile.mkdtemp(prefix="aiclipse-r2-bench-", dir=workdir))
     try:
         keys = make_objects(work / "served", count, size_mib * 1024 * 1024)
@@ -118,12 +136,23 @@ def measure(table, count=4, size_mib=256, rate="20m", repeat=5, workdir=None):
                 theirs.append(original_way(origin.url, keys, Path(tempfile.mkdtemp(dir=work))))
         took, baseline = median(ours), median(theirs)
         total_mib = count * size_mib
-        table.add("R2: r2_fetch / boto3 download_file in sequence, %d x %d MiB at %s/connection" % (count, size_mib, rate),
-                  "%.1f s (%.0f MiB/s)" % (took, total_mib / took),
-                  "%.1f s (%.0f MiB/s)" % (baseline, total_mib / baseline), took / baseline, "< 1", took < baseline)
+        table.add(
+            "R2: r2_fetch / boto3 download_file in sequence, %d x %d MiB at %s/connection" % (count, size_mib, rate),
+            "%.1f s (%.0f MiB/s)" % (took, total_mib / took),
+            "%.1f s (%.0f MiB/s)" % (baseline, total_mib / baseline),
+            took / baseline,
+            "< 1",
+            took < baseline,
+        )
         own = took - median(startup)
-        table.add("  the same without ansible + boto3 start-up (r2_fetch with no objects: %.1f s)" % median(startup),
-                  "%.1f s" % own, "%.1f s" % baseline, own / baseline, "", None)
+        table.add(
+            "  the same without ansible + boto3 start-up (r2_fetch with no objects: %.1f s)" % median(startup),
+            "%.1f s" % own,
+            "%.1f s" % baseline,
+            own / baseline,
+            "",
+            None,
+        )
         return took, baseline
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -144,29 +173,39 @@ def main():
     total_mib = args.count * args.size_mib
     print(f"{args.count} x {args.size_mib} MiB, nginx limit_rate {args.rate} per connection")
     with NginxOrigin(served, limit_rate=args.rate) as origin:
+
         def fresh():
             path = Path(tempfile.mkdtemp(prefix="r2-bench-out-", dir=served.parent))
             return path
 
         baseline = best_of(args.repeat, lambda: original_way(origin.url, keys, fresh()))
-        print(f"original (boto3 download_file, one object after another): {baseline:6.1f} s  "
-              f"{total_mib / baseline:6.0f} MiB/s")
+        print(
+            f"original (boto3 download_file, one object after another): {baseline:6.1f} s  "
+            f"{total_mib / baseline:6.0f} MiB/s"
+        )
         # What ansible + boto3 cost before the first byte (nothing to fetch), to read the ratios.
         startup = best_of(args.repeat, lambda: r2_fetch(origin.url, [], fresh()))
         print(f"r2_fetch start-up (ansible + boto3 client, no objects):   {startup:6.1f} s")
         took = best_of(args.repeat, lambda: r2_fetch(origin.url, keys, fresh()))
-        print(f"r2_fetch module, defaults, through ansible:                {took:6.1f} s  "
-              f"{total_mib / took:6.0f} MiB/s  ratio to original {took / baseline:5.2f}")
+        print(
+            f"r2_fetch module, defaults, through ansible:                {took:6.1f} s  "
+            f"{total_mib / took:6.0f} MiB/s  ratio to original {took / baseline:5.2f}"
+        )
 
         settings = [{}]
         if args.sweep:
-            settings += [{"max_concurrency": c, "part_size": p * 1024 * 1024}
-                         for c in (4, 8, 16, 32) for p in (8, 16, 64)]
+            settings += [
+                {"max_concurrency": c, "part_size": p * 1024 * 1024} for c in (4, 8, 16, 32) for p in (8, 16, 64)
+            ]
         for options in settings:
-            took = best_of(args.repeat, lambda options=options: r2_fetch_in_process(origin.url, keys, fresh(), **options))
+            took = best_of(
+                args.repeat, lambda options=options: r2_fetch_in_process(origin.url, keys, fresh(), **options)
+            )
             label = ", ".join(f"{k}={v >> 20 if k == 'part_size' else v}" for k, v in options.items()) or "defaults"
-            print(f"r2_fetch in-process ({label:30s}):   {took:6.1f} s  {total_mib / took:6.0f} MiB/s  "
-                  f"ratio to original {took / baseline:5.2f}")
+            print(
+                f"r2_fetch in-process ({label:30s}):   {took:6.1f} s  {total_mib / took:6.0f} MiB/s  "
+                f"ratio to original {took / baseline:5.2f}"
+            )
 
 
 if __name__ == "__main__":

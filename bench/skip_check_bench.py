@@ -14,6 +14,7 @@ Every entry must come back ``present`` with nothing hashed.
 
     .venv/bin/python bench/skip_check_bench.py
 """
+
 import argparse
 import json
 import shutil
@@ -27,39 +28,58 @@ from harness.net import free_port  # noqa: E402
 
 
 def downloads_of(farm, origin):
-    return [{"url": "%s/%s" % (origin, filename), "dest": dest, "sha256": sha}
-            for _subdir, filename, dest, sha in farm]
+    return [{"url": "%s/%s" % (origin, filename), "dest": dest, "sha256": sha} for _subdir, filename, dest, sha in farm]
 
 
 def module_playbook(directory, downloads, state_dir):
     """One aria2_batch task over every entry; asserts that all were present and none hashed."""
     path = Path(directory) / "skip-check.yml"
-    play = [{"name": "Confirm present models", "hosts": "pods", "gather_facts": False, "tasks": [
-        {"name": "Check every model", "aiclipse.comfyui.aria2_batch": {"downloads": downloads, "state_dir": state_dir},
-         "register": "batch"},
-        {"name": "Every model was present and no byte was hashed", "ansible.builtin.assert": {"that": [
-            "batch.present == %d" % len(downloads), "batch.hashed == 0", "not batch.changed"]}},
-    ]}]
+    play = [
+        {
+            "name": "Confirm present models",
+            "hosts": "pods",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "Check every model",
+                    "aiclipse.comfyui.aria2_batch": {"downloads": downloads, "state_dir": state_dir},
+                    "register": "batch",
+                },
+                {
+                    "name": "Every model was present and no byte was hashed",
+                    "ansible.builtin.assert": {
+                        "that": ["batch.present == %d" % len(downloads), "batch.hashed == 0", "not batch.changed"]
+                    },
+                },
+            ],
+        }
+    ]
     path.write_text(json.dumps(play))
     return path
 
 
 def in_process(downloads, state_dir):
-    from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_fetcher import HttpFetcher, http_entries
+    from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_fetcher import (
+        HttpFetcher,
+        http_entries,
+    )
     from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import DownloadRun
     from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import TargetSecrets
+
     started = time.monotonic()
     fetcher = HttpFetcher("aria2c", {}, TargetSecrets(None, environ={}))
     result = DownloadRun(fetcher, http_entries(downloads), state_dir).run()
     seconds = time.monotonic() - started
     if result["present"] != len(downloads) or result["hashed"]:
-        raise SystemExit("in-process skip check: %d present, %d hashed of %d"
-                         % (result["present"], result["hashed"], len(downloads)))
+        raise SystemExit(
+            "in-process skip check: %d present, %d hashed of %d" % (result["present"], result["hashed"], len(downloads))
+        )
     return seconds
 
 
 def measure(table, repeat=5, models=500, sizes=(MIB, GIB), workdir=None):
     from common import workdir as make_workdir
+
     root = Path(workdir) if workdir else make_workdir("skip-check-")
     origin = "http://127.0.0.1:%d/public" % free_port()  # nothing listens: a skip never asks
     figures = {}
@@ -74,19 +94,32 @@ def measure(table, repeat=5, models=500, sizes=(MIB, GIB), workdir=None):
             downloads = downloads_of(farm, origin)
             playbook = module_playbook(farm_dir, downloads, state_dir)
             run_s, noop_s, _ours, _theirs = side_by_side(
-                repeat, lambda playbook=playbook: time_playbook(playbook), lambda: time_playbook(noop))
+                repeat, lambda playbook=playbook: time_playbook(playbook), lambda: time_playbook(noop)
+            )
             own_s = sorted(in_process(downloads, state_dir) for _round in range(repeat))[repeat // 2]
             module_s = max(0.0, run_s - noop_s)
             figures[size] = (module_s, own_s)
-            table.add("skip check: aria2_batch, %s present (module time over a 1-task playbook)" % label,
-                      "%.2f s" % module_s, "(%.2f s - %.2f s)" % (run_s, noop_s), None, "< 2 s", module_s < 2)
+            table.add(
+                "skip check: aria2_batch, %s present (module time over a 1-task playbook)" % label,
+                "%.2f s" % module_s,
+                "(%.2f s - %.2f s)" % (run_s, noop_s),
+                None,
+                "< 2 s",
+                module_s < 2,
+            )
             table.add("  the same, module code in-process (no ansible)", "%.3f s" % own_s, "", None, "", None)
             shutil.rmtree(farm_dir)
         if len(sizes) == 2:
             small, large = (figures[size][1] for size in sizes)
             ratio = large / small
-            table.add("skip check: %d GiB / %d MiB models, in-process" % (sizes[1] // GIB, sizes[0] // MIB),
-                      "%.3f s" % large, "%.3f s" % small, ratio, "~1 (no growth)", ratio < 1.5)
+            table.add(
+                "skip check: %d GiB / %d MiB models, in-process" % (sizes[1] // GIB, sizes[0] // MIB),
+                "%.3f s" % large,
+                "%.3f s" % small,
+                ratio,
+                "~1 (no growth)",
+                ratio < 1.5,
+            )
         return figures
     finally:
         if not workdir:

@@ -8,6 +8,7 @@ Each ratio compares two things measured side by side in this run (taken in turn,
     bash bench/run.sh --quick      # smaller sizes, fewer repetitions (a few minutes)
     bash bench/run.sh --only warm,skip
 """
+
 import argparse
 import shutil
 import sys
@@ -32,16 +33,37 @@ SECTIONS = ("bounds", "warm", "update", "skip", "plan", "http", "r2", "memory", 
 def sizes(quick):
     """What each section runs with; --quick keeps every figure but makes them smaller."""
     if quick:
-        return {"repeat": 3, "warm_models": 50, "update_models": 20, "skip_models": 500, "plan_workflows": 1000,
-                "http_mib": 32, "memory_size": 256 * MIB, "fleet_repeat": 1, "fleet_sizes": (1, 4), "probe": 256 * MIB}
-    return {"repeat": 5, "warm_models": 200, "update_models": 50, "skip_models": 500, "plan_workflows": 1000,
-            "http_mib": 128, "memory_size": GIB, "fleet_repeat": 3, "fleet_sizes": fleet_bench.SIZES, "probe": GIB}
+        return {
+            "repeat": 3,
+            "warm_models": 50,
+            "update_models": 20,
+            "skip_models": 500,
+            "plan_workflows": 1000,
+            "http_mib": 32,
+            "memory_size": 256 * MIB,
+            "fleet_repeat": 1,
+            "fleet_sizes": (1, 4),
+            "probe": 256 * MIB,
+        }
+    return {
+        "repeat": 5,
+        "warm_models": 200,
+        "update_models": 50,
+        "skip_models": 500,
+        "plan_workflows": 1000,
+        "http_mib": 128,
+        "memory_size": GIB,
+        "fleet_repeat": 3,
+        "fleet_sizes": fleet_bench.SIZES,
+        "probe": GIB,
+    }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="smaller sizes and 3 repetitions (the fleet: 1 and 4 pods, once)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes and 3 repetitions (the fleet: 1 and 4 pods, once)"
+    )
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections: %s" % ", ".join(SECTIONS))
     parser.add_argument("--repeat", type=int, help="repetitions per figure (default 5, --quick 3)")
     opts = parser.parse_args()
@@ -77,7 +99,9 @@ def main():
             except (Exception, SystemExit) as exc:  # pylint: disable=broad-except
                 # One broken section must not hide the others' figures.
                 failed.append(name)
-                table.add("%s: FAILED (%s)" % (name, str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__), "")
+                table.add(
+                    "%s: FAILED (%s)" % (name, str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__), ""
+                )
                 traceback.print_exc()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -13,6 +13,7 @@ everything (downloads in the foreground, so the models' skip check is inside the
     .venv/bin/python bench/warm_start_bench.py            # 200 models, median of 5
     .venv/bin/python bench/warm_start_bench.py --profile  # + per-task times (profile_tasks)
 """
+
 import argparse
 import shutil
 import subprocess
@@ -20,8 +21,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (GIB, REPO, Table, noop_playbook, record_farm, side_by_side,  # noqa: E402
-                    sparse_farm, time_playbook)
+from common import (
+    GIB,
+    REPO,
+    Table,
+    noop_playbook,
+    record_farm,
+    side_by_side,  # noqa: E402
+    sparse_farm,
+    time_playbook,
+)
 from harness.git_repos import make_comfyui_repo, make_node_repo  # noqa: E402
 from harness.net import free_port  # noqa: E402
 from harness.site_pod import site_vars  # noqa: E402
@@ -45,14 +54,17 @@ def build_pod(run_dir, models, model_size):
     record_farm(vault / ".state/models", farm)
     # Nothing listens here: were a model not taken as present, its download would fail the run.
     origin = "http://127.0.0.1:%d/public" % free_port()
-    (manifests / f"{TEMPLATE}_models.txt").write_text("# the bench template\n" + "".join(
-        f"url|{origin}/{filename}|{filename}|{subdir}|{sha}\n" for subdir, filename, _dest, sha in farm))
+    (manifests / f"{TEMPLATE}_models.txt").write_text(
+        "# the bench template\n"
+        + "".join(f"url|{origin}/{filename}|{filename}|{subdir}|{sha}\n" for subdir, filename, _dest, sha in farm)
+    )
     return dict(site_vars(run_dir, TEMPLATE), launcher_comfy_args="--preview-method auto")
 
 
 def measure(table, repeat=5, models=200, model_size=GIB, profile=False, workdir=None):
     """Add the warm-start row to table; returns (site seconds, noop seconds)."""
     from common import workdir as make_workdir
+
     run_dir = Path(workdir) if workdir else make_workdir("warm-start-")
     try:
         pod = build_pod(run_dir, models, model_size)
@@ -63,23 +75,39 @@ def measure(table, repeat=5, models=200, model_size=GIB, profile=False, workdir=
         # The same start with the stamp switched off: every role checks everything.
         full = dict(pod, aiclipse_skip_unchanged_start=False)
         site_s, noop_s, all_site, all_noop = side_by_side(
-            repeat, lambda: time_playbook(SITE, pod, expect_changed=0),
-            lambda: time_playbook(noop, expect_changed=0))
+            repeat, lambda: time_playbook(SITE, pod, expect_changed=0), lambda: time_playbook(noop, expect_changed=0)
+        )
         full_s, noop2_s, all_full, all_noop2 = side_by_side(
-            repeat, lambda: time_playbook(SITE, full, expect_changed=0),
-            lambda: time_playbook(noop, expect_changed=0))
-        table.add("warm start: site.yml, %d models present / 1-task playbook" % models,
-                  "%.2f s" % site_s, "%.2f s" % noop_s, site_s / noop_s, "<= 2.5", site_s / noop_s <= 2.5)
-        table.add("  the same with every role checking (aiclipse_skip_unchanged_start=false)",
-                  "%.2f s" % full_s, "%.2f s" % noop2_s, full_s / noop2_s)
-        table.note("warm start runs (s): site.yml %s; no-op %s" % (
-            " ".join("%.2f" % s for s in all_site), " ".join("%.2f" % s for s in all_noop)))
-        table.note("warm start, every role checking, runs (s): site.yml %s; no-op %s" % (
-            " ".join("%.2f" % s for s in all_full), " ".join("%.2f" % s for s in all_noop2)))
+            repeat, lambda: time_playbook(SITE, full, expect_changed=0), lambda: time_playbook(noop, expect_changed=0)
+        )
+        table.add(
+            "warm start: site.yml, %d models present / 1-task playbook" % models,
+            "%.2f s" % site_s,
+            "%.2f s" % noop_s,
+            site_s / noop_s,
+            "<= 2.5",
+            site_s / noop_s <= 2.5,
+        )
+        table.add(
+            "  the same with every role checking (aiclipse_skip_unchanged_start=false)",
+            "%.2f s" % full_s,
+            "%.2f s" % noop2_s,
+            full_s / noop2_s,
+        )
+        table.note(
+            "warm start runs (s): site.yml %s; no-op %s"
+            % (" ".join("%.2f" % s for s in all_site), " ".join("%.2f" % s for s in all_noop))
+        )
+        table.note(
+            "warm start, every role checking, runs (s): site.yml %s; no-op %s"
+            % (" ".join("%.2f" % s for s in all_full), " ".join("%.2f" % s for s in all_noop2))
+        )
         for label, variables in (("warm start", pod), ("every role checking", full)):
             runs, by_role = module_runs(variables)
-            table.note("%s: %d module tasks in site.yml (%s); each costs ansible's per-task overhead" % (
-                label, runs, ", ".join("%s %d" % item for item in sorted(by_role.items(), key=lambda kv: -kv[1]))))
+            table.note(
+                "%s: %d module tasks in site.yml (%s); each costs ansible's per-task overhead"
+                % (label, runs, ", ".join("%s %d" % item for item in sorted(by_role.items(), key=lambda kv: -kv[1])))
+            )
         if profile:
             print_profile(pod)
             print_profile(full)
@@ -90,8 +118,20 @@ def measure(table, repeat=5, models=200, model_size=GIB, profile=False, workdir=
 
 
 # Actions that run on the controller only (no module is shipped to the host).
-CONTROLLER_ACTIONS = {"debug", "set_fact", "assert", "fail", "include_tasks", "import_tasks", "include_role",
-                      "validate_argument_spec", "meta", "include_vars", "add_host", "group_by"}
+CONTROLLER_ACTIONS = {
+    "debug",
+    "set_fact",
+    "assert",
+    "fail",
+    "include_tasks",
+    "import_tasks",
+    "include_role",
+    "validate_argument_spec",
+    "meta",
+    "include_vars",
+    "add_host",
+    "group_by",
+}
 
 
 def module_runs(pod):
@@ -99,8 +139,9 @@ def module_runs(pod):
     once; copy and template tasks run two modules, stat first), by role."""
     import json
     from harness.ansible_run import run_playbook
+
     run = run_playbook(SITE, pod, env={"ANSIBLE_CALLBACK_FORMAT_PRETTY": "0"})
-    doc = json.loads(run.stdout[run.stdout.index("{"):])
+    doc = json.loads(run.stdout[run.stdout.index("{") :])
     total, by_role = 0, {}
     for play in doc["plays"]:
         for task in play["tasks"]:
@@ -110,7 +151,8 @@ def module_runs(pod):
                     continue
                 items = [result]
                 if isinstance(result.get("results"), list) and all(
-                        isinstance(item, dict) and "ansible_loop_var" in item for item in result["results"]):
+                    isinstance(item, dict) and "ansible_loop_var" in item for item in result["results"]
+                ):
                     items = [item for item in result["results"] if not item.get("skipped")]
                 role = task["task"]["name"].split(" : ")[0] if " : " in task["task"]["name"] else "play"
                 role = task.get("role", {}).get("name", role) if isinstance(task.get("role"), dict) else role
@@ -122,9 +164,17 @@ def module_runs(pod):
 def print_profile(pod):
     """One more warm run with profile_tasks: where the time goes, task by task."""
     from harness.ansible_run import run_playbook
-    run = run_playbook(SITE, pod, json_output=False,
-                       env={"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
-                            "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all", "PROFILE_TASKS_SORT_ORDER": "descending"})
+
+    run = run_playbook(
+        SITE,
+        pod,
+        json_output=False,
+        env={
+            "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
+            "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all",
+            "PROFILE_TASKS_SORT_ORDER": "descending",
+        },
+    )
     lines = run.stdout.splitlines()
     start = max(i for i, line in enumerate(lines) if line.startswith("PLAY RECAP"))
     print("\n".join(lines[start:]))

@@ -16,6 +16,7 @@ The target is under a second for 1,000 workflows.
 
     .venv/bin/python bench/workflow_plan_bench.py
 """
+
 import argparse
 import json
 import shutil
@@ -28,15 +29,28 @@ from common import Table, clock, median, noop_playbook, side_by_side  # noqa: E4
 from harness.ansible_run import run_playbook  # noqa: E402
 
 HF = "https://huggingface.co/Comfy-Org/bench/resolve/main"
-NOTE = ("## Model links\n\n" + "".join("- [model %d](%s/split_files/model_%d.safetensors)\n" % (i, HF, i) for i in range(20))
-        + "\n" + "Storage location: ComfyUI/models/... " * 30)
+NOTE = (
+    "## Model links\n\n"
+    + "".join("- [model %d](%s/split_files/model_%d.safetensors)\n" % (i, HF, i) for i in range(20))
+    + "\n"
+    + "Storage location: ComfyUI/models/... " * 30
+)
 
 
 def _node(node_id, node_type, widgets, properties, mode=0):
-    return {"id": node_id, "type": node_type, "pos": [node_id * 10, 0], "size": [315, 98], "flags": {}, "order": node_id,
-            "mode": mode, "inputs": [{"name": "in", "type": "*", "link": None}],
-            "outputs": [{"name": "out", "type": "*", "links": [], "slot_index": 0}],
-            "properties": dict({"Node name for S&R": node_type}, **properties), "widgets_values": widgets}
+    return {
+        "id": node_id,
+        "type": node_type,
+        "pos": [node_id * 10, 0],
+        "size": [315, 98],
+        "flags": {},
+        "order": node_id,
+        "mode": mode,
+        "inputs": [{"name": "in", "type": "*", "link": None}],
+        "outputs": [{"name": "out", "type": "*", "links": [], "slot_index": 0}],
+        "properties": dict({"Node name for S&R": node_type}, **properties),
+        "widgets_values": widgets,
+    }
 
 
 def _core(**extra):
@@ -50,45 +64,131 @@ def _model(name, directory):
 def ui_workflow(number):
     lora = "style_%04d.safetensors" % number
     loaders = [
-        _node(1, "UNETLoader", ["flux1-dev-fp8.safetensors", "default"], _core(models=[_model("flux1-dev-fp8.safetensors", "diffusion_models")])),
-        _node(2, "DualCLIPLoader", ["clip_l.safetensors", "t5xxl_fp8_e4m3fn.safetensors", "flux", "default"],
-              _core(models=[_model("clip_l.safetensors", "text_encoders"), _model("t5xxl_fp8_e4m3fn.safetensors", "text_encoders")])),
+        _node(
+            1,
+            "UNETLoader",
+            ["flux1-dev-fp8.safetensors", "default"],
+            _core(models=[_model("flux1-dev-fp8.safetensors", "diffusion_models")]),
+        ),
+        _node(
+            2,
+            "DualCLIPLoader",
+            ["clip_l.safetensors", "t5xxl_fp8_e4m3fn.safetensors", "flux", "default"],
+            _core(
+                models=[
+                    _model("clip_l.safetensors", "text_encoders"),
+                    _model("t5xxl_fp8_e4m3fn.safetensors", "text_encoders"),
+                ]
+            ),
+        ),
         _node(3, "VAELoader", ["ae.safetensors"], _core(models=[_model("ae.safetensors", "vae")])),
-        _node(4, "LoraLoaderModelOnly", [lora, 0.8], _core(models=[_model(lora, "loras")]), mode=4 if number % 7 == 0 else 0),
-        _node(5, "ImageResizeKJv2", [1024, 1024, "lanczos", "crop", "0, 0, 0", "center", 2, "cpu"],
-              {"cnr_id": "comfyui-kjnodes", "ver": "1.1.%d" % (number % 5)}),
+        _node(
+            4,
+            "LoraLoaderModelOnly",
+            [lora, 0.8],
+            _core(models=[_model(lora, "loras")]),
+            mode=4 if number % 7 == 0 else 0,
+        ),
+        _node(
+            5,
+            "ImageResizeKJv2",
+            [1024, 1024, "lanczos", "crop", "0, 0, 0", "center", 2, "cpu"],
+            {"cnr_id": "comfyui-kjnodes", "ver": "1.1.%d" % (number % 5)},
+        ),
     ]
-    others = [_node(10 + i, kind, [42, "fixed", 20, 1.0, "euler", "simple", 1.0], _core())
-              for i, kind in enumerate(["KSampler", "CLIPTextEncode", "CLIPTextEncode", "VAEDecode", "EmptySD3LatentImage",
-                                        "ModelSamplingFlux", "FluxGuidance", "SaveImage", "BasicScheduler", "RandomNoise",
-                                        "SamplerCustomAdvanced", "KSamplerSelect", "BasicGuider", "ImageScaleBy", "PreviewImage"])]
+    others = [
+        _node(10 + i, kind, [42, "fixed", 20, 1.0, "euler", "simple", 1.0], _core())
+        for i, kind in enumerate(
+            [
+                "KSampler",
+                "CLIPTextEncode",
+                "CLIPTextEncode",
+                "VAEDecode",
+                "EmptySD3LatentImage",
+                "ModelSamplingFlux",
+                "FluxGuidance",
+                "SaveImage",
+                "BasicScheduler",
+                "RandomNoise",
+                "SamplerCustomAdvanced",
+                "KSamplerSelect",
+                "BasicGuider",
+                "ImageScaleBy",
+                "PreviewImage",
+            ]
+        )
+    ]
     others.append(_node(40, "MarkdownNote", [NOTE], {}))
     if number % 3 == 0:
         sub_id = "6a1f2c4e-8b3d-4f5a-9c7e-%012d" % number
-        definition = {"id": sub_id, "version": 1, "state": {"lastGroupId": 0, "lastNodeId": 40, "lastLinkId": 0, "lastRerouteId": 0},
-                      "revision": 0, "name": "Loaders %d" % number, "inputNode": {"id": -10, "bounding": [0, 0, 1, 1]},
-                      "outputNode": {"id": -20, "bounding": [0, 0, 1, 1]}, "nodes": loaders + others[:8], "links": []}
-        return {"id": "91f6bbe2-ed41-4fd6-bac7-%012d" % number, "revision": 0, "last_node_id": 99, "last_link_id": 0,
-                "nodes": [_node(50, sub_id, ["flux1-dev-fp8.safetensors"], _core())] + others[8:],
-                "links": [], "groups": [], "definitions": {"subgraphs": [definition]}, "version": 0.4,
-                "extra": {"ds": {"scale": 1, "offset": [0, 0]}}}
-    doc = {"id": "0c6f1d7e-2b3a-4c5d-9e8f-%012d" % number, "revision": 0, "version": 1,
-           "state": {"lastGroupId": 0, "lastNodeId": 99, "lastLinkId": 0, "lastRerouteId": 0},
-           "nodes": loaders + others, "links": [], "groups": [], "extra": {}}
+        definition = {
+            "id": sub_id,
+            "version": 1,
+            "state": {"lastGroupId": 0, "lastNodeId": 40, "lastLinkId": 0, "lastRerouteId": 0},
+            "revision": 0,
+            "name": "Loaders %d" % number,
+            "inputNode": {"id": -10, "bounding": [0, 0, 1, 1]},
+            "outputNode": {"id": -20, "bounding": [0, 0, 1, 1]},
+            "nodes": loaders + others[:8],
+            "links": [],
+        }
+        return {
+            "id": "91f6bbe2-ed41-4fd6-bac7-%012d" % number,
+            "revision": 0,
+            "last_node_id": 99,
+            "last_link_id": 0,
+            "nodes": [_node(50, sub_id, ["flux1-dev-fp8.safetensors"], _core())] + others[8:],
+            "links": [],
+            "groups": [],
+            "definitions": {"subgraphs": [definition]},
+            "version": 0.4,
+            "extra": {"ds": {"scale": 1, "offset": [0, 0]}},
+        }
+    doc = {
+        "id": "0c6f1d7e-2b3a-4c5d-9e8f-%012d" % number,
+        "revision": 0,
+        "version": 1,
+        "state": {"lastGroupId": 0, "lastNodeId": 99, "lastLinkId": 0, "lastRerouteId": 0},
+        "nodes": loaders + others,
+        "links": [],
+        "groups": [],
+        "extra": {},
+    }
     doc["models"] = [_model("ae.safetensors", "vae"), _model("extra_%04d.safetensors" % number, "loras")]
     return doc
 
 
 def api_workflow(number):
-    prompt = {"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
-              "10": {"class_type": "LoraLoader", "inputs": {
-                  "lora_name": "detail_%04d.safetensors" % number, "strength_model": 0.7, "strength_clip": 0.7,
-                  "model": ["4", 0], "clip": ["4", 1]}}}
+    prompt = {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
+        "10": {
+            "class_type": "LoraLoader",
+            "inputs": {
+                "lora_name": "detail_%04d.safetensors" % number,
+                "strength_model": 0.7,
+                "strength_clip": 0.7,
+                "model": ["4", 0],
+                "clip": ["4", 1],
+            },
+        },
+    }
     for index in range(20, 45):
-        prompt[str(index)] = {"class_type": "KSampler", "inputs": {"seed": index, "steps": 20, "cfg": 7.0, "sampler_name": "euler",
-                                                                   "scheduler": "normal", "denoise": 1.0, "model": ["10", 0],
-                                                                   "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]},
-                              "_meta": {"title": "KSampler %d " % index + "x" * 400}}
+        prompt[str(index)] = {
+            "class_type": "KSampler",
+            "inputs": {
+                "seed": index,
+                "steps": 20,
+                "cfg": 7.0,
+                "sampler_name": "euler",
+                "scheduler": "normal",
+                "denoise": 1.0,
+                "model": ["10", 0],
+                "positive": ["6", 0],
+                "negative": ["7", 0],
+                "latent_image": ["5", 0],
+            },
+            "_meta": {"title": "KSampler %d " % index + "x" * 400},
+        }
     return prompt
 
 
@@ -106,12 +206,24 @@ def make_workflows(folder, count):
 
 def module_playbook(directory, workflows, models_dir, count):
     path = Path(directory) / "plan.yml"
-    play = [{"name": "Plan from workflows", "hosts": "pods", "gather_facts": False, "tasks": [
-        {"name": "Read every workflow", "aiclipse.comfyui.workflow_requirements": {"paths": [workflows], "models_dir": models_dir},
-         "register": "needs"},
-        {"name": "Every workflow was read", "ansible.builtin.assert": {"that": ["needs.counts.workflows == %d" % count],
-                                                                       "quiet": True}},
-    ]}]
+    play = [
+        {
+            "name": "Plan from workflows",
+            "hosts": "pods",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "Read every workflow",
+                    "aiclipse.comfyui.workflow_requirements": {"paths": [workflows], "models_dir": models_dir},
+                    "register": "needs",
+                },
+                {
+                    "name": "Every workflow was read",
+                    "ansible.builtin.assert": {"that": ["needs.counts.workflows == %d" % count], "quiet": True},
+                },
+            ],
+        }
+    ]
     path.write_text(json.dumps(play))
     return path
 
@@ -125,6 +237,7 @@ def timed_playbook(playbook):
 
 def in_process(workflows, models_dir, count):
     from ansible_collections.aiclipse.comfyui.plugins.module_utils._workflows.plan import plan_workflows
+
     started = time.monotonic()
     result = plan_workflows([workflows], models_dir=models_dir)
     seconds = time.monotonic() - started
@@ -135,6 +248,7 @@ def in_process(workflows, models_dir, count):
 
 def measure(table, repeat=5, count=1000, workdir=None):
     from common import workdir as make_workdir
+
     root = Path(workdir) if workdir else make_workdir("workflow-plan-")
     try:
         workflows = root / "workflows"
@@ -144,17 +258,34 @@ def measure(table, repeat=5, count=1000, workdir=None):
         size = make_workflows(workflows, count)
         playbook = module_playbook(root, str(workflows), str(models_dir), count)
         noop = noop_playbook(root)
-        run_s, noop_s, _ours, _theirs = side_by_side(repeat, lambda: timed_playbook(playbook), lambda: timed_playbook(noop))
+        run_s, noop_s, _ours, _theirs = side_by_side(
+            repeat, lambda: timed_playbook(playbook), lambda: timed_playbook(noop)
+        )
         own = [in_process(str(workflows), str(models_dir), count) for _round in range(repeat)]
         own_s = median([seconds for seconds, _result in own])
         counts = own[0][1]["counts"]
         module_s = max(0.0, run_s - noop_s)
-        table.add("workflow plan: workflow_requirements, %d workflows (%.0f MB) (module time over a 1-task playbook)"
-                  % (count, size / 1e6), "%.2f s" % module_s, "(%.2f s - %.2f s)" % (run_s, noop_s), None, "< 1 s", module_s < 1)
+        table.add(
+            "workflow plan: workflow_requirements, %d workflows (%.0f MB) (module time over a 1-task playbook)"
+            % (count, size / 1e6),
+            "%.2f s" % module_s,
+            "(%.2f s - %.2f s)" % (run_s, noop_s),
+            None,
+            "< 1 s",
+            module_s < 1,
+        )
         table.add("  the same, module code in-process (no ansible)", "%.3f s" % own_s, "", None, "< 1 s", own_s < 1)
-        table.note("workflow plan: %d models (%d to download, %d unresolved, %d present), %d node packs, %d conflicts"
-                   % (counts["models"], counts["to_download"], counts["unresolved"], counts["present"], counts["node_packs"],
-                      counts["model_conflicts"] + counts["node_conflicts"]))
+        table.note(
+            "workflow plan: %d models (%d to download, %d unresolved, %d present), %d node packs, %d conflicts"
+            % (
+                counts["models"],
+                counts["to_download"],
+                counts["unresolved"],
+                counts["present"],
+                counts["node_packs"],
+                counts["model_conflicts"] + counts["node_conflicts"],
+            )
+        )
         return module_s, own_s
     finally:
         if not workdir:

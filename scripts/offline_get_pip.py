@@ -8,6 +8,7 @@ machine's pip.conf (which names that bundle) is not read. So: seed pip from the 
 bundled wheel (ensurepip), make this throwaway venv's pip use the system CA bundle, then let
 pip install exactly what get-pip was asked for.
 """
+
 import ensurepip
 import os
 import site

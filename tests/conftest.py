@@ -13,8 +13,10 @@ def pytest_sessionfinish(session, exitstatus):
     leaked = [p for p in POD_PATHS if os.path.lexists(p) and not before.get(p)]
     if leaked:
         session.exitstatus = 1
-        print(f"\nFAILED: tests wrote to the machine's pod paths {leaked}: a test used a default "
-              "instead of its temporary root")
+        print(
+            f"\nFAILED: tests wrote to the machine's pod paths {leaked}: a test used a default "
+            "instead of its temporary root"
+        )
 
 
 POD_PATHS = ("/workspace", "/etc/rp_environment", "/opt/workflows", "/opt/aiclipse")
@@ -22,8 +24,12 @@ POD_PATHS = ("/workspace", "/etc/rp_environment", "/opt/workflows", "/opt/aiclip
 
 # Test files that take minutes (containers, molecule scenarios) start first: with the files
 # spread over workers (scripts/test.sh), a long file started last would run on alone.
-LONG_FILES = ("tests/molecule_scenarios/", "tests/integration/test_image_build.py",
-              "tests/integration/test_fleet", "tests/integration/test_entrypoint.py")
+LONG_FILES = (
+    "tests/molecule_scenarios/",
+    "tests/integration/test_image_build.py",
+    "tests/integration/test_fleet",
+    "tests/integration/test_entrypoint.py",
+)
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -33,4 +39,5 @@ def pytest_collection_modifyitems(session, config, items):
             if path.startswith(prefix):
                 return index
         return len(LONG_FILES)
+
     items.sort(key=rank)  # stable: the order within a file and among the rest is kept

@@ -53,39 +53,39 @@ def _text(value):
     if isinstance(value, str):
         return value
     if value is None:
-        return ''
+        return ""
     return json.dumps(value, sort_keys=True, default=str)
 
 
 def _stderr_tail(result):
-    stderr = _text(result.get('stderr')).strip()
-    return '\n'.join(stderr.splitlines()[-STDERR_LINES:])
+    stderr = _text(result.get("stderr")).strip()
+    return "\n".join(stderr.splitlines()[-STDERR_LINES:])
 
 
 def _message(result):
     """The whole reason a result gives: msg, the failed loop items' msgs, a command's stderr."""
-    if result.get('censored'):
-        return _text(result['censored'])
-    parts = [_text(result.get('msg')).strip(), _stderr_tail(result)]
-    for item in result.get('results') or []:
-        if isinstance(item, dict) and item.get('failed'):
-            label = item.get('_ansible_item_label', item.get('item'))
-            if item.get('censored'):
-                parts.append('item %s: %s' % (_text(label), _text(item['censored'])))
+    if result.get("censored"):
+        return _text(result["censored"])
+    parts = [_text(result.get("msg")).strip(), _stderr_tail(result)]
+    for item in result.get("results") or []:
+        if isinstance(item, dict) and item.get("failed"):
+            label = item.get("_ansible_item_label", item.get("item"))
+            if item.get("censored"):
+                parts.append("item %s: %s" % (_text(label), _text(item["censored"])))
                 continue
-            parts.append('item %s: %s' % (_text(label), _text(item.get('msg')).strip()))
+            parts.append("item %s: %s" % (_text(label), _text(item.get("msg")).strip()))
             parts.append(_stderr_tail(item))
-    message = '\n'.join(part for part in parts if part)
-    return message or 'failed without a message (rc %s)' % result.get('rc', '?')
+    message = "\n".join(part for part in parts if part)
+    return message or "failed without a message (rc %s)" % result.get("rc", "?")
 
 
 def _rescued_by_block(task):
     """True when a block around the task has a rescue section (the play handles the failure)."""
-    parent = getattr(task, '_parent', None)
+    parent = getattr(task, "_parent", None)
     while parent is not None:
-        if getattr(parent, 'rescue', None):
+        if getattr(parent, "rescue", None):
             return True
-        parent = getattr(parent, '_parent', None)
+        parent = getattr(parent, "_parent", None)
     return False
 
 
@@ -93,8 +93,8 @@ class CallbackModule(CallbackBase):
     """Failed tasks, with full messages, to the file the pod entrypoint reads."""
 
     CALLBACK_VERSION = 2.0
-    CALLBACK_TYPE = 'notification'
-    CALLBACK_NAME = 'aiclipse.comfyui.failure_summary'
+    CALLBACK_TYPE = "notification"
+    CALLBACK_NAME = "aiclipse.comfyui.failure_summary"
     CALLBACK_NEEDS_ENABLED = True
 
     def __init__(self):
@@ -104,33 +104,35 @@ class CallbackModule(CallbackBase):
 
     def set_options(self, task_keys=None, var_options=None, direct=None):
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
-        self.path = self.get_option('path')
+        self.path = self.get_option("path")
 
     def _write(self, complete):
         if not self.path:
             return
-        directory = os.path.dirname(self.path) or '.'
+        directory = os.path.dirname(self.path) or "."
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            text = json.dumps({'version': 1, 'complete': complete, 'failures': self.failures}, indent=1)
-            write_file_atomic(self.path, text, mode=0o600, keep_owner=False, tmp_prefix='.failure-summary-')
+            text = json.dumps({"version": 1, "complete": complete, "failures": self.failures}, indent=1)
+            write_file_atomic(self.path, text, mode=0o600, keep_owner=False, tmp_prefix=".failure-summary-")
         except OSError as exc:
-            self._display.warning('failure_summary: cannot write %s: %s' % (self.path, exc))
+            self._display.warning("failure_summary: cannot write %s: %s" % (self.path, exc))
 
     def _record(self, result, unreachable=False):
         data = result.result
         task = result.task
-        role = getattr(task, '_role', None)
-        self.failures.append({
-            'task': task.get_name(),
-            'role': role.get_name() if role else None,
-            'host': result.host.get_name(),
-            'action': task.action,
-            'message': _message(data),
-            'unreachable': unreachable,
-            'censored': bool(data.get('censored')),
-            'rescued_by_block': _rescued_by_block(task),
-        })
+        role = getattr(task, "_role", None)
+        self.failures.append(
+            {
+                "task": task.get_name(),
+                "role": role.get_name() if role else None,
+                "host": result.host.get_name(),
+                "action": task.action,
+                "message": _message(data),
+                "unreachable": unreachable,
+                "censored": bool(data.get("censored")),
+                "rescued_by_block": _rescued_by_block(task),
+            }
+        )
         self._write(complete=False)
 
     def v2_playbook_on_start(self, playbook):

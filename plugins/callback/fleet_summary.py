@@ -45,7 +45,12 @@ from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.aiclipse.comfyui.plugins.plugin_utils._fleet.fleet_outcomes import (
-    FAILED, UNREACHABLE, FleetOutcomes, render, write_retry_file)
+    FAILED,
+    UNREACHABLE,
+    FleetOutcomes,
+    render,
+    write_retry_file,
+)
 
 SWITCH = "aiclipse_fleet_summary"
 

@@ -8,8 +8,7 @@ Each module says only how far it supports them (``support``, ``details``).
 
 
 class ModuleDocFragment:
-
-    DOCUMENTATION = r'''
+    DOCUMENTATION = r"""
 options: {}
 attributes:
   check_mode:
@@ -18,4 +17,4 @@ attributes:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
   idempotent:
     description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
-'''
+"""

@@ -16,8 +16,9 @@ HTTP_TOKENS = {"huggingface": "hf_token_name", "civitai": "civitai_token_name", 
 
 def _entries(entries, filter_name):
     if not isinstance(entries, (list, tuple)):
-        raise AnsibleFilterError("%s expects the entries list of model_manifest, got %s"
-                                 % (filter_name, type(entries).__name__))
+        raise AnsibleFilterError(
+            "%s expects the entries list of model_manifest, got %s" % (filter_name, type(entries).__name__)
+        )
     return entries
 
 
@@ -62,8 +63,7 @@ def model_download_report(results, skipped=None, planned=None):
     Returns counts, ``failures`` (``"<name>: <reason>"`` lines, including a module that failed
     as a whole) and ``lines`` (one per entry) for a person to read.
     """
-    report = {"downloaded": 0, "present": 0, "failed": 0, "would_download": 0,
-              "failures": [], "lines": []}
+    report = {"downloaded": 0, "present": 0, "failed": 0, "would_download": 0, "failures": [], "lines": []}
     if isinstance(results, dict):
         labelled = sorted(results.items())
     else:

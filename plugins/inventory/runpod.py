@@ -173,8 +173,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _fetch(self, allowed):
         try:
-            client = RunPodClient(self.get_option("api_key"), self.get_option("api_url"),
-                                  timeout=self.get_option("timeout"), validate_certs=self.get_option("validate_certs"))
+            client = RunPodClient(
+                self.get_option("api_key"),
+                self.get_option("api_url"),
+                timeout=self.get_option("timeout"),
+                validate_certs=self.get_option("validate_certs"),
+            )
             pods = client.pods()
         except RunPodApiError as exc:
             raise AnsibleParserError(f"{self.NAME}: {exc}") from None
@@ -182,20 +186,32 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return [runpod_hosts.record(pod, allowed) for pod in pods if isinstance(pod, dict)]
 
     def _populate(self, records):
-        chosen = [rec for rec in records if runpod_hosts.matches(
-            rec, self.get_option("name_prefixes"), self.get_option("gpu_types"),
-            self.get_option("statuses"), self.get_option("images"))]
+        chosen = [
+            rec
+            for rec in records
+            if runpod_hosts.matches(
+                rec,
+                self.get_option("name_prefixes"),
+                self.get_option("gpu_types"),
+                self.get_option("statuses"),
+                self.get_option("images"),
+            )
+        ]
         reachable = []
         for rec in chosen:
             if rec["ssh_host"]:
                 reachable.append(rec)
             else:
-                self.display.warning(f"{self.NAME}: pod {rec['name'] or '(no name)'} ({rec['id']}) is left out "
-                                     f"of the inventory: {rec['ssh_problem']}.")
+                self.display.warning(
+                    f"{self.NAME}: pod {rec['name'] or '(no name)'} ({rec['id']}) is left out "
+                    f"of the inventory: {rec['ssh_problem']}."
+                )
         names, clashes = runpod_hosts.hostnames(reachable, self.get_option("hostnames"))
         for clash in clashes:
-            self.display.warning(f"{self.NAME}: several pods are named {clash!r}; their hosts are named "
-                                 f"{clash}-<pod id> (or set hostnames: id).")
+            self.display.warning(
+                f"{self.NAME}: several pods are named {clash!r}; their hosts are named "
+                f"{clash}-<pod id> (or set hostnames: id)."
+            )
         group = self.inventory.add_group(self.get_option("group"))
         strict = self.get_option("strict")
         for rec in reachable:

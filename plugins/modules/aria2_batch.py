@@ -330,16 +330,21 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            downloads=dict(type="list", elements="dict", required=True, options=dict(
-                url=dict(type="str", required=True),
-                dest=dict(type="path", required=True),
-                name=dict(type="str"),
-                sha256=dict(type="str"),
-                size=dict(type="int"),
-                token_name=dict(type="str", no_log=False),
-                token=dict(type="str", no_log=True),
-                headers=dict(type="dict", no_log=True),
-            )),
+            downloads=dict(
+                type="list",
+                elements="dict",
+                required=True,
+                options=dict(
+                    url=dict(type="str", required=True),
+                    dest=dict(type="path", required=True),
+                    name=dict(type="str"),
+                    sha256=dict(type="str"),
+                    size=dict(type="int"),
+                    token_name=dict(type="str", no_log=False),
+                    token=dict(type="str", no_log=True),
+                    headers=dict(type="dict", no_log=True),
+                ),
+            ),
             env_file=dict(type="path"),
             state_dir=dict(type="path", required=True),
             log_file=dict(type="path"),
@@ -373,10 +378,16 @@ def main():
             "max-tries": params["max_tries"],
             "retry-wait": params["retry_wait"],
         }
-        fetcher = HttpFetcher(aria2c, aria2_options, TargetSecrets(params["env_file"]),
-                              connect_timeout=params["connect_timeout"], tries=params["max_tries"],
-                              retry_wait=params["retry_wait"], part_size=part_size,
-                              connections=params["max_concurrent_downloads"] * params["split"])
+        fetcher = HttpFetcher(
+            aria2c,
+            aria2_options,
+            TargetSecrets(params["env_file"]),
+            connect_timeout=params["connect_timeout"],
+            tries=params["max_tries"],
+            retry_wait=params["retry_wait"],
+            part_size=part_size,
+            connections=params["max_concurrent_downloads"] * params["split"],
+        )
         run_module_downloads(module, fetcher, http_entries(params["downloads"]), params["fail_on_error"], signals)
 
 

@@ -257,35 +257,45 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.pip_requ
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            dest=dict(type='path', required=True),
-            repo_url=dict(type='str', default='https://github.com/comfyanonymous/ComfyUI.git'),
-            repo_url_env=dict(type='str'),
-            env_file=dict(type='path'),
-            version=dict(type='str', default=''),
-            seed_from=dict(type='path'),
-            venv=dict(type='path'),
-            pip_args=dict(type='list', elements='str', default=[]),
-            protected_packages=dict(type='list', elements='str',
-                                    default=['torch', 'torchvision', 'torchaudio', 'xformers']),
-            git_timeout=dict(type='int', default=300),
-            wheelhouse=dict(type='path'),
-            offline=dict(type='bool', default=False),
-            requirements_fail_on_error=dict(type='bool', default=True),
+            dest=dict(type="path", required=True),
+            repo_url=dict(type="str", default="https://github.com/comfyanonymous/ComfyUI.git"),
+            repo_url_env=dict(type="str"),
+            env_file=dict(type="path"),
+            version=dict(type="str", default=""),
+            seed_from=dict(type="path"),
+            venv=dict(type="path"),
+            pip_args=dict(type="list", elements="str", default=[]),
+            protected_packages=dict(
+                type="list", elements="str", default=["torch", "torchvision", "torchaudio", "xformers"]
+            ),
+            git_timeout=dict(type="int", default=300),
+            wheelhouse=dict(type="path"),
+            offline=dict(type="bool", default=False),
+            requirements_fail_on_error=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
     params = module.params
     try:
-        repo_url = repo_url_on_target(params['repo_url'], params['repo_url_env'], params['env_file'])
+        repo_url = repo_url_on_target(params["repo_url"], params["repo_url_env"], params["env_file"])
     except SecretsError as exc:
         module.fail_json(msg=f"repo_url_env: {exc}")
-    mask_url_credentials(module, [params['repo_url'], repo_url])
+    mask_url_credentials(module, [params["repo_url"], repo_url])
     problem = credentials_problem(repo_url)
-    if problem or params['git_timeout'] < 1:
-        module.fail_json(msg=f"repo_url: {problem}" if problem else
-                         f"git_timeout must be at least 1 second, got {params['git_timeout']}")
-    installer = ComfyUIInstaller(module, Git(module, timeout=params['git_timeout']), params['dest'],
-                                 repo_url, params['version'], params['seed_from'])
+    if problem or params["git_timeout"] < 1:
+        module.fail_json(
+            msg=f"repo_url: {problem}"
+            if problem
+            else f"git_timeout must be at least 1 second, got {params['git_timeout']}"
+        )
+    installer = ComfyUIInstaller(
+        module,
+        Git(module, timeout=params["git_timeout"]),
+        params["dest"],
+        repo_url,
+        params["version"],
+        params["seed_from"],
+    )
     before_problem = None
     requirements = {"status": "none", "changed": False, "sha256": None}
     try:
@@ -293,39 +303,41 @@ def main():
         result = installer.ensure()
     except (InstallError, GitError, OSError) as exc:
         module.fail_json(msg=str(exc), **installer.result)
-    if params['venv']:
-        extra, note = index_args(params['wheelhouse'], params['offline'])
-        pip = VenvPip(module, params['venv'], params['pip_args'] + extra, params['protected_packages'])
+    if params["venv"]:
+        extra, note = index_args(params["wheelhouse"], params["offline"])
+        pip = VenvPip(module, params["venv"], params["pip_args"] + extra, params["protected_packages"])
         requirements_installer = RequirementsInstaller(module, pip)
         before_sha = requirements_installer.ledger.entries.get(RequirementsInstaller.LEDGER_KEY)
         try:
-            if module.check_mode and result['status'] in ('cloned', 'repaired') and result['changed']:
+            if module.check_mode and result["status"] in ("cloned", "repaired") and result["changed"]:
                 # Nothing to read before the clone: say so rather than guess.
                 requirements = {"status": "unknown", "changed": False, "sha256": None}
-            elif module.check_mode and result['status'] == 'seeded':
+            elif module.check_mode and result["status"] == "seeded":
                 # The vault copy would get the baked copy's requirements.txt.
-                requirements = requirements_installer.ensure(result['source'])
+                requirements = requirements_installer.ensure(result["source"])
             else:
-                requirements = requirements_installer.ensure(result['dest'])
+                requirements = requirements_installer.ensure(result["dest"])
         except (PipError, OSError) as exc:
             message = f"{exc}{'; ' + note if note else ''}"
-            if params['requirements_fail_on_error']:
+            if params["requirements_fail_on_error"]:
                 module.fail_json(msg=message, **installer.result)
-            module.warn(f"ComfyUI's requirements were not installed; ComfyUI starts with what the venv has "
-                        f"and the next start tries again. Put the wheels it needs into the wheelhouse "
-                        f"({params['wheelhouse'] or 'none set'}) or give the pod a package index. {message}")
+            module.warn(
+                f"ComfyUI's requirements were not installed; ComfyUI starts with what the venv has "
+                f"and the next start tries again. Put the wheels it needs into the wheelhouse "
+                f"({params['wheelhouse'] or 'none set'}) or give the pod a package index. {message}"
+            )
             requirements = {"status": "failed", "changed": False, "sha256": None, "error": message}
-        requirements['recorded_before'] = before_sha
-        requirements['ledger'] = requirements_installer.ledger.path
-    checkout_changed = result.pop('changed')
-    requirements_changed = requirements.pop('changed')
-    recorded_before = requirements.pop('recorded_before', None)
+        requirements["recorded_before"] = before_sha
+        requirements["ledger"] = requirements_installer.ledger.path
+    checkout_changed = result.pop("changed")
+    requirements_changed = requirements.pop("changed")
+    recorded_before = requirements.pop("recorded_before", None)
     before = f"checkout: {before_problem or 'working'}\nrequirements: {recorded_before}\n"
     after = f"checkout: working ({result['status']})\nrequirements: {requirements.get('sha256')}\n"
-    output = dict(result, requirements=requirements, diff={'before': before, 'after': after})
-    output['changed'] = checkout_changed or requirements_changed
+    output = dict(result, requirements=requirements, diff={"before": before, "after": after})
+    output["changed"] = checkout_changed or requirements_changed
     module.exit_json(**output)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

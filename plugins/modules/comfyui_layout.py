@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: comfyui_layout
 short_description: Keep ComfyUI's git checkout pristine, with the vault as its base directory
@@ -107,9 +107,9 @@ notes:
 seealso:
   - module: aiclipse.comfyui.workspace_link
   - module: aiclipse.comfyui.launch_config
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: ComfyUI's checkout holds code only, the vault holds everything else
   aiclipse.comfyui.comfyui_layout:
     comfyui_dir: /workspace/aiclipse/ComfyUI
@@ -117,9 +117,9 @@ EXAMPLES = r'''
     model_folders: [checkpoints, loras, vae, text_encoders, diffusion_models]
     vault_links:
       workflows: user/default/workflows
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 checkout_state:
   description: V(git) (handled), V(missing) or V(not a git checkout) (left alone).
   returned: always
@@ -179,14 +179,17 @@ vault_links:
   returned: always
   type: list
   elements: dict
-'''
+"""
 
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.comfyui_layout import (
-    FOLDERS, KEEP, ComfyUILayout, LayoutError,
+    FOLDERS,
+    KEEP,
+    ComfyUILayout,
+    LayoutError,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import MergeError
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import WorkspaceLinkError
@@ -195,36 +198,45 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.worksp
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            comfyui_dir=dict(type='path', required=True),
-            vault=dict(type='path', required=True),
-            folders=dict(type='list', elements='str', default=list(FOLDERS)),
-            keep=dict(type='list', elements='str', default=list(KEEP)),
-            model_folders=dict(type='list', elements='str', default=[]),
-            extra_model_paths=dict(type='bool', default=True),
-            vault_links=dict(type='dict', default={}),
+            comfyui_dir=dict(type="path", required=True),
+            vault=dict(type="path", required=True),
+            folders=dict(type="list", elements="str", default=list(FOLDERS)),
+            keep=dict(type="list", elements="str", default=list(KEEP)),
+            model_folders=dict(type="list", elements="str", default=[]),
+            extra_model_paths=dict(type="bool", default=True),
+            vault_links=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
     )
     params = module.params
     layout = ComfyUILayout(
-        params['comfyui_dir'], params['vault'],
+        params["comfyui_dir"],
+        params["vault"],
         # binary_data: git reads NUL-separated paths on stdin, a trailing newline would be a path.
         run_command=lambda args, data=None: module.run_command(args, data=data, binary_data=data is not None),
-        git_bin=module.get_bin_path('git'), stamp=time.strftime('%Y%m%d-%H%M%S'),
-        check_mode=module.check_mode, folders=params['folders'], keep=params['keep'],
-        model_folders=params['model_folders'], extra_model_paths=params['extra_model_paths'],
-        vault_links=params['vault_links'])
+        git_bin=module.get_bin_path("git"),
+        stamp=time.strftime("%Y%m%d-%H%M%S"),
+        check_mode=module.check_mode,
+        folders=params["folders"],
+        keep=params["keep"],
+        model_folders=params["model_folders"],
+        extra_model_paths=params["extra_model_paths"],
+        vault_links=params["vault_links"],
+    )
     try:
         result = layout.run()
     except (LayoutError, MergeError, WorkspaceLinkError) as exc:
         module.fail_json(msg=str(exc), **layout.result)
     except OSError as exc:
-        module.fail_json(msg='%s: %s; whatever was already moved is in the vault, nothing was deleted, fix '
-                             'the cause and start again' % (exc.filename or '', exc.strerror), **layout.result)
+        module.fail_json(
+            msg="%s: %s; whatever was already moved is in the vault, nothing was deleted, fix "
+            "the cause and start again" % (exc.filename or "", exc.strerror),
+            **layout.result,
+        )
     if module._diff:
-        result['diff'] = {'before': '', 'after': ''.join(note + '\n' for note in layout.notes)}
+        result["diff"] = {"before": "", "after": "".join(note + "\n" for note in layout.notes)}
     module.exit_json(**result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

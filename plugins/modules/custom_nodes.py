@@ -307,76 +307,92 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._workflows import
 
 def _option_urls(nodes):
     """The URLs of the nodes option as given (entries that failed to parse included)."""
-    return [str(entry.get('url') or entry.get('repo_url') or '') if isinstance(entry, dict) else str(entry)
-            for entry in nodes or []]
+    return [
+        str(entry.get("url") or entry.get("repo_url") or "") if isinstance(entry, dict) else str(entry)
+        for entry in nodes or []
+    ]
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            dest=dict(type='path', required=True),
-            manifests=dict(type='list', elements='path', default=[]),
-            missing_manifests=dict(type='str', choices=['fail', 'ignore'], default='fail'),
-            nodes=dict(type='list', elements='raw', default=[]),
-            seed_from=dict(type='path'),
-            venv=dict(type='path'),
-            pip_args=dict(type='list', elements='str', default=[]),
-            protected_packages=dict(type='list', elements='str',
-                                    default=['torch', 'torchvision', 'torchaudio', 'xformers']),
-            update=dict(type='bool', default=False),
-            workers=dict(type='int', default=8),
-            git_timeout=dict(type='int', default=300),
-            install_non_git_requirements=dict(type='bool', default=False),
-            fail_on_error=dict(type='bool', default=True),
-            workflows=dict(type='list', elements='path', default=[]),
-            github_url=dict(type='str', default='https://github.com'),
-            registry_endpoint=dict(type='str', default='https://api.comfy.org'),
-            registry_timeout=dict(type='float', default=15.0),
-            registry_map=dict(type='path'),
-            workflow_report_file=dict(type='path'),
+            dest=dict(type="path", required=True),
+            manifests=dict(type="list", elements="path", default=[]),
+            missing_manifests=dict(type="str", choices=["fail", "ignore"], default="fail"),
+            nodes=dict(type="list", elements="raw", default=[]),
+            seed_from=dict(type="path"),
+            venv=dict(type="path"),
+            pip_args=dict(type="list", elements="str", default=[]),
+            protected_packages=dict(
+                type="list", elements="str", default=["torch", "torchvision", "torchaudio", "xformers"]
+            ),
+            update=dict(type="bool", default=False),
+            workers=dict(type="int", default=8),
+            git_timeout=dict(type="int", default=300),
+            install_non_git_requirements=dict(type="bool", default=False),
+            fail_on_error=dict(type="bool", default=True),
+            workflows=dict(type="list", elements="path", default=[]),
+            github_url=dict(type="str", default="https://github.com"),
+            registry_endpoint=dict(type="str", default="https://api.comfy.org"),
+            registry_timeout=dict(type="float", default=15.0),
+            registry_map=dict(type="path"),
+            workflow_report_file=dict(type="path"),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    read = [path for path in params['manifests']
-            if params['missing_manifests'] != 'ignore' or os.path.exists(path)]
+    read = [path for path in params["manifests"] if params["missing_manifests"] != "ignore" or os.path.exists(path)]
     try:
-        nodes = load(read, params['nodes'])
+        nodes = load(read, params["nodes"])
     except ManifestError as exc:
-        mask_url_credentials(module, _option_urls(params['nodes']))
+        mask_url_credentials(module, _option_urls(params["nodes"]))
         module.fail_json(msg=f"nodes manifest: {exc}", manifests=read)
 
-    if params['git_timeout'] < 1:
+    if params["git_timeout"] < 1:
         module.fail_json(msg=f"git_timeout must be at least 1 second, got {params['git_timeout']}")
-    git = Git(module, timeout=params['git_timeout'])
+    git = Git(module, timeout=params["git_timeout"])
     from_workflows = None
-    if params['workflows']:
+    if params["workflows"]:
         from_workflows = node_provision.WorkflowPacks(module, git)
         nodes = nodes + from_workflows.entries(nodes)
-    mask_url_credentials(module, [node['url'] for node in nodes])
-    pip = VenvPip(module, params['venv'], params['pip_args'], params['protected_packages']) if params['venv'] else None
-    installer = NodeInstaller(module, git, params['dest'], nodes,
-                              pip=pip, update=params['update'], workers=params['workers'],
-                              seed_from=params['seed_from'],
-                              non_git_requirements=params['install_non_git_requirements'])
-    before = {node['name']: _head_or_absent(installer, node['name']) for node in nodes}
+    mask_url_credentials(module, [node["url"] for node in nodes])
+    pip = VenvPip(module, params["venv"], params["pip_args"], params["protected_packages"]) if params["venv"] else None
+    installer = NodeInstaller(
+        module,
+        git,
+        params["dest"],
+        nodes,
+        pip=pip,
+        update=params["update"],
+        workers=params["workers"],
+        seed_from=params["seed_from"],
+        non_git_requirements=params["install_non_git_requirements"],
+    )
+    before = {node["name"]: _head_or_absent(installer, node["name"]) for node in nodes}
     try:
         results = installer.run()
     except (PipError, OSError) as exc:
         module.fail_json(msg=str(exc), manifests=read)
     for result in results:
-        if result['reason'] and (result['status'] != 'failed' or not params['fail_on_error']):
-            verb = ' FAILED' if result['status'] == 'failed' else ''
+        if result["reason"] and (result["status"] != "failed" or not params["fail_on_error"]):
+            verb = " FAILED" if result["status"] == "failed" else ""
             module.warn(f"custom node {result['name']} ({result['origin']}){verb}: {result['reason']}")
-    after = {r['name']: (r['commit'] or r['status']) + (' (token removed from origin)' if r['credentials_removed'] else '')
-             for r in results}
-    output = dict(changed=installer.changed, results=results, manifests=read,
-                  diff={'before': _lines(before), 'after': _lines(after)}, counts=count(results),
-                  requirements_ledger=installer.ledger.path if installer.ledger else None)
+    after = {
+        r["name"]: (r["commit"] or r["status"]) + (" (token removed from origin)" if r["credentials_removed"] else "")
+        for r in results
+    }
+    output = dict(
+        changed=installer.changed,
+        results=results,
+        manifests=read,
+        diff={"before": _lines(before), "after": _lines(after)},
+        counts=count(results),
+        requirements_ledger=installer.ledger.path if installer.ledger else None,
+    )
     if from_workflows is not None:
         output.update(from_workflows.report(results))
-    failed = [r for r in results if r['status'] == 'failed']
-    if failed and params['fail_on_error']:
+    failed = [r for r in results if r["status"] == "failed"]
+    if failed and params["fail_on_error"]:
         reasons = "; ".join(f"{r['name']} ({r['origin']}): {r['reason']}" for r in failed)
         module.fail_json(msg=f"{len(failed)} of {len(results)} custom nodes failed: {reasons}", **output)
     module.exit_json(**output)
@@ -385,13 +401,13 @@ def main():
 def _head_or_absent(installer, name):
     path = os.path.join(installer.dest, name)
     if not os.path.lexists(path):
-        return 'absent'
-    return installer.git.head(path) or 'not a git checkout'
+        return "absent"
+    return installer.git.head(path) or "not a git checkout"
 
 
 def _lines(mapping):
     return "".join(f"{name}: {value}\n" for name, value in mapping.items())
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

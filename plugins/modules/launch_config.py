@@ -155,29 +155,34 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.launch_a
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type='path', required=True),
-            comfyui_dir=dict(type='path', required=True),
-            python=dict(type='path', required=True),
-            comfy_args=dict(type='str', default=''),
-            enable_sage_attention=dict(type='bool', default=False),
-            listen=dict(type='str', default='0.0.0.0'),
-            port=dict(type='int', default=8188),
-            base_directory=dict(type='path'),
-            mode=dict(type='raw', default='0600'),
+            path=dict(type="path", required=True),
+            comfyui_dir=dict(type="path", required=True),
+            python=dict(type="path", required=True),
+            comfy_args=dict(type="str", default=""),
+            enable_sage_attention=dict(type="bool", default=False),
+            listen=dict(type="str", default="0.0.0.0"),
+            port=dict(type="int", default=8188),
+            base_directory=dict(type="path"),
+            mode=dict(type="raw", default="0600"),
         ),
         supports_check_mode=True,
     )
     params = module.params
     try:
-        argv = build_argv(params['python'], params['comfy_args'], params['enable_sage_attention'],
-                          listen=params['listen'], port=params['port'], base_directory=params['base_directory'])
-        env = launch_env(params['comfyui_dir'], params['base_directory'])
-        result = LaunchFile(module, params['path'], argv, params['comfyui_dir'], mode=params['mode'],
-                            env=env).apply()
+        argv = build_argv(
+            params["python"],
+            params["comfy_args"],
+            params["enable_sage_attention"],
+            listen=params["listen"],
+            port=params["port"],
+            base_directory=params["base_directory"],
+        )
+        env = launch_env(params["comfyui_dir"], params["base_directory"])
+        result = LaunchFile(module, params["path"], argv, params["comfyui_dir"], mode=params["mode"], env=env).apply()
     except LaunchArgsError as exc:
-        module.fail_json(msg=str(exc), path=params['path'])
+        module.fail_json(msg=str(exc), path=params["path"])
     module.exit_json(**result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

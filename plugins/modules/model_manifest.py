@@ -327,7 +327,9 @@ def main():
         argument_spec=dict(
             models_dir=dict(type="path", required=True),
             manifests=dict(
-                type="list", elements="dict", default=[],
+                type="list",
+                elements="dict",
+                default=[],
                 options=dict(
                     path=dict(type="path"),
                     entries=dict(type="list", elements="raw"),
@@ -348,20 +350,24 @@ def main():
         supports_check_mode=True,
     )
     try:
-        parser = ManifestParser(module.params["models_dir"], hf_endpoint=module.params["hf_endpoint"],
-                                civitai_endpoint=module.params["civitai_endpoint"],
-                                r2_bucket=module.params["r2_bucket"])
+        parser = ManifestParser(
+            module.params["models_dir"],
+            hf_endpoint=module.params["hf_endpoint"],
+            civitai_endpoint=module.params["civitai_endpoint"],
+            r2_bucket=module.params["r2_bucket"],
+        )
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    sources = [ManifestSource(path=item["path"], entries=item["entries"], name=item["name"],
-                              required=item["required"])
-               for item in module.params["manifests"]]
+    sources = [
+        ManifestSource(path=item["path"], entries=item["entries"], name=item["name"], required=item["required"])
+        for item in module.params["manifests"]
+    ]
     try:
         plan = build_plan(sources, parser)
     except ManifestError as exc:
-        module.fail_json(msg=exc.describe(),
-                         problems=[{"origin": origin, "message": message}
-                                   for origin, message in exc.problems])
+        module.fail_json(
+            msg=exc.describe(), problems=[{"origin": origin, "message": message} for origin, message in exc.problems]
+        )
     workflow_result = None
     if module.params["workflows"]:
         workflow_result = _plan_workflow_models(module, plan, parser)
@@ -402,10 +408,18 @@ def _plan_workflow_models(module, plan, parser):
     totals = model_sources.counts(models)
     # The first line of the workflows' own summary counts before the merge; this one after it.
     text = report.render(needs, parts=("models",), model_states=model_sources.report_states(models)).split("\n", 1)[1]
-    summary = ("Workflow models: %d to download from workflows, %d from manifests, %d present, %d unresolved, "
-               "%d refused, %d disagreements with a manifest\n" % (
-                   totals["to_download"], totals["manifest"], totals["present"], totals["unresolved"],
-                   totals["refused"], totals["disagreements"]))
+    summary = (
+        "Workflow models: %d to download from workflows, %d from manifests, %d present, %d unresolved, "
+        "%d refused, %d disagreements with a manifest\n"
+        % (
+            totals["to_download"],
+            totals["manifest"],
+            totals["present"],
+            totals["unresolved"],
+            totals["refused"],
+            totals["disagreements"],
+        )
+    )
     text = summary + text
     path = module.params["workflow_report_file"]
     if path:

@@ -98,7 +98,12 @@ drift:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.pod_lock import LockError, build, render, write_atomic
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.pod_lock import (
+    LockError,
+    build,
+    render,
+    write_atomic,
+)
 
 
 def main():
@@ -121,8 +126,14 @@ def main():
         return module.run_command(argv, environ_update={"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"})
 
     try:
-        lock = build(run, params["comfyui_dir"], params["custom_nodes_dir"], params["python"],
-                     params["models"], params["state_dir"])
+        lock = build(
+            run,
+            params["comfyui_dir"],
+            params["custom_nodes_dir"],
+            params["python"],
+            params["models"],
+            params["state_dir"],
+        )
         after = render(lock)
         try:
             with open(path) as handle:

@@ -333,13 +333,18 @@ def _size_option(module, name):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            objects=dict(type="list", elements="dict", required=True, options=dict(
-                key=dict(type="str", required=True, no_log=False),
-                bucket=dict(type="str"),
-                dest=dict(type="path", required=True),
-                sha256=dict(type="str"),
-                name=dict(type="str"),
-            )),
+            objects=dict(
+                type="list",
+                elements="dict",
+                required=True,
+                options=dict(
+                    key=dict(type="str", required=True, no_log=False),
+                    bucket=dict(type="str"),
+                    dest=dict(type="path", required=True),
+                    sha256=dict(type="str"),
+                    name=dict(type="str"),
+                ),
+            ),
             bucket=dict(type="str"),
             access_key_id=dict(type="str", no_log=True),
             secret_access_key=dict(type="str", no_log=True),
@@ -364,13 +369,20 @@ def main():
         params = module.params
         if params["max_concurrency"] < 1:
             module.fail_json(msg="max_concurrency must be at least 1, got %d" % params["max_concurrency"])
-        settings = dict((option, params[option]) for option in
-                        ("access_key_id", "secret_access_key", "account_id", "endpoint_url", "bucket"))
-        fetcher = R2Fetcher(settings, TargetSecrets(params["env_file"]), max_concurrency=params["max_concurrency"],
-                            part_size=_size_option(module, "part_size"),
-                            multipart_threshold=_size_option(module, "multipart_threshold"))
-        run_module_downloads(module, fetcher, r2_entries(params["objects"], params["bucket"]),
-                             params["fail_on_error"], signals)
+        settings = dict(
+            (option, params[option])
+            for option in ("access_key_id", "secret_access_key", "account_id", "endpoint_url", "bucket")
+        )
+        fetcher = R2Fetcher(
+            settings,
+            TargetSecrets(params["env_file"]),
+            max_concurrency=params["max_concurrency"],
+            part_size=_size_option(module, "part_size"),
+            multipart_threshold=_size_option(module, "multipart_threshold"),
+        )
+        run_module_downloads(
+            module, fetcher, r2_entries(params["objects"], params["bucket"]), params["fail_on_error"], signals
+        )
 
 
 if __name__ == "__main__":

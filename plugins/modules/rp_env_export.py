@@ -207,32 +207,40 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment.env_
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type='path', default='/etc/rp_environment'),
-            allow_list=dict(type='list', elements='str', default=list(DEFAULT_ALLOW_LIST)),
-            environ_file=dict(type='path'),
-            variables=dict(type='dict', default={}),
-            secret_names=dict(type='list', elements='str', default=[], no_log=False),
-            mode=dict(type='raw', default='0600'),
-            owner=dict(type='str'),
-            group=dict(type='str'),
+            path=dict(type="path", default="/etc/rp_environment"),
+            allow_list=dict(type="list", elements="str", default=list(DEFAULT_ALLOW_LIST)),
+            environ_file=dict(type="path"),
+            variables=dict(type="dict", default={}),
+            secret_names=dict(type="list", elements="str", default=[], no_log=False),
+            mode=dict(type="raw", default="0600"),
+            owner=dict(type="str"),
+            group=dict(type="str"),
         ),
         supports_check_mode=True,
     )
     params = module.params
     # Scrubbed from everything Ansible prints, the invocation and error results included.
-    module.no_log_values.update(explicit_secret_values(params['variables'], params['secret_names']))
+    module.no_log_values.update(explicit_secret_values(params["variables"], params["secret_names"]))
     try:
-        environ = read_environ_file(params['environ_file']) if params['environ_file'] else None
-        env_file = EnvFile(module, params['path'], params['allow_list'], variables=params['variables'], environ=environ,
-                           mode=params['mode'], owner=params['owner'], group=params['group'],
-                           secret_names=params['secret_names'])
+        environ = read_environ_file(params["environ_file"]) if params["environ_file"] else None
+        env_file = EnvFile(
+            module,
+            params["path"],
+            params["allow_list"],
+            variables=params["variables"],
+            environ=environ,
+            mode=params["mode"],
+            owner=params["owner"],
+            group=params["group"],
+            secret_names=params["secret_names"],
+        )
         # Secret values are also scrubbed from anything else Ansible prints (the invocation).
         module.no_log_values.update(env_file.secret_values())
         result = env_file.apply()
     except EnvExportError as exc:
-        module.fail_json(msg=str(exc), path=params['path'])
+        module.fail_json(msg=str(exc), path=params["path"])
     module.exit_json(**result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -133,22 +133,28 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment.shel
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            files=dict(type='list', elements='path', default=['/root/.bashrc']),
-            env_file=dict(type='path', default='/etc/rp_environment'),
-            profile_script=dict(type='path'),
-            profile_mode=dict(type='raw', default='0644'),
-            legacy_sources=dict(type='list', elements='path', default=list(LEGACY_SOURCES)),
+            files=dict(type="list", elements="path", default=["/root/.bashrc"]),
+            env_file=dict(type="path", default="/etc/rp_environment"),
+            profile_script=dict(type="path"),
+            profile_mode=dict(type="raw", default="0644"),
+            legacy_sources=dict(type="list", elements="path", default=list(LEGACY_SOURCES)),
         ),
         supports_check_mode=True,
     )
     params = module.params
     try:
-        result = ShellHook(module, params['files'], params['env_file'], profile_script=params['profile_script'],
-                           legacy_sources=params['legacy_sources'], profile_mode=params['profile_mode']).apply()
+        result = ShellHook(
+            module,
+            params["files"],
+            params["env_file"],
+            profile_script=params["profile_script"],
+            legacy_sources=params["legacy_sources"],
+            profile_mode=params["profile_mode"],
+        ).apply()
     except ShellHookError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

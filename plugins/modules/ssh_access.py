@@ -143,17 +143,18 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment.ssh_
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            authorized_keys=dict(type='path'),
-            keys=dict(type='list', elements='str', default=[], no_log=False),
-            host_key_dir=dict(type='path'),
-            host_key_types=dict(type='list', elements='str', default=['rsa', 'ecdsa', 'ed25519'], no_log=False),
+            authorized_keys=dict(type="path"),
+            keys=dict(type="list", elements="str", default=[], no_log=False),
+            host_key_dir=dict(type="path"),
+            host_key_types=dict(type="list", elements="str", default=["rsa", "ecdsa", "ed25519"], no_log=False),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    access = SSHAccess(module, params['authorized_keys'], params['keys'], params['host_key_dir'],
-                       params['host_key_types'])
-    if access.keys and not params['authorized_keys']:
+    access = SSHAccess(
+        module, params["authorized_keys"], params["keys"], params["host_key_dir"], params["host_key_types"]
+    )
+    if access.keys and not params["authorized_keys"]:
         module.fail_json(msg="keys given but no authorized_keys file to add them to: set authorized_keys")
     try:
         added, fixed, before, after = access.authorize()
@@ -161,18 +162,31 @@ def main():
     except SSHAccessError as exc:
         module.fail_json(msg=str(exc))
     fixed = fixed + access.host_key_modes_fixed
-    result = dict(changed=bool(added or fixed or made or access.replaced_link is not None), added=added,
-                  modes_fixed=fixed, host_keys_made=made, host_keys_invalid=access.invalid_host_keys,
-                  replaced_link=access.replaced_link)
+    result = dict(
+        changed=bool(added or fixed or made or access.replaced_link is not None),
+        added=added,
+        modes_fixed=fixed,
+        host_keys_made=made,
+        host_keys_invalid=access.invalid_host_keys,
+        replaced_link=access.replaced_link,
+    )
     if module._diff:
-        result['diff'] = [
-            dict(before_header=params['authorized_keys'] or '', after_header=params['authorized_keys'] or '',
-                 before=before, after=after),
-            dict(before_header='host keys', after_header='host keys', before='',
-                 after=''.join(f"{params['host_key_dir']}/ssh_host_{kind}_key\n" for kind in made)),
+        result["diff"] = [
+            dict(
+                before_header=params["authorized_keys"] or "",
+                after_header=params["authorized_keys"] or "",
+                before=before,
+                after=after,
+            ),
+            dict(
+                before_header="host keys",
+                after_header="host keys",
+                before="",
+                after="".join(f"{params['host_key_dir']}/ssh_host_{kind}_key\n" for kind in made),
+            ),
         ]
     module.exit_json(**result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

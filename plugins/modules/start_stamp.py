@@ -172,43 +172,50 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.start_
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type='path', required=True),
-            state=dict(type='str', choices=['verify', 'present', 'absent'], default='verify'),
-            inputs=dict(type='str', no_log=False),
-            watch=dict(type='list', elements='path', default=[]),
-            trees=dict(type='list', elements='path', default=[]),
-            contents=dict(type='list', elements='path', default=[]),
-            git=dict(type='list', elements='path', default=[]),
-            expected=dict(type='list', elements='path', default=[]),
+            path=dict(type="path", required=True),
+            state=dict(type="str", choices=["verify", "present", "absent"], default="verify"),
+            inputs=dict(type="str", no_log=False),
+            watch=dict(type="list", elements="path", default=[]),
+            trees=dict(type="list", elements="path", default=[]),
+            contents=dict(type="list", elements="path", default=[]),
+            git=dict(type="list", elements="path", default=[]),
+            expected=dict(type="list", elements="path", default=[]),
         ),
-        required_if=[('state', 'verify', ['inputs']), ('state', 'present', ['inputs'])],
+        required_if=[("state", "verify", ["inputs"]), ("state", "present", ["inputs"])],
         supports_check_mode=True,
     )
     params = module.params
-    stamp = StartStamp(module, params['path'], inputs=params['inputs'], watch=params['watch'],
-                       trees=params['trees'], contents=params['contents'], git=params['git'],
-                       expected=params['expected'])
-    result = dict(changed=False, current=False, path=params['path'])
+    stamp = StartStamp(
+        module,
+        params["path"],
+        inputs=params["inputs"],
+        watch=params["watch"],
+        trees=params["trees"],
+        contents=params["contents"],
+        git=params["git"],
+        expected=params["expected"],
+    )
+    result = dict(changed=False, current=False, path=params["path"])
     try:
-        if params['state'] == 'verify':
-            result['current'], result['reasons'] = stamp.verify()
-        elif params['state'] == 'present':
-            result['changed'], before, after = stamp.record()
-            result['observed'] = len(after['watch']) + len(after['trees']) + len(after['contents']) + len(after['git'])
+        if params["state"] == "verify":
+            result["current"], result["reasons"] = stamp.verify()
+        elif params["state"] == "present":
+            result["changed"], before, after = stamp.record()
+            result["observed"] = len(after["watch"]) + len(after["trees"]) + len(after["contents"]) + len(after["git"])
             if module._diff:
-                result['diff'] = dict(before=_text(before), after=_text(after))
+                result["diff"] = dict(before=_text(before), after=_text(after))
         else:
-            result['changed'], before = stamp.remove()
+            result["changed"], before = stamp.remove()
             if module._diff:
-                result['diff'] = dict(before=_text(before), after='')
+                result["diff"] = dict(before=_text(before), after="")
     except StartStampError as exc:
         module.fail_json(msg=str(exc), **result)
     module.exit_json(**result)
 
 
 def _text(stamp):
-    return json.dumps(stamp, indent=1, sort_keys=True) + '\n' if stamp else ''
+    return json.dumps(stamp, indent=1, sort_keys=True) + "\n" if stamp else ""
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: workflow_requirements
 short_description: Read ComfyUI workflow files and list the models and custom nodes they need
@@ -103,9 +103,9 @@ notes:
 seealso:
   - module: aiclipse.comfyui.model_manifest
   - module: aiclipse.comfyui.custom_nodes
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: List what the template workflows need
   aiclipse.comfyui.workflow_requirements:
     paths:
@@ -126,9 +126,9 @@ EXAMPLES = r'''
 - name: Node packs to install, pinned where the workflows say
   ansible.builtin.debug:
     msg: "{{ needs.node_packs | map(attribute='key') | zip(needs.node_packs | map(attribute='ver')) | list }}"
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 workflows:
   description: One item per workflow file found or given, in path order.
   returned: always
@@ -331,7 +331,7 @@ report:
     conflicts, problems, ignored values); values from workflows have control characters escaped.
   returned: always
   type: str
-'''
+"""
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -341,27 +341,31 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._workflows.plan i
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            paths=dict(type='list', elements='path', required=True),
-            models_dir=dict(type='path'),
-            include_inactive=dict(type='bool', default=True),
-            max_file_size=dict(type='int', default=32 * 1024 * 1024),
-            max_files=dict(type='int', default=10000),
+            paths=dict(type="list", elements="path", required=True),
+            models_dir=dict(type="path"),
+            include_inactive=dict(type="bool", default=True),
+            max_file_size=dict(type="int", default=32 * 1024 * 1024),
+            max_files=dict(type="int", default=10000),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    if params['max_file_size'] < 1 or params['max_files'] < 1:
-        module.fail_json(msg='max_file_size and max_files must be positive')
+    if params["max_file_size"] < 1 or params["max_files"] < 1:
+        module.fail_json(msg="max_file_size and max_files must be positive")
     try:
-        result = plan_workflows(params['paths'], models_dir=params['models_dir'],
-                                include_inactive=params['include_inactive'],
-                                max_bytes=params['max_file_size'], max_files=params['max_files'])
+        result = plan_workflows(
+            params["paths"],
+            models_dir=params["models_dir"],
+            include_inactive=params["include_inactive"],
+            max_bytes=params["max_file_size"],
+            max_files=params["max_files"],
+        )
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    for warning in result.pop('warnings'):
+    for warning in result.pop("warnings"):
         module.warn(warning)
     module.exit_json(changed=False, **result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

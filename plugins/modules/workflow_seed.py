@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: workflow_seed
 short_description: Copy template workflows into workflow folders where they are missing
@@ -67,9 +67,9 @@ attributes:
     support: full
 seealso:
   - module: aiclipse.comfyui.workspace_link
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Seed the image's template workflows where the user has none
   aiclipse.comfyui.workflow_seed:
     templates_dir: /opt/workflows
@@ -86,9 +86,9 @@ EXAMPLES = r'''
 - name: Show where the replaced workflows were kept
   ansible.builtin.debug:
     msg: "{{ workflow_seed.workflows | selectattr('action', 'equalto', 'replaced') | map(attribute='backup') | list }}"
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 workflows:
   description: One item per destination folder and template, in that order.
   returned: always
@@ -121,41 +121,45 @@ counts:
   returned: always
   type: dict
   sample: {"created": 2, "replaced": 0, "unchanged": 6, "kept": 1, "not_a_file": 0}
-'''
+"""
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workflow_seed import (
-    WorkflowSeedError, WorkflowSeeder,
+    WorkflowSeedError,
+    WorkflowSeeder,
 )
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            templates_dir=dict(type='path', default='/opt/workflows'),
-            dest_dirs=dict(type='list', elements='path', required=True),
-            force=dict(type='bool', default=False),
-            mode=dict(type='str', default='0644'),
+            templates_dir=dict(type="path", default="/opt/workflows"),
+            dest_dirs=dict(type="list", elements="path", required=True),
+            force=dict(type="bool", default=False),
+            mode=dict(type="str", default="0644"),
         ),
         supports_check_mode=True,
     )
     params = module.params
     try:
-        file_mode = int(params['mode'], 8)
+        file_mode = int(params["mode"], 8)
     except ValueError:
-        module.fail_json(msg='mode %r is not an octal mode such as 0644.' % params['mode'])
+        module.fail_json(msg="mode %r is not an octal mode such as 0644." % params["mode"])
     try:
-        seeder = WorkflowSeeder(params['templates_dir'], params['dest_dirs'], force=params['force'],
-                                file_mode=file_mode)
+        seeder = WorkflowSeeder(
+            params["templates_dir"], params["dest_dirs"], force=params["force"], file_mode=file_mode
+        )
         result = seeder.run(check_mode=module.check_mode, want_diff=module._diff)
     except WorkflowSeedError as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
-        module.fail_json(msg='%s: %s; files already written are complete, fix the cause and run again'
-                             % (exc.filename or '', exc.strerror))
+        module.fail_json(
+            msg="%s: %s; files already written are complete, fix the cause and run again"
+            % (exc.filename or "", exc.strerror)
+        )
     module.exit_json(**result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

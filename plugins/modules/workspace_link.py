@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: workspace_link
 short_description: Make workspace shortcuts links into the persistent vault, never losing data
@@ -124,9 +124,9 @@ notes:
 seealso:
   - module: ansible.builtin.file
     description: Plain links, without the merge and backup handling.
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Shortcuts of the pod workspace
   aiclipse.comfyui.workspace_link:
     root: /workspace
@@ -158,9 +158,9 @@ EXAMPLES = r'''
     links:
       models: models
     on_conflict: backup
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 directories:
   description: One entry per item of O(directories).
   returned: always
@@ -269,46 +269,57 @@ scratch_removed:
   returned: always
   type: list
   elements: str
-'''
+"""
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable import escape_text
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import MergeError
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import (
-    ON_CONFLICT_CHOICES, WorkspaceLinkError, WorkspaceLinks,
+    ON_CONFLICT_CHOICES,
+    WorkspaceLinkError,
+    WorkspaceLinks,
 )
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            root=dict(type='path', required=True),
-            vault=dict(type='path', required=True),
-            links=dict(type='dict', required=True),
-            directories=dict(type='list', elements='str', default=[]),
-            on_conflict=dict(type='str', default='merge', choices=list(ON_CONFLICT_CHOICES)),
+            root=dict(type="path", required=True),
+            vault=dict(type="path", required=True),
+            links=dict(type="dict", required=True),
+            directories=dict(type="list", elements="str", default=[]),
+            on_conflict=dict(type="str", default="merge", choices=list(ON_CONFLICT_CHOICES)),
         ),
         supports_check_mode=True,
     )
     params = module.params
     # type=path expands ~ and variables but keeps relative paths relative: they are rejected.
     workspace = WorkspaceLinks(
-        root=params['root'], vault=params['vault'], links=params['links'], directories=params['directories'],
-        on_conflict=params['on_conflict'], check_mode=module.check_mode)
+        root=params["root"],
+        vault=params["vault"],
+        links=params["links"],
+        directories=params["directories"],
+        on_conflict=params["on_conflict"],
+        check_mode=module.check_mode,
+    )
     try:
         workspace.validate()
         result = workspace.run()
     except (WorkspaceLinkError, MergeError) as exc:
         module.fail_json(msg=escape_text(str(exc)))
     except OSError as exc:
-        module.fail_json(msg=escape_text('%s: %s; whatever was already moved is in place, nothing was deleted, '
-                                         'fix the cause and run again' % (exc.filename or '', exc.strerror)))
-    diff = result.pop('diff')
+        module.fail_json(
+            msg=escape_text(
+                "%s: %s; whatever was already moved is in place, nothing was deleted, "
+                "fix the cause and run again" % (exc.filename or "", exc.strerror)
+            )
+        )
+    diff = result.pop("diff")
     if module._diff:
-        result['diff'] = diff
+        result["diff"] = diff
     module.exit_json(**result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -3,6 +3,7 @@
 Modules are addressed by FQCN from the checkout (ansible.cfg points collections_path at the
 `collections/` symlink), so these runs exercise exactly what `ansible-playbook site.yml` runs.
 """
+
 import json
 import os
 import subprocess
@@ -13,13 +14,15 @@ from .paths import REPO, VENV_BIN
 
 def ansible_env(extra=None):
     env = dict(os.environ)
-    env.update({
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
-        "ANSIBLE_LOCALHOST_WARNING": "0",
-    })
+    env.update(
+        {
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+        }
+    )
     env.update(extra or {})
     return env
 
@@ -31,19 +34,30 @@ def run_module(module, args, check=False, diff=False, env=None, verbosity=0, tim
     `changed` and `msg` as the play sees them.
     """
     fqcn = module if "." in module else f"aiclipse.comfyui.{module}"
-    cmd = [str(VENV_BIN / "ansible"), "localhost", "-c", "local", "-i", "localhost,",
-           "-e", "ansible_python_interpreter={{ ansible_playbook_python }}",
-           "-m", fqcn, "-a", json.dumps(args)]
+    cmd = [
+        str(VENV_BIN / "ansible"),
+        "localhost",
+        "-c",
+        "local",
+        "-i",
+        "localhost,",
+        "-e",
+        "ansible_python_interpreter={{ ansible_playbook_python }}",
+        "-m",
+        fqcn,
+        "-a",
+        json.dumps(args),
+    ]
     if check:
         cmd.append("--check")
     if diff:
         cmd.append("--diff")
     if verbosity:
         cmd.append("-" + "v" * verbosity)
-    run_env = ansible_env({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-                           "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", **(env or {})})
-    proc = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True, check=False,
-                          timeout=timeout)
+    run_env = ansible_env(
+        {"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", **(env or {})}
+    )
+    proc = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True, check=False, timeout=timeout)
     try:
         doc = json.loads(proc.stdout)
         result = doc["plays"][0]["tasks"][0]["hosts"]["localhost"]
@@ -71,8 +85,18 @@ class PlaybookRun:
         return sum(s.get("failures", 0) + s.get("unreachable", 0) for s in self.stats.values())
 
 
-def run_playbook(playbook, extra_vars=None, inventory=None, check=False, diff=False, env=None,
-                 verbosity=0, json_output=True, timeout=1200, args=()):
+def run_playbook(
+    playbook,
+    extra_vars=None,
+    inventory=None,
+    check=False,
+    diff=False,
+    env=None,
+    verbosity=0,
+    json_output=True,
+    timeout=1200,
+    args=(),
+):
     """Run a playbook; with json_output the per-host stats are parsed from the json callback."""
     cmd = [str(VENV_BIN / "ansible-playbook"), str(playbook)]
     if inventory:
@@ -88,14 +112,14 @@ def run_playbook(playbook, extra_vars=None, inventory=None, check=False, diff=Fa
     cmd += list(args)
     extra = dict(env or {})
     if json_output:
-        extra.update({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-                      "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
-    proc = subprocess.run(cmd, cwd=REPO, env=ansible_env(extra), capture_output=True, text=True, check=False,
-                          timeout=timeout)
+        extra.update({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=ansible_env(extra), capture_output=True, text=True, check=False, timeout=timeout
+    )
     stats = {}
     if json_output:
         try:
-            stats = json.loads(proc.stdout[proc.stdout.index("{"):]).get("stats", {})
+            stats = json.loads(proc.stdout[proc.stdout.index("{") :]).get("stats", {})
         except ValueError:
             stats = {}
     else:
@@ -113,8 +137,10 @@ def _parse_recap(stdout):
         if in_recap and ":" in line:
             host, _sep, rest = line.partition(":")
             fields = dict(item.split("=") for item in rest.split() if "=" in item)
-            stats[host.strip()] = {"changed": int(fields.get("changed", 0)),
-                                   "failures": int(fields.get("failed", 0)),
-                                   "unreachable": int(fields.get("unreachable", 0)),
-                                   "ok": int(fields.get("ok", 0))}
+            stats[host.strip()] = {
+                "changed": int(fields.get("changed", 0)),
+                "failures": int(fields.get("failed", 0)),
+                "unreachable": int(fields.get("unreachable", 0)),
+                "ok": int(fields.get("ok", 0)),
+            }
     return stats

@@ -16,6 +16,7 @@ answer code), ``stall`` (ids whose requests get the headers late, after ``stall_
 ``huge`` (200 with a body of ``huge_bytes``), ``shapes[id] = object`` (200 with that JSON).
 ``requests`` records every (method, path, query).
 """
+
 import json
 import threading
 import time
@@ -26,13 +27,21 @@ from urllib.parse import parse_qs, urlsplit
 from .net import free_port
 
 
-def node_version(node_id, version, status="NodeVersionStatusActive", deprecated=False, download_base="https://cdn.comfy.org"):
+def node_version(
+    node_id, version, status="NodeVersionStatusActive", deprecated=False, download_base="https://cdn.comfy.org"
+):
     """A NodeVersion as the registry returns it."""
     return {
-        "changelog": "", "createdAt": "2025-06-01T12:00:00Z", "dependencies": [], "deprecated": deprecated,
+        "changelog": "",
+        "createdAt": "2025-06-01T12:00:00Z",
+        "dependencies": [],
+        "deprecated": deprecated,
         "downloadUrl": "%s/publisher/%s/%s/node.zip" % (download_base, node_id, version),
         "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "%s@%s" % (node_id, version))),
-        "node_id": node_id, "status": status, "status_reason": "", "version": version,
+        "node_id": node_id,
+        "status": status,
+        "status_reason": "",
+        "version": version,
     }
 
 
@@ -59,16 +68,29 @@ class RegistryStandIn:
         self._server = None
         self._thread = None
 
-    def add(self, node_id, repository, versions=("1.0.0",), status="NodeStatusActive", version_status=None,
-            deprecated=()):
+    def add(
+        self, node_id, repository, versions=("1.0.0",), status="NodeStatusActive", version_status=None, deprecated=()
+    ):
         """Publish a node with `versions` (the last one is latest)."""
         version_status = version_status or {}
-        self.versions[node_id] = [node_version(node_id, v, version_status.get(v, "NodeVersionStatusActive"), v in deprecated)
-                                  for v in versions]
+        self.versions[node_id] = [
+            node_version(node_id, v, version_status.get(v, "NodeVersionStatusActive"), v in deprecated)
+            for v in versions
+        ]
         self.nodes[node_id] = {
-            "author": "", "category": "", "description": "A node pack for tests", "downloads": 42, "icon": "",
-            "id": node_id, "license": "{\"file\": \"LICENSE\"}", "name": node_id, "rating": 0,
-            "repository": repository, "status": status, "status_detail": "", "tags": [],
+            "author": "",
+            "category": "",
+            "description": "A node pack for tests",
+            "downloads": 42,
+            "icon": "",
+            "id": node_id,
+            "license": '{"file": "LICENSE"}',
+            "name": node_id,
+            "rating": 0,
+            "repository": repository,
+            "status": status,
+            "status_detail": "",
+            "tags": [],
         }
         if self.versions[node_id]:
             self.nodes[node_id]["latest_version"] = self.versions[node_id][-1]
@@ -129,7 +151,11 @@ class RegistryStandIn:
             return self._json(handler, 200, node, drip=node_id in self.drip)
         if segments[2] == "install":
             wanted = parse_qs(parts.query).get("version", [None])[0]
-            match = versions[-1] if wanted is None and versions else next((v for v in versions if v["version"] == wanted), None)
+            match = (
+                versions[-1]
+                if wanted is None and versions
+                else next((v for v in versions if v["version"] == wanted), None)
+            )
             if match is None:
                 return self._json(handler, 404, {"error": "", "message": "Not found"})
             return self._json(handler, 200, match)
@@ -154,7 +180,7 @@ class RegistryStandIn:
             handler.end_headers()
             if drip:
                 for index in range(len(body)):
-                    handler.wfile.write(body[index:index + 1])
+                    handler.wfile.write(body[index : index + 1])
                     handler.wfile.flush()
                     time.sleep(0.05)
             else:

@@ -11,6 +11,7 @@ what ComfyUI would list: model folders and files, the workflows of
 ``/api/userdata?dir=workflows``, custom node classes. ``running_standin(argv, cwd)`` starts one
 from a launch file's argv on a free loopback port and stops it afterwards.
 """
+
 import contextlib
 import json
 import os
@@ -87,9 +88,13 @@ def running_standin(argv, cwd, env=None):
     port = free_port()
     fd, record = tempfile.mkstemp(prefix="standin-argv-", suffix=".json")  # never inside the checkout
     os.close(fd)
-    proc = subprocess.Popen(with_port(argv, port), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, **(env or {}), "FAKE_COMFYUI_SERVE": "1",
-                                 "FAKE_COMFYUI_ARGV_FILE": record})
+    proc = subprocess.Popen(
+        with_port(argv, port),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {}), "FAKE_COMFYUI_SERVE": "1", "FAKE_COMFYUI_ARGV_FILE": record},
+    )
     try:
         wait_for_port(port, process=proc)
         yield StandInClient(f"http://127.0.0.1:{port}")
@@ -115,8 +120,9 @@ def wheelhouse(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def _pod_venv_template(tmp_path_factory, wheelhouse):
-    return make_venv(tmp_path_factory.mktemp("pod-venv-template") / "venv",
-                     install=["faketorch==2.0"], wheelhouse=wheelhouse)
+    return make_venv(
+        tmp_path_factory.mktemp("pod-venv-template") / "venv", install=["faketorch==2.0"], wheelhouse=wheelhouse
+    )
 
 
 @pytest.fixture
@@ -144,7 +150,8 @@ def trap_pip(venv):
     marker = venv / "pip-was-run"
     (site / "pip" / "__init__.py").write_text("")
     (site / "pip" / "__main__.py").write_text(
-        f"import sys\nopen({str(marker)!r}, 'a').write(' '.join(sys.argv) + '\\n')\nsys.exit(3)\n")
+        f"import sys\nopen({str(marker)!r}, 'a').write(' '.join(sys.argv) + '\\n')\nsys.exit(3)\n"
+    )
     return marker
 
 

@@ -19,6 +19,7 @@ Both return a small report (what HEAD is now, whether a stash or a branch was ma
 can assert on side effects. Run as a script inside a container:
 ``python comfyui_updaters.py pygit2|pygit2-stable|manager PATH`` prints the report as JSON.
 """
+
 import hashlib
 import json
 import os
@@ -101,7 +102,7 @@ def pygit2_update(path, stable=False):
         for name in repo.references:
             if name.startswith("refs/tags/v"):
                 try:
-                    major, minor, patch = (int(part) for part in name[len("refs/tags/v"):].split("."))
+                    major, minor, patch = (int(part) for part in name[len("refs/tags/v") :].split("."))
                 except ValueError:
                     continue
                 tags.append(((major, minor, patch), name))
@@ -123,10 +124,12 @@ def _manager_switch_to_default_branch(repo):
         repo.git.checkout(default)
         return True
     except Exception:  # pylint: disable=broad-except  # the real tool falls back the same way
-        for attempt in (lambda: repo.git.checkout(repo.heads.master),
-                        lambda: repo.git.checkout("-b", "master", f"{remote}/master"),
-                        lambda: repo.git.checkout(repo.heads.main),
-                        lambda: repo.git.checkout("-b", "main", f"{remote}/main")):
+        for attempt in (
+            lambda: repo.git.checkout(repo.heads.master),
+            lambda: repo.git.checkout("-b", "master", f"{remote}/master"),
+            lambda: repo.git.checkout(repo.heads.main),
+            lambda: repo.git.checkout("-b", "main", f"{remote}/main"),
+        ):
             try:
                 attempt()
                 return True
@@ -156,7 +159,7 @@ def _manager_git_pull(git, path, report):
     try:
         repo.git.pull("--ff-only")
     except git.GitCommandError:
-        backup = f'backup_{time.strftime("%Y%m%d_%H%M%S")}'
+        backup = f"backup_{time.strftime('%Y%m%d_%H%M%S')}"
         repo.create_head(backup)
         report["backup_branch"] = backup
         repo.git.reset("--hard", f"{remote_name}/{branch.name}")
@@ -206,8 +209,22 @@ def updater_wheelhouse(cache):
     wheels = Path(cache) / "wheels-updaters" / key
     if not (wheels / ".complete").exists():
         wheels.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
-                        "--only-binary=:all:", "-d", str(wheels), *pins], check=True, timeout=600)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--disable-pip-version-check",
+                "--only-binary=:all:",
+                "-d",
+                str(wheels),
+                *pins,
+            ],
+            check=True,
+            timeout=600,
+        )
         (wheels / ".complete").write_text("\n".join(pins) + "\n")
     return wheels
 

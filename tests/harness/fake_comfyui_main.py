@@ -30,6 +30,7 @@ prefix:
 Like ComfyUI it installs no SIGTERM handler (the default, dying, applies) and stops with
 "Stopped server" and exit code 0 on SIGINT (KeyboardInterrupt).
 """
+
 import glob
 import http.server
 import importlib.util
@@ -42,15 +43,25 @@ DEFAULT_ARGV_FILE = "/tmp/fake-comfyui-argv.json"
 PT = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
 # folder name -> (subfolders of models/, extensions), as ComfyUI's folder_paths registers them.
 MODEL_FOLDERS = {
-    "checkpoints": (["checkpoints"], PT), "configs": (["configs"], {".yaml"}), "loras": (["loras"], PT),
-    "vae": (["vae"], PT), "text_encoders": (["text_encoders", "clip"], PT),
-    "diffusion_models": (["unet", "diffusion_models"], PT), "clip_vision": (["clip_vision"], PT),
-    "style_models": (["style_models"], PT), "embeddings": (["embeddings"], PT),
-    "diffusers": (["diffusers"], {"folder"}), "vae_approx": (["vae_approx"], PT),
-    "controlnet": (["controlnet", "t2i_adapter"], PT), "gligen": (["gligen"], PT),
-    "upscale_models": (["upscale_models"], PT), "latent_upscale_models": (["latent_upscale_models"], PT),
-    "hypernetworks": (["hypernetworks"], PT), "photomaker": (["photomaker"], PT),
-    "classifiers": (["classifiers"], {""}), "model_patches": (["model_patches"], PT),
+    "checkpoints": (["checkpoints"], PT),
+    "configs": (["configs"], {".yaml"}),
+    "loras": (["loras"], PT),
+    "vae": (["vae"], PT),
+    "text_encoders": (["text_encoders", "clip"], PT),
+    "diffusion_models": (["unet", "diffusion_models"], PT),
+    "clip_vision": (["clip_vision"], PT),
+    "style_models": (["style_models"], PT),
+    "embeddings": (["embeddings"], PT),
+    "diffusers": (["diffusers"], {"folder"}),
+    "vae_approx": (["vae_approx"], PT),
+    "controlnet": (["controlnet", "t2i_adapter"], PT),
+    "gligen": (["gligen"], PT),
+    "upscale_models": (["upscale_models"], PT),
+    "latent_upscale_models": (["latent_upscale_models"], PT),
+    "hypernetworks": (["hypernetworks"], PT),
+    "photomaker": (["photomaker"], PT),
+    "classifiers": (["classifiers"], {""}),
+    "model_patches": (["model_patches"], PT),
     "audio_encoders": (["audio_encoders"], PT),
 }
 LEGACY = {"unet": "diffusion_models", "clip": "text_encoders"}
@@ -73,8 +84,10 @@ class Folders:
         base = option(args, "--base-directory")
         self.base = os.path.abspath(base) if base else HERE
         self.models_dir = os.path.join(self.base, "models")
-        self.paths = {name: ([os.path.join(self.models_dir, sub) for sub in subs], exts)
-                      for name, (subs, exts) in MODEL_FOLDERS.items()}
+        self.paths = {
+            name: ([os.path.join(self.models_dir, sub) for sub in subs], exts)
+            for name, (subs, exts) in MODEL_FOLDERS.items()
+        }
         self.paths["custom_nodes"] = ([os.path.join(self.base, "custom_nodes")], set())
         self.output = os.path.abspath(option(args, "--output-directory") or os.path.join(self.base, "output"))
         self.input = os.path.abspath(option(args, "--input-directory") or os.path.join(self.base, "input"))
@@ -114,8 +127,11 @@ class Folders:
             for name, value in conf.items():
                 for line in str(value).split("\n"):
                     if line.strip():
-                        self.add(name, os.path.normpath(os.path.join(base, line.strip()) if base else line.strip()),
-                                 is_default)
+                        self.add(
+                            name,
+                            os.path.normpath(os.path.join(base, line.strip()) if base else line.strip()),
+                            is_default,
+                        )
 
     def files(self, name):
         name = LEGACY.get(name, name)
@@ -141,6 +157,7 @@ def _load_yaml(path):
         text = handle.read()
     try:
         import yaml  # pylint: disable=import-outside-toplevel
+
         return yaml.safe_load(text)
     except ImportError:
         pass
@@ -185,8 +202,14 @@ def load_custom_nodes(folders):
                 continue
             loaded.append({"module": module_name, "path": path})
             for cls in getattr(module, "NODE_CLASS_MAPPINGS", {}) or {}:
-                classes[cls] = {"name": cls, "display_name": cls, "python_module": f"custom_nodes.{module_name}",
-                                "category": "custom", "input": {"required": {}}, "output": []}
+                classes[cls] = {
+                    "name": cls,
+                    "display_name": cls,
+                    "python_module": f"custom_nodes.{module_name}",
+                    "category": "custom",
+                    "input": {"required": {}},
+                    "output": [],
+                }
     return classes, loaded, failed
 
 
@@ -243,22 +266,32 @@ def serve(args, folders):
             if route == "/models":
                 return self.reply(200, sorted(n for n in folders.paths if n != "custom_nodes"))
             if route.startswith("/models/"):
-                files = folders.files(urllib.parse.unquote(route[len("/models/"):]))
+                files = folders.files(urllib.parse.unquote(route[len("/models/") :]))
                 return self.reply(404, "Not found") if files is None else self.reply(200, files)
             if route == "/userdata":
                 return self.reply(*userdata(folders, query))
             if route == "/object_info":
                 return self.reply(200, classes)
             if route == "/aiclipse/standin":
-                return self.reply(200, {
-                    "base_directory": folders.base, "models_dir": folders.models_dir,
-                    "folders": {n: p for n, (p, dummy) in folders.paths.items()},
-                    "input": folders.input, "output": folders.output, "user": folders.user,
-                    "custom_nodes": loaded, "import_failed": failed, "pid": os.getpid()})
+                return self.reply(
+                    200,
+                    {
+                        "base_directory": folders.base,
+                        "models_dir": folders.models_dir,
+                        "folders": {n: p for n, (p, dummy) in folders.paths.items()},
+                        "input": folders.input,
+                        "output": folders.output,
+                        "user": folders.user,
+                        "custom_nodes": loaded,
+                        "import_failed": failed,
+                        "pid": os.getpid(),
+                    },
+                )
             return self.reply(404, "Not found")
 
-    server = http.server.ThreadingHTTPServer((option(args, "--listen", "127.0.0.1").split(",")[0],
-                                              int(option(args, "--port", "8188"))), Handler)
+    server = http.server.ThreadingHTTPServer(
+        (option(args, "--listen", "127.0.0.1").split(",")[0], int(option(args, "--port", "8188"))), Handler
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

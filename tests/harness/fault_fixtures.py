@@ -1,4 +1,5 @@
 """Fixtures for download fault tests: misbehaving HTTP origins and tiny filesystems."""
+
 import subprocess
 
 import pytest
@@ -16,6 +17,7 @@ def _served(tmp_path):
         for seed, (name, size) in enumerate(FAULT_FILES):
             write_file(served / name, size, seed=100 + seed)
     import hashlib
+
     for name, _size in FAULT_FILES:
         data = (served / name).read_bytes()
         catalog[name] = (len(data), hashlib.sha256(data).hexdigest())
@@ -52,14 +54,18 @@ def tls_fault_server(tmp_path):
 
 def requests_with_secret(servers, secret):
     """Every request, on any of `servers`, with `secret` in any header (Authorization or other)."""
-    return [r for server in servers for r in server.requests
-            if any(secret in str(value) for value in r.headers.values())]
+    return [
+        r for server in servers for r in server.requests if any(secret in str(value) for value in r.headers.values())
+    ]
 
 
 def assert_secret_only_at(origin, servers, secret, scheme="http"):
     """The token went nowhere but `origin`: right server, right Host header, right scheme."""
-    leaks = [r for r in requests_with_secret(servers, secret)
-             if r.server != origin.label or r.host != origin.authority or r.scheme != scheme]
+    leaks = [
+        r
+        for r in requests_with_secret(servers, secret)
+        if r.server != origin.label or r.host != origin.authority or r.scheme != scheme
+    ]
     assert not leaks, "the token reached another origin: %s" % (leaks,)
 
 
@@ -71,8 +77,12 @@ def small_tmpfs(tmp_path):
     def _mount(size, name="tiny"):
         point = tmp_path / name
         point.mkdir(exist_ok=True)
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0755" % size, "tmpfs", str(point)], check=False,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=%s,mode=0755" % size, "tmpfs", str(point)],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode:
             pytest.fail("cannot mount a tmpfs (tests run as root here): %s" % proc.stderr.strip())
         mounted.append(point)

@@ -30,6 +30,7 @@ and a redirect can change only the scheme. ``server.ca_file`` is the certificate
 authorization, host, scheme, server): which server it reached, the Host it was meant for and
 the Authorization it carried, so tests can prove where a token went and where it did not.
 """
+
 import collections
 import re
 import socket
@@ -71,9 +72,18 @@ class _Handler(BaseHTTPRequestHandler):
             get_count = count
             if not head:
                 get_count = server.get_counts[path] = server.get_counts.get(path, 0) + 1
-            request = Request(self.command, path, self.headers.get("Range"), self.headers.get("Authorization"),
-                              self.headers.get("Host"), getattr(self.connection, "scheme", "http"),
-                              server.label, query, count, dict(self.headers.items()))
+            request = Request(
+                self.command,
+                path,
+                self.headers.get("Range"),
+                self.headers.get("Authorization"),
+                self.headers.get("Host"),
+                getattr(self.connection, "scheme", "http"),
+                server.label,
+                query,
+                count,
+                dict(self.headers.items()),
+            )
             server.requests.append(request)
             rule = server.routes.get(path)
         if rule is not None:
@@ -247,9 +257,28 @@ def make_certificate(directory, names=("127.0.0.1", "localhost")):
     directory = Path(directory)
     cert, key = directory / "cert.pem", directory / "key.pem"
     alt = ",".join(("IP:%s" % n) if re.match(r"^[0-9.]+$", n) else ("DNS:%s" % n) for n in names)
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                    "/CN=%s" % names[0], "-addext", "subjectAltName=%s" % alt, "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=%s" % names[0],
+            "-addext",
+            "subjectAltName=%s" % alt,
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(cert), str(key)
 
 

@@ -1,4 +1,5 @@
 """pytest fixtures over the harness pieces. Loaded by tests/conftest.py."""
+
 import shutil
 
 import pytest
@@ -24,7 +25,9 @@ def origin_files(tmp_path_factory):
     for name, size in (("small.bin", 4096), ("medium.bin", 3 * 1024 * 1024 + 17)):
         catalog[name] = (size, write_file(root / name, size, seed=len(name)))
     catalog["hf/org/repo/split_files/vae/model.safetensors"] = (
-        200_000, write_file(root / "hf/org/repo/split_files/vae/model.safetensors", 200_000, 7))
+        200_000,
+        write_file(root / "hf/org/repo/split_files/vae/model.safetensors", 200_000, 7),
+    )
     catalog["civitai/12345"] = (150_000, write_file(root / "civitai/12345", 150_000, 8))
     return ServedTree(root, catalog)
 

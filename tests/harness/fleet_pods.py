@@ -12,6 +12,7 @@ the run, exactly as with inventories/runpod.
         api = RunPodApi(KEY, [pod.api_record("pod-a")]).start()
         inventory = world.inventory(root / "inv", api.url, key, root / "known_hosts")
 """
+
 import contextlib
 import json
 import shutil
@@ -53,7 +54,8 @@ class FleetWorld:
         self.manifests.mkdir(parents=True)
         (self.manifests / f"{TEMPLATE}_nodes.txt").write_text(f"{node.url}|main|fleet|a custom node\n")
         (self.manifests / f"{BROKEN_TEMPLATE}_models.txt").write_text(
-            "# a typo in the source column\nhugginface|org/repo|x.safetensors|vae\n")
+            "# a typo in the source column\nhugginface|org/repo|x.safetensors|vae\n"
+        )
         for number in range(models):
             name = f"fleet-{number}.safetensors"
             self.files.append((name, write_file(self.served / name, model_size, seed=number)))
@@ -65,8 +67,9 @@ class FleetWorld:
         self.served.mkdir(parents=True, exist_ok=True)
         with NginxOrigin(self.served) as origin:
             self.origin = origin
-            (self.manifests / f"{TEMPLATE}_models.txt").write_text("".join(
-                f"url|{origin.url}/public/{name}|{name}|checkpoints|{sha}\n" for name, sha in self.files))
+            (self.manifests / f"{TEMPLATE}_models.txt").write_text(
+                "".join(f"url|{origin.url}/public/{name}|{name}|checkpoints|{sha}\n" for name, sha in self.files)
+            )
             try:
                 yield origin
             finally:
@@ -75,9 +78,11 @@ class FleetWorld:
     def site_vars(self):
         """Where the roles find this world; the pod's template comes from its own settings."""
         return {
-            "models_manifests_dir": str(self.manifests), "models_foreground": True,
+            "models_manifests_dir": str(self.manifests),
+            "models_foreground": True,
             "custom_nodes_manifests_dir": str(self.manifests),
-            "comfyui_repo_url": str(self.root / "upstream/ComfyUI"), "comfyui_baked_dir": "",
+            "comfyui_repo_url": str(self.root / "upstream/ComfyUI"),
+            "comfyui_baked_dir": "",
             "comfyui_venv": "/venv",
         }
 
@@ -90,13 +95,19 @@ class FleetWorld:
         (directory / "runpod.yml").write_text(json.dumps({"plugin": "aiclipse.comfyui.runpod", "api_url": api_url}))
         # Files of a group_vars directory load in name order, a later one winning.
         shutil.copy(REPO / "inventories/runpod/group_vars/pods.yml", group_vars / "00-shipped.yml")
-        (group_vars / "10-world.json").write_text(json.dumps({
-            "ansible_python_interpreter": "/usr/bin/python3",
-            "ansible_ssh_private_key_file": str(key),
-            "fleet_known_hosts_file": str(known_hosts),
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=accept-new "
-                                       "-o UserKnownHostsFile={{ fleet_known_hosts_file }} -o IdentitiesOnly=yes",
-            **self.site_vars(), **(extra_vars or {})}))
+        (group_vars / "10-world.json").write_text(
+            json.dumps(
+                {
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                    "ansible_ssh_private_key_file": str(key),
+                    "fleet_known_hosts_file": str(known_hosts),
+                    "ansible_ssh_common_args": "-o StrictHostKeyChecking=accept-new "
+                    "-o UserKnownHostsFile={{ fleet_known_hosts_file }} -o IdentitiesOnly=yes",
+                    **self.site_vars(),
+                    **(extra_vars or {}),
+                }
+            )
+        )
         return directory
 
 
@@ -113,11 +124,17 @@ class FleetPod:
 
     @classmethod
     def start(cls, image, world, key_line, settings=None, container_class=FleetContainer):
-        container = container_class(image, name=f"aiclipse-fleet-{uuid.uuid4().hex[:8]}", env=settings or {},
-                                    extra_args=["-v", f"{world.root}:{world.root}:ro"]).start()
+        container = container_class(
+            image,
+            name=f"aiclipse-fleet-{uuid.uuid4().hex[:8]}",
+            env=settings or {},
+            extra_args=["-v", f"{world.root}:{world.root}:ro"],
+        ).start()
         try:
-            container.sh("ssh-keygen -A >/dev/null && mkdir -p /root/.ssh && chmod 700 /root/.ssh && "
-                         f"printf '%s\\n' '{key_line}' > /root/.ssh/authorized_keys && python3 -m venv /venv")
+            container.sh(
+                "ssh-keygen -A >/dev/null && mkdir -p /root/.ssh && chmod 700 /root/.ssh && "
+                f"printf '%s\\n' '{key_line}' > /root/.ssh/authorized_keys && python3 -m venv /venv"
+            )
             ssh = SshPod(container, None).start()
         except BaseException:
             container.remove()

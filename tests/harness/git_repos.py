@@ -16,16 +16,34 @@ was given (defaults 127.0.0.1:8188) until stopped, ComfyUI's listings of models,
 Commits are made with a fixed identity and dates, without the user's git config, so the
 repos look the same on every machine.
 """
+
 import os
 import subprocess
 from pathlib import Path
 
 # ComfyUI's default model folders (each ships a placeholder file tracked in git).
 COMFYUI_MODEL_FOLDERS = (
-    "audio_encoders", "checkpoints", "clip", "clip_vision", "configs", "controlnet", "diffusers",
-    "diffusion_models", "embeddings", "gligen", "hypernetworks", "latent_upscale_models",
-    "loras", "model_patches", "photomaker", "style_models", "text_encoders", "unet",
-    "upscale_models", "vae", "vae_approx",
+    "audio_encoders",
+    "checkpoints",
+    "clip",
+    "clip_vision",
+    "configs",
+    "controlnet",
+    "diffusers",
+    "diffusion_models",
+    "embeddings",
+    "gligen",
+    "hypernetworks",
+    "latent_upscale_models",
+    "loras",
+    "model_patches",
+    "photomaker",
+    "style_models",
+    "text_encoders",
+    "unet",
+    "upscale_models",
+    "vae",
+    "vae_approx",
 )
 
 # The stand-in main.py (tests/harness/fake_comfyui_main.py): reads the folders ComfyUI reads,
@@ -49,19 +67,39 @@ __pycache__/
 """
 
 _GIT_ENV = {
-    "GIT_AUTHOR_NAME": "aiclipse tests", "GIT_AUTHOR_EMAIL": "tests@aiclipse.invalid",
-    "GIT_COMMITTER_NAME": "aiclipse tests", "GIT_COMMITTER_EMAIL": "tests@aiclipse.invalid",
-    "GIT_AUTHOR_DATE": "2025-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2025-01-01T00:00:00Z",
-    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_AUTHOR_NAME": "aiclipse tests",
+    "GIT_AUTHOR_EMAIL": "tests@aiclipse.invalid",
+    "GIT_COMMITTER_NAME": "aiclipse tests",
+    "GIT_COMMITTER_EMAIL": "tests@aiclipse.invalid",
+    "GIT_AUTHOR_DATE": "2025-01-01T00:00:00Z",
+    "GIT_COMMITTER_DATE": "2025-01-01T00:00:00Z",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
 }
 
 
 def git(cwd, *args):
     """Run git in cwd with the fixed test identity; return stdout (stripped)."""
     env = dict(os.environ, **_GIT_ENV)
-    proc = subprocess.run(["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false",
-                           "-c", "tag.gpgsign=false", "-c", "safe.directory=*", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [
+            "git",
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "tag.gpgsign=false",
+            "-c",
+            "safe.directory=*",
+            *args,
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode:
         raise RuntimeError(f"git {' '.join(args)} in {cwd} failed: {proc.stderr.strip()}")
     return proc.stdout.strip()
@@ -148,8 +186,11 @@ def make_comfyui_repo(path, requirements=(), branch="master", extra_files=None, 
     for folder in model_folders:
         files[f"models/{folder}/put_{folder}_here"] = ""
     files.update(extra_files or {})
-    repo.commit(files, "Fake ComfyUI", force_add=[rel for rel in files if rel.split("/")[0] in
-                                                  ("models", "input", "output", "custom_nodes")])
+    repo.commit(
+        files,
+        "Fake ComfyUI",
+        force_add=[rel for rel in files if rel.split("/")[0] in ("models", "input", "output", "custom_nodes")],
+    )
     return repo
 
 

@@ -23,6 +23,7 @@ The smart-HTTP server runs ``git http-backend`` as a CGI for every request (prot
 included), so clones and fetches go through the same code path as on GitHub-like hosts;
 ``delay`` holds each answer back to keep a clone running long enough for ``ps`` to see it.
 """
+
 import base64
 import gzip
 import http.server
@@ -50,7 +51,15 @@ def publish(repo, root, name=None):
 
 def refresh(root, name, repo):
     """Push every branch and tag of repo to the published copy root/<name>."""
-    git(repo.path, "push", "-q", "--force", str(Path(root) / name), "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*")
+    git(
+        repo.path,
+        "push",
+        "-q",
+        "--force",
+        str(Path(root) / name),
+        "refs/heads/*:refs/heads/*",
+        "refs/tags/*:refs/tags/*",
+    )
 
 
 class _GitCGI(http.server.BaseHTTPRequestHandler):
@@ -88,8 +97,9 @@ class _GitCGI(http.server.BaseHTTPRequestHandler):
         authorization = self.headers.get("Authorization")
         authorized = server.authorizes(authorization)
         path, _sep, query = self.path.partition("?")
-        server.requests.append({"method": self.command, "path": path, "authorized": authorized,
-                                "authorization": authorization})
+        server.requests.append(
+            {"method": self.command, "path": path, "authorized": authorized, "authorization": authorization}
+        )
         if server.delay:
             time.sleep(server.delay)
         if not authorized:
@@ -274,10 +284,22 @@ class GitDaemon:
     def start(self):
         self.port = free_port()
         self._proc = subprocess.Popen(
-            ["git", "daemon", "--reuseaddr", "--export-all", "--informative-errors",
-             f"--base-path={self.root}", "--listen=127.0.0.1", f"--port={self.port}", str(self.root)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+            [
+                "git",
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--informative-errors",
+                f"--base-path={self.root}",
+                "--listen=127.0.0.1",
+                f"--port={self.port}",
+                str(self.root),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         wait_for_port(self.port, process=self._proc)
         return self
 

@@ -19,6 +19,7 @@ one pod nothing answers for, one without an SSH port and one that is stopped. ``
 variables molecule.yml reads (``${AICLIPSE_MOLECULE_*}``), so ``molecule`` can also be run by
 hand: ``.venv/bin/python tests/harness/molecule_world.py -- molecule converge -s default``.
 """
+
 import hashlib
 import json
 import os
@@ -86,7 +87,8 @@ def pod_image():
             f"FROM {base}\n"
             "COPY wheels /tmp/wheels\n"
             "RUN python3 -m venv /venv && /venv/bin/pip install -q --disable-pip-version-check"
-            f" --no-index --find-links /tmp/wheels {' '.join(POD_IMAGE_PACKAGES)} && rm -rf /tmp/wheels\n")
+            f" --no-index --find-links /tmp/wheels {' '.join(POD_IMAGE_PACKAGES)} && rm -rf /tmp/wheels\n"
+        )
         podman_harness.podman("build", "--network", "host", "-t", tag, str(context), timeout=1200)
     finally:
         shutil.rmtree(context, ignore_errors=True)
@@ -165,15 +167,36 @@ class World:
         served = self.root / "served"
         models = []
         url_file = f"{pod}/{template}-checkpoint.safetensors"
-        models.append(("url", "{origin}/public/" + url_file, f"{template}-checkpoint.safetensors",
-                       "checkpoints", write_file(served / url_file, 300_000 + seed, seed)))
+        models.append(
+            (
+                "url",
+                "{origin}/public/" + url_file,
+                f"{template}-checkpoint.safetensors",
+                "checkpoints",
+                write_file(served / url_file, 300_000 + seed, seed),
+            )
+        )
         hf_path = f"hf/org-{pod}/repo/split_files/vae/{template}-vae.safetensors"
-        models.append(("huggingface", f"org-{pod}/repo", f"split_files/vae/{template}-vae.safetensors",
-                       "vae", write_file(served / hf_path, 120_000 + seed, seed + 100)))
+        models.append(
+            (
+                "huggingface",
+                f"org-{pod}/repo",
+                f"split_files/vae/{template}-vae.safetensors",
+                "vae",
+                write_file(served / hf_path, 120_000 + seed, seed + 100),
+            )
+        )
         if with_r2:
             r2_local = self.root / "r2" / f"{template}-lora.safetensors"
-            models.append(("r2", f"loras/{template}-lora.safetensors", f"{template}-lora.safetensors",
-                           "loras", write_file(r2_local, 2 * 1024 * 1024 + seed, seed + 200)))
+            models.append(
+                (
+                    "r2",
+                    f"loras/{template}-lora.safetensors",
+                    f"{template}-lora.safetensors",
+                    "loras",
+                    write_file(r2_local, 2 * 1024 * 1024 + seed, seed + 200),
+                )
+            )
         node = make_node_repo(self.root / "nodes" / f"ComfyUI-{template}-Node", requirements=["fakedep==1.0"])
         lines = [f"# {template}: models of the template (test data)"]
         entries = []
@@ -185,7 +208,8 @@ class World:
             entries.append({"source": source, "path": f"{subdir}/{Path(filename).name}", "sha256": sha})
         (self.root / "manifests" / f"{template}_models.txt").write_text("\n".join(lines) + "\n")
         (self.root / "manifests" / f"{template}_nodes.txt").write_text(
-            f"{node.url}|main|test|the {template} template's node\n")
+            f"{node.url}|main|test|the {template} template's node\n"
+        )
         self.expected["pods"][pod] = {"template": template, "models": entries, "node": node.name}
 
     def _fill_templates(self):
@@ -218,27 +242,29 @@ class World:
     def env(self):
         """Environment for `molecule`: where the world is, its servers, image and PATH."""
         env = dict(os.environ)
-        env.update({
-            "AICLIPSE_MOLECULE_WORLD": str(self.root),
-            "AICLIPSE_MOLECULE_IMAGE": pod_image(),
-            "AICLIPSE_MOLECULE_CHECKOUT": str(REPO),
-            "AICLIPSE_MOLECULE_ORIGIN": self.origin.url,
-            "AICLIPSE_MOLECULE_S3": self.s3.endpoint,
-            "AICLIPSE_MOLECULE_S3_ACCESS_KEY": ACCESS_KEY,
-            "AICLIPSE_MOLECULE_S3_SECRET_KEY": SECRET_KEY,
-            "AICLIPSE_MOLECULE_HF_TOKEN": HF_TOKEN,
-            "AICLIPSE_MOLECULE_COMFYUI_PIN": self.expected["comfyui_head"],
-            "CONTAINERS_CONF": str(CONTAINERS_CONF),
-            # molecule calls ansible-config/ansible-playbook by name.
-            "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORCE_COLOR": "0",
-            "NO_COLOR": "1",
-            "PY_COLORS": "0",
-            # molecule's create/destroy playbooks loop over the platforms, whose env holds the
-            # pod's tokens; without this their item labels print them.
-            "MOLECULE_NO_LOG": "true",
-        })
+        env.update(
+            {
+                "AICLIPSE_MOLECULE_WORLD": str(self.root),
+                "AICLIPSE_MOLECULE_IMAGE": pod_image(),
+                "AICLIPSE_MOLECULE_CHECKOUT": str(REPO),
+                "AICLIPSE_MOLECULE_ORIGIN": self.origin.url,
+                "AICLIPSE_MOLECULE_S3": self.s3.endpoint,
+                "AICLIPSE_MOLECULE_S3_ACCESS_KEY": ACCESS_KEY,
+                "AICLIPSE_MOLECULE_S3_SECRET_KEY": SECRET_KEY,
+                "AICLIPSE_MOLECULE_HF_TOKEN": HF_TOKEN,
+                "AICLIPSE_MOLECULE_COMFYUI_PIN": self.expected["comfyui_head"],
+                "CONTAINERS_CONF": str(CONTAINERS_CONF),
+                # molecule calls ansible-config/ansible-playbook by name.
+                "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
+                "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_FORCE_COLOR": "0",
+                "NO_COLOR": "1",
+                "PY_COLORS": "0",
+                # molecule's create/destroy playbooks loop over the platforms, whose env holds the
+                # pod's tokens; without this their item labels print them.
+                "MOLECULE_NO_LOG": "true",
+            }
+        )
         for pod, port in self.fleet_ports.items():
             env[f"AICLIPSE_MOLECULE_PORT_{pod.replace('-', '_').upper()}"] = str(port)
         env["AICLIPSE_MOLECULE_FLEET_KEY"] = self.expected["fleet_key"]
@@ -256,9 +282,16 @@ class World:
 def run_molecule(args, world, timeout=900):
     """Run `molecule ARGS` in the checkout with the world's environment; return the process."""
     # One stream: molecule's step lines (stderr) stay in order with ansible's output (stdout).
-    return subprocess.run([str(VENV_BIN / "molecule"), *args], cwd=REPO, env=world.env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [str(VENV_BIN / "molecule"), *args],
+        cwd=REPO,
+        env=world.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def main(argv):

@@ -1,4 +1,5 @@
 """Loopback ports: picked by the kernel, never hard-coded, so parallel and repeated runs work."""
+
 import socket
 import time
 

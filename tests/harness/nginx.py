@@ -24,6 +24,7 @@ Signed storage is another origin: the redirects point at a second port of the sa
 records, per request, the method, URI, status, Range, the Authorization header as received
 and the port it arrived on, so tests can prove where a token went (and where it did not).
 """
+
 import hashlib
 import json
 import os
@@ -102,8 +103,9 @@ http {{
 class NginxOrigin:
     """Start with ``with NginxOrigin(files_dir) as origin:``; ``origin.url`` is the base URL."""
 
-    def __init__(self, files_dir, token="test-token-0123456789", limit_rate=None, port=None, hf_linked=None,
-                 civitai_sha256=None):
+    def __init__(
+        self, files_dir, token="test-token-0123456789", limit_rate=None, port=None, hf_linked=None, civitai_sha256=None
+    ):
         self.files_dir = Path(files_dir).resolve()
         self.hf_linked = dict(hf_linked or {})
         self.civitai_sha256 = dict(civitai_sha256 or {})
@@ -168,14 +170,24 @@ class NginxOrigin:
         self._write_source_facts()
         limit = f"limit_rate {self.limit_rate};" if self.limit_rate else ""
         conf = self.state / "nginx.conf"
-        conf.write_text(_CONFIG.format(state=self.state, port=self.port, signed_port=self.signed_port, files=self.files_dir,
-                                       token=self.token, limit_rate=limit,
-                                       # As root, workers would drop to `nobody` and fail to
-                                       # read pytest's 0700 temp dirs.
-                                       user="user root;" if os.geteuid() == 0 else ""))
+        conf.write_text(
+            _CONFIG.format(
+                state=self.state,
+                port=self.port,
+                signed_port=self.signed_port,
+                files=self.files_dir,
+                token=self.token,
+                limit_rate=limit,
+                # As root, workers would drop to `nobody` and fail to
+                # read pytest's 0700 temp dirs.
+                user="user root;" if os.geteuid() == 0 else "",
+            )
+        )
         self.process = subprocess.Popen(
             [NGINX, "-c", str(conf), "-p", str(self.state), "-e", str(self.state / "error.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_for_port(self.port, process=self.process)
         except Exception as exc:
@@ -213,27 +225,59 @@ def _sha256(path):
 def civitai_version(base_url, version_id, sha256, size):
     """A model-version document the way CivitAI's /api/v1/model-versions/{id} writes one: the
     model file (primary) and a training-data archive next to it."""
+
     def hashes(digest):
         digest = digest.upper()
-        return {"AutoV1": digest[:8], "AutoV2": digest[:10], "SHA256": digest, "CRC32": digest[-8:],
-                "BLAKE3": digest[::-1], "AutoV3": digest[:12]}
+        return {
+            "AutoV1": digest[:8],
+            "AutoV2": digest[:10],
+            "SHA256": digest,
+            "CRC32": digest[-8:],
+            "BLAKE3": digest[::-1],
+            "AutoV3": digest[:12],
+        }
+
     download = f"{base_url}/api/download/models/{version_id}"
     return {
-        "id": version_id, "modelId": version_id + 100000, "name": "v1.0", "description": None,
-        "baseModel": "SDXL 1.0", "baseModelType": "Standard", "status": "Published", "availability": "Public",
+        "id": version_id,
+        "modelId": version_id + 100000,
+        "name": "v1.0",
+        "description": None,
+        "baseModel": "SDXL 1.0",
+        "baseModelType": "Standard",
+        "status": "Published",
+        "availability": "Public",
         "air": f"urn:air:sdxl:checkpoint:civitai:{version_id + 100000}@{version_id}",
-        "createdAt": "2025-12-18T08:55:00.000Z", "updatedAt": "2025-12-18T09:16:12.062Z",
-        "trainedWords": [], "stats": {"downloadCount": 1, "thumbsUpCount": 0},
+        "createdAt": "2025-12-18T08:55:00.000Z",
+        "updatedAt": "2025-12-18T09:16:12.062Z",
+        "trainedWords": [],
+        "stats": {"downloadCount": 1, "thumbsUpCount": 0},
         "model": {"name": "Stand-in model", "type": "Checkpoint", "nsfw": False, "poi": False},
         "files": [
-            {"id": version_id * 10 + 1, "name": "training_data.zip", "type": "Training Data", "sizeKB": 1.5,
-             "metadata": {"format": "Other"}, "pickleScanResult": "Success", "virusScanResult": "Success",
-             "hashes": hashes(hashlib.sha256(b"training data %d" % version_id).hexdigest()),
-             "downloadUrl": f"{download}?type=Training%20Data", "primary": False},
-            {"id": version_id * 10, "name": f"model_{version_id}.safetensors", "type": "Model",
-             "sizeKB": size / 1024, "metadata": {"format": "SafeTensor", "size": "pruned", "fp": "fp16"},
-             "pickleScanResult": "Success", "virusScanResult": "Success", "hashes": hashes(sha256),
-             "downloadUrl": download, "primary": True},
+            {
+                "id": version_id * 10 + 1,
+                "name": "training_data.zip",
+                "type": "Training Data",
+                "sizeKB": 1.5,
+                "metadata": {"format": "Other"},
+                "pickleScanResult": "Success",
+                "virusScanResult": "Success",
+                "hashes": hashes(hashlib.sha256(b"training data %d" % version_id).hexdigest()),
+                "downloadUrl": f"{download}?type=Training%20Data",
+                "primary": False,
+            },
+            {
+                "id": version_id * 10,
+                "name": f"model_{version_id}.safetensors",
+                "type": "Model",
+                "sizeKB": size / 1024,
+                "metadata": {"format": "SafeTensor", "size": "pruned", "fp": "fp16"},
+                "pickleScanResult": "Success",
+                "virusScanResult": "Success",
+                "hashes": hashes(sha256),
+                "downloadUrl": download,
+                "primary": True,
+            },
         ],
         "images": [],
         "downloadUrl": download,
@@ -244,6 +288,7 @@ def write_file(path, size, seed=0):
     """A deterministic, incompressible-enough file of `size` bytes; returns its sha256."""
     import hashlib
     import random
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)

@@ -14,14 +14,22 @@ every file gets unique bytes, so a lost file cannot hide behind a duplicate.
 ``file_contents(root)`` is the set of every regular file's bytes under root (ComfyUI's .git
 left out: git rewrites its index), for "no byte lost" checks.
 """
+
 import os
 import subprocess
 from pathlib import Path
 
 from .git_repos import git
 
-OLD_SHORTCUTS = {"ComfyUI": "ComfyUI", "models": "models", "workflows": "workflows", "input": "ComfyUI/input",
-                 "output": "ComfyUI/output", "logs": "logs", "custom_nodes": "ComfyUI/custom_nodes"}
+OLD_SHORTCUTS = {
+    "ComfyUI": "ComfyUI",
+    "models": "models",
+    "workflows": "workflows",
+    "input": "ComfyUI/input",
+    "output": "ComfyUI/output",
+    "logs": "logs",
+    "custom_nodes": "ComfyUI/custom_nodes",
+}
 
 # The user's things, relative to the vault (ComfyUI/... is inside the checkout).
 USER_FILES = {
@@ -57,8 +65,12 @@ def apply_old_git_tricks(checkout):
     git(checkout, "config", "core.sparseCheckoutCone", "false")
     git(checkout, "config", "core.sparseCheckout", "true")
     tracked = git(checkout, "ls-files", "-z", "--", "models/").split("\0")
-    subprocess.run(["git", "-C", str(checkout), "update-index", "-z", "--skip-worktree", "--stdin"],
-                   input="\0".join(p for p in tracked if p) + "\0", text=True, check=True)
+    subprocess.run(
+        ["git", "-C", str(checkout), "update-index", "-z", "--skip-worktree", "--stdin"],
+        input="\0".join(p for p in tracked if p) + "\0",
+        text=True,
+        check=True,
+    )
 
 
 def make_old_vault(root, upstream, user_files=None):
@@ -108,11 +120,18 @@ def git_is_pristine(checkout):
     details = {
         "status": git(checkout, "status", "--porcelain", "--untracked-files=all"),
         "skip_worktree": [line for line in git(checkout, "ls-files", "-v").splitlines() if line.startswith("S ")],
-        "sparse": subprocess.run(["git", "-C", str(checkout), "config", "--get", "core.sparseCheckout"],
-                                 capture_output=True, text=True, check=False).stdout.strip(),
+        "sparse": subprocess.run(
+            ["git", "-C", str(checkout), "config", "--get", "core.sparseCheckout"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip(),
         "links": [str(p) for p in Path(checkout).iterdir() if p.is_symlink()],
-        "exclude": [line for line in (Path(checkout) / ".git/info/exclude").read_text().splitlines()
-                    if line.strip() == "/models"],
+        "exclude": [
+            line
+            for line in (Path(checkout) / ".git/info/exclude").read_text().splitlines()
+            if line.strip() == "/models"
+        ],
     }
     pristine = details["sparse"] in ("", "false") and not any(v for k, v in details.items() if k != "sparse")
     return pristine, details

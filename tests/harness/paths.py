@@ -1,4 +1,5 @@
 """Where the checkout, its venv and its caches are."""
+
 import os
 from pathlib import Path
 

@@ -5,6 +5,7 @@ hash of the recipe below, so it is built once per machine and rebuilt only when 
 changes. Podman settings this machine needs (runc, lowered ulimits) come from the project's
 containers.conf via CONTAINERS_CONF.
 """
+
 import fcntl
 import hashlib
 import json
@@ -20,8 +21,17 @@ LABEL = "aiclipse-test"
 SUITE = "bookworm"
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 PACKAGES = [
-    "python3", "python3-venv", "aria2", "openssh-server", "openssh-client", "git", "rsync",
-    "ca-certificates", "procps", "sudo", "iproute2",
+    "python3",
+    "python3-venv",
+    "aria2",
+    "openssh-server",
+    "openssh-client",
+    "git",
+    "rsync",
+    "ca-certificates",
+    "procps",
+    "sudo",
+    "iproute2",
 ]
 IMAGE_NAME = "localhost/aiclipse-test-base"
 # Bump when the way the rootfs is made changes (not only the package list).
@@ -35,8 +45,15 @@ def podman_env():
 
 
 def podman(*args, check=True, capture=True, input=None, timeout=600):
-    return subprocess.run(["podman", *args], env=podman_env(), check=check, text=True,
-                          capture_output=capture, input=input, timeout=timeout)
+    return subprocess.run(
+        ["podman", *args],
+        env=podman_env(),
+        check=check,
+        text=True,
+        capture_output=capture,
+        input=input,
+        timeout=timeout,
+    )
 
 
 def recipe_hash():
@@ -65,18 +82,31 @@ def _build_base_image(tag):
     try:
         rootfs = os.path.join(work, "rootfs")
         subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--cache-dir={debs}",
-             "--include=" + ",".join(PACKAGES), SUITE, rootfs, MIRROR],
-            check=True, capture_output=True, timeout=1200)
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--cache-dir={debs}",
+                "--include=" + ",".join(PACKAGES),
+                SUITE,
+                rootfs,
+                MIRROR,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=1200,
+        )
         # Host keys and machine-id are made per container, never baked into the image.
         for stale in ("etc/ssh/ssh_host_*", "etc/machine-id"):
             subprocess.run(f"rm -f {rootfs}/{stale}", shell=True, check=True)
-        subprocess.run(["rm", "-rf", f"{rootfs}/var/cache/apt/archives", f"{rootfs}/var/lib/apt/lists"],
-                       check=True)
-        tar = subprocess.Popen(["tar", "-C", rootfs, "--numeric-owner", "-c", "."],
-                               stdout=subprocess.PIPE)
-        subprocess.run(["podman", "import", "--change", "CMD=/bin/bash", "-", tag],
-                       stdin=tar.stdout, env=podman_env(), check=True, capture_output=True)
+        subprocess.run(["rm", "-rf", f"{rootfs}/var/cache/apt/archives", f"{rootfs}/var/lib/apt/lists"], check=True)
+        tar = subprocess.Popen(["tar", "-C", rootfs, "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+        subprocess.run(
+            ["podman", "import", "--change", "CMD=/bin/bash", "-", tag],
+            stdin=tar.stdout,
+            env=podman_env(),
+            check=True,
+            capture_output=True,
+        )
         tar.wait()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -92,8 +122,7 @@ class Container:
 
     LABEL = LABEL
 
-    def __init__(self, image, name=None, volumes=(), env=None, command=("sleep", "infinity"),
-                 extra_args=()):
+    def __init__(self, image, name=None, volumes=(), env=None, command=("sleep", "infinity"), extra_args=()):
         self.image = image
         self.name = name or f"aiclipse-test-{uuid.uuid4().hex[:10]}"
         self.volumes = list(volumes)
@@ -103,8 +132,7 @@ class Container:
 
     def start(self):
         # The label names the test process, so cleanup only touches containers whose run is gone.
-        args = ["run", "-d", "--name", self.name, "--label", f"{self.LABEL}={os.getpid()}",
-                "--network", "host"]
+        args = ["run", "-d", "--name", self.name, "--label", f"{self.LABEL}={os.getpid()}", "--network", "host"]
         for src, dst in self.volumes:
             args += ["-v", f"{src}:{dst}"]
         for key, value in self.env.items():
@@ -130,6 +158,7 @@ class Container:
 
     def testinfra(self):
         import testinfra
+
         return testinfra.get_host(f"podman://{self.name}")
 
     def remove(self):
@@ -158,8 +187,9 @@ def remove_leftovers(label=LABEL, own=False):
     Containers of runs still alive (another developer's session, a parallel run) are left alone;
     with ``own=True`` this process's containers go too.
     """
-    out = podman("ps", "-a", "--filter", f"label={label}",
-                 "--format", "{{.ID}} {{index .Labels \"%s\"}}" % label, check=False).stdout
+    out = podman(
+        "ps", "-a", "--filter", f"label={label}", "--format", '{{.ID}} {{index .Labels "%s"}}' % label, check=False
+    ).stdout
     stale = []
     for line in out.splitlines():
         cid, _sep, owner = line.partition(" ")

@@ -1,10 +1,11 @@
 """What every user of a machine can see of its processes: their command lines (``ps``).
 
-    with ArgvSampler() as seen:          # samples /proc/*/cmdline until the block ends
-        run_something()
-    seen.matching("git")                 # every distinct command line that held "git"
-    running("127.0.0.1:4711")            # command lines of processes alive now holding it
+with ArgvSampler() as seen:          # samples /proc/*/cmdline until the block ends
+    run_something()
+seen.matching("git")                 # every distinct command line that held "git"
+running("127.0.0.1:4711")            # command lines of processes alive now holding it
 """
+
 import os
 import threading
 

@@ -8,6 +8,7 @@ requirement) installs with ``pip install --no-index --find-links <wheelhouse>``.
 included) instead of paying for ``ensurepip`` in every test. Call the copy's interpreter
 (``<venv>/bin/python -m pip``): its scripts' shebangs still name the template.
 """
+
 import base64
 import hashlib
 import json
@@ -40,8 +41,9 @@ def make_wheel(wheelhouse, name, version, requires=()):
     files = {
         f"{module}/__init__.py": f"__version__ = {version!r}\n".encode(),
         f"{dist_info}/METADATA": metadata.encode(),
-        f"{dist_info}/WHEEL": (b"Wheel-Version: 1.0\nGenerator: aiclipse-tests\n"
-                               b"Root-Is-Purelib: true\nTag: py3-none-any\n"),
+        f"{dist_info}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: aiclipse-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
     }
     record = [_record_line(path, data) for path, data in files.items()]
     record.append(f"{dist_info}/RECORD,,")
@@ -56,8 +58,7 @@ def make_wheel(wheelhouse, name, version, requires=()):
 def _template_venv():
     if "path" not in _TEMPLATE:
         root = Path(tempfile.mkdtemp(prefix="aiclipse-venv-template-"))
-        subprocess.run(["python3", "-m", "venv", str(root / "venv")], check=True,
-                       capture_output=True)
+        subprocess.run(["python3", "-m", "venv", str(root / "venv")], check=True, capture_output=True)
         _TEMPLATE["path"] = root / "venv"
     return _TEMPLATE["path"]
 
@@ -73,15 +74,32 @@ def make_venv(path, install=(), wheelhouse=None):
 
 
 def pip_install(venv, requirements, wheelhouse):
-    subprocess.run([str(Path(venv) / "bin" / "python"), "-m", "pip", "install", "-q",
-                    "--disable-pip-version-check", "--no-index", "--find-links", str(wheelhouse),
-                    *requirements], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            str(Path(venv) / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-index",
+            "--find-links",
+            str(wheelhouse),
+            *requirements,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 def installed_versions(venv):
     """{distribution name (lower case): version} of what is installed in venv."""
-    code = ("import importlib.metadata as m, json; "
-            "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))")
-    out = subprocess.run([str(Path(venv) / "bin" / "python"), "-c", code], check=True,
-                         capture_output=True, text=True).stdout
+    code = (
+        "import importlib.metadata as m, json; "
+        "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))"
+    )
+    out = subprocess.run(
+        [str(Path(venv) / "bin" / "python"), "-c", code], check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out)

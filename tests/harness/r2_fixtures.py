@@ -1,4 +1,5 @@
 """pytest fixtures for the R2 tests: an auth-enforcing moto server. Loaded by tests/conftest.py."""
+
 import pytest
 
 from .s3_auth import AuthMotoS3

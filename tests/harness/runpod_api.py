@@ -16,6 +16,7 @@ RunPod: ``myself.pods`` takes no arguments.
     api.requests       # what came in: method, path, query string, Authorization header
     api.fault = "graphql_error" | "http_500" | "rate_limited" | "not_json" | ("redirect", url)
 """
+
 import json
 import re
 import subprocess
@@ -33,44 +34,103 @@ SCHEMA = {
     "Query": {"myself": "User"},
     "User": {"id": None, "email": None, "pods": ["Pod"]},
     "Pod": {
-        "id": None, "name": None, "desiredStatus": None, "imageName": None, "env": None,
-        "gpuCount": None, "vcpuCount": None, "memoryInGb": None, "costPerHr": None,
-        "containerDiskInGb": None, "volumeInGb": None, "volumeMountPath": None, "dockerArgs": None,
-        "dockerId": None, "lastStatusChange": None, "machineId": None, "podType": None, "port": None,
-        "ports": None, "uptimeSeconds": None, "templateId": None,
-        "machine": "PodMachineInfo", "runtime": "PodRuntime",
+        "id": None,
+        "name": None,
+        "desiredStatus": None,
+        "imageName": None,
+        "env": None,
+        "gpuCount": None,
+        "vcpuCount": None,
+        "memoryInGb": None,
+        "costPerHr": None,
+        "containerDiskInGb": None,
+        "volumeInGb": None,
+        "volumeMountPath": None,
+        "dockerArgs": None,
+        "dockerId": None,
+        "lastStatusChange": None,
+        "machineId": None,
+        "podType": None,
+        "port": None,
+        "ports": None,
+        "uptimeSeconds": None,
+        "templateId": None,
+        "machine": "PodMachineInfo",
+        "runtime": "PodRuntime",
     },
-    "PodMachineInfo": {"gpuDisplayName": None, "location": None, "podHostId": None,
-                       "maintenanceStart": None, "maintenanceEnd": None, "maintenanceNote": None},
+    "PodMachineInfo": {
+        "gpuDisplayName": None,
+        "location": None,
+        "podHostId": None,
+        "maintenanceStart": None,
+        "maintenanceEnd": None,
+        "maintenanceNote": None,
+    },
     "PodRuntime": {"uptimeInSeconds": None, "ports": ["PodRuntimePorts"]},
-    "PodRuntimePorts": {"ip": None, "isIpPublic": None, "privatePort": None, "publicPort": None,
-                        "type": None},
+    "PodRuntimePorts": {"ip": None, "isIpPublic": None, "privatePort": None, "publicPort": None, "type": None},
 }
 
 
-def runpod_pod(pod_id, name, ip="127.0.0.1", ssh_port=None, status="RUNNING", gpu="RTX A6000",
-               gpu_count=1, image="aiclipse/comfyui:latest", env=None, public=True, extra_ports=()):
+def runpod_pod(
+    pod_id,
+    name,
+    ip="127.0.0.1",
+    ssh_port=None,
+    status="RUNNING",
+    gpu="RTX A6000",
+    gpu_count=1,
+    image="aiclipse/comfyui:latest",
+    env=None,
+    public=True,
+    extra_ports=(),
+):
     """One pod as the API describes it. ``ssh_port`` None: no 22/tcp mapping; ``public`` False:
     22 is mapped on a private address only (a community-cloud pod without a public IP);
     status other than RUNNING: no runtime at all."""
     ports = []
     if ssh_port is not None:
-        ports.append({"ip": ip if public else "10.2.3.4", "isIpPublic": bool(public), "privatePort": 22,
-                      "publicPort": ssh_port, "type": "tcp"})
+        ports.append(
+            {
+                "ip": ip if public else "10.2.3.4",
+                "isIpPublic": bool(public),
+                "privatePort": 22,
+                "publicPort": ssh_port,
+                "type": "tcp",
+            }
+        )
     # RunPod also lists the HTTP proxy ports of a pod; those are never an SSH endpoint.
-    ports.append({"ip": "100.64.0.9", "isIpPublic": False, "privatePort": 8188, "publicPort": 8188,
-                  "type": "http"})
+    ports.append({"ip": "100.64.0.9", "isIpPublic": False, "privatePort": 8188, "publicPort": 8188, "type": "http"})
     ports.extend(extra_ports)
     return {
-        "id": pod_id, "name": name, "desiredStatus": status, "imageName": image,
+        "id": pod_id,
+        "name": name,
+        "desiredStatus": status,
+        "imageName": image,
         "env": [f"{key}={value}" for key, value in (env or {}).items()],
-        "gpuCount": gpu_count, "vcpuCount": 8, "memoryInGb": 31, "costPerHr": 0.49,
-        "containerDiskInGb": 20, "volumeInGb": 50, "volumeMountPath": "/workspace", "dockerArgs": "",
-        "dockerId": None, "lastStatusChange": "Rented by User: Tue Aug 15 2023", "machineId": f"m-{pod_id}",
-        "podType": "RESERVED", "port": None, "ports": "8188/http,22/tcp", "uptimeSeconds": 0,
+        "gpuCount": gpu_count,
+        "vcpuCount": 8,
+        "memoryInGb": 31,
+        "costPerHr": 0.49,
+        "containerDiskInGb": 20,
+        "volumeInGb": 50,
+        "volumeMountPath": "/workspace",
+        "dockerArgs": "",
+        "dockerId": None,
+        "lastStatusChange": "Rented by User: Tue Aug 15 2023",
+        "machineId": f"m-{pod_id}",
+        "podType": "RESERVED",
+        "port": None,
+        "ports": "8188/http,22/tcp",
+        "uptimeSeconds": 0,
         "templateId": None,
-        "machine": {"gpuDisplayName": gpu, "location": "EU-RO-1", "podHostId": f"{pod_id}-64411eb2",
-                    "maintenanceStart": None, "maintenanceEnd": None, "maintenanceNote": None},
+        "machine": {
+            "gpuDisplayName": gpu,
+            "location": "EU-RO-1",
+            "podHostId": f"{pod_id}-64411eb2",
+            "maintenanceStart": None,
+            "maintenanceEnd": None,
+            "maintenanceNote": None,
+        },
         "runtime": ({"uptimeInSeconds": 120, "ports": ports} if status == "RUNNING" else None),
     }
 
@@ -121,7 +181,7 @@ def _skip_parens(tokens, pos):
         pos += 1
         if depth == 0:
             return pos
-    raise GraphQLError("Syntax Error: Expected \")\".")
+    raise GraphQLError('Syntax Error: Expected ")".')
 
 
 def _selection_set(tokens, pos):
@@ -159,8 +219,10 @@ def validate(selection, type_name):
         if target is None and sub is not None:
             raise GraphQLError(f'Field "{field}" must not have a selection since type "String" has no subfields.')
         if target is not None and sub is None:
-            raise GraphQLError(f'Field "{field}" of type "{target}" must have a selection of subfields. '
-                               f'Did you mean "{field} {{ ... }}"?')
+            raise GraphQLError(
+                f'Field "{field}" of type "{target}" must have a selection of subfields. '
+                f'Did you mean "{field} {{ ... }}"?'
+            )
         if target is not None:
             validate(sub, target)
 
@@ -171,8 +233,10 @@ def project(value, selection):
         return None
     if isinstance(value, list):
         return [project(item, selection) for item in value]
-    return {alias: (project(value.get(field), sub) if sub is not None else value.get(field))
-            for alias, field, sub in selection}
+    return {
+        alias: (project(value.get(field), sub) if sub is not None else value.get(field))
+        for alias, field, sub in selection
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -198,14 +262,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(307, b"", "text/plain", {"Location": fault[1]})
         query_key = parse_qs(split.query).get("api_key", [None])[0]
         header = self.headers.get("Authorization") or ""
-        header_key = header[len("Bearer "):] if header.startswith("Bearer ") else None
+        header_key = header[len("Bearer ") :] if header.startswith("Bearer ") else None
         if (header_key or query_key) != api.api_key:
             return self._json(401, {"errors": [{"message": "Unauthorized"}]})
         if fault == "http_500":
             return self._send(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>\n", "text/html")
         if fault == "rate_limited":
-            return self._json(429, {"errors": [{"message": "Too many requests, please slow down"}]},
-                              {"Retry-After": "30"})
+            return self._json(
+                429, {"errors": [{"message": "Too many requests, please slow down"}]}, {"Retry-After": "30"}
+            )
         if fault == "not_json":
             return self._send(200, b"<!DOCTYPE html><title>Maintenance</title>\n", "text/html")
         try:
@@ -215,11 +280,20 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError) as exc:
             return self._json(400, {"errors": [{"message": f"POST body sent invalid JSON: {exc}"}]})
         except GraphQLError as exc:
-            return self._json(400, {"errors": [{"message": str(exc), "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]})
+            return self._json(
+                400, {"errors": [{"message": str(exc), "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]}
+            )
         if fault == "graphql_error":
             # What a resolver failure looks like: HTTP 200, data null, errors listed.
-            return self._json(200, {"errors": [{"message": "Something went wrong. Please try again later.",
-                                                "path": ["myself", "pods"]}], "data": {"myself": None}})
+            return self._json(
+                200,
+                {
+                    "errors": [
+                        {"message": "Something went wrong. Please try again later.", "path": ["myself", "pods"]}
+                    ],
+                    "data": {"myself": None},
+                },
+            )
         with api.lock:
             root = {"myself": {"id": "user_stand_in", "email": "owner@example.invalid", "pods": list(api.pods)}}
         return self._json(200, {"data": project(root, selection)})
@@ -227,9 +301,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self):
         split = urlsplit(self.path)
         with self.server.api.lock:
-            self.server.api.requests.append({
-                "method": self.command, "path": split.path, "query_string": split.query,
-                "authorization": self.headers.get("Authorization")})
+            self.server.api.requests.append(
+                {
+                    "method": self.command,
+                    "path": split.path,
+                    "query_string": split.query,
+                    "authorization": self.headers.get("Authorization"),
+                }
+            )
 
     def _json(self, status, doc, headers=None):
         self._send(status, json.dumps(doc).encode(), "application/json", headers)
@@ -301,5 +380,12 @@ def ansible_inventory(source, *args, api_key=None, env=None, timeout=120):
     run_env.pop("RUNPOD_API_KEY", None)
     if api_key is not None:
         run_env["RUNPOD_API_KEY"] = api_key
-    return subprocess.run([str(VENV_BIN / "ansible-inventory"), "-i", str(source), *args], cwd=REPO,
-                          env=run_env, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [str(VENV_BIN / "ansible-inventory"), "-i", str(source), *args],
+        cwd=REPO,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

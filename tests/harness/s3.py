@@ -3,6 +3,7 @@
 The server runs as its own process (like R2 would be remote), logging every request so tests
 can count GETs: ``server.requests("GET", "/bucket/key")``.
 """
+
 import re
 import shutil
 import signal
@@ -36,7 +37,9 @@ class MotoS3:
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         wait_for_port(self.port, process=self.process, timeout=30)
         return self
@@ -54,10 +57,15 @@ class MotoS3:
     def client(self, **config):
         import boto3
         from botocore.config import Config
+
         return boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-            config=Config(s3={"addressing_style": "path"}, **config))
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            config=Config(s3={"addressing_style": "path"}, **config),
+        )
 
     def requests(self, method=None, path_prefix=None):
         """(method, path, status) of every request served so far, optionally filtered."""
@@ -76,8 +84,10 @@ class MotoS3:
     def reset(self):
         """Drop every bucket (moto's own reset API) so a test starts from nothing."""
         import urllib.request
-        urllib.request.urlopen(urllib.request.Request(
-            f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10).read()
+
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10
+        ).read()
 
     def __enter__(self):
         return self.start()

@@ -7,6 +7,7 @@ with a real access key that may only read bucket ``readable``, and a second buck
 ``InvalidAccessKeyId`` for an unknown key, ``SignatureDoesNotMatch`` for a wrong secret,
 ``AccessDenied`` for a bucket the key has no right to.
 """
+
 import json
 import os
 import subprocess
@@ -37,23 +38,43 @@ class AuthMotoS3(MotoS3):
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, env=env)
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
         wait_for_port(self.port, process=self.process, timeout=30)
         self._provision()
         return self
 
     def _provision(self):
         import boto3
-        iam = boto3.client("iam", endpoint_url=self.endpoint, region_name="us-east-1",
-                           aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+
+        iam = boto3.client(
+            "iam",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="bootstrap",
+            aws_secret_access_key="bootstrap",
+        )
         s3 = self.client()
         iam.create_user(UserName="reader")
         key = iam.create_access_key(UserName="reader")["AccessKey"]
-        iam.put_user_policy(UserName="reader", PolicyName="read-one-bucket", PolicyDocument=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
-                           "Resource": [f"arn:aws:s3:::{READABLE_BUCKET}",
-                                        f"arn:aws:s3:::{READABLE_BUCKET}/*"]}]}))
+        iam.put_user_policy(
+            UserName="reader",
+            PolicyName="read-one-bucket",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["s3:GetObject", "s3:ListBucket"],
+                            "Resource": [f"arn:aws:s3:::{READABLE_BUCKET}", f"arn:aws:s3:::{READABLE_BUCKET}/*"],
+                        }
+                    ],
+                }
+            ),
+        )
         for bucket in (READABLE_BUCKET, FORBIDDEN_BUCKET):
             s3.create_bucket(Bucket=bucket)
             s3.put_object(Bucket=bucket, Key=OBJECT_KEY, Body=OBJECT_BODY)

@@ -4,6 +4,7 @@ AnsiballZ files carry the module's code as a base64 zip; the task's arguments si
 in clear text in ansible-core 2.19, but older and newer layouts may put them inside the zip,
 so both are searched.
 """
+
 import base64
 import io
 import os

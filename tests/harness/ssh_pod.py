@@ -3,6 +3,7 @@
 The container shares the host network, so sshd listens on 127.0.0.1:<port> the way a fleet pod
 is reached at ip:port. The client key is made per test and never leaves its tmp directory.
 """
+
 import subprocess
 
 from .net import free_port, wait_for_port
@@ -11,8 +12,12 @@ from .net import free_port, wait_for_port
 def make_client_key(directory):
     """A fresh ed25519 key pair; returns (private key path, public key line)."""
     key = directory / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "aiclipse-test", "-f", str(key)],
-                   check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "aiclipse-test", "-f", str(key)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     return key, (directory / "id_ed25519.pub").read_text().strip()
 
 
@@ -25,17 +30,36 @@ class SshPod:
         self.port = free_port()
 
     def start(self):
-        self.container.sh(f"mkdir -p /run/sshd && /usr/sbin/sshd -p {self.port} -o ListenAddress=127.0.0.1 "
-                          f"-o PermitRootLogin=prohibit-password -o PasswordAuthentication=no")
+        self.container.sh(
+            f"mkdir -p /run/sshd && /usr/sbin/sshd -p {self.port} -o ListenAddress=127.0.0.1 "
+            f"-o PermitRootLogin=prohibit-password -o PasswordAuthentication=no"
+        )
         wait_for_port(self.port)
         return self
 
     def ssh(self, *command, tty=False, input=None, timeout=30):
         """Run ssh as a user would; with no command and tty=True it is an interactive login."""
-        args = ["ssh", "-F", "/dev/null", "-i", str(self.key), "-p", str(self.port),
-                "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes"]
+        args = [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-i",
+            str(self.key),
+            "-p",
+            str(self.port),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "IdentitiesOnly=yes",
+        ]
         if tty:
             args.append("-tt")
-        return subprocess.run(args + ["root@127.0.0.1", *command], capture_output=True, input=input,
-                              timeout=timeout, check=False)
+        return subprocess.run(
+            args + ["root@127.0.0.1", *command], capture_output=True, input=input, timeout=timeout, check=False
+        )

@@ -6,6 +6,7 @@ limited origin behaves. ``ThrottleProxy(upstream_port, bytes_per_second)``; ``.p
 ``.sent`` counts every byte passed downstream (responses), so tests can measure what a client
 fetched - and fetched again after a kill - at the wire.
 """
+
 import socket
 import threading
 import time

@@ -3,6 +3,7 @@
 Containers do not trust the TLS proxy this machine reaches PyPI through, so pods and images
 install offline from wheels the host downloads once per version set into .cache/wheels.
 """
+
 import fcntl
 import hashlib
 import shutil
@@ -27,7 +28,19 @@ def runtime_wheelhouse():
         if not done.exists():
             shutil.rmtree(wheels, ignore_errors=True)
             wheels.mkdir(parents=True)
-            subprocess.run([str(VENV_BIN / "pip"), "download", "-q", "--disable-pip-version-check",
-                            "--only-binary=:all:", "-d", str(wheels), *pins], check=True, timeout=600)
+            subprocess.run(
+                [
+                    str(VENV_BIN / "pip"),
+                    "download",
+                    "-q",
+                    "--disable-pip-version-check",
+                    "--only-binary=:all:",
+                    "-d",
+                    str(wheels),
+                    *pins,
+                ],
+                check=True,
+                timeout=600,
+            )
             done.write_text("\n".join(pins) + "\n")
     return wheels

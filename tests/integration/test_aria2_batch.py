@@ -1,4 +1,5 @@
 """aria2_batch through real ansible, real aria2c, the nginx origin and the fault server."""
+
 import hashlib
 import json
 import os
@@ -38,8 +39,7 @@ class Vault:
         self.log = self.root / "logs/models.log"
 
     def args(self, downloads, **extra):
-        args = {"state_dir": str(self.state), "log_file": str(self.log), "downloads": downloads,
-                "retry_wait": 1}
+        args = {"state_dir": str(self.state), "log_file": str(self.log), "downloads": downloads, "retry_wait": 1}
         args.update(extra)
         return args
 
@@ -58,9 +58,12 @@ def vault(tmp_path):
 @pytest.fixture
 def three_files(make_origin, tmp_path):
     served = tmp_path / "served"
-    catalog = {name: (size, write_file(served / name, size, seed=i))
-               for i, (name, size) in enumerate((("one.safetensors", 6 * MiB + 5), ("two.safetensors", 4 * MiB),
-                                                 ("three.bin", 70_000)))}
+    catalog = {
+        name: (size, write_file(served / name, size, seed=i))
+        for i, (name, size) in enumerate(
+            (("one.safetensors", 6 * MiB + 5), ("two.safetensors", 4 * MiB), ("three.bin", 70_000))
+        )
+    }
     origin = make_origin(served)
     origin.catalog = catalog
     return origin
@@ -68,8 +71,10 @@ def three_files(make_origin, tmp_path):
 
 def test_parallel_ranged_download_then_second_run_reads_nothing(three_files, vault):
     origin = three_files
-    downloads = [{"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name), "sha256": digest}
-                 for name, (_size, digest) in origin.catalog.items()]
+    downloads = [
+        {"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name), "sha256": digest}
+        for name, (_size, digest) in origin.catalog.items()
+    ]
     args = vault.args(downloads, min_split_size="1M")
     result, _run = run_module("aria2_batch", args)
     assert not result.get("failed"), result.get("msg")
@@ -77,8 +82,9 @@ def test_parallel_ranged_download_then_second_run_reads_nothing(three_files, vau
     for name, (_size, digest) in origin.catalog.items():
         assert sha(vault.dest(name)) == digest
     assert [r["status"] for r in result["results"]] == ["downloaded"] * 3
-    assert len([line for line in gets(origin, "one.safetensors") if 'range="bytes=' in line]) >= 2, \
+    assert len([line for line in gets(origin, "one.safetensors") if 'range="bytes=' in line]) >= 2, (
         "the 6 MiB file should have been fetched over several ranged connections"
+    )
     assert os.listdir(vault.state / "staging") == []
     assert stat.S_IMODE(os.stat(vault.state / "ledger.json").st_mode) == 0o600
     assert "summary: 3 downloaded, 0 present, 0 failed" in vault.log.read_text()
@@ -99,8 +105,7 @@ def test_parallel_ranged_download_then_second_run_reads_nothing(three_files, vau
 
 def test_check_mode_reports_bytes_needed_and_writes_nothing(three_files, vault):
     origin = three_files
-    downloads = [{"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name)}
-                 for name in origin.catalog]
+    downloads = [{"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name)} for name in origin.catalog]
     result, _run = run_module("aria2_batch", vault.args(downloads), check=True, diff=True)
     assert result["changed"] and result["would_download"] == 3
     assert result["bytes_needed"] == sum(size for size, _digest in origin.catalog.values())
@@ -116,11 +121,18 @@ def test_token_goes_to_origin_only_and_never_shows(nginx_origin, vault, tmp_path
     token = nginx_origin.token
     downloads = [
         {"url": nginx_origin.url + "/redirect/small.bin", "dest": vault.dest("small.bin"), "token": token},
-        {"url": nginx_origin.url + "/hf/org/repo/resolve/main/split_files/vae/model.safetensors",
-         "dest": vault.dest("model.safetensors", "vae"), "token": token,
-         "sha256": catalog["hf/org/repo/split_files/vae/model.safetensors"][1]},
-        {"url": nginx_origin.url + "/api/download/models/12345", "dest": vault.dest("12345.safetensors", "loras"),
-         "token": token, "sha256": catalog["civitai/12345"][1]},
+        {
+            "url": nginx_origin.url + "/hf/org/repo/resolve/main/split_files/vae/model.safetensors",
+            "dest": vault.dest("model.safetensors", "vae"),
+            "token": token,
+            "sha256": catalog["hf/org/repo/split_files/vae/model.safetensors"][1],
+        },
+        {
+            "url": nginx_origin.url + "/api/download/models/12345",
+            "dest": vault.dest("12345.safetensors", "loras"),
+            "token": token,
+            "sha256": catalog["civitai/12345"][1],
+        },
         {"url": nginx_origin.url + "/private/medium.bin", "dest": vault.dest("medium.bin"), "token": token},
     ]
     # -vvv prints the module's arguments and result: the most a user can ask ansible to show.
@@ -144,11 +156,24 @@ def test_token_is_not_in_any_process_argv_while_downloads_run(make_origin, vault
     served = tmp_path / "served"
     digests = {name: write_file(served / name, 3 * MiB, seed=n) for n, name in enumerate(("slow.bin", "slow2.bin"))}
     origin = make_origin(served, limit_rate="1m")
-    args = vault.args([{"url": origin.url + "/private/slow.bin", "dest": vault.dest("slow.bin"),
-                        "token": origin.token, "sha256": digests["slow.bin"]},
-                       {"url": origin.url + "/redirect/slow2.bin", "dest": vault.dest("slow2.bin"),
-                        "token": origin.token, "sha256": digests["slow2.bin"]}],
-                      split=1, max_connection_per_server=1)
+    args = vault.args(
+        [
+            {
+                "url": origin.url + "/private/slow.bin",
+                "dest": vault.dest("slow.bin"),
+                "token": origin.token,
+                "sha256": digests["slow.bin"],
+            },
+            {
+                "url": origin.url + "/redirect/slow2.bin",
+                "dest": vault.dest("slow2.bin"),
+                "token": origin.token,
+                "sha256": digests["slow2.bin"],
+            },
+        ],
+        split=1,
+        max_connection_per_server=1,
+    )
     proc = _start_ansible(args)
     seen_aria2c = False
     try:
@@ -178,12 +203,30 @@ def _start_ansible(args, *options):
     (workdir / "args.json").chmod(0o600)
     (workdir / "play.yml").write_text(
         "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
-        "    - name: Download\n      aiclipse.comfyui.aria2_batch: \"{{ batch_args }}\"\n")
-    cmd = [str(VENV_BIN / "ansible-playbook"), "-c", "local", "-i", "localhost,",
-           "-e", "ansible_python_interpreter={{ ansible_playbook_python }}",
-           "-e", "@%s" % (workdir / "args.json"), str(workdir / "play.yml"), *options]
-    return subprocess.Popen(cmd, cwd=REPO, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+        '    - name: Download\n      aiclipse.comfyui.aria2_batch: "{{ batch_args }}"\n'
+    )
+    cmd = [
+        str(VENV_BIN / "ansible-playbook"),
+        "-c",
+        "local",
+        "-i",
+        "localhost,",
+        "-e",
+        "ansible_python_interpreter={{ ansible_playbook_python }}",
+        "-e",
+        "@%s" % (workdir / "args.json"),
+        str(workdir / "play.yml"),
+        *options,
+    ]
+    return subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=ansible_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _kill_group(proc):
@@ -231,8 +274,14 @@ def test_killed_run_leaves_nothing_at_final_paths_and_resumes(make_origin, vault
     size = 6 * MiB
     files = {name: write_file(served / name, size, seed=i) for i, name in enumerate(("k1.bin", "k2.bin"))}
     origin = make_origin(served, limit_rate="1m")
-    args = vault.args([{"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name), "sha256": digest}
-                       for name, digest in files.items()], split=2, min_split_size="1M")
+    args = vault.args(
+        [
+            {"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name), "sha256": digest}
+            for name, digest in files.items()
+        ],
+        split=2,
+        min_split_size="1M",
+    )
     proc = _start_ansible(args)
     staging = vault.state / "staging"
     deadline = time.monotonic() + 30
@@ -265,8 +314,10 @@ def test_killed_run_leaves_nothing_at_final_paths_and_resumes(make_origin, vault
     for name, digest in files.items():
         assert sha(vault.dest(name)) == digest
     twice = sent_bytes(gets(origin, "/public/")) - 2 * size
-    print("HTTP (%s): %.2f MiB of 2 x %d MiB crossed the wire twice (killed at %.2f MiB)"
-          % ("aria2c killed too" if aria2c_too else "module killed", twice / MiB, size // MiB, served_before / MiB))
+    print(
+        "HTTP (%s): %.2f MiB of 2 x %d MiB crossed the wire twice (killed at %.2f MiB)"
+        % ("aria2c killed too" if aria2c_too else "module killed", twice / MiB, size // MiB, served_before / MiB)
+    )
     # Per connection (4): what sat in its socket buffers and aria2c's first, unranged GET of a
     # resumed file (about 1 MiB each here), plus, when aria2c itself was killed, up to a second
     # of transfer since its last save of the control files (auto-save-interval=1, 1 MB/s each).
@@ -294,9 +345,15 @@ def test_faults_each_get_their_result_and_the_rest_completes(fault_server, vault
         ("bad-port", "http://127.0.0.1:99999/c.bin", None, "failed", "port 99999 is out of range"),
         ("no-number", "http://127.0.0.1:abc/c.bin", None, "failed", "port 'abc' is not a number"),
     ]
-    downloads = [{"name": name, "url": path if path.startswith("http") else url + path,
-                  "dest": vault.dest(name + ".safetensors"), **({"sha256": digest} if digest else {})}
-                 for name, path, digest, _status, _reason in plan]
+    downloads = [
+        {
+            "name": name,
+            "url": path if path.startswith("http") else url + path,
+            "dest": vault.dest(name + ".safetensors"),
+            **({"sha256": digest} if digest else {}),
+        }
+        for name, path, digest, _status, _reason in plan
+    ]
     result, _run = run_module("aria2_batch", vault.args(downloads, fail_on_error=False, max_tries=3))
     assert not result.get("failed"), "fail_on_error=false must not fail the task: %s" % result.get("msg")
     by_name = {r["name"]: r for r in result["results"]}
@@ -331,8 +388,16 @@ def test_faults_of_in_process_downloads_each_get_their_result(fault_server, vaul
         ("disguised", "/disguised-html/a.bin", None, "failed", "HTML"),
         ("bad-sum", "/files/c.bin", "0" * 64, "failed", "sha256"),
     ]
-    downloads = [{"name": name, "url": url + path, "dest": vault.dest(name + ".safetensors"), "token": "tok-123",
-                  **({"sha256": digest} if digest else {})} for name, path, digest, _status, _reason in plan]
+    downloads = [
+        {
+            "name": name,
+            "url": url + path,
+            "dest": vault.dest(name + ".safetensors"),
+            "token": "tok-123",
+            **({"sha256": digest} if digest else {}),
+        }
+        for name, path, digest, _status, _reason in plan
+    ]
     result, _run = run_module("aria2_batch", vault.args(downloads, fail_on_error=False, min_split_size="1M"))
     by_name = {r["name"]: r for r in result["results"]}
     for name, _path, _digest, status, reason in plan:
@@ -348,9 +413,14 @@ def test_disk_full_during_download_fails_that_entry_only(fault_server, small_tmp
     vault.log = tmp_path / "logs/models.log"  # a log on the full disk could say nothing
     # One file at a time, the small one first: once the disk is full nothing more can land on
     # it, so the point is that the big one's failure does not undo or corrupt the small one.
-    downloads = [{"url": fault_server.url + "/files/c.bin", "dest": vault.dest("c.bin"),
-                  "sha256": fault_server.catalog["c.bin"][1]},
-                 {"url": fault_server.url + "/chunked/big.bin", "dest": vault.dest("big.bin")}]
+    downloads = [
+        {
+            "url": fault_server.url + "/files/c.bin",
+            "dest": vault.dest("c.bin"),
+            "sha256": fault_server.catalog["c.bin"][1],
+        },
+        {"url": fault_server.url + "/chunked/big.bin", "dest": vault.dest("big.bin")},
+    ]
     result, _run = run_module("aria2_batch", vault.args(downloads, max_tries=1, max_concurrent_downloads=1))
     assert result["failed"] and "big.bin" in result["msg"]
     small, big = result["results"]
@@ -367,9 +437,11 @@ def test_disk_full_during_download_fails_that_entry_only(fault_server, small_tmp
 def test_disk_preflight_downloads_what_fits_and_fails_only_the_rest(fault_server, small_tmpfs):
     tiny = small_tmpfs("3m")
     vault = Vault(tiny / "vault")
-    downloads = [{"url": fault_server.url + "/files/c.bin", "dest": vault.dest("c.bin")},
-                 {"url": fault_server.url + "/files/big.bin", "dest": vault.dest("big.bin")},
-                 {"url": fault_server.url + "/files/a.bin", "dest": vault.dest("a.bin")}]
+    downloads = [
+        {"url": fault_server.url + "/files/c.bin", "dest": vault.dest("c.bin")},
+        {"url": fault_server.url + "/files/big.bin", "dest": vault.dest("big.bin")},
+        {"url": fault_server.url + "/files/a.bin", "dest": vault.dest("a.bin")},
+    ]
     result, _run = run_module("aria2_batch", vault.args(downloads))
     assert result["failed"] and result["msg"].startswith("1 of 3 models failed: big.bin: not enough disk space")
     small, big, other = result["results"]
@@ -394,22 +466,27 @@ def test_existing_unrecorded_files_are_adopted_only_when_the_size_matches(fault_
     good.parent.mkdir(parents=True)
     good.write_bytes(os.urandom(fault_server.catalog["c.bin"][0]))  # right size: a user's own copy
     bad.write_bytes(b"half a model")  # what the old scripts left after a crash
-    downloads = [{"url": fault_server.url + "/files/c.bin", "dest": str(good)},
-                 {"url": fault_server.url + "/files/c.bin", "dest": str(bad)}]
+    downloads = [
+        {"url": fault_server.url + "/files/c.bin", "dest": str(good)},
+        {"url": fault_server.url + "/files/c.bin", "dest": str(bad)},
+    ]
     result, _run = run_module("aria2_batch", vault.args(downloads))
     assert [r["status"] for r in result["results"]] == ["present", "downloaded"], result["results"]
     assert sha(bad) == fault_server.catalog["c.bin"][1]
     assert result["hashed"] == 0  # no sha256 wanted: neither file was read
 
 
-@pytest.mark.parametrize("entry, message", [
-    ({"url": "ftp://x/a.bin", "dest": "/tmp/a.bin"}, "url 'ftp://x/a.bin' is not an http:// or https:// URL"),
-    ({"url": "http://127.0.0.1/a.bin", "dest": "relative/a.bin"}, "dest must be an absolute file path"),
-    ({"url": "http://127.0.0.1/a.bin", "dest": "/tmp/a.bin", "sha256": "abc"}, "sha256 must be 64 hex digits"),
-    ({"url": "http://127.0.0.1/a.bin", "dest": "/tmp/a.bin", "token": "x\nheader=evil"}, "line break"),
-    ({"url": "http://127.0.0.1:99999/a.bin", "dest": "/tmp/a.bin"}, "port 99999 is out of range"),
-    ({"url": "http://127.0.0.1:abc/a.bin", "dest": "/tmp/a.bin"}, "port 'abc' is not a number"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"url": "ftp://x/a.bin", "dest": "/tmp/a.bin"}, "url 'ftp://x/a.bin' is not an http:// or https:// URL"),
+        ({"url": "http://127.0.0.1/a.bin", "dest": "relative/a.bin"}, "dest must be an absolute file path"),
+        ({"url": "http://127.0.0.1/a.bin", "dest": "/tmp/a.bin", "sha256": "abc"}, "sha256 must be 64 hex digits"),
+        ({"url": "http://127.0.0.1/a.bin", "dest": "/tmp/a.bin", "token": "x\nheader=evil"}, "line break"),
+        ({"url": "http://127.0.0.1:99999/a.bin", "dest": "/tmp/a.bin"}, "port 99999 is out of range"),
+        ({"url": "http://127.0.0.1:abc/a.bin", "dest": "/tmp/a.bin"}, "port 'abc' is not a number"),
+    ],
+)
 def test_a_bad_entry_fails_alone_before_anything_happens(vault, entry, message):
     result, proc = run_module("aria2_batch", vault.args([entry]))
     assert result["failed"] and "downloads[0]: " in result["msg"] and message in result["msg"], result["msg"]
@@ -421,9 +498,16 @@ def test_a_bad_entry_fails_alone_before_anything_happens(vault, entry, message):
 
 def test_one_bad_entry_does_not_take_the_batch_down(fault_server, vault):
     good = {"url": fault_server.url + "/files/c.bin", "dest": vault.dest("c.bin")}
-    result, _run = run_module("aria2_batch", vault.args([
-        {"url": "http://127.0.0.1:99999/x.bin", "dest": vault.dest("x.bin")}, good,
-        {"url": "http://127.0.0.1:abc/y.bin", "dest": vault.dest("y.bin")}]))
+    result, _run = run_module(
+        "aria2_batch",
+        vault.args(
+            [
+                {"url": "http://127.0.0.1:99999/x.bin", "dest": vault.dest("x.bin")},
+                good,
+                {"url": "http://127.0.0.1:abc/y.bin", "dest": vault.dest("y.bin")},
+            ]
+        ),
+    )
     assert [r["status"] for r in result["results"]] == ["failed", "downloaded", "failed"]
     assert sha(vault.dest("c.bin")) == fault_server.catalog["c.bin"][1]
 
@@ -443,12 +527,14 @@ def test_a_log_on_a_full_disk_is_a_warning_and_the_downloads_still_finish(fault_
         except OSError:
             pass
     vault.log = full / "models.log"
-    result, proc = run_module("aria2_batch", vault.args([{"url": fault_server.url + "/files/c.bin",
-                                                          "dest": vault.dest("c.bin")}]))
+    result, proc = run_module(
+        "aria2_batch", vault.args([{"url": fault_server.url + "/files/c.bin", "dest": vault.dest("c.bin")}])
+    )
     assert not result.get("failed"), result.get("msg")
     assert result["results"][0]["status"] == "downloaded"
-    assert any("cannot write %s: No space left on device" % vault.log in w for w in result.get("warnings", [])), \
+    assert any("cannot write %s: No space left on device" % vault.log in w for w in result.get("warnings", [])), (
         result.get("warnings")
+    )
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
@@ -456,9 +542,19 @@ def test_a_disk_that_fills_up_during_an_in_process_download_fails_that_entry(fau
     """Size unknown in advance (chunked), so the preflight cannot stop it: the write itself fails."""
     vault = Vault(small_tmpfs("3m") / "vault")
     vault.log = tmp_path / "logs/models.log"
-    result, proc = run_module("aria2_batch", vault.args([
-        {"url": fault_server.url + "/files/c.bin", "dest": vault.dest("c.bin"), "token": "tok-0123456789"},
-        {"url": fault_server.url + "/chunked/big.bin", "dest": vault.dest("big.bin"), "token": "tok-0123456789"}]))
+    result, proc = run_module(
+        "aria2_batch",
+        vault.args(
+            [
+                {"url": fault_server.url + "/files/c.bin", "dest": vault.dest("c.bin"), "token": "tok-0123456789"},
+                {
+                    "url": fault_server.url + "/chunked/big.bin",
+                    "dest": vault.dest("big.bin"),
+                    "token": "tok-0123456789",
+                },
+            ]
+        ),
+    )
     small, big = result["results"]
     assert small["status"] == "downloaded", small
     assert big["status"] == "failed", big

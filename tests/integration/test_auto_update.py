@@ -11,6 +11,7 @@ that parses but does not provision). The manifest comes the way README documents
 repos: `manifests/` at the root, found through `models_manifests_dir` in the local inventory's
 group_vars.
 """
+
 import base64
 import contextlib
 import os
@@ -26,8 +27,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.git_servers import (CountingProxy, GitDaemon, RedirectingServer, SilentServer, SmartHttpGit, processes_with,
-                                 publish)
+from harness.git_servers import (
+    CountingProxy,
+    GitDaemon,
+    RedirectingServer,
+    SilentServer,
+    SmartHttpGit,
+    processes_with,
+    publish,
+)
 from harness.git_repos import GitRepo
 from harness.nginx import NginxOrigin
 from harness.paths import REPO, VENV_BIN
@@ -103,8 +111,14 @@ def probe_files(version, models, fail=False):
 
 
 def git(*args, cwd, env=None):
-    proc = subprocess.run(["git", *args], cwd=cwd, env={**os.environ, **GIT_ENV, **(env or {})},
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env={**os.environ, **GIT_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, f"git {' '.join(args)} failed:\n{proc.stderr}"
     return proc.stdout.strip()
 
@@ -171,10 +185,17 @@ class Pod:
         self.settings = {"CONFIG_REPO": repo.url, "CONFIG_BRANCH": "main"}
 
     def env(self, **settings):
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith(("CONFIG_", "AICLIPSE_", "ANSIBLE_"))}
-        env.update({"PATH": f"{VENV_BIN}:{os.environ['PATH']}", "AICLIPSE_VAULT": str(self.vault),
-                    "AICLIPSE_CONFIG_DIR": str(self.baked), **self.settings})
+        env = {
+            key: value for key, value in os.environ.items() if not key.startswith(("CONFIG_", "AICLIPSE_", "ANSIBLE_"))
+        }
+        env.update(
+            {
+                "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+                "AICLIPSE_VAULT": str(self.vault),
+                "AICLIPSE_CONFIG_DIR": str(self.baked),
+                **self.settings,
+            }
+        )
         env.update(settings)
         return env
 
@@ -183,12 +204,14 @@ class Pod:
 
     def start(self, **settings):
         """The updater as the entrypoint starts it (for boots run side by side)."""
-        return subprocess.Popen([str(SCRIPT)], env=self.env(**settings), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [str(SCRIPT)], env=self.env(**settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
 
     def boot(self, run_site=False, site_fails=False, **settings):
-        proc = subprocess.run([str(SCRIPT)], env=self.env(**settings), capture_output=True, text=True,
-                              timeout=180, check=False)
+        proc = subprocess.run(
+            [str(SCRIPT)], env=self.env(**settings), capture_output=True, text=True, timeout=180, check=False
+        )
         lines = proc.stdout.splitlines()
         boot = Boot(proc.returncode, lines[-1] if lines else "", proc.stderr)
         # The contract: exactly one line on stderr, whatever happened.
@@ -203,10 +226,23 @@ class Pod:
         shutil.rmtree(probe, ignore_errors=True)
         env = self.env(ANSIBLE_CONFIG=f"{boot.directory}/ansible.cfg", ANSIBLE_NOCOLOR="1")
         proc = subprocess.run(
-            [str(VENV_BIN / "ansible-playbook"), "-c", "local", "site.yml",
-             "-e", f"aiclipse_vault={self.vault}",
-             "-e", "ansible_python_interpreter={{ ansible_playbook_python }}"],
-            cwd=boot.directory, env=env, capture_output=True, text=True, timeout=300, check=False)
+            [
+                str(VENV_BIN / "ansible-playbook"),
+                "-c",
+                "local",
+                "site.yml",
+                "-e",
+                f"aiclipse_vault={self.vault}",
+                "-e",
+                "ansible_python_interpreter={{ ansible_playbook_python }}",
+            ],
+            cwd=boot.directory,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         if fails:
             assert proc.returncode != 0, f"site.yml of {boot.directory} was meant to fail:\n{proc.stdout}"
         else:
@@ -217,8 +253,14 @@ class Pod:
         self.report(boot.directory, proc.returncode)
 
     def report(self, directory, exit_code):
-        proc = subprocess.run([str(SCRIPT), "--provisioned", directory, "--exit-code", str(exit_code)],
-                              env=self.env(), capture_output=True, text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            [str(SCRIPT), "--provisioned", directory, "--exit-code", str(exit_code)],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert proc.returncode == 0 and proc.stdout == "", proc.stdout + proc.stderr
         return proc.stderr
 
@@ -236,8 +278,9 @@ class Pod:
             os.utime(path, (then, then))
 
     def leftovers(self):
-        return sorted(path.name for path in self.state.iterdir()
-                      if path.name.startswith(("incoming-", "trash-", "gnupg-")))
+        return sorted(
+            path.name for path in self.state.iterdir() if path.name.startswith(("incoming-", "trash-", "gnupg-"))
+        )
 
 
 @pytest.fixture(scope="module")
@@ -297,6 +340,7 @@ def spy_tools(directory, log):
 
 
 # -- updates, fallbacks, refs ---------------------------------------------------------------------
+
 
 def test_new_commit_with_a_model_and_a_role_change_is_picked_up_on_next_boot(repo, pod):
     # Boot 1: the real collection tree passes the checks (site.yml parses, collection layout).
@@ -379,9 +423,13 @@ def test_a_new_commit_costs_its_delta_not_the_whole_repository(tmp_path, committ
             assert first.commit == v1, first.stderr
             whole = proxy.downstream
             assert whole > 300_000, whole  # the bulk is on the wire once
-            v2 = repo.commit({"bulk/d07/f0007.txt": "changed\n",
-                              "roles/boot_probe/defaults/main.yml": "---\nboot_probe_version: v2\nboot_probe_fail: false\n"},
-                             "one file of the bulk and the probe's version")
+            v2 = repo.commit(
+                {
+                    "bulk/d07/f0007.txt": "changed\n",
+                    "roles/boot_probe/defaults/main.yml": "---\nboot_probe_version: v2\nboot_probe_fail: false\n",
+                },
+                "one file of the bulk and the probe's version",
+            )
             proxy.reset()
             second = pod.boot(run_site=True)
             assert (second.commit, second.role) == (v2, "v2"), second.stderr
@@ -427,12 +475,15 @@ def test_missing_ref_boots_the_last_good_copy_and_branches_tags_commits_work(rep
 
 def test_broken_playbook_boots_the_last_good_copy_until_the_next_good_commit(repo, pod, probed):
     broken = {
-        "site.yml is not YAML": ({"site.yml": "- name: [unclosed\n  hosts: all\n"},
-                                 "syntax-check: [ERROR]: YAML parsing failed"),
-        "a role that does not exist": ({"site.yml": PROBE_SITE.replace("boot_probe", "no_such_role")},
-                                       "syntax-check: [ERROR]: the role 'aiclipse.comfyui.no_such_role' was not found"),
-        "no collection link": (
-            {"collections/ansible_collections/aiclipse/comfyui": None}, "is not the collection"),
+        "site.yml is not YAML": (
+            {"site.yml": "- name: [unclosed\n  hosts: all\n"},
+            "syntax-check: [ERROR]: YAML parsing failed",
+        ),
+        "a role that does not exist": (
+            {"site.yml": PROBE_SITE.replace("boot_probe", "no_such_role")},
+            "syntax-check: [ERROR]: the role 'aiclipse.comfyui.no_such_role' was not found",
+        ),
+        "no collection link": ({"collections/ansible_collections/aiclipse/comfyui": None}, "is not the collection"),
     }
     for what, (files, reason) in broken.items():
         bad = repo.commit(files, f"broken: {what}")
@@ -457,8 +508,14 @@ def test_last_good_is_the_copy_that_provisioned_not_the_one_that_parsed(repo, po
 
     # The next boot does not run it again: the last good copy runs, and the line says why.
     boot = pod.boot(run_site=True)
-    assert_fell_back(pod, boot, probed, f"commit {v2[:12]} failed to provision at ", "exit code 2",
-                     "not run again until CONFIG_BRANCH names another commit")
+    assert_fell_back(
+        pod,
+        boot,
+        probed,
+        f"commit {v2[:12]} failed to provision at ",
+        "exit code 2",
+        "not run again until CONFIG_BRANCH names another commit",
+    )
     assert boot.role == "v1"
 
     # A later commit that does not parse falls back to the copy that provisioned, not to v2.
@@ -489,18 +546,38 @@ class Signer:
 def make_signer(home, name):
     home.mkdir(mode=0o700)
     env = {**os.environ, "GNUPGHOME": str(home)}
-    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", f"{name} <{name}@example.invalid>",
-                    "ed25519", "sign", "never"], env=env, capture_output=True, check=True)
-    listing = subprocess.run(["gpg", "--batch", "--with-colons", "--list-secret-keys"], env=env,
-                             capture_output=True, text=True, check=True).stdout
+    subprocess.run(
+        [
+            "gpg",
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            f"{name} <{name}@example.invalid>",
+            "ed25519",
+            "sign",
+            "never",
+        ],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    listing = subprocess.run(
+        ["gpg", "--batch", "--with-colons", "--list-secret-keys"], env=env, capture_output=True, text=True, check=True
+    ).stdout
     fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
     return Signer(home, fingerprint)
 
 
 def export_key(signer, path):
-    path.write_bytes(subprocess.run(["gpg", "--batch", "--armor", "--export", signer.fingerprint],
-                                    env={**os.environ, "GNUPGHOME": str(signer.home)},
-                                    capture_output=True, check=True).stdout)
+    path.write_bytes(
+        subprocess.run(
+            ["gpg", "--batch", "--armor", "--export", signer.fingerprint],
+            env={**os.environ, "GNUPGHOME": str(signer.home)},
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
     return path
 
 
@@ -510,12 +587,10 @@ def signers(tmp_path):
     # gpg-agent's sockets live in GNUPGHOME and a socket path has at most 107 bytes, which a
     # pytest-xdist worker's tmp_path (popen-gwN/test_...) nearly uses up: short homes in /tmp.
     short = Path(tempfile.mkdtemp(prefix="gpg-"))
-    made = [make_signer(short / "maintainer", "maintainer"),
-            make_signer(short / "stranger", "stranger")]
+    made = [make_signer(short / "maintainer", "maintainer"), make_signer(short / "stranger", "stranger")]
     yield made
     for signer in made:
-        subprocess.run(["gpgconf", "--kill", "all"], env={**os.environ, "GNUPGHOME": str(signer.home)},
-                       check=False)
+        subprocess.run(["gpgconf", "--kill", "all"], env={**os.environ, "GNUPGHOME": str(signer.home)}, check=False)
     shutil.rmtree(short, ignore_errors=True)
 
 
@@ -529,8 +604,10 @@ def test_verify_commit_accepts_only_commits_signed_by_a_trusted_key(tmp_path, re
     pod.settings.update({"CONFIG_VERIFY_COMMIT": "true", "CONFIG_TRUSTED_KEYS": str(keys)})
     boot = pod.boot()
     assert boot.rc == 1 and boot.directory == ""
-    assert f"running nothing: no copy in the vault and no site.yml in the baked copy {pod.baked} " \
-           f"(not {early[:12]}: not signature-checked against CONFIG_TRUSTED_KEYS)" in boot.stderr
+    assert (
+        f"running nothing: no copy in the vault and no site.yml in the baked copy {pod.baked} "
+        f"(not {early[:12]}: not signature-checked against CONFIG_TRUSTED_KEYS)" in boot.stderr
+    )
     assert f"Failed to verify GPG signature of commit {early[:12]}" in boot.stderr
 
     signed = repo.commit(probe_files("signed", [MODEL_SD15]), "probe, signed", signer=maintainer)
@@ -543,8 +620,9 @@ def test_verify_commit_accepts_only_commits_signed_by_a_trusted_key(tmp_path, re
     assert_fell_back(pod, boot, signed, "Failed to verify GPG signature", "CONFIG_VERIFY_COMMIT is on")
     assert boot.role == "signed"
 
-    stranger_commit = repo.commit(probe_files("stranger", [MODEL_SD15]), "probe, signed by someone else",
-                                  signer=stranger)
+    stranger_commit = repo.commit(
+        probe_files("stranger", [MODEL_SD15]), "probe, signed by someone else", signer=stranger
+    )
     boot = pod.boot()
     assert_fell_back(pod, boot, signed, "Failed to verify GPG signature")
     assert pod.checkouts() == sorted([early, signed])  # refused commits are never checked out
@@ -628,6 +706,7 @@ def test_a_newline_in_config_branch_cannot_forge_a_log_line(pod, probed):
 
 # -- faults -----------------------------------------------------------------------------------------
 
+
 def assert_none_left(text):
     """No live process whose command line holds text; any found is ended (the test started it)."""
     left = processes_with(text)
@@ -659,8 +738,7 @@ def test_stalled_remote_is_cut_off_and_leaves_no_process_behind(tmp_path, repo, 
     ssh = tmp_path / "ssh-that-daemonizes"
     ssh.write_text(f"#!/bin/sh\nsetsid sleep {marker} </dev/null >/dev/null 2>&1 &\nexec sleep 1{marker}\n")
     ssh.chmod(0o755)
-    boot = pod.boot(CONFIG_REPO="ssh://git@127.0.0.1:1/config.git", CONFIG_UPDATE_TIMEOUT="6",
-                    GIT_SSH_COMMAND=str(ssh))
+    boot = pod.boot(CONFIG_REPO="ssh://git@127.0.0.1:1/config.git", CONFIG_UPDATE_TIMEOUT="6", GIT_SSH_COMMAND=str(ssh))
     assert_fell_back(pod, boot, probed, "did not finish within 6 s")
     assert_none_left(f"sleep {marker}")
     assert_none_left(f"sleep 1{marker}")
@@ -674,8 +752,13 @@ def test_a_fetch_killed_half_way_leaves_nothing_that_blocks_the_next(repo, pod, 
         assert_fell_back(pod, boot, probed, "git fetch did not finish within 3 s")
     # What a git killed at any point may leave in the store (its lock files, a half pack).
     store = pod.state / "objects.git"
-    for rel in ("shallow.lock", "packed-refs.lock", "config.lock", "refs/aiclipse/incoming.lock",
-                "objects/pack/tmp_pack_killed"):
+    for rel in (
+        "shallow.lock",
+        "packed-refs.lock",
+        "config.lock",
+        "refs/aiclipse/incoming.lock",
+        "objects/pack/tmp_pack_killed",
+    ):
         (store / rel).parent.mkdir(parents=True, exist_ok=True)
         (store / rel).write_text("")
     boot = pod.boot(run_site=True)
@@ -730,8 +813,9 @@ def test_a_vault_out_of_inodes_falls_back_to_the_last_good_copy(tmp_path, repo, 
 
     # Back to v1: no fetch, but its copy needs a new directory, and there is no inode for one.
     boot = pod.boot(CONFIG_BRANCH=v1)
-    assert_fell_back(pod, boot, v3, "cannot write to the vault (No space left on device",
-                     "(free disk space or inodes in the vault)")
+    assert_fell_back(
+        pod, boot, v3, "cannot write to the vault (No space left on device", "(free disk space or inodes in the vault)"
+    )
     # A new commit: git runs out first (objects, locks), then the checkout, and so on. Inodes are
     # freed a few at a time; every step that runs out boots the last good copy and says why.
     v4 = repo.commit(probe_files("v4", [MODEL_SD15, MODEL_VAE]), "probe v4")
@@ -756,8 +840,10 @@ def test_a_vault_out_of_inodes_falls_back_to_the_last_good_copy(tmp_path, repo, 
 
 
 def test_concurrent_boots_with_different_branches_never_lose_a_handed_copy(repo, pod):
-    commits = {branch: repo.commit(probe_files(branch, [MODEL_SD15]), branch, branch=branch)
-               for branch in ("alpha", "beta", "gamma")}
+    commits = {
+        branch: repo.commit(probe_files(branch, [MODEL_SD15]), branch, branch=branch)
+        for branch in ("alpha", "beta", "gamma")
+    }
     procs = {branch: pod.start(CONFIG_BRANCH=branch) for branch in commits}
     handed = {}
     for branch, proc in procs.items():
@@ -774,6 +860,7 @@ def test_concurrent_boots_with_different_branches_never_lose_a_handed_copy(repo,
 
 
 # -- credentials --------------------------------------------------------------------------------------
+
 
 def test_a_token_over_smart_http_is_never_written_down_even_with_a_raw_at_sign(tmp_path, repo, pod):
     v1 = repo.commit(probe_files("v1", [MODEL_SD15]), "probe v1")
@@ -804,8 +891,7 @@ def test_a_redirect_to_another_host_never_receives_the_token(tmp_path, repo, pod
     there carries the token (an http.extraHeader was sent along with the protocol's POST)."""
     secret = "tok-" + os.urandom(8).hex()
     publish(GitRepo(repo.bare), tmp_path / "served", name="config.git")
-    with SmartHttpGit(tmp_path / "served") as elsewhere, \
-            RedirectingServer(elsewhere.url("")) as hop:
+    with SmartHttpGit(tmp_path / "served") as elsewhere, RedirectingServer(elsewhere.url("")) as hop:
         boot = pod.boot(CONFIG_REPO=hop.url("config.git", "bot", secret))
         assert any(r["authorization"] for r in hop.requests), "the origin never got the credentials"
         assert elsewhere.requests, "git did not follow the redirect"
@@ -842,6 +928,7 @@ def test_dumb_http_with_a_token_works_by_commit_and_by_branch(tmp_path, repo, po
 
 # -- the entrypoint ---------------------------------------------------------------------------------
 
+
 def test_the_entrypoint_runs_the_updated_checkout_and_reports_how_it_went(tmp_path, repo, pod):
     v1 = repo.commit(probe_files("v1", [MODEL_SD15]), "probe v1")
     tools = tmp_path / "bin"
@@ -849,14 +936,19 @@ def test_the_entrypoint_runs_the_updated_checkout_and_reports_how_it_went(tmp_pa
     (tools / "aiclipse-config-update").symlink_to(SCRIPT)
     # As in the example image: a global ANSIBLE_CONFIG (its cfg asks for YAML results), plus a
     # pod that prefers YAML output too; neither may confuse the update or the run.
-    env = pod.env(PATH=f"{tools}:{VENV_BIN}:{os.environ['PATH']}", AUTO_UPDATE="true",
-                  AICLIPSE_VENV=str(VENV_BIN.parent), ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-                  ANSIBLE_CALLBACK_RESULT_FORMAT="yaml")
+    env = pod.env(
+        PATH=f"{tools}:{VENV_BIN}:{os.environ['PATH']}",
+        AUTO_UPDATE="true",
+        AICLIPSE_VENV=str(VENV_BIN.parent),
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_CALLBACK_RESULT_FORMAT="yaml",
+    )
 
     def entrypoint():
         # Arguments replace ComfyUI after provisioning: `true` ends the boot once site.yml ran.
-        proc = subprocess.run(["bash", str(ENTRYPOINT), "true"], env=env, capture_output=True, text=True,
-                              timeout=300, check=False)
+        proc = subprocess.run(
+            ["bash", str(ENTRYPOINT), "true"], env=env, capture_output=True, text=True, timeout=300, check=False
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc.stderr, (pod.vault / "probe" / "role.txt").read_text().strip()
 

@@ -5,6 +5,7 @@ The older layout (tests/harness/old_layout.py): ComfyUI/models a link into the v
 git by a sparse checkout, skip-worktree bits and info/exclude; custom nodes, input, output and
 user data inside the checkout; template workflows in two folders; shortcuts into the checkout.
 """
+
 import os
 import subprocess
 import sys
@@ -24,8 +25,15 @@ PLAY = """\
   roles:
     - role: aiclipse.comfyui.workspace
 """
-NEW_SHORTCUTS = {"ComfyUI": "ComfyUI", "models": "models", "workflows": "user/default/workflows", "input": "input",
-                 "output": "output", "logs": "logs", "custom_nodes": "custom_nodes"}
+NEW_SHORTCUTS = {
+    "ComfyUI": "ComfyUI",
+    "models": "models",
+    "workflows": "user/default/workflows",
+    "input": "input",
+    "output": "output",
+    "logs": "logs",
+    "custom_nodes": "custom_nodes",
+}
 
 
 @pytest.fixture
@@ -41,9 +49,18 @@ def old_pod(tmp_path, pod_venv):
     playbook.write_text(PLAY)
 
     def start(check=False, diff=False):
-        run = run_playbook(playbook, {"aiclipse_root": str(root), "workspace_workflow_templates_dir": str(templates),
-                                      "ansible_python_interpreter": "{{ ansible_playbook_python }}"},
-                           inventory="localhost,", check=check, diff=diff, args=["-c", "local"])
+        run = run_playbook(
+            playbook,
+            {
+                "aiclipse_root": str(root),
+                "workspace_workflow_templates_dir": str(templates),
+                "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            },
+            inventory="localhost,",
+            check=check,
+            diff=diff,
+            args=["-c", "local"],
+        )
         assert run.rc == 0 and run.failed == 0, run.stdout[-4000:] + run.stderr[-2000:]
         return run
 
@@ -76,7 +93,9 @@ def test_an_older_vault_migrates_at_the_next_start_and_loses_nothing(old_pod):
     assert sorted(p.name for p in (checkout / "user").iterdir()) == ["comfyui.db"]  # ComfyUI's own
     assert not (checkout / ".git" / "info" / "sparse-checkout").exists()
     # What the checkout held is in the vault, where ComfyUI reads it now.
-    assert (vault / "custom_nodes" / "MyNode" / "__init__.py").read_bytes() == USER_FILES["ComfyUI/custom_nodes/MyNode/__init__.py"]
+    assert (vault / "custom_nodes" / "MyNode" / "__init__.py").read_bytes() == USER_FILES[
+        "ComfyUI/custom_nodes/MyNode/__init__.py"
+    ]
     assert git(vault / "custom_nodes" / "MyNode", "log", "-1", "--format=%s") == "node"
     assert (vault / "output" / "sub" / "ComfyUI_00002_.png").read_bytes() == b"a render in a subfolder"
     assert (vault / "user" / "default" / "comfy.settings.json").is_file()
@@ -91,21 +110,37 @@ def test_an_older_vault_migrates_at_the_next_start_and_loses_nothing(old_pod):
     names = sorted(str(p.relative_to(workflows)) for p in workflows.rglob("*") if p.is_file())
     clash = [n for n in names if n.startswith("edited.merged-")]
     assert len(clash) == 1, names
-    assert sorted(set(names) - set(clash)) == ["edited.json", "new-template.json", "template.json",
-                                               "ui-only.json", "video/shortcut-only.json"]
+    assert sorted(set(names) - set(clash)) == [
+        "edited.json",
+        "new-template.json",
+        "template.json",
+        "ui-only.json",
+        "video/shortcut-only.json",
+    ]
     assert {(workflows / "edited.json").read_bytes(), (workflows / clash[0]).read_bytes()} == {
-        USER_FILES["ComfyUI/user/default/workflows/edited.json"], USER_FILES["workflows/edited.json"]}
+        USER_FILES["ComfyUI/user/default/workflows/edited.json"],
+        USER_FILES["workflows/edited.json"],
+    }
 
     # The next start finds nothing to do, and check mode agrees.
     assert start().changed == 0
     assert start(check=True).changed == 0
 
     # ComfyUI (the stand-in, started the way the launcher starts it) lists exactly that.
-    argv = [str(venv / "bin" / "python"), "main.py", "--listen", "127.0.0.1", "--port", "8188",
-            "--base-directory", str(vault)]
+    argv = [
+        str(venv / "bin" / "python"),
+        "main.py",
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        "8188",
+        "--base-directory",
+        str(vault),
+    ]
     with running_standin(argv, checkout) as comfy:
-        assert comfy.workflows() == sorted(str(p.relative_to(root / "workflows")) for p in
-                                           Path(root / "workflows").rglob("*") if p.is_file())
+        assert comfy.workflows() == sorted(
+            str(p.relative_to(root / "workflows")) for p in Path(root / "workflows").rglob("*") if p.is_file()
+        )
         assert "mine.safetensors" in comfy.models("checkpoints")
         assert "nested/deep.safetensors" in comfy.models("loras")
         assert comfy.custom_nodes() == ["MyNode", "single_file_node"]
@@ -179,18 +214,21 @@ def test_a_users_own_extra_model_paths_yaml_is_never_replaced(tmp_path):
     git(vault, "clone", "-q", upstream.url, str(vault / "ComfyUI"))
     mine = vault / "ComfyUI" / "extra_model_paths.yaml"
     mine.write_text("a1111:\n    base_path: /data/sd\n    checkpoints: models/Stable-diffusion\n")
-    result, dummy = run_module("comfyui_layout", {"comfyui_dir": str(vault / "ComfyUI"), "vault": str(vault),
-                                                  "model_folders": ["checkpoints"]})
+    result, dummy = run_module(
+        "comfyui_layout", {"comfyui_dir": str(vault / "ComfyUI"), "vault": str(vault), "model_folders": ["checkpoints"]}
+    )
     assert result["extra_model_paths"] == "yours"
     assert mine.read_text().startswith("a1111:")
     mine.unlink()
-    result, dummy = run_module("comfyui_layout", {"comfyui_dir": str(vault / "ComfyUI"), "vault": str(vault),
-                                                  "model_folders": ["checkpoints"]})
+    result, dummy = run_module(
+        "comfyui_layout", {"comfyui_dir": str(vault / "ComfyUI"), "vault": str(vault), "model_folders": ["checkpoints"]}
+    )
     assert result["extra_model_paths"] == "written" and result["changed"]
     # A main.py started by hand, without --base-directory, sees the vault's models through it.
     (vault / "models" / "checkpoints" / "hand.safetensors").write_bytes(b"x")
     with running_standin([sys.executable, "main.py"], vault / "ComfyUI") as comfy:
         assert "hand.safetensors" in comfy.models("checkpoints")
-    again, dummy = run_module("comfyui_layout", {"comfyui_dir": str(vault / "ComfyUI"), "vault": str(vault),
-                                                 "model_folders": ["checkpoints"]})
+    again, dummy = run_module(
+        "comfyui_layout", {"comfyui_dir": str(vault / "ComfyUI"), "vault": str(vault), "model_folders": ["checkpoints"]}
+    )
     assert again["changed"] is False and again["extra_model_paths"] == "ok"

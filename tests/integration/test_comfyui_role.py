@@ -4,6 +4,7 @@ Installs, seeds from a baked copy, repairs a broken checkout without losing user
 a healthy one alone, and installs requirements into a real venv only when they change (a
 trapped pip proves it is not run on restart).
 """
+
 import base64
 import json
 import os
@@ -21,8 +22,12 @@ from harness.python_env import installed_versions, make_wheel
 
 
 def install(dest, upstream, venv=None, pip_args=(), check=False, diff=False, **extra):
-    args = {"dest": str(dest), "repo_url": upstream if isinstance(upstream, str) else upstream.url,
-            "protected_packages": ["faketorch"], **extra}
+    args = {
+        "dest": str(dest),
+        "repo_url": upstream if isinstance(upstream, str) else upstream.url,
+        "protected_packages": ["faketorch"],
+        **extra,
+    }
     if venv is not None:
         args.update(venv=str(venv), pip_args=list(pip_args))
     result, proc = run_module("comfyui_install", args, check=check, diff=diff)
@@ -111,7 +116,7 @@ def test_broken_checkout_is_replaced_and_every_user_byte_survives(tmp_path, comf
     assert install(dest, comfyui_upstream)[0]["status"] == "cloned"
     user_content = {
         "output/ComfyUI_00001_.png": b"render",
-        "input/example.png": b"the user's own example",          # clashes with a tracked file
+        "input/example.png": b"the user's own example",  # clashes with a tracked file
         "user/default/workflows/mine.json": b'{"nodes": []}',
         "custom_nodes/MyNode/__init__.py": b"NODE_CLASS_MAPPINGS = {}\n",
         "extra_model_paths.yaml": b"a: b\n",
@@ -206,25 +211,34 @@ def test_role_seeds_then_restart_is_changed_0(tmp_path, comfyui_upstream, pod_ve
     baked = tmp_path / "opt" / "ComfyUI"
     vault = tmp_path / "workspace" / "aiclipse"
     playbook = tmp_path / "play.yml"
-    playbook.write_text(
-        "- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: aiclipse.comfyui.comfyui\n")
-    common = {"comfyui_repo_url": comfyui_upstream.url, "comfyui_venv": str(pod_venv),
-              "comfyui_pip_args": pip_args, "comfyui_protected_packages": ["faketorch"],
-              "comfyui_baked_dir": str(baked), "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
-    bake = run_playbook(playbook, {**common, "comfyui_dir": str(baked)}, inventory="localhost,",
-                        args=["-c", "local"])
+    playbook.write_text("- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: aiclipse.comfyui.comfyui\n")
+    common = {
+        "comfyui_repo_url": comfyui_upstream.url,
+        "comfyui_venv": str(pod_venv),
+        "comfyui_pip_args": pip_args,
+        "comfyui_protected_packages": ["faketorch"],
+        "comfyui_baked_dir": str(baked),
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+    }
+    bake = run_playbook(playbook, {**common, "comfyui_dir": str(baked)}, inventory="localhost,", args=["-c", "local"])
     assert bake.rc == 0 and bake.changed >= 1, bake.stdout + bake.stderr
-    boot = run_playbook(playbook, {**common, "aiclipse_vault": str(vault)}, inventory="localhost,",
-                        args=["-c", "local"])
+    boot = run_playbook(
+        playbook, {**common, "aiclipse_vault": str(vault)}, inventory="localhost,", args=["-c", "local"]
+    )
     assert boot.rc == 0 and boot.changed == 1, boot.stdout + boot.stderr
     assert (vault / "ComfyUI" / "main.py").is_file()
-    restart = run_playbook(playbook, {**common, "aiclipse_vault": str(vault)}, inventory="localhost,",
-                           args=["-c", "local"])
+    restart = run_playbook(
+        playbook, {**common, "aiclipse_vault": str(vault)}, inventory="localhost,", args=["-c", "local"]
+    )
     assert restart.rc == 0 and restart.changed == 0, restart.stdout
     # The fake main.py of the installed copy runs and records its argv.
     argv_file = tmp_path / "argv.json"
-    subprocess.run([str(pod_venv / "bin" / "python"), "main.py", "--listen", "0.0.0.0"], check=True,
-                   cwd=vault / "ComfyUI", env={**os.environ, "FAKE_COMFYUI_ARGV_FILE": str(argv_file)})
+    subprocess.run(
+        [str(pod_venv / "bin" / "python"), "main.py", "--listen", "0.0.0.0"],
+        check=True,
+        cwd=vault / "ComfyUI",
+        env={**os.environ, "FAKE_COMFYUI_ARGV_FILE": str(argv_file)},
+    )
     assert json.loads(argv_file.read_text())["argv"] == ["--listen", "0.0.0.0"]
 
 
@@ -275,7 +289,9 @@ def test_a_token_stored_in_origin_is_removed_and_nothing_else_changes(tmp_path, 
         # A checkout made the old way (token on git's command line, then in .git/config) ...
         dest = tmp_path / "vault" / "ComfyUI"
         dest.parent.mkdir()
-        subprocess.run(["git", "clone", "-q", url, str(dest)], check=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+        subprocess.run(
+            ["git", "clone", "-q", url, str(dest)], check=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+        )
         # ... and a baked copy in the image made the same way, which a new vault is seeded from.
         baked = tmp_path / "opt" / "ComfyUI"
         shutil.copytree(dest, baked, symlinks=True)
@@ -334,8 +350,9 @@ def test_a_pinned_install_is_on_a_branch_that_git_pull_moves_forward(tmp_path, c
         assert git(dest, "rev-parse", "HEAD") == pinned
         assert git(dest, "rev-parse", "--abbrev-ref", "master@{upstream}") == "origin/master"
         assert git(dest, "status", "--porcelain") == ""
-    pull = subprocess.run(["git", "-C", str(dest), "pull", "-q", "--ff-only"], capture_output=True, text=True,
-                          check=False)
+    pull = subprocess.run(
+        ["git", "-C", str(dest), "pull", "-q", "--ff-only"], capture_output=True, text=True, check=False
+    )
     assert pull.returncode == 0, pull.stderr
     assert git(dest, "rev-parse", "HEAD") == latest
 
@@ -366,7 +383,8 @@ def test_a_detached_checkout_is_put_on_its_branch_without_moving(tmp_path, comfy
 
 
 def test_offline_requirements_come_from_the_wheelhouse_and_a_miss_is_only_a_warning(
-        tmp_path, comfyui_upstream, pod_venv, wheelhouse):
+    tmp_path, comfyui_upstream, pod_venv, wheelhouse
+):
     wheelhouse = shutil.copytree(wheelhouse, tmp_path / "wheels")  # this test adds a wheel
     dest = tmp_path / "vault" / "ComfyUI"
     offline = {"wheelhouse": str(wheelhouse), "offline": True, "requirements_fail_on_error": False}
@@ -401,19 +419,25 @@ def test_a_token_in_comfyui_repo_never_rests_in_ansibles_module_files(tmp_path, 
     """COMFYUI_REPO with a token, through the role: ansible writes every module's arguments to a
     temporary file (AnsiballZ, not 0600); kept here (ANSIBLE_KEEP_REMOTE_FILES) and searched."""
     from harness.secret_scan import files_holding as secret_files
+
     served = tmp_path / "served"
     publish(comfyui_upstream, served)
     vault = tmp_path / "workspace" / "aiclipse"
     remote_tmp = tmp_path / "remote-tmp"
     playbook = tmp_path / "play.yml"
-    playbook.write_text(
-        "- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: aiclipse.comfyui.comfyui\n")
+    playbook.write_text("- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: aiclipse.comfyui.comfyui\n")
     with SmartHttpGit(served, user="user", password=TOKEN) as server:
-        env = {"COMFYUI_REPO": server.url("ComfyUI.git", auth=True), "ANSIBLE_KEEP_REMOTE_FILES": "1",
-               "ANSIBLE_REMOTE_TMP": str(remote_tmp)}
-        extra_vars = {"aiclipse_vault": str(vault), "comfyui_install_requirements": False,
-                      "comfyui_env_file": str(tmp_path / "absent-env-file"),
-                      "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+        env = {
+            "COMFYUI_REPO": server.url("ComfyUI.git", auth=True),
+            "ANSIBLE_KEEP_REMOTE_FILES": "1",
+            "ANSIBLE_REMOTE_TMP": str(remote_tmp),
+        }
+        extra_vars = {
+            "aiclipse_vault": str(vault),
+            "comfyui_install_requirements": False,
+            "comfyui_env_file": str(tmp_path / "absent-env-file"),
+            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        }
         run = run_playbook(playbook, extra_vars, inventory="localhost,", args=["-c", "local", "-vvv"], env=env)
         assert run.rc == 0 and run.changed == 1, run.stdout[-3000:] + run.stderr[-2000:]
         assert [r for r in server.requests if r["authorized"]], "the token never reached the server"

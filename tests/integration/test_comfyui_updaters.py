@@ -10,6 +10,7 @@ pygit2 and GitPython. Each must succeed and leave no stash, no change git sees a
 file lost; the next start provisions cleanly, and the stand-in ComfyUI, started from the launch
 file, lists every model, workflow and node.
 """
+
 import json
 import shutil
 from pathlib import Path
@@ -37,13 +38,17 @@ NODE_INIT = "class Hello:\n    pass\n\nNODE_CLASS_MAPPINGS = {'HelloNode': Hello
 
 # Upstream commits, one per updater: (files to write, paths to remove, message).
 UPSTREAM_MOVES = [
-    ({"models/new_type/put_new_type_files_here": "", "comfy/feature_a.py": "A = 1\n"}, (),
-     "a new model folder"),
-    ({"models/approx_vae/put_vae_approx_here": "", "comfy/feature_b.py": "B = 1\n"},
-     ("models/vae_approx/put_vae_approx_here", "models/gligen/put_gligen_here"),
-     "a placeholder moved, another deleted"),
-    ({"models/checkpoints/put_checkpoints_here": "see the docs\n", "requirements.txt": "fakedep==2.0\nfaketorch\n"},
-     (), "a placeholder rewritten, a requirement bumped"),
+    ({"models/new_type/put_new_type_files_here": "", "comfy/feature_a.py": "A = 1\n"}, (), "a new model folder"),
+    (
+        {"models/approx_vae/put_vae_approx_here": "", "comfy/feature_b.py": "B = 1\n"},
+        ("models/vae_approx/put_vae_approx_here", "models/gligen/put_gligen_here"),
+        "a placeholder moved, another deleted",
+    ),
+    (
+        {"models/checkpoints/put_checkpoints_here": "see the docs\n", "requirements.txt": "fakedep==2.0\nfaketorch\n"},
+        (),
+        "a placeholder rewritten, a requirement bumped",
+    ),
 ]
 
 
@@ -66,15 +71,27 @@ def pod(tmp_path, comfyui_upstream, pod_venv, own_wheelhouse):
     playbook.write_text(PLAY)
 
     def start(version=""):
-        run = run_playbook(playbook, {
-            "aiclipse_root": str(root), "comfyui_repo_url": comfyui_upstream.url, "comfyui_version": version,
-            "comfyui_baked_dir": "", "comfyui_venv": str(pod_venv), "comfyui_wheelhouse": str(wheelhouse),
-            "comfyui_pip_offline": True, "comfyui_protected_packages": ["faketorch"],
-            "custom_nodes_list": [f"{node.url}|main|test|a node"], "custom_nodes_seed_dir": "",
-            "custom_nodes_protected_packages": ["faketorch"],
-            "workspace_workflow_templates_dir": str(templates), "launcher_listen": "127.0.0.1",
-            "ansible_python_interpreter": "{{ ansible_playbook_python }}"},
-            inventory="localhost,", args=["-c", "local"])
+        run = run_playbook(
+            playbook,
+            {
+                "aiclipse_root": str(root),
+                "comfyui_repo_url": comfyui_upstream.url,
+                "comfyui_version": version,
+                "comfyui_baked_dir": "",
+                "comfyui_venv": str(pod_venv),
+                "comfyui_wheelhouse": str(wheelhouse),
+                "comfyui_pip_offline": True,
+                "comfyui_protected_packages": ["faketorch"],
+                "custom_nodes_list": [f"{node.url}|main|test|a node"],
+                "custom_nodes_seed_dir": "",
+                "custom_nodes_protected_packages": ["faketorch"],
+                "workspace_workflow_templates_dir": str(templates),
+                "launcher_listen": "127.0.0.1",
+                "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            },
+            inventory="localhost,",
+            args=["-c", "local"],
+        )
         assert run.rc == 0 and run.failed == 0, run.stdout[-4000:] + run.stderr[-2000:]
         return run
 
@@ -144,8 +161,9 @@ def test_git_pull_update_py_and_manager_update_a_provisioned_pod(pod, pinned):
         assert comfy.models("checkpoints") == ["mine.safetensors"]
         assert comfy.models("loras") == ["styles/ink.safetensors"]
         assert comfy.models("vae_approx") == ["taesd_decoder.pth"]
-        assert comfy.workflows() == sorted(str(p.relative_to(root / "workflows"))
-                                           for p in Path(root / "workflows").rglob("*") if p.is_file())
+        assert comfy.workflows() == sorted(
+            str(p.relative_to(root / "workflows")) for p in Path(root / "workflows").rglob("*") if p.is_file()
+        )
         assert comfy.workflows() == ["mine.json", "template.json"]
         assert comfy.custom_nodes() == ["ComfyUI-Hello"]
         assert comfy.node_classes()["HelloNode"]["python_module"] == "custom_nodes.ComfyUI-Hello"

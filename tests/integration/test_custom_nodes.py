@@ -3,6 +3,7 @@
 A stand-in torch (faketorch 2.0) is installed in the venv; a node asking for faketorch==1.0
 must fail without replacing it, while the other nodes still install.
 """
+
 import base64
 import json
 import os
@@ -51,7 +52,8 @@ def test_failing_nodes_are_reported_and_do_not_stop_the_others(tmp_path, pod_ven
         f"{greedy.url}|main|x|asks for another torch\n"
         f"{good.url}|main|x|fine\n"
         "file:///nonexistent/NodeMissing|main|x|no such repo\n"
-        f"http://user:{SECRET}@127.0.0.1:9/NodePrivate.git|main|x|unreachable, token in URL\n")
+        f"http://user:{SECRET}@127.0.0.1:9/NodePrivate.git|main|x|unreachable, token in URL\n"
+    )
     dest = tmp_path / "ComfyUI" / "custom_nodes"
     result, proc = nodes_run(dest, pod_venv, pip_args, manifests=[str(manifest)])
 
@@ -87,8 +89,7 @@ def test_failing_nodes_are_reported_and_do_not_stop_the_others(tmp_path, pod_ven
 
 def test_parallel_clones_pins_and_a_restart_that_changes_nothing(tmp_path, pod_venv, pip_args):
     src = tmp_path / "src"
-    repos = [make_node_repo(src / f"Node{i}", requirements=["fakedep==1.0"] if i == 0 else None)
-             for i in range(6)]
+    repos = [make_node_repo(src / f"Node{i}", requirements=["fakedep==1.0"] if i == 0 else None) for i in range(6)]
     pinned = repos[1].head()
     repos[1].commit({"later.py": ""}, "a later commit the pin must not get")
     branchy = repos[2]
@@ -96,15 +97,18 @@ def test_parallel_clones_pins_and_a_restart_that_changes_nothing(tmp_path, pod_v
     dev_head = branchy.head("dev")
     branchy.commit({"main-only.py": ""}, "main moves on")
     manifest = tmp_path / "nodes.txt"
-    manifest.write_text(f"{repos[0].url}|main|u|reqs\n{repos[1].url}|main|u|pinned|{pinned[:12]}\n"
-                        f"{branchy.url}|dev|u|a branch\n")
+    manifest.write_text(
+        f"{repos[0].url}|main|u|reqs\n{repos[1].url}|main|u|pinned|{pinned[:12]}\n{branchy.url}|dev|u|a branch\n"
+    )
     # A git that takes 1.5 s per clone and logs when each one ran.
     log = tmp_path / "clones.log"
     wrapper = tmp_path / "bin" / "git"
     wrapper.parent.mkdir()
-    wrapper.write_text("#!/bin/sh\ncase \" $* \" in *\" clone \"*)\n"
-                       f"  start=$(date +%s.%N); sleep 1.5; echo \"$start $(date +%s.%N)\" >> {log};;\n"
-                       "esac\nexec /usr/bin/git \"$@\"\n")
+    wrapper.write_text(
+        '#!/bin/sh\ncase " $* " in *" clone "*)\n'
+        f'  start=$(date +%s.%N); sleep 1.5; echo "$start $(date +%s.%N)" >> {log};;\n'
+        'esac\nexec /usr/bin/git "$@"\n'
+    )
     wrapper.chmod(0o755)
     slow_git = {"PATH": f"{wrapper.parent}:{VENV_BIN}:{os.environ['PATH']}"}
     dest = tmp_path / "custom_nodes"
@@ -224,12 +228,17 @@ def test_role_reads_base_user_and_template_manifests(tmp_path, pod_venv, pip_arg
     vault.mkdir(parents=True)
     (vault / "custom_nodes.txt").write_text(f"{user_node.url}\n")
     playbook = tmp_path / "play.yml"
-    playbook.write_text("- hosts: localhost\n  gather_facts: false\n  roles:\n"
-                        "    - role: aiclipse.comfyui.custom_nodes\n")
-    extra_vars = {"aiclipse_vault": str(vault), "custom_nodes_manifests_dir": str(manifests),
-                  "custom_nodes_venv": str(pod_venv), "custom_nodes_pip_args": pip_args,
-                  "custom_nodes_protected_packages": ["faketorch"],
-                  "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: aiclipse.comfyui.custom_nodes\n"
+    )
+    extra_vars = {
+        "aiclipse_vault": str(vault),
+        "custom_nodes_manifests_dir": str(manifests),
+        "custom_nodes_venv": str(pod_venv),
+        "custom_nodes_pip_args": pip_args,
+        "custom_nodes_protected_packages": ["faketorch"],
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+    }
     env = {"TEMPLATE_TYPE": "tmpl"}
     first = run_playbook(playbook, extra_vars, inventory="localhost,", env=env, args=["-c", "local"])
     assert first.rc == 0 and first.changed == 1, first.stdout + first.stderr
@@ -240,6 +249,7 @@ def test_role_reads_base_user_and_template_manifests(tmp_path, pod_venv, pip_arg
 
 
 # Git servers on loopback: tokens, stalls, pins ----------------------------------------------
+
 
 def files_holding(root, *needles):
     """Files under root (checkouts, .git included) whose bytes hold any of the needles."""
@@ -262,12 +272,15 @@ def test_a_token_in_a_node_url_never_reaches_argv_or_a_file(tmp_path):
     basic = base64.b64encode(f"user:{SECRET}".encode()).decode()
     dest = tmp_path / "custom_nodes"
     # Every answer is held back a little, so the clones and fetches last long enough for ps.
-    with SmartHttpGit(served, user="user", password=SECRET, delay=0.2) as server, \
-            SmartHttpGit(served, user=SECRET_AS_USER) as github_style:
+    with SmartHttpGit(served, user="user", password=SECRET, delay=0.2) as server, SmartHttpGit(
+        served, user=SECRET_AS_USER
+    ) as github_style:
         manifest = tmp_path / "nodes.txt"
-        manifest.write_text(f"{server.url('NodePrivate.git', auth=True)}|main|x|private\n"
-                            f"{server.url('NodePinned.git', auth=True)}|main|x|pinned|{old_pin}\n"
-                            f"{github_style.url('NodeTokenAsUser.git', auth=True)}|main|x|https://<token>@host/\n")
+        manifest.write_text(
+            f"{server.url('NodePrivate.git', auth=True)}|main|x|private\n"
+            f"{server.url('NodePinned.git', auth=True)}|main|x|pinned|{old_pin}\n"
+            f"{github_style.url('NodeTokenAsUser.git', auth=True)}|main|x|https://<token>@host/\n"
+        )
         with ArgvSampler() as seen:
             cloned, proc = nodes_run(dest, manifests=[str(manifest)])
             assert cloned["counts"]["cloned"] == 3, cloned
@@ -279,8 +292,13 @@ def test_a_token_in_a_node_url_never_reaches_argv_or_a_file(tmp_path):
             manifest.write_text(manifest.read_text().replace(old_pin, new_pin))
             fetched, proc2 = nodes_run(dest, manifests=[str(manifest)], update=True)
         # The server refuses git without the token.
-        anonymous = subprocess.run(["git", "ls-remote", server.url("NodePrivate.git")], capture_output=True,
-                                   text=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, check=False)
+        anonymous = subprocess.run(
+            ["git", "ls-remote", server.url("NodePrivate.git")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            check=False,
+        )
         assert anonymous.returncode != 0 and not server.requests[-1]["authorized"]
     git_lines = seen.matching(f"127.0.0.1:{server.port}")
     assert any(" clone " in f" {line} " for line in git_lines), (seen.samples, git_lines)
@@ -310,8 +328,11 @@ def test_a_token_git_stored_in_a_checkout_earlier_is_removed_at_the_next_start(t
     with SmartHttpGit(served, user="user", password=SECRET) as server:
         url = server.url("NodeOld.git", auth=True)
         # What earlier versions did: the URL, token and all, on git's command line.
-        subprocess.run(["git", "clone", "-q", url, str(dest / "NodeOld")], check=True,
-                       env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+        subprocess.run(
+            ["git", "clone", "-q", url, str(dest / "NodeOld")],
+            check=True,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        )
         assert files_holding(dest, SECRET), "the old way stores the token (the test needs it to)"
         (dest / "NodeOld" / "config.py").write_text("x = 2  # the user's edit\n")
         before = {p: p.read_bytes() for p in (dest / "NodeOld").rglob("*") if p.is_file()}
@@ -354,8 +375,13 @@ def test_a_stalled_host_fails_its_node_in_time_and_the_others_finish(tmp_path):
         # A checkout whose origin stalls: updating it is a fetch that never gets an answer.
         git(tmp_path, "clone", "-q", fetched.url, str(dest / "NodeStalledFetch"))
         git(dest / "NodeStalledFetch", "remote", "set-url", "origin", silent.url("NodeStalledFetch.git"))
-        nodes = [silent.url("NodeStalledHttp.git"), silent.url("NodeStalledGit.git", scheme="git"),
-                 daemon.url("NodeDaemon.git"), http.url("NodeHttp.git"), silent.url("NodeStalledFetch.git")]
+        nodes = [
+            silent.url("NodeStalledHttp.git"),
+            silent.url("NodeStalledGit.git", scheme="git"),
+            daemon.url("NodeDaemon.git"),
+            http.url("NodeHttp.git"),
+            silent.url("NodeStalledFetch.git"),
+        ]
         started = time.monotonic()
         result, proc = nodes_run(dest, nodes=nodes, git_timeout=3, update=True, fail_on_error=False)
         elapsed = time.monotonic() - started
@@ -385,11 +411,15 @@ def test_site_start_with_a_stalled_node_still_writes_comfyuis_command_line(tmp_p
     manifests = root / "manifests"
     manifests.mkdir()
     with SilentServer() as silent:
-        (manifests / "t_nodes.txt").write_text(f"{silent.url('NodeStalled.git')}|main|x|a host that hangs\n"
-                                               f"{node.url}|main|x|fine\n")
+        (manifests / "t_nodes.txt").write_text(
+            f"{silent.url('NodeStalled.git')}|main|x|a host that hangs\n{node.url}|main|x|fine\n"
+        )
         (manifests / "t_models.txt").write_text("")
-        run = run_playbook(REPO / "site.yml", {**site_vars(root, "t"), "custom_nodes_git_timeout": 3},
-                           env={"COMFY_ARGS": "--preview-method auto"})
+        run = run_playbook(
+            REPO / "site.yml",
+            {**site_vars(root, "t"), "custom_nodes_git_timeout": 3},
+            env={"COMFY_ARGS": "--preview-method auto"},
+        )
         assert run.rc == 0 and run.failed == 0, run.stdout[-3000:] + run.stderr[-2000:]
         assert f"no answer from 127.0.0.1:{silent.port} within 3 s" in run.stdout
         assert running(f"127.0.0.1:{silent.port}") == []
@@ -455,8 +485,9 @@ def test_a_users_own_folder_is_left_alone_unless_asked(tmp_path, pod_venv, pip_a
     assert not marker.exists(), "pip ran for a folder that is not a git checkout"
     restore_pip(pod_venv)
 
-    opted, dummy = nodes_run(dest, pod_venv, pip_args, nodes=["file:///elsewhere/MyNode"],
-                             install_non_git_requirements=True)
+    opted, dummy = nodes_run(
+        dest, pod_venv, pip_args, nodes=["file:///elsewhere/MyNode"], install_non_git_requirements=True
+    )
     assert opted["changed"] and opted["results"][0]["requirements"] == "installed", opted
     assert "its requirements.txt was installed" in opted["results"][0]["reason"]
     assert installed_versions(pod_venv)["fakedep"] == "2.0"
@@ -504,8 +535,9 @@ def test_conflicting_requirements_are_reported_on_both_nodes(tmp_path, pod_venv,
     # A later change to one node's requirements may not break what another node has: refused,
     # named on both sides.
     later.commit({"requirements.txt": "fakedep>=2.0\n"}, "wants the new fakedep")
-    changed, dummy = nodes_run(dest, pod_venv, conflict_wheels, manifests=[str(manifest)], update=True,
-                               fail_on_error=False)
+    changed, dummy = nodes_run(
+        dest, pod_venv, conflict_wheels, manifests=[str(manifest)], update=True, fail_on_error=False
+    )
     nodes = by_name(changed)
     assert nodes["NodeLater"]["status"] == "failed" and nodes["NodeLater"]["requirements"] == "conflict", nodes
     assert "NodeOldDep" in nodes["NodeLater"]["conflicts_with"]
@@ -517,10 +549,12 @@ def test_a_redirect_to_another_host_never_gets_the_token(tmp_path):
     node = make_node_repo(tmp_path / "src" / "NodeMoved")
     publish(node, tmp_path / "served")
     # The other host asks for the same credentials: git would hand them over if it could.
-    with SmartHttpGit(tmp_path / "served", user="user", password=SECRET) as elsewhere, \
-            RedirectingServer(elsewhere.url("")) as hop:
-        result, proc = nodes_run(tmp_path / "custom_nodes", nodes=[hop.url("NodeMoved.git", "user", SECRET)],
-                                 fail_on_error=False)
+    with SmartHttpGit(tmp_path / "served", user="user", password=SECRET) as elsewhere, RedirectingServer(
+        elsewhere.url("")
+    ) as hop:
+        result, proc = nodes_run(
+            tmp_path / "custom_nodes", nodes=[hop.url("NodeMoved.git", "user", SECRET)], fail_on_error=False
+        )
         assert any(r["authorization"] for r in hop.requests), "the first host never got the credentials"
         assert elsewhere.requests, "git did not follow the redirect"
         assert not [r for r in elsewhere.requests if r["authorization"]], elsewhere.requests

@@ -9,6 +9,7 @@ every unfinished result, and the next run resumes where it stopped (bytes counte
 server). Killing ansible's process group does not reach the module (ansible's worker calls
 setsid): that is why the PID is there.
 """
+
 import hashlib
 import json
 import os
@@ -31,19 +32,38 @@ CREDENTIALS = {"R2_ACCESS_KEY_ID": ACCESS_KEY, "R2_SECRET_ACCESS_KEY": SECRET_KE
 
 
 def body_bytes(origin, marker):
-    return sum(int(line.rsplit("bytes=", 1)[1]) for line in origin.log_lines()
-               if line.startswith("GET ") and marker in line)
+    return sum(
+        int(line.rsplit("bytes=", 1)[1]) for line in origin.log_lines() if line.startswith("GET ") and marker in line
+    )
 
 
 def start_module(module, args, env=None):
     """The module through ansible in its own session, its result printed as JSON."""
-    cmd = [str(VENV_BIN / "ansible"), "localhost", "-c", "local", "-i", "localhost,",
-           "-e", "ansible_python_interpreter={{ ansible_playbook_python }}",
-           "-m", "aiclipse.comfyui.%s" % module, "-a", json.dumps(args)]
-    return subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ansible_env({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-                                                        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-                                                        **(env or {})}))
+    cmd = [
+        str(VENV_BIN / "ansible"),
+        "localhost",
+        "-c",
+        "local",
+        "-i",
+        "localhost,",
+        "-e",
+        "ansible_python_interpreter={{ ansible_playbook_python }}",
+        "-m",
+        "aiclipse.comfyui.%s" % module,
+        "-a",
+        json.dumps(args),
+    ]
+    return subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ansible_env(
+            {"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", **(env or {})}
+        ),
+    )
 
 
 def module_result(stdout):
@@ -66,7 +86,9 @@ def alive(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    state = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0] if Path("/proc/%d" % pid).exists() else "X"
+    state = (
+        Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0] if Path("/proc/%d" % pid).exists() else "X"
+    )
     return state != "Z"
 
 
@@ -85,9 +107,13 @@ def test_second_aria2_batch_run_waits_and_downloads_nothing_twice(make_origin, t
     origin = make_origin(served, limit_rate="500k")
     vault = tmp_path / "vault"
     dest = vault / "models/checkpoints/big.safetensors"
-    args = {"state_dir": str(vault / ".state/models"), "log_file": str(vault / "logs/models.log"),
-            "downloads": [{"url": f"{origin.url}/public/big.safetensors", "dest": str(dest), "sha256": digest}],
-            "split": 1, "max_connection_per_server": 1}
+    args = {
+        "state_dir": str(vault / ".state/models"),
+        "log_file": str(vault / "logs/models.log"),
+        "downloads": [{"url": f"{origin.url}/public/big.safetensors", "dest": str(dest), "sha256": digest}],
+        "split": 1,
+        "max_connection_per_server": 1,
+    }
     results = [None, None]
 
     def run(index):
@@ -122,9 +148,16 @@ def test_sigterm_stops_aria2_batch_cleanly_and_the_next_run_resumes(make_origin,
     origin = make_origin(served, limit_rate="1m")
     vault = tmp_path / "vault"
     state, log = vault / ".state/models", vault / "logs/models.log"
-    args = {"state_dir": str(state), "log_file": str(log), "split": 2, "min_split_size": "1M",
-            "downloads": [{"url": f"{origin.url}/public/{name}", "dest": str(vault / "models" / name), "sha256": digest}
-                          for name, digest in digests.items()]}
+    args = {
+        "state_dir": str(state),
+        "log_file": str(log),
+        "split": 2,
+        "min_split_size": "1M",
+        "downloads": [
+            {"url": f"{origin.url}/public/{name}", "dest": str(vault / "models" / name), "sha256": digest}
+            for name, digest in digests.items()
+        ],
+    }
     proc = start_module("aria2_batch", args)
     try:
         pid = wait_for_pid(state / "aria2_batch.run.lock", log, "starting")
@@ -160,8 +193,10 @@ def test_sigterm_stops_aria2_batch_cleanly_and_the_next_run_resumes(make_origin,
     for name, digest in digests.items():
         assert hashlib.sha256((vault / "models" / name).read_bytes()).hexdigest() == digest
     refetched = body_bytes(origin, "/public/") - 2 * size
-    print("HTTP: %.2f MiB of 2 x %d MiB crossed the wire twice after a SIGTERM (stopped at %.2f MiB)"
-          % (refetched / MiB, size // MiB, served_before / MiB))
+    print(
+        "HTTP: %.2f MiB of 2 x %d MiB crossed the wire twice after a SIGTERM (stopped at %.2f MiB)"
+        % (refetched / MiB, size // MiB, served_before / MiB)
+    )
     # The control files are exact (aria2c counts 16 KiB blocks that are on disk). What crosses the
     # wire again is what sat in a connection's socket buffers when aria2c stopped (nginx counts
     # bytes handed to the kernel), plus aria2c's first, unranged GET of a resumed file, which it
@@ -181,9 +216,16 @@ def test_sigterm_stops_r2_fetch_cleanly_with_a_result_and_the_next_run_resumes(s
     state, log = vault / ".state/models", vault / "logs/models.log"
     dest = vault / "models/big.safetensors"
     with ThrottleProxy(s3.port, 1 * MiB) as proxy:
-        args = {"objects": [{"key": "big.safetensors", "dest": str(dest), "name": "checkpoints/big.safetensors"}],
-                "bucket": "models", "endpoint_url": proxy.endpoint, "state_dir": str(state), "log_file": str(log),
-                "part_size": "4MB", "multipart_threshold": "8MB", "max_concurrency": 2}
+        args = {
+            "objects": [{"key": "big.safetensors", "dest": str(dest), "name": "checkpoints/big.safetensors"}],
+            "bucket": "models",
+            "endpoint_url": proxy.endpoint,
+            "state_dir": str(state),
+            "log_file": str(log),
+            "part_size": "4MB",
+            "multipart_threshold": "8MB",
+            "max_concurrency": 2,
+        }
         proc = start_module("r2_fetch", args, env=CREDENTIALS)
         try:
             pid = wait_for_pid(state / "r2_fetch.run.lock", log, "starting")
@@ -224,27 +266,40 @@ def test_sigterm_stops_r2_fetch_cleanly_with_a_result_and_the_next_run_resumes(s
 def test_sigterm_while_waiting_for_the_lock_ends_the_wait(tmp_path, module):
     """A run queued behind another one (a fleet re-run) stops at once too, touching nothing."""
     import fcntl
+
     state = tmp_path / "vault/.state/models"
     state.mkdir(parents=True)
     holder = open(state / ("%s.run.lock" % module), "w")
     fcntl.flock(holder, fcntl.LOCK_EX)
     log = tmp_path / "vault/logs/models.log"
     if module == "aria2_batch":
-        args = {"state_dir": str(state), "log_file": str(log),
-                "downloads": [{"url": "http://127.0.0.1:9/x.bin", "dest": str(tmp_path / "vault/models/x.bin")}]}
+        args = {
+            "state_dir": str(state),
+            "log_file": str(log),
+            "downloads": [{"url": "http://127.0.0.1:9/x.bin", "dest": str(tmp_path / "vault/models/x.bin")}],
+        }
         env = {}
     else:
-        args = {"state_dir": str(state), "log_file": str(log), "endpoint_url": "http://127.0.0.1:9", "bucket": "b",
-                "objects": [{"key": "x.bin", "dest": str(tmp_path / "vault/models/x.bin")}]}
+        args = {
+            "state_dir": str(state),
+            "log_file": str(log),
+            "endpoint_url": "http://127.0.0.1:9",
+            "bucket": "b",
+            "objects": [{"key": "x.bin", "dest": str(tmp_path / "vault/models/x.bin")}],
+        }
         env = CREDENTIALS
     proc = start_module(module, args, env=env)
     try:
         deadline = time.monotonic() + 60
         while not (log.exists() and "waiting for it to finish" in log.read_text()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and
-                b"AnsiballZ_%s" % module.encode() in (Path("/proc/%s/cmdline" % p).read_bytes()
-                                                      if Path("/proc/%s/cmdline" % p).exists() else b"")]
+        pids = [
+            int(p)
+            for p in os.listdir("/proc")
+            if p.isdigit()
+            and b"AnsiballZ_%s" % module.encode()
+            in (Path("/proc/%s/cmdline" % p).read_bytes() if Path("/proc/%s/cmdline" % p).exists() else b"")
+        ]
         assert pids, "the waiting module is not running"
         for pid in pids:
             os.kill(pid, signal.SIGTERM)

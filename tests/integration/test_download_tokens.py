@@ -6,6 +6,7 @@ Each shape below is one way a redirect can point somewhere else; for each, the i
 same: a request carrying the token reached the origin's server, addressed to the origin's
 Host, over the origin's scheme, and nothing else ever saw it.
 """
+
 import hashlib
 from pathlib import Path
 
@@ -43,36 +44,78 @@ def shapes(origin, foreign):
     big = "/files/big.bin"
     return {
         # Same origin: the token may follow (Hugging Face serves small private files this way).
-        "relative": (lambda r: needs_token(r, Redirect("/private-big")), "downloaded",
-                     {"/private-big": lambda r: needs_token(r, Serve("big.bin"))}),
-        "absolute-same-origin": (lambda r: needs_token(r, Redirect("http://%s/private-big" % o)), "downloaded",
-                                 {"/private-big": lambda r: needs_token(r, Serve("big.bin"))}),
+        "relative": (
+            lambda r: needs_token(r, Redirect("/private-big")),
+            "downloaded",
+            {"/private-big": lambda r: needs_token(r, Serve("big.bin"))},
+        ),
+        "absolute-same-origin": (
+            lambda r: needs_token(r, Redirect("http://%s/private-big" % o)),
+            "downloaded",
+            {"/private-big": lambda r: needs_token(r, Serve("big.bin"))},
+        ),
         # Someone else: the token must stay home.
         "absolute-foreign": (lambda r: needs_token(r, Redirect("http://%s%s?sig=1" % (f, big))), "downloaded", {}),
         "protocol-relative": (lambda r: needs_token(r, Redirect("//%s%s?sig=1" % (f, big))), "downloaded", {}),
-        "protocol-relative-other-name": (lambda r: needs_token(r, Redirect("//localhost:%d%s" % (origin.port, big))),
-                                         "downloaded", {}),
-        "relative-then-protocol-relative": (lambda r: needs_token(r, Redirect("/step")), "downloaded",
-                                            {"/step": lambda r: needs_token(r, Redirect("//%s%s" % (f, big)))}),
-        "other-port": (lambda r: needs_token(r, Redirect("http://127.0.0.1:%d%s" % (foreign.port, big))),
-                       "downloaded", {}),
-        "comes-back-to-origin": (lambda r: needs_token(r, Redirect("http://%s/bounce" % f)), "failed",
-                                 {"/bounce@foreign": lambda r: Redirect("http://%s/private-big" % o),
-                                  "/private-big": lambda r: needs_token(r, Serve("big.bin"))}),
+        "protocol-relative-other-name": (
+            lambda r: needs_token(r, Redirect("//localhost:%d%s" % (origin.port, big))),
+            "downloaded",
+            {},
+        ),
+        "relative-then-protocol-relative": (
+            lambda r: needs_token(r, Redirect("/step")),
+            "downloaded",
+            {"/step": lambda r: needs_token(r, Redirect("//%s%s" % (f, big)))},
+        ),
+        "other-port": (
+            lambda r: needs_token(r, Redirect("http://127.0.0.1:%d%s" % (foreign.port, big))),
+            "downloaded",
+            {},
+        ),
+        "comes-back-to-origin": (
+            lambda r: needs_token(r, Redirect("http://%s/bounce" % f)),
+            "failed",
+            {
+                "/bounce@foreign": lambda r: Redirect("http://%s/private-big" % o),
+                "/private-big": lambda r: needs_token(r, Serve("big.bin")),
+            },
+        ),
         "permanent-redirect-308": (lambda r: needs_token(r, Redirect("//%s%s" % (f, big), 308)), "downloaded", {}),
         # The origin answers the probe one way and the download another.
-        "head-200-get-302": (lambda r: (Serve("big.bin") if r.method == "HEAD"
-                                        else needs_token(r, Redirect("http://%s%s" % (f, big)))), "downloaded", {}),
-        "later-range-redirect": (lambda r: needs_token(r, Serve("big.bin") if starts_at(r) < MIB
-                                                       else Redirect("http://%s%s" % (f, big))), "downloaded", {}),
-        "second-get-redirects": (lambda r: needs_token(r, Serve("big.bin") if r.method == "HEAD" or r.count <= 2
-                                                       else Redirect("//%s%s" % (f, big))), "downloaded", {}),
+        "head-200-get-302": (
+            lambda r: Serve("big.bin") if r.method == "HEAD" else needs_token(r, Redirect("http://%s%s" % (f, big))),
+            "downloaded",
+            {},
+        ),
+        "later-range-redirect": (
+            lambda r: needs_token(r, Serve("big.bin") if starts_at(r) < MIB else Redirect("http://%s%s" % (f, big))),
+            "downloaded",
+            {},
+        ),
+        "second-get-redirects": (
+            lambda r: needs_token(
+                r, Serve("big.bin") if r.method == "HEAD" or r.count <= 2 else Redirect("//%s%s" % (f, big))
+            ),
+            "downloaded",
+            {},
+        ),
     }
 
 
-SHAPES = ["relative", "absolute-same-origin", "absolute-foreign", "protocol-relative", "protocol-relative-other-name",
-          "relative-then-protocol-relative", "other-port", "comes-back-to-origin", "permanent-redirect-308",
-          "head-200-get-302", "later-range-redirect", "second-get-redirects"]
+SHAPES = [
+    "relative",
+    "absolute-same-origin",
+    "absolute-foreign",
+    "protocol-relative",
+    "protocol-relative-other-name",
+    "relative-then-protocol-relative",
+    "other-port",
+    "comes-back-to-origin",
+    "permanent-redirect-308",
+    "head-200-get-302",
+    "later-range-redirect",
+    "second-get-redirects",
+]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -83,10 +126,22 @@ def test_token_reaches_only_its_origin(shape, fault_server, foreign_server, tmp_
         target, _at, where = path.partition("@")
         (foreign_server if where == "foreign" else fault_server).route(target, extra_rule)
     dest = tmp_path / "vault/models/checkpoints/big.safetensors"
-    args = {"state_dir": str(tmp_path / "vault/.state/models"), "log_file": str(tmp_path / "vault/logs/models.log"),
-            "downloads": [{"url": fault_server.url + "/model", "dest": str(dest), "token": TOKEN,
-                           "sha256": fault_server.catalog["big.bin"][1]}],
-            "min_split_size": "1M", "retry_wait": 1, "max_tries": 2, "fail_on_error": False}
+    args = {
+        "state_dir": str(tmp_path / "vault/.state/models"),
+        "log_file": str(tmp_path / "vault/logs/models.log"),
+        "downloads": [
+            {
+                "url": fault_server.url + "/model",
+                "dest": str(dest),
+                "token": TOKEN,
+                "sha256": fault_server.catalog["big.bin"][1],
+            }
+        ],
+        "min_split_size": "1M",
+        "retry_wait": 1,
+        "max_tries": 2,
+        "fail_on_error": False,
+    }
     result, proc = run_module("aria2_batch", args)
     assert_secret_only_at(fault_server, [fault_server, foreign_server], TOKEN)
     assert requests_with_secret([fault_server], TOKEN), "the origin itself must get the token"
@@ -98,12 +153,22 @@ def test_token_reaches_only_its_origin(shape, fault_server, foreign_server, tmp_
 
 
 def test_secret_headers_are_treated_like_the_token(fault_server, foreign_server, tmp_path):
-    fault_server.route("/model", lambda r: (Status(401) if r.headers.get("X-Api-Key") != TOKEN
-                                            else Redirect("//%s/files/b.bin" % foreign_server.authority)))
+    fault_server.route(
+        "/model",
+        lambda r: (
+            Status(401)
+            if r.headers.get("X-Api-Key") != TOKEN
+            else Redirect("//%s/files/b.bin" % foreign_server.authority)
+        ),
+    )
     dest = tmp_path / "vault/models/b.bin"
-    result, _proc = run_module("aria2_batch", {
-        "state_dir": str(tmp_path / "vault/.state/models"),
-        "downloads": [{"url": fault_server.url + "/model", "dest": str(dest), "headers": {"X-Api-Key": TOKEN}}]})
+    result, _proc = run_module(
+        "aria2_batch",
+        {
+            "state_dir": str(tmp_path / "vault/.state/models"),
+            "downloads": [{"url": fault_server.url + "/model", "dest": str(dest), "headers": {"X-Api-Key": TOKEN}}],
+        },
+    )
     assert not requests_with_secret([foreign_server], TOKEN), foreign_server.requests
     assert requests_with_secret([fault_server], TOKEN)
     assert result["results"][0]["status"] == "downloaded", result["results"]
@@ -116,12 +181,20 @@ def test_a_scheme_change_on_the_same_host_and_port_is_another_origin(tls_fault_s
     is another origin too. One server answers both schemes on one port."""
     server = tls_fault_server
     start = server.https_url if target_scheme == "http" else server.url
-    server.route("/model", lambda r: needs_token(r, Redirect("%s://%s/files/b.bin" % (target_scheme, server.authority))))
+    server.route(
+        "/model", lambda r: needs_token(r, Redirect("%s://%s/files/b.bin" % (target_scheme, server.authority)))
+    )
     dest = tmp_path / "vault/models/b.bin"
-    result, _proc = run_module("aria2_batch", {
-        "state_dir": str(tmp_path / "vault/.state/models"), "max_tries": 1, "fail_on_error": False,
-        "downloads": [{"url": start + "/model", "dest": str(dest), "token": TOKEN}]},
-        env={"SSL_CERT_FILE": server.ca_file})
+    result, _proc = run_module(
+        "aria2_batch",
+        {
+            "state_dir": str(tmp_path / "vault/.state/models"),
+            "max_tries": 1,
+            "fail_on_error": False,
+            "downloads": [{"url": start + "/model", "dest": str(dest), "token": TOKEN}],
+        },
+        env={"SSL_CERT_FILE": server.ca_file},
+    )
     origin_scheme = "https" if target_scheme == "http" else "http"
     assert_secret_only_at(server, [server], TOKEN, scheme=origin_scheme)
     assert [r for r in requests_with_secret([server], TOKEN) if r.path == "/model"], server.requests
@@ -140,18 +213,24 @@ def test_a_token_named_is_read_on_the_target_from_the_env_file(fault_server, for
     monkeypatch.delenv("HF_TOKEN", raising=False)
     fault_server.route("/model", lambda r: needs_token(r, Redirect("//%s/files/b.bin" % foreign_server.authority)))
     env_file = _env_file(tmp_path / "rp_environment", {"HF_TOKEN": TOKEN})
-    args = {"state_dir": str(tmp_path / "vault/.state/models"), "env_file": str(env_file), "fail_on_error": False,
-            "downloads": [{"url": fault_server.url + "/model", "dest": str(tmp_path / "vault/models/b.bin"),
-                           "token_name": "HF_TOKEN"}]}
+    args = {
+        "state_dir": str(tmp_path / "vault/.state/models"),
+        "env_file": str(env_file),
+        "fail_on_error": False,
+        "downloads": [
+            {"url": fault_server.url + "/model", "dest": str(tmp_path / "vault/models/b.bin"), "token_name": "HF_TOKEN"}
+        ],
+    }
     result, proc = run_module("aria2_batch", args)
     assert result["results"][0]["status"] == "downloaded", result["results"]
     assert_secret_only_at(fault_server, [fault_server, foreign_server], TOKEN)
     assert requests_with_secret([fault_server], TOKEN)
-    assert TOKEN not in proc.stdout + proc.stderr and "\"token_name\": \"HF_TOKEN\"" in proc.stdout
+    assert TOKEN not in proc.stdout + proc.stderr and '"token_name": "HF_TOKEN"' in proc.stdout
 
     env_file.chmod(0o644)
-    refused, _proc = run_module("aria2_batch", dict(args, downloads=[dict(args["downloads"][0], dest=str(
-        tmp_path / "vault/models/again.bin"))]))
+    refused, _proc = run_module(
+        "aria2_batch", dict(args, downloads=[dict(args["downloads"][0], dest=str(tmp_path / "vault/models/again.bin"))])
+    )
     reason = refused["results"][0]["reason"]
     assert refused["results"][0]["status"] == "failed"
     assert reason.startswith("cannot read HF_TOKEN: refusing to read secrets from %s: its mode is 0644" % env_file)
@@ -161,9 +240,16 @@ def test_a_token_named_is_read_on_the_target_from_the_env_file(fault_server, for
 def test_the_environment_wins_over_the_env_file(fault_server, tmp_path):
     fault_server.route("/model", lambda r: needs_token(r, Serve("c.bin")))
     env_file = _env_file(tmp_path / "rp_environment", {"HF_TOKEN": "stale-token"})
-    result, _proc = run_module("aria2_batch", {
-        "state_dir": str(tmp_path / "state"), "env_file": str(env_file),
-        "downloads": [{"url": fault_server.url + "/model", "dest": str(tmp_path / "m/c.bin"), "token_name": "HF_TOKEN"}]},
-        env={"HF_TOKEN": TOKEN})
+    result, _proc = run_module(
+        "aria2_batch",
+        {
+            "state_dir": str(tmp_path / "state"),
+            "env_file": str(env_file),
+            "downloads": [
+                {"url": fault_server.url + "/model", "dest": str(tmp_path / "m/c.bin"), "token_name": "HF_TOKEN"}
+            ],
+        },
+        env={"HF_TOKEN": TOKEN},
+    )
     assert result["results"][0]["status"] == "downloaded", result["results"]
     assert not [r for r in fault_server.requests if r.authorization and "stale" in r.authorization]

@@ -7,6 +7,7 @@ bash, real ansible-playbook. ComfyUI runs as the entrypoint's child, which passe
 it and to the model downloads that hold a run lock (a stand-in process holds one here).
 The full image (bake + every role, tini, podman stop) is tested in test_image_build.py.
 """
+
 import json
 import os
 import signal
@@ -70,14 +71,16 @@ SITE_YML = textwrap.dedent("""\
 
 def make_config_dir(path, marker):
     path.mkdir(parents=True)
-    (path / "ansible.cfg").write_text(textwrap.dedent(f"""\
+    (path / "ansible.cfg").write_text(
+        textwrap.dedent(f"""\
         [defaults]
-        collections_path = {REPO / 'collections'}
-        inventory = {REPO / 'inventories' / 'local'}
+        collections_path = {REPO / "collections"}
+        inventory = {REPO / "inventories" / "local"}
         stdout_callback = ansible.builtin.default
         callback_result_format = yaml
         retry_files_enabled = false
-        """))
+        """)
+    )
     (path / "site.yml").write_text(SITE_YML.replace("MARKER", marker))
     return path
 
@@ -115,8 +118,9 @@ class Pod:
     def start(self, *args, **env):
         if self.record.exists():
             self.record.unlink()
-        return subprocess.Popen([str(ENTRYPOINT), *args], env=self.env(**env), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [str(ENTRYPOINT), *args], env=self.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
 
     def boot(self, *args, **env):
         proc = self.start(*args, **env)
@@ -154,11 +158,13 @@ def with_base(pod, args):
 
 
 def test_boot_starts_comfyui_with_quoted_args_and_the_vault_as_base_directory(pod):
-    boot = pod.boot(COMFY_ARGS='--output-directory "/workspace/my outputs" --title \'a "b"\' $HOME *',
-                    HF_TOKEN="hf_secret_value")
+    boot = pod.boot(
+        COMFY_ARGS='--output-directory "/workspace/my outputs" --title \'a "b"\' $HOME *', HF_TOKEN="hf_secret_value"
+    )
     assert boot.rc == 0, boot.err
-    assert boot.comfy_argv == with_base(pod, ["--output-directory", "/workspace/my outputs", "--title", 'a "b"',
-                                              "$HOME", "*"])
+    assert boot.comfy_argv == with_base(
+        pod, ["--output-directory", "/workspace/my outputs", "--title", 'a "b"', "$HOME", "*"]
+    )
     # A child of the entrypoint (which stays in front of it to pass a stop on), in ComfyUI's directory.
     assert boot.started["pid"] != boot.pid
     assert boot.started["cwd"] == str(pod.comfyui)
@@ -264,8 +270,10 @@ def test_the_failure_summary_names_the_whole_message_of_every_line(pod):
     message = "clone of ComfyUI-Broken failed: " + "word " * 60 + "\nsecond line\nthe real reason: DISK_FULL_AT_THE_END"
     boot = pod.boot(COMFY_ARGS="--x", TEST_FAIL_MESSAGE=message)
     assert boot.rc == 0 and "PROVISIONING FAILED" in boot.err
-    summary = boot.err[boot.err.index("PROVISIONING FAILED"):]
-    assert "Fail with the message the test gives (long, several lines) [localhost] -> clone of ComfyUI-Broken" in summary
+    summary = boot.err[boot.err.index("PROVISIONING FAILED") :]
+    assert (
+        "Fail with the message the test gives (long, several lines) [localhost] -> clone of ComfyUI-Broken" in summary
+    )
     assert "word " * 60 in summary
     assert "      second line\n      the real reason: DISK_FULL_AT_THE_END" in summary
     assert boot.comfy_argv == with_base(pod, ["--x"])
@@ -287,7 +295,7 @@ def test_a_playbook_that_does_not_parse_is_named_from_ansibles_own_error(pod):
     (pod.baked / "site.yml").write_text("- name: Broken\n  hosts: pods\n  tasks: {{ nope\n")
     boot = pod.boot(COMFY_ARGS="--x")
     assert "PROVISIONING FAILED" in boot.err
-    summary = boot.err[boot.err.index("PROVISIONING FAILED"):]
+    summary = boot.err[boot.err.index("PROVISIONING FAILED") :]
     assert "ERROR" in summary and "no failed task recorded" not in summary, summary
 
 
@@ -322,11 +330,22 @@ def test_the_failure_callback_records_what_failed_and_nothing_else(tmp_path):
     play = tmp_path / "play.yml"
     play.write_text(CALLBACK_PLAY)
     record = tmp_path / "state" / "failures.json"
-    env = {"PATH": f"{VENV / 'bin'}:/usr/bin:/bin", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-           "ANSIBLE_CALLBACKS_ENABLED": "aiclipse.comfyui.failure_summary",
-           "AICLIPSE_FAILURE_SUMMARY": str(record), "ANSIBLE_LOCALHOST_WARNING": "0"}
-    proc = subprocess.run([str(VENV / "bin" / "ansible-playbook"), "-c", "local", "-i", "localhost,", str(play)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    env = {
+        "PATH": f"{VENV / 'bin'}:/usr/bin:/bin",
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_CALLBACKS_ENABLED": "aiclipse.comfyui.failure_summary",
+        "AICLIPSE_FAILURE_SUMMARY": str(record),
+        "ANSIBLE_LOCALHOST_WARNING": "0",
+    }
+    proc = subprocess.run(
+        [str(VENV / "bin" / "ansible-playbook"), "-c", "local", "-i", "localhost,", str(play)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stdout
     doc = json.loads(record.read_text())
     assert doc["complete"] is True
@@ -422,8 +441,9 @@ def start_downloader(pod, started, name="aria2_batch"):
     state = pod.vault / ".state" / "models"
     state.mkdir(parents=True, exist_ok=True)
     marker = pod.tmp / f"{name}.stopped"
-    proc = subprocess.Popen([sys.executable, "-c", DOWNLOADER, str(state / f"{name}.run.lock"), str(marker)],
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DOWNLOADER, str(state / f"{name}.run.lock"), str(marker)], start_new_session=True
+    )
     started.append(proc)
     wait_for_file(pod.tmp / f"{name}.stopped.ready", proc)
     return proc, marker
@@ -437,8 +457,7 @@ def test_sigterm_stops_comfyui_and_the_running_download_and_nothing_else(serving
     started.append(bystander)
     (pod.vault / ".state" / "models" / "r2_fetch.run.lock").write_text(f"{bystander.pid}\n")
 
-    run = Running(pod, COMFY_ARGS="", TEST_COMFY_PORT=str(pod.port), FAKE_COMFYUI_SERVE="1",
-                  AICLIPSE_STOP_TIMEOUT="30")
+    run = Running(pod, COMFY_ARGS="", TEST_COMFY_PORT=str(pod.port), FAKE_COMFYUI_SERVE="1", AICLIPSE_STOP_TIMEOUT="30")
     wait_for_port(pod.port, timeout=120, process=run.proc)
     comfy_pid = json.loads(pod.record.read_text())["pid"]
     assert comfy_pid != run.proc.pid and pid_alive(comfy_pid)

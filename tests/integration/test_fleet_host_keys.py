@@ -9,6 +9,7 @@ the task and reason, provision the healthy one anyway and list exactly the three
 file. Following the summary's advice and rerunning with ``--limit @<retry file>`` provisions
 exactly those three. A pod start (``-c local``) must not use SSH at all.
 """
+
 import os
 import re
 import shlex
@@ -32,19 +33,24 @@ NAMES = ("pod-a", "pod-b", "pod-c", "pod-d")
 
 
 def recap(output):
-    return {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-            for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M)}
+    return {
+        m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+        for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M)
+    }
 
 
 def summary(output):
-    block = output[output.index("FLEET SUMMARY"):]
-    return {m.group(1): (m.group(2), m.group(3))
-            for m in re.finditer(r"^  (\S+)\s+(provisioned|failed|unreachable): (.*)$", block, re.M)}
+    block = output[output.index("FLEET SUMMARY") :]
+    return {
+        m.group(1): (m.group(2), m.group(3))
+        for m in re.finditer(r"^  (\S+)\s+(provisioned|failed|unreachable): (.*)$", block, re.M)
+    }
 
 
 def pinned_keys(known_hosts, port):
-    found = subprocess.run(["ssh-keygen", "-F", f"[127.0.0.1]:{port}", "-f", str(known_hosts)],
-                           capture_output=True, text=True, check=False)
+    found = subprocess.run(
+        ["ssh-keygen", "-F", f"[127.0.0.1]:{port}", "-f", str(known_hosts)], capture_output=True, text=True, check=False
+    )
     return {line.split()[2] for line in found.stdout.splitlines() if line and not line.startswith("#")}
 
 
@@ -57,23 +63,37 @@ def fleet(tmp_path, podman_image):
     try:
         with world.serving():
             with ThreadPoolExecutor(max_workers=len(NAMES)) as pool:
-                started = pool.map(lambda _name: FleetPod.start(podman_image, world, key_line, {"TEMPLATE_TYPE": TEMPLATE}),
-                                   NAMES)
+                started = pool.map(
+                    lambda _name: FleetPod.start(podman_image, world, key_line, {"TEMPLATE_TYPE": TEMPLATE}), NAMES
+                )
                 pods.update(zip(NAMES, started))
-            with RunPodApi(KEY, [pod.api_record(name, {"TEMPLATE_TYPE": TEMPLATE}) for name, pod in pods.items()]) as api:
+            with RunPodApi(
+                KEY, [pod.api_record(name, {"TEMPLATE_TYPE": TEMPLATE}) for name, pod in pods.items()]
+            ) as api:
                 known_hosts = tmp_path / "known_hosts"
-                inventory = world.inventory(tmp_path / "inventory", api.url, key, known_hosts,
-                                            {"fleet_connect_timeout": 5})
-                yield {"pods": pods, "api": api, "inventory": inventory, "known_hosts": known_hosts,
-                       "retry": tmp_path / "fleet.retry"}
+                inventory = world.inventory(
+                    tmp_path / "inventory", api.url, key, known_hosts, {"fleet_connect_timeout": 5}
+                )
+                yield {
+                    "pods": pods,
+                    "api": api,
+                    "inventory": inventory,
+                    "known_hosts": known_hosts,
+                    "retry": tmp_path / "fleet.retry",
+                }
     finally:
         for pod in pods.values():
             pod.remove()
 
 
 def run_fleet(fleet, *args):
-    run = run_playbook(FLEET, inventory=fleet["inventory"], json_output=False, args=args,
-                       env={"RUNPOD_API_KEY": KEY, "AICLIPSE_FLEET_RETRY_FILE": str(fleet["retry"])})
+    run = run_playbook(
+        FLEET,
+        inventory=fleet["inventory"],
+        json_output=False,
+        args=args,
+        env={"RUNPOD_API_KEY": KEY, "AICLIPSE_FLEET_RETRY_FILE": str(fleet["retry"])},
+    )
     assert KEY not in run.stdout + run.stderr
     return run
 
@@ -84,7 +104,9 @@ def test_changed_host_key_is_refused_the_others_carry_on_and_a_retry_runs_only_t
     # 1. First contact: every pod provisioned, each one's host key pinned.
     first = run_fleet(fleet)
     assert first.rc == 0, first.stdout[-4000:] + first.stderr[-2000:]
-    assert {name: outcome for name, (outcome, _d) in summary(first.stdout).items()} == dict.fromkeys(NAMES, "provisioned")
+    assert {name: outcome for name, (outcome, _d) in summary(first.stdout).items()} == dict.fromkeys(
+        NAMES, "provisioned"
+    )
     assert not fleet["retry"].exists()
     old_key_b = pods["pod-b"].host_key()
     for name, pod in pods.items():
@@ -126,7 +148,10 @@ def test_changed_host_key_is_refused_the_others_carry_on_and_a_retry_runs_only_t
     assert third.rc == 0, third.stdout[-4000:] + third.stderr[-2000:]
     assert sorted(recap(third.stdout)) == ["pod-b", "pod-c", "pod-d"]
     assert {name: outcome for name, (outcome, _d) in summary(third.stdout).items()} == {
-        "pod-b": "provisioned", "pod-c": "provisioned", "pod-d": "provisioned"}
+        "pod-b": "provisioned",
+        "pod-c": "provisioned",
+        "pod-d": "provisioned",
+    }
     assert pinned_keys(known_hosts, pods["pod-b"].port) == {pods["pod-b"].host_key()}
     assert not fleet["retry"].exists(), "a retry file that lists nobody must not be left behind"
     for pod in pods.values():
@@ -143,7 +168,7 @@ def test_a_pod_start_uses_no_ssh(tmp_path):
     shims.mkdir()
     marker = tmp_path / "ssh-was-called"
     for tool in ("ssh", "scp", "sftp"):
-        (shims / tool).write_text(f"#!/bin/sh\necho \"$0 $*\" >> {marker}\nexit 255\n")
+        (shims / tool).write_text(f'#!/bin/sh\necho "$0 $*" >> {marker}\nexit 255\n')
         (shims / tool).chmod(0o755)
     root = tmp_path / "pod"
     make_comfyui_repo(root / "upstream/ComfyUI")
@@ -153,9 +178,17 @@ def test_a_pod_start_uses_no_ssh(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     variables = {**site_vars(root, "none"), "models_download": False, "custom_nodes_enabled": False}
-    run = run_playbook(REPO / "site.yml", variables, json_output=False,
-                       env={"PATH": f"{shims}:{VENV_BIN}:{os.environ['PATH']}", "HOME": str(home),
-                            "ANSIBLE_HOST_KEY_CHECKING": "true", "ANSIBLE_LOCAL_TEMP": str(home / ".ansible/tmp")})
+    run = run_playbook(
+        REPO / "site.yml",
+        variables,
+        json_output=False,
+        env={
+            "PATH": f"{shims}:{VENV_BIN}:{os.environ['PATH']}",
+            "HOME": str(home),
+            "ANSIBLE_HOST_KEY_CHECKING": "true",
+            "ANSIBLE_LOCAL_TEMP": str(home / ".ansible/tmp"),
+        },
+    )
     assert run.rc == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert not marker.exists(), marker.read_text() if marker.exists() else ""
     assert not (home / ".ssh").exists()

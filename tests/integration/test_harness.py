@@ -1,4 +1,5 @@
 """Each harness piece proves it works, so later failures point at the code, not the harness."""
+
 import hashlib
 import http.client
 import subprocess
@@ -21,13 +22,27 @@ def _get(origin, path, headers=None):
 
 def test_aria2c_fetches_ranged_file_through_nginx(nginx_origin, tmp_path):
     size, sha = nginx_origin.catalog["medium.bin"]
-    subprocess.run(["aria2c", "-q", "-x4", "-s4", "-k1M", "--min-split-size=1M", "-d", str(tmp_path),
-                    "-o", "medium.bin", f"{nginx_origin.url}/public/medium.bin"], check=True, timeout=60)
+    subprocess.run(
+        [
+            "aria2c",
+            "-q",
+            "-x4",
+            "-s4",
+            "-k1M",
+            "--min-split-size=1M",
+            "-d",
+            str(tmp_path),
+            "-o",
+            "medium.bin",
+            f"{nginx_origin.url}/public/medium.bin",
+        ],
+        check=True,
+        timeout=60,
+    )
     data = (tmp_path / "medium.bin").read_bytes()
     assert len(data) == size
     assert hashlib.sha256(data).hexdigest() == sha
-    ranged = [line for line in nginx_origin.log_lines()
-              if "/public/medium.bin" in line and 'range="bytes=' in line]
+    ranged = [line for line in nginx_origin.log_lines() if "/public/medium.bin" in line and 'range="bytes=' in line]
     assert len(ranged) >= 2, "aria2c should have split the download into ranged requests"
 
 
@@ -36,13 +51,18 @@ def test_private_path_needs_the_bearer_token(nginx_origin):
     assert resp.status == 401
     resp, _body = _get(nginx_origin, "/private/small.bin", {"Authorization": "Bearer wrong"})
     assert resp.status == 401
-    resp, body = _get(nginx_origin, "/private/small.bin",
-                      {"Authorization": f"Bearer {nginx_origin.token}"})
+    resp, body = _get(nginx_origin, "/private/small.bin", {"Authorization": f"Bearer {nginx_origin.token}"})
     assert resp.status == 200 and len(body) == nginx_origin.catalog["small.bin"][0]
 
 
-@pytest.mark.parametrize("path", ["/redirect/small.bin", "/api/download/models/12345",
-                                  "/hf/org/repo/resolve/main/split_files/vae/model.safetensors"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/redirect/small.bin",
+        "/api/download/models/12345",
+        "/hf/org/repo/resolve/main/split_files/vae/model.safetensors",
+    ],
+)
 def test_redirect_to_signed_storage_rejects_authorization(nginx_origin, path):
     auth = {"Authorization": f"Bearer {nginx_origin.token}"}
     resp, _body = _get(nginx_origin, path, auth)
@@ -90,8 +110,10 @@ def test_podman_image_runs_commands_with_host_network(pod_container, nginx_origi
     out = pod.sh("python3 --version && aria2c --version | head -n1 && command -v sshd git rsync")
     assert "Python 3" in out.stdout and "aria2 version" in out.stdout
     # Host networking: the container reaches the harness origin on loopback.
-    fetched = pod.sh(f"python3 -c \"import urllib.request;"
-                     f"print(len(urllib.request.urlopen('{nginx_origin.url}/public/small.bin').read()))\"")
+    fetched = pod.sh(
+        f'python3 -c "import urllib.request;'
+        f"print(len(urllib.request.urlopen('{nginx_origin.url}/public/small.bin').read()))\""
+    )
     assert fetched.stdout.strip() == str(nginx_origin.catalog["small.bin"][0])
     host = pod.testinfra()
     assert host.file("/usr/bin/aria2c").exists

@@ -10,6 +10,7 @@ the real entrypoint into the stand-in main.py, which records its argv in the pod
 ComfyUI, without a SIGTERM handler of its own. `podman stop` must then take seconds, not its
 timeout, and nothing may be left a zombie.
 """
+
 import hashlib
 import json
 import re
@@ -47,14 +48,18 @@ def example_image(podman_image, tmp_path_factory):
     pywheels = src / "pywheels"
     make_wheel(pywheels, "fakedep", "1.0")
     make_comfyui_repo(src / "ComfyUI", requirements=["fakedep==1.0"])
-    make_node_repo(src / "ComfyUI-TestNode", extra_files={"__init__.py": "NODE_CLASS_MAPPINGS = {'TestNode': object}\n"})
+    make_node_repo(
+        src / "ComfyUI-TestNode", extra_files={"__init__.py": "NODE_CLASS_MAPPINGS = {'TestNode': object}\n"}
+    )
     (src / "manifests").mkdir()
     (src / "manifests" / "base_nodes.txt").write_text(
-        f"file://{SOURCES}/ComfyUI-TestNode|main|test|A node every pod of this image has\n")
+        f"file://{SOURCES}/ComfyUI-TestNode|main|test|A node every pod of this image has\n"
+    )
     (src / "workflows").mkdir()
     (src / "workflows" / "template.json").write_text('{"nodes": []}\n')
     bake_vars = work / "bake-vars.yml"
-    bake_vars.write_text(textwrap.dedent(f"""\
+    bake_vars.write_text(
+        textwrap.dedent(f"""\
         ---
         comfyui_repo_url: file://{SOURCES}/ComfyUI
         comfyui_version: master
@@ -62,16 +67,33 @@ def example_image(podman_image, tmp_path_factory):
         comfyui_pip_offline: true
         bake_manifests_src: {SOURCES}/manifests
         bake_workflows_src: {SOURCES}/workflows
-        """))
+        """)
+    )
     context = work / "context"
-    cmd = [str(REPO / "examples" / "build-context.sh"), str(context), "--vars", str(bake_vars),
-           "--wheels", str(runtime_wheelhouse())]
+    cmd = [
+        str(REPO / "examples" / "build-context.sh"),
+        str(context),
+        "--vars",
+        str(bake_vars),
+        "--wheels",
+        str(runtime_wheelhouse()),
+    ]
     for name in ("ComfyUI", "ComfyUI-TestNode", "pywheels", "manifests", "workflows"):
         cmd += ["--source", str(src / name)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     tag = f"{IMAGE}:{uuid.uuid4().hex[:8]}"
-    build = podman_harness.podman("build", "--network", "host", "--build-arg", f"BASE={podman_image}",
-                                  "-t", tag, str(context), check=False, timeout=1200)
+    build = podman_harness.podman(
+        "build",
+        "--network",
+        "host",
+        "--build-arg",
+        f"BASE={podman_image}",
+        "-t",
+        tag,
+        str(context),
+        check=False,
+        timeout=1200,
+    )
     assert build.returncode == 0, f"podman build failed:\n{build.stdout[-6000:]}\n{build.stderr[-6000:]}"
     yield tag
     podman_harness.podman("rmi", "-f", tag, check=False)
@@ -110,8 +132,18 @@ def run_args(volume, containers, env):
     containers.append(name)
     # Not the harness's label: its leftover sweep (run by any other pytest session sharing this
     # machine) would kill these pods mid-boot. Each is removed by name after its test.
-    args = ["--name", name, "--label", "aiclipse-image-test=1", "--network", "host",
-            "-v", f"{volume.path}:/workspace", "-e", "FAKE_COMFYUI_ARGV_FILE=/workspace/argv.json"]
+    args = [
+        "--name",
+        name,
+        "--label",
+        "aiclipse-image-test=1",
+        "--network",
+        "host",
+        "-v",
+        f"{volume.path}:/workspace",
+        "-e",
+        "FAKE_COMFYUI_ARGV_FILE=/workspace/argv.json",
+    ]
     for key, value in (env or {}).items():
         args += ["-e", f"{key}={value}"]
     return name, args
@@ -164,7 +196,13 @@ def test_quoted_comfy_args_override_the_image_default_and_restart_is_a_no_op(exa
     assert secret not in output
     assert secret not in (volume.path / "aiclipse" / "logs" / "provision.log").read_text()
     assert secret not in (volume.path / "aiclipse" / ".state" / "launch.json").read_text()
-    assert volume.record["argv"] == BASE + ["--output-directory", "/workspace/my outputs", "--title", 'say "hi"', "$HOME"]
+    assert volume.record["argv"] == BASE + [
+        "--output-directory",
+        "/workspace/my outputs",
+        "--title",
+        'say "hi"',
+        "$HOME",
+    ]
     assert volume.record["cwd"] == "/workspace/aiclipse/ComfyUI"
     assert volume.record["executable"] == "/venv/bin/python"
     assert "aiclipse-entrypoint: starting ComfyUI" in output
@@ -173,8 +211,12 @@ def test_quoted_comfy_args_override_the_image_default_and_restart_is_a_no_op(exa
     vault = volume.path / "aiclipse"
     assert (vault / "custom_nodes" / "ComfyUI-TestNode" / "__init__.py").is_file()
     assert not (vault / "ComfyUI" / "custom_nodes" / "ComfyUI-TestNode").exists()
-    status = subprocess.run(["git", "-c", "safe.directory=*", "-C", str(vault / "ComfyUI"), "status", "--porcelain"],
-                            capture_output=True, text=True, check=True)
+    status = subprocess.run(
+        ["git", "-c", "safe.directory=*", "-C", str(vault / "ComfyUI"), "status", "--porcelain"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert status.stdout == ""
 
     # The pod's user works: a workflow edit, a model, an output.
@@ -182,17 +224,36 @@ def test_quoted_comfy_args_override_the_image_default_and_restart_is_a_no_op(exa
     user_model = vault / "models" / "loras" / "mine.safetensors"
     user_model.parent.mkdir(parents=True, exist_ok=True)
     user_model.write_bytes(b"user model")
-    fakedep = subprocess.run(["podman", "run", "--rm", "--entrypoint", "/venv/bin/python", example_image,
-                              "-c", "import fakedep; print(fakedep.__version__)"],
-                             env=podman_harness.podman_env(), capture_output=True, text=True, timeout=120,
-                             check=False)
+    fakedep = subprocess.run(
+        [
+            "podman",
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/venv/bin/python",
+            example_image,
+            "-c",
+            "import fakedep; print(fakedep.__version__)",
+        ],
+        env=podman_harness.podman_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert fakedep.stdout.strip() == "1.0", fakedep.stderr  # baked ComfyUI requirement
 
     volume.clear_record()
     rc, again = restart(name)
     assert rc == 0, again[-6000:]
     assert recap_changed(again) == 0, f"changed on restart: {changed_tasks(again)}"
-    assert volume.record["argv"] == BASE + ["--output-directory", "/workspace/my outputs", "--title", 'say "hi"', "$HOME"]
+    assert volume.record["argv"] == BASE + [
+        "--output-directory",
+        "/workspace/my outputs",
+        "--title",
+        'say "hi"',
+        "$HOME",
+    ]
     assert (vault / "output" / "render.png").read_bytes() == b"user output"
     assert user_model.read_bytes() == b"user model"
     # Requirements are not reinstalled at boot: neither boot touched the image's venv.
@@ -221,17 +282,24 @@ def test_image_default_and_empty_comfy_args_with_and_without_sage_attention(exam
 
 def test_image_has_the_baked_pieces(example_image):
     out = podman_harness.podman(
-        "run", "--rm", "--entrypoint", "sh", example_image, "-c",
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        example_image,
+        "-c",
         "test -x /usr/local/bin/aiclipse-entrypoint && test -x /usr/local/bin/aiclipse-config-update"
         " && test -x /usr/bin/tini"
         " && test -f /opt/aiclipse/ComfyUI/main.py && test -d /opt/aiclipse/custom_nodes/ComfyUI-TestNode"
         # The baked checkout is pristine: the nodes live beside it, not in it.
         " && test ! -e /opt/aiclipse/ComfyUI/custom_nodes/ComfyUI-TestNode"
-        " && test -z \"$(git -C /opt/aiclipse/ComfyUI status --porcelain)\""
+        ' && test -z "$(git -C /opt/aiclipse/ComfyUI status --porcelain)"'
         " && ls /opt/aiclipse/wheels/fakedep-1.0-py3-none-any.whl >/dev/null"
         " && test -f /opt/workflows/template.json && test -f /opt/aiclipse/manifests/base_nodes.txt"
         # Pod-start-only work never happens at build time.
-        " && test ! -e /workspace/aiclipse && test ! -e /etc/rp_environment && echo baked", check=False)
+        " && test ! -e /workspace/aiclipse && test ! -e /etc/rp_environment && echo baked",
+        check=False,
+    )
     assert out.stdout.strip() == "baked", out.stderr
 
 
@@ -253,14 +321,16 @@ DOWNLOADER = (
     "signal.signal(signal.SIGTERM, stop)\n"
     "open(marker + '.ready', 'w').close()\n"
     "while True:\n"
-    "    time.sleep(1)\n")
+    "    time.sleep(1)\n"
+)
 
 
 def serving_pod(example_image, volume, containers, env=None):
     """A detached pod whose stand-in ComfyUI keeps serving on its own loopback port."""
     port = free_port()
-    name = start_detached(example_image, volume, containers,
-                          {"FAKE_COMFYUI_SERVE": "1", "COMFY_ARGS": f"--port {port}", **(env or {})})
+    name = start_detached(
+        example_image, volume, containers, {"FAKE_COMFYUI_SERVE": "1", "COMFY_ARGS": f"--port {port}", **(env or {})}
+    )
     wait_for_port(port, timeout=600)
     return name, port
 
@@ -281,8 +351,16 @@ def test_podman_stop_reaches_comfyui_and_the_download_in_seconds(example_image, 
     assert comfy.custom_nodes() == ["ComfyUI-TestNode"]
     assert comfy.workflows() == ["template.json"]
     (volume.path / "aiclipse" / ".state" / "models").mkdir(parents=True, exist_ok=True)
-    podman_harness.podman("exec", "-d", name, "/venv/bin/python", "-c", DOWNLOADER,
-                          "/workspace/aiclipse/.state/models/aria2_batch.run.lock", "/workspace/download.stopped")
+    podman_harness.podman(
+        "exec",
+        "-d",
+        name,
+        "/venv/bin/python",
+        "-c",
+        DOWNLOADER,
+        "/workspace/aiclipse/.state/models/aria2_batch.run.lock",
+        "/workspace/download.stopped",
+    )
     wait_for(volume.path / "download.stopped.ready")
 
     started = time.monotonic()
@@ -310,10 +388,14 @@ def test_sigint_stops_comfyui_the_way_ctrl_c_does(example_image, volume, contain
 
 def test_background_downloads_leave_no_zombies(example_image, volume, containers, make_origin, tmp_path):
     served = tmp_path / "served"
-    sums = {name: write_file(served / name, 200_000 + i, seed=i) for i, name in enumerate(("a.safetensors", "b.safetensors"))}
+    sums = {
+        name: write_file(served / name, 200_000 + i, seed=i)
+        for i, name in enumerate(("a.safetensors", "b.safetensors"))
+    }
     origin = make_origin(served)
-    (volume.path / "manifest.txt").write_text("".join(
-        f"url|{origin.url}/public/{name}|{name}|checkpoints|{sha}\n" for name, sha in sums.items()))
+    (volume.path / "manifest.txt").write_text(
+        "".join(f"url|{origin.url}/public/{name}|{name}|checkpoints|{sha}\n" for name, sha in sums.items())
+    )
     name, dummy = serving_pod(example_image, volume, containers, {"MODELS_MANIFEST": "/workspace/manifest.txt"})
     log = volume.path / "aiclipse" / "logs" / "models.log"
     deadline = time.monotonic() + 120
@@ -337,7 +419,8 @@ def test_background_downloads_leave_no_zombies(example_image, volume, containers
 
 
 def test_podman_stop_ends_a_real_background_download_and_the_next_boot_resumes_it(
-        example_image, volume, containers, make_origin, tmp_path):
+    example_image, volume, containers, make_origin, tmp_path
+):
     """The whole chain, no stand-in downloader: site.yml starts aria2_batch in the background,
     `podman stop` reaches it through tini and the entrypoint, it stops cleanly, and the next boot
     of the same container resumes it instead of fetching it again."""
@@ -346,7 +429,8 @@ def test_podman_stop_ends_a_real_background_download_and_the_next_boot_resumes_i
     digest = write_file(served / "big.safetensors", size, seed=7)
     origin = make_origin(served, limit_rate="200k")
     (volume.path / "manifest.txt").write_text(
-        f"url|{origin.url}/public/big.safetensors|big.safetensors|checkpoints|{digest}\n")
+        f"url|{origin.url}/public/big.safetensors|big.safetensors|checkpoints|{digest}\n"
+    )
     name, dummy = serving_pod(example_image, volume, containers, {"MODELS_MANIFEST": "/workspace/manifest.txt"})
     staging = volume.path / "aiclipse" / ".state" / "models" / "staging"
     deadline = time.monotonic() + 120
@@ -362,8 +446,10 @@ def test_podman_stop_ends_a_real_background_download_and_the_next_boot_resumes_i
     log = volume.path / "aiclipse" / "logs" / "models.log"
     assert seconds < 20, f"podman stop took {seconds:.1f}s"
     assert "stopping the model download running as pid" in output, output[-3000:]
-    assert "stopped by SIGTERM: 1 download(s) unfinished (checkpoints/big.safetensors); they resume at the next start" \
-        in log.read_text(), log.read_text()
+    assert (
+        "stopped by SIGTERM: 1 download(s) unfinished (checkpoints/big.safetensors); they resume at the next start"
+        in log.read_text()
+    ), log.read_text()
     assert list(staging.glob("*.aria2")), "aria2c saves its control file on SIGTERM"
     model = volume.path / "aiclipse" / "models" / "checkpoints" / "big.safetensors"
     assert not model.exists(), "a partial model is visible at its final path"

@@ -4,6 +4,7 @@ Real ansible-playbook runs of aiclipse.comfyui.models against the harness server
 foreground (waits, fails listing every failure) and in the background (async jobs that outlive
 the play), with the settings given the way a pod gets them: environment variables.
 """
+
 import hashlib
 import json
 import os
@@ -17,9 +18,21 @@ from harness.s3 import ACCESS_KEY, SECRET_KEY
 
 # The harness origin knows one token; which source gets which token is proved in test_model_downloads.py.
 HF_TOKEN = CIVITAI_TOKEN = "role-test-token-0123456789"
-SETTINGS = ("DOWNLOAD_MODELS", "DOWNLOAD_IN_FOREGROUND", "TEMPLATE_TYPE", "MODELS_MANIFEST",
-            "HF_TOKEN", "CIVITAI_TOKEN", "HF_ENDPOINT", "CIVITAI_ENDPOINT", "R2_ACCESS_KEY_ID",
-            "R2_SECRET_ACCESS_KEY", "R2_ACCOUNT_ID", "R2_BUCKET", "R2_ENDPOINT_URL")
+SETTINGS = (
+    "DOWNLOAD_MODELS",
+    "DOWNLOAD_IN_FOREGROUND",
+    "TEMPLATE_TYPE",
+    "MODELS_MANIFEST",
+    "HF_TOKEN",
+    "CIVITAI_TOKEN",
+    "HF_ENDPOINT",
+    "CIVITAI_ENDPOINT",
+    "R2_ACCESS_KEY_ID",
+    "R2_SECRET_ACCESS_KEY",
+    "R2_ACCOUNT_ID",
+    "R2_BUCKET",
+    "R2_ENDPOINT_URL",
+)
 
 
 def sha(path):
@@ -35,8 +48,9 @@ class Pod:
         self.vault.mkdir()
         self.async_dir = tmp_path / "async"
         self.playbook = tmp_path / "play.yml"
-        self.playbook.write_text("- name: Models\n  hosts: all\n  gather_facts: false\n"
-                                 "  roles:\n    - role: aiclipse.comfyui.models\n")
+        self.playbook.write_text(
+            "- name: Models\n  hosts: all\n  gather_facts: false\n  roles:\n    - role: aiclipse.comfyui.models\n"
+        )
         self.env = {name: "" for name in SETTINGS}
         self.env["ANSIBLE_ASYNC_DIR"] = str(self.async_dir)
         # ansible's own temporary files (AnsiballZ payloads) land here, where tests can scan them.
@@ -66,9 +80,15 @@ class Pod:
             extra_vars["models_env_file"] = str(self.env_file)
         extra_vars.update(self.extra_vars)
         return run_playbook(
-            self.playbook, inventory="localhost,", check=check, verbosity=verbosity,
+            self.playbook,
+            inventory="localhost,",
+            check=check,
+            verbosity=verbosity,
             extra_vars=extra_vars,
-            env={**self.env, **env}, args=("-c", "local"), timeout=300)
+            env={**self.env, **env},
+            args=("-c", "local"),
+            timeout=300,
+        )
 
     def wait_for_jobs(self, timeout=120):
         """Results of every async job once all have finished."""
@@ -117,8 +137,12 @@ def bucket(s3, objects):
 
 
 def r2_env(s3):
-    return {"R2_ACCESS_KEY_ID": ACCESS_KEY, "R2_SECRET_ACCESS_KEY": SECRET_KEY,
-            "R2_ENDPOINT_URL": s3.endpoint, "R2_BUCKET": "models"}
+    return {
+        "R2_ACCESS_KEY_ID": ACCESS_KEY,
+        "R2_SECRET_ACCESS_KEY": SECRET_KEY,
+        "R2_ENDPOINT_URL": s3.endpoint,
+        "R2_BUCKET": "models",
+    }
 
 
 def assert_no_secret(*texts):
@@ -132,21 +156,36 @@ def test_foreground_all_sources_check_mode_then_download_then_nothing_to_do(pod,
     origin = make_origin(root, token=CIVITAI_TOKEN)
     r2 = bucket(s3, {"loras/style.safetensors": 150_000})
     # The user's manifest: one entry the template replaces, one only the user has.
-    pod.manifest("user", "# mine\nurl|http://127.0.0.1:1/gone.pth|upscaler.pth|upscale_models\n"
-                         f"url|{origin.url}/public/upscaler.pth|mine.pth|upscale_models\n")
-    template = pod.manifest("flux_models.txt", (
-        f"hf|org/repo|split_files/vae/ae.safetensors|vae|{files['hf']}\n"
-        f"civitai|4242|style_civitai.safetensors|loras\n"
-        f"direct|{origin.url}/public/upscaler.pth|upscaler.pth|upscale_models|{files['plain']}\n"
-        f"r2|loras/style.safetensors|style.safetensors|loras|{r2['loras/style.safetensors']}\n"))
-    env = {"DOWNLOAD_IN_FOREGROUND": "true", "MODELS_MANIFEST": str(template),
-           "HF_TOKEN": HF_TOKEN, "CIVITAI_TOKEN": CIVITAI_TOKEN,
-           "HF_ENDPOINT": f"{origin.url}/hf", "CIVITAI_ENDPOINT": origin.url, **r2_env(s3)}
-    wanted = {pod.models / "vae/ae.safetensors": files["hf"],
-              pod.models / "loras/style_civitai.safetensors": files["civitai"],
-              pod.models / "upscale_models/upscaler.pth": files["plain"],
-              pod.models / "upscale_models/mine.pth": files["plain"],
-              pod.models / "loras/style.safetensors": r2["loras/style.safetensors"]}
+    pod.manifest(
+        "user",
+        "# mine\nurl|http://127.0.0.1:1/gone.pth|upscaler.pth|upscale_models\n"
+        f"url|{origin.url}/public/upscaler.pth|mine.pth|upscale_models\n",
+    )
+    template = pod.manifest(
+        "flux_models.txt",
+        (
+            f"hf|org/repo|split_files/vae/ae.safetensors|vae|{files['hf']}\n"
+            f"civitai|4242|style_civitai.safetensors|loras\n"
+            f"direct|{origin.url}/public/upscaler.pth|upscaler.pth|upscale_models|{files['plain']}\n"
+            f"r2|loras/style.safetensors|style.safetensors|loras|{r2['loras/style.safetensors']}\n"
+        ),
+    )
+    env = {
+        "DOWNLOAD_IN_FOREGROUND": "true",
+        "MODELS_MANIFEST": str(template),
+        "HF_TOKEN": HF_TOKEN,
+        "CIVITAI_TOKEN": CIVITAI_TOKEN,
+        "HF_ENDPOINT": f"{origin.url}/hf",
+        "CIVITAI_ENDPOINT": origin.url,
+        **r2_env(s3),
+    }
+    wanted = {
+        pod.models / "vae/ae.safetensors": files["hf"],
+        pod.models / "loras/style_civitai.safetensors": files["civitai"],
+        pod.models / "upscale_models/upscaler.pth": files["plain"],
+        pod.models / "upscale_models/mine.pth": files["plain"],
+        pod.models / "loras/style.safetensors": r2["loras/style.safetensors"],
+    }
 
     checked = pod.run(check=True, **env)
     assert checked.rc == 0, checked.stdout + checked.stderr
@@ -157,12 +196,15 @@ def test_foreground_all_sources_check_mode_then_download_then_nothing_to_do(pod,
     for path, digest in wanted.items():
         assert sha(path) == digest, path
     assert sorted(p.relative_to(pod.models).as_posix() for p in pod.models.rglob("*") if p.is_file()) == sorted(
-        p.relative_to(pod.models).as_posix() for p in wanted)
+        p.relative_to(pod.models).as_posix() for p in wanted
+    )
     # Each source got its own token, and a plain URL none.
     log = origin.log_lines()
     assert any("/api/download/models/4242 302" in line and f"Bearer {CIVITAI_TOKEN}" in line for line in log)
-    assert any("/hf/org/repo/resolve/main/split_files/vae/ae.safetensors 302" in line
-               and f"Bearer {HF_TOKEN}" in line for line in log)
+    assert any(
+        "/hf/org/repo/resolve/main/split_files/vae/ae.safetensors 302" in line and f"Bearer {HF_TOKEN}" in line
+        for line in log
+    )
     public = [line for line in log if "/public/" in line]
     assert public and not any("Bearer" in line for line in public), public
     summary = pod.log.read_text()
@@ -171,8 +213,12 @@ def test_foreground_all_sources_check_mode_then_download_then_nothing_to_do(pod,
     plan = (pod.vault / "logs/models-plan.txt").read_text()
     assert f"vae/ae.safetensors  <-  huggingface org/repo  ({template}:1)" in plan
     assert f"replaced: upscale_models/upscaler.pth from {pod.vault / 'models_manifest.txt'}:2 by {template}:3" in plan
-    assert_no_secret(run.stdout, run.stderr, summary, *(p.read_text(errors="replace")
-                     for p in (pod.vault / ".state").rglob("*") if p.is_file()))
+    assert_no_secret(
+        run.stdout,
+        run.stderr,
+        summary,
+        *(p.read_text(errors="replace") for p in (pod.vault / ".state").rglob("*") if p.is_file()),
+    )
 
     again = pod.run(**env)
     assert again.rc == 0 and again.changed == 0, again.stdout[-3000:]
@@ -184,16 +230,20 @@ def test_background_returns_at_once_and_jobs_finish_with_a_summary(pod, tmp_path
     # About 23 s for the big file: longer than the play takes even on a loaded machine.
     origin = make_origin(root, limit_rate="64k")
     r2 = bucket(s3, {"loras/bg.safetensors": 120_000})
-    pod.manifest("user", f"url|{origin.url}/public/big.safetensors|big.safetensors|checkpoints|{big}\n"
-                         f"r2|loras/bg.safetensors|bg.safetensors|loras\n")
+    pod.manifest(
+        "user",
+        f"url|{origin.url}/public/big.safetensors|big.safetensors|checkpoints|{big}\n"
+        f"r2|loras/bg.safetensors|bg.safetensors|loras\n",
+    )
     env = {"HF_TOKEN": HF_TOKEN, **r2_env(s3)}
 
     started = time.monotonic()
     run = pod.run(**env)
     elapsed = time.monotonic() - started
     assert run.rc == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    assert not (pod.models / "checkpoints/big.safetensors").exists(), \
+    assert not (pod.models / "checkpoints/big.safetensors").exists(), (
         f"the play waited for a throttled download ({elapsed:.1f}s): it must run in the background"
+    )
 
     results = pod.wait_for_jobs()
     assert len(results) == 2
@@ -202,8 +252,7 @@ def test_background_returns_at_once_and_jobs_finish_with_a_summary(pod, tmp_path
     assert sha(pod.models / "loras/bg.safetensors") == r2["loras/bg.safetensors"]
     summary = pod.log.read_text()
     assert "big.safetensors" in summary and "bg.safetensors" in summary
-    assert_no_secret(run.stdout, run.stderr, summary,
-                     *(p.read_text(errors="replace") for p in pod.async_dir.glob("*")))
+    assert_no_secret(run.stdout, run.stderr, summary, *(p.read_text(errors="replace") for p in pod.async_dir.glob("*")))
 
     again = pod.run(**env)
     assert again.rc == 0 and again.changed == 0, again.stdout[-3000:]
@@ -212,9 +261,14 @@ def test_background_returns_at_once_and_jobs_finish_with_a_summary(pod, tmp_path
 def test_foreground_fails_listing_every_failure_and_keeps_the_rest(pod, served, make_origin, s3):
     root, files = served
     origin = make_origin(root)
-    pod.manifest("user", (f"url|{origin.url}/public/upscaler.pth|good.pth|upscale_models\n"
-                          f"url|{origin.url}/public/missing.pth|missing.pth|upscale_models\n"
-                          "r2|hk_v1_final.safetensors|hk_v1_final.safetensors|loras\n"))
+    pod.manifest(
+        "user",
+        (
+            f"url|{origin.url}/public/upscaler.pth|good.pth|upscale_models\n"
+            f"url|{origin.url}/public/missing.pth|missing.pth|upscale_models\n"
+            "r2|hk_v1_final.safetensors|hk_v1_final.safetensors|loras\n"
+        ),
+    )
     run = pod.run(DOWNLOAD_IN_FOREGROUND="true")
     assert run.rc != 0
     out = run.stdout
@@ -229,8 +283,9 @@ def test_foreground_fails_listing_every_failure_and_keeps_the_rest(pod, served, 
 def test_bad_manifest_stops_before_any_download(pod, served, make_origin):
     root, _catalog = served
     origin = make_origin(root)
-    user = pod.manifest("user", f"url|{origin.url}/public/upscaler.pth|ok.pth|upscale_models\n"
-                                "hf|org/repo|x.safetensors|../../etc\n")
+    user = pod.manifest(
+        "user", f"url|{origin.url}/public/upscaler.pth|ok.pth|upscale_models\nhf|org/repo|x.safetensors|../../etc\n"
+    )
     run = pod.run(DOWNLOAD_IN_FOREGROUND="true")
     assert run.rc != 0
     assert f"{user}:2: subdir '../../etc' contains '..'" in run.stdout
@@ -251,6 +306,7 @@ def test_download_models_false_skips_even_a_broken_manifest(pod):
 
 # -- a failed download is never a green run -------------------------------------------------
 
+
 def lines_of(run):
     """The role's one-line-per-model report, as printed by the foreground run."""
     return run.stdout
@@ -270,9 +326,12 @@ def test_missing_r2_credentials_fail_every_r2_model_and_the_rest_downloads(pod, 
     root, files = served
     origin = make_origin(root)
     s3.client().create_bucket(Bucket="models")
-    pod.manifest("user", f"url|{origin.url}/public/upscaler.pth|good.pth|upscale_models\n"
-                         "r2|loras/a.safetensors|a.safetensors|loras\n"
-                         "r2|loras/b.safetensors|b.safetensors|loras\n")
+    pod.manifest(
+        "user",
+        f"url|{origin.url}/public/upscaler.pth|good.pth|upscale_models\n"
+        "r2|loras/a.safetensors|a.safetensors|loras\n"
+        "r2|loras/b.safetensors|b.safetensors|loras\n",
+    )
     env = {"R2_ENDPOINT_URL": s3.endpoint, "R2_BUCKET": "models", "DOWNLOAD_IN_FOREGROUND": str(foreground).lower()}
     run = pod.run(**env)
     if foreground:
@@ -285,7 +344,9 @@ def test_missing_r2_credentials_fail_every_r2_model_and_the_rest_downloads(pod, 
         r2 = jobs["r2"]
         assert r2["failed"] is True and "R2 credentials missing" in r2["msg"]
         assert [(r["name"], r["status"]) for r in r2["results"]] == [
-            ("loras/a.safetensors", "failed"), ("loras/b.safetensors", "failed")]
+            ("loras/a.safetensors", "failed"),
+            ("loras/b.safetensors", "failed"),
+        ]
         assert all("R2 credentials missing" in r["reason"] for r in r2["results"])
     log = pod.log.read_text()
     assert "R2 credentials missing" in log and "loras/a.safetensors" in log and "loras/b.safetensors" in log
@@ -296,9 +357,12 @@ def test_missing_r2_credentials_fail_every_r2_model_and_the_rest_downloads(pod, 
 def test_disk_preflight_downloads_what_fits_and_fails_the_rest(pod, fault_server, small_tmpfs, foreground):
     small_tmpfs("3m", name="vault")
     url = fault_server.url
-    pod.manifest("user", f"url|{url}/files/c.bin|c.bin|vae|{fault_server.catalog['c.bin'][1]}\n"
-                         f"url|{url}/files/big.bin|big.bin|checkpoints\n"
-                         f"url|{url}/files/a.bin|a.bin|loras\n")
+    pod.manifest(
+        "user",
+        f"url|{url}/files/c.bin|c.bin|vae|{fault_server.catalog['c.bin'][1]}\n"
+        f"url|{url}/files/big.bin|big.bin|checkpoints\n"
+        f"url|{url}/files/a.bin|a.bin|loras\n",
+    )
     run = pod.run(DOWNLOAD_IN_FOREGROUND=str(foreground).lower())
     if foreground:
         assert run.rc != 0, run.stdout[-3000:]
@@ -359,8 +423,11 @@ def test_a_full_disk_while_writing_the_ledger_keeps_every_result(pod, fault_serv
 def test_a_url_with_a_bad_port_names_its_line_and_downloads_nothing(pod, served, make_origin, port, foreground):
     root, _files = served
     origin = make_origin(root)
-    user = pod.manifest("user", f"url|{origin.url}/public/upscaler.pth|good.pth|upscale_models\n"
-                                f"url|http://127.0.0.1:{port}/x.pth|bad.pth|upscale_models\n")
+    user = pod.manifest(
+        "user",
+        f"url|{origin.url}/public/upscaler.pth|good.pth|upscale_models\n"
+        f"url|http://127.0.0.1:{port}/x.pth|bad.pth|upscale_models\n",
+    )
     run = pod.run(DOWNLOAD_IN_FOREGROUND=str(foreground).lower())
     assert run.rc != 0
     assert f"{user}:2: url 'http://127.0.0.1:{port}/x.pth'" in run.stdout, run.stdout[-3000:]
@@ -370,15 +437,20 @@ def test_a_url_with_a_bad_port_names_its_line_and_downloads_nothing(pod, served,
 
 # -- secrets stay on the pod, out of ansible's files -----------------------------------------
 
+
 def test_no_secret_in_any_file_or_argv_while_background_jobs_run(pod, tmp_path, make_origin, s3):
     from harness.secret_scan import argv_holding, files_holding
     from harness.throttle_proxy import ThrottleProxy
+
     root = tmp_path / "served"
     big = write_file(root / "hf/org/repo/big.safetensors", 3_000_000, seed=9)
     origin = make_origin(root, token=HF_TOKEN, limit_rate="500k")
     r2 = bucket(s3, {"loras/slow.safetensors": 3_000_000})
-    pod.manifest("user", f"hf|org/repo|big.safetensors|checkpoints|{big}\n"
-                         f"r2|loras/slow.safetensors|slow.safetensors|loras|{r2['loras/slow.safetensors']}\n")
+    pod.manifest(
+        "user",
+        f"hf|org/repo|big.safetensors|checkpoints|{big}\n"
+        f"r2|loras/slow.safetensors|slow.safetensors|loras|{r2['loras/slow.safetensors']}\n",
+    )
     secrets = [HF_TOKEN, SECRET_KEY]
     with ThrottleProxy(s3.port, 500_000) as proxy:
         env = {**r2_env(s3), "R2_ENDPOINT_URL": proxy.endpoint, "HF_TOKEN": HF_TOKEN, "HF_ENDPOINT": f"{origin.url}/hf"}
@@ -409,13 +481,19 @@ def test_tokens_and_r2_keys_come_from_the_pod_env_file_when_the_environment_lack
     private = write_file(root / "hf/org/repo/p.safetensors", 200_000, seed=4)
     origin = make_origin(root, token=HF_TOKEN)
     r2 = bucket(s3, {"loras/k.safetensors": 100_000})
-    pod.manifest("user", f"hf|org/repo|p.safetensors|checkpoints|{private}\n"
-                         f"r2|loras/k.safetensors|k.safetensors|loras|{r2['loras/k.safetensors']}\n")
-    pod.env_file.write_text(f"export HF_TOKEN='{HF_TOKEN}'\nexport R2_ACCESS_KEY_ID='{ACCESS_KEY}'\n"
-                            f"export R2_SECRET_ACCESS_KEY='{SECRET_KEY}'\n")
+    pod.manifest(
+        "user",
+        f"hf|org/repo|p.safetensors|checkpoints|{private}\n"
+        f"r2|loras/k.safetensors|k.safetensors|loras|{r2['loras/k.safetensors']}\n",
+    )
+    pod.env_file.write_text(
+        f"export HF_TOKEN='{HF_TOKEN}'\nexport R2_ACCESS_KEY_ID='{ACCESS_KEY}'\n"
+        f"export R2_SECRET_ACCESS_KEY='{SECRET_KEY}'\n"
+    )
     pod.env_file.chmod(0o600)
-    run = pod.run(DOWNLOAD_IN_FOREGROUND="true", HF_ENDPOINT=f"{origin.url}/hf", R2_ENDPOINT_URL=s3.endpoint,
-                  R2_BUCKET="models")
+    run = pod.run(
+        DOWNLOAD_IN_FOREGROUND="true", HF_ENDPOINT=f"{origin.url}/hf", R2_ENDPOINT_URL=s3.endpoint, R2_BUCKET="models"
+    )
     assert run.rc == 0, run.stdout[-3000:]
     assert sha(pod.models / "checkpoints/p.safetensors") == private
     assert sha(pod.models / "loras/k.safetensors") == r2["loras/k.safetensors"]

@@ -5,6 +5,7 @@ pod start does, on a podman container whose environment holds the pod settings (
 connection runs modules inside the container with that environment), then logs in over real
 sshd on a loopback port.
 """
+
 import json
 import os
 import subprocess
@@ -34,8 +35,9 @@ LEGACY_LINE = "source /etc/rp_environment"
 
 def write_playbook(tmp_path):
     playbook = tmp_path / "pod_env.yml"
-    playbook.write_text("- name: Pod start\n  hosts: all\n  gather_facts: false\n"
-                        "  roles:\n    - role: aiclipse.comfyui.pod_env\n")
+    playbook.write_text(
+        "- name: Pod start\n  hosts: all\n  gather_facts: false\n  roles:\n    - role: aiclipse.comfyui.pod_env\n"
+    )
     return playbook
 
 
@@ -45,6 +47,7 @@ def assert_no_secret(text):
 
 
 # ---------------------------------------------------------------- part one: local, five runs
+
 
 def test_five_runs_one_hook_line_and_changed_only_when_something_changed(tmp_path):
     root = tmp_path / "pod"
@@ -60,14 +63,17 @@ def test_five_runs_one_hook_line_and_changed_only_when_something_changed(tmp_pat
         "pod_env_host_key_dir": str(root / "etc/ssh"),
     }
     # The key twice (once with stray spaces): it must still land once.
-    env = dict(SECRETS, COMFY_ARGS=COMFY_ARGS, PUBLIC_KEY=f"{public_key}\n  {public_key}  \n",
-               RUNPOD_POD_NAME=POD_NAME)
+    env = dict(SECRETS, COMFY_ARGS=COMFY_ARGS, PUBLIC_KEY=f"{public_key}\n  {public_key}  \n", RUNPOD_POD_NAME=POD_NAME)
     playbook = write_playbook(tmp_path)
 
     def run(**overrides):
-        result = run_playbook(playbook, extra_vars=extra_vars, inventory="localhost,",
-                              env=dict(env, **overrides), args=["-c", "local", "-e",
-                                                                "ansible_python_interpreter={{ ansible_playbook_python }}"])
+        result = run_playbook(
+            playbook,
+            extra_vars=extra_vars,
+            inventory="localhost,",
+            env=dict(env, **overrides),
+            args=["-c", "local", "-e", "ansible_python_interpreter={{ ansible_playbook_python }}"],
+        )
         assert result.rc == 0 and result.failed == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert_no_secret(result.stdout + result.stderr)
         return result.changed
@@ -83,7 +89,10 @@ def test_five_runs_one_hook_line_and_changed_only_when_something_changed(tmp_pat
     assert (root / "root/.ssh/authorized_keys").read_text() == public_key + "\n"
     assert b"export RUNPOD_POD_NAME='caf\xe9-pod'\n" in (root / "etc/rp_environment").read_bytes()
     assert sorted(p.name for p in (root / "etc/ssh").glob("ssh_host_*_key")) == [
-        "ssh_host_ecdsa_key", "ssh_host_ed25519_key", "ssh_host_rsa_key"]
+        "ssh_host_ecdsa_key",
+        "ssh_host_ed25519_key",
+        "ssh_host_rsa_key",
+    ]
 
     # A hook moved below the early return plus a copy of it: the next run puts one back on top.
     bashrc.write_text("\n".join(lines[1:] + [lines[0], lines[0]]) + "\n")
@@ -92,12 +101,17 @@ def test_five_runs_one_hook_line_and_changed_only_when_something_changed(tmp_pat
 
     # A new value is exactly one change: the env file.
     assert run(COMFY_ARGS="--cpu") == 1
-    sourced = subprocess.run(["bash", "-c", f". {root}/etc/rp_environment && printf %s \"$COMFY_ARGS\""],
-                             capture_output=True, text=True, check=True)
+    sourced = subprocess.run(
+        ["bash", "-c", f'. {root}/etc/rp_environment && printf %s "$COMFY_ARGS"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert sourced.stdout == "--cpu"
 
 
 # ---------------------------------------------------------------- part two: a pod over real SSH
+
 
 class Pod:
     """A container with the pod's settings in its environment, provisioned by the role, with sshd."""
@@ -106,10 +120,12 @@ class Pod:
         self.tmp_path = tmp_path
         self.key, self.public_key = make_client_key(tmp_path)
         self.container = podman_harness.Container(
-            image, env=dict(SECRETS, COMFY_ARGS=COMFY_ARGS, PUBLIC_KEY=self.public_key, TEMPLATE_TYPE="flux"),
+            image,
+            env=dict(SECRETS, COMFY_ARGS=COMFY_ARGS, PUBLIC_KEY=self.public_key, TEMPLATE_TYPE="flux"),
             # podman stores -e values as JSON text (a byte that is not UTF-8 becomes U+FFFD), so
             # the pod's main process sets the Latin-1 name itself, as a pod's entrypoint may.
-            command=["sh", "-c", "RUNPOD_POD_NAME=\"$(printf 'caf\\351-pod')\" exec sleep infinity"])
+            command=["sh", "-c", "RUNPOD_POD_NAME=\"$(printf 'caf\\351-pod')\" exec sleep infinity"],
+        )
         self.playbook = write_playbook(tmp_path)
         self.runs = []
         self.sshd = None
@@ -117,11 +133,16 @@ class Pod:
     def provision(self):
         """Run the role like pod start does (inside the pod), at -vvv with --diff; return the run."""
         result = run_playbook(
-            self.playbook, inventory=f"{self.container.name},", diff=True, verbosity=3, json_output=False,
+            self.playbook,
+            inventory=f"{self.container.name},",
+            diff=True,
+            verbosity=3,
+            json_output=False,
             # At pod start controller and pod are one process, so role defaults that look up
             # the environment (PUBLIC_KEY) see the pod's settings; give the controller the same.
             env={"CONTAINERS_CONF": str(CONTAINERS_CONF), "PUBLIC_KEY": self.public_key},
-            args=["-c", "containers.podman.podman", "-e", "ansible_python_interpreter=/usr/bin/python3"])
+            args=["-c", "containers.podman.podman", "-e", "ansible_python_interpreter=/usr/bin/python3"],
+        )
         assert result.rc == 0 and result.failed == 0, result.stdout[-4000:] + result.stderr[-4000:]
         self.runs.append(result)
         return result
@@ -134,8 +155,10 @@ def pod(podman_image, tmp_path_factory):
     pod.container.start()
     try:
         # An Ubuntu-like bashrc with the original system's piled-up lines.
-        pod.container.sh(f"{{ echo '{UBUNTU_GUARD}'; cat /root/.bashrc; echo '{LEGACY_LINE}'; "
-                         f"echo '{LEGACY_LINE}'; }} > /tmp/bashrc && mv /tmp/bashrc /root/.bashrc")
+        pod.container.sh(
+            f"{{ echo '{UBUNTU_GUARD}'; cat /root/.bashrc; echo '{LEGACY_LINE}'; "
+            f"echo '{LEGACY_LINE}'; }} > /tmp/bashrc && mv /tmp/bashrc /root/.bashrc"
+        )
         pod.provision()
         pod.provision()
         pod.sshd = SshPod(pod.container, pod.key).start()
@@ -166,11 +189,24 @@ def test_fleet_run_over_ssh_keeps_the_pods_settings(pod):
     before = pod.container.sh("sha256sum /etc/rp_environment").stdout
     pod.container.sh("rm /etc/rp_environment")
     result = run_playbook(
-        pod.playbook, inventory="127.0.0.1,", diff=True, json_output=False,
+        pod.playbook,
+        inventory="127.0.0.1,",
+        diff=True,
+        json_output=False,
         env={"PUBLIC_KEY": pod.public_key},
-        args=["-u", "root", "--private-key", str(pod.key), "-e", f"ansible_port={pod.sshd.port}",
-              "-e", "ansible_python_interpreter=/usr/bin/python3",
-              "-e", "ansible_ssh_common_args='-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no'"])
+        args=[
+            "-u",
+            "root",
+            "--private-key",
+            str(pod.key),
+            "-e",
+            f"ansible_port={pod.sshd.port}",
+            "-e",
+            "ansible_python_interpreter=/usr/bin/python3",
+            "-e",
+            "ansible_ssh_common_args='-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no'",
+        ],
+    )
     assert result.rc == 0 and result.failed == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert result.changed == 1, result.stdout[-4000:]
     assert pod.container.sh("sha256sum /etc/rp_environment").stdout == before
@@ -193,8 +229,10 @@ def test_non_interactive_ssh_command_sees_the_settings(pod):
 
 @pytest.mark.podman
 def test_interactive_login_shell_sees_the_settings(pod):
-    script = (b'shopt -q login_shell && echo "LOGIN=yes"; case $- in *i*) echo "INTERACTIVE=yes";; esac; '
-              b'printf "VALUE=<%s>\\n" "$COMFY_ARGS"; exit\n')
+    script = (
+        b'shopt -q login_shell && echo "LOGIN=yes"; case $- in *i*) echo "INTERACTIVE=yes";; esac; '
+        b'printf "VALUE=<%s>\\n" "$COMFY_ARGS"; exit\n'
+    )
     out = pod.sshd.ssh(tty=True, input=script)
     text = out.stdout.decode(errors="replace").replace("\r\n", "\n")
     assert "LOGIN=yes" in text and "INTERACTIVE=yes" in text, text
@@ -208,8 +246,9 @@ def test_environment_file_is_private_to_root(pod):
     denied = pod.container.exec("cat", "/etc/rp_environment", user="nobody", check=False)
     assert denied.returncode != 0 and "Permission denied" in denied.stderr
     # The hook stays quiet for a user who may not read the file.
-    other = pod.container.exec("bash", "-c", f"{pod.container.sh('head -n1 /root/.bashrc').stdout}"
-                               "echo ok", user="nobody", check=False)
+    other = pod.container.exec(
+        "bash", "-c", f"{pod.container.sh('head -n1 /root/.bashrc').stdout}echo ok", user="nobody", check=False
+    )
     assert other.stdout.strip() == "ok" and other.stderr == ""
 
 
@@ -228,6 +267,7 @@ def test_role_argument_specs_match_defaults():
     """Every default in defaults/main.yml is documented in meta/argument_specs.yml, and back."""
     import yaml
     from harness.paths import REPO
+
     defaults = yaml.safe_load((REPO / "roles/pod_env/defaults/main.yml").read_text())
     specs = yaml.safe_load((REPO / "roles/pod_env/meta/argument_specs.yml").read_text())
     options = specs["argument_specs"]["main"]["options"]

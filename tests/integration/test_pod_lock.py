@@ -1,5 +1,6 @@
 """pod_lock through real ansible on real git checkouts, the real venv and a real model ledger:
 the lock is complete, holds no credential, is byte-stable, and check/diff mode shows drift."""
+
 import hashlib
 import json
 import subprocess
@@ -13,10 +14,21 @@ TOKEN = "ghp_lockTestSecret0123456789"
 
 
 def git(*args, cwd):
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                          env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-                               "GIT_COMMITTER_EMAIL": "t@example.com", "HOME": str(cwd), "PATH": "/usr/bin:/bin"}
-                          ).stdout.strip()
+    return subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+            "HOME": str(cwd),
+            "PATH": "/usr/bin:/bin",
+        },
+    ).stdout.strip()
 
 
 def checkout(path, remote):
@@ -42,15 +54,44 @@ def pod(tmp_path):
     state = vault / ".state/models"
     state.mkdir(parents=True)
     st = model.stat()
-    (state / "ledger.json").write_text(json.dumps({"version": 1, "entries": {str(model): {
-        "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest, "sha256_from": "huggingface"}}}))
-    args = {"path": str(vault / ".state/pod.lock.yml"), "comfyui_dir": str(vault / "ComfyUI"),
-            "custom_nodes_dir": str(vault / "custom_nodes"), "python": str(VENV_BIN / "python"),
-            "state_dir": str(state),
-            "models": [{"name": "checkpoints/m.safetensors", "dest": str(model), "source": "huggingface",
-                        "url": f"https://huggingface.co/org/repo/resolve/main/m.safetensors?token={TOKEN}"},
-                       {"name": "loras/later.safetensors", "dest": str(vault / "models/loras/later.safetensors"),
-                        "source": "r2", "bucket": "models", "key": "loras/later.safetensors", "sha256": "ab" * 32}]}
+    (state / "ledger.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "entries": {
+                    str(model): {
+                        "size": st.st_size,
+                        "mtime_ns": st.st_mtime_ns,
+                        "sha256": digest,
+                        "sha256_from": "huggingface",
+                    }
+                },
+            }
+        )
+    )
+    args = {
+        "path": str(vault / ".state/pod.lock.yml"),
+        "comfyui_dir": str(vault / "ComfyUI"),
+        "custom_nodes_dir": str(vault / "custom_nodes"),
+        "python": str(VENV_BIN / "python"),
+        "state_dir": str(state),
+        "models": [
+            {
+                "name": "checkpoints/m.safetensors",
+                "dest": str(model),
+                "source": "huggingface",
+                "url": f"https://huggingface.co/org/repo/resolve/main/m.safetensors?token={TOKEN}",
+            },
+            {
+                "name": "loras/later.safetensors",
+                "dest": str(vault / "models/loras/later.safetensors"),
+                "source": "r2",
+                "bucket": "models",
+                "key": "loras/later.safetensors",
+                "sha256": "ab" * 32,
+            },
+        ],
+    }
     return vault, args, {"comfyui": comfy, "node": node, "model": digest}
 
 
@@ -64,8 +105,11 @@ def test_the_lock_records_commits_packages_and_models_without_secrets(pod):
     assert lock["comfyui"]["commit"] == facts["comfyui"]
     assert lock["comfyui"]["repo"] == "https://github.com/comfyanonymous/ComfyUI.git"
     nodes = {n["name"]: n for n in lock["custom_nodes"]}
-    assert nodes["ComfyUI-Foo"] == {"name": "ComfyUI-Foo", "repo": "https://github.com/org/ComfyUI-Foo",
-                                    "commit": facts["node"]}
+    assert nodes["ComfyUI-Foo"] == {
+        "name": "ComfyUI-Foo",
+        "repo": "https://github.com/org/ComfyUI-Foo",
+        "commit": facts["node"],
+    }
     assert nodes["registry-node"]["commit"] is None
     assert any(p.lower().startswith("ansible-core==") for p in lock["python"]["packages"])
     assert lock["python"]["packages_digest"].startswith("sha256:")
@@ -75,6 +119,7 @@ def test_the_lock_records_commits_packages_and_models_without_secrets(pod):
     assert later["missing"] is True and later["source"] == "s3://models/loras/later.safetensors"
     assert later["sha256_from"] == "manifest"
     import yaml
+
     assert yaml.safe_load(text) == json.loads(json.dumps(lock))  # the text is the same lock, as YAML
     again, _proc = run_module("pod_lock", args)
     assert not again["changed"] and not again["drift"]

@@ -5,6 +5,7 @@ servers, one of them found through the Comfy Registry stand-in; real site.yml an
 What a user sees is asserted: the play's rc and changed count, the files in the vault, the
 checkouts' commits, the warnings and the reports in aiclipse/logs.
 """
+
 import hashlib
 import json
 
@@ -31,14 +32,37 @@ def node(node_id, node_type, widgets, models=(), **identity):
     properties = {"Node name for S&R": node_type, **identity}
     if models:
         properties["models"] = list(models)
-    return {"id": node_id, "type": node_type, "pos": [0, 0], "size": [315, 98], "flags": {}, "order": node_id,
-            "mode": 0, "inputs": [], "outputs": [], "properties": properties, "widgets_values": list(widgets)}
+    return {
+        "id": node_id,
+        "type": node_type,
+        "pos": [0, 0],
+        "size": [315, 98],
+        "flags": {},
+        "order": node_id,
+        "mode": 0,
+        "inputs": [],
+        "outputs": [],
+        "properties": properties,
+        "widgets_values": list(widgets),
+    }
 
 
 def workflow(*nodes):
-    return json.dumps({"id": "0f7e4c2a-1111-4b8e-b7d6-c5b4a3928170", "revision": 0, "last_node_id": len(nodes),
-                       "last_link_id": 0, "nodes": list(nodes), "links": [], "groups": [], "config": {},
-                       "extra": {}, "version": 0.4}, indent=1)
+    return json.dumps(
+        {
+            "id": "0f7e4c2a-1111-4b8e-b7d6-c5b4a3928170",
+            "revision": 0,
+            "last_node_id": len(nodes),
+            "last_link_id": 0,
+            "nodes": list(nodes),
+            "links": [],
+            "groups": [],
+            "config": {},
+            "extra": {},
+            "version": 0.4,
+        },
+        indent=1,
+    )
 
 
 def model(name, url, directory, sha256=None):
@@ -53,9 +77,18 @@ class World:
 
     def __init__(self, root, origin, git_server, registry):
         self.root, self.origin, self.git_server, self.registry = root, origin, git_server, registry
-        self.files = {name: write_file(origin.files_dir / name, 40_000 + index, seed=index)
-                      for index, name in enumerate(("flux.safetensors", "lora.safetensors", "vae-wf.safetensors",
-                                                    "vae-manifest.safetensors", "bad.safetensors"))}
+        self.files = {
+            name: write_file(origin.files_dir / name, 40_000 + index, seed=index)
+            for index, name in enumerate(
+                (
+                    "flux.safetensors",
+                    "lora.safetensors",
+                    "vae-wf.safetensors",
+                    "vae-manifest.safetensors",
+                    "bad.safetensors",
+                )
+            )
+        }
         git_root = root / "git"
         # A pack named by aux_id (a GitHub owner/repo, cloned from the configurable base URL).
         self.aux = make_node_repo(root / "src/ComfyUI-AuxPack")
@@ -75,8 +108,9 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("wf-world")
-    with NginxOrigin(root / "served") as origin, SmartHttpGit(root / "git") as git_server, \
-            RegistryStandIn() as registry:
+    with NginxOrigin(root / "served") as origin, SmartHttpGit(
+        root / "git"
+    ) as git_server, RegistryStandIn() as registry:
         yield World(root, origin, git_server, registry)
 
 
@@ -88,11 +122,16 @@ class Pod:
         make_venv(root / "venv")
         (root / "workflows").mkdir()
         (root / "manifests").mkdir()
-        self.vars = {**site_vars(root, template),
-                     "custom_nodes_github_url": world.git_server.url("").rstrip("/"),
-                     "custom_nodes_registry_endpoint": world.registry.url}
-        self.env = {"PROVISION_FROM_WORKFLOWS": "", "AICLIPSE_SKIP_UNCHANGED_START": "false",
-                    "ANSIBLE_CALLBACK_FORMAT_PRETTY": "0"}
+        self.vars = {
+            **site_vars(root, template),
+            "custom_nodes_github_url": world.git_server.url("").rstrip("/"),
+            "custom_nodes_registry_endpoint": world.registry.url,
+        }
+        self.env = {
+            "PROVISION_FROM_WORKFLOWS": "",
+            "AICLIPSE_SKIP_UNCHANGED_START": "false",
+            "ANSIBLE_CALLBACK_FORMAT_PRETTY": "0",
+        }
 
     def template(self, name, text):
         path = self.root / "workflows" / name
@@ -111,6 +150,7 @@ class Pod:
 
     def head(self, name):
         from harness.git_repos import git
+
         return git(self.node(name), "rev-parse", "HEAD")
 
     def report(self, which):
@@ -125,14 +165,33 @@ def the_template(world):
     """One workflow: a model with a sha256 from the origin, a LoRA, a registry pack pinned to a
     version, a GitHub pack, and ComfyUI's own nodes (never installed)."""
     return workflow(
-        node(1, "UNETLoader", ["flux.safetensors", "default"],
-             [model("flux.safetensors", world.url("flux.safetensors"), "diffusion_models", world.files["flux.safetensors"])],
-             cnr_id="comfy-core", ver="0.3.64"),
-        node(2, "LoraLoaderModelOnly", ["lora.safetensors", 1.0],
-             [model("lora.safetensors", world.url("lora.safetensors"), "loras")], cnr_id="comfy-core", ver="0.3.64"),
+        node(
+            1,
+            "UNETLoader",
+            ["flux.safetensors", "default"],
+            [
+                model(
+                    "flux.safetensors",
+                    world.url("flux.safetensors"),
+                    "diffusion_models",
+                    world.files["flux.safetensors"],
+                )
+            ],
+            cnr_id="comfy-core",
+            ver="0.3.64",
+        ),
+        node(
+            2,
+            "LoraLoaderModelOnly",
+            ["lora.safetensors", 1.0],
+            [model("lora.safetensors", world.url("lora.safetensors"), "loras")],
+            cnr_id="comfy-core",
+            ver="0.3.64",
+        ),
         node(3, "RegPackResize", [512], cnr_id="comfyui-regpack", ver="1.0.0"),
         node(4, "AuxPackColor", ["red"], aux_id="acme/ComfyUI-AuxPack", ver="unknown"),
-        node(5, "KSampler", [0, "fixed", 20, 8, "euler", "normal", 1.0]))
+        node(5, "KSampler", [0, "fixed", 20, 8, "euler", "normal", 1.0]),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -143,14 +202,39 @@ def provisioned(world, tmp_path_factory):
     pod.template("txt2img.json", the_template(world))
     # Another workflow says vae/shared.safetensors comes from elsewhere, with another hash:
     # the user's manifest names that destination, so the manifest wins and the disagreement is told.
-    pod.template("sub/other.json", workflow(node(1, "VAELoader", ["shared.safetensors"],
-                 [model("shared.safetensors", world.url("vae-wf.safetensors"), "vae", world.files["vae-wf.safetensors"])])))
+    pod.template(
+        "sub/other.json",
+        workflow(
+            node(
+                1,
+                "VAELoader",
+                ["shared.safetensors"],
+                [
+                    model(
+                        "shared.safetensors", world.url("vae-wf.safetensors"), "vae", world.files["vae-wf.safetensors"]
+                    )
+                ],
+            )
+        ),
+    )
     pod.vault.mkdir(parents=True)
     (pod.vault / "models_manifest.txt").write_text(
-        f"url|{world.url('vae-manifest.safetensors')}|shared.safetensors|vae|{world.files['vae-manifest.safetensors']}\n")
-    pod.template("hostile.json", workflow(node(1, "LoraLoader", ["evil.safetensors", "js.safetensors"], [
-        model("evil.safetensors", world.url("bad.safetensors"), "../../../../tmp"),
-        model("js.safetensors", "javascript:alert(1)", "loras")])))
+        f"url|{world.url('vae-manifest.safetensors')}|shared.safetensors|vae|{world.files['vae-manifest.safetensors']}\n"
+    )
+    pod.template(
+        "hostile.json",
+        workflow(
+            node(
+                1,
+                "LoraLoader",
+                ["evil.safetensors", "js.safetensors"],
+                [
+                    model("evil.safetensors", world.url("bad.safetensors"), "../../../../tmp"),
+                    model("js.safetensors", "javascript:alert(1)", "loras"),
+                ],
+            )
+        ),
+    )
     pod.template("broken.json", '{"nodes": [ {"id": 1,, }')
     run = pod.start()
     return pod, run
@@ -169,11 +253,15 @@ def test_a_template_of_workflows_alone_brings_its_models_and_nodes(world, provis
     assert pod.head("ComfyUI-AuxPack") == world.aux.head()
     # ComfyUI's own nodes are never installed.
     assert sorted(p.name for p in (pod.vault / "custom_nodes").iterdir() if not p.name.startswith(".")) == [
-        "ComfyUI-AuxPack", "ComfyUI-RegPack"]
+        "ComfyUI-AuxPack",
+        "ComfyUI-RegPack",
+    ]
     # The reports, at start and in the logs.
     models = pod.report("models")
     assert models.startswith("Workflow models: 2 to download from workflows, 1 from manifests, 0 present, 2 unresolved")
-    assert f"model to download  diffusion_models/flux.safetensors  (<- {world.url('flux.safetensors')}  sha256 " in models
+    assert (
+        f"model to download  diffusion_models/flux.safetensors  (<- {world.url('flux.safetensors')}  sha256 " in models
+    )
     assert f"model to download  loras/lora.safetensors  (<- {world.url('lora.safetensors')})" in models
     nodes = pod.report("nodes")
     assert "node  installed    registry comfyui-regpack 1.0.0" in nodes
@@ -218,9 +306,12 @@ def test_a_second_start_changes_nothing_and_an_edited_workflow_means_a_full_star
     assert "Skip the roles" in skipped.stdout and "Install the custom nodes" not in skipped.stdout
     # ... until a workflow changes: then every role runs again (and finds the new model).
     write_file(world.origin.files_dir / "late.safetensors", 12_345, seed=9)
-    pod.template("txt2img.json", the_template(world).replace(
-        '"widgets_values": [\n  "lora.safetensors"', '"widgets_values": [\n  "late.safetensors"').replace(
-        "lora.safetensors", "late.safetensors"))
+    pod.template(
+        "txt2img.json",
+        the_template(world)
+        .replace('"widgets_values": [\n  "lora.safetensors"', '"widgets_values": [\n  "late.safetensors"')
+        .replace("lora.safetensors", "late.safetensors"),
+    )
     full = pod.start(AICLIPSE_SKIP_UNCHANGED_START="true")
     assert full.rc == 0 and "Full start:" in full.stdout, full.stdout[-3000:]
     assert pod.model("loras/late.safetensors").is_file()
@@ -248,20 +339,41 @@ def test_a_bad_setting_names_itself(world, tmp_path):
 def test_a_workflow_hash_that_does_not_match_the_served_bytes_fails_that_model(world, tmp_path):
     root = tmp_path
     play = root / "play.yml"
-    play.write_text("- name: Models\n  hosts: all\n  gather_facts: false\n  roles:\n    - role: aiclipse.comfyui.models\n")
+    play.write_text(
+        "- name: Models\n  hosts: all\n  gather_facts: false\n  roles:\n    - role: aiclipse.comfyui.models\n"
+    )
     (root / "workflows").mkdir()
     wrong = "0" * 64
-    (root / "workflows/w.json").write_text(workflow(
-        node(1, "VAELoader", ["bad.safetensors"], [model("bad.safetensors", world.url("bad.safetensors"), "vae", wrong)]),
-        node(2, "LoraLoaderModelOnly", ["lora.safetensors", 1.0],
-             [model("lora.safetensors", world.url("lora.safetensors"), "loras", world.files["lora.safetensors"])])))
+    (root / "workflows/w.json").write_text(
+        workflow(
+            node(
+                1,
+                "VAELoader",
+                ["bad.safetensors"],
+                [model("bad.safetensors", world.url("bad.safetensors"), "vae", wrong)],
+            ),
+            node(
+                2,
+                "LoraLoaderModelOnly",
+                ["lora.safetensors", 1.0],
+                [model("lora.safetensors", world.url("lora.safetensors"), "loras", world.files["lora.safetensors"])],
+            ),
+        )
+    )
     vault = root / "vault"
-    run = run_playbook(play, {"aiclipse_vault": str(vault), "models_foreground": True,
-                              "models_env_file": str(root / "env"), "models_manifests_dir": str(root / "none"),
-                              "models_workflow_templates_dir": str(root / "workflows"),
-                              "ansible_python_interpreter": "{{ ansible_playbook_python }}"},
-                       env={"PROVISION_FROM_WORKFLOWS": "", "DOWNLOAD_MODELS": "", "MODELS_MANIFEST": "", "TEMPLATE_TYPE": ""},
-                       args=("-c", "local"))
+    run = run_playbook(
+        play,
+        {
+            "aiclipse_vault": str(vault),
+            "models_foreground": True,
+            "models_env_file": str(root / "env"),
+            "models_manifests_dir": str(root / "none"),
+            "models_workflow_templates_dir": str(root / "workflows"),
+            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        },
+        env={"PROVISION_FROM_WORKFLOWS": "", "DOWNLOAD_MODELS": "", "MODELS_MANIFEST": "", "TEMPLATE_TYPE": ""},
+        args=("-c", "local"),
+    )
     assert run.rc != 0
     assert "1 model(s) failed" in text_of(run) and "vae/bad.safetensors" in text_of(run)
     assert not (vault / "models/vae/bad.safetensors").exists()

@@ -3,6 +3,7 @@
 Requests are counted at the server (moto's request log), not inside the module, so "no GET"
 and "only the missing parts" are facts about the network, not about our own bookkeeping.
 """
+
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ CREDENTIALS = {"R2_ACCESS_KEY_ID": ACCESS_KEY, "R2_SECRET_ACCESS_KEY": SECRET_KE
 def payload(size, seed):
     """Deterministic bytes that look like a safetensors file (8-byte header length first)."""
     import random
+
     return b"\x10\x00\x00\x00\x00\x00\x00\x00" + random.Random(seed).randbytes(size - 8)
 
 
@@ -48,16 +50,23 @@ def requests_after(server, mark, method=None):
 
 
 def fetch(server, tmp_path, objects, env=None, **options):
-    args = {"objects": objects, "bucket": BUCKET, "endpoint_url": server.endpoint,
-            "state_dir": str(tmp_path / "vault/.state/models"),
-            "log_file": str(tmp_path / "vault/logs/models.log"),
-            "part_size": "1MB", "multipart_threshold": "2MB", "max_concurrency": 4}
+    args = {
+        "objects": objects,
+        "bucket": BUCKET,
+        "endpoint_url": server.endpoint,
+        "state_dir": str(tmp_path / "vault/.state/models"),
+        "log_file": str(tmp_path / "vault/logs/models.log"),
+        "part_size": "1MB",
+        "multipart_threshold": "2MB",
+        "max_concurrency": 4,
+    }
     args.update(options)
     check = args.pop("_check", False)
     diff = args.pop("_diff", False)
     verbosity = args.pop("_verbosity", 0)
-    return run_module("r2_fetch", args, check=check, diff=diff, verbosity=verbosity,
-                      env=CREDENTIALS if env is None else env)
+    return run_module(
+        "r2_fetch", args, check=check, diff=diff, verbosity=verbosity, env=CREDENTIALS if env is None else env
+    )
 
 
 @pytest.fixture
@@ -65,12 +74,20 @@ def models(s3, tmp_path):
     """Three objects in moto: two small ones and one multipart-sized (6 parts of 1 MiB)."""
     client = s3.client()
     client.create_bucket(Bucket=BUCKET)
-    bodies = {"loras/a.safetensors": payload(300_000, 1), "vae/b.safetensors": payload(5_000, 2),
-              "checkpoints/big.safetensors": payload(6 * MIB - 1234, 3)}
+    bodies = {
+        "loras/a.safetensors": payload(300_000, 1),
+        "vae/b.safetensors": payload(5_000, 2),
+        "checkpoints/big.safetensors": payload(6 * MIB - 1234, 3),
+    }
     objects = []
     for key, body in bodies.items():
-        objects.append({"key": key, "dest": str(tmp_path / "vault/models" / os.path.basename(key)),
-                        "sha256": upload(client, key, body)})
+        objects.append(
+            {
+                "key": key,
+                "dest": str(tmp_path / "vault/models" / os.path.basename(key)),
+                "sha256": upload(client, key, body),
+            }
+        )
     return objects, bodies
 
 
@@ -163,16 +180,38 @@ def test_sigkill_mid_part_costs_at_most_one_chunk_per_part_in_flight(s3, tmp_pat
     obj = {"key": key, "dest": str(tmp_path / "vault/models/huge.safetensors"), "sha256": upload(client, key, body)}
     state = tmp_path / "vault/.state/models"
     with ThrottleProxy(s3.port, 2 * MIB) as proxy:
-        args = {"objects": [obj], "bucket": BUCKET, "endpoint_url": proxy.endpoint, "state_dir": str(state),
-                "part_size": "4MB", "multipart_threshold": "8MB", "max_concurrency": in_flight}
+        args = {
+            "objects": [obj],
+            "bucket": BUCKET,
+            "endpoint_url": proxy.endpoint,
+            "state_dir": str(state),
+            "part_size": "4MB",
+            "multipart_threshold": "8MB",
+            "max_concurrency": in_flight,
+        }
         killed_at = []
         for stop_after in (6 * MIB, 13 * MIB):  # both times in the middle of two parts
             run = subprocess.Popen(
-                [str(VENV_BIN / "ansible"), "localhost", "-c", "local", "-i", "localhost,",
-                 "-e", "ansible_python_interpreter={{ ansible_playbook_python }}",
-                 "-m", "aiclipse.comfyui.r2_fetch", "-a", json.dumps(args)],
-                cwd=REPO, env=ansible_env(CREDENTIALS), start_new_session=True,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [
+                    str(VENV_BIN / "ansible"),
+                    "localhost",
+                    "-c",
+                    "local",
+                    "-i",
+                    "localhost,",
+                    "-e",
+                    "ansible_python_interpreter={{ ansible_playbook_python }}",
+                    "-m",
+                    "aiclipse.comfyui.r2_fetch",
+                    "-a",
+                    json.dumps(args),
+                ],
+                cwd=REPO,
+                env=ansible_env(CREDENTIALS),
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             deadline = time.monotonic() + 60
             try:
                 while proxy.sent < stop_after and time.monotonic() < deadline and run.poll() is None:
@@ -184,8 +223,15 @@ def test_sigkill_mid_part_costs_at_most_one_chunk_per_part_in_flight(s3, tmp_pat
             assert run.returncode is not None and proxy.sent >= stop_after, "the download never got that far"
             killed_at.append(proxy.sent)
             assert not os.path.exists(obj["dest"]), "a partial file is visible at the final path"
-        result, _proc = fetch(s3, tmp_path, [obj], endpoint_url=proxy.endpoint, part_size="4MB",
-                              multipart_threshold="8MB", max_concurrency=in_flight)
+        result, _proc = fetch(
+            s3,
+            tmp_path,
+            [obj],
+            endpoint_url=proxy.endpoint,
+            part_size="4MB",
+            multipart_threshold="8MB",
+            max_concurrency=in_flight,
+        )
         wire = proxy.sent
     assert not result.get("failed"), result.get("msg")
     got = result["results"][0]
@@ -194,8 +240,10 @@ def test_sigkill_mid_part_costs_at_most_one_chunk_per_part_in_flight(s3, tmp_pat
     # Response headers are a few hundred bytes a request; the rest is body.
     refetched = wire - size - 64 * 1024
     print("R2: %.2f MiB of %d MiB crossed the wire again over two SIGKILLs" % ((wire - size) / MIB, size // MIB))
-    assert refetched <= 2 * in_flight * MIB, (
-        "%.1f MiB crossed the wire again over two kills (killed at %s)" % (refetched / MIB, killed_at))
+    assert refetched <= 2 * in_flight * MIB, "%.1f MiB crossed the wire again over two kills (killed at %s)" % (
+        refetched / MIB,
+        killed_at,
+    )
     # What the last run fetched: the rest after the second kill, plus what each kill lost (at
     # most the chunk each in-flight part was reading; sent by the proxy but never journaled).
     assert got["fetched_bytes"] < size - killed_at[-1] + 2 * in_flight * MIB + 64 * 1024
@@ -228,6 +276,7 @@ def kill_tree(root):
 
 # -- errors --------------------------------------------------------------------------------
 
+
 def test_missing_and_wrong_objects_each_get_their_reason(s3, tmp_path, models):
     objects, _proc = models
     wanted = objects[:1] + [
@@ -252,14 +301,24 @@ def test_permissions_and_credentials_errors_come_from_a_server_that_checks_them(
     cases = {
         "ok": (good, READABLE_BUCKET, "downloaded", ""),
         "denied": (good, FORBIDDEN_BUCKET, "failed", "access denied to s3://forbidden/"),
-        "bad-secret": ({**good, "R2_SECRET_ACCESS_KEY": "W" * 40}, READABLE_BUCKET, "failed",
-                       "bad credentials: the secret key does not match"),
-        "bad-key": ({"R2_ACCESS_KEY_ID": "AKIAUNKNOWNKEY000000", "R2_SECRET_ACCESS_KEY": "W" * 40},
-                    READABLE_BUCKET, "failed", "bad credentials: http://127.0.0.1"),
+        "bad-secret": (
+            {**good, "R2_SECRET_ACCESS_KEY": "W" * 40},
+            READABLE_BUCKET,
+            "failed",
+            "bad credentials: the secret key does not match",
+        ),
+        "bad-key": (
+            {"R2_ACCESS_KEY_ID": "AKIAUNKNOWNKEY000000", "R2_SECRET_ACCESS_KEY": "W" * 40},
+            READABLE_BUCKET,
+            "failed",
+            "bad credentials: http://127.0.0.1",
+        ),
     }
     for name, (env, bucket, status, reason) in cases.items():
         dest = tmp_path / name / "model.safetensors"
-        result, _proc = fetch(server, tmp_path / name, [{"key": OBJECT_KEY, "bucket": bucket, "dest": str(dest)}], env=env)
+        result, _proc = fetch(
+            server, tmp_path / name, [{"key": OBJECT_KEY, "bucket": bucket, "dest": str(dest)}], env=env
+        )
         got = result["results"][0]
         assert got["status"] == status, (name, got)
         assert got["reason"].startswith(reason), (name, got["reason"])
@@ -269,9 +328,16 @@ def test_permissions_and_credentials_errors_come_from_a_server_that_checks_them(
 
 def test_unreachable_endpoint_is_named(tmp_path):
     endpoint = f"http://127.0.0.1:{free_port()}"
-    result, _proc = run_module("r2_fetch", {
-        "objects": [{"key": "a.safetensors", "dest": str(tmp_path / "a.safetensors")}], "bucket": BUCKET,
-        "endpoint_url": endpoint, "state_dir": str(tmp_path / "state")}, env=CREDENTIALS)
+    result, _proc = run_module(
+        "r2_fetch",
+        {
+            "objects": [{"key": "a.safetensors", "dest": str(tmp_path / "a.safetensors")}],
+            "bucket": BUCKET,
+            "endpoint_url": endpoint,
+            "state_dir": str(tmp_path / "state"),
+        },
+        env=CREDENTIALS,
+    )
     assert result["failed"] is True
     assert result["results"][0]["reason"] == f"endpoint unreachable: could not connect to {endpoint}"
 
@@ -293,15 +359,21 @@ def test_missing_credentials_fail_before_any_request(s3, tmp_path, models, missi
 def test_bad_objects_fail_alone_and_the_others_download(s3, tmp_path, models):
     objects, _proc = models
     objects = [dict(o, bucket=BUCKET) for o in objects]
-    bad = objects + [{"key": "k", "bucket": BUCKET, "dest": "relative/path"},
-                     {"key": "k2", "bucket": BUCKET, "dest": objects[0]["dest"]},
-                     {"key": "k3", "bucket": BUCKET, "dest": str(tmp_path / "c"), "sha256": "abc"},
-                     {"key": "k4", "dest": str(tmp_path / "d")}]
+    bad = objects + [
+        {"key": "k", "bucket": BUCKET, "dest": "relative/path"},
+        {"key": "k2", "bucket": BUCKET, "dest": objects[0]["dest"]},
+        {"key": "k3", "bucket": BUCKET, "dest": str(tmp_path / "c"), "sha256": "abc"},
+        {"key": "k4", "dest": str(tmp_path / "d")},
+    ]
     mark = len(s3.requests())
     result, _proc = fetch(s3, tmp_path, bad, bucket=None)
     assert result["failed"] is True
-    for fragment in ("objects[3]: dest must be an absolute file path", "objects[4]: same dest as objects[0]",
-                     "objects[5]: sha256 must be 64 hex digits", "objects[6]: no bucket for k4: set R2_BUCKET"):
+    for fragment in (
+        "objects[3]: dest must be an absolute file path",
+        "objects[4]: same dest as objects[0]",
+        "objects[5]: sha256 must be 64 hex digits",
+        "objects[6]: no bucket for k4: set R2_BUCKET",
+    ):
         assert fragment in result["msg"], result["msg"]
     assert [r["status"] for r in result["results"]] == ["downloaded"] * 3 + ["failed"] * 4
     assert not [r for r in requests_after(s3, mark) if "/k" in r[1]], "a bad object is never asked for"
@@ -334,8 +406,10 @@ def test_secret_key_never_in_output_logs_ledger_or_argv(moto_s3_auth, tmp_path):
                         pass
             time.sleep(0.01)
 
-    objects = [{"key": OBJECT_KEY, "bucket": READABLE_BUCKET, "dest": str(tmp_path / "vault/models/a.safetensors")},
-               {"key": OBJECT_KEY, "bucket": FORBIDDEN_BUCKET, "dest": str(tmp_path / "vault/models/b.safetensors")}]
+    objects = [
+        {"key": OBJECT_KEY, "bucket": READABLE_BUCKET, "dest": str(tmp_path / "vault/models/a.safetensors")},
+        {"key": OBJECT_KEY, "bucket": FORBIDDEN_BUCKET, "dest": str(tmp_path / "vault/models/b.safetensors")},
+    ]
     watcher = threading.Thread(target=watch_argv)
     watcher.start()
     try:
@@ -349,8 +423,9 @@ def test_secret_key_never_in_output_logs_ledger_or_argv(moto_s3_auth, tmp_path):
     assert secret not in vvv.stdout + vvv.stderr
     result, _proc = fetch(server, tmp_path, objects, env=env, _diff=True)
     # A task that passes the secret as an argument (not the environment) is masked too.
-    masked, masked_proc = fetch(server, tmp_path, objects, env={}, secret_access_key=secret,
-                                access_key_id=server.access_key_id)
+    masked, masked_proc = fetch(
+        server, tmp_path, objects, env={}, secret_access_key=secret, access_key_id=server.access_key_id
+    )
     assert [r["status"] for r in result["results"]] == ["present", "failed"]
     assert masked["results"][0]["status"] == "present"
     for text in (json.dumps(result), masked_proc.stdout, masked_proc.stderr):
@@ -363,9 +438,26 @@ def test_secret_key_never_in_output_logs_ledger_or_argv(moto_s3_auth, tmp_path):
 
 def run_vvv(server, tmp_path, objects, env):
     """The task as a person runs it with -vvv (default callback), secret in the environment."""
-    args = {"objects": objects, "endpoint_url": server.endpoint, "state_dir": str(tmp_path / "vault/.state/models"),
-            "log_file": str(tmp_path / "vault/logs/models.log")}
-    cmd = [str(VENV_BIN / "ansible"), "localhost", "-c", "local", "-i", "localhost,", "-vvv", "--diff",
-           "-e", "ansible_python_interpreter={{ ansible_playbook_python }}",
-           "-m", "aiclipse.comfyui.r2_fetch", "-a", json.dumps(args)]
+    args = {
+        "objects": objects,
+        "endpoint_url": server.endpoint,
+        "state_dir": str(tmp_path / "vault/.state/models"),
+        "log_file": str(tmp_path / "vault/logs/models.log"),
+    }
+    cmd = [
+        str(VENV_BIN / "ansible"),
+        "localhost",
+        "-c",
+        "local",
+        "-i",
+        "localhost,",
+        "-vvv",
+        "--diff",
+        "-e",
+        "ansible_python_interpreter={{ ansible_playbook_python }}",
+        "-m",
+        "aiclipse.comfyui.r2_fetch",
+        "-a",
+        json.dumps(args),
+    ]
     return subprocess.run(cmd, cwd=REPO, env=ansible_env(env), capture_output=True, text=True, timeout=120, check=False)

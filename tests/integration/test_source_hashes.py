@@ -2,6 +2,7 @@
 model-version API, an S3 object's checksum or metadata) is what a download is checked against
 when the manifest gives none. Through real ansible, real aria2c, nginx playing the hub and
 CivitAI with their exact headers and bodies, and moto for S3."""
+
 import base64
 import hashlib
 import os
@@ -23,8 +24,7 @@ def sha(path):
 
 def signed_gets(origin):
     """GETs of file bytes from storage; a probe's one-byte GET (``Range: bytes=0-0``) is no download."""
-    return [line for line in origin.log_lines()
-            if line.startswith("GET /signed/") and 'range="bytes=0-0"' not in line]
+    return [line for line in origin.log_lines() if line.startswith("GET /signed/") and 'range="bytes=0-0"' not in line]
 
 
 def hf_url(origin, path=REPO_FILE):
@@ -33,8 +33,13 @@ def hf_url(origin, path=REPO_FILE):
 
 
 def download(tmp_path, items, **extra):
-    args = {"state_dir": str(tmp_path / "vault/.state/models"), "log_file": str(tmp_path / "vault/logs/models.log"),
-            "downloads": items, "retry_wait": 1, "fail_on_error": False}
+    args = {
+        "state_dir": str(tmp_path / "vault/.state/models"),
+        "log_file": str(tmp_path / "vault/logs/models.log"),
+        "downloads": items,
+        "retry_wait": 1,
+        "fail_on_error": False,
+    }
     args.update(extra)
     result, _proc = run_module("aria2_batch", args)
     return result, {r["name"]: r for r in result.get("results", [])}
@@ -52,6 +57,7 @@ def hub(tmp_path):
 
 
 # -- Hugging Face ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("token", [False, True], ids=["public", "with-token"])
 def test_a_truncated_file_from_the_hub_is_refused_and_not_published(hub, make_origin, tmp_path, token):
@@ -104,8 +110,9 @@ def test_a_manifest_sha256_the_hub_contradicts_is_an_error_naming_both(hub, make
     served, digest = hub
     origin = make_origin(served)
     wrong = "ab" * 32
-    result, by_name = download(tmp_path, [{"name": "model", "url": hf_url(origin), "dest": dest(tmp_path),
-                                           "sha256": wrong}])
+    result, by_name = download(
+        tmp_path, [{"name": "model", "url": hf_url(origin), "dest": dest(tmp_path), "sha256": wrong}]
+    )
     entry = by_name["model"]
     assert entry["status"] == "failed"
     assert wrong in entry["reason"] and digest in entry["reason"] and "model" in entry["reason"], entry["reason"]
@@ -143,6 +150,7 @@ def test_a_manifest_pinned_file_is_present_without_asking_the_hub(hub, make_orig
 
 # -- CivitAI ---------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def civitai(tmp_path):
     served = tmp_path / "served"
@@ -151,8 +159,12 @@ def civitai(tmp_path):
 
 
 def civitai_item(origin, tmp_path, **extra):
-    item = {"name": "lora", "url": "%s/api/download/models/424242" % origin.url, "dest": dest(tmp_path, "lora.safetensors"),
-            "token": origin.token}
+    item = {
+        "name": "lora",
+        "url": "%s/api/download/models/424242" % origin.url,
+        "dest": dest(tmp_path, "lora.safetensors"),
+        "token": origin.token,
+    }
     item.update(extra)
     return item
 
@@ -193,15 +205,23 @@ BUCKET = "models"
 
 
 def r2_fetch(s3, tmp_path, objects):
-    args = {"objects": objects, "bucket": BUCKET, "endpoint_url": s3.endpoint, "fail_on_error": False,
-            "state_dir": str(tmp_path / "vault/.state/models"), "log_file": str(tmp_path / "vault/logs/models.log")}
-    result, _proc = run_module("r2_fetch", args, env={"R2_ACCESS_KEY_ID": ACCESS_KEY,
-                                                      "R2_SECRET_ACCESS_KEY": SECRET_KEY})
+    args = {
+        "objects": objects,
+        "bucket": BUCKET,
+        "endpoint_url": s3.endpoint,
+        "fail_on_error": False,
+        "state_dir": str(tmp_path / "vault/.state/models"),
+        "log_file": str(tmp_path / "vault/logs/models.log"),
+    }
+    result, _proc = run_module(
+        "r2_fetch", args, env={"R2_ACCESS_KEY_ID": ACCESS_KEY, "R2_SECRET_ACCESS_KEY": SECRET_KEY}
+    )
     return result, {r["name"]: r for r in result.get("results", [])}
 
 
 def body(size, seed):
     import random
+
     return b"\x10" + bytes(7) + random.Random(seed).randbytes(size - 8)
 
 
@@ -212,8 +232,10 @@ def test_s3_checksum_and_metadata_verify_and_are_recorded(s3, tmp_path):
     client.put_object(Bucket=BUCKET, Key="checked.bin", Body=checked, ChecksumAlgorithm="SHA256")
     client.put_object(Bucket=BUCKET, Key="meta.bin", Body=meta, Metadata={"sha256": hashlib.sha256(meta).hexdigest()})
     client.put_object(Bucket=BUCKET, Key="lying.bin", Body=lying, Metadata={"sha256": "12" * 32})
-    objects = [{"name": key, "key": key, "dest": str(tmp_path / "vault/models/loras" / key)}
-               for key in ("checked.bin", "meta.bin", "lying.bin")]
+    objects = [
+        {"name": key, "key": key, "dest": str(tmp_path / "vault/models/loras" / key)}
+        for key in ("checked.bin", "meta.bin", "lying.bin")
+    ]
     result, by_name = r2_fetch(s3, tmp_path, objects)
     assert by_name["checked.bin"]["status"] == "downloaded" and by_name["checked.bin"]["sha256_from"] == "s3"
     assert by_name["checked.bin"]["sha256"] == hashlib.sha256(checked).hexdigest()
@@ -229,8 +251,9 @@ def test_s3_checksum_contradicting_the_manifest_is_an_error_naming_both(s3, tmp_
     answer = client.put_object(Bucket=BUCKET, Key="a.bin", Body=data, ChecksumAlgorithm="SHA256")
     actual = base64.b64decode(answer["ChecksumSHA256"]).hex()
     wrong = "9a" * 32
-    result, by_name = r2_fetch(s3, tmp_path, [{"name": "a", "key": "a.bin", "sha256": wrong,
-                                               "dest": str(tmp_path / "vault/models/a.bin")}])
+    result, by_name = r2_fetch(
+        s3, tmp_path, [{"name": "a", "key": "a.bin", "sha256": wrong, "dest": str(tmp_path / "vault/models/a.bin")}]
+    )
     entry = by_name["a"]
     assert entry["status"] == "failed" and wrong in entry["reason"] and actual in entry["reason"]
     assert "s3" in entry["reason"]

@@ -5,6 +5,7 @@ The pod is the shape of a real one, under tmp_path: ComfyUI from a stand-in repo
 custom node, a venv, template workflows, the env file and shell hook, host keys and
 authorized_keys, two models downloaded from nginx.
 """
+
 import hashlib
 import json
 import os
@@ -37,8 +38,9 @@ class Pod:
         self.origin = origin
         self.vault = root / "workspace/aiclipse"
         self.models = {"vae.safetensors": "vae", "up.pth": "upscale_models"}
-        self.sums = {name: write_file(origin.files_dir / name, 50_000 + i, seed=i)
-                     for i, name in enumerate(self.models)}
+        self.sums = {
+            name: write_file(origin.files_dir / name, 50_000 + i, seed=i) for i, name in enumerate(self.models)
+        }
         make_comfyui_repo(root / "upstream/ComfyUI")
         self.node = make_node_repo(root / "upstream/ComfyUI-Stamp-Node")
         make_venv(root / "venv")
@@ -47,9 +49,12 @@ class Pod:
         manifests = root / "manifests"
         manifests.mkdir()
         (manifests / "t_nodes.txt").write_text(f"{self.node.url}|main|stamp|a custom node\n")
-        (manifests / "t_models.txt").write_text("".join(
-            f"url|{origin.url}/public/{name}|{name}|{subdir}|{self.sums[name]}\n"
-            for name, subdir in self.models.items()))
+        (manifests / "t_models.txt").write_text(
+            "".join(
+                f"url|{origin.url}/public/{name}|{name}|{subdir}|{self.sums[name]}\n"
+                for name, subdir in self.models.items()
+            )
+        )
         self.env = {"HF_TOKEN": HF_TOKEN, "COMFY_ARGS": "--preview-method auto", "FORCE_WORKFLOW_RESET": "false"}
         self.vars = site_vars(root, "t")
 
@@ -62,11 +67,16 @@ class Pod:
 
     def start(self, check=False, extra_vars=None, verbosity=0, **env):
         """One start; returns (run, whether the roles ran, the stamp check's reasons)."""
-        run = run_playbook(SITE, {**self.vars, **(extra_vars or {})}, check=check, verbosity=verbosity,
-                           env={**self.env, **env, "ANSIBLE_CALLBACK_FORMAT_PRETTY": "0"})
+        run = run_playbook(
+            SITE,
+            {**self.vars, **(extra_vars or {})},
+            check=check,
+            verbosity=verbosity,
+            env={**self.env, **env, "ANSIBLE_CALLBACK_FORMAT_PRETTY": "0"},
+        )
         assert run.rc == 0 and run.failed == 0, run.stdout[-4000:] + run.stderr[-2000:]
         # The json callback's document starts a line; with -vvvv ansible's own lines come first.
-        document = json.loads(run.stdout[run.stdout.rindex("\n{") + 1 if "\n{" in run.stdout else 0:])
+        document = json.loads(run.stdout[run.stdout.rindex("\n{") + 1 if "\n{" in run.stdout else 0 :])
         tasks = {task["task"]["name"]: task for play in document["plays"] for task in play["tasks"]}
         compare = tasks.get("Compare this pod with the stamp of its last clean start", {})
         reasons = next(iter(compare.get("hosts", {}).values()), {}).get("reasons", [])
@@ -99,11 +109,15 @@ def test_unchanged_start_skips_the_roles_and_leaves_no_secret(pod):
     assert str(pod.vault / "custom_nodes/ComfyUI-Stamp-Node") in recorded["git"]
 
 
-@pytest.mark.parametrize("switch", [
-    {"extra_vars": {"aiclipse_skip_unchanged_start": False}},
-    {"FORCE_WORKFLOW_RESET": "true"},
-    {"extra_vars": {"custom_nodes_update": True}},
-], ids=["switched-off", "workflow-reset", "node-updates"])
+@pytest.mark.parametrize(
+    "switch",
+    [
+        {"extra_vars": {"aiclipse_skip_unchanged_start": False}},
+        {"FORCE_WORKFLOW_RESET": "true"},
+        {"extra_vars": {"custom_nodes_update": True}},
+    ],
+    ids=["switched-off", "workflow-reset", "node-updates"],
+)
 def test_what_must_act_at_every_start_runs_the_roles(pod, switch):
     run, roles_ran, dummy = pod.start(**switch)
     assert roles_ran and run.changed == 0
@@ -131,48 +145,76 @@ def _private_regular_file(path):
 
 
 def _usable_key(path):
-    return subprocess.run(["ssh-keygen", "-y", "-P", "", "-f", str(path)], capture_output=True,
-                          check=False).returncode == 0
+    return (
+        subprocess.run(["ssh-keygen", "-y", "-P", "", "-f", str(path)], capture_output=True, check=False).returncode
+        == 0
+    )
 
 
 # (change made between two starts, what the full start must have put right)
 DRIFT = {
     "env file swapped for a link to a readable copy": (
         lambda pod: _swap_for_a_link(pod.root / "etc/rp_environment"),
-        lambda pod: _private_regular_file(pod.root / "etc/rp_environment")),
+        lambda pod: _private_regular_file(pod.root / "etc/rp_environment"),
+    ),
     "authorized_keys swapped for a link": (
         lambda pod: _swap_for_a_link(pod.root / "root/.ssh/authorized_keys"),
-        lambda pod: _private_regular_file(pod.root / "root/.ssh/authorized_keys")),
-    "host key emptied": (lambda pod: (pod.root / "etc/ssh/ssh_host_ed25519_key").write_bytes(b""),
-                         lambda pod: _usable_key(pod.root / "etc/ssh/ssh_host_ed25519_key")),
-    "model deleted": (lambda pod: pod.model("up.pth").unlink(),
-                      lambda pod: sha(pod.model("up.pth")) == pod.sums["up.pth"]),
-    "model overwritten": (lambda pod: pod.model("vae.safetensors").write_bytes(b"truncated"),
-                          lambda pod: sha(pod.model("vae.safetensors")) == pod.sums["vae.safetensors"]),
-    "shortcut retargeted": (lambda pod: _retarget(pod.root / "workspace/models", pod.root),
-                            lambda pod: os.readlink(pod.root / "workspace/models") == str(pod.vault / "models")),
-    "workflow deleted": (lambda pod: (pod.vault / "user/default/workflows/txt2img.json").unlink(),
-                         lambda pod: (pod.vault / "user/default/workflows/txt2img.json").is_file()),
-    "env file edited": (lambda pod: (pod.root / "etc/rp_environment").write_text("export X=1\n"),
-                        lambda pod: "COMFY_ARGS" in (pod.root / "etc/rp_environment").read_text()),
-    "host key deleted": (lambda pod: (pod.root / "etc/ssh/ssh_host_ed25519_key").unlink(),
-                         lambda pod: (pod.root / "etc/ssh/ssh_host_ed25519_key").is_file()),
-    "launch file deleted": (lambda pod: (pod.vault / ".state/launch.json").unlink(),
-                            lambda pod: (pod.vault / ".state/launch.json").is_file()),
-    "custom node removed": (lambda pod: shutil.rmtree(pod.vault / "custom_nodes/ComfyUI-Stamp-Node"),
-                            lambda pod: (pod.vault / "custom_nodes/ComfyUI-Stamp-Node/__init__.py").is_file()),
+        lambda pod: _private_regular_file(pod.root / "root/.ssh/authorized_keys"),
+    ),
+    "host key emptied": (
+        lambda pod: (pod.root / "etc/ssh/ssh_host_ed25519_key").write_bytes(b""),
+        lambda pod: _usable_key(pod.root / "etc/ssh/ssh_host_ed25519_key"),
+    ),
+    "model deleted": (
+        lambda pod: pod.model("up.pth").unlink(),
+        lambda pod: sha(pod.model("up.pth")) == pod.sums["up.pth"],
+    ),
+    "model overwritten": (
+        lambda pod: pod.model("vae.safetensors").write_bytes(b"truncated"),
+        lambda pod: sha(pod.model("vae.safetensors")) == pod.sums["vae.safetensors"],
+    ),
+    "shortcut retargeted": (
+        lambda pod: _retarget(pod.root / "workspace/models", pod.root),
+        lambda pod: os.readlink(pod.root / "workspace/models") == str(pod.vault / "models"),
+    ),
+    "workflow deleted": (
+        lambda pod: (pod.vault / "user/default/workflows/txt2img.json").unlink(),
+        lambda pod: (pod.vault / "user/default/workflows/txt2img.json").is_file(),
+    ),
+    "env file edited": (
+        lambda pod: (pod.root / "etc/rp_environment").write_text("export X=1\n"),
+        lambda pod: "COMFY_ARGS" in (pod.root / "etc/rp_environment").read_text(),
+    ),
+    "host key deleted": (
+        lambda pod: (pod.root / "etc/ssh/ssh_host_ed25519_key").unlink(),
+        lambda pod: (pod.root / "etc/ssh/ssh_host_ed25519_key").is_file(),
+    ),
+    "launch file deleted": (
+        lambda pod: (pod.vault / ".state/launch.json").unlink(),
+        lambda pod: (pod.vault / ".state/launch.json").is_file(),
+    ),
+    "custom node removed": (
+        lambda pod: shutil.rmtree(pod.vault / "custom_nodes/ComfyUI-Stamp-Node"),
+        lambda pod: (pod.vault / "custom_nodes/ComfyUI-Stamp-Node/__init__.py").is_file(),
+    ),
     # A main.py started by hand without --base-directory saves into ComfyUI's own folders.
     "output saved inside ComfyUI's checkout": (
         lambda pod: (pod.vault / "ComfyUI/output/by-hand.png").write_bytes(b"png"),
-        lambda pod: (pod.vault / "output/by-hand.png").read_bytes() == b"png"
-        and not (pod.vault / "ComfyUI/output/by-hand.png").exists()),
+        lambda pod: (
+            (pod.vault / "output/by-hand.png").read_bytes() == b"png"
+            and not (pod.vault / "ComfyUI/output/by-hand.png").exists()
+        ),
+    ),
     "model added to the user manifest": (
         lambda pod: (pod.vault / "models_manifest.txt").write_text(
-            f"url|{pod.origin.url}/public/up.pth|extra.pth|loras|{pod.sums['up.pth']}\n"),
-        lambda pod: sha(pod.vault / "models/loras/extra.pth") == pod.sums["up.pth"]),
+            f"url|{pod.origin.url}/public/up.pth|extra.pth|loras|{pod.sums['up.pth']}\n"
+        ),
+        lambda pod: sha(pod.vault / "models/loras/extra.pth") == pod.sums["up.pth"],
+    ),
     "venv's requirements record deleted": (
         lambda pod: (pod.root / "venv/.aiclipse-state/comfyui.json").unlink(),
-        lambda pod: (pod.root / "venv/.aiclipse-state/comfyui.json").is_file()),
+        lambda pod: (pod.root / "venv/.aiclipse-state/comfyui.json").is_file(),
+    ),
 }
 
 

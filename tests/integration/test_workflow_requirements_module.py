@@ -2,6 +2,7 @@
 files are warnings and never fail the task, the module reads only (check mode gives the same
 answer, nothing on disk changes), links out of the workflow folders are not followed, and a
 password in a workflow URL never reaches ansible's output."""
+
 import json
 import os
 import shutil
@@ -47,16 +48,22 @@ def test_reads_every_format_and_never_fails_on_bad_workflows(tmp_path):
     assert not result.get("failed") and result["changed"] is False, proc.stdout + proc.stderr
     counts = result["counts"]
     assert (counts["workflows"], counts["present"], counts["node_packs"]) == (5, 1, 4)
-    assert counts["workflows_not_read"] == 4    # broken, not a workflow, the outside link, the missing folder
+    assert counts["workflows_not_read"] == 4  # broken, not a workflow, the outside link, the missing folder
     status = {os.path.relpath(w["path"], templates): w["status"] for w in result["workflows"]}
     assert status["broken.json"] == "invalid" and status["linked.json"] == "skipped"
     models_by_key = {m["key"]: m for m in result["models"]}
     assert models_by_key["vae/ae.safetensors"]["status"] == "present"
-    assert models_by_key["diffusion_models/flux1-dev-fp8.safetensors"]["dest"] == str(models / "diffusion_models" / "flux1-dev-fp8.safetensors")
+    assert models_by_key["diffusion_models/flux1-dev-fp8.safetensors"]["dest"] == str(
+        models / "diffusion_models" / "flux1-dev-fp8.safetensors"
+    )
     # Each bad file is a warning naming it.
     warnings = "\n".join(result.get("warnings", []))
-    for name in ("broken.json is not read", "not_a_workflow.json is not read", "linked.json not read: a link to",
-                 "shared/hostile.json: "):
+    for name in (
+        "broken.json is not read",
+        "not_a_workflow.json is not read",
+        "linked.json not read: a link to",
+        "shared/hostile.json: ",
+    ):
         assert name in warnings, warnings
     assert "no-vault-workflows-yet" not in warnings
     assert result["report"].startswith("Workflow requirements: 5 workflows read, 4 not read;")
@@ -76,17 +83,42 @@ def test_a_playbook_writes_the_report_where_a_person_reads_it(tmp_path):
     log = tmp_path / "logs" / "workflow-requirements.txt"
     playbook = tmp_path / "plan.yml"
     tasks = [
-        {"name": "Read the workflows", "aiclipse.comfyui.workflow_requirements": {
-            "paths": [str(templates)], "models_dir": str(models)}, "register": "needs"},
-        {"name": "Write the report", "ansible.builtin.copy": {"content": "{{ needs.report }}", "dest": str(log), "mode": "0644"}},
-        {"name": "Models to download", "ansible.builtin.assert": {"that": [
-            "needs.models | selectattr('status', 'equalto', 'to_download') | list | length == 15",
-            "needs.node_packs | map(attribute='key') | list | length == 4"]}},
+        {
+            "name": "Read the workflows",
+            "aiclipse.comfyui.workflow_requirements": {"paths": [str(templates)], "models_dir": str(models)},
+            "register": "needs",
+        },
+        {
+            "name": "Write the report",
+            "ansible.builtin.copy": {"content": "{{ needs.report }}", "dest": str(log), "mode": "0644"},
+        },
+        {
+            "name": "Models to download",
+            "ansible.builtin.assert": {
+                "that": [
+                    "needs.models | selectattr('status', 'equalto', 'to_download') | list | length == 15",
+                    "needs.node_packs | map(attribute='key') | list | length == 4",
+                ]
+            },
+        },
     ]
-    playbook.write_text(json.dumps([{"name": "Plan from workflows", "hosts": "localhost", "connection": "local",
-                                     "gather_facts": False, "tasks": tasks}]))
+    playbook.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "Plan from workflows",
+                    "hosts": "localhost",
+                    "connection": "local",
+                    "gather_facts": False,
+                    "tasks": tasks,
+                }
+            ]
+        )
+    )
     (tmp_path / "logs").mkdir()
-    run = run_playbook(playbook, {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}, inventory="localhost,")
+    run = run_playbook(
+        playbook, {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}, inventory="localhost,"
+    )
     assert run.rc == 0 and run.failed == 0, run.stdout[-3000:] + run.stderr[-3000:]
     text = log.read_text()
     assert "== %s (ui, schema 0.4, 10 nodes)" % (templates / "flux_dev_subgraph.json") in text

@@ -6,6 +6,7 @@ inputs in it; the pod's name is not UTF-8. The old module planned every model as
 to itself and deleted the only copy (rc 0, "N identical dropped"). Real ansible-playbook on
 site.yml, real git, a real venv; every role of a pod start runs.
 """
+
 import hashlib
 import os
 import subprocess
@@ -44,8 +45,7 @@ def build_adopted_pod(root):
     (root / "manifests/t_nodes.txt").write_text("# no nodes\n")
     workspace = root / "workspace"
     workspace.mkdir()
-    subprocess.run(["git", "clone", "-q", upstream.url, str(workspace / "ComfyUI")], check=True,
-                   capture_output=True)
+    subprocess.run(["git", "clone", "-q", upstream.url, str(workspace / "ComfyUI")], check=True, capture_output=True)
     (workspace / "ComfyUI/input").mkdir(exist_ok=True)
     (workspace / "ComfyUI/input/photo.png").write_bytes(b"the user's input photo")
     (workspace / "models/loras").mkdir(parents=True)
@@ -63,8 +63,10 @@ def build_adopted_pod(root):
 def test_an_adopted_install_keeps_every_byte_through_site_yml(tmp_path):
     workspace, vault = build_adopted_pod(tmp_path)
     models_before = contents(workspace / "models")
-    user_models = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-                   for path in (workspace / "models").rglob("*.safetensors")}
+    user_models = {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in (workspace / "models").rglob("*.safetensors")
+    }
     extra_vars = site_vars(tmp_path, "t")
     env = {"RUNPOD_POD_NAME": POD_NAME, "COMFY_ARGS": "--preview-method auto"}
 
@@ -87,8 +89,9 @@ def test_an_adopted_install_keeps_every_byte_through_site_yml(tmp_path):
     assert (workspace / "input/photo.png").read_bytes() == b"the user's input photo"
     assert not (vault / "ComfyUI/input/photo.png").exists()
     assert (vault / "ComfyUI/main.py").is_file()
-    git = subprocess.run(["git", "-C", str(vault / "ComfyUI"), "status", "--porcelain"], capture_output=True,
-                         text=True, check=False)
+    git = subprocess.run(
+        ["git", "-C", str(vault / "ComfyUI"), "status", "--porcelain"], capture_output=True, text=True, check=False
+    )
     assert git.returncode == 0 and "beyond a symbolic link" not in git.stderr, git.stderr
     scratch = vault / ".state/workspace/scratch"
     assert not scratch.exists() or not os.listdir(scratch)

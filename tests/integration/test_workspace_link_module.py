@@ -1,13 +1,20 @@
 """workspace_link through real ansible: check mode, diff, idempotence, and refusals."""
+
 import os
 from pathlib import Path
 
 from harness.ansible_run import run_module
 from harness.git_repos import git, make_comfyui_repo
 
-SPEC_LINKS = {"ComfyUI": "ComfyUI", "models": "models", "workflows": "workflows",
-              "input": "ComfyUI/input", "output": "ComfyUI/output", "logs": "logs",
-              "custom_nodes": "ComfyUI/custom_nodes"}
+SPEC_LINKS = {
+    "ComfyUI": "ComfyUI",
+    "models": "models",
+    "workflows": "workflows",
+    "input": "ComfyUI/input",
+    "output": "ComfyUI/output",
+    "logs": "logs",
+    "custom_nodes": "ComfyUI/custom_nodes",
+}
 
 
 def tree(top):
@@ -15,8 +22,7 @@ def tree(top):
     for dirpath, dirnames, filenames in os.walk(top):
         for name in dirnames + filenames:
             path = Path(dirpath, name)
-            out[str(path)] = (os.readlink(path) if path.is_symlink() else
-                              None if path.is_dir() else path.read_bytes())
+            out[str(path)] = os.readlink(path) if path.is_symlink() else None if path.is_dir() else path.read_bytes()
     return out
 
 
@@ -43,8 +49,15 @@ def test_check_diff_apply_then_nothing_to_do(tmp_path):
     assert checked["changed"] is True and not checked.get("failed"), proc.stdout
     assert tree(root) == before, "check mode changed the disk"
     actions = {link["name"]: link["action"] for link in checked["links"]}
-    assert actions == {"ComfyUI": "created", "models": "merged", "workflows": "created", "input": "relinked",
-                       "output": "merged", "logs": "backed_up", "custom_nodes": "created"}
+    assert actions == {
+        "ComfyUI": "created",
+        "models": "merged",
+        "workflows": "created",
+        "input": "relinked",
+        "output": "merged",
+        "logs": "backed_up",
+        "custom_nodes": "created",
+    }
     assert f"{root}/models: directory with 1 entries" in checked["diff"]["before"]
     assert f"{root}/input -> /old/place/input (dangling)" in checked["diff"]["before"]
     assert "kept both" in checked["diff"]["after"]
@@ -70,18 +83,23 @@ def test_check_diff_apply_then_nothing_to_do(tmp_path):
 def test_bad_input_fails_clearly_through_ansible_and_touches_nothing(tmp_path):
     root = old_layout(tmp_path)
     before = tree(root)
-    result, proc = run_module("workspace_link", {"root": str(root), "vault": str(root / "aiclipse"),
-                                                 "links": {"models": "models", "logs": "/etc"}})
+    result, proc = run_module(
+        "workspace_link",
+        {"root": str(root), "vault": str(root / "aiclipse"), "links": {"models": "models", "logs": "/etc"}},
+    )
     assert result.get("failed") is True
     assert "nothing was changed" in result["msg"] and "outside the vault" in result["msg"], result["msg"]
     assert tree(root) == before
 
-    result, proc = run_module("workspace_link", {"root": "workspace", "vault": str(root / "aiclipse"),
-                                                 "links": {"models": "models"}})
+    result, proc = run_module(
+        "workspace_link", {"root": "workspace", "vault": str(root / "aiclipse"), "links": {"models": "models"}}
+    )
     assert result.get("failed") is True and "root must be an absolute path" in result["msg"]
 
-    result, proc = run_module("workspace_link", {"root": str(root), "vault": str(root / "aiclipse"),
-                                                 "links": SPEC_LINKS, "on_conflict": "fail"})
+    result, proc = run_module(
+        "workspace_link",
+        {"root": str(root), "vault": str(root / "aiclipse"), "links": SPEC_LINKS, "on_conflict": "fail"},
+    )
     assert result.get("failed") is True and f"{root}/models is a real directory" in result["msg"]
     assert tree(root) == before
 
@@ -102,8 +120,9 @@ def test_an_old_clone_merged_into_the_vaults_clone_keeps_both_histories(tmp_path
     old_head = git(old, "rev-parse", "HEAD")
     (old / "output" / "img.png").write_bytes(b"png")
 
-    result, proc = run_module("workspace_link", {"root": str(root), "vault": str(vault),
-                                                 "links": {"ComfyUI": "ComfyUI"}})
+    result, proc = run_module(
+        "workspace_link", {"root": str(root), "vault": str(vault), "links": {"ComfyUI": "ComfyUI"}}
+    )
     assert result["links"][0]["action"] == "merged", proc.stdout
     # The vault's clone is intact and clean apart from what the old one brought.
     assert git(vault_clone, "rev-parse", "HEAD")

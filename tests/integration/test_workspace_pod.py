@@ -6,6 +6,7 @@ filesystems. ComfyUI is a git clone holding a user's model in its own models fol
 model moves into the vault (ComfyUI's base directory), the checkout stays exactly as git made
 it, and upstream moves on under models/ after the migration: git pull just works.
 """
+
 import pytest
 
 from harness.ansible_run import run_playbook
@@ -86,16 +87,26 @@ def check_pod(pod, tmp_path):
     playbook.write_text(PLAY)
 
     def provision():
-        run = run_playbook(playbook, inventory=f"{pod.name},", env={"CONTAINERS_CONF": str(CONTAINERS_CONF)},
-                           args=["-c", "containers.podman.podman", "-e", "ansible_python_interpreter=/usr/bin/python3"])
+        run = run_playbook(
+            playbook,
+            inventory=f"{pod.name},",
+            env={"CONTAINERS_CONF": str(CONTAINERS_CONF)},
+            args=["-c", "containers.podman.podman", "-e", "ansible_python_interpreter=/usr/bin/python3"],
+        )
         assert run.rc == 0 and run.failed == 0, run.stdout[-4000:] + run.stderr[-2000:]
         return run
 
     assert provision().changed > 0
     out = pod.sh(VERIFY).stdout.split("\n")
-    assert out[:7] == ["/workspace/aiclipse/ComfyUI", "/workspace/aiclipse/models",
-                       "/workspace/aiclipse/user/default/workflows", "/workspace/aiclipse/input",
-                       "/workspace/aiclipse/output", "/workspace/aiclipse/logs", "/workspace/aiclipse/custom_nodes"]
+    assert out[:7] == [
+        "/workspace/aiclipse/ComfyUI",
+        "/workspace/aiclipse/models",
+        "/workspace/aiclipse/user/default/workflows",
+        "/workspace/aiclipse/input",
+        "/workspace/aiclipse/output",
+        "/workspace/aiclipse/logs",
+        "/workspace/aiclipse/custom_nodes",
+    ]
     assert out[7:9] == ["png", '{"template": 1}']
     assert out[11:] == [""], "git sees a change in ComfyUI's checkout"
     # The vault really is another filesystem, so the old folders came over as copies.

@@ -1,4 +1,5 @@
 """The workspace role through ansible-playbook: layout, shortcuts, the one workflows folder."""
+
 import json
 import os
 from pathlib import Path
@@ -14,8 +15,15 @@ PLAY = """\
   roles:
     - role: aiclipse.comfyui.workspace
 """
-SHORTCUTS = {"ComfyUI": "ComfyUI", "models": "models", "workflows": "user/default/workflows", "input": "input",
-             "output": "output", "logs": "logs", "custom_nodes": "custom_nodes"}
+SHORTCUTS = {
+    "ComfyUI": "ComfyUI",
+    "models": "models",
+    "workflows": "user/default/workflows",
+    "input": "input",
+    "output": "output",
+    "logs": "logs",
+    "custom_nodes": "custom_nodes",
+}
 WORKFLOWS = "user/default/workflows"
 
 
@@ -43,8 +51,10 @@ def pod(tmp_path):
 
 
 def tree(top):
-    return {str(p): (os.readlink(p) if p.is_symlink() else None if p.is_dir() else p.read_bytes())
-            for p in Path(top).rglob("*")}
+    return {
+        str(p): (os.readlink(p) if p.is_symlink() else None if p.is_dir() else p.read_bytes())
+        for p in Path(top).rglob("*")
+    }
 
 
 def test_layout_from_an_older_volume_then_nothing_to_do(pod):

@@ -5,6 +5,7 @@ repos, manifests, workflows, an SSH key), exports its addresses and the pod imag
 AICLIPSE_MOLECULE_* variables, and runs `molecule test -s <scenario>`; the scenario's own
 testinfra checks decide. On failure the tail of molecule's output is the assertion message.
 """
+
 import re
 
 import pytest
@@ -58,6 +59,10 @@ def test_adopted_install_moves_into_the_vault_without_losing_a_byte(world):
 
 
 def _assert_no_secret(output, world):
-    for secret in (world.expected["hf_token"], world.expected["r2_secret"], world.expected["runpod_key"],
-                   world.expected["fleet_pod_secret"]):
+    for secret in (
+        world.expected["hf_token"],
+        world.expected["r2_secret"],
+        world.expected["runpod_key"],
+        world.expected["fleet_pod_secret"],
+    ):
         assert secret not in output, "a secret appears in molecule's output"

@@ -1,5 +1,6 @@
 """http_origin (hop-by-hop requests, same-origin rules, URL checks) and the aria2 session,
 against the real nginx origin, the fault origin and a real aria2c."""
+
 import sys
 import time
 
@@ -10,9 +11,21 @@ from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import (  # noqa: E402
-    Aria2Session, control_progress, describe_error, explain)
+    Aria2Session,
+    control_progress,
+    describe_error,
+    explain,
+)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import (  # noqa: E402
-    OriginClient, OriginError, OriginRanges, check_url, mask_url, origin_label, origin_of, resolve)
+    OriginClient,
+    OriginError,
+    OriginRanges,
+    check_url,
+    mask_url,
+    origin_label,
+    origin_of,
+    resolve,
+)
 
 TOKEN = "unit-token-0123456789"
 
@@ -36,13 +49,16 @@ def auth_by_path(origin, since=0, expect=()):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("url, origin", [
-    ("http://Host.example/a", ("http", "host.example", 80)),
-    ("http://host.example:80/a", ("http", "host.example", 80)),
-    ("https://host.example/a", ("https", "host.example", 443)),
-    ("https://host.example:8443/a", ("https", "host.example", 8443)),
-    ("http://[::1]:9/a", ("http", "::1", 9)),
-])
+@pytest.mark.parametrize(
+    "url, origin",
+    [
+        ("http://Host.example/a", ("http", "host.example", 80)),
+        ("http://host.example:80/a", ("http", "host.example", 80)),
+        ("https://host.example/a", ("https", "host.example", 443)),
+        ("https://host.example:8443/a", ("https", "host.example", 8443)),
+        ("http://[::1]:9/a", ("http", "::1", 9)),
+    ],
+)
 def test_an_origin_is_scheme_host_and_port(url, origin):
     assert origin_of(url) == origin
 
@@ -52,16 +68,19 @@ def test_origin_label_shows_no_path_query_or_userinfo():
     assert origin_label("http://127.0.0.1:8080/x") == "http://127.0.0.1:8080"
 
 
-@pytest.mark.parametrize("url, problem", [
-    ("http://h:99999/a", "port 99999 is out of range (1-65535)"),
-    ("http://h:0/a", "port 0 is out of range"),
-    ("http://h:abc/a", "port 'abc' is not a number"),
-    ("http:///a", "has no host"),
-    ("ftp://h/a", "is not an http:// or https:// URL"),
-    ("http://h/a b", "contains a space"),
-    ("http://h/a\u2028b", "contains a control character"),
-    ("http://[::1/a", "is not a valid URL"),
-])
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("http://h:99999/a", "port 99999 is out of range (1-65535)"),
+        ("http://h:0/a", "port 0 is out of range"),
+        ("http://h:abc/a", "port 'abc' is not a number"),
+        ("http:///a", "has no host"),
+        ("ftp://h/a", "is not an http:// or https:// URL"),
+        ("http://h/a b", "contains a space"),
+        ("http://h/a\u2028b", "contains a control character"),
+        ("http://[::1/a", "is not a valid URL"),
+    ],
+)
 def test_check_url_says_what_is_wrong(url, problem):
     with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace(")", r"\)")):
         check_url(url)
@@ -74,17 +93,25 @@ def test_check_url_masks_a_password_in_its_message():
 
 
 def test_mask_url():
-    assert mask_url("https://bob:pw@h/x?token=abc&v=1&X-Amz-Signature=s") == \
-        "https://bob:***@h/x?token=***&v=1&X-Amz-Signature=***"
+    assert (
+        mask_url("https://bob:pw@h/x?token=abc&v=1&X-Amz-Signature=s")
+        == "https://bob:***@h/x?token=***&v=1&X-Amz-Signature=***"
+    )
     assert mask_url("https://tok@h/x") == "https://***@h/x"
     assert mask_url("https://h/x?download=true") == "https://h/x?download=true"
 
 
-@pytest.mark.parametrize("path, signed", [
-    ("/redirect/small.bin", "/signed/small.bin"),
-    ("/api/download/models/12345", "/signed/civitai/12345"),
-    ("/hf/org/repo/resolve/main/split_files/vae/model.safetensors", "/signed/hf/org/repo/split_files/vae/model.safetensors"),
-])
+@pytest.mark.parametrize(
+    "path, signed",
+    [
+        ("/redirect/small.bin", "/signed/small.bin"),
+        ("/api/download/models/12345", "/signed/civitai/12345"),
+        (
+            "/hf/org/repo/resolve/main/split_files/vae/model.safetensors",
+            "/signed/hf/org/repo/split_files/vae/model.safetensors",
+        ),
+    ],
+)
 def test_redirect_is_resolved_with_token_and_signed_url_gets_none(nginx_origin, path, signed):
     since = len(nginx_origin.log_lines())  # the origin is shared by the session
     resolved = resolve(client(nginx_origin.url + path, nginx_origin.token))
@@ -101,11 +128,14 @@ def test_a_file_the_origin_serves_itself_keeps_the_token_for_the_body(nginx_orig
     assert resolved.size == nginx_origin.catalog["small.bin"][0]
 
 
-@pytest.mark.parametrize("path, token, words", [
-    ("/private/small.bin", None, "401"),
-    ("/private/small.bin", "wrong", "token is missing or wrong"),
-    ("/public/absent.bin", None, "404"),
-])
+@pytest.mark.parametrize(
+    "path, token, words",
+    [
+        ("/private/small.bin", None, "401"),
+        ("/private/small.bin", "wrong", "token is missing or wrong"),
+        ("/public/absent.bin", None, "404"),
+    ],
+)
 def test_refusals_become_clear_errors(nginx_origin, path, token, words):
     with pytest.raises(OriginError, match=words):
         resolve(client(nginx_origin.url + path, token, tries=1))
@@ -138,8 +168,12 @@ def test_line_breaks_in_token_are_refused_before_any_request(fault_server):
 
 def test_with_a_token_the_probe_is_the_request_a_download_makes(fault_server, foreign_server):
     """HEAD 200 but GET 302: the probe must see the GET's answer, not the HEAD's."""
-    fault_server.route("/m", lambda r: Serve("a.bin") if r.method == "HEAD"
-                       else Redirect("http://%s/files/a.bin" % foreign_server.authority))
+    fault_server.route(
+        "/m",
+        lambda r: (
+            Serve("a.bin") if r.method == "HEAD" else Redirect("http://%s/files/a.bin" % foreign_server.authority)
+        ),
+    )
     resolved = resolve(client(fault_server.url + "/m", TOKEN))
     assert not resolved.served_by_origin and resolved.url.startswith(foreign_server.url)
     assert [(r.method, r.range) for r in fault_server.requests] == [("GET", "bytes=0-0")]
@@ -156,8 +190,14 @@ def test_once_a_chain_leaves_the_origin_nothing_carries_the_token_even_back_home
 
 
 def test_each_range_of_an_in_process_download_is_resolved_hop_by_hop(fault_server, foreign_server):
-    fault_server.route("/m", lambda r: Serve("b.bin") if (r.range or "").startswith("bytes=0-")
-                       else Redirect("//%s/files/b.bin" % foreign_server.authority))
+    fault_server.route(
+        "/m",
+        lambda r: (
+            Serve("b.bin")
+            if (r.range or "").startswith("bytes=0-")
+            else Redirect("//%s/files/b.bin" % foreign_server.authority)
+        ),
+    )
 
     class Job:
         size = fault_server.catalog["b.bin"][0]
@@ -205,12 +245,14 @@ def test_control_file_progress_matches_the_bytes_on_disk(make_origin, tmp_path):
     import signal
     import subprocess
     from harness.nginx import write_file
+
     served = tmp_path / "served"
     write_file(served / "s.bin", 8 * 1024 * 1024)
     origin = make_origin(served, limit_rate="1m")
     out = tmp_path / "out"
-    proc = subprocess.Popen(["aria2c", "-q", "-s2", "-x2", "-k1M", "--file-allocation=none", "-d", str(out),
-                             origin.url + "/public/s.bin"])
+    proc = subprocess.Popen(
+        ["aria2c", "-q", "-s2", "-x2", "-k1M", "--file-allocation=none", "-d", str(out), origin.url + "/public/s.bin"]
+    )
     time.sleep(2.5)
     proc.send_signal(signal.SIGTERM)
     proc.wait(10)
@@ -226,8 +268,12 @@ def test_describe_error_adds_hints():
 
 
 def test_describe_error_drops_url_queries_that_may_hold_credentials():
-    reason = describe_error({"errorCode": "3", "errorMessage":
-                             "Resource not found URI=https://cdn.example/x.bin?X-Amz-Signature=abc&token=SECRET end"})
+    reason = describe_error(
+        {
+            "errorCode": "3",
+            "errorMessage": "Resource not found URI=https://cdn.example/x.bin?X-Amz-Signature=abc&token=SECRET end",
+        }
+    )
     assert "SECRET" not in reason and "abc" not in reason
     assert "Resource not found URI=https://cdn.example/x.bin?... end" in reason
 

@@ -1,6 +1,7 @@
 """Comfy Registry resolver (module_utils._comfyui.comfy_registry) against a loopback stand-in that answers
 with the registry's real shapes (tests/harness/comfy_registry.py), including 404, 403, 5xx,
 stalls, dripped bodies, garbage and oversized answers; and the offline node map."""
+
 import socket
 import sys
 import threading
@@ -15,7 +16,15 @@ from harness.paths import REPO
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.comfy_registry import (  # noqa: E402
-    BAD_RESPONSE, INVALID, NOT_FOUND, REFUSED, UNAVAILABLE, ComfyRegistry, NodeMapError, RegistryError, read_node_map,
+    BAD_RESPONSE,
+    INVALID,
+    NOT_FOUND,
+    REFUSED,
+    UNAVAILABLE,
+    ComfyRegistry,
+    NodeMapError,
+    RegistryError,
+    read_node_map,
 )
 
 KJ = "https://github.com/kijai/ComfyUI-KJNodes"
@@ -25,11 +34,19 @@ KJ = "https://github.com/kijai/ComfyUI-KJNodes"
 def registry():
     with RegistryStandIn() as standin:
         standin.add("comfyui-kjnodes", KJ, versions=("1.0.9", "1.1.0", "1.1.2"), deprecated=("1.1.0",))
-        standin.add("comfyui-impact-pack", "https://github.com/ltdrdata/ComfyUI-Impact-Pack", versions=("8.8.1",),
-                    version_status={"8.8.1": "NodeVersionStatusFlagged"})
+        standin.add(
+            "comfyui-impact-pack",
+            "https://github.com/ltdrdata/ComfyUI-Impact-Pack",
+            versions=("8.8.1",),
+            version_status={"8.8.1": "NodeVersionStatusFlagged"},
+        )
         standin.add("banned-pack", "https://github.com/evil/pack", status="NodeStatusBanned")
-        standin.add("gone-version", "https://github.com/x/gone", versions=("1.0.0", "2.0.0"),
-                    version_status={"1.0.0": "NodeVersionStatusDeleted"})
+        standin.add(
+            "gone-version",
+            "https://github.com/x/gone",
+            versions=("1.0.0", "2.0.0"),
+            version_status={"1.0.0": "NodeVersionStatusDeleted"},
+        )
         standin.add("never-published", "https://github.com/x/never", versions=())
         standin.add("no-repo", "")
         standin.add("ssh-repo", "git@github.com:x/y.git")
@@ -51,10 +68,20 @@ def failure(resolver, *args):
 def test_a_registry_version_resolves_to_its_repository_and_download(registry):
     result = client(registry).resolve("comfyui-kjnodes", "1.0.9")
     assert result == {
-        "cnr_id": "comfyui-kjnodes", "repository": KJ, "source": "registry", "version": "1.0.9", "commit": None,
+        "cnr_id": "comfyui-kjnodes",
+        "repository": KJ,
+        "source": "registry",
+        "version": "1.0.9",
+        "commit": None,
         "download_url": "https://cdn.comfy.org/publisher/comfyui-kjnodes/1.0.9/node.zip",
-        "latest_version": "1.1.2", "deprecated": False, "warnings": []}
-    assert [path for _m, path, _q in registry.requests] == ["/nodes/comfyui-kjnodes", "/nodes/comfyui-kjnodes/versions/1.0.9"]
+        "latest_version": "1.1.2",
+        "deprecated": False,
+        "warnings": [],
+    }
+    assert [path for _m, path, _q in registry.requests] == [
+        "/nodes/comfyui-kjnodes",
+        "/nodes/comfyui-kjnodes/versions/1.0.9",
+    ]
 
 
 def test_no_version_means_the_latest_and_a_leading_v_is_dropped(registry):
@@ -151,6 +178,7 @@ def test_nothing_listening_and_a_server_that_hangs_up(registry):
             except OSError:
                 return
             conn.close()
+
     threading.Thread(target=hang_up, daemon=True).start()
     try:
         rude = ComfyRegistry("http://127.0.0.1:%d" % listener.getsockname()[1], timeout=2, retry_pause=0.01)
@@ -183,15 +211,23 @@ def test_results_and_failures_are_cached(registry):
 
 # -- the offline node map ------------------------------------------------------------------
 
+
 def test_the_node_map_answers_without_the_network(tmp_path):
     node_map = tmp_path / "nodes-map.txt"
-    node_map.write_text("\ufeff# cnr_id|repository|pin\n\n"
-                        "comfyui-kjnodes | https://git.example.com/mirror/ComfyUI-KJNodes.git\n"
-                        "Comfyui-Impact-Pack|https://github.com/ltdrdata/ComfyUI-Impact-Pack|v8.8.1\n"
-                        "pinned-commit|https://github.com/x/y|0123abcd\n", encoding="utf-8")
+    node_map.write_text(
+        "\ufeff# cnr_id|repository|pin\n\n"
+        "comfyui-kjnodes | https://git.example.com/mirror/ComfyUI-KJNodes.git\n"
+        "Comfyui-Impact-Pack|https://github.com/ltdrdata/ComfyUI-Impact-Pack|v8.8.1\n"
+        "pinned-commit|https://github.com/x/y|0123abcd\n",
+        encoding="utf-8",
+    )
     resolver = ComfyRegistry(None, node_map=read_node_map(str(node_map)))
     mapped = resolver.resolve("comfyui-kjnodes", "1.0.9")
-    assert (mapped["source"], mapped["repository"], mapped["version"]) == ("map", "https://git.example.com/mirror/ComfyUI-KJNodes.git", "1.0.9")
+    assert (mapped["source"], mapped["repository"], mapped["version"]) == (
+        "map",
+        "https://git.example.com/mirror/ComfyUI-KJNodes.git",
+        "1.0.9",
+    )
     impact = resolver.resolve("comfyui-impact-pack", "8.0.0")
     assert impact["version"] == "8.8.1"
     assert "the node map pins 8.8.1 (%s:4), not the workflow's 8.0.0" % node_map in impact["warnings"][0]
@@ -211,13 +247,15 @@ def test_a_mapped_id_never_reaches_the_registry(registry, tmp_path):
 
 def test_a_bad_node_map_names_every_bad_line(tmp_path):
     node_map = tmp_path / "map.txt"
-    node_map.write_text("ok|https://github.com/a/b\n"
-                        "only-one-field\n"
-                        "../x|https://github.com/a/b\n"
-                        "bad-url|file:///etc/passwd\n"
-                        "creds|https://user:tok@github.com/a/b\n"
-                        "bad-pin|https://github.com/a/b|main\n"
-                        "OK|https://github.com/a/c\n")
+    node_map.write_text(
+        "ok|https://github.com/a/b\n"
+        "only-one-field\n"
+        "../x|https://github.com/a/b\n"
+        "bad-url|file:///etc/passwd\n"
+        "creds|https://user:tok@github.com/a/b\n"
+        "bad-pin|https://github.com/a/b|main\n"
+        "OK|https://github.com/a/c\n"
+    )
     with pytest.raises(NodeMapError) as caught:
         read_node_map(str(node_map))
     message = str(caught.value)

@@ -6,6 +6,7 @@ forked child that SIGKILLs itself right before its N-th filesystem change or git
 every N until a run gets through. After each kill a full migration runs; then no byte of the
 user's may be missing, the checkout must be pristine, and one more run must change nothing.
 """
+
 import os
 import shutil
 import signal
@@ -29,25 +30,45 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.worksp
     WorkspaceLinks,
 )
 
-NEW_SHORTCUTS = {"ComfyUI": "ComfyUI", "models": "models", "workflows": "user/default/workflows", "input": "input",
-                 "output": "output", "logs": "logs", "custom_nodes": "custom_nodes"}
+NEW_SHORTCUTS = {
+    "ComfyUI": "ComfyUI",
+    "models": "models",
+    "workflows": "user/default/workflows",
+    "input": "input",
+    "output": "output",
+    "logs": "logs",
+    "custom_nodes": "custom_nodes",
+}
 MUTATIONS = ("rename", "replace", "link", "unlink", "rmdir", "mkdir", "symlink", "chmod")
 
 
 def run_command(args, data=None):
-    proc = subprocess.run(args, input=data.encode("utf-8", "surrogateescape") if data is not None else None,
-                          capture_output=True, check=False)
-    return (proc.returncode, proc.stdout.decode("utf-8", "surrogateescape"),
-            proc.stderr.decode("utf-8", "surrogateescape"))
+    proc = subprocess.run(
+        args,
+        input=data.encode("utf-8", "surrogateescape") if data is not None else None,
+        capture_output=True,
+        check=False,
+    )
+    return (
+        proc.returncode,
+        proc.stdout.decode("utf-8", "surrogateescape"),
+        proc.stderr.decode("utf-8", "surrogateescape"),
+    )
 
 
 def start(root, runner=run_command):
     """What the workspace role does at a start, in order; returns the layout's result."""
     vault = os.path.join(root, "aiclipse")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    result = ComfyUILayout(os.path.join(vault, "ComfyUI"), vault, runner, "/usr/bin/git", stamp,
-                           model_folders=["checkpoints", "loras"],
-                           vault_links={"workflows": "user/default/workflows"}).run()
+    result = ComfyUILayout(
+        os.path.join(vault, "ComfyUI"),
+        vault,
+        runner,
+        "/usr/bin/git",
+        stamp,
+        model_folders=["checkpoints", "loras"],
+        vault_links={"workflows": "user/default/workflows"},
+    ).run()
     links_run = WorkspaceLinks(str(root), vault, NEW_SHORTCUTS, stamp=stamp)
     links_run.validate()
     links_run.run()
@@ -71,11 +92,13 @@ def killed_at(root, limit):
             def counted(*args, _real=real, **kwargs):
                 tick()
                 return _real(*args, **kwargs)
+
             setattr(os, name, counted)
 
         def counted_command(args, data=None):
             tick()
             return run_command(args, data)
+
         try:
             start(root, counted_command)
         except BaseException:  # pylint: disable=broad-except  # a failure is a status, not a kill

@@ -5,6 +5,7 @@ never a mix; the new bytes never readable under a wider mode than the final one;
 file keeps its owner; ``replace=False`` never overwrites, not even what appears meanwhile; a
 failure leaves the path as it was and no temporary file.
 """
+
 import hashlib
 import os
 import stat
@@ -17,7 +18,10 @@ from harness.paths import REPO
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import (  # noqa: E402
-    is_sha256_hex, link_no_clobber, sha256_file, write_file_atomic,
+    is_sha256_hex,
+    link_no_clobber,
+    sha256_file,
+    write_file_atomic,
 )
 
 

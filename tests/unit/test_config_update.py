@@ -1,6 +1,7 @@
 """aiclipse-config-update's pieces without a remote: the copies kept in the vault and what the
 entrypoint's report does to them, the fallback order, which CONFIG_REPO values git is never
 given, and what its one log line may contain."""
+
 import importlib.machinery
 import importlib.util
 import json
@@ -59,16 +60,22 @@ def make_copy(store, commit, age=0):
 OLD = cu.HANDOUT_LEASE_SECONDS + 60
 
 
-@pytest.mark.parametrize("text, shown", [
-    ("https://user:ghp_token123@github.com/org/config.git", "https://***@github.com/org/config.git"),
-    ("http://tok@127.0.0.1:8080/x.git@main", "http://***@127.0.0.1:8080/x.git@main"),
-    ("fatal: unable to access 'https://a:b@host/r/': timeout", "fatal: unable to access 'https://***@host/r/': timeout"),
-    # A raw '@' in the password: everything up to the last '@' before the host is userinfo.
-    ("https://user:left@RIGHT@host/r.git@main", "https://***@host/r.git@main"),
-    ("ssh://git:p@ss@host:22/r.git", "ssh://***@host:22/r.git"),
-    ("https://github.com/org/config.git", "https://github.com/org/config.git"),
-    ("file:///srv/config.git@main", "file:///srv/config.git@main"),
-])
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("https://user:ghp_token123@github.com/org/config.git", "https://***@github.com/org/config.git"),
+        ("http://tok@127.0.0.1:8080/x.git@main", "http://***@127.0.0.1:8080/x.git@main"),
+        (
+            "fatal: unable to access 'https://a:b@host/r/': timeout",
+            "fatal: unable to access 'https://***@host/r/': timeout",
+        ),
+        # A raw '@' in the password: everything up to the last '@' before the host is userinfo.
+        ("https://user:left@RIGHT@host/r.git@main", "https://***@host/r.git@main"),
+        ("ssh://git:p@ss@host:22/r.git", "ssh://***@host:22/r.git"),
+        ("https://github.com/org/config.git", "https://github.com/org/config.git"),
+        ("file:///srv/config.git@main", "file:///srv/config.git@main"),
+    ],
+)
 def test_credentials_in_urls_are_hidden(text, shown):
     assert cu.redact(text) == shown
 
@@ -77,8 +84,10 @@ def test_log_lines_escape_control_characters_so_no_value_starts_a_line(tmp_path,
     log = cu.BootLog(str(tmp_path / "logs" / "config-update.log"))
     log.write("could not update from file:///r@main\nforged line\r\x1b[2Kx\u2028y: https://u:p@h/x")
     err = capsys.readouterr().err
-    assert err == ("aiclipse-config-update: could not update from file:///r@main\\nforged line\\r\\x1b[2Kx\\u2028y: "
-                   "https://***@h/x\n")
+    assert err == (
+        "aiclipse-config-update: could not update from file:///r@main\\nforged line\\r\\x1b[2Kx\\u2028y: "
+        "https://***@h/x\n"
+    )
     (line,) = (tmp_path / "logs" / "config-update.log").read_text().splitlines()
     assert line.endswith("file:///r@main\\nforged line\\r\\x1b[2Kx\\u2028y: https://***@h/x")
 
@@ -99,36 +108,53 @@ def test_url_credentials_go_to_a_credential_helper_for_that_origin_only(monkeypa
     assert raw_at[0] == "https://h/r.git" and raw_at[1]["AICLIPSE_GIT_PASSWORD"] == "left@RIGHT"
     monkeypatch.setenv("GIT_CONFIG_COUNT", "2")  # the pod's own GIT_CONFIG_* entries are kept
     assert cu.split_credentials("http://t@h/r.git")[1]["GIT_CONFIG_KEY_2"] == "credential.helper"
-    for plain in ("https://github.com/org/pods.git", "git@github.com:org/pods.git",
-                  "ssh://git@github.com/org/pods.git", "file:///srv/pods.git"):
+    for plain in (
+        "https://github.com/org/pods.git",
+        "git@github.com:org/pods.git",
+        "ssh://git@github.com/org/pods.git",
+        "file:///srv/pods.git",
+    ):
         assert cu.split_credentials(plain) == (plain, {})
 
 
-@pytest.mark.parametrize("url", [
-    "https://github.com/org/pods.git", "https://bot:tok@git.example.com:8443/org/pods.git",
-    "http://127.0.0.1:8080/config.git", "ssh://git@github.com/org/pods.git", "ssh://[::1]:2222/r.git",
-    "git://127.0.0.1:9418/config.git", "file:///srv/config.git", "/srv/config.git",
-    "git@github.com:org/pods.git", "github.com:org/pods.git", "git+ssh://git@host/r.git",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/org/pods.git",
+        "https://bot:tok@git.example.com:8443/org/pods.git",
+        "http://127.0.0.1:8080/config.git",
+        "ssh://git@github.com/org/pods.git",
+        "ssh://[::1]:2222/r.git",
+        "git://127.0.0.1:9418/config.git",
+        "file:///srv/config.git",
+        "/srv/config.git",
+        "git@github.com:org/pods.git",
+        "github.com:org/pods.git",
+        "git+ssh://git@host/r.git",
+    ],
+)
 def test_plain_git_urls_and_paths_are_accepted(url):
     assert cu.url_problem(url) is None
 
 
-@pytest.mark.parametrize("url, problem", [
-    ("--upload-pack=touch /tmp/x", "starts with '-'"),
-    ("-oProxyCommand=x:r.git", "starts with '-'"),
-    ("ext::sh -c touch% /tmp/x", "whitespace"),
-    ("ext::sh", "remote helper"),
-    ("fd::17", "remote helper"),
-    ("file:///srv/x.git --upload-pack=x", "whitespace"),
-    ("https://host/r.git\n--upload-pack=x", "whitespace"),
-    ("ssh://-oProxyCommand=x/r.git", "host"),
-    ("https://user@-x/r.git", "host"),
-    ("ftp://host/r.git", "scheme 'ftp'"),
-    ("https://[::1/r.git", "not a well-formed URL"),
-    ("relative/config.git", "absolute path"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("--upload-pack=touch /tmp/x", "starts with '-'"),
+        ("-oProxyCommand=x:r.git", "starts with '-'"),
+        ("ext::sh -c touch% /tmp/x", "whitespace"),
+        ("ext::sh", "remote helper"),
+        ("fd::17", "remote helper"),
+        ("file:///srv/x.git --upload-pack=x", "whitespace"),
+        ("https://host/r.git\n--upload-pack=x", "whitespace"),
+        ("ssh://-oProxyCommand=x/r.git", "host"),
+        ("https://user@-x/r.git", "host"),
+        ("ftp://host/r.git", "scheme 'ftp'"),
+        ("https://[::1/r.git", "not a well-formed URL"),
+        ("relative/config.git", "absolute path"),
+        ("", "empty"),
+    ],
+)
 def test_urls_git_could_read_as_options_or_commands_are_refused(url, problem):
     assert problem in cu.url_problem(url)
     settings = cu.Settings({"CONFIG_REPO": url})
@@ -190,9 +216,10 @@ def test_a_clean_start_promotes_the_copy_and_keeps_the_one_before(store, log, ca
     assert store.commit_of("previous-good") == A
     assert os.readlink(store.link_path("last-good")) == os.path.join("checkouts", B)  # relative: the vault may move
     lines = capsys.readouterr().err.splitlines()
-    assert lines == [f"aiclipse-config-update: commit {A[:12]} provisioned cleanly: it is the last good copy now",
-                     f"aiclipse-config-update: commit {B[:12]} provisioned cleanly: it is the last good copy now "
-                     f"(was {A[:12]})"]
+    assert lines == [
+        f"aiclipse-config-update: commit {A[:12]} provisioned cleanly: it is the last good copy now",
+        f"aiclipse-config-update: commit {B[:12]} provisioned cleanly: it is the last good copy now (was {A[:12]})",
+    ]
     assert not [name for name in os.listdir(store.state_dir) if name.startswith(".")]
 
 
@@ -218,7 +245,9 @@ def test_a_failed_start_keeps_the_copy_apart_unless_it_once_provisioned(store, l
     assert cu.failed_run(store, C) is None and store.commit_of("failed") == B
     # The baked copy and unknown directories are nobody's business here.
     assert cu.report(store, log, "/opt/aiclipse/config", 0) == 0
-    assert json.loads(open(os.path.join(store.checkouts, B, cu.OUTCOME_MARK), encoding="utf-8").read())["exit_code"] == 2
+    assert (
+        json.loads(open(os.path.join(store.checkouts, B, cu.OUTCOME_MARK), encoding="utf-8").read())["exit_code"] == 2
+    )
 
 
 def test_vaults_from_before_keep_their_copies_as_good_ones(store):
@@ -242,7 +271,9 @@ def test_fallback_order_last_good_then_previous_then_baked(tmp_path, store, log)
     (baked / "ansible.cfg").write_text("[defaults]\n")
 
     assert cu.fallback(store, str(tmp_path / "nothing")) == (
-        None, "nothing: no copy in the vault and no site.yml in the baked copy %s" % (tmp_path / "nothing"))
+        None,
+        "nothing: no copy in the vault and no site.yml in the baked copy %s" % (tmp_path / "nothing"),
+    )
     assert cu.fallback(store, str(baked)) == (str(baked), "the copy baked into the image %s" % baked)
 
     make_copy(store, A)
@@ -259,7 +290,9 @@ def test_fallback_order_last_good_then_previous_then_baked(tmp_path, store, log)
     # The last good copy lost a file (or was deleted by hand): the one before it runs.
     os.unlink(os.path.join(store.checkouts, B, "ansible.cfg"))
     assert cu.fallback(store, str(baked)) == (
-        os.path.join(store.checkouts, A), "the copy before the last good one " + A[:12])
+        os.path.join(store.checkouts, A),
+        "the copy before the last good one " + A[:12],
+    )
 
 
 def test_with_signature_checks_on_copies_checked_against_other_keys_are_passed_over(tmp_path, store, log):
@@ -272,7 +305,8 @@ def test_with_signature_checks_on_copies_checked_against_other_keys_are_passed_o
     assert cu.fallback(store, str(tmp_path / "none"), verified_with=KEYS) == (
         os.path.join(store.checkouts, A),
         "the copy before the last good one %s (not %s: not signature-checked against CONFIG_TRUSTED_KEYS)"
-        % (A[:12], B[:12]))
+        % (A[:12], B[:12]),
+    )
     directory, label = cu.fallback(store, str(tmp_path / "none"), verified_with="sha256:other-keys")
     assert directory is None and label.startswith("nothing: ") and "not %s, %s" % (B[:12], A[:12]) in label
 

@@ -6,6 +6,7 @@ attacked directly: one entry's unexpected exception is that entry's failure only
 problem still gives every entry a result and a log line, the disk preflight keeps what fits,
 and a stop request ends the run with every unfinished entry saying so.
 """
+
 import hashlib
 import os
 import shutil
@@ -18,7 +19,11 @@ from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import (  # noqa: E402
-    DownloadRun, Entry, EntryProblem, RunError)
+    DownloadRun,
+    Entry,
+    EntryProblem,
+    RunError,
+)
 
 
 class CopyFetcher:
@@ -120,8 +125,10 @@ def test_a_whole_run_problem_gives_every_entry_a_result_and_the_log_a_line(world
     assert [r["status"] for r in result["results"]] == ["failed", "failed"]
     assert all(r["reason"] == "R2 credentials missing: set R2_ACCESS_KEY_ID" for r in result["results"])
     assert result["msg"].startswith("R2 credentials missing: set R2_ACCESS_KEY_ID (2 of 2 models failed")
-    assert ("FAILED before downloading: R2 credentials missing: set R2_ACCESS_KEY_ID; 2 model(s) not downloaded "
-            "(a.bin, b.bin); the next start tries again") in log
+    assert (
+        "FAILED before downloading: R2 credentials missing: set R2_ACCESS_KEY_ID; 2 model(s) not downloaded "
+        "(a.bin, b.bin); the next start tries again"
+    ) in log
     assert not (world / "state").exists(), "nothing is created for a run that cannot start"
 
 
@@ -150,8 +157,13 @@ def test_present_files_are_checked_once_and_the_diff_is_truthful(world):
 
 
 def test_check_mode_writes_nothing(world):
-    result = DownloadRun(CopyFetcher(str(world / "source")), entries_for(world, ["a.bin"]), str(world / "state"),
-                         log_file=str(world / "models.log"), check_mode=True).run()
+    result = DownloadRun(
+        CopyFetcher(str(world / "source")),
+        entries_for(world, ["a.bin"]),
+        str(world / "state"),
+        log_file=str(world / "models.log"),
+        check_mode=True,
+    ).run()
     assert result["results"][0]["status"] == "would_download" and result["bytes_needed"] == 5_000
     assert not (world / "state").exists() and not (world / "models.log").exists()
 
@@ -176,8 +188,10 @@ def test_a_stop_request_ends_the_run_and_says_so_for_every_unfinished_entry(worl
     assert result["stopped"] is True
     assert [r["status"] for r in result["results"]] == ["failed", "failed"]
     assert all(r["reason"].startswith("stopped by SIGTERM before it finished") for r in result["results"])
-    assert "stopped by SIGTERM: 2 download(s) unfinished (a.bin, b.bin); they resume at the next start" in \
-        (world / "models.log").read_text()
+    assert (
+        "stopped by SIGTERM: 2 download(s) unfinished (a.bin, b.bin); they resume at the next start"
+        in (world / "models.log").read_text()
+    )
     assert (world / "state/copy_fetch.run.lock").read_text() == ""
 
 

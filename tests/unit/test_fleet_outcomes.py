@@ -1,6 +1,7 @@
 """The fleet summary's reading of a run (plugin_utils._fleet.fleet_outcomes) and the RunPod
 record rules (plugin_utils._fleet.runpod_hosts), in-process. The ssh text is what OpenSSH 9.2
 prints when a pinned host key changed (captured from a run against a harness pod)."""
+
 import sys
 
 import pytest
@@ -11,7 +12,14 @@ sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.plugin_utils._fleet import runpod_hosts  # noqa: E402
 from ansible_collections.aiclipse.comfyui.plugins.plugin_utils._fleet.fleet_outcomes import (  # noqa: E402
-    FAILED, PROVISIONED, UNREACHABLE, FleetOutcomes, host_key_change, render, write_retry_file)
+    FAILED,
+    PROVISIONED,
+    UNREACHABLE,
+    FleetOutcomes,
+    host_key_change,
+    render,
+    write_retry_file,
+)
 
 CHANGED_KEY_SSH = """timed out waiting for ping module test: Data could not be sent to remote host "127.0.0.1". \
 Make sure this host can be reached over ssh: @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
@@ -32,34 +40,62 @@ Host key verification failed."""
 
 
 def test_a_changed_host_key_is_recognised_with_file_line_and_address():
-    assert host_key_change(CHANGED_KEY_SSH) == {"file": "/srv/fleet/known_hosts", "line": 3, "host": "[127.0.0.1]:42055"}
+    assert host_key_change(CHANGED_KEY_SSH) == {
+        "file": "/srv/fleet/known_hosts",
+        "line": 3,
+        "host": "[127.0.0.1]:42055",
+    }
     assert host_key_change("ssh: connect to host 127.0.0.1 port 4: Connection refused") is None
 
 
 def test_outcomes_name_each_pod_with_task_and_reason():
     outcomes = FleetOutcomes()
-    outcomes.on_failed("pod-b", "Wait briefly for the pod's SSH", "ansible.builtin.wait_for_connection",
-                       {"msg": CHANGED_KEY_SSH})
-    outcomes.on_failed("pod-c", "aiclipse.comfyui.models : Read the models manifests", "aiclipse.comfyui.model_manifest",
-                       {"msg": "broken_models.txt:2: unknown source 'hugginface'\n(use huggingface, civitai, url or r2)"})
+    outcomes.on_failed(
+        "pod-b", "Wait briefly for the pod's SSH", "ansible.builtin.wait_for_connection", {"msg": CHANGED_KEY_SSH}
+    )
+    outcomes.on_failed(
+        "pod-c",
+        "aiclipse.comfyui.models : Read the models manifests",
+        "aiclipse.comfyui.model_manifest",
+        {"msg": "broken_models.txt:2: unknown source 'hugginface'\n(use huggingface, civitai, url or r2)"},
+    )
     # Only the first failure of a pod counts.
     outcomes.on_failed("pod-c", "later task", "ansible.builtin.debug", {"msg": "later"})
-    outcomes.on_unreachable("pod-d", {"msg": "Failed to connect to the host via ssh: ssh: connect to host "
-                                             "127.0.0.1 port 40999: Connection refused", "unreachable": True})
-    counts = {"pod-a": {"changed": 9}, "pod-e": {"changed": 0}, "pod-b": {"failures": 1},
-              "pod-c": {"failures": 1, "changed": 2}, "pod-d": {"unreachable": 1}}
+    outcomes.on_unreachable(
+        "pod-d",
+        {
+            "msg": "Failed to connect to the host via ssh: ssh: connect to host "
+            "127.0.0.1 port 40999: Connection refused",
+            "unreachable": True,
+        },
+    )
+    counts = {
+        "pod-a": {"changed": 9},
+        "pod-e": {"changed": 0},
+        "pod-b": {"failures": 1},
+        "pod-c": {"failures": 1, "changed": 2},
+        "pod-d": {"unreachable": 1},
+    }
     rows = outcomes.outcomes(counts)
     assert [(host, outcome) for host, outcome, _d in rows] == [
-        ("pod-a", PROVISIONED), ("pod-b", UNREACHABLE), ("pod-c", FAILED), ("pod-d", UNREACHABLE), ("pod-e", PROVISIONED)]
+        ("pod-a", PROVISIONED),
+        ("pod-b", UNREACHABLE),
+        ("pod-c", FAILED),
+        ("pod-d", UNREACHABLE),
+        ("pod-e", PROVISIONED),
+    ]
     detail = dict((host, d) for host, _o, d in rows)
     assert detail["pod-a"] == "9 changed" and detail["pod-e"] == "nothing to change"
-    assert detail["pod-c"] == ("aiclipse.comfyui.models : Read the models manifests: broken_models.txt:2: unknown "
-                               "source 'hugginface' (use huggingface, civitai, url or r2)")
+    assert detail["pod-c"] == (
+        "aiclipse.comfyui.models : Read the models manifests: broken_models.txt:2: unknown "
+        "source 'hugginface' (use huggingface, civitai, url or r2)"
+    )
     assert detail["pod-d"].endswith("port 40999: Connection refused")
     assert detail["pod-b"] == (
         "REFUSED: pod-b's SSH host key changed since it was recorded in /srv/fleet/known_hosts (line 3). If you "
         "replaced or rebuilt pod-b, forget the old key with `ssh-keygen -R '[127.0.0.1]:42055' -f "
-        "/srv/fleet/known_hosts` and retry it; otherwise something else answers at [127.0.0.1]:42055: do not provision it.")
+        "/srv/fleet/known_hosts` and retry it; otherwise something else answers at [127.0.0.1]:42055: do not provision it."
+    )
     lines = render(rows, "/srv/fleet/fleet.retry", "ansible-playbook -i inventories/runpod playbooks/fleet.yml")
     assert lines[0] == "5 pods: 2 provisioned, 1 failed, 2 unreachable"
     assert lines[-1] == "  ansible-playbook -i inventories/runpod playbooks/fleet.yml --limit @/srv/fleet/fleet.retry"
@@ -75,18 +111,28 @@ def test_retry_file_lists_the_pods_and_goes_when_all_finished(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == []
 
 
-@pytest.mark.parametrize("entries, expected", [
-    (["A=1", "B=x=y", "C=", "novalue", "=orphan"], {"A": "1", "B": "x=y", "C": ""}),
-    ({"A": "1", "B": None}, {"A": "1", "B": ""}),
-    (None, {}),
-])
+@pytest.mark.parametrize(
+    "entries, expected",
+    [
+        (["A=1", "B=x=y", "C=", "novalue", "=orphan"], {"A": "1", "B": "x=y", "C": ""}),
+        ({"A": "1", "B": None}, {"A": "1", "B": ""}),
+        (None, {}),
+    ],
+)
 def test_runpod_env_entries_are_key_value_strings(entries, expected):
     assert runpod_hosts.parse_env(entries) == expected
 
 
 def test_only_allowed_non_secret_names_keep_their_values():
-    env = {"TEMPLATE_TYPE": "sdxl", "HF_TOKEN": "hf_x", "MY_API_KEY": "k", "DB_PASSWORD": "p",
-           "AWS_CREDENTIALS": "c", "REPO": "https://user:tok@host/x.git", "OTHER": "o"}
+    env = {
+        "TEMPLATE_TYPE": "sdxl",
+        "HF_TOKEN": "hf_x",
+        "MY_API_KEY": "k",
+        "DB_PASSWORD": "p",
+        "AWS_CREDENTIALS": "c",
+        "REPO": "https://user:tok@host/x.git",
+        "OTHER": "o",
+    }
     shown, withheld = runpod_hosts.split_env(env, ["TEMPLATE_TYPE", "HF_TOKEN", "MY_API_KEY", "REPO"])
     assert shown == {"TEMPLATE_TYPE": "sdxl", "REPO": "https://********@host/x.git"}
     assert withheld == ["AWS_CREDENTIALS", "DB_PASSWORD", "HF_TOKEN", "MY_API_KEY", "OTHER"]

@@ -1,5 +1,6 @@
 """Credentials in git URLs (module_utils._comfyui.git_checkout): what to mask, what git may see and
 store, and how the rest reaches git (its credential helper, for the URL's host only)."""
+
 import subprocess
 import sys
 
@@ -11,22 +12,33 @@ from harness.paths import REPO
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import (  # noqa: E402
-    credentials_problem, git_environment, mask_url_credentials, public_url, redact, repo_url_on_target,
-    split_credentials, stored_credentials, url_host, url_secrets,
+    credentials_problem,
+    git_environment,
+    mask_url_credentials,
+    public_url,
+    redact,
+    repo_url_on_target,
+    split_credentials,
+    stored_credentials,
+    url_host,
+    url_secrets,
 )
 
 
-@pytest.mark.parametrize("url, secrets", [
-    ("https://user:ghp_token123@github.com/o/r.git", {"ghp_token123"}),
-    ("https://ghp_0123456789abcdefghijklmn@github.com/o/r.git", {"ghp_0123456789abcdefghijklmn"}),
-    # A user name is no secret, and masking "git" would garble every message that says git.
-    ("ssh://git@github.com/o/r.git", set()),
-    ("https://user:x@host/r.git", set()),
-    ("https://github.com/o/r.git", set()),
-    ("/srv/repos/ComfyUI", set()),
-    ("", set()),
-    ("https://user:ghp_inline99@host/r.git|main|x|a manifest line", {"ghp_inline99"}),
-])
+@pytest.mark.parametrize(
+    "url, secrets",
+    [
+        ("https://user:ghp_token123@github.com/o/r.git", {"ghp_token123"}),
+        ("https://ghp_0123456789abcdefghijklmn@github.com/o/r.git", {"ghp_0123456789abcdefghijklmn"}),
+        # A user name is no secret, and masking "git" would garble every message that says git.
+        ("ssh://git@github.com/o/r.git", set()),
+        ("https://user:x@host/r.git", set()),
+        ("https://github.com/o/r.git", set()),
+        ("/srv/repos/ComfyUI", set()),
+        ("", set()),
+        ("https://user:ghp_inline99@host/r.git|main|x|a manifest line", {"ghp_inline99"}),
+    ],
+)
 def test_url_secrets(url, secrets):
     assert url_secrets(url) == secrets
     for secret in secrets:
@@ -42,47 +54,61 @@ def test_mask_url_credentials_adds_them_to_ansibles_no_log_values():
     assert module.no_log_values == {"pass-word"}
 
 
-@pytest.mark.parametrize("url, public, credentials", [
-    ("https://user:ghp_tok@github.com/o/r.git", "https://github.com/o/r.git", ("user", "ghp_tok")),
-    ("http://u%40corp:p%3Ass@127.0.0.1:8080/r.git", "http://127.0.0.1:8080/r.git", ("u@corp", "p:ss")),
-    ("https://ghp_0123456789abcdefghijklmn@github.com/o/r", "https://github.com/o/r", ("ghp_0123456789abcdefghijklmn", "")),
-    ("https://github.com/o/r.git", "https://github.com/o/r.git", None),
-    ("ssh://git@github.com/o/r.git", "ssh://git@github.com/o/r.git", None),
-    ("git@github.com:o/r.git", "git@github.com:o/r.git", None),
-    ("/srv/repos/ComfyUI", "/srv/repos/ComfyUI", None),
-])
+@pytest.mark.parametrize(
+    "url, public, credentials",
+    [
+        ("https://user:ghp_tok@github.com/o/r.git", "https://github.com/o/r.git", ("user", "ghp_tok")),
+        ("http://u%40corp:p%3Ass@127.0.0.1:8080/r.git", "http://127.0.0.1:8080/r.git", ("u@corp", "p:ss")),
+        (
+            "https://ghp_0123456789abcdefghijklmn@github.com/o/r",
+            "https://github.com/o/r",
+            ("ghp_0123456789abcdefghijklmn", ""),
+        ),
+        ("https://github.com/o/r.git", "https://github.com/o/r.git", None),
+        ("ssh://git@github.com/o/r.git", "ssh://git@github.com/o/r.git", None),
+        ("git@github.com:o/r.git", "git@github.com:o/r.git", None),
+        ("/srv/repos/ComfyUI", "/srv/repos/ComfyUI", None),
+    ],
+)
 def test_split_credentials(url, public, credentials):
     assert split_credentials(url) == (public, credentials)
     assert public_url(url) == public
     assert stored_credentials(url) is (credentials is not None)
 
 
-@pytest.mark.parametrize("url, refused", [
-    ("ssh://git:pw@host/r.git", True),
-    ("git://u:pw@host/r.git", True),
-    ("ssh://git@host/r.git", False),
-    ("https://u:pw@host/r.git", False),
-    ("git@host:o/r.git", False),
-])
+@pytest.mark.parametrize(
+    "url, refused",
+    [
+        ("ssh://git:pw@host/r.git", True),
+        ("git://u:pw@host/r.git", True),
+        ("ssh://git@host/r.git", False),
+        ("https://u:pw@host/r.git", False),
+        ("git@host:o/r.git", False),
+    ],
+)
 def test_credentials_problem(url, refused):
     assert bool(credentials_problem(url)) is refused
 
 
-@pytest.mark.parametrize("url, host", [
-    ("https://user:tok@github.com/o/r.git", "github.com"),
-    ("http://127.0.0.1:4711/r.git", "127.0.0.1:4711"),
-    ("git://127.0.0.1:9418/r.git", "127.0.0.1:9418"),
-    ("git@github.com:o/r.git", "github.com"),
-    ("/srv/repos/ComfyUI", "the local repository"),
-    ("file:///srv/repos/ComfyUI", "the local repository"),
-])
+@pytest.mark.parametrize(
+    "url, host",
+    [
+        ("https://user:tok@github.com/o/r.git", "github.com"),
+        ("http://127.0.0.1:4711/r.git", "127.0.0.1:4711"),
+        ("git://127.0.0.1:9418/r.git", "127.0.0.1:9418"),
+        ("git@github.com:o/r.git", "github.com"),
+        ("/srv/repos/ComfyUI", "the local repository"),
+        ("file:///srv/repos/ComfyUI", "the local repository"),
+    ],
+)
 def test_url_host_names_no_credentials(url, host):
     assert url_host(url) == host
 
 
 def _credential_fill(env, url):
-    proc = subprocess.run(["git", "credential", "fill"], input=f"url={url}\n\n", env=env,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["git", "credential", "fill"], input=f"url={url}\n\n", env=env, capture_output=True, text=True, check=False
+    )
     return proc.returncode, dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
 
 
@@ -100,17 +126,26 @@ def test_git_gets_the_credentials_for_their_host_only_and_no_helper_stores_them(
     assert not any("s3cr3t" in value for key, value in env.items() if key.startswith("GIT_CONFIG"))
 
     assert _credential_fill(env, "https://git.example:8443/o/r.git") == (
-        0, {"protocol": "https", "host": "git.example:8443", "username": "user", "password": "s3cr3t-T0ken"})
+        0,
+        {"protocol": "https", "host": "git.example:8443", "username": "user", "password": "s3cr3t-T0ken"},
+    )
     # Another host, port or scheme (a redirect target) gets nothing (GIT_ASKPASS=true: empty).
     for other in ("https://evil.example/o/r.git", "https://git.example/o/r.git", "http://git.example:8443/r"):
         rc, answer = _credential_fill(env, other)
         assert (answer.get("username", ""), answer.get("password", "")) == ("", ""), (other, answer)
-    subprocess.run(["git", "credential", "approve"], env=env, check=True, capture_output=True, text=True,
-                   input="protocol=https\nhost=git.example:8443\nusername=user\npassword=s3cr3t-T0ken\n\n")
+    subprocess.run(
+        ["git", "credential", "approve"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        input="protocol=https\nhost=git.example:8443\nusername=user\npassword=s3cr3t-T0ken\n\n",
+    )
     assert not store.exists()
     # The token given as the user name, the GitHub way: an empty password, no prompt.
-    rc, answer = _credential_fill(git_environment("https://ghp_0123456789abcdefghijklmn@github.com/o/r"),
-                                  "https://github.com/o/r")
+    rc, answer = _credential_fill(
+        git_environment("https://ghp_0123456789abcdefghijklmn@github.com/o/r"), "https://github.com/o/r"
+    )
     assert (rc, answer["username"], answer["password"]) == (0, "ghp_0123456789abcdefghijklmn", "")
     # Without credentials in the URL nothing is configured (and nothing inherited is kept).
     monkeypatch.setenv("AICLIPSE_GIT_PASSWORD", "stale")
@@ -129,10 +164,14 @@ def test_the_url_with_its_token_is_read_on_the_target_for_the_same_repository(tm
     public = "https://git.example/o/ComfyUI.git"
     assert repo_url_on_target(public, "COMFYUI_REPO", str(env_file)) == secret
     assert repo_url_on_target(public, None, str(env_file)) == public
-    assert repo_url_on_target("https://other.example/ComfyUI.git", "COMFYUI_REPO", str(env_file)) == \
-        "https://other.example/ComfyUI.git"
+    assert (
+        repo_url_on_target("https://other.example/ComfyUI.git", "COMFYUI_REPO", str(env_file))
+        == "https://other.example/ComfyUI.git"
+    )
     monkeypatch.setenv("COMFYUI_REPO", "https://user:ghp_fromTheEnvironment@git.example/o/ComfyUI.git")
-    assert repo_url_on_target(public, "COMFYUI_REPO", str(env_file)).endswith("ghp_fromTheEnvironment@git.example/o/ComfyUI.git")
+    assert repo_url_on_target(public, "COMFYUI_REPO", str(env_file)).endswith(
+        "ghp_fromTheEnvironment@git.example/o/ComfyUI.git"
+    )
     env_file.chmod(0o644)
     monkeypatch.delenv("COMFYUI_REPO")
     with pytest.raises(Exception, match="0600|readable"):

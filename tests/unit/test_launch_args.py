@@ -3,6 +3,7 @@
 The splitting is checked against bash itself: for words without expansions, what bash passes
 to a command is the oracle for what a user expects COMFY_ARGS to mean.
 """
+
 import json
 import os
 import stat
@@ -36,28 +37,34 @@ def bash_words(text):
     return [] if not text.strip() else [w.decode() for w in words]
 
 
-@pytest.mark.parametrize("comfy_args, expected", [
-    ("--lowvram", ["--lowvram"]),
-    ("  --lowvram   --preview-method auto  ", ["--lowvram", "--preview-method", "auto"]),
-    ('--output-directory "/workspace/my outputs"', ["--output-directory", "/workspace/my outputs"]),
-    ("--extra 'it''s' --x", ["--extra", "its", "--x"]),
-    ("--title 'say \"hi\"'", ["--title", 'say "hi"']),
-    ("--path a\\ b", ["--path", "a b"]),
-    ('--empty ""', ["--empty", ""]),
-    ("--unicode 'caf\u00e9 \u2603'", ["--unicode", "caf\u00e9 \u2603"]),
-])
+@pytest.mark.parametrize(
+    "comfy_args, expected",
+    [
+        ("--lowvram", ["--lowvram"]),
+        ("  --lowvram   --preview-method auto  ", ["--lowvram", "--preview-method", "auto"]),
+        ('--output-directory "/workspace/my outputs"', ["--output-directory", "/workspace/my outputs"]),
+        ("--extra 'it''s' --x", ["--extra", "its", "--x"]),
+        ("--title 'say \"hi\"'", ["--title", 'say "hi"']),
+        ("--path a\\ b", ["--path", "a b"]),
+        ('--empty ""', ["--empty", ""]),
+        ("--unicode 'caf\u00e9 \u2603'", ["--unicode", "caf\u00e9 \u2603"]),
+    ],
+)
 def test_split_respects_quotes_like_bash(comfy_args, expected):
     assert split_comfy_args(comfy_args) == expected
     assert bash_words(comfy_args) == expected
 
 
-@pytest.mark.parametrize("comfy_args, expected", [
-    ("--dir $HOME", ["--dir", "$HOME"]),
-    ("--x $(touch /tmp/aiclipse-injected)", ["--x", "$(touch", "/tmp/aiclipse-injected)"]),
-    ("--x `id`; rm -rf /", ["--x", "`id`;", "rm", "-rf", "/"]),
-    ("--models /workspace/models/*", ["--models", "/workspace/models/*"]),
-    ("--a # not a comment", ["--a", "#", "not", "a", "comment"]),
-])
+@pytest.mark.parametrize(
+    "comfy_args, expected",
+    [
+        ("--dir $HOME", ["--dir", "$HOME"]),
+        ("--x $(touch /tmp/aiclipse-injected)", ["--x", "$(touch", "/tmp/aiclipse-injected)"]),
+        ("--x `id`; rm -rf /", ["--x", "`id`;", "rm", "-rf", "/"]),
+        ("--models /workspace/models/*", ["--models", "/workspace/models/*"]),
+        ("--a # not a comment", ["--a", "#", "not", "a", "comment"]),
+    ],
+)
 def test_nothing_is_expanded_globbed_or_run(comfy_args, expected):
     assert split_comfy_args(comfy_args) == expected
     assert not os.path.exists("/tmp/aiclipse-injected")
@@ -105,9 +112,14 @@ def test_any_balanced_value_splits_exactly_like_bash(text):
 
 # ---- the module, run through ansible ------------------------------------------------------
 
+
 def launch_args(tmp_path, **overrides):
-    args = {"path": str(tmp_path / "state" / "launch.json"), "comfyui_dir": "/workspace/aiclipse/ComfyUI",
-            "python": PY, "comfy_args": '--lowvram --output-directory "/w/my out"'}
+    args = {
+        "path": str(tmp_path / "state" / "launch.json"),
+        "comfyui_dir": "/workspace/aiclipse/ComfyUI",
+        "python": PY,
+        "comfy_args": '--lowvram --output-directory "/w/my out"',
+    }
     args.update(overrides)
     return args
 
@@ -136,8 +148,9 @@ def test_module_check_mode_and_diff_tell_the_truth(tmp_path):
     path = tmp_path / "state" / "launch.json"
     before = path.read_bytes()
 
-    changed = run_module("launch_config", {**args, "comfy_args": "", "enable_sage_attention": "true"},
-                         check=True, diff=True)[0]
+    changed = run_module(
+        "launch_config", {**args, "comfy_args": "", "enable_sage_attention": "true"}, check=True, diff=True
+    )[0]
     assert changed["changed"] is True
     assert path.read_bytes() == before
     assert "--use-sage-attention" in changed["diff"]["after"]
@@ -178,7 +191,10 @@ def test_module_rejects_a_non_boolean_sage_setting(tmp_path):
 
 def test_base_directory_comes_before_comfy_args_so_the_users_own_wins():
     assert build_argv(PY, "--lowvram", base_directory="/workspace/aiclipse") == BASE + [
-        "--base-directory", "/workspace/aiclipse", "--lowvram"]
+        "--base-directory",
+        "/workspace/aiclipse",
+        "--lowvram",
+    ]
     # argparse keeps the last value: a --base-directory in COMFY_ARGS is the one ComfyUI uses.
     argv = build_argv(PY, "--base-directory /elsewhere", base_directory="/workspace/aiclipse")
     assert argv[-2:] == ["--base-directory", "/elsewhere"]
@@ -191,7 +207,16 @@ def test_module_writes_the_base_directory_and_the_variables_for_comfyui_manager(
     args = launch_args(tmp_path, base_directory="/workspace/aiclipse")
     result = run_module("launch_config", args)[0]
     doc = json.loads((tmp_path / "state" / "launch.json").read_text())
-    assert doc["argv"] == BASE + ["--base-directory", "/workspace/aiclipse", "--lowvram", "--output-directory", "/w/my out"]
-    assert doc["env"] == {"COMFYUI_PATH": "/workspace/aiclipse/ComfyUI", "COMFYUI_FOLDERS_BASE_PATH": "/workspace/aiclipse"}
+    assert doc["argv"] == BASE + [
+        "--base-directory",
+        "/workspace/aiclipse",
+        "--lowvram",
+        "--output-directory",
+        "/w/my out",
+    ]
+    assert doc["env"] == {
+        "COMFYUI_PATH": "/workspace/aiclipse/ComfyUI",
+        "COMFYUI_FOLDERS_BASE_PATH": "/workspace/aiclipse",
+    }
     assert result["env"] == doc["env"]
     assert run_module("launch_config", args)[0]["changed"] is False

@@ -3,6 +3,7 @@
 The real manifests of the original templates (tests/fixtures/manifests, the project's own
 copies) are the main test data; hand-written lines cover each rule.
 """
+
 import os
 import sys
 
@@ -50,6 +51,7 @@ def plan(*sources, **kwargs):
 
 # --- the real manifests ---------------------------------------------------------------------
 
+
 def test_every_real_manifest_parses():
     files = sorted(FIXTURES.glob("*_models.txt"))
     assert len(files) == 3
@@ -63,16 +65,17 @@ def test_every_real_manifest_parses():
 
 
 def test_boomboom_manifest_entries():
-    entries = parse((FIXTURES / "boomboom_models.txt").read_text(), "boomboom_models.txt",
-                    r2_bucket="models")
+    entries = parse((FIXTURES / "boomboom_models.txt").read_text(), "boomboom_models.txt", r2_bucket="models")
     assert [e["source"] for e in entries] == ["huggingface"] * 6 + ["r2"] * 3
     # The commented-out fp8 line is not an entry; line numbers count comments and blanks.
     assert entries[0]["origin"] == "boomboom_models.txt:10"
     comfy = entries[1]
     assert comfy["filename"] == "split_files/diffusion_models/flux1-dev-kontext_fp8_scaled.safetensors"
     assert comfy["dest"] == f"{MODELS}/unet/flux1-dev-kontext_fp8_scaled.safetensors"
-    assert comfy["url"] == ("https://huggingface.co/Comfy-Org/flux1-kontext-dev_ComfyUI/resolve/main/"
-                            "split_files/diffusion_models/flux1-dev-kontext_fp8_scaled.safetensors")
+    assert comfy["url"] == (
+        "https://huggingface.co/Comfy-Org/flux1-kontext-dev_ComfyUI/resolve/main/"
+        "split_files/diffusion_models/flux1-dev-kontext_fp8_scaled.safetensors"
+    )
     lora = entries[6]
     assert (lora["bucket"], lora["key"]) == ("models", "loras/v9_xelios_it.safetensors")
     assert lora["dest"] == f"{MODELS}/loras/v9_xelios_it.safetensors"
@@ -80,8 +83,7 @@ def test_boomboom_manifest_entries():
 
 
 def test_qwen_manifest_without_trailing_newline():
-    entries = parse((FIXTURES / "qwen-multi-edit_models.txt").read_text(), "q.txt",
-                    r2_bucket="models")
+    entries = parse((FIXTURES / "qwen-multi-edit_models.txt").read_text(), "q.txt", r2_bucket="models")
     assert [e["source"] for e in entries] == ["url"] * 4 + ["r2"]
     assert entries[0]["url"] == entries[0]["identifier"]
     assert entries[4]["origin"] == "q.txt:5"
@@ -100,10 +102,19 @@ def test_sd15_manifest_is_the_three_field_huggingface_form():
 
 # --- line rules -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("written,source", [
-    ("hf", "huggingface"), ("HuggingFace", "huggingface"), ("direct", "url"),
-    ("cloudflare", "r2"), ("civitai", "civitai"), ("R2", "r2"), ("hugginface", None),
-])
+
+@pytest.mark.parametrize(
+    "written,source",
+    [
+        ("hf", "huggingface"),
+        ("HuggingFace", "huggingface"),
+        ("direct", "url"),
+        ("cloudflare", "r2"),
+        ("civitai", "civitai"),
+        ("R2", "r2"),
+        ("hugginface", None),
+    ],
+)
 def test_source_aliases(written, source):
     assert canonical_source(written) == source
 
@@ -112,14 +123,19 @@ def test_spaces_comments_blank_lines_crlf_and_bom():
     text = "\ufeff# header\r\n\r\n   \t\r\n  hf | org/repo |  a.safetensors | vae  \r\n   # indented comment\r\n"
     (entry,) = parse(text)
     assert (entry["source"], entry["identifier"], entry["filename"], entry["subdir"]) == (
-        "huggingface", "org/repo", "a.safetensors", "vae")
+        "huggingface",
+        "org/repo",
+        "a.safetensors",
+        "vae",
+    )
     assert entry["origin"] == "m.txt:4"
     assert entry["sha256"] is None
 
 
 def test_revision_and_endpoint_and_quoting():
-    (entry,) = parse("huggingface|org/repo@refs/pr/5|dir/my model.safetensors|loras/sdxl/",
-                     hf_endpoint="http://127.0.0.1:9/hf/")
+    (entry,) = parse(
+        "huggingface|org/repo@refs/pr/5|dir/my model.safetensors|loras/sdxl/", hf_endpoint="http://127.0.0.1:9/hf/"
+    )
     assert entry["repo"] == "org/repo" and entry["revision"] == "refs/pr/5"
     assert entry["url"] == "http://127.0.0.1:9/hf/org/repo/resolve/refs%2Fpr%2F5/dir/my%20model.safetensors"
     assert entry["subdir"] == "loras/sdxl"
@@ -128,8 +144,9 @@ def test_revision_and_endpoint_and_quoting():
 
 
 def test_civitai_url_from_endpoint():
-    (entry,) = parse("civitai|128713|dreamshaper_8.safetensors|checkpoints|" + SHA.upper(),
-                     civitai_endpoint="http://127.0.0.1:9")
+    (entry,) = parse(
+        "civitai|128713|dreamshaper_8.safetensors|checkpoints|" + SHA.upper(), civitai_endpoint="http://127.0.0.1:9"
+    )
     assert entry["url"] == "http://127.0.0.1:9/api/download/models/128713"
     assert entry["sha256"] == SHA
 
@@ -151,31 +168,34 @@ def test_r2_bucket_rules():
     assert (split["bucket"], split["key"]) == ("private", "loras/a.safetensors")
 
 
-@pytest.mark.parametrize("line,expected", [
-    ("hugginface|org/repo|a.bin|vae", "unknown source 'hugginface'"),
-    ("ftp|x|a.bin|vae|" + SHA, "unknown source 'ftp'"),
-    ("org/repo|a.bin", "found 2 fields"),
-    ("a|b|c|d|e|f", "found 6 fields"),
-    ("hf|org/repo||vae", "missing filename"),
-    ("hf||a.bin|vae", "missing identifier"),
-    ("hf|org/repo|a.bin|", "missing subdir"),
-    ("hf|org/repo|a.bin|vae|abc123", "sha256 'abc123' is not 64 hexadecimal"),
-    ("org/repo|a.bin|vae|" + "g" * 64, "is not 64 hexadecimal"),
-    ("hf|org/repo|a.bin|../etc", "subdir '../etc' contains '..'"),
-    ("hf|org/repo|a.bin|vae/../../x", "contains '..'"),
-    ("hf|org/repo|a.bin|/etc", "subdir '/etc' is absolute"),
-    ("hf|org/repo|/etc/passwd|vae", "filename '/etc/passwd' is absolute"),
-    ("hf|org/repo|../../.bashrc|vae", "filename '../../.bashrc' contains '..'"),
-    ("hf|org/repo|dir/|vae", None),  # trailing slash: base name is still 'dir' -> accepted
-    ("hf|org/repo|a.bin|./", "subdir './' names no folder"),
-    ("hf|not a repo|a.bin|vae", "is not a Hugging Face repo id"),
-    ("hf|org/../repo|a.bin|vae", "is not a Hugging Face repo id"),
-    ("hf|org/repo@|a.bin|vae", "revision after '@'"),
-    ("civitai|dreamshaper|a.bin|checkpoints", "must be a model version id"),
-    ("url|ftp://host/a.bin|a.bin|vae", "is not an http:// or https:// URL"),
-    ("url|a.bin|a.bin|vae", "is not an http:// or https:// URL"),
-    ("r2|/abs/key|a.bin|loras", "starts with '/'"),
-])
+@pytest.mark.parametrize(
+    "line,expected",
+    [
+        ("hugginface|org/repo|a.bin|vae", "unknown source 'hugginface'"),
+        ("ftp|x|a.bin|vae|" + SHA, "unknown source 'ftp'"),
+        ("org/repo|a.bin", "found 2 fields"),
+        ("a|b|c|d|e|f", "found 6 fields"),
+        ("hf|org/repo||vae", "missing filename"),
+        ("hf||a.bin|vae", "missing identifier"),
+        ("hf|org/repo|a.bin|", "missing subdir"),
+        ("hf|org/repo|a.bin|vae|abc123", "sha256 'abc123' is not 64 hexadecimal"),
+        ("org/repo|a.bin|vae|" + "g" * 64, "is not 64 hexadecimal"),
+        ("hf|org/repo|a.bin|../etc", "subdir '../etc' contains '..'"),
+        ("hf|org/repo|a.bin|vae/../../x", "contains '..'"),
+        ("hf|org/repo|a.bin|/etc", "subdir '/etc' is absolute"),
+        ("hf|org/repo|/etc/passwd|vae", "filename '/etc/passwd' is absolute"),
+        ("hf|org/repo|../../.bashrc|vae", "filename '../../.bashrc' contains '..'"),
+        ("hf|org/repo|dir/|vae", None),  # trailing slash: base name is still 'dir' -> accepted
+        ("hf|org/repo|a.bin|./", "subdir './' names no folder"),
+        ("hf|not a repo|a.bin|vae", "is not a Hugging Face repo id"),
+        ("hf|org/../repo|a.bin|vae", "is not a Hugging Face repo id"),
+        ("hf|org/repo@|a.bin|vae", "revision after '@'"),
+        ("civitai|dreamshaper|a.bin|checkpoints", "must be a model version id"),
+        ("url|ftp://host/a.bin|a.bin|vae", "is not an http:// or https:// URL"),
+        ("url|a.bin|a.bin|vae", "is not an http:// or https:// URL"),
+        ("r2|/abs/key|a.bin|loras", "starts with '/'"),
+    ],
+)
 def test_bad_lines_name_file_line_and_problem(line, expected):
     text = f"# comment\n\n{line}\n"
     problems = problems_of(text, "user.txt")
@@ -197,16 +217,19 @@ def test_only_newline_ends_a_line(separator):
     assert [origin for origin, _message in problems] == ["m.txt:3"]
 
 
-@pytest.mark.parametrize("url,expected", [
-    ("http://example.invalid:99999/a.bin", "port 99999 is out of range"),
-    ("http://example.invalid:abc/a.bin", "port 'abc' is not a number"),
-    ("http://example.invalid:/a.bin", None),
-    ("https:///a.bin", "has no host"),
-    ("http://exa mple.invalid/a.bin", "space"),
-    ("http://example.invalid/a\x7f.bin", "control character"),
-    ("http://[::1/a.bin", "is not a valid URL"),
-    ("http://user:pass@example.invalid/a.bin", None),
-])
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("http://example.invalid:99999/a.bin", "port 99999 is out of range"),
+        ("http://example.invalid:abc/a.bin", "port 'abc' is not a number"),
+        ("http://example.invalid:/a.bin", None),
+        ("https:///a.bin", "has no host"),
+        ("http://exa mple.invalid/a.bin", "space"),
+        ("http://example.invalid/a\x7f.bin", "control character"),
+        ("http://[::1/a.bin", "is not a valid URL"),
+        ("http://user:pass@example.invalid/a.bin", None),
+    ],
+)
 def test_url_syntax_is_checked_with_file_and_line(url, expected):
     problems = problems_of(f"# c\nurl|{url}|a.bin|vae\n", "user.txt")
     if expected is None:
@@ -233,6 +256,7 @@ def test_every_problem_is_reported_at_once_with_its_line(tmp_path):
 
 # --- YAML lists -----------------------------------------------------------------------------
 
+
 def test_yaml_items_mappings_and_strings():
     items = [
         {"repo": "org/repo", "filename": "sub/a.safetensors", "subdir": "vae"},
@@ -249,13 +273,16 @@ def test_yaml_items_mappings_and_strings():
     assert entries[1]["origin"] == "models_entries item 2"
 
 
-@pytest.mark.parametrize("item,expected", [
-    ({"repo": "org/repo", "filename": "a.bin", "subdr": "vae"}, "unknown key 'subdr'"),
-    ({"repo": "org/repo", "url": "https://x.invalid/a", "filename": "a", "subdir": "v"}, "given twice"),
-    ({"source": "hf", "repo": "org/repo", "filename": "a.bin"}, "missing subdir"),
-    (["not", "a", "mapping"], "expected a mapping or a pipe-format string"),
-    ("hf|org/repo|a.bin|..", "contains '..'"),
-])
+@pytest.mark.parametrize(
+    "item,expected",
+    [
+        ({"repo": "org/repo", "filename": "a.bin", "subdr": "vae"}, "unknown key 'subdr'"),
+        ({"repo": "org/repo", "url": "https://x.invalid/a", "filename": "a", "subdir": "v"}, "given twice"),
+        ({"source": "hf", "repo": "org/repo", "filename": "a.bin"}, "missing subdir"),
+        (["not", "a", "mapping"], "expected a mapping or a pipe-format string"),
+        ("hf|org/repo|a.bin|..", "contains '..'"),
+    ],
+)
 def test_yaml_item_errors(item, expected):
     entries, problems = parser().parse_items([item], "models_entries")
     assert entries == []
@@ -269,6 +296,7 @@ def test_yaml_entries_must_be_a_list():
 
 
 # --- merge ----------------------------------------------------------------------------------
+
 
 def write(tmp_path, name, text):
     path = tmp_path / name
@@ -285,8 +313,7 @@ def test_template_replaces_user_entry_with_same_file_and_user_only_entries_stay(
     assert set(by_name) == {"vae/ae.safetensors", "loras/mine.safetensors", "upscale_models/4x.pth"}
     assert by_name["vae/ae.safetensors"]["identifier"] == "bfl/flux"
     assert by_name["vae/ae.safetensors"]["origin"] == f"{template}:2"
-    assert result["replaced"] == [{"name": "vae/ae.safetensors", "origin": f"{user}:1",
-                                   "replaced_by": f"{template}:2"}]
+    assert result["replaced"] == [{"name": "vae/ae.safetensors", "origin": f"{user}:1", "replaced_by": f"{template}:2"}]
     assert [m["entries"] for m in result["manifests"]] == [2, 1, 1]
 
 
@@ -295,7 +322,9 @@ def test_same_file_name_in_another_folder_is_a_different_model(tmp_path):
     template = write(tmp_path, "tpl.txt", "hf|t/y|diffusion_pytorch_model.safetensors|unet\n")
     result = plan(ManifestSource(path=user), ManifestSource(path=template))
     assert sorted(e["name"] for e in result["entries"]) == [
-        "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"]
+        "unet/diffusion_pytorch_model.safetensors",
+        "vae/diffusion_pytorch_model.safetensors",
+    ]
     assert result["replaced"] == []
 
 
@@ -354,14 +383,18 @@ def test_dest_is_always_inside_the_models_folder(filename, subdir):
 
 # --- the module, through ansible ------------------------------------------------------------
 
+
 def test_module_returns_the_merged_plan_in_normal_and_check_mode(tmp_path):
     user = write(tmp_path, "user.txt", "hf|me/mine|mine.safetensors|loras\nhf|me/old|ae.safetensors|vae\n")
     args = {
         "models_dir": str(tmp_path / "models"),
         "hf_endpoint": "http://127.0.0.1:9/hf",
         "r2_bucket": "models",
-        "manifests": [{"path": user}, {"path": str(tmp_path / "absent.txt")},
-                      {"path": str(FIXTURES / "boomboom_models.txt"), "required": True}],
+        "manifests": [
+            {"path": user},
+            {"path": str(tmp_path / "absent.txt")},
+            {"path": str(FIXTURES / "boomboom_models.txt"), "required": True},
+        ],
     }
     for check in (False, True):
         result, _proc = run_module("model_manifest", args, check=check)
@@ -377,9 +410,13 @@ def test_module_returns_the_merged_plan_in_normal_and_check_mode(tmp_path):
 
 def test_module_fails_listing_every_problem_with_file_and_line(tmp_path):
     user = write(tmp_path, "user.txt", "hf|a/b|ok.bin|vae\nhf|a/b|x.bin|../../etc\nciv|1|y.bin|loras\n")
-    result, proc = run_module("model_manifest", {
-        "models_dir": str(tmp_path / "models"),
-        "manifests": [{"path": user}, {"name": "models_entries", "entries": [{"repo": "a/b"}]}]})
+    result, proc = run_module(
+        "model_manifest",
+        {
+            "models_dir": str(tmp_path / "models"),
+            "manifests": [{"path": user}, {"name": "models_entries", "entries": [{"repo": "a/b"}]}],
+        },
+    )
     assert result["failed"] is True
     assert [p["origin"] for p in result["problems"]] == [f"{user}:2", f"{user}:3", "models_entries item 1"]
     assert f"{user}:2: subdir '../../etc' contains '..'" in result["msg"]
@@ -387,9 +424,13 @@ def test_module_fails_listing_every_problem_with_file_and_line(tmp_path):
 
 
 def test_module_fails_on_a_required_manifest_that_is_missing(tmp_path):
-    result, _proc = run_module("model_manifest", {
-        "models_dir": str(tmp_path / "models"),
-        "manifests": [{"path": str(tmp_path / "flux_models.txt"), "required": True}]})
+    result, _proc = run_module(
+        "model_manifest",
+        {
+            "models_dir": str(tmp_path / "models"),
+            "manifests": [{"path": str(tmp_path / "flux_models.txt"), "required": True}],
+        },
+    )
     assert result["failed"] is True
     assert f"{tmp_path / 'flux_models.txt'}: manifest file does not exist" in result["msg"]
 
@@ -398,15 +439,19 @@ def test_module_writes_the_plan_file_0640_with_urls_masked(tmp_path):
     user = write(tmp_path, "user.txt", "url|https://bob:hunter2@host.invalid/x.bin|x.bin|vae\n")
     plan_file = tmp_path / "logs/models-plan.txt"
     for _run in range(2):  # created, then left alone; either way 0640
-        result, _proc = run_module("model_manifest", {
-            "models_dir": str(tmp_path / "models"), "manifests": [{"path": user}], "plan_file": str(plan_file)})
+        result, _proc = run_module(
+            "model_manifest",
+            {"models_dir": str(tmp_path / "models"), "manifests": [{"path": user}], "plan_file": str(plan_file)},
+        )
         assert result.get("failed") is not True, result
         assert oct(plan_file.stat().st_mode & 0o777) == "0o640"
     assert "hunter2" not in plan_file.read_text()
     plan_file.chmod(0o666)
     write(tmp_path, "user.txt", "url|https://host.invalid/y.bin|y.bin|vae\n")
-    run_module("model_manifest", {"models_dir": str(tmp_path / "models"), "manifests": [{"path": user}],
-                                  "plan_file": str(plan_file)})
+    run_module(
+        "model_manifest",
+        {"models_dir": str(tmp_path / "models"), "manifests": [{"path": user}], "plan_file": str(plan_file)},
+    )
     assert oct(plan_file.stat().st_mode & 0o777) == "0o640"
 
 
@@ -419,8 +464,14 @@ def test_module_warns_when_the_plan_cannot_be_written_and_still_returns_the_plan
         except OSError:
             pass
     user = write(tmp_path, "user.txt", "".join("hf|org/repo|m%03d.bin|vae\n" % n for n in range(300)))
-    result, proc = run_module("model_manifest", {"models_dir": str(tmp_path / "models"), "manifests": [{"path": user}],
-                                                 "plan_file": str(folder / "models-plan.txt")})
+    result, proc = run_module(
+        "model_manifest",
+        {
+            "models_dir": str(tmp_path / "models"),
+            "manifests": [{"path": user}],
+            "plan_file": str(folder / "models-plan.txt"),
+        },
+    )
     assert result.get("failed") is not True, result
     assert len(result["entries"]) == 300
     assert any("No space left on device" in w for w in result.get("warnings", [])), result.get("warnings")

@@ -1,4 +1,5 @@
 """The line reader under the models, nodes and node-map manifests, and their one error shape."""
+
 import sys
 
 import pytest
@@ -8,7 +9,9 @@ from harness.paths import REPO
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.manifest_lines import (  # noqa: E402
-    ManifestError, manifest_lines, read_manifest,
+    ManifestError,
+    manifest_lines,
+    read_manifest,
 )
 
 
@@ -51,7 +54,8 @@ def test_one_problem_reads_as_one_line_several_as_a_list():
     one = ManifestError([("m.txt:2", "bad")], "the model manifests", "nothing was downloaded")
     assert str(one) == "m.txt:2: bad (nothing was downloaded)"
     several = ManifestError([("m.txt:2", "bad"), ("n.txt:7", "worse")], "the model manifests", "nothing was downloaded")
-    assert str(several) == ("2 problems in the model manifests (nothing was downloaded):\n"
-                            "  m.txt:2: bad\n  n.txt:7: worse")
+    assert str(several) == (
+        "2 problems in the model manifests (nothing was downloaded):\n  m.txt:2: bad\n  n.txt:7: worse"
+    )
     assert several.problems == [("m.txt:2", "bad"), ("n.txt:7", "worse")]
     assert isinstance(several, ValueError)

@@ -1,4 +1,5 @@
 """model_store: ledger skips without hashing, verified atomic publish, stable staging."""
+
 import hashlib
 import json
 import os
@@ -13,7 +14,11 @@ from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import (  # noqa: E402
-    ModelStore, StoreError, VerifyError, looks_like_error_body)
+    ModelStore,
+    StoreError,
+    VerifyError,
+    looks_like_error_body,
+)
 
 BODY = bytes(range(256)) * 64
 BODY_SHA = hashlib.sha256(BODY).hexdigest()
@@ -57,13 +62,16 @@ def test_publish_moves_verified_file_and_leaves_no_staging(store, models):
     assert os.listdir(store.staging_dir) == []
 
 
-@pytest.mark.parametrize("kwargs, data, reason", [
-    ({"sha256": "0" * 64}, BODY, "sha256"),
-    ({"size": len(BODY) + 1}, BODY, "size"),
-    ({}, b"<!DOCTYPE html><html><body>Sign in</body></html>", "HTML"),
-    ({}, b'  {"error": "Unauthorized"}', "JSON"),
-    ({}, b"", "empty"),
-])
+@pytest.mark.parametrize(
+    "kwargs, data, reason",
+    [
+        ({"sha256": "0" * 64}, BODY, "sha256"),
+        ({"size": len(BODY) + 1}, BODY, "size"),
+        ({}, b"<!DOCTYPE html><html><body>Sign in</body></html>", "HTML"),
+        ({}, b'  {"error": "Unauthorized"}', "JSON"),
+        ({}, b"", "empty"),
+    ],
+)
 def test_publish_refuses_bad_downloads_and_keeps_old_file(store, models, kwargs, data, reason):
     dest = models / "a.safetensors"
     dest.write_bytes(b"previous good model")
@@ -183,8 +191,9 @@ def test_concurrent_records_from_two_stores_all_survive(store, models):
         dest = models / ("m%d.bin" % i)
         dest.write_bytes(b"x" * i)
         dests.append(str(dest))
-    threads = [threading.Thread(target=s.record, args=(d,)) for i, d in enumerate(dests)
-               for s in ((store, other)[i % 2],)]
+    threads = [
+        threading.Thread(target=s.record, args=(d,)) for i, d in enumerate(dests) for s in ((store, other)[i % 2],)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

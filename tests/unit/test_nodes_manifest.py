@@ -1,4 +1,5 @@
 """The custom-nodes manifest: the real manifests parse, bad lines name file:line, merge order."""
+
 import re
 import sys
 import tempfile
@@ -19,22 +20,29 @@ REAL = sorted((FIXTURES / "manifests").glob("*_nodes.txt"))
 
 
 def test_the_reference_has_node_manifests():
-    assert {p.name for p in REAL} >= {"base_nodes.txt", "boomboom_nodes.txt",
-                                      "qwen-multi-edit_nodes.txt", "sd15-basic_nodes.txt"}
+    assert {p.name for p in REAL} >= {
+        "base_nodes.txt",
+        "boomboom_nodes.txt",
+        "qwen-multi-edit_nodes.txt",
+        "sd15-basic_nodes.txt",
+    }
 
 
 @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
 def test_real_manifest_every_active_line_becomes_a_node_with_its_origin(path):
     lines = path.read_text(encoding="utf-8").splitlines()
-    active = [(n, line.strip()) for n, line in enumerate(lines, 1)
-              if line.strip() and not line.strip().startswith("#")]
+    active = [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip() and not line.strip().startswith("#")]
     entries = nodes_manifest.parse_file(str(path))
     assert len(entries) == len(active) > 0
     for entry, (number, line) in zip(entries, active):
         assert entry["origin"] == f"{path}:{number}"
         url, branch, category, description = [f.strip() for f in line.split("|")]
-        assert (entry["url"], entry["branch"], entry["category"], entry["description"]) == \
-            (url, branch, category, description)
+        assert (entry["url"], entry["branch"], entry["category"], entry["description"]) == (
+            url,
+            branch,
+            category,
+            description,
+        )
         assert entry["name"] == url.rstrip("/").rsplit("/", 1)[-1]
         assert entry["commit"] == ""
 
@@ -49,21 +57,26 @@ def test_template_replaces_base_node_in_place_and_adds_its_own():
     base = nodes_manifest.parse_file(str(FIXTURES / "manifests" / "base_nodes.txt"))
     template = nodes_manifest.parse_text(
         "https://github.com/kijai/ComfyUI-KJNodes|develop|utility|pinned|ABCDEF1\n"
-        "https://github.com/city96/ComfyUI-GGUF.git|main|quantization|GGUF\n", "template.txt")
+        "https://github.com/city96/ComfyUI-GGUF.git|main|quantization|GGUF\n",
+        "template.txt",
+    )
     merged = nodes_manifest.merge(base, template)
     assert [e["name"] for e in merged] == [e["name"] for e in base] + ["ComfyUI-GGUF"]
     kj = next(e for e in merged if e["name"] == "ComfyUI-KJNodes")
     assert (kj["branch"], kj["commit"], kj["origin"]) == ("develop", "abcdef1", "template.txt:1")
 
 
-@pytest.mark.parametrize("url, name", [
-    ("https://github.com/o/Repo.git", "Repo"),
-    ("https://github.com/o/Repo/", "Repo"),
-    ("git@github.com:o/Node-X.git", "Node-X"),
-    ("ssh://git@host:2222/o/n.y", "n.y"),
-    ("file:///srv/git/NodeA", "NodeA"),
-    ("/srv/git/NodeB.git", "NodeB"),
-])
+@pytest.mark.parametrize(
+    "url, name",
+    [
+        ("https://github.com/o/Repo.git", "Repo"),
+        ("https://github.com/o/Repo/", "Repo"),
+        ("git@github.com:o/Node-X.git", "Node-X"),
+        ("ssh://git@host:2222/o/n.y", "n.y"),
+        ("file:///srv/git/NodeA", "NodeA"),
+        ("/srv/git/NodeB.git", "NodeB"),
+    ],
+)
 def test_url_forms_and_directory_names(url, name):
     (entry,) = nodes_manifest.parse_text(f"{url}|main|c|d\n", "m")
     assert entry["name"] == name
@@ -74,16 +87,19 @@ def test_only_the_url_is_required_and_empty_branch_means_default():
     assert (entry["name"], entry["branch"], entry["commit"]) == ("Only", "", "")
 
 
-@pytest.mark.parametrize("line, fragment", [
-    ("github.com/o/r|main|c|d", "is not a git URL"),
-    ("|main|c|d", "URL (first field) is empty"),
-    ("https://h/o/r|main|c|d|xyz123z", "commit pin 'xyz123z'"),
-    ("https://h/o/r|main|c|d|abc12", "7 to 40 hex digits"),
-    ("https://h/o/r|main|c|d|abcdef1|extra", "6 fields, at most 5"),
-    ("https://h/o/r|ma in|c|d", "not a valid branch"),
-    ("https://h/o/r|../x|c|d", "not a valid branch"),
-    ("https://h/o/..|main|c|d", "cannot take a directory name"),
-])
+@pytest.mark.parametrize(
+    "line, fragment",
+    [
+        ("github.com/o/r|main|c|d", "is not a git URL"),
+        ("|main|c|d", "URL (first field) is empty"),
+        ("https://h/o/r|main|c|d|xyz123z", "commit pin 'xyz123z'"),
+        ("https://h/o/r|main|c|d|abc12", "7 to 40 hex digits"),
+        ("https://h/o/r|main|c|d|abcdef1|extra", "6 fields, at most 5"),
+        ("https://h/o/r|ma in|c|d", "not a valid branch"),
+        ("https://h/o/r|../x|c|d", "not a valid branch"),
+        ("https://h/o/..|main|c|d", "cannot take a directory name"),
+    ],
+)
 def test_bad_lines_name_file_and_line(tmp_path, line, fragment):
     manifest = tmp_path / "nodes.txt"
     manifest.write_text(f"# header\n\nhttps://h/o/good|main|c|d\n{line}\n", encoding="utf-8")
@@ -108,13 +124,18 @@ def test_unreadable_and_non_utf8_files(tmp_path):
 
 
 def test_yaml_list_mappings_and_lines():
-    entries = nodes_manifest.parse_list([
-        {"repo_url": "https://h/o/A", "branch": "main", "commit": "0123456789abcdef0123456789abcdef01234567"},
-        "https://h/o/B|dev|cat|desc",
-        {"url": "https://h/o/C", "category": None},
-    ])
+    entries = nodes_manifest.parse_list(
+        [
+            {"repo_url": "https://h/o/A", "branch": "main", "commit": "0123456789abcdef0123456789abcdef01234567"},
+            "https://h/o/B|dev|cat|desc",
+            {"url": "https://h/o/C", "category": None},
+        ]
+    )
     assert [(e["name"], e["branch"], e["origin"]) for e in entries] == [
-        ("A", "main", "nodes[0]"), ("B", "dev", "nodes[1]"), ("C", "", "nodes[2]")]
+        ("A", "main", "nodes[0]"),
+        ("B", "dev", "nodes[1]"),
+        ("C", "", "nodes[2]"),
+    ]
     assert entries[0]["commit"] == "0123456789abcdef0123456789abcdef01234567"
     with pytest.raises(ManifestError, match=r"nodes\[0\]: unknown keys sha"):
         nodes_manifest.parse_list([{"url": "https://h/o/A", "sha": "x"}])
@@ -131,20 +152,25 @@ def test_a_manifest_saved_with_a_byte_order_mark_reads_like_one_without(tmp_path
     first = tmp_path / "bom-first.txt"
     first.write_bytes(b"\xef\xbb\xbfhttps://h/o/First|main\n")
     expected = [(e["name"], e["url"], e["origin"].rsplit(":", 1)[1]) for e in nodes_manifest.parse_file(str(plain))]
-    assert [(e["name"], e["url"], e["origin"].rsplit(":", 1)[1])
-            for e in nodes_manifest.parse_file(str(marked))] == expected == [
-        ("First", "https://h/o/First", "2"), ("Second", "https://h/o/Second", "4")]
+    assert (
+        [(e["name"], e["url"], e["origin"].rsplit(":", 1)[1]) for e in nodes_manifest.parse_file(str(marked))]
+        == expected
+        == [("First", "https://h/o/First", "2"), ("Second", "https://h/o/Second", "4")]
+    )
     assert [e["url"] for e in nodes_manifest.parse_file(str(first))] == ["https://h/o/First"]
 
 
-@pytest.mark.parametrize("branch_field, fifth, branch, commit", [
-    ("3d673c5", "", "", "3d673c5"),
-    ("0123456789ABCDEF0123456789abcdef01234567", "", "", "0123456789abcdef0123456789abcdef01234567"),
-    ("main", "3d673c5", "main", "3d673c5"),
-    ("release-2", "", "release-2", ""),
-    # With a pin in the fifth field, the second field is the branch whatever it looks like.
-    ("abcdef1", "1234567", "abcdef1", "1234567"),
-])
+@pytest.mark.parametrize(
+    "branch_field, fifth, branch, commit",
+    [
+        ("3d673c5", "", "", "3d673c5"),
+        ("0123456789ABCDEF0123456789abcdef01234567", "", "", "0123456789abcdef0123456789abcdef01234567"),
+        ("main", "3d673c5", "main", "3d673c5"),
+        ("release-2", "", "release-2", ""),
+        # With a pin in the fifth field, the second field is the branch whatever it looks like.
+        ("abcdef1", "1234567", "abcdef1", "1234567"),
+    ],
+)
 def test_a_commit_id_in_the_branch_field_is_the_pin(branch_field, fifth, branch, commit):
     line = f"https://h/o/Node|{branch_field}|c|d" + (f"|{fifth}" if fifth else "")
     (entry,) = nodes_manifest.parse_text(line, "m")
@@ -153,10 +179,13 @@ def test_a_commit_id_in_the_branch_field_is_the_pin(branch_field, fifth, branch,
     assert (listed["branch"], listed["commit"]) == (branch, commit)
 
 
-@pytest.mark.parametrize("url", [
-    "ssh://git:s3cretpass@host/o/Node.git",
-    "git://user:pw@host/Node.git",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ssh://git:s3cretpass@host/o/Node.git",
+        "git://user:pw@host/Node.git",
+    ],
+)
 def test_a_password_git_would_have_to_store_is_refused_with_file_and_line(tmp_path, url):
     manifest = tmp_path / "nodes.txt"
     manifest.write_text(f"https://h/o/ok\n{url}|main\n", encoding="utf-8")
@@ -193,8 +222,14 @@ def test_every_problem_of_every_source_is_reported_at_once(tmp_path):
     assert origins == [f"{base}:2", f"{base}:3", f"{user}:3", str(missing), "nodes[0]", "nodes[1]"]
     message = str(err.value)
     assert message.startswith("6 problems in the nodes manifests:\n")
-    for fragment in ("is not a git URL", "commit pin 'xyz'", "node 'dup' is already listed at", "cannot read the nodes manifest",
-                     "unknown keys sha", "expected a mapping"):
+    for fragment in (
+        "is not a git URL",
+        "commit pin 'xyz'",
+        "node 'dup' is already listed at",
+        "cannot read the nodes manifest",
+        "unknown keys sha",
+        "expected a mapping",
+    ):
         assert fragment in message, fragment
 
 
@@ -202,14 +237,18 @@ def test_a_good_set_of_sources_loads_merged(tmp_path):
     base = tmp_path / "base_nodes.txt"
     base.write_text("https://h/o/A|main\r\nhttps://h/o/B|main\r\n", encoding="utf-8")
     assert [(e["name"], e["branch"]) for e in nodes_manifest.load([str(base)], ["https://h/o/A|dev"])] == [
-        ("A", "dev"), ("B", "main")]
+        ("A", "dev"),
+        ("B", "main"),
+    ]
 
 
 def test_line_numbers_count_newlines_only(tmp_path):
     """A U+2028 or \\x0c in a comment is not a line break: every later line keeps its number (CRLF too)."""
     manifest = tmp_path / "nodes.txt"
-    manifest.write_bytes("# a comment\u2028with a line separator\x0c and a form feed\r\n"
-                         "https://h/o/First|main\r\n\r\nhttps://h/o/bad|ma in\r\n".encode("utf-8"))
+    manifest.write_bytes(
+        "# a comment\u2028with a line separator\x0c and a form feed\r\n"
+        "https://h/o/First|main\r\n\r\nhttps://h/o/bad|ma in\r\n".encode("utf-8")
+    )
     with pytest.raises(ManifestError) as err:
         nodes_manifest.parse_file(str(manifest))
     assert err.value.problems == [(f"{manifest}:4", "'ma in' is not a valid branch or tag name")]

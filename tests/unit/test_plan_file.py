@@ -1,4 +1,5 @@
 """The merged model plan as a text file (module_utils.plan_file), in-process on real files."""
+
 import os
 import stat
 import sys
@@ -11,12 +12,16 @@ from harness.paths import REPO
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.plan_file import (  # noqa: E402
-    PlanFileError, render_plan, update_plan_file,
+    PlanFileError,
+    render_plan,
+    update_plan_file,
 )
 
 PLAN = {
     "manifests": [{"name": "/m.txt", "status": "read", "entries": 2}],
-    "entries": [{"name": "vae/ae.safetensors", "source": "huggingface", "identifier": "org/repo", "origin": "/m.txt:1"}],
+    "entries": [
+        {"name": "vae/ae.safetensors", "source": "huggingface", "identifier": "org/repo", "origin": "/m.txt:1"}
+    ],
     "replaced": [{"name": "loras/x.safetensors", "origin": "/u.txt:2", "replaced_by": "/m.txt:2"}],
     "skipped": [{"name": "loras/hk.safetensors", "origin": "/m.txt:3", "reason": "no bucket"}],
 }
@@ -56,11 +61,23 @@ def test_a_folder_at_the_plan_path_is_a_clear_error(tmp_path):
 
 
 def test_urls_in_the_plan_hide_passwords_and_secret_query_values():
-    plan = dict(PLAN, entries=[
-        {"name": "a/x.bin", "source": "url", "identifier": "https://bob:hunter2@host.invalid/x.bin?token=abc123&v=2",
-         "origin": "/m.txt:1"},
-        {"name": "a/y.bin", "source": "url", "identifier": "https://tok_ABCDEF@host.invalid/y.bin", "origin": "/m.txt:2"},
-    ])
+    plan = dict(
+        PLAN,
+        entries=[
+            {
+                "name": "a/x.bin",
+                "source": "url",
+                "identifier": "https://bob:hunter2@host.invalid/x.bin?token=abc123&v=2",
+                "origin": "/m.txt:1",
+            },
+            {
+                "name": "a/y.bin",
+                "source": "url",
+                "identifier": "https://tok_ABCDEF@host.invalid/y.bin",
+                "origin": "/m.txt:2",
+            },
+        ],
+    )
     text = render_plan(plan)
     for secret in ("hunter2", "abc123", "tok_ABCDEF"):
         assert secret not in text

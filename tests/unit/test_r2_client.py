@@ -1,4 +1,5 @@
 """r2_client: endpoint, credentials and R2 settings; botocore errors become clear sentences."""
+
 import sys
 
 import botocore.exceptions
@@ -13,7 +14,8 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.r2_fet
 
 def client_error(code, status, operation="GetObject"):
     return botocore.exceptions.ClientError(
-        {"Error": {"Code": code, "Message": "server words"}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+        {"Error": {"Code": code, "Message": "server words"}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
+    )
 
 
 def test_endpoint_from_account_or_override():
@@ -45,32 +47,43 @@ def test_client_is_configured_for_r2():
     assert client.meta.endpoint_url == "https://acct.r2.cloudflarestorage.com"
 
 
-@pytest.mark.parametrize("code,status,expected", [
-    ("NoSuchKey", 404, "no such key: s3://b/k does not exist"),
-    ("NoSuchBucket", 404, "no such bucket: b does not exist at https://e"),
-    ("AccessDenied", 403, "access denied to s3://b/k"),
-    ("InvalidAccessKeyId", 403, "bad credentials: https://e does not know this access key id"),
-    ("SignatureDoesNotMatch", 403, "bad credentials: the secret key does not match"),
-    ("PreconditionFailed", 412, "s3://b/k changed on the server during the download"),
-    ("SlowDown", 503, "s3://b/k: the server answered 503 SlowDown server words"),
-])
+@pytest.mark.parametrize(
+    "code,status,expected",
+    [
+        ("NoSuchKey", 404, "no such key: s3://b/k does not exist"),
+        ("NoSuchBucket", 404, "no such bucket: b does not exist at https://e"),
+        ("AccessDenied", 403, "access denied to s3://b/k"),
+        ("InvalidAccessKeyId", 403, "bad credentials: https://e does not know this access key id"),
+        ("SignatureDoesNotMatch", 403, "bad credentials: the secret key does not match"),
+        ("PreconditionFailed", 412, "s3://b/k changed on the server during the download"),
+        ("SlowDown", 503, "s3://b/k: the server answered 503 SlowDown server words"),
+    ],
+)
 def test_error_messages(code, status, expected):
     assert r2_client.describe_error(client_error(code, status), "b", "k", "https://e").startswith(expected)
 
 
 def test_unreachable_and_bodyless_errors():
     exc = botocore.exceptions.EndpointConnectionError(endpoint_url="https://e/b/k")
-    assert r2_client.describe_error(exc, "b", "k", "https://e") == "endpoint unreachable: could not connect to https://e"
+    assert (
+        r2_client.describe_error(exc, "b", "k", "https://e") == "endpoint unreachable: could not connect to https://e"
+    )
     assert r2_client.is_bodyless_status_error(client_error("404", 404, "HeadObject"))
     assert not r2_client.is_bodyless_status_error(client_error("NoSuchKey", 404))
 
 
 def test_objects_default_bucket_strip_a_leading_slash_and_name_themselves():
-    entries = r2_entries([{"key": "/loras/a.safetensors", "dest": "/m/a.safetensors", "sha256": "A" * 64},
-                          {"key": "b", "bucket": "other", "dest": "/m/b", "name": "loras/b"}], "models")
+    entries = r2_entries(
+        [
+            {"key": "/loras/a.safetensors", "dest": "/m/a.safetensors", "sha256": "A" * 64},
+            {"key": "b", "bucket": "other", "dest": "/m/b", "name": "loras/b"},
+        ],
+        "models",
+    )
     assert [(e.bucket, e.key, e.name, e.source) for e in entries] == [
         ("models", "loras/a.safetensors", "s3://models/loras/a.safetensors", "s3://models/loras/a.safetensors"),
-        ("other", "b", "loras/b", "s3://other/b")]
+        ("other", "b", "loras/b", "s3://other/b"),
+    ]
     assert entries[0].sha256 == "a" * 64
 
 
@@ -92,12 +105,20 @@ def test_the_module_stops_before_any_request_when_boto3_is_too_old(tmp_path):
     # The module's Python reports an older boto3/botocore (the code is the venv's: only the
     # versions are older, which is all the check reads).
     (tmp_path / "sitecustomize.py").write_text(
-        "import boto3, botocore\nboto3.__version__ = botocore.__version__ = '1.35.99'\n")
-    result, _proc = run_module("r2_fetch", {
-        "objects": [{"key": "a.safetensors", "dest": str(tmp_path / "models" / "a.safetensors")}],
-        "bucket": "models", "endpoint_url": "http://127.0.0.1:9", "state_dir": str(tmp_path / "state"),
-        "access_key_id": "id", "secret_access_key": "secret"},
-        env={"PYTHONPATH": str(tmp_path)})
+        "import boto3, botocore\nboto3.__version__ = botocore.__version__ = '1.35.99'\n"
+    )
+    result, _proc = run_module(
+        "r2_fetch",
+        {
+            "objects": [{"key": "a.safetensors", "dest": str(tmp_path / "models" / "a.safetensors")}],
+            "bucket": "models",
+            "endpoint_url": "http://127.0.0.1:9",
+            "state_dir": str(tmp_path / "state"),
+            "access_key_id": "id",
+            "secret_access_key": "secret",
+        },
+        env={"PYTHONPATH": str(tmp_path)},
+    )
     assert result["failed"], result
     assert "found boto3 1.35.99 and botocore 1.35.99" in result["msg"], result
     assert "Traceback" not in result.get("module_stderr", "") + result["msg"]

@@ -3,6 +3,7 @@
 The source is a real file read by range (the transport is not what is under test here; the
 S3 side is covered against moto in tests/integration/test_r2_fetch.py).
 """
+
 import json
 import os
 import random
@@ -15,7 +16,13 @@ from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import (  # noqa: E402
-    READ_CHUNK, DownloadJob, DownloadStopped, PartJournal, RangedDownloader, plan_parts)
+    READ_CHUNK,
+    DownloadJob,
+    DownloadStopped,
+    PartJournal,
+    RangedDownloader,
+    plan_parts,
+)
 
 KIB = 1024
 
@@ -27,8 +34,8 @@ class FileSource:
         self.path = path
         self.ranges = []
         self.lock = threading.Lock()
-        self.break_after = {}   # start offset -> bytes to deliver before the connection "drops"
-        self.refuse = set()     # start offsets answered with a permanent error
+        self.break_after = {}  # start offset -> bytes to deliver before the connection "drops"
+        self.refuse = set()  # start offsets answered with a permanent error
 
     def __call__(self, job, start, end):
         with self.lock:
@@ -71,16 +78,17 @@ def test_plan_parts_covers_every_byte_once():
     assert plan_parts(19, 10, 20) == [(0, 18)]
     assert plan_parts(20, 10, 20) == [(0, 9), (10, 19)]
     assert plan_parts(25, 10, 20) == [(0, 9), (10, 19), (20, 24)]
-    parts = plan_parts(10 ** 9 + 7, 16 * 2 ** 20, 32 * 2 ** 20)
-    assert parts[0][0] == 0 and parts[-1][1] == 10 ** 9 + 6
+    parts = plan_parts(10**9 + 7, 16 * 2**20, 32 * 2**20)
+    assert parts[0][0] == 0 and parts[-1][1] == 10**9 + 6
     assert all(b[0] == a[1] + 1 for a, b in zip(parts, parts[1:]))
 
 
 def test_parallel_parts_land_at_their_offsets(source, tmp_path):
     finished = []
     job = job_for(source, tmp_path)
-    RangedDownloader(source, max_concurrency=4, part_size=64 * KIB, multipart_threshold=128 * KIB,
-                     on_finished=finished.append).run([job])
+    RangedDownloader(
+        source, max_concurrency=4, part_size=64 * KIB, multipart_threshold=128 * KIB, on_finished=finished.append
+    ).run([job])
     assert not job.failed, job.error
     assert finished == [job]
     assert open(job.staged, "rb").read() == source.path.read_bytes()
@@ -91,7 +99,7 @@ def test_parallel_parts_land_at_their_offsets(source, tmp_path):
 
 def test_small_object_is_one_request(source, tmp_path):
     job = job_for(source, tmp_path)
-    RangedDownloader(source, part_size=64 * KIB, multipart_threshold=10 ** 7).run([job])
+    RangedDownloader(source, part_size=64 * KIB, multipart_threshold=10**7).run([job])
     assert source.ranges == [(0, job.size - 1)]
 
 
@@ -121,6 +129,7 @@ def test_resume_fetches_only_bytes_missing_from_the_journal(source, tmp_path):
 def test_a_part_cut_off_in_the_middle_resumes_where_its_bytes_stop(source, tmp_path, monkeypatch):
     """What a SIGKILL leaves: a part half written and counted. Only the rest is asked for."""
     import ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download as ranged
+
     monkeypatch.setattr(ranged, "READ_CHUNK", 4 * KIB)
     source.break_after = {256 * KIB: 10 * KIB + 123}
     job = job_for(source, tmp_path)
@@ -162,12 +171,14 @@ def test_a_stop_request_ends_the_run_quickly_with_every_counter_current(source, 
 
             def close(self):
                 stream.close()
+
         return Slow()
 
     job = job_for(source, tmp_path)
     finished = []
-    RangedDownloader(slow, max_concurrency=2, part_size=64 * KIB, multipart_threshold=1, stop=stop,
-                     on_finished=finished.append).run([job])
+    RangedDownloader(
+        slow, max_concurrency=2, part_size=64 * KIB, multipart_threshold=1, stop=stop, on_finished=finished.append
+    ).run([job])
     assert isinstance(job.error, DownloadStopped) and finished == []
     progress = journal_progress(job)
     assert 0 < sum(progress) <= 2 * READ_CHUNK
@@ -217,8 +228,9 @@ def test_one_failing_object_does_not_stop_the_others(source, tmp_path):
         return source(job, start, end)
 
     finished = []
-    RangedDownloader(open_range, max_concurrency=2, part_size=64 * KIB, multipart_threshold=1,
-                     on_finished=finished.append).run([bad, good])
+    RangedDownloader(
+        open_range, max_concurrency=2, part_size=64 * KIB, multipart_threshold=1, on_finished=finished.append
+    ).run([bad, good])
     assert bad.failed and not good.failed
     assert sorted(j.name for j in finished) == ["bad.bin", "good.bin"]
     assert open(good.staged, "rb").read() == source.path.read_bytes()

@@ -4,6 +4,7 @@
 variables, so a default missing there is a knob nobody can find, and an option there that the
 role does not define (or defines with another value) is a promise the role does not keep.
 """
+
 import re
 
 import pytest
@@ -52,14 +53,18 @@ def test_every_role_has_argument_specs():
 @pytest.mark.parametrize("role", ROLES)
 def test_every_default_is_documented(role):
     undocumented = sorted(set(defaults_of(role)) - set(options_of(role)))
-    assert not undocumented, f"roles/{role}/defaults/main.yml sets {undocumented}, which meta/argument_specs.yml does not document"
+    assert not undocumented, (
+        f"roles/{role}/defaults/main.yml sets {undocumented}, which meta/argument_specs.yml does not document"
+    )
 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_every_documented_option_has_a_default(role):
     # No entry point has required options: every variable works without being set.
     missing = sorted(set(options_of(role)) - set(defaults_of(role)))
-    assert not missing, f"roles/{role}/meta/argument_specs.yml documents {missing}, which defaults/main.yml does not set"
+    assert not missing, (
+        f"roles/{role}/meta/argument_specs.yml documents {missing}, which defaults/main.yml does not set"
+    )
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -73,7 +78,9 @@ def test_every_option_says_type_description_and_default(role):
         elif name in defaults and option["default"] != defaults[name]:
             # Computed defaults are documented as the expression itself: what ansible-doc shows is
             # what the role does.
-            problems.append(f"{entry_point}.{name}: default {option['default']!r} but defaults/main.yml has {defaults[name]!r}")
+            problems.append(
+                f"{entry_point}.{name}: default {option['default']!r} but defaults/main.yml has {defaults[name]!r}"
+            )
         if option.get("type") == "list" and "elements" not in option:
             problems.append(f"{entry_point}.{name}: a list without elements")
     assert not problems, f"roles/{role}/meta/argument_specs.yml:\n  " + "\n  ".join(problems)
@@ -87,7 +94,9 @@ def test_literal_defaults_pass_their_own_spec(role):
     for entry_point, spec in entry_points_of(role).items():
         options = spec.get("options") or {}
         literal = {name: defaults[name] for name in options if name in defaults and not is_templated(defaults[name])}
-        argument_spec = {name: {k: v for k, v in option.items() if k not in NOT_CHECKED} for name, option in options.items()}
+        argument_spec = {
+            name: {k: v for k, v in option.items() if k not in NOT_CHECKED} for name, option in options.items()
+        }
         result = ArgumentSpecValidator(argument_spec).validate(literal)
         assert not result.error_messages, f"roles/{role} {entry_point}: {result.error_messages}"
 

@@ -1,4 +1,5 @@
 """rp_env_export through real ansible: idempotence, check/diff mode, masking, bad input."""
+
 import json
 import os
 import stat
@@ -25,18 +26,41 @@ def pod_env(**extra):
 
 
 def sourced(path, name, shell="dash"):
-    out = subprocess.run(["env", "-i", shell, "-c", '. "$1" && printenv "$2"', "sh",
-                          str(path), name], capture_output=True, timeout=10, check=False)
+    out = subprocess.run(
+        ["env", "-i", shell, "-c", '. "$1" && printenv "$2"', "sh", str(path), name],
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
     return out.stdout
 
 
 def run_module_vvv(args, env, diff=True):
     """The module at -vvv with the default callback: everything a person could ever see."""
-    proc = subprocess.run([str(VENV_BIN / "ansible"), "localhost", "-c", "local", "-i", "localhost,",
-                           "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", "-vvv",
-                           "-m", "aiclipse.comfyui.rp_env_export", "-a", json.dumps(args)]
-                          + (["--diff"] if diff else []),
-                          cwd=REPO, env=ansible_env(env), capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            str(VENV_BIN / "ansible"),
+            "localhost",
+            "-c",
+            "local",
+            "-i",
+            "localhost,",
+            "-e",
+            "ansible_python_interpreter={{ ansible_playbook_python }}",
+            "-vvv",
+            "-m",
+            "aiclipse.comfyui.rp_env_export",
+            "-a",
+            json.dumps(args),
+        ]
+        + (["--diff"] if diff else []),
+        cwd=REPO,
+        env=ansible_env(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     return proc.stdout + proc.stderr
 
 
@@ -88,8 +112,12 @@ def test_value_change_and_secret_rotation_are_changes_shown_masked(tmp_path):
     path = tmp_path / "rp_environment"
     run_module("rp_env_export", {"path": str(path)}, env=pod_env())
     rotated = dict(SECRETS, HF_TOKEN="hf_rotated_token_abcdef")
-    result, proc = run_module("rp_env_export", {"path": str(path)}, diff=True,
-                              env=dict(pod_env(), HF_TOKEN=rotated["HF_TOKEN"], COMFY_ARGS="--cpu"))
+    result, proc = run_module(
+        "rp_env_export",
+        {"path": str(path)},
+        diff=True,
+        env=dict(pod_env(), HF_TOKEN=rotated["HF_TOKEN"], COMFY_ARGS="--cpu"),
+    )
     assert result["changed"] is True
     diff = result["diff"][0]
     assert "export HF_TOKEN='******** (changed)'" in diff["after"]
@@ -111,10 +139,17 @@ def test_mode_drift_is_fixed_and_reported(tmp_path):
 
 def test_explicit_variables_win_and_are_masked_even_in_the_invocation(tmp_path):
     path = tmp_path / "rp_environment"
-    args = {"path": str(path), "allow_list": ["COMFY_ARGS", "R2_BUCKET"],
-            "variables": {"COMFY_ARGS": "--from-vars", "R2_BUCKET": None, "MY_API_KEY": "k3y-from-vars-77",
-                          "WEBHOOK": "https://hook.invalid/s3cret-path"},
-            "secret_names": ["WEBHOOK"]}
+    args = {
+        "path": str(path),
+        "allow_list": ["COMFY_ARGS", "R2_BUCKET"],
+        "variables": {
+            "COMFY_ARGS": "--from-vars",
+            "R2_BUCKET": None,
+            "MY_API_KEY": "k3y-from-vars-77",
+            "WEBHOOK": "https://hook.invalid/s3cret-path",
+        },
+        "secret_names": ["WEBHOOK"],
+    }
     result, proc = run_module("rp_env_export", args, env=pod_env(), diff=True)
     assert result["changed"] is True, result
     assert result["exported"] == ["COMFY_ARGS", "MY_API_KEY", "WEBHOOK"]
@@ -162,8 +197,12 @@ def test_environ_file_is_read_instead_of_the_process_environment(tmp_path):
     environ = tmp_path / "environ"
     environ.write_bytes(b"COMFY_ARGS=--from-pid1\nsecond line\0HF_TOKEN=hf_pid1_secret_value\0NOT_ALLOWED=x\0")
     path = tmp_path / "rp_environment"
-    result, proc = run_module("rp_env_export", {"path": str(path), "environ_file": str(environ)},
-                              env=pod_env(COMFY_ARGS="--from-the-session"), diff=True)
+    result, proc = run_module(
+        "rp_env_export",
+        {"path": str(path), "environ_file": str(environ)},
+        env=pod_env(COMFY_ARGS="--from-the-session"),
+        diff=True,
+    )
     assert result["exported"] == ["COMFY_ARGS", "HF_TOKEN"], result
     assert sourced(path, "COMFY_ARGS") == b"--from-pid1\nsecond line\n"
     assert "hf_pid1_secret_value" not in proc.stdout + proc.stderr

@@ -4,6 +4,7 @@ Property-based: hypothesis writes arbitrary names and values with the module's o
 then real `bash` and `dash` source the file in an empty environment and dump their environment
 with `env -0`, which is compared byte for byte.
 """
+
 import json
 import subprocess
 import sys
@@ -21,18 +22,45 @@ SHELLS = ["bash", "dash"]
 
 # A prefix keeps generated names clear of variables the shells own (UID, PWD, SHLVL, IFS, ...).
 names = st.from_regex(r"\AT_[A-Za-z0-9_]{0,12}\Z", fullmatch=True)
-text_values = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"),
-                      max_size=60).map(lambda s: s.encode("utf-8"))
+text_values = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=60).map(
+    lambda s: s.encode("utf-8")
+)
 byte_values = st.binary(max_size=60).map(lambda b: b.replace(b"\0", b""))
-tricky = st.sampled_from([b"", b"'", b"''", b"'\\''", b"\\", b"$HOME", b"`id`", b"$(id)", b"\n",
-                          b"a\nb\n", b"\n\n", b" lead", b"trail ", b"\t", b"*", b"~", b"!x",
-                          b"\"q\"", b"\x01\x7f", b"\xff\xfe", "κόσμε 🚀".encode()])
+tricky = st.sampled_from(
+    [
+        b"",
+        b"'",
+        b"''",
+        b"'\\''",
+        b"\\",
+        b"$HOME",
+        b"`id`",
+        b"$(id)",
+        b"\n",
+        b"a\nb\n",
+        b"\n\n",
+        b" lead",
+        b"trail ",
+        b"\t",
+        b"*",
+        b"~",
+        b"!x",
+        b'"q"',
+        b"\x01\x7f",
+        b"\xff\xfe",
+        "κόσμε 🚀".encode(),
+    ]
+)
 
 
 def source_and_dump(shell, path, locale="C"):
     """Environment of `shell` after sourcing `path`, starting from an empty environment."""
-    proc = subprocess.run(["env", "-i", f"LC_ALL={locale}", shell, "-c", '. "$1" && exec env -0', "sh",
-                           str(path)], capture_output=True, timeout=20, check=False)
+    proc = subprocess.run(
+        ["env", "-i", f"LC_ALL={locale}", shell, "-c", '. "$1" && exec env -0', "sh", str(path)],
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     dumped = {}
     for entry in proc.stdout.split(b"\0")[:-1]:
@@ -87,15 +115,26 @@ def test_parse_refuses_foreign_content():
     assert env_export.parse(b"# comment\n\nexport A='x'\n") == [("A", b"x")]
 
 
-@pytest.mark.parametrize("name,ok", [("COMFY_ARGS", True), ("_x1", True), ("1ABC", False),
-                                     ("A-B", False), ("", False), ("A B", False), ("Ä", False),
-                                     ("A\n", False)])
+@pytest.mark.parametrize(
+    "name,ok",
+    [
+        ("COMFY_ARGS", True),
+        ("_x1", True),
+        ("1ABC", False),
+        ("A-B", False),
+        ("", False),
+        ("A B", False),
+        ("Ä", False),
+        ("A\n", False),
+    ],
+)
 def test_name_validation(name, ok):
     assert env_export.is_valid_name(name) is ok
 
 
-@pytest.mark.parametrize("name", ["HF_TOKEN", "CIVITAI_TOKEN", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY",
-                                  "DB_PASSWORD", "my_api_key"])
+@pytest.mark.parametrize(
+    "name", ["HF_TOKEN", "CIVITAI_TOKEN", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "DB_PASSWORD", "my_api_key"]
+)
 def test_secret_names(name):
     assert env_export.is_secret_name(name)
 
@@ -111,6 +150,7 @@ def test_default_allow_list_has_comfy_args():
 
 class CheckModeModule:
     """Just enough of AnsibleModule for EnvFile in check mode (nothing is written)."""
+
     check_mode = True
 
 
@@ -119,8 +159,13 @@ class CheckModeModule:
 def test_any_value_gives_a_result_ansible_accepts(tmp_path, values, secret):
     """Ansible refuses a result that is not valid UTF-8; values that are not UTF-8 are escaped."""
     environ = {name.encode(): value for name, value in values.items()}
-    env_file = env_export.EnvFile(CheckModeModule(), str(tmp_path / "rp_environment"), list(values),
-                                  environ=environ, secret_names=list(values) if secret else [])
+    env_file = env_export.EnvFile(
+        CheckModeModule(),
+        str(tmp_path / "rp_environment"),
+        list(values),
+        environ=environ,
+        secret_names=list(values) if secret else [],
+    )
     result = env_file.apply()
     json.dumps(result, ensure_ascii=False).encode("utf-8")  # raises on a lone surrogate
     for name, value in values.items():

@@ -3,6 +3,7 @@
 The placement tests run real bash on the resulting bashrc in non-interactive mode, where a
 Debian/Ubuntu bashrc returns early, so they fail if the hook is not above that return.
 """
+
 import os
 import stat
 import subprocess
@@ -21,15 +22,20 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment.shel
 from harness.ansible_run import run_module  # noqa: E402
 
 UBUNTU_GUARD = "case $- in\n    *i*) ;;\n      *) return;;\nesac\n"
-DEBIAN_GUARD = "[ -z \"$PS1\" ] && return\n"
+DEBIAN_GUARD = '[ -z "$PS1" ] && return\n'
 LEGACY = ("/etc/rp_environment",)
 
 
 def non_interactive_value(bashrc, env_file, name="POD_SETTING"):
     """What a non-interactive bash that reads `bashrc` (as sshd's bash does) sees for `name`."""
     env_file.write_text(f"export {name}='from the pod'\n")
-    out = subprocess.run(["env", "-i", "bash", "-c", f'. "$1"; printf "<%s>" "${name}"', "bash", str(bashrc)],
-                         capture_output=True, text=True, timeout=10, check=True)
+    out = subprocess.run(
+        ["env", "-i", "bash", "-c", f'. "$1"; printf "<%s>" "${name}"', "bash", str(bashrc)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
     return out.stdout
 
 
@@ -47,8 +53,10 @@ def test_hook_goes_before_the_early_return_and_works(tmp_path):
 
 def test_moved_copied_hooks_and_legacy_lines_leave_exactly_one_first_line():
     line = hook_line("/etc/rp_environment")
-    messy = (f"{UBUNTU_GUARD}source /etc/rp_environment\n{line}\n  . /etc/rp_environment  \n"
-             f"echo keep\n{line}\nsource /etc/rp_environment.bak\n")
+    messy = (
+        f"{UBUNTU_GUARD}source /etc/rp_environment\n{line}\n  . /etc/rp_environment  \n"
+        f"echo keep\n{line}\nsource /etc/rp_environment.bak\n"
+    )
     result = hooked_content(messy, line, LEGACY)
     assert result.splitlines() == [line] + UBUNTU_GUARD.splitlines() + ["echo keep", "source /etc/rp_environment.bak"]
 
@@ -69,7 +77,8 @@ def test_legacy_lines_of_a_custom_env_file_are_removed_too():
 def test_hook_line_keeps_its_original_form():
     """Pods provisioned before this module have this exact line: it must not be rewritten."""
     assert hook_line("/etc/rp_environment") == (
-        "if [ -r /etc/rp_environment ]; then . /etc/rp_environment; fi  # aiclipse.comfyui pod_env hook")
+        "if [ -r /etc/rp_environment ]; then . /etc/rp_environment; fi  # aiclipse.comfyui pod_env hook"
+    )
 
 
 def test_module_check_mode_writes_nothing_then_real_run_then_no_change(tmp_path):
@@ -79,8 +88,7 @@ def test_module_check_mode_writes_nothing_then_real_run_then_no_change(tmp_path)
     private.chmod(0o600)
     fresh = tmp_path / "new" / "dir" / ".bashrc"
     profile = tmp_path / "profile.d" / "rp_environment.sh"
-    args = {"files": [str(private), str(fresh)], "env_file": "/etc/rp_environment",
-            "profile_script": str(profile)}
+    args = {"files": [str(private), str(fresh)], "env_file": "/etc/rp_environment", "profile_script": str(profile)}
 
     result, _proc = run_module("shell_hook", args, check=True, diff=True)
     assert result["changed"] is True and not result.get("failed"), result

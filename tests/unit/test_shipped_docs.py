@@ -4,6 +4,7 @@ A reader of the published collection has the collection only: no product contrac
 by section and no earlier system to compare with. Each role has a README that sends the reader
 to its argument_specs, and a role variable any document names is one the roles really have.
 """
+
 import re
 
 import pytest
@@ -16,8 +17,12 @@ ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if p.is_dir())
 # Shipped documentation and YAML (the Python files carry their own DOCUMENTATION).
 SHIPPED_TEXT = sorted(
     [REPO / "README.md", REPO / "BENCHMARKS.md", REPO / "galaxy.yml", REPO / "site.yml"]
-    + [p for top in ("docs", "roles", "playbooks", "examples", "inventories", "changelogs", "meta")
-       for p in (REPO / top).rglob("*") if p.is_file() and p.suffix != ".py"]
+    + [
+        p
+        for top in ("docs", "roles", "playbooks", "examples", "inventories", "changelogs", "meta")
+        for p in (REPO / top).rglob("*")
+        if p.is_file() and p.suffix != ".py"
+    ]
 )
 # What only the project's own history knows: a section of its contract, or the system it replaced.
 UNPUBLISHED_REFERENCES = re.compile(r"\bSPEC\b|\bsection \d|§|original system|\bthe original's\b|\blike the original\b")
@@ -40,8 +45,10 @@ def test_the_scan_covers_the_documents():
 @pytest.mark.parametrize("path", SHIPPED_TEXT, ids=lambda p: str(p.relative_to(REPO)))
 def test_shipped_text_cites_nothing_a_reader_lacks(path):
     text = path.read_text(encoding="utf-8", errors="replace")
-    hits = [f"{path.relative_to(REPO)}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}"
-            for m in UNPUBLISHED_REFERENCES.finditer(text)]
+    hits = [
+        f"{path.relative_to(REPO)}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}"
+        for m in UNPUBLISHED_REFERENCES.finditer(text)
+    ]
     assert not hits, hits
 
 
@@ -63,7 +70,9 @@ def test_each_role_has_a_readme_pointing_at_its_argument_specs(role):
     assert f"aiclipse.comfyui.{role}" in used
 
 
-DOCUMENTS_NAMING_VARIABLES = [REPO / "README.md", REPO / "docs" / "DEVELOPING.md"] + [REPO / "roles" / r / "README.md" for r in ROLES]
+DOCUMENTS_NAMING_VARIABLES = [REPO / "README.md", REPO / "docs" / "DEVELOPING.md"] + [
+    REPO / "roles" / r / "README.md" for r in ROLES
+]
 
 
 @pytest.mark.parametrize("path", DOCUMENTS_NAMING_VARIABLES, ids=lambda p: str(p.relative_to(REPO)))

@@ -1,4 +1,5 @@
 """source_hashes: what each source's answer says about a file, and what is not to be trusted."""
+
 import base64
 import hashlib
 import sys
@@ -11,19 +12,28 @@ from harness.paths import REPO
 sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import Entry  # noqa: E402
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.source_hashes import (  # noqa: E402
-    SourceHashError, civitai_file, civitai_version_id, huggingface_linked, reconcile, s3_sha256)
+    SourceHashError,
+    civitai_file,
+    civitai_version_id,
+    huggingface_linked,
+    reconcile,
+    s3_sha256,
+)
 
 DIGEST = hashlib.sha256(b"model").hexdigest()
 B64 = base64.b64encode(hashlib.sha256(b"model").digest()).decode()
 
 
-@pytest.mark.parametrize("headers, expected", [
-    ({"x-linked-etag": '"%s"' % DIGEST, "x-linked-size": "123"}, (DIGEST, 123)),
-    ({"x-linked-etag": 'W/"%s"' % DIGEST.upper()}, (DIGEST, None)),
-    # A file kept in git: its ETag is a git object id, never taken for a sha256.
-    ({"etag": '"%s"' % DIGEST[:40]}, (None, None)),
-    ({"x-linked-etag": '"%s"' % DIGEST[:40], "x-linked-size": "12x"}, (None, None)),
-])
+@pytest.mark.parametrize(
+    "headers, expected",
+    [
+        ({"x-linked-etag": '"%s"' % DIGEST, "x-linked-size": "123"}, (DIGEST, 123)),
+        ({"x-linked-etag": 'W/"%s"' % DIGEST.upper()}, (DIGEST, None)),
+        # A file kept in git: its ETag is a git object id, never taken for a sha256.
+        ({"etag": '"%s"' % DIGEST[:40]}, (None, None)),
+        ({"x-linked-etag": '"%s"' % DIGEST[:40], "x-linked-size": "12x"}, (None, None)),
+    ],
+)
 def test_huggingface_linked_reads_only_an_lfs_sha256(headers, expected):
     assert huggingface_linked(headers) == expected
 
@@ -47,18 +57,21 @@ def test_civitai_without_a_sha256_or_files_says_so():
         civitai_file({"files": []}, "https://civitai.com/api/download/models/77")
 
 
-@pytest.mark.parametrize("head, expected", [
-    ({"ChecksumSHA256": B64, "ETag": '"abc"'}, DIGEST),
-    ({"ChecksumSHA256": B64, "ChecksumType": "FULL_OBJECT", "ETag": '"abc-3"'}, DIGEST),
-    # Composite checksums of multipart uploads are digests of part digests: never the file's.
-    ({"ChecksumSHA256": B64 + "-3", "ETag": '"abc-3"'}, None),
-    ({"ChecksumSHA256": B64, "ChecksumType": "COMPOSITE", "ETag": '"abc"'}, None),
-    ({"ChecksumSHA256": B64, "ETag": '"abc-2"'}, None),
-    ({"Metadata": {"sha256": DIGEST.upper()}}, DIGEST),
-    ({"Metadata": {"SHA256": "sha256:" + DIGEST}}, DIGEST),
-    ({"Metadata": {"sha256": "not-a-digest"}}, None),
-    ({"ChecksumSHA256": "!!!", "ETag": '"abc"'}, None),
-])
+@pytest.mark.parametrize(
+    "head, expected",
+    [
+        ({"ChecksumSHA256": B64, "ETag": '"abc"'}, DIGEST),
+        ({"ChecksumSHA256": B64, "ChecksumType": "FULL_OBJECT", "ETag": '"abc-3"'}, DIGEST),
+        # Composite checksums of multipart uploads are digests of part digests: never the file's.
+        ({"ChecksumSHA256": B64 + "-3", "ETag": '"abc-3"'}, None),
+        ({"ChecksumSHA256": B64, "ChecksumType": "COMPOSITE", "ETag": '"abc"'}, None),
+        ({"ChecksumSHA256": B64, "ETag": '"abc-2"'}, None),
+        ({"Metadata": {"sha256": DIGEST.upper()}}, DIGEST),
+        ({"Metadata": {"SHA256": "sha256:" + DIGEST}}, DIGEST),
+        ({"Metadata": {"sha256": "not-a-digest"}}, None),
+        ({"ChecksumSHA256": "!!!", "ETag": '"abc"'}, None),
+    ],
+)
 def test_s3_sha256_only_from_a_whole_object_checksum_or_metadata(head, expected):
     assert s3_sha256(head) == expected
 

@@ -1,5 +1,6 @@
 """authorized_keys and host keys (module_utils._environment.ssh_access), in-process on real files with the
 real ssh-keygen."""
+
 import os
 import shutil
 import stat
@@ -15,7 +16,9 @@ from harness.paths import REPO
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment.ssh_access import (  # noqa: E402
-    SSHAccess, SSHAccessError, key_lines,
+    SSHAccess,
+    SSHAccessError,
+    key_lines,
 )
 
 KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA a@laptop"
@@ -138,12 +141,15 @@ def test_a_folder_in_place_of_authorized_keys_is_refused(tmp_path):
         SSHAccess(Module(), str(keys), [KEY_A]).authorize()
 
 
-@pytest.mark.parametrize("damage, problem, kept", [
-    (lambda path: path.write_bytes(b""), "empty", False),
-    (lambda path: path.write_bytes(path.read_bytes()[:60]), "cannot load", True),
-    (lambda path: (path.unlink(), os.symlink("/nonexistent/key", path)), "a link to nothing", True),
-    (lambda path: (path.unlink(), path.mkdir()), "not a regular file", True),
-])
+@pytest.mark.parametrize(
+    "damage, problem, kept",
+    [
+        (lambda path: path.write_bytes(b""), "empty", False),
+        (lambda path: path.write_bytes(path.read_bytes()[:60]), "cannot load", True),
+        (lambda path: (path.unlink(), os.symlink("/nonexistent/key", path)), "a link to nothing", True),
+        (lambda path: (path.unlink(), path.mkdir()), "not a regular file", True),
+    ],
+)
 def test_an_unusable_host_key_is_made_anew(tmp_path, damage, problem, kept):
     host = tmp_path / "etc/ssh"
     SSHAccess(Module(), host_key_dir=str(host), host_key_types=["ed25519", "ecdsa"]).make_host_keys()
@@ -156,7 +162,7 @@ def test_an_unusable_host_key_is_made_anew(tmp_path, damage, problem, kept):
     module = Module()
     access = SSHAccess(module, host_key_dir=str(host), host_key_types=["ed25519", "ecdsa"])
     assert access.make_host_keys() == ["ed25519"]
-    record, = access.invalid_host_keys
+    (record,) = access.invalid_host_keys
     assert record["type"] == "ed25519" and problem in record["problem"]
     assert (record["moved_to"] is not None) == kept
     if kept:

@@ -1,5 +1,6 @@
 """The start stamp (module_utils._workspace.start_stamp and the start_inputs_digest filter), in-process on
 real files and real git checkouts."""
+
 import json
 import os
 import shutil
@@ -16,10 +17,13 @@ from harness.paths import REPO
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.filter.start_inputs import (  # noqa: E402
-    collection_code_digest, start_inputs_digest,
+    collection_code_digest,
+    start_inputs_digest,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.start_stamp import (  # noqa: E402
-    StartStamp, fingerprint, tree_fingerprint,
+    StartStamp,
+    fingerprint,
+    tree_fingerprint,
 )
 
 
@@ -35,8 +39,9 @@ class Module:
 
     @staticmethod
     def run_command(cmd, expand_user_and_vars=False, environ_update=None):
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(environ_update or {})},
-                              check=False)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env={**os.environ, **(environ_update or {})}, check=False
+        )
         return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -57,11 +62,16 @@ def pod(tmp_path):
 
 
 def stamp_of(tmp_path, node, model, inputs="digest-1", module=None, pending=()):
-    return StartStamp(module or Module(), str(tmp_path / "state/start-stamp.json"), inputs=inputs,
-                      watch=[str(tmp_path / "env"), str(tmp_path / "shortcut"), str(tmp_path / "vault/models/vae")],
-                      trees=[str(tmp_path / "templates")], contents=[str(tmp_path / "environ")],
-                      git=[str(node.path)],
-                      expected=[str(model)] + [str(p) for p in pending])
+    return StartStamp(
+        module or Module(),
+        str(tmp_path / "state/start-stamp.json"),
+        inputs=inputs,
+        watch=[str(tmp_path / "env"), str(tmp_path / "shortcut"), str(tmp_path / "vault/models/vae")],
+        trees=[str(tmp_path / "templates")],
+        contents=[str(tmp_path / "environ")],
+        git=[str(node.path)],
+        expected=[str(model)] + [str(p) for p in pending],
+    )
 
 
 def recorded(tmp_path, node, model, **kwargs):
@@ -125,21 +135,27 @@ def test_verify_with_other_inputs_is_not_current(pod):
     assert not current and "inputs changed" in reasons[0]
 
 
-@pytest.mark.parametrize("change, reason", [
-    (lambda t, n, m: (t / "env").write_text("export A=2\n"), "env: modified"),
-    (lambda t, n, m: (t / "env").unlink(), "env: removed"),
-    (lambda t, n, m: ((t / "shortcut").unlink(), (t / "shortcut").symlink_to(t)), "shortcut: points to"),
-    (lambda t, n, m: ((t / "shortcut").unlink(), (t / "shortcut").mkdir()), "shortcut: was a link, is a dir now"),
-    (lambda t, n, m: ((t / "env").rename(t / "copy"), (t / "env").symlink_to(t / "copy")), "env: was a file, is a link now"),
-    (lambda t, n, m: os.chmod(t / "vault/models", 0o777), "shortcut: what it links to changed"),
-    (lambda t, n, m: m.unlink(), "ae.safetensors: removed"),
-    (lambda t, n, m: m.write_bytes(b"other weights"), "ae.safetensors: modified"),
-    (lambda t, n, m: (t / "templates/a.json").write_text('{"v": 2}'), "templates: something in it changed"),
-    (lambda t, n, m: (t / "environ").write_bytes(b"A=1\0B=3\0"), "environ: its content changed"),
-    (lambda t, n, m: (n.path / "__init__.py").unlink(), "HEAD or tracked files changed"),
-    (lambda t, n, m: n.commit({"README.md": "v2\n"}), "HEAD or tracked files changed"),
-    (lambda t, n, m: shutil.rmtree(n.path / ".git"), "not a git checkout"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (lambda t, n, m: (t / "env").write_text("export A=2\n"), "env: modified"),
+        (lambda t, n, m: (t / "env").unlink(), "env: removed"),
+        (lambda t, n, m: ((t / "shortcut").unlink(), (t / "shortcut").symlink_to(t)), "shortcut: points to"),
+        (lambda t, n, m: ((t / "shortcut").unlink(), (t / "shortcut").mkdir()), "shortcut: was a link, is a dir now"),
+        (
+            lambda t, n, m: ((t / "env").rename(t / "copy"), (t / "env").symlink_to(t / "copy")),
+            "env: was a file, is a link now",
+        ),
+        (lambda t, n, m: os.chmod(t / "vault/models", 0o777), "shortcut: what it links to changed"),
+        (lambda t, n, m: m.unlink(), "ae.safetensors: removed"),
+        (lambda t, n, m: m.write_bytes(b"other weights"), "ae.safetensors: modified"),
+        (lambda t, n, m: (t / "templates/a.json").write_text('{"v": 2}'), "templates: something in it changed"),
+        (lambda t, n, m: (t / "environ").write_bytes(b"A=1\0B=3\0"), "environ: its content changed"),
+        (lambda t, n, m: (n.path / "__init__.py").unlink(), "HEAD or tracked files changed"),
+        (lambda t, n, m: n.commit({"README.md": "v2\n"}), "HEAD or tracked files changed"),
+        (lambda t, n, m: shutil.rmtree(n.path / ".git"), "not a git checkout"),
+    ],
+)
 def test_each_change_a_start_would_repair_means_not_current(pod, change, reason):
     tmp_path, node, model = pod
     stamp = recorded(*pod)

@@ -1,4 +1,5 @@
 """target_secrets: secrets by name from the environment or the pod's 0600 env file."""
+
 import os
 import subprocess
 import sys
@@ -9,9 +10,12 @@ from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import (  # noqa: E402
-    SecretsError, TargetSecrets, parse_env_file)
+    SecretsError,
+    TargetSecrets,
+    parse_env_file,
+)
 
-NASTY = "it's a $ecret `x` \\ \"q\"\nline two\u00e9"
+NASTY = 'it\'s a $ecret `x` \\ "q"\nline two\u00e9'
 
 
 def quoted(value):
@@ -28,8 +32,9 @@ def env_file(tmp_path, values, mode=0o600, name="rp_environment"):
 def test_values_come_back_byte_for_byte_as_bash_reads_them(tmp_path):
     path = env_file(tmp_path, {"HF_TOKEN": NASTY, "EMPTY": "", "R2_SECRET_ACCESS_KEY": "abc/def+g=="})
     parsed = parse_env_file(path.read_text())
-    shell = subprocess.run(["bash", "-c", '. "$0"; printf %s "$HF_TOKEN"', str(path)], capture_output=True,
-                           text=True, check=True).stdout
+    shell = subprocess.run(
+        ["bash", "-c", '. "$0"; printf %s "$HF_TOKEN"', str(path)], capture_output=True, text=True, check=True
+    ).stdout
     assert parsed["HF_TOKEN"] == NASTY == shell
     assert parsed["EMPTY"] == "" and parsed["R2_SECRET_ACCESS_KEY"] == "abc/def+g=="
 

@@ -1,4 +1,5 @@
 """Template workflows -> workflow folders (module_utils._workspace.workflow_seed), in-process on real files."""
+
 import os
 import stat
 import sys
@@ -11,7 +12,10 @@ from harness.paths import REPO
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workflow_seed import (  # noqa: E402
-    WorkflowSeedError, WorkflowSeeder, backup_name, template_files,
+    WorkflowSeedError,
+    WorkflowSeeder,
+    backup_name,
+    template_files,
 )
 
 
@@ -85,8 +89,14 @@ def test_force_replaces_only_differing_files_and_keeps_a_backup(dirs):
 
     predicted = seed(templates, dests, force=True).run(check_mode=True, want_diff=True)
     assert predicted["counts"]["replaced"] == 1
-    assert predicted["diff"] == [dict(before_header=str(dests[0] / "a.json"), after_header=str(dests[0] / "a.json"),
-                                      before="mine", after='{"t": "a"}')]
+    assert predicted["diff"] == [
+        dict(
+            before_header=str(dests[0] / "a.json"),
+            after_header=str(dests[0] / "a.json"),
+            before="mine",
+            after='{"t": "a"}',
+        )
+    ]
     assert (dests[0] / "a.json").read_bytes() == b"mine"
     assert not any(p.name.endswith("~") for p in dests[0].iterdir())
 

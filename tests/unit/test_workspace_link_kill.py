@@ -8,6 +8,7 @@ After each kill a fresh run must succeed, every file's bytes must still be there
 changed or invented), the layout must be right, no scratch entry may be left, and one more run
 must change nothing.
 """
+
 import json
 import os
 import shutil
@@ -68,8 +69,13 @@ def contents(*tops):
 
 
 def kill_run(args, kill_at):
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(REPO / "collections"), str(kill_at), json.dumps(args)],
-                          capture_output=True, text=True, check=False, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(REPO / "collections"), str(kill_at), json.dumps(args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     if proc.returncode == -signal.SIGKILL:
         return None
     assert proc.returncode == 0, proc.stderr
@@ -115,8 +121,13 @@ def fill_models(models):
 def test_adoption_on_one_filesystem_survives_a_kill_at_every_step(tmp_path):
     root = tmp_path / "workspace"
     vault = root / "aiclipse"
-    args = {"root": str(root), "vault": str(vault), "links": {"models": "models"},
-            "directories": ["models/checkpoints"], "stamp": "S"}
+    args = {
+        "root": str(root),
+        "vault": str(vault),
+        "links": {"models": "models"},
+        "directories": ["models/checkpoints"],
+        "stamp": "S",
+    }
 
     def build():
         shutil.rmtree(root, ignore_errors=True)
@@ -139,8 +150,7 @@ def test_adoption_across_filesystems_survives_a_kill_at_every_step(tmp_path):
     shm = Path(tempfile.mkdtemp(dir=SHM))
     root = shm / "workspace"
     vault = tmp_path / "aiclipse"
-    args = {"root": str(root), "vault": str(vault), "links": {"models": "models"},
-            "stamp": "S"}
+    args = {"root": str(root), "vault": str(vault), "links": {"models": "models"}, "stamp": "S"}
 
     def build():
         shutil.rmtree(root, ignore_errors=True)
@@ -168,8 +178,12 @@ def test_merge_with_clashes_across_filesystems_survives_a_kill_at_every_step(tmp
     shm = Path(tempfile.mkdtemp(dir=SHM))
     root = tmp_path / "workspace"
     vault = shm / "aiclipse"
-    args = {"root": str(root), "vault": str(vault), "links": {"models": "models", "input": "ComfyUI/input"},
-            "stamp": "S"}
+    args = {
+        "root": str(root),
+        "vault": str(vault),
+        "links": {"models": "models", "input": "ComfyUI/input"},
+        "stamp": "S",
+    }
 
     def build():
         shutil.rmtree(root, ignore_errors=True)

@@ -23,6 +23,7 @@ a merge was killed half-way before the run, sometimes the root itself is a link.
 The module's logic runs in-process (module_utils) to keep 150 examples fast; the ansible runs
 are in tests/integration/test_workspace_link_module.py, SIGKILLs in test_workspace_link_kill.py.
 """
+
 import itertools
 import os
 import re
@@ -38,17 +39,39 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import (  # noqa: E402
-    MergeError, MergePlan, Scratch, apply_plan,
+    MergeError,
+    MergePlan,
+    Scratch,
+    apply_plan,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import (  # noqa: E402
-    WorkspaceLinkError, WorkspaceLinks, canonical,
+    WorkspaceLinkError,
+    WorkspaceLinks,
+    canonical,
 )
 
 STAMP = "20261128-000000"
-SHORTCUTS = {"models": "models", "input": "ComfyUI/input", "ComfyUI": "ComfyUI",
-             "logs": "logs", "workflows": "workflows"}
-NAMES = ["a", "b.json", "put_here", "input", "sub", "c.safetensors", ".git", ".aiclipse-partial-x",
-         "b.merged-%s.json" % STAMP, "a.merged-%s" % STAMP, "a.backup-%s" % STAMP, os.fsdecode(b"caf\xe9")]
+SHORTCUTS = {
+    "models": "models",
+    "input": "ComfyUI/input",
+    "ComfyUI": "ComfyUI",
+    "logs": "logs",
+    "workflows": "workflows",
+}
+NAMES = [
+    "a",
+    "b.json",
+    "put_here",
+    "input",
+    "sub",
+    "c.safetensors",
+    ".git",
+    ".aiclipse-partial-x",
+    "b.merged-%s.json" % STAMP,
+    "a.merged-%s" % STAMP,
+    "a.backup-%s" % STAMP,
+    os.fsdecode(b"caf\xe9"),
+]
 SHARED_CONTENT = [b"", b"same bytes", b"placeholder\n"]
 SHM = Path("/dev/shm")
 AS_ROOT = os.geteuid() == 0
@@ -61,19 +84,40 @@ SCRATCH_NAME = re.compile(r"\.aiclipse-(partial|link)-[0-9a-f]{24}$")
 def file_node():
     # Either unique bytes (a loss is then detectable) or bytes shared with other files (to make
     # identical-content clashes, which the merge resolves by dropping the duplicate).
-    return st.one_of(st.just(("file", None)), st.sampled_from(SHARED_CONTENT).map(lambda c: ("file", c)),
-                     st.just(("readonly", None)), st.just(("hardlink", None)))
+    return st.one_of(
+        st.just(("file", None)),
+        st.sampled_from(SHARED_CONTENT).map(lambda c: ("file", c)),
+        st.just(("readonly", None)),
+        st.just(("hardlink", None)),
+    )
 
 
-LEAF = st.one_of(file_node(), file_node(),
-                 st.sampled_from(["../elsewhere", "/nonexistent/dangling", "b.json", ".."]).map(lambda t: ("link", t)))
-TREE = st.recursive(LEAF, lambda children: st.tuples(
-    st.just("dir"), st.dictionaries(st.sampled_from(NAMES), children, max_size=4), st.booleans()),
-    max_leaves=12)
-SHORTCUT_STATE = st.one_of(st.sampled_from([("absent",), ("right_link",), ("wrong_link",), ("dangling_link",),
-                                            ("chain_link",), ("parent_link",)]), TREE, TREE)
-VAULT_STATE = st.one_of(st.sampled_from([("absent",), ("to_shortcut",), ("chain_to_shortcut",), ("elsewhere",),
-                                         ("to_root",), ("inside_shortcut",)]), TREE, TREE)
+LEAF = st.one_of(
+    file_node(),
+    file_node(),
+    st.sampled_from(["../elsewhere", "/nonexistent/dangling", "b.json", ".."]).map(lambda t: ("link", t)),
+)
+TREE = st.recursive(
+    LEAF,
+    lambda children: st.tuples(
+        st.just("dir"), st.dictionaries(st.sampled_from(NAMES), children, max_size=4), st.booleans()
+    ),
+    max_leaves=12,
+)
+SHORTCUT_STATE = st.one_of(
+    st.sampled_from(
+        [("absent",), ("right_link",), ("wrong_link",), ("dangling_link",), ("chain_link",), ("parent_link",)]
+    ),
+    TREE,
+    TREE,
+)
+VAULT_STATE = st.one_of(
+    st.sampled_from(
+        [("absent",), ("to_shortcut",), ("chain_to_shortcut",), ("elsewhere",), ("to_root",), ("inside_shortcut",)]
+    ),
+    TREE,
+    TREE,
+)
 
 
 class Builder:
@@ -184,8 +228,9 @@ def scenario(tmp, shortcut_states, vault_states, placement):
 
 
 def manager(root, vault, on_conflict, check_mode=False, stamp=STAMP):
-    return WorkspaceLinks(str(root), str(vault), dict(SHORTCUTS), on_conflict=on_conflict,
-                          check_mode=check_mode, stamp=stamp)
+    return WorkspaceLinks(
+        str(root), str(vault), dict(SHORTCUTS), on_conflict=on_conflict, check_mode=check_mode, stamp=stamp
+    )
 
 
 def contents(state):
@@ -193,16 +238,21 @@ def contents(state):
 
 
 # 150 examples keep the suite fast; WORKSPACE_PROPERTY_EXAMPLES=2000 explores further.
-@settings(max_examples=int(os.environ.get("WORKSPACE_PROPERTY_EXAMPLES", "150")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(shortcut_states=st.lists(SHORTCUT_STATE, min_size=len(SHORTCUTS), max_size=len(SHORTCUTS)),
-       vault_states=st.lists(VAULT_STATE, min_size=len(SHORTCUTS), max_size=len(SHORTCUTS)),
-       on_conflict=st.sampled_from(["merge", "merge", "backup", "fail"]),
-       placement=st.sampled_from(["same", "same", "root_is_a_link"]
-                                 + (["vault_on_shm", "root_on_shm"] if SHM.is_dir() else [])),
-       crash_after=st.one_of(st.none(), st.integers(min_value=0, max_value=6)))
-def test_no_byte_is_lost_and_shortcuts_resolve(shortcut_states, vault_states, on_conflict, placement,
-                                               crash_after):
+@settings(
+    max_examples=int(os.environ.get("WORKSPACE_PROPERTY_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    shortcut_states=st.lists(SHORTCUT_STATE, min_size=len(SHORTCUTS), max_size=len(SHORTCUTS)),
+    vault_states=st.lists(VAULT_STATE, min_size=len(SHORTCUTS), max_size=len(SHORTCUTS)),
+    on_conflict=st.sampled_from(["merge", "merge", "backup", "fail"]),
+    placement=st.sampled_from(
+        ["same", "same", "root_is_a_link"] + (["vault_on_shm", "root_on_shm"] if SHM.is_dir() else [])
+    ),
+    crash_after=st.one_of(st.none(), st.integers(min_value=0, max_value=6)),
+)
+def test_no_byte_is_lost_and_shortcuts_resolve(shortcut_states, vault_states, on_conflict, placement, crash_after):
     tmp = Path(tempfile.mkdtemp(prefix="ws-prop-"))
     shm = None
     try:
@@ -219,11 +269,16 @@ def test_no_byte_is_lost_and_shortcuts_resolve(shortcut_states, vault_states, on
         if crash_after is not None and predicted is not None:
             # A run killed after some moves of the first merge: the next run must finish the job.
             models = root / "models"
-            if models.is_dir() and not models.is_symlink() and (vault / "models").is_dir() \
-                    and not (vault / "models").is_symlink():
+            if (
+                models.is_dir()
+                and not models.is_symlink()
+                and (vault / "models").is_dir()
+                and not (vault / "models").is_symlink()
+            ):
                 try:
-                    plan = MergePlan(str(models), str(vault / "models"), "20261127-000000",
-                                     str(vault / ".state" / "workspace"))
+                    plan = MergePlan(
+                        str(models), str(vault / "models"), "20261127-000000", str(vault / ".state" / "workspace")
+                    )
                 except MergeError:
                     plan = None
                 if plan is not None:
@@ -242,8 +297,9 @@ def test_no_byte_is_lost_and_shortcuts_resolve(shortcut_states, vault_states, on
         for link in result["links"]:
             event(link["action"] + (" + target relinked" if link["target_relinked"] else ""))
         if crash_after is None:
-            assert [link["action"] for link in result["links"]] == \
-                [link["action"] for link in predicted["links"]], "check mode predicted other actions"
+            assert [link["action"] for link in result["links"]] == [link["action"] for link in predicted["links"]], (
+                "check mode predicted other actions"
+            )
             assert result["changed"] == predicted["changed"]
         after = snapshot(*tops)
 
@@ -288,10 +344,10 @@ def test_property_test_can_fail_on_a_lossy_merge(tmp_path, monkeypatch):
     (vault / "models").mkdir(parents=True)
     (root / "models" / "a").write_bytes(b"incoming")
     (vault / "models" / "a").write_bytes(b"already there")
-    result = WorkspaceLinks(str(root), str(vault), {"models": "models"},
-                            stamp="S").run()
+    result = WorkspaceLinks(str(root), str(vault), {"models": "models"}, stamp="S").run()
     assert result["links"][0]["merged"]["renamed"] == [
-        {"from": str(root / "models" / "a"), "to": str(vault / "models" / "a.merged-S")}]
+        {"from": str(root / "models" / "a"), "to": str(vault / "models" / "a.merged-S")}
+    ]
     assert (vault / "models" / "a").read_bytes() == b"already there"
     assert (vault / "models" / "a.merged-S").read_bytes() == b"incoming"
 

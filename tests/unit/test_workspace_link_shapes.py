@@ -4,6 +4,7 @@ Each test builds one shape, runs the module's logic in-process and checks, file 
 every byte is still somewhere, what the shortcut and the vault folder resolve to, and that a
 second run has nothing to do. Kill points of the adoption are in test_workspace_link_kill.py.
 """
+
 import json
 import os
 import shutil
@@ -18,10 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import (  # noqa: E402
-    MergeError, MergePlan,
+    MergeError,
+    MergePlan,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import (  # noqa: E402
-    WorkspaceLinkError, WorkspaceLinks,
+    WorkspaceLinkError,
+    WorkspaceLinks,
 )
 
 SHM = Path("/dev/shm")
@@ -86,6 +89,7 @@ def user_models(root):
 
 
 # -- the critical case: a vault folder that is a link to the shortcut's own folder -----------
+
 
 def test_vault_folder_linked_to_the_shortcut_folder_is_adopted_not_deleted(ws):
     root, vault = ws
@@ -181,6 +185,7 @@ def test_adoption_with_backup_moves_the_folder_into_the_vault_too(ws):
 
 # -- containment that cannot be adopted: refused, with what to do --------------------------
 
+
 def test_vault_folder_linked_inside_the_shortcut_folder_is_refused(ws):
     root, vault = ws
     user_models(root)
@@ -211,6 +216,7 @@ def test_a_target_reaching_the_shortcut_folder_through_a_parent_link_is_refused(
 
 
 # -- link chains: the shortcut is a link, the vault folder links through it -------------------
+
 
 def test_vault_folder_linked_through_a_shortcut_link_keeps_its_folder(ws, tmp_path):
     """aiclipse/models -> /workspace/models -> /data/models: relinking the shortcut would loop."""
@@ -243,6 +249,7 @@ def test_links_that_would_only_loop_are_refused(ws):
 
 # -- same inode, hard links -----------------------------------------------------------------
 
+
 def test_merge_of_a_folder_into_itself_is_refused_by_the_plan(tmp_path):
     folder = tmp_path / "models"
     folder.mkdir()
@@ -274,6 +281,7 @@ def test_hard_links_between_shortcut_and_vault_are_kept_once(ws):
 
 
 # -- internal names and clash names ---------------------------------------------------------
+
 
 def test_a_user_file_named_like_a_scratch_file_is_never_deleted(ws):
     root, vault = ws
@@ -308,6 +316,7 @@ def test_clash_names_never_take_a_name_a_later_move_needs(ws):
 
 
 # -- odd bytes ------------------------------------------------------------------------------
+
 
 def test_non_utf8_names_are_merged_and_reported_as_valid_utf8(ws):
     root, vault = ws

@@ -1,4 +1,5 @@
 """Bad input gets a clear error and touches nothing; unsafe situations are refused up front."""
+
 import os
 import sys
 from pathlib import Path
@@ -9,7 +10,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import (  # noqa: E402
-    WorkspaceLinkError, WorkspaceLinks,
+    WorkspaceLinkError,
+    WorkspaceLinks,
 )
 
 
@@ -45,19 +47,22 @@ def attempt(root, vault, links, **kwargs):
     return str(info.value)
 
 
-@pytest.mark.parametrize("links, words", [
-    ({"models": "../outside"}, ["outside the vault", "../outside"]),
-    ({"models": "/etc"}, ["outside the vault", "/etc"]),
-    ({"aiclipse": "models"}, ["is the vault itself"]),
-    ({".": "models"}, ["below root"]),
-    ({"../x": "models"}, ["below root", '".."']),
-    ({"/workspace/models": "models"}, ["must be relative to root"]),
-    ({"aiclipse/models": "models/sub"}, ["contain one another"]),
-    ({"aiclipse/models/sub": "models"}, ["contain one another"]),
-    ({"models": "models", "models/": "models"}, ["same path"]),
-    ({"models": "models", "models/loras": "loras"}, ["lies inside shortcut"]),
-    ({"input": "models/x", "models2": "input/y"}, []),  # valid: proves the harness is not refusing everything
-])
+@pytest.mark.parametrize(
+    "links, words",
+    [
+        ({"models": "../outside"}, ["outside the vault", "../outside"]),
+        ({"models": "/etc"}, ["outside the vault", "/etc"]),
+        ({"aiclipse": "models"}, ["is the vault itself"]),
+        ({".": "models"}, ["below root"]),
+        ({"../x": "models"}, ["below root", '".."']),
+        ({"/workspace/models": "models"}, ["must be relative to root"]),
+        ({"aiclipse/models": "models/sub"}, ["contain one another"]),
+        ({"aiclipse/models/sub": "models"}, ["contain one another"]),
+        ({"models": "models", "models/": "models"}, ["same path"]),
+        ({"models": "models", "models/loras": "loras"}, ["lies inside shortcut"]),
+        ({"input": "models/x", "models2": "input/y"}, []),  # valid: proves the harness is not refusing everything
+    ],
+)
 def test_bad_shortcuts_are_refused_before_anything_changes(workspace, links, words):
     vault = str(workspace / "aiclipse")
     if not words:
@@ -99,8 +104,12 @@ def test_mount_point_at_a_shortcut_is_refused(tmp_path):
 
 
 def test_on_conflict_fail_touches_nothing_not_even_the_other_shortcuts(workspace):
-    message = attempt(workspace, str(workspace / "aiclipse"),
-                      {"logs": "logs", "models": "models", "workflows": "workflows"}, on_conflict="fail")
+    message = attempt(
+        workspace,
+        str(workspace / "aiclipse"),
+        {"logs": "logs", "models": "models", "workflows": "workflows"},
+        on_conflict="fail",
+    )
     assert str(workspace / "models") in message and "on_conflict=fail" in message
     assert not (workspace / "logs").exists()
 
@@ -127,24 +136,25 @@ def test_relinking_never_deletes_through_the_old_link(workspace, tmp_path):
 def test_file_in_the_way_of_a_target_is_moved_aside_not_deleted(workspace):
     vault = workspace / "aiclipse"
     (vault / "ComfyUI").write_bytes(b"a file where a folder belongs")
-    result = WorkspaceLinks(str(workspace), str(vault), {"input": "ComfyUI/input"},
-                            stamp="S").run()
+    result = WorkspaceLinks(str(workspace), str(vault), {"input": "ComfyUI/input"}, stamp="S").run()
     record = result["links"][0]
     assert record["target_created"] and record["target_backup"] == str(vault / "ComfyUI.backup-S")
     assert (vault / "ComfyUI.backup-S").read_bytes() == b"a file where a folder belongs"
     assert (workspace / "input").resolve() == (vault / "ComfyUI" / "input").resolve()
 
 
-@pytest.mark.parametrize("directories, words", [
-    (["../escape"], ['without ".."']),
-    (["/etc/x"], ["outside the vault"]),
-    ([str(Path("/")) + "tmp"], ["outside the vault"]),
-])
+@pytest.mark.parametrize(
+    "directories, words",
+    [
+        (["../escape"], ['without ".."']),
+        (["/etc/x"], ["outside the vault"]),
+        ([str(Path("/")) + "tmp"], ["outside the vault"]),
+    ],
+)
 def test_layout_directories_outside_the_vault_are_refused(workspace, directories, words):
     before = snapshot(workspace.parent)
     with pytest.raises(WorkspaceLinkError) as info:
-        WorkspaceLinks(str(workspace), str(workspace / "aiclipse"), {"logs": "logs"},
-                       directories=directories).run()
+        WorkspaceLinks(str(workspace), str(workspace / "aiclipse"), {"logs": "logs"}, directories=directories).run()
     assert snapshot(workspace.parent) == before
     for word in words:
         assert word in str(info.value)
@@ -153,8 +163,9 @@ def test_layout_directories_outside_the_vault_are_refused(workspace, directories
 def test_layout_directory_inside_a_shortcut_is_refused(workspace):
     vault = workspace / "aiclipse"
     with pytest.raises(WorkspaceLinkError, match="inside shortcut 'models'"):
-        WorkspaceLinks(str(vault / "ComfyUI"), str(vault), {"models": "models"},
-                       directories=["ComfyUI/models/checkpoints"]).run()
+        WorkspaceLinks(
+            str(vault / "ComfyUI"), str(vault), {"models": "models"}, directories=["ComfyUI/models/checkpoints"]
+        ).run()
     assert not (vault / "ComfyUI").exists()
 
 
@@ -162,8 +173,7 @@ def test_layout_directories_are_created_once_and_never_replace_a_file(workspace)
     vault = workspace / "aiclipse"
     (vault / "models").mkdir()
     (vault / "models" / "vae").write_bytes(b"a stray file named like a folder")
-    args = dict(directories=["models/vae", "models/loras", "ComfyUI/user/default/workflows"],
-                stamp="S")
+    args = dict(directories=["models/vae", "models/loras", "ComfyUI/user/default/workflows"], stamp="S")
     check = WorkspaceLinks(str(workspace), str(vault), {"logs": "logs"}, check_mode=True, **args).run()
     assert [d["created"] for d in check["directories"]] == [True, True, True]
     assert not (vault / "models" / "loras").exists()

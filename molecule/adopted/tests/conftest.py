@@ -1,4 +1,5 @@
 """The adopted scenario's pod, over testinfra's podman backend (plain `podman exec`)."""
+
 import pytest
 import testinfra
 

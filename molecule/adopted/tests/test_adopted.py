@@ -1,4 +1,5 @@
 """Inside the pod after the first start of an adopted install and an unchanged restart."""
+
 import pytest
 
 ROOT = "/workspace"

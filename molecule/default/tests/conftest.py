@@ -1,6 +1,7 @@
 """Fixtures for the default scenario's checks: the pod over testinfra's podman backend (plain
 `podman exec`, no ansible in between) and COMFY_ARGS after the edit; `world` comes from
 molecule/conftest.py."""
+
 from pathlib import Path
 
 import pytest

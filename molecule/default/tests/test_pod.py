@@ -1,4 +1,5 @@
 """Inside the pod after: first start, an unchanged restart, the user's edits, another restart."""
+
 import json
 import shlex
 
@@ -8,17 +9,34 @@ ROOT = "/workspace"
 VAULT = "/workspace/aiclipse"
 # The vault is ComfyUI's --base-directory; the shortcuts show what ComfyUI reads.
 SHORTCUTS = {
-    "ComfyUI": "ComfyUI", "models": "models", "workflows": "user/default/workflows", "input": "input",
-    "output": "output", "logs": "logs", "custom_nodes": "custom_nodes",
+    "ComfyUI": "ComfyUI",
+    "models": "models",
+    "workflows": "user/default/workflows",
+    "input": "input",
+    "output": "output",
+    "logs": "logs",
+    "custom_nodes": "custom_nodes",
 }
 # ComfyUI's default model folders (the stand-in repo ships them with placeholder files).
-MODEL_FOLDERS = ("checkpoints", "clip", "clip_vision", "controlnet", "diffusion_models", "embeddings",
-                 "loras", "text_encoders", "unet", "upscale_models", "vae")
+MODEL_FOLDERS = (
+    "checkpoints",
+    "clip",
+    "clip_vision",
+    "controlnet",
+    "diffusion_models",
+    "embeddings",
+    "loras",
+    "text_encoders",
+    "unet",
+    "upscale_models",
+    "vae",
+)
 WORKFLOWS = f"{VAULT}/user/default/workflows"
 GIT = f"git -c safe.directory='*' -C {VAULT}/ComfyUI"
 
 
 # -- layout --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name,target", sorted(SHORTCUTS.items()))
 def test_shortcut_is_a_link_to_a_real_vault_folder(pod, name, target):
@@ -54,6 +72,7 @@ def test_user_files_under_models_survived_the_restart(pod):
 
 # -- workflows -----------------------------------------------------------------------------
 
+
 def test_edited_workflow_is_kept_in_the_one_workflows_folder(pod):
     edited = json.loads(pod.file(f"{WORKFLOWS}/txt2img.json").content_string)
     assert edited.get("edited_by") == "user"
@@ -69,6 +88,7 @@ def test_new_and_nested_template_workflows_were_added(pod):
 
 # -- environment ---------------------------------------------------------------------------
 
+
 def test_env_file_is_private_and_holds_the_new_settings(pod, comfy_args):
     env_file = pod.file("/etc/rp_environment")
     assert env_file.user == "root"
@@ -82,13 +102,16 @@ def test_env_file_is_private_and_holds_the_new_settings(pod, comfy_args):
     assert content.count("COMFY_ARGS=") == 1
 
 
-@pytest.mark.parametrize("shell", [
-    # An interactive login (ssh pod): bash -l reads /etc/profile -> profile.d, ~/.profile.
-    "env -i HOME=/root PATH=/usr/bin:/bin bash -lc",
-    # `ssh pod 'cmd'`: sshd runs a non-interactive bash, which reads ~/.bashrc because
-    # SSH_CLIENT is set (Debian's bash is built with SSH_SOURCE_BASHRC).
-    "env -i HOME=/root PATH=/usr/bin:/bin SSH_CLIENT='127.0.0.1 50000 22' bash -c",
-])
+@pytest.mark.parametrize(
+    "shell",
+    [
+        # An interactive login (ssh pod): bash -l reads /etc/profile -> profile.d, ~/.profile.
+        "env -i HOME=/root PATH=/usr/bin:/bin bash -lc",
+        # `ssh pod 'cmd'`: sshd runs a non-interactive bash, which reads ~/.bashrc because
+        # SSH_CLIENT is set (Debian's bash is built with SSH_SOURCE_BASHRC).
+        "env -i HOME=/root PATH=/usr/bin:/bin SSH_CLIENT='127.0.0.1 50000 22' bash -c",
+    ],
+)
 def test_shells_see_the_changed_comfy_args_byte_for_byte(pod, shell, comfy_args):
     # The container's own environment has no COMFY_ARGS: only the file can provide it.
     assert pod.run("printenv COMFY_ARGS").rc != 0
@@ -104,6 +127,7 @@ def test_one_hook_line_after_three_starts(pod):
 
 
 # -- models --------------------------------------------------------------------------------
+
 
 def _models(world):
     return world["pods"]["pod"]["models"]
@@ -126,7 +150,8 @@ def test_downloaded_model_has_the_manifest_sha256(pod, world, index):
 def test_no_staging_leftovers(pod):
     leftovers = pod.check_output(
         f"find {VAULT}/models {VAULT}/.state/models -type f "
-        r"\( -name '*.aria2' -o -name '*.part' -o -name '*.tmp' -o -path '*/staging/*' \) -print")
+        r"\( -name '*.aria2' -o -name '*.part' -o -name '*.tmp' -o -path '*/staging/*' \) -print"
+    )
     assert leftovers == ""
 
 
@@ -146,6 +171,7 @@ def test_no_secret_in_the_pod_logs(pod, world):
 
 # -- ComfyUI, nodes, launch ----------------------------------------------------------------
 
+
 def test_template_node_is_installed_with_its_requirements(pod, world):
     node = pod.file(f"{VAULT}/custom_nodes/{world['pods']['pod']['node']}")
     assert node.is_directory
@@ -164,14 +190,30 @@ def test_a_node_cloned_by_hand_into_comfyuis_folder_moved_to_the_vault(pod):
 def test_launch_file_has_the_base_directory_and_the_changed_comfy_args(pod, comfy_args):
     launch = json.loads(pod.file(f"{VAULT}/.state/launch.json").content_string)
     assert launch["cwd"] == f"{VAULT}/ComfyUI"
-    assert launch["argv"] == ["/venv/bin/python", "main.py", "--listen", "0.0.0.0", "--port", "8188",
-                              "--base-directory", VAULT, *shlex.split(comfy_args)]
+    assert launch["argv"] == [
+        "/venv/bin/python",
+        "main.py",
+        "--listen",
+        "0.0.0.0",
+        "--port",
+        "8188",
+        "--base-directory",
+        VAULT,
+        *shlex.split(comfy_args),
+    ]
 
 
 def test_comfyui_was_started_with_that_argv(pod, comfy_args):
     # The stand-in main.py records the argv the entrypoint started it with.
     started = json.loads(pod.file("/tmp/comfyui-argv.json").content_string)
-    assert started["argv"] == ["--listen", "0.0.0.0", "--port", "8188", "--base-directory", VAULT,
-                               *shlex.split(comfy_args)]
+    assert started["argv"] == [
+        "--listen",
+        "0.0.0.0",
+        "--port",
+        "8188",
+        "--base-directory",
+        VAULT,
+        *shlex.split(comfy_args),
+    ]
     assert started["cwd"] == f"{VAULT}/ComfyUI"
     assert started["executable"] == "/venv/bin/python"

@@ -8,6 +8,7 @@ pod from wheels). After each, the stand-in ComfyUI is started in the pod from th
 and asked, over HTTP, for its models, workflows and custom nodes. Last, the pod restarts
 through its entrypoint twice; the second start changes nothing.
 """
+
 import json
 import re
 import shlex
@@ -30,8 +31,12 @@ GIT = f"git -c safe.directory='*' -C {CHECKOUT}"
 ENTRYPOINT = "/opt/aiclipse/config/roles/launcher/files/aiclipse-entrypoint"
 MOVES = [
     ("git pull", {"models/new_type/put_new_type_files_here": ""}, (), "a new model folder"),
-    ("pygit2", {"models/approx_vae/put_vae_approx_here": ""},
-     ("models/vae_approx/put_vae_approx_here", "models/gligen/put_gligen_here"), "a placeholder moved, one deleted"),
+    (
+        "pygit2",
+        {"models/approx_vae/put_vae_approx_here": ""},
+        ("models/vae_approx/put_vae_approx_here", "models/gligen/put_gligen_here"),
+        "a placeholder moved, one deleted",
+    ),
     ("manager", {"models/checkpoints/put_checkpoints_here": "see the docs\n"}, (), "a placeholder rewritten"),
 ]
 
@@ -49,8 +54,12 @@ def updaters():
     wheels = updater_wheelhouse(CACHE)
     podman_harness.podman("cp", str(wheels), f"{POD}:/tmp/updater-wheels")
     podman_harness.podman("cp", str(REPO / "tests" / "harness" / "comfyui_updaters.py"), f"{POD}:/tmp/")
-    pod_exec("sh", "-c", "python3 -m venv /tmp/updaters && /tmp/updaters/bin/pip install -q --no-index "
-                         "--find-links /tmp/updater-wheels pygit2 GitPython")
+    pod_exec(
+        "sh",
+        "-c",
+        "python3 -m venv /tmp/updaters && /tmp/updaters/bin/pip install -q --no-index "
+        "--find-links /tmp/updater-wheels pygit2 GitPython",
+    )
 
     def run(name, path=CHECKOUT):
         if name == "git pull":
@@ -61,6 +70,7 @@ def updaters():
         report = json.loads(proc.stdout.strip().splitlines()[-1])
         assert proc.returncode == 0, report
         return report
+
     return run
 
 
@@ -68,14 +78,24 @@ def standin_listing():
     """Start the stand-in ComfyUI in the pod as the launch file says; return what it lists."""
     launch = json.loads(pod_exec("cat", f"{VAULT}/.state/launch.json").stdout)
     port = free_port()
-    pod_exec(*with_port(launch["argv"], port), detach=True, workdir=launch["cwd"],
-             env={"FAKE_COMFYUI_SERVE": "1", "FAKE_COMFYUI_ARGV_FILE": "/tmp/standin.json"})
+    pod_exec(
+        *with_port(launch["argv"], port),
+        detach=True,
+        workdir=launch["cwd"],
+        env={"FAKE_COMFYUI_SERVE": "1", "FAKE_COMFYUI_ARGV_FILE": "/tmp/standin.json"},
+    )
     wait_for_port(port, timeout=60)
     try:
         comfy = StandInClient(f"http://127.0.0.1:{port}")
-        return {"checkpoints": comfy.models("checkpoints"), "loras": comfy.models("loras"),
-                "vae": comfy.models("vae"), "workflows": comfy.workflows(), "nodes": comfy.custom_nodes(),
-                "classes": comfy.node_classes(), "standin": comfy.standin()}
+        return {
+            "checkpoints": comfy.models("checkpoints"),
+            "loras": comfy.models("loras"),
+            "vae": comfy.models("vae"),
+            "workflows": comfy.workflows(),
+            "nodes": comfy.custom_nodes(),
+            "classes": comfy.node_classes(),
+            "standin": comfy.standin(),
+        }
     finally:
         pid = json.loads(pod_exec("cat", "/tmp/standin.json").stdout)["pid"]
         pod_exec("kill", "-INT", str(pid))
@@ -98,7 +118,7 @@ def start_pod(comfy_args):
 
 
 def test_each_updater_works_and_comfyui_still_lists_everything(world, updaters, comfy_args):
-    upstream = GitRepo(Path(world["comfyui_url"][len("file://"):]))
+    upstream = GitRepo(Path(world["comfyui_url"][len("file://") :]))
     models = {m["path"] for m in world["pods"]["pod"]["models"]} | {"loras/my-own-lora.safetensors"}
     expected_nodes = sorted([world["pods"]["pod"]["node"], "HandNode"])
     for name, files, removed, message in MOVES:
@@ -113,7 +133,9 @@ def test_each_updater_works_and_comfyui_still_lists_everything(world, updaters, 
         listed = standin_listing()
         assert listed["standin"]["base_directory"] == VAULT
         for folder in ("checkpoints", "loras", "vae"):
-            assert sorted(f"{folder}/{m}" for m in listed[folder]) == sorted(m for m in models if m.startswith(folder + "/"))
+            assert sorted(f"{folder}/{m}" for m in listed[folder]) == sorted(
+                m for m in models if m.startswith(folder + "/")
+            )
         assert listed["workflows"] == workflows_on_the_shortcut(), name
         assert "txt2img.json" in listed["workflows"] and "video/i2v.json" in listed["workflows"]
         assert listed["nodes"] == expected_nodes, name

@@ -1,5 +1,6 @@
 """Fixtures for the fleet checks: each pod over testinfra's podman backend, over real SSH, and
 the saved output of the fleet run (converge.yml); `world` comes from molecule/conftest.py."""
+
 import os
 import subprocess
 from pathlib import Path
@@ -48,7 +49,29 @@ def ssh(world):
 def _ssh(world, name, command):
     port = world["fleet_ports"][name]
     return subprocess.run(
-        ["ssh", "-F", "/dev/null", "-i", world["fleet_key"], "-p", str(port), "-o", "BatchMode=yes",
-         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-         "-o", "IdentitiesOnly=yes", "root@127.0.0.1", command],
-        capture_output=True, text=True, timeout=30, check=False)
+        [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-i",
+            world["fleet_key"],
+            "-p",
+            str(port),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "IdentitiesOnly=yes",
+            "root@127.0.0.1",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )

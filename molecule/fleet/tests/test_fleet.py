@@ -2,6 +2,7 @@
 stand-in) lists: every healthy pod has its own template's models, nodes, settings and command
 line; the broken and the unreachable pod are named in the fleet summary and the retry file and
 did not stop the others; every pod contacted has its host key pinned."""
+
 import json
 import re
 import shlex
@@ -21,12 +22,15 @@ def recap(output, name):
 
 def summary(output):
     """{pod: (outcome, detail)} from the fleet summary's lines."""
-    block = output[output.index("FLEET SUMMARY"):]
-    return {m.group(1): (m.group(2), m.group(3))
-            for m in re.finditer(r"^  (\S+)\s+(provisioned|failed|unreachable): (.*)$", block, re.M)}
+    block = output[output.index("FLEET SUMMARY") :]
+    return {
+        m.group(1): (m.group(2), m.group(3))
+        for m in re.finditer(r"^  (\S+)\s+(provisioned|failed|unreachable): (.*)$", block, re.M)
+    }
 
 
 # -- the inventory -------------------------------------------------------------------------
+
 
 def test_ansible_inventory_graph_lists_the_pods_runpod_reports(fleet_graph):
     rc, output = fleet_graph
@@ -37,12 +41,14 @@ def test_ansible_inventory_graph_lists_the_pods_runpod_reports(fleet_graph):
     # The shipped keyed groups: by GPU and by the pod's own TEMPLATE_TYPE.
     assert "@gpu_RTX_A6000:" in output and "@template_flux_fleet:" in output
     # No SSH port: left out with a warning that names it; stopped: filtered out quietly.
-    assert re.search(r"pod pod-nossh \(moleculenossh\) is left out of the inventory: it exposes no\s+22/tcp port",
-                     output)
+    assert re.search(
+        r"pod pod-nossh \(moleculenossh\) is left out of the inventory: it exposes no\s+22/tcp port", output
+    )
     assert "pod-stopped" not in output
 
 
 # -- the run -------------------------------------------------------------------------------
+
 
 def test_run_failed_overall_because_of_the_two_bad_pods(fleet_run):
     rc, _output = fleet_run
@@ -79,15 +85,21 @@ def test_every_contacted_pod_has_its_host_key_pinned(world, pod_host):
     known_hosts = world["known_hosts"]
     for name in (*HEALTHY, "pod-broken"):
         address = f"[127.0.0.1]:{world['fleet_ports'][name]}"
-        found = subprocess.run(["ssh-keygen", "-F", address, "-f", known_hosts], capture_output=True, text=True,
-                               check=False)
+        found = subprocess.run(
+            ["ssh-keygen", "-F", address, "-f", known_hosts], capture_output=True, text=True, check=False
+        )
         assert found.returncode == 0, f"{name}'s host key was not recorded in {known_hosts}"
         pinned = {line.split()[2] for line in found.stdout.splitlines() if line and not line.startswith("#")}
-        served = {pod_host(name).file(f"/etc/ssh/ssh_host_{kind}_key.pub").content_string.split()[1]
-                  for kind in ("ed25519", "ecdsa", "rsa")}
+        served = {
+            pod_host(name).file(f"/etc/ssh/ssh_host_{kind}_key.pub").content_string.split()[1]
+            for kind in ("ed25519", "ecdsa", "rsa")
+        }
         assert pinned and pinned <= served, f"{name}: the pinned key is not one the pod serves"
-    gone = subprocess.run(["ssh-keygen", "-F", f"[127.0.0.1]:{world['fleet_ports']['pod-gone']}", "-f", known_hosts],
-                          capture_output=True, check=False)
+    gone = subprocess.run(
+        ["ssh-keygen", "-F", f"[127.0.0.1]:{world['fleet_ports']['pod-gone']}", "-f", known_hosts],
+        capture_output=True,
+        check=False,
+    )
     assert gone.returncode != 0
 
 
@@ -107,6 +119,7 @@ def test_broken_pod_got_no_command_line(pod_host):
 
 
 # -- each healthy pod ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", HEALTHY)
 def test_pod_has_its_own_models_with_the_right_sha256(pod_host, world, name):

@@ -58,11 +58,11 @@ _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[\da-zA-Z.-]
 _COMMIT = re.compile(r"^[0-9a-fA-F]{4,40}$")
 
 # RegistryError.kind
-INVALID = "invalid"             # the id or version cannot be asked for (fix the workflow)
-NOT_FOUND = "not_found"         # the registry (or the offline map) does not know it
-REFUSED = "refused"             # banned, deleted or forbidden: do not install
-UNAVAILABLE = "unavailable"     # no answer, timeout, 5xx: try again later or use a map file
-BAD_RESPONSE = "bad_response"   # an answer that is not the registry's shape
+INVALID = "invalid"  # the id or version cannot be asked for (fix the workflow)
+NOT_FOUND = "not_found"  # the registry (or the offline map) does not know it
+REFUSED = "refused"  # banned, deleted or forbidden: do not install
+UNAVAILABLE = "unavailable"  # no answer, timeout, 5xx: try again later or use a map file
+BAD_RESPONSE = "bad_response"  # an answer that is not the registry's shape
 
 
 class RegistryError(Exception):
@@ -141,8 +141,15 @@ class ComfyRegistry:
     ``endpoint`` None or empty means offline: only the node map answers.
     """
 
-    def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout=DEFAULT_TIMEOUT, node_map=None, retries=1,
-                 retry_pause=0.5, max_body=MAX_BODY):
+    def __init__(
+        self,
+        endpoint=DEFAULT_ENDPOINT,
+        timeout=DEFAULT_TIMEOUT,
+        node_map=None,
+        retries=1,
+        retry_pause=0.5,
+        max_body=MAX_BODY,
+    ):
         if endpoint:
             if not _is_http_url(endpoint):
                 raise ValueError("registry endpoint '%s' is not an http(s) URL" % endpoint)
@@ -179,26 +186,47 @@ class ComfyRegistry:
         if ver not in (None, "", "unknown"):
             pin, pin_kind = _pin_kind(ver) if isinstance(ver, str) else (None, None)
             if pin is None:
-                raise RegistryError(INVALID, cnr_id, "%s: version '%s' is neither a version (1.2.3) nor a commit"
-                                    % (cnr_id, str(ver)[:100]))
-        result = {"cnr_id": cnr_id, "repository": None, "source": None, "version": None, "commit": None,
-                  "download_url": None, "latest_version": None, "deprecated": False, "warnings": []}
+                raise RegistryError(
+                    INVALID,
+                    cnr_id,
+                    "%s: version '%s' is neither a version (1.2.3) nor a commit" % (cnr_id, str(ver)[:100]),
+                )
+        result = {
+            "cnr_id": cnr_id,
+            "repository": None,
+            "source": None,
+            "version": None,
+            "commit": None,
+            "download_url": None,
+            "latest_version": None,
+            "deprecated": False,
+            "warnings": [],
+        }
         mapped = self.node_map.get(cnr_id.lower())
         if mapped:
             return self._from_map(result, mapped, pin, pin_kind)
         if not self.endpoint:
-            raise RegistryError(NOT_FOUND, cnr_id, "%s is not in the node map and the registry is not used (offline)" % cnr_id)
+            raise RegistryError(
+                NOT_FOUND, cnr_id, "%s is not in the node map and the registry is not used (offline)" % cnr_id
+            )
         node = self._get_json(cnr_id, "/nodes/%s" % quote(cnr_id, safe=""), "node %s" % cnr_id)
         if not isinstance(node, dict):
             raise RegistryError(BAD_RESPONSE, cnr_id, "%s: the registry's answer is not a node object" % cnr_id)
         status = node.get("status")
         if status in ("NodeStatusBanned", "NodeStatusDeleted"):
-            raise RegistryError(REFUSED, cnr_id, "%s is %s in the Comfy Registry; it is not installed"
-                                % (cnr_id, "banned" if status == "NodeStatusBanned" else "deleted"))
+            raise RegistryError(
+                REFUSED,
+                cnr_id,
+                "%s is %s in the Comfy Registry; it is not installed"
+                % (cnr_id, "banned" if status == "NodeStatusBanned" else "deleted"),
+            )
         repository = node.get("repository")
         if not _is_http_url(repository):
-            raise RegistryError(BAD_RESPONSE, cnr_id, "%s: the registry gives no http(s) repository (%s)"
-                                % (cnr_id, json.dumps(repository)[:200]))
+            raise RegistryError(
+                BAD_RESPONSE,
+                cnr_id,
+                "%s: the registry gives no http(s) repository (%s)" % (cnr_id, json.dumps(repository)[:200]),
+            )
         result.update(repository=repository, source="registry")
         latest = node.get("latest_version") if isinstance(node.get("latest_version"), dict) else {}
         latest_version = latest.get("version") if isinstance(latest.get("version"), str) else None
@@ -212,16 +240,19 @@ class ComfyRegistry:
             result["download_url"] = latest.get("downloadUrl") if _is_http_url(latest.get("downloadUrl")) else None
             result["deprecated"] = latest.get("deprecated") is True
         else:
-            result["warnings"].append("%s has no published version in the registry; its repository's default "
-                                      "branch is used" % cnr_id)
+            result["warnings"].append(
+                "%s has no published version in the registry; its repository's default branch is used" % cnr_id
+            )
         return result
 
     def _from_map(self, result, mapped, pin, pin_kind):
         result.update(repository=mapped["repository"], source="map")
         if mapped["pin"]:
             if pin and pin != mapped["pin"]:
-                result["warnings"].append("%s: the node map pins %s (%s), not the workflow's %s"
-                                          % (result["cnr_id"], mapped["pin"], mapped["origin"], pin))
+                result["warnings"].append(
+                    "%s: the node map pins %s (%s), not the workflow's %s"
+                    % (result["cnr_id"], mapped["pin"], mapped["origin"], pin)
+                )
             pin, pin_kind = mapped["pin"], mapped["pin_kind"]
         if pin_kind == "commit":
             result["commit"] = pin
@@ -236,24 +267,35 @@ class ComfyRegistry:
         except RegistryError as exc:
             if exc.kind != NOT_FOUND:
                 raise
-            result["warnings"].append("%s: version %s is not in the registry%s; not pinned" % (
-                cnr_id, version, " (latest is %s)" % result["latest_version"] if result["latest_version"] else ""))
+            result["warnings"].append(
+                "%s: version %s is not in the registry%s; not pinned"
+                % (cnr_id, version, " (latest is %s)" % result["latest_version"] if result["latest_version"] else "")
+            )
             return
         if not isinstance(answer, dict) or not isinstance(answer.get("version"), str):
-            raise RegistryError(BAD_RESPONSE, cnr_id, "%s: the registry's answer for version %s is not a node version"
-                                % (cnr_id, version))
+            raise RegistryError(
+                BAD_RESPONSE,
+                cnr_id,
+                "%s: the registry's answer for version %s is not a node version" % (cnr_id, version),
+            )
         status = answer.get("status")
         if status in ("NodeVersionStatusBanned", "NodeVersionStatusDeleted"):
-            raise RegistryError(REFUSED, cnr_id, "%s %s is %s in the Comfy Registry; it is not installed" % (
-                cnr_id, version, "banned" if status == "NodeVersionStatusBanned" else "deleted"))
+            raise RegistryError(
+                REFUSED,
+                cnr_id,
+                "%s %s is %s in the Comfy Registry; it is not installed"
+                % (cnr_id, version, "banned" if status == "NodeVersionStatusBanned" else "deleted"),
+            )
         result["version"] = answer["version"]
         result["download_url"] = answer.get("downloadUrl") if _is_http_url(answer.get("downloadUrl")) else None
         result["deprecated"] = answer.get("deprecated") is True
         if result["deprecated"]:
             result["warnings"].append("%s %s is deprecated in the registry" % (cnr_id, version))
         if status in ("NodeVersionStatusFlagged", "NodeVersionStatusPending"):
-            result["warnings"].append("%s %s is %s in the registry" % (
-                cnr_id, version, "flagged" if status == "NodeVersionStatusFlagged" else "pending review"))
+            result["warnings"].append(
+                "%s %s is %s in the registry"
+                % (cnr_id, version, "flagged" if status == "NodeVersionStatusFlagged" else "pending review")
+            )
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -273,21 +315,27 @@ class ComfyRegistry:
                 try:
                     return json.loads(body.decode("utf-8"))
                 except (UnicodeDecodeError, ValueError, RecursionError):
-                    raise RegistryError(BAD_RESPONSE, cnr_id, "%s: the registry answered 200 with something that is "
-                                        "not JSON" % what) from None
+                    raise RegistryError(
+                        BAD_RESPONSE, cnr_id, "%s: the registry answered 200 with something that is not JSON" % what
+                    ) from None
             message = _error_message(body)
             if status == 404:
-                raise RegistryError(NOT_FOUND, cnr_id, "%s is not in the Comfy Registry (%s: HTTP 404%s)"
-                                    % (what, self.endpoint, message))
+                raise RegistryError(
+                    NOT_FOUND,
+                    cnr_id,
+                    "%s is not in the Comfy Registry (%s: HTTP 404%s)" % (what, self.endpoint, message),
+                )
             if status == 403:
-                raise RegistryError(REFUSED, cnr_id, "%s: the registry refuses it (HTTP 403%s), e.g. a banned node"
-                                    % (what, message))
+                raise RegistryError(
+                    REFUSED, cnr_id, "%s: the registry refuses it (HTTP 403%s), e.g. a banned node" % (what, message)
+                )
             if status >= 500 and attempt <= self.retries:
                 time.sleep(self.retry_pause)
                 continue
             kind = UNAVAILABLE if status >= 500 or status == 429 else BAD_RESPONSE
-            raise RegistryError(kind, cnr_id, "%s: the registry at %s answered HTTP %d%s"
-                                % (what, self.endpoint, status, message))
+            raise RegistryError(
+                kind, cnr_id, "%s: the registry at %s answered HTTP %d%s" % (what, self.endpoint, status, message)
+            )
 
     def _get(self, url):
         """(status, body) within ``timeout`` seconds in all, headers and body included (a server
@@ -298,14 +346,18 @@ class ComfyRegistry:
             try:
                 outcome.append(self._fetch(url))
             except Exception as exc:  # pylint: disable=broad-except  # a thread must hand every failure back
-                outcome.append(RegistryError(BAD_RESPONSE, None, "unexpected answer from %s: %s" % (self.endpoint, exc)))
+                outcome.append(
+                    RegistryError(BAD_RESPONSE, None, "unexpected answer from %s: %s" % (self.endpoint, exc))
+                )
 
         worker = threading.Thread(target=work, daemon=True)
         worker.start()
         worker.join(self.timeout)
         if worker.is_alive() or not outcome:
             # The worker's socket times out on its own; nothing waits for it.
-            raise RegistryError(UNAVAILABLE, None, "no complete answer from %s within %g s" % (self.endpoint, self.timeout))
+            raise RegistryError(
+                UNAVAILABLE, None, "no complete answer from %s within %g s" % (self.endpoint, self.timeout)
+            )
         answer = outcome[0]
         if isinstance(answer, RegistryError):
             raise answer
@@ -334,11 +386,16 @@ class ComfyRegistry:
                 chunks.append(chunk)
                 total += len(chunk)
                 if total > self.max_body:
-                    return RegistryError(BAD_RESPONSE, None, "the answer from %s is larger than %d bytes"
-                                         % (self.endpoint, self.max_body))
+                    return RegistryError(
+                        BAD_RESPONSE,
+                        None,
+                        "the answer from %s is larger than %d bytes" % (self.endpoint, self.max_body),
+                    )
             return status, b"".join(chunks)
         except (socket.timeout, TimeoutError):
-            return RegistryError(UNAVAILABLE, None, "no complete answer from %s within %g s" % (self.endpoint, self.timeout))
+            return RegistryError(
+                UNAVAILABLE, None, "no complete answer from %s within %g s" % (self.endpoint, self.timeout)
+            )
         except (OSError, http.client.HTTPException) as exc:
             return RegistryError(UNAVAILABLE, None, "the connection to %s broke: %s" % (self.endpoint, exc))
         finally:

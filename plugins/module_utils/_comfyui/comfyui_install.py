@@ -103,8 +103,16 @@ class ComfyUIInstaller:
         self.repo_url = repo_url
         self.version = version or ""
         self.seed_from = seed_from
-        self.result = {"dest": self.dest, "status": "present", "changed": False, "commit": None,
-                       "branch": None, "backup": None, "left_in_backup": [], "reason": ""}
+        self.result = {
+            "dest": self.dest,
+            "status": "present",
+            "changed": False,
+            "commit": None,
+            "branch": None,
+            "backup": None,
+            "left_in_backup": [],
+            "reason": "",
+        }
 
     # Health -----------------------------------------------------------------------------
     def problem(self, path=None):
@@ -138,8 +146,7 @@ class ComfyUIInstaller:
             self.result["branch"] = self._branch(self.dest)
             return self.result
         source = self._seed_source()
-        self.result.update(changed=True, reason=problem,
-                           status="seeded" if source else "cloned")
+        self.result.update(changed=True, reason=problem, status="seeded" if source else "cloned")
         if problem != "missing":
             self.result["status"] = "repaired"
         self.result["source"] = source or redact(self.repo_url)
@@ -178,8 +185,9 @@ class ComfyUIInstaller:
             else:
                 self.git.clone(self.repo_url, target, branch=self.version)
         except GitError as exc:
-            raise InstallError(f"cannot clone ComfyUI from {redact(self.repo_url)} at "
-                               f"{self.version or 'its default branch'}: {exc}") from None
+            raise InstallError(
+                f"cannot clone ComfyUI from {redact(self.repo_url)} at {self.version or 'its default branch'}: {exc}"
+            ) from None
 
     def _replace_broken(self, fresh):
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -213,7 +221,7 @@ class ComfyUIInstaller:
         """origin's default branch: what origin/HEAD names, else master or main."""
         rc, out, dummy = self.git.run("symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD", repo=repo)
         if rc == 0 and out.startswith("origin/"):
-            return out[len("origin/"):]
+            return out[len("origin/") :]
         for name in ("master", "main"):
             if self.git.run("rev-parse", "-q", "--verify", f"refs/remotes/origin/{name}", repo=repo)[0] == 0:
                 return name
@@ -242,7 +250,9 @@ class ComfyUIInstaller:
             if report and rc == 0 and local != head:
                 why = f"a local branch {branch} already exists at another commit"
         if why:
-            self.result["detached"] = f"HEAD stays detached: {why}; git pull needs a branch (git switch {branch or 'master'})"
+            self.result["detached"] = (
+                f"HEAD stays detached: {why}; git pull needs a branch (git switch {branch or 'master'})"
+            )
             return
         if report:
             self.result.update(changed=True, attached=branch)
@@ -262,8 +272,7 @@ class ComfyUIInstaller:
         reason = f"origin was {redact(current) if current else 'not set'}"
         if current and stored_credentials(current) and public_url(current) == public_url(self.repo_url):
             reason = "origin's URL held credentials in .git/config; they were removed from it"
-        self.result.update(changed=True, status="remote_fixed", previous_remote=redact(current or ""),
-                           reason=reason)
+        self.result.update(changed=True, status="remote_fixed", previous_remote=redact(current or ""), reason=reason)
         if self.module.check_mode:
             return
         self.git.set_origin(self.dest, self.repo_url)
@@ -309,8 +318,10 @@ class RequirementsInstaller:
         rc, output = self.pip.install([requirements], constraints)
         if rc:
             source = " ".join(self.pip.pip_args) or "the package index"
-            raise PipError(f"pip could not install {requirements} from {source} (nothing recorded, the "
-                           f"next run tries again; protected: {protected or 'none installed'}):\n{output}")
+            raise PipError(
+                f"pip could not install {requirements} from {source} (nothing recorded, the "
+                f"next run tries again; protected: {protected or 'none installed'}):\n{output}"
+            )
         self.ledger.record(self.LEDGER_KEY, sha256)
         self.ledger.save()
         return {"status": "installed", "changed": True, "sha256": sha256, "protected": protected}

@@ -80,8 +80,9 @@ class _Pending:
 
 
 class NodeInstaller:
-    def __init__(self, module, git, dest, nodes, pip=None, update=False, workers=8, seed_from=None,
-                 non_git_requirements=False):
+    def __init__(
+        self, module, git, dest, nodes, pip=None, update=False, workers=8, seed_from=None, non_git_requirements=False
+    ):
         self.module = module
         self.seed_from = seed_from
         self.git = git
@@ -107,17 +108,26 @@ class NodeInstaller:
         self.changed = any(r["status"] in CHANGED_STATUSES or r["credentials_removed"] for r in results)
         if self.pip is not None:
             self._requirements(results)
-        self.changed = self.changed or any(r["requirements"] in ("installed", "would_install")
-                                           for r in results)
+        self.changed = self.changed or any(r["requirements"] in ("installed", "would_install") for r in results)
         return results
 
     # Checkouts --------------------------------------------------------------------------
     def _checkout(self, node):
         path = os.path.join(self.dest, node["name"])
-        result = {"name": node["name"], "url": redact(node["url"]), "dest": path,
-                  "branch": node["branch"], "pin": node["commit"], "origin": node["origin"],
-                  "status": "present", "commit": None, "reason": "", "requirements": "none",
-                  "credentials_removed": False, "conflicts_with": []}
+        result = {
+            "name": node["name"],
+            "url": redact(node["url"]),
+            "dest": path,
+            "branch": node["branch"],
+            "pin": node["commit"],
+            "origin": node["origin"],
+            "status": "present",
+            "commit": None,
+            "reason": "",
+            "requirements": "none",
+            "credentials_removed": False,
+            "conflicts_with": [],
+        }
         try:
             if not os.path.lexists(path):
                 seed = self._seed_for(node)
@@ -126,8 +136,7 @@ class NodeInstaller:
                 elif seed:
                     self._seed(seed, node, path, result)
                 else:
-                    result["commit"] = clone_into_place(self.git, node["url"], path, node["branch"],
-                                                        node["commit"])
+                    result["commit"] = clone_into_place(self.git, node["url"], path, node["branch"], node["commit"])
                     result["status"] = "cloned"
                 return result
             problem = self.git.health(path)
@@ -137,8 +146,9 @@ class NodeInstaller:
                     result["reason"] = f"{problem}; left as it is"
                 else:
                     result["requirements"] = "skipped"
-                    result["reason"] = (f"{problem}; left as it is, its requirements too "
-                                        "(install_non_git_requirements installs them)")
+                    result["reason"] = (
+                        f"{problem}; left as it is, its requirements too (install_non_git_requirements installs them)"
+                    )
                 return result
             result["commit"] = self.git.head(path)
             self._remove_stored_credentials(path, result)
@@ -257,8 +267,7 @@ class NodeInstaller:
                 rc, dummy = self.pip.install([item.path for item in accepted], constraints)
                 if rc:
                     # pip's resolver agreed but the install broke (a build, the disk): find whose.
-                    accepted = [item for item in accepted
-                                if self._install_alone(item, constraints, protected)]
+                    accepted = [item for item in accepted if self._install_alone(item, constraints, protected)]
         else:
             accepted = candidates
         for item in accepted:
@@ -284,8 +293,9 @@ class NodeInstaller:
             if accepted:
                 rc, reason = self.pip.dry_run([item.path], constraints)
             if rc:
-                self._refuse(item, "failed", f"pip cannot install its requirements.txt{_protected_note(protected)}:"
-                                             f"\n{reason}")
+                self._refuse(
+                    item, "failed", f"pip cannot install its requirements.txt{_protected_note(protected)}:\n{reason}"
+                )
                 continue
             self._report_conflict(item, accepted, constraints)
         return accepted
@@ -299,19 +309,29 @@ class NodeInstaller:
         partners = self._conflicting(item, sharing, constraints) or self._conflicting(item, rest, constraints)
         if not partners:
             names = ", ".join(f"{other.name} ({other.result['origin']})" for other in accepted)
-            self._refuse(item, "conflict", f"requirements.txt cannot be installed together with those of "
-                                           f"{names} (no single one of them conflicts alone); not installed")
+            self._refuse(
+                item,
+                "conflict",
+                f"requirements.txt cannot be installed together with those of "
+                f"{names} (no single one of them conflicts alone); not installed",
+            )
             return
         for other, reason in partners:
             other.result["conflicts_with"].append(item.name)
             kept = "stay installed" if other.installed_before else "were installed"
-            _add_reason(other.result, f"requirements.txt of {item.name} ({item.result['origin']}) conflicts "
-                                      f"with this node's, which {kept}; {item.name}'s were not installed:"
-                                      f"\n{reason}")
+            _add_reason(
+                other.result,
+                f"requirements.txt of {item.name} ({item.result['origin']}) conflicts "
+                f"with this node's, which {kept}; {item.name}'s were not installed:"
+                f"\n{reason}",
+            )
         item.result["conflicts_with"] = [other.name for other, dummy in partners]
         names = ", ".join(f"{other.name} ({other.result['origin']})" for other, dummy in partners)
-        self._refuse(item, "conflict", f"requirements.txt conflicts with that of {names}, which came "
-                                       f"first; not installed:\n{partners[0][1]}")
+        self._refuse(
+            item,
+            "conflict",
+            f"requirements.txt conflicts with that of {names}, which came first; not installed:\n{partners[0][1]}",
+        )
 
     def _conflicting(self, item, others, constraints):
         found = []
@@ -324,8 +344,9 @@ class NodeInstaller:
     def _install_alone(self, item, constraints, protected):
         rc, reason = self.pip.install([item.path], constraints)
         if rc:
-            self._refuse(item, "failed", f"pip could not install its requirements.txt{_protected_note(protected)}:"
-                                         f"\n{reason}")
+            self._refuse(
+                item, "failed", f"pip could not install its requirements.txt{_protected_note(protected)}:\n{reason}"
+            )
         return rc == 0
 
     def _refuse(self, item, requirements, reason):
@@ -349,6 +370,8 @@ def _protected_note(protected):
 def count(results):
     counts = {status: 0 for status in ("cloned", "seeded", "updated", "present", "failed")}
     for result in results:
-        key = {"would_clone": "cloned", "would_seed": "seeded", "would_update": "updated"}.get(result["status"], result["status"])
+        key = {"would_clone": "cloned", "would_seed": "seeded", "would_update": "updated"}.get(
+            result["status"], result["status"]
+        )
         counts[key] = counts.get(key, 0) + 1
     return counts

@@ -152,8 +152,10 @@ def credentials_problem(url):
     if parts.scheme.lower() in ("http", "https", "") or "@" not in parts.netloc:
         return None
     if ":" in parts.netloc.rsplit("@", 1)[0]:
-        return (f"a password in a {parts.scheme}:// URL is not used by {parts.scheme} and would be "
-                "stored in .git/config; use an SSH key, or an https:// URL with the token")
+        return (
+            f"a password in a {parts.scheme}:// URL is not used by {parts.scheme} and would be "
+            "stored in .git/config; use an SSH key, or an https:// URL with the token"
+        )
     return None
 
 
@@ -173,18 +175,27 @@ def url_host(url):
 
 # The helper prints the credentials from its environment (printf is a shell builtin: no argv)
 # and only for "get"; git's "store"/"erase" calls are ignored.
-_HELPER = ("!f() { test \"$1\" = get || return 0; "
-           "printf 'username=%s\\npassword=%s\\n' \"$AICLIPSE_GIT_USERNAME\" \"$AICLIPSE_GIT_PASSWORD\"; }; f")
+_HELPER = (
+    '!f() { test "$1" = get || return 0; '
+    'printf \'username=%s\\npassword=%s\\n\' "$AICLIPSE_GIT_USERNAME" "$AICLIPSE_GIT_PASSWORD"; }; f'
+)
 
 
 def git_environment(auth_url=None):
     """The environment git runs in: no prompts, low-speed limits, and when auth_url carries
     credentials, a credential helper that hands them out for that URL's host only."""
     env = dict(os.environ)
-    env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_ASKPASS": "true",
-                "SSH_ASKPASS": "true", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
-                "GIT_HTTP_LOW_SPEED_LIMIT": str(LOW_SPEED_LIMIT),
-                "GIT_HTTP_LOW_SPEED_TIME": str(LOW_SPEED_TIME)})
+    env.update(
+        {
+            "GIT_TERMINAL_PROMPT": "0",
+            "LC_ALL": "C",
+            "GIT_ASKPASS": "true",
+            "SSH_ASKPASS": "true",
+            "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
+            "GIT_HTTP_LOW_SPEED_LIMIT": str(LOW_SPEED_LIMIT),
+            "GIT_HTTP_LOW_SPEED_TIME": str(LOW_SPEED_TIME),
+        }
+    )
     for name in ("AICLIPSE_GIT_USERNAME", "AICLIPSE_GIT_PASSWORD"):
         env.pop(name, None)
     public, credentials = split_credentials(auth_url or "")
@@ -237,23 +248,28 @@ class Git:
         """
         cmd = git_argv(self.binary, repo, "advice.detachedHead=false") + list(args)
         network = bool(args) and args[0] in NETWORK_COMMANDS
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=git_environment(url if network else None),
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=git_environment(url if network else None),
+            start_new_session=True,
+        )
         try:
             out, err = proc.communicate(timeout=self.timeout if network else None)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             proc.communicate()
-            raise GitTimeout(f"no answer from {url_host(url)} within {self.timeout} s "
-                             f"(git {args[0]} was stopped)") from None
+            raise GitTimeout(
+                f"no answer from {url_host(url)} within {self.timeout} s (git {args[0]} was stopped)"
+            ) from None
         finally:
             # Nothing git started outlives the command: helpers left in its group go too.
             _kill_group(proc)
             if proc.poll() is None:
                 proc.wait()
-        return (proc.returncode, out.decode("utf-8", "replace").strip(),
-                redact(err.decode("utf-8", "replace").strip()))
+        return (proc.returncode, out.decode("utf-8", "replace").strip(), redact(err.decode("utf-8", "replace").strip()))
 
     def must(self, *args, repo=None, url=None):
         rc, out, err = self.run(*args, repo=repo, url=url)

@@ -52,18 +52,23 @@ def validate_entry(fields, origin):
     """
     url = (fields.get("url") or "").strip()
     if not url:
-        raise ValueError("the repository URL (first field) is empty; "
-                         "write repo_url|branch|category|description[|commit]")
+        raise ValueError(
+            "the repository URL (first field) is empty; write repo_url|branch|category|description[|commit]"
+        )
     if not (url.startswith(_SCHEMES) or url.startswith("/") or _SCP_LIKE.match(url)):
-        raise ValueError(f"{url!r} is not a git URL; use https://host/owner/repo, "
-                         "ssh://..., git@host:owner/repo, file:///path or an absolute path")
+        raise ValueError(
+            f"{url!r} is not a git URL; use https://host/owner/repo, "
+            "ssh://..., git@host:owner/repo, file:///path or an absolute path"
+        )
     problem = credentials_problem(url)
     if problem:
         raise ValueError(problem)
     name = node_name(url)
     if not _NAME.match(name) or name in (".", ".."):
-        raise ValueError(f"cannot take a directory name from {url!r}; the URL must "
-                         "end in the repository name (letters, digits, '.', '_', '-')")
+        raise ValueError(
+            f"cannot take a directory name from {url!r}; the URL must "
+            "end in the repository name (letters, digits, '.', '_', '-')"
+        )
     branch = (fields.get("branch") or "").strip()
     if branch and _BAD_REF.search(branch):
         raise ValueError(f"{branch!r} is not a valid branch or tag name")
@@ -71,8 +76,10 @@ def validate_entry(fields, origin):
     if branch and not commit and _COMMIT.match(branch):
         branch, commit = "", branch
     if commit and not _COMMIT.match(commit):
-        raise ValueError(f"commit pin {commit!r} must be 7 to 40 hex digits "
-                         "(the fifth field pins a commit; leave it out to follow the branch)")
+        raise ValueError(
+            f"commit pin {commit!r} must be 7 to 40 hex digits "
+            "(the fifth field pins a commit; leave it out to follow the branch)"
+        )
     return {
         "name": name,
         "url": url,
@@ -87,9 +94,11 @@ def validate_entry(fields, origin):
 def _split_line(line):
     parts = [part.strip() for part in line.split("|")]
     if len(parts) > len(FIELDS):
-        raise ValueError(f"{len(parts)} fields, at most {len(FIELDS)} "
-                         "(repo_url|branch|category|description|commit); "
-                         "a description may not contain '|'")
+        raise ValueError(
+            f"{len(parts)} fields, at most {len(FIELDS)} "
+            "(repo_url|branch|category|description|commit); "
+            "a description may not contain '|'"
+        )
     return dict(zip(FIELDS, parts))
 
 
@@ -103,8 +112,9 @@ def _text_entries(text, source):
             problems.append((origin, str(exc)))
             continue
         if entry["name"] in seen:
-            problems.append((origin, f"node {entry['name']!r} is already listed at "
-                                     f"{seen[entry['name']]}; keep one line per node"))
+            problems.append(
+                (origin, f"node {entry['name']!r} is already listed at {seen[entry['name']]}; keep one line per node")
+            )
             continue
         seen[entry["name"]] = origin
         entries.append(entry)
@@ -123,16 +133,20 @@ def _list_entries(items, source):
             problems.extend(line_problems)
             continue
         if not isinstance(item, dict):
-            problems.append((origin, "expected a mapping with url/branch/category/description/commit "
-                                     f"or a manifest line, got {type(item).__name__}"))
+            problems.append(
+                (
+                    origin,
+                    "expected a mapping with url/branch/category/description/commit "
+                    f"or a manifest line, got {type(item).__name__}",
+                )
+            )
             continue
         fields = dict(item)
         if "repo_url" in fields and "url" not in fields:
             fields["url"] = fields.pop("repo_url")
         unknown = sorted(set(fields) - set(FIELDS))
         if unknown:
-            problems.append((origin, f"unknown keys {', '.join(unknown)}; "
-                                     f"allowed: {', '.join(FIELDS)} (or repo_url)"))
+            problems.append((origin, f"unknown keys {', '.join(unknown)}; allowed: {', '.join(FIELDS)} (or repo_url)"))
             continue
         try:
             entries.append(validate_entry({k: "" if v is None else str(v) for k, v in fields.items()}, origin))

@@ -93,15 +93,18 @@ class VenvPip:
 
     def check(self):
         if not os.access(self.python, os.X_OK):
-            raise PipError(f"{self.python} does not exist or is not executable; set the venv "
-                           "option to the pod's virtualenv (the one that runs ComfyUI)")
+            raise PipError(
+                f"{self.python} does not exist or is not executable; set the venv "
+                "option to the pod's virtualenv (the one that runs ComfyUI)"
+            )
 
     def protected_versions(self):
         """{name: version} of the protected packages installed in the venv."""
         if not self.protected:
             return {}
-        rc, out, err = self.module.run_command([self.python, "-c", _VERSIONS_CODE] + self.protected,
-                                               expand_user_and_vars=False)
+        rc, out, err = self.module.run_command(
+            [self.python, "-c", _VERSIONS_CODE] + self.protected, expand_user_and_vars=False
+        )
         if rc:
             raise PipError(f"cannot list the venv's packages with {self.python}: {err.strip()}")
         return json.loads(out)
@@ -128,20 +131,30 @@ class VenvPip:
         """Resolve the files together without installing; return (rc, pip's reason)."""
         rc, reason = self._pip(requirement_files, constraints, ["--dry-run"])
         if rc and "no such option: --dry-run" in reason:
-            raise PipError(f"the pip in {self.venv} is too old to check requirements for conflicts "
-                           "(pip install --dry-run needs pip 22.2 or later); upgrade pip in that venv")
+            raise PipError(
+                f"the pip in {self.venv} is too old to check requirements for conflicts "
+                "(pip install --dry-run needs pip 22.2 or later); upgrade pip in that venv"
+            )
         return rc, reason
 
     def _pip(self, requirement_files, constraints, extra=()):
-        cmd = [self.python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-               "--progress-bar", "off", *extra]
+        cmd = [
+            self.python,
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--progress-bar",
+            "off",
+            *extra,
+        ]
         for path in requirement_files:
             cmd += ["-r", path]
         if constraints:
             cmd += ["-c", constraints]
         cmd += self.pip_args
-        rc, out, err = self.module.run_command(cmd, expand_user_and_vars=False,
-                                               environ_update={"PIP_NO_INPUT": "1"})
+        rc, out, err = self.module.run_command(cmd, expand_user_and_vars=False, environ_update={"PIP_NO_INPUT": "1"})
         return rc, (explain(out, err) if rc else "")
 
 
@@ -151,13 +164,14 @@ _CAUSE_HEADER = "The conflict is caused by:"
 def explain(out, err, lines=8):
     """What pip said went wrong: its ERROR lines (stderr) and the "The conflict is caused by:"
     block (stdout), else the last lines of its output. Credentials in URLs are hidden."""
-    errors = [line.strip() for line in (err or "").splitlines()
-              if line.startswith("ERROR:") and "for help visit" not in line]
+    errors = [
+        line.strip() for line in (err or "").splitlines() if line.startswith("ERROR:") and "for help visit" not in line
+    ]
     cause = []
     out_lines = (out or "").splitlines()
     if _CAUSE_HEADER in (line.strip() for line in out_lines):
         start = [line.strip() for line in out_lines].index(_CAUSE_HEADER)
-        for line in out_lines[start + 1:]:
+        for line in out_lines[start + 1 :]:
             if not line.strip():
                 break
             cause.append(line.strip())

@@ -80,8 +80,9 @@ def _owner_and_mode(path):
     return info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)
 
 
-def write_file_atomic(path, data, mode=None, new_file_mode=0o644, keep_owner=True, replace=True,
-                      prepare=None, tmp_prefix=None):
+def write_file_atomic(
+    path, data, mode=None, new_file_mode=0o644, keep_owner=True, replace=True, prepare=None, tmp_prefix=None
+):
     """Put `data` (bytes, or text written as UTF-8) at `path`, all or nothing.
 
     ``mode``: the file's mode; None keeps the mode of the file it replaces (``new_file_mode``

@@ -80,6 +80,7 @@ def read_manifest(path, what="the manifest", missing_ok=False, missing_message=N
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise ManifestError([(f"{path}:{line}", f"not UTF-8 text (line {line} is not valid UTF-8); "
-                                                f"save {what} as UTF-8")], what) from None
+        line = data[: exc.start].count(b"\n") + 1
+        raise ManifestError(
+            [(f"{path}:{line}", f"not UTF-8 text (line {line} is not valid UTF-8); save {what} as UTF-8")], what
+        ) from None

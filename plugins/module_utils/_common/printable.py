@@ -16,20 +16,20 @@ from __future__ import annotations
 def escape_text(text):
     """`text` with each byte that is not UTF-8 (a lone surrogate) written as ``\\xNN``."""
     try:
-        text.encode('utf-8')
+        text.encode("utf-8")
         return text
     except UnicodeEncodeError:
         pass
     try:
-        return text.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a surrogate that does not stand for a byte
-        return text.encode('utf-8', 'backslashreplace').decode('utf-8')
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def has_undecodable(text):
     """True when `text` carries bytes that are not UTF-8."""
     try:
-        text.encode('utf-8')
+        text.encode("utf-8")
         return False
     except UnicodeEncodeError:
         return True

@@ -80,13 +80,21 @@ class Aria2Session:
             try:
                 with os.fdopen(fd, "w") as handle:  # mkstemp makes it 0600
                     handle.write("rpc-secret=%s\n" % self._secret)
-                argv = [self.binary, "--conf-path=%s" % conf, "--enable-rpc=true",
-                        "--rpc-listen-all=false", "--rpc-listen-port=%d" % self.port,
-                        "--stop-with-process=%d" % os.getpid(), "--quiet=true",
-                        "--log=-", "--log-level=warn"]
+                argv = [
+                    self.binary,
+                    "--conf-path=%s" % conf,
+                    "--enable-rpc=true",
+                    "--rpc-listen-all=false",
+                    "--rpc-listen-port=%d" % self.port,
+                    "--stop-with-process=%d" % os.getpid(),
+                    "--quiet=true",
+                    "--log=-",
+                    "--log-level=warn",
+                ]
                 argv += ["--%s=%s" % (key, value) for key, value in sorted(self.options.items())]
-                self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                                stderr=subprocess.PIPE, cwd=self.workdir)
+                self.process = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.workdir
+                )
                 self._reader = threading.Thread(target=self._read_log, args=(self.process.stdout,), daemon=True)
                 self._reader.start()
                 if self._wait_listening():
@@ -133,10 +141,17 @@ class Aria2Session:
 
     def call(self, method, *params):
         self._ids += 1
-        body = json.dumps({"jsonrpc": "2.0", "id": str(self._ids), "method": method,
-                           "params": ["token:%s" % self._secret] + list(params)}).encode()
-        request = urllib.request.Request("http://127.0.0.1:%d/jsonrpc" % self.port, data=body,
-                                         headers={"Content-Type": "application/json"})
+        body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": str(self._ids),
+                "method": method,
+                "params": ["token:%s" % self._secret] + list(params),
+            }
+        ).encode()
+        request = urllib.request.Request(
+            "http://127.0.0.1:%d/jsonrpc" % self.port, data=body, headers={"Content-Type": "application/json"}
+        )
         # The RPC endpoint is on loopback: never let an http_proxy setting route it elsewhere.
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(request, timeout=30) as resp:
@@ -154,8 +169,7 @@ class Aria2Session:
 
     def statuses(self):
         """gid -> status dict for every download aria2c knows (active, waiting, stopped)."""
-        keys = ["gid", "status", "totalLength", "completedLength", "downloadSpeed", "errorCode",
-                "errorMessage"]
+        keys = ["gid", "status", "totalLength", "completedLength", "downloadSpeed", "errorCode", "errorMessage"]
         found = {}
         for item in self.call("aria2.tellActive", keys):
             found[item["gid"]] = item
@@ -203,7 +217,7 @@ def control_progress(path):
         pos += 4 + 8 + 8
         bitfield_length = struct.unpack_from(order + "I", data, pos)[0]
         pos += 4
-        bitfield = data[pos:pos + bitfield_length]
+        bitfield = data[pos : pos + bitfield_length]
         pos += bitfield_length
         pieces = [i for i in range(bitfield_length * 8) if bitfield[i // 8] & (0x80 >> (i % 8))]
         done = sum(min(piece_length, total - i * piece_length) for i in pieces if i * piece_length < total)
@@ -212,7 +226,7 @@ def control_progress(path):
         for _piece in range(in_flight):
             _index, _length, blocks_length = struct.unpack_from(order + "III", data, pos)
             pos += 12
-            blocks = data[pos:pos + blocks_length]
+            blocks = data[pos : pos + blocks_length]
             pos += blocks_length
             done += 16 * 1024 * sum(bin(byte).count("1") for byte in blocks)
         return min(done, total)
@@ -250,8 +264,10 @@ _MEANINGS = {
     "32": "checksum mismatch",
 }
 _CAUSES = (
-    (re.compile(r"Got EOF from the server|EOF from peer|Connection reset|reset by peer", re.I),
-     "{host} closed the connection before the whole file was sent (a short body)"),
+    (
+        re.compile(r"Got EOF from the server|EOF from peer|Connection reset|reset by peer", re.I),
+        "{host} closed the connection before the whole file was sent (a short body)",
+    ),
     (re.compile(r"Invalid range header|Range", re.I), "{host} answered a byte range with other bytes"),
     (re.compile(r"No space left|Not enough space|disk", re.I), "not enough disk space"),
     (re.compile(r"status=(\d{3})", re.I), "{host} answered HTTP {status}"),

@@ -30,16 +30,41 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import (
-    Aria2Error, Aria2Session, control_progress, explain, human)
+    Aria2Error,
+    Aria2Session,
+    control_progress,
+    explain,
+    human,
+)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import (
-    ObjectChanged, OriginClient, OriginError, OriginRanges, check_header_value, check_url, origin_label, resolve)
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import is_transient as body_broke_off
+    ObjectChanged,
+    OriginClient,
+    OriginError,
+    OriginRanges,
+    check_header_value,
+    check_url,
+    origin_label,
+    resolve,
+)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import (
+    is_transient as body_broke_off,
+)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import Entry, EntryProblem, for_each
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import (
-    MIB, DownloadJob, RangedDownloader)
+    MIB,
+    DownloadJob,
+    RangedDownloader,
+)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.source_hashes import (
-    FROM_CIVITAI, FROM_HUGGINGFACE, SourceHashError, civitai_api_url, civitai_file, civitai_version,
-    civitai_version_id, huggingface_linked)
+    FROM_CIVITAI,
+    FROM_HUGGINGFACE,
+    SourceHashError,
+    civitai_api_url,
+    civitai_file,
+    civitai_version,
+    civitai_version_id,
+    huggingface_linked,
+)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import SecretsError
 
 PROGRESS_EVERY = 10.0
@@ -103,8 +128,17 @@ class HttpFetcher:
     items = "downloads"
     hash_unknown = False
 
-    def __init__(self, aria2c, aria2_options, secrets, connect_timeout=15, tries=3, retry_wait=2,
-                 part_size=8 * MIB, connections=32):
+    def __init__(
+        self,
+        aria2c,
+        aria2_options,
+        secrets,
+        connect_timeout=15,
+        tries=3,
+        retry_wait=2,
+        part_size=8 * MIB,
+        connections=32,
+    ):
         self.aria2c = aria2c
         self.aria2_options = aria2_options
         self.secrets = secrets
@@ -142,8 +176,9 @@ class HttpFetcher:
             if token:
                 secret["Authorization"] = "Bearer %s" % token
             try:
-                entry.client = OriginClient(entry.url, secret, timeout=self.connect_timeout, tries=self.tries,
-                                            retry_wait=self.retry_wait)
+                entry.client = OriginClient(
+                    entry.url, secret, timeout=self.connect_timeout, tries=self.tries, retry_wait=self.retry_wait
+                )
             except OriginError as exc:
                 entry.finish("failed", "%s: %s" % (entry.token_name or "token", exc))
 
@@ -179,7 +214,9 @@ class HttpFetcher:
             return
         if resolved.content_type in HTML_TYPES:
             entry.probe_error = "%s answers with an HTML page (%s), not a model file" % (
-                origin_label(resolved.url), resolved.content_type)
+                origin_label(resolved.url),
+                resolved.content_type,
+            )
         elif entry.size is not None and resolved.size is not None and entry.size != resolved.size:
             entry.probe_error = "the origin's file is %d bytes but %d were expected" % (resolved.size, entry.size)
         self._source_hash(entry, resolved, stop)
@@ -201,18 +238,31 @@ class HttpFetcher:
                 entry.source_error = (
                     "%s lists this file as %d bytes%s but the download it points to is %d bytes: a truncated "
                     "or different file; nothing was downloaded, the next start tries again"
-                    % (origin_label(entry.url), linked_size,
-                       " (sha256 %s)" % linked_sha256 if linked_sha256 else "", served))
+                    % (
+                        origin_label(entry.url),
+                        linked_size,
+                        " (sha256 %s)" % linked_sha256 if linked_sha256 else "",
+                        served,
+                    )
+                )
                 return
             if entry.size is not None and entry.size != linked_size:
                 entry.source_error = "%s lists this file as %d bytes but %d were expected" % (
-                    origin_label(entry.url), linked_size, entry.size)
+                    origin_label(entry.url),
+                    linked_size,
+                    entry.size,
+                )
                 return
         version_id = civitai_version_id(entry.url)
         if version_id is None or stop.is_set():
             return
-        api = OriginClient(civitai_api_url(entry.url, version_id), entry.client.secret_headers,
-                           timeout=self.connect_timeout, tries=self.tries, retry_wait=self.retry_wait)
+        api = OriginClient(
+            civitai_api_url(entry.url, version_id),
+            entry.client.secret_headers,
+            timeout=self.connect_timeout,
+            tries=self.tries,
+            retry_wait=self.retry_wait,
+        )
         try:
             sha256, _name = civitai_file(civitai_version(api), entry.url)
         except SourceHashError as exc:
@@ -244,12 +294,15 @@ class HttpFetcher:
     def _fetch_in_process(self, entries, run):
         jobs = []
         for entry in entries:
-            job = DownloadJob(entry.name, entry.staged, entry.size, entry.etag, context=entry,
-                              ranges=entry.resolved.ranges)
+            job = DownloadJob(
+                entry.name, entry.staged, entry.size, entry.etag, context=entry, ranges=entry.resolved.ranges
+            )
             entry.transport = OriginRanges(entry.client, entry.etag)
             jobs.append(job)
-            run.log("fetching %s (%s) from %s in-process: the origin serves it and it needs the token"
-                    % (entry.name, human(entry.size) if entry.size is not None else "size unknown", entry.source))
+            run.log(
+                "fetching %s (%s) from %s in-process: the origin serves it and it needs the token"
+                % (entry.name, human(entry.size) if entry.size is not None else "size unknown", entry.source)
+            )
 
         def finished(job):
             entry = job.context
@@ -259,11 +312,17 @@ class HttpFetcher:
             note = "resumed: %s were already in staging" % human(job.resumed_bytes) if job.resumed_bytes else ""
             run.settle(entry, job.error, note)
 
-        downloader = RangedDownloader(lambda job, start, end: job.context.transport.open_range(job, start, end),
-                                      max_concurrency=self.connections, part_size=self.part_size,
-                                      multipart_threshold=2 * self.part_size, is_transient=body_broke_off,
-                                      on_finished=finished, part_attempts=max(2, self.tries),
-                                      retry_delay=min(2.0, float(self.retry_wait)), stop=run.stop)
+        downloader = RangedDownloader(
+            lambda job, start, end: job.context.transport.open_range(job, start, end),
+            max_concurrency=self.connections,
+            part_size=self.part_size,
+            multipart_threshold=2 * self.part_size,
+            is_transient=body_broke_off,
+            on_finished=finished,
+            part_attempts=max(2, self.tries),
+            retry_delay=min(2.0, float(self.retry_wait)),
+            stop=run.stop,
+        )
         try:
             downloader.run(jobs)
         except Exception as exc:  # pylint: disable=broad-except
@@ -272,13 +331,20 @@ class HttpFetcher:
 
     def _fetch_with_aria2(self, entries, run):
         options = dict(self.aria2_options)
-        options.update({"continue": "true", "allow-overwrite": "false", "auto-file-renaming": "false",
-                        "file-allocation": "none", "remote-time": "false",
-                        # Control files are saved every second, so even a SIGKILL of aria2c
-                        # itself loses at most a second of transfer.
-                        "auto-save-interval": "1",
-                        "max-download-result": str(max(1000, len(entries) * 2)),
-                        "connect-timeout": str(self.connect_timeout)})
+        options.update(
+            {
+                "continue": "true",
+                "allow-overwrite": "false",
+                "auto-file-renaming": "false",
+                "file-allocation": "none",
+                "remote-time": "false",
+                # Control files are saved every second, so even a SIGKILL of aria2c
+                # itself loses at most a second of transfer.
+                "auto-save-interval": "1",
+                "max-download-result": str(max(1000, len(entries) * 2)),
+                "connect-timeout": str(self.connect_timeout),
+            }
+        )
         try:
             with Aria2Session(self.aria2c, options, run.store.state_dir) as session:
                 for entry in entries:
@@ -345,8 +411,11 @@ class HttpFetcher:
                 all_complete = all_complete and status["status"] == "complete"
                 if status["status"] == "complete":
                     entry.fetched_bytes = max(0, int(status.get("totalLength") or 0) - entry.resumed_bytes)
-                    note = ("resumed: %s were already in staging" % human(entry.resumed_bytes)
-                            if entry.resumed_bytes else "")
+                    note = (
+                        "resumed: %s were already in staging" % human(entry.resumed_bytes)
+                        if entry.resumed_bytes
+                        else ""
+                    )
                     publishers.submit(run.settle, entry, None, note)
                 else:
                     publishers.submit(run.settle, entry, Aria2Failed(status, session.cause(entry.resolved.url)))
@@ -355,8 +424,10 @@ class HttpFetcher:
                 done = sum(int(statuses[g]["completedLength"]) for g in pending if g in statuses)
                 total = sum(int(statuses[g]["totalLength"]) for g in pending if g in statuses)
                 speed = sum(int(statuses[g]["downloadSpeed"]) for g in pending if g in statuses)
-                run.log("progress: %d file(s) in flight, %s of %s, %s/s"
-                        % (len(pending), human(done), human(total), human(speed)))
+                run.log(
+                    "progress: %d file(s) in flight, %s of %s, %s/s"
+                    % (len(pending), human(done), human(total), human(speed))
+                )
             if pending or retry_at:
                 run.stop.wait(POLL_EVERY)
         return all_complete
@@ -385,8 +456,13 @@ class HttpFetcher:
             done = None
             if entry.staged and os.path.exists(entry.staged + ".aria2"):
                 done = control_progress(entry.staged + ".aria2")
-            return explain(error.status, cause, host=origin_label(entry.resolved.url),
-                           done=done, total=entry.size if done is not None else None)
+            return explain(
+                error.status,
+                cause,
+                host=origin_label(entry.resolved.url),
+                done=done,
+                total=entry.size if done is not None else None,
+            )
         if isinstance(error, OriginError):
             return str(error)
         return "%s: %s" % (type(error).__name__, error)

@@ -52,6 +52,7 @@ class ObjectChanged(OriginError):
 
 # -- URLs --------------------------------------------------------------------------------
 
+
 def _url_problem(url):
     if not isinstance(url, str) or not url:
         return "is empty"
@@ -134,6 +135,7 @@ def describe_status(status, reason, host, with_auth):
 
 # -- one request at a time ----------------------------------------------------------------
 
+
 class Answer:
     """The last hop's response: status, headers (lower-case names), the URL that gave it,
     whether the request carried the secrets, and the open body (``read``/``close``).
@@ -141,8 +143,9 @@ class Answer:
     to storage included): what the origin says about the file, e.g. Hugging Face's
     X-Linked-Etag, which only its redirect carries."""
 
-    def __init__(self, url, status, reason, headers, response, connection, sent_secrets, left_origin, hops,
-                 origin_headers=None):
+    def __init__(
+        self, url, status, reason, headers, response, connection, sent_secrets, left_origin, hops, origin_headers=None
+    ):
         self.url = url
         self.status = status
         self.reason = reason
@@ -186,8 +189,9 @@ class OriginClient:
     def _open(self, method, url, headers):
         parts = urlsplit(url)
         if parts.scheme == "https":
-            conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=self.timeout,
-                                               context=ssl.create_default_context())
+            conn = http.client.HTTPSConnection(
+                parts.hostname, parts.port, timeout=self.timeout, context=ssl.create_default_context()
+            )
         elif parts.scheme == "http":
             conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
         else:
@@ -243,20 +247,35 @@ class OriginClient:
                 conn.close()
                 location = info.get("location")
                 if not location:
-                    raise OriginError("HTTP %d from %s without a Location header" % (response.status, origin_label(current)))
+                    raise OriginError(
+                        "HTTP %d from %s without a Location header" % (response.status, origin_label(current))
+                    )
                 following = urljoin(current, location.strip())
                 if _url_problem(following):
-                    raise OriginError("%s redirects to a URL that %s" % (origin_label(current), _url_problem(following)))
+                    raise OriginError(
+                        "%s redirects to a URL that %s" % (origin_label(current), _url_problem(following))
+                    )
                 if origin_of(following) != self.origin:
                     left_origin = True  # from here on nothing carries the secrets, even back home
                 current = following
                 continue
-            return Answer(current, response.status, response.reason, info, response, conn, sent_secrets, left_origin, hop,
-                          origin_headers)
+            return Answer(
+                current,
+                response.status,
+                response.reason,
+                info,
+                response,
+                conn,
+                sent_secrets,
+                left_origin,
+                hop,
+                origin_headers,
+            )
         raise OriginError("more than %d redirects starting at %s" % (MAX_REDIRECTS, origin_label(self.url)))
 
 
 # -- what is there to download ------------------------------------------------------------
+
 
 class Resolved:
     """Where to download from and what is known about the file.
@@ -265,8 +284,9 @@ class Resolved:
     (OriginRanges). Otherwise ``url`` is tokenless and any client may fetch it.
     """
 
-    def __init__(self, url, served_by_origin, size=None, content_type="", etag=None, ranges=False, hops=0,
-                 origin_headers=None):
+    def __init__(
+        self, url, served_by_origin, size=None, content_type="", etag=None, ranges=False, hops=0, origin_headers=None
+    ):
         self.url = url
         self.origin_headers = origin_headers or {}
         self.served_by_origin = served_by_origin
@@ -301,14 +321,27 @@ def resolve(client):
             answer = client.walk("GET", {"Range": "bytes=0-0"})
     try:
         if answer.status >= 400:
-            raise OriginError(describe_status(answer.status, answer.reason, origin_label(answer.url),
-                                              answer.sent_secrets or client.has_secrets))
+            raise OriginError(
+                describe_status(
+                    answer.status, answer.reason, origin_label(answer.url), answer.sent_secrets or client.has_secrets
+                )
+            )
         if answer.status not in (200, 206):
-            raise OriginError("unexpected HTTP %d %s from %s" % (answer.status, answer.reason, origin_label(answer.url)))
+            raise OriginError(
+                "unexpected HTTP %d %s from %s" % (answer.status, answer.reason, origin_label(answer.url))
+            )
         ranges = answer.status == 206 or answer.headers.get("accept-ranges", "").lower() == "bytes"
         content_type = answer.headers.get("content-type", "").split(";")[0].strip().lower()
-        return Resolved(answer.url, not answer.left_origin, _size_of(answer), content_type,
-                        answer.headers.get("etag"), ranges, answer.hops, answer.origin_headers)
+        return Resolved(
+            answer.url,
+            not answer.left_origin,
+            _size_of(answer),
+            content_type,
+            answer.headers.get("etag"),
+            ranges,
+            answer.hops,
+            answer.origin_headers,
+        )
     finally:
         answer.close()  # never read a body here: for a server ignoring Range it is the whole model
 
@@ -337,16 +370,20 @@ class OriginRanges:
                 raise OriginError(describe_status(answer.status, answer.reason, where, answer.sent_secrets))
             etag = answer.headers.get("etag")
             if self.etag and etag and etag != self.etag and not etag.startswith("W/"):
-                raise ObjectChanged("the file changed at %s during the download (ETag %s, was %s); run again"
-                                    % (where, etag, self.etag))
+                raise ObjectChanged(
+                    "the file changed at %s during the download (ETag %s, was %s); run again" % (where, etag, self.etag)
+                )
             if answer.status == 206:
                 match = _CONTENT_RANGE.match(answer.headers.get("content-range", ""))
                 if not match or int(match.group(1)) != start or (end is not None and int(match.group(2)) != end):
-                    raise OriginError("%s answered bytes %s to a request for %d-%s"
-                                      % (where, answer.headers.get("content-range", "?"), start, end))
+                    raise OriginError(
+                        "%s answered bytes %s to a request for %d-%s"
+                        % (where, answer.headers.get("content-range", "?"), start, end)
+                    )
                 if job.size is not None and match.group(3) != "*" and int(match.group(3)) != job.size:
-                    raise ObjectChanged("the file at %s is now %s bytes, not %d; run again"
-                                        % (where, match.group(3), job.size))
+                    raise ObjectChanged(
+                        "the file at %s is now %s bytes, not %d; run again" % (where, match.group(3), job.size)
+                    )
             elif answer.status == 200:
                 if start != 0 or (end is not None and job.size is not None and end != job.size - 1):
                     raise OriginError("%s ignores byte ranges (HTTP 200 to a range request)" % where)

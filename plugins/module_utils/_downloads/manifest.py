@@ -27,7 +27,10 @@ from urllib.parse import quote
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import is_sha256_hex
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.manifest_lines import (
-    ManifestError, manifest_lines, read_manifest)
+    ManifestError,
+    manifest_lines,
+    read_manifest,
+)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import check_url
 
 SOURCES = ("huggingface", "civitai", "url", "r2")
@@ -38,13 +41,17 @@ DEFAULT_CIVITAI_ENDPOINT = "https://civitai.com"
 
 FIELDS = ("source", "identifier", "filename", "subdir", "sha256")
 # YAML items may name the identifier the way people think of it.
-ITEM_KEY_ALIASES = {"repo": "identifier", "repo_id": "identifier", "url": "identifier",
-                    "key": "identifier", "id": "identifier"}
+ITEM_KEY_ALIASES = {
+    "repo": "identifier",
+    "repo_id": "identifier",
+    "url": "identifier",
+    "key": "identifier",
+    "id": "identifier",
+}
 
 _HF_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)?$")
 _CIVITAI_ID = re.compile(r"^[0-9]+$")
-NO_BUCKET = ("r2 key '%s' names no bucket and R2_BUCKET is not set: set R2_BUCKET or write "
-             "bucket/key in the manifest")
+NO_BUCKET = "r2 key '%s' names no bucket and R2_BUCKET is not set: set R2_BUCKET or write bucket/key in the manifest"
 _KNOWN = "huggingface, civitai, url or r2 (aliases: hf, direct, cloudflare)"
 
 
@@ -66,12 +73,10 @@ def _safe_relative(value, what):
     if "\x00" in value:
         raise ValueError("%s contains a NUL byte" % what)
     if value.startswith("/") or value.startswith("~"):
-        raise ValueError("%s '%s' is absolute; give a path relative to the models folder"
-                         % (what, value))
+        raise ValueError("%s '%s' is absolute; give a path relative to the models folder" % (what, value))
     parts = [part for part in value.split("/") if part not in ("", ".")]
     if ".." in parts:
-        raise ValueError("%s '%s' contains '..'; entries may not write outside the models folder"
-                         % (what, value))
+        raise ValueError("%s '%s' contains '..'; entries may not write outside the models folder" % (what, value))
     if not parts:
         raise ValueError("%s '%s' names no folder or file" % (what, value))
     return "/".join(parts)
@@ -82,7 +87,7 @@ def _check_sha256(value):
     if not value:
         return None
     if value.lower().startswith("sha256:"):
-        value = value[len("sha256:"):]
+        value = value[len("sha256:") :]
     if not is_sha256_hex(value):
         raise ValueError("sha256 '%s' is not 64 hexadecimal characters" % value)
     return value.lower()
@@ -94,14 +99,12 @@ def _check_identifier(source, identifier):
     if source == "huggingface":
         repo, _sep, revision = identifier.partition("@")
         if not _HF_REPO.match(repo) or ".." in repo.split("/"):
-            raise ValueError("'%s' is not a Hugging Face repo id (org/repo, optionally @revision)"
-                             % identifier)
+            raise ValueError("'%s' is not a Hugging Face repo id (org/repo, optionally @revision)" % identifier)
         if _sep and (not revision or re.search(r"\s", revision)):
             raise ValueError("revision after '@' in '%s' is empty or has spaces" % identifier)
     elif source == "civitai":
         if not _CIVITAI_ID.match(identifier):
-            raise ValueError("civitai identifier '%s' must be a model version id (digits only)"
-                             % identifier)
+            raise ValueError("civitai identifier '%s' must be a model version id (digits only)" % identifier)
     elif source == "url":
         check_url(identifier)
     elif source == "r2":
@@ -117,17 +120,20 @@ def split_line(line):
     fields = [field.strip() for field in line.split("|")]
     count = len(fields)
     if count < 3 or count > 5:
-        raise ValueError("expected source|identifier|filename|subdir[|sha256] or "
-                         "repo_id|filename|subdir[|sha256], found %d field%s"
-                         % (count, "" if count == 1 else "s"))
+        raise ValueError(
+            "expected source|identifier|filename|subdir[|sha256] or "
+            "repo_id|filename|subdir[|sha256], found %d field%s" % (count, "" if count == 1 else "s")
+        )
     source = canonical_source(fields[0])
     if count == 3 or (count == 4 and source is None and "/" in fields[0]):
         # The Hugging Face form: repo_id|filename|subdir[|sha256].
         return dict(zip(FIELDS, ["huggingface"] + fields))
     if source is None:
         if count == 4:
-            raise ValueError("unknown source '%s': use %s, or repo_id|filename|subdir[|sha256] "
-                             "for Hugging Face" % (fields[0], _KNOWN))
+            raise ValueError(
+                "unknown source '%s': use %s, or repo_id|filename|subdir[|sha256] "
+                "for Hugging Face" % (fields[0], _KNOWN)
+            )
         raise ValueError("unknown source '%s': use %s" % (fields[0], _KNOWN))
     return dict(zip(FIELDS, fields))
 
@@ -135,8 +141,9 @@ def split_line(line):
 class ManifestParser:
     """Turns raw fields into validated entries for one models folder and endpoints."""
 
-    def __init__(self, models_dir, hf_endpoint=DEFAULT_HF_ENDPOINT,
-                 civitai_endpoint=DEFAULT_CIVITAI_ENDPOINT, r2_bucket=None):
+    def __init__(
+        self, models_dir, hf_endpoint=DEFAULT_HF_ENDPOINT, civitai_endpoint=DEFAULT_CIVITAI_ENDPOINT, r2_bucket=None
+    ):
         if not os.path.isabs(models_dir):
             raise ValueError("models_dir '%s' must be an absolute path" % models_dir)
         self.models_dir = os.path.normpath(models_dir)
@@ -180,8 +187,7 @@ class ManifestParser:
         if source == "huggingface":
             repo, _sep, revision = identifier.partition("@")
             revision = revision or "main"
-            url = "%s/%s/resolve/%s/%s" % (
-                self.hf_endpoint, repo, quote(revision, safe=""), quote(filename, safe="/"))
+            url = "%s/%s/resolve/%s/%s" % (self.hf_endpoint, repo, quote(revision, safe=""), quote(filename, safe="/"))
             return {"repo": repo, "revision": revision, "url": url}
         if source == "civitai":
             return {"url": "%s/api/download/models/%s" % (self.civitai_endpoint, identifier)}
@@ -218,8 +224,7 @@ class ManifestParser:
                 elif isinstance(item, str):
                     raw = split_line(item.strip())
                 else:
-                    raise ValueError("expected a mapping or a pipe-format string, got %s"
-                                     % type(item).__name__)
+                    raise ValueError("expected a mapping or a pipe-format string, got %s" % type(item).__name__)
                 entries.append(self.entry(raw, origin))
             except ValueError as exc:
                 problems.append((origin, str(exc)))
@@ -246,8 +251,9 @@ def check_duplicates(entries):
     for entry in entries:
         first = seen.setdefault(entry["dest"], entry)
         if first is not entry:
-            problems.append((entry["origin"], "destination %s is already written by %s"
-                             % (entry["name"], first["origin"])))
+            problems.append(
+                (entry["origin"], "destination %s is already written by %s" % (entry["name"], first["origin"]))
+            )
     return problems
 
 
@@ -263,8 +269,7 @@ def merge(layers):
         for entry in entries:
             previous = merged.pop(entry["dest"], None)
             if previous is not None:
-                replaced.append({"name": entry["name"], "origin": previous["origin"],
-                                 "replaced_by": entry["origin"]})
+                replaced.append({"name": entry["name"], "origin": previous["origin"], "replaced_by": entry["origin"]})
             merged[entry["dest"]] = entry
     return list(merged.values()), replaced
 
@@ -290,14 +295,16 @@ def build_plan(sources, parser):
     for source in sources:
         if source.path is not None:
             try:
-                text = read_manifest(source.path, missing_ok=not source.required,
-                                     missing_message="manifest file does not exist (check the path, e.g. MODELS_MANIFEST)")
+                text = read_manifest(
+                    source.path,
+                    missing_ok=not source.required,
+                    missing_message="manifest file does not exist (check the path, e.g. MODELS_MANIFEST)",
+                )
             except ManifestError as exc:
                 problems.extend(exc.problems)
                 continue
             if text is None:
-                report.append({"name": source.name, "path": source.path, "status": "missing",
-                               "entries": 0})
+                report.append({"name": source.name, "path": source.path, "status": "missing", "entries": 0})
                 continue
             entries, found = parser.parse_text(text, source.name)
         else:
@@ -305,16 +312,21 @@ def build_plan(sources, parser):
         problems.extend(found)
         problems.extend(check_duplicates(entries))
         layers.append(entries)
-        report.append({"name": source.name, "path": source.path, "status": "read",
-                       "entries": len(entries)})
+        report.append({"name": source.name, "path": source.path, "status": "read", "entries": len(entries)})
     if problems:
         raise ManifestError(problems, SUBJECT, OUTCOME)
     merged, replaced = merge(layers)
     entries, skipped = [], []
     for entry in merged:
         if entry["source"] == "r2" and not entry["bucket"]:
-            skipped.append({"name": entry["name"], "origin": entry["origin"], "dest": entry["dest"],
-                            "reason": NO_BUCKET % entry["identifier"]})
+            skipped.append(
+                {
+                    "name": entry["name"],
+                    "origin": entry["origin"],
+                    "dest": entry["dest"],
+                    "reason": NO_BUCKET % entry["identifier"],
+                }
+            )
         else:
             entries.append(entry)
     return {"entries": entries, "replaced": replaced, "skipped": skipped, "manifests": report}

@@ -66,7 +66,12 @@ import os
 import time
 import threading
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import HASH_CHUNK, fsync_dir, sha256_file, write_file_atomic
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import (
+    HASH_CHUNK,
+    fsync_dir,
+    sha256_file,
+    write_file_atomic,
+)
 
 LEDGER_VERSION = 1
 STALE_AFTER_SECONDS = 7 * 24 * 3600
@@ -187,8 +192,9 @@ class ModelStore:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 if on_wait:
-                    on_wait("another %s run is downloading into %s; waiting for it to finish"
-                            % (downloader, self.state_dir))
+                    on_wait(
+                        "another %s run is downloading into %s; waiting for it to finish" % (downloader, self.state_dir)
+                    )
                 while True:
                     if stop is not None and stop.is_set():
                         raise StopRequested() from None
@@ -293,8 +299,12 @@ class ModelStore:
             st = os.stat(dest)
         except (StoreError, OSError):
             return False
-        return bool(item) and item.get("size") == st.st_size and item.get("mtime_ns") == st.st_mtime_ns \
+        return (
+            bool(item)
+            and item.get("size") == st.st_size
+            and item.get("mtime_ns") == st.st_mtime_ns
             and (not sha256 or item.get("sha256") == sha256.lower())
+        )
 
     def record(self, dest, sha256=None, etag=None, sha256_from=None):
         """Record dest as it is on disk now (size, mtime) with what is known about its content."""
@@ -310,6 +320,7 @@ class ModelStore:
 
         def change(entries):
             entries[dest] = item
+
         self._update_ledger(change)
         return item
 
@@ -329,16 +340,21 @@ class ModelStore:
         except OSError:
             return Presence(False, reason="missing")
         if not os.path.isfile(dest):
-            raise StoreError("%s exists but is not a regular file; move it away so the model can be placed there" % dest)
+            raise StoreError(
+                "%s exists but is not a regular file; move it away so the model can be placed there" % dest
+            )
         item = self.entry(dest)
         if item and item.get("size") == st.st_size and item.get("mtime_ns") == st.st_mtime_ns:
             if sha256 and item.get("sha256") and item["sha256"] != sha256:
                 if sha256_from and sha256_from != "manifest" and item.get("sha256_from") == sha256_from:
-                    return Presence(False, reason="replaced upstream: %s now gives sha256 %s, the file here "
-                                                  "was %s; downloading the new one"
-                                    % (sha256_from, sha256, item["sha256"]))
-                return Presence(False, reason="the recorded sha256 %s differs from the wanted %s"
-                                % (item["sha256"], sha256))
+                    return Presence(
+                        False,
+                        reason="replaced upstream: %s now gives sha256 %s, the file here "
+                        "was %s; downloading the new one" % (sha256_from, sha256, item["sha256"]),
+                    )
+                return Presence(
+                    False, reason="the recorded sha256 %s differs from the wanted %s" % (item["sha256"], sha256)
+                )
             if etag and item.get("etag") and item["etag"] != etag:
                 return Presence(False, reason="the remote object changed (etag differs)")
             if size is not None and size != st.st_size:
@@ -360,7 +376,9 @@ class ModelStore:
     def _check_by_hash(self, dest, sha256, etag, sha256_from=None):
         actual = self.sha256_file(dest)
         if actual != sha256:
-            return Presence(False, hashed=True, reason="sha256 on disk %s differs from the expected %s" % (actual, sha256))
+            return Presence(
+                False, hashed=True, reason="sha256 on disk %s differs from the expected %s" % (actual, sha256)
+            )
         if self.record_quietly(dest, sha256=sha256, etag=etag, sha256_from=sha256_from):
             return Presence(True, hashed=True, reason="sha256 verified")
         return Presence(True, hashed=True, reason="sha256 verified and recorded")
@@ -380,7 +398,8 @@ class ModelStore:
             raise StoreError(
                 "staging %s and destination %s are on different filesystems, so a finished file "
                 "cannot be moved into place atomically; put state_dir on the same filesystem as "
-                "the models directory" % (self.staging_dir, os.path.dirname(dest)))
+                "the models directory" % (self.staging_dir, os.path.dirname(dest))
+            )
 
     def discard_staging(self, staged):
         """Remove a partial file and its side files (e.g. aria2's .aria2 control file)."""
@@ -437,8 +456,7 @@ class ModelStore:
         return st.f_bavail * st.f_frsize
 
     # -- publish ---------------------------------------------------------------------------
-    def publish(self, staged, dest, size=None, sha256=None, etag=None, mode=0o644, hash_unknown=True,
-                sha256_from=None):
+    def publish(self, staged, dest, size=None, sha256=None, etag=None, mode=0o644, hash_unknown=True, sha256_from=None):
         """Verify the staged file and move it to dest atomically; return its sha256.
 
         With ``hash_unknown=False`` a file without an expected sha256 is not read at all (its
@@ -482,6 +500,7 @@ class ModelStore:
         fsync_dir(dest_dir)
         self.discard_staging(staged)  # a left-over .aria2 control file or .parts journal
         # The verified file is in place; an unrecorded file only costs a check next run.
-        self.record_quietly(dest, sha256=actual_sha, etag=etag,
-                            sha256_from=(sha256_from or "manifest") if sha256 else "download")
+        self.record_quietly(
+            dest, sha256=actual_sha, etag=etag, sha256_from=(sha256_from or "manifest") if sha256 else "download"
+        )
         return actual_sha

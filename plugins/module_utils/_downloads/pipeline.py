@@ -46,7 +46,12 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import is_sha256_hex
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import human
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import (
-    ModelStore, StopRequested, StoreError, VerifyError, os_error_text)
+    ModelStore,
+    StopRequested,
+    StoreError,
+    VerifyError,
+    os_error_text,
+)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.models_log import ModelsLog
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import DownloadStopped
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.source_hashes import FROM_MANIFEST, reconcile
@@ -120,9 +125,18 @@ class Entry:
         if recorded and self.status in ("present", "downloaded"):
             sha256 = recorded.get("sha256") or sha256
             sha256_from = recorded.get("sha256_from") or (sha256_from if sha256 == self.sha256 else None)
-        return {"name": self.name, "dest": self.dest, "source": self.source, "status": self.status or "failed",
-                "reason": reason, "bytes": self.bytes, "fetched_bytes": self.fetched_bytes,
-                "seconds": self.seconds, "sha256": sha256, "sha256_from": sha256_from}
+        return {
+            "name": self.name,
+            "dest": self.dest,
+            "source": self.source,
+            "status": self.status or "failed",
+            "reason": reason,
+            "bytes": self.bytes,
+            "fetched_bytes": self.fetched_bytes,
+            "seconds": self.seconds,
+            "sha256": sha256,
+            "sha256_from": sha256_from,
+        }
 
 
 def for_each(function, items, workers, stop, grace=1.0):
@@ -200,19 +214,25 @@ class DownloadRun:
         for entry in self.entries:
             where = "%s (%s)" % (entry.name, entry.dest) if entry.name != entry.dest else entry.name
             try:
-                if not isinstance(entry.dest, str) or not os.path.isabs(entry.dest) \
-                        or os.path.basename(entry.dest) in ("", ".", ".."):
+                if (
+                    not isinstance(entry.dest, str)
+                    or not os.path.isabs(entry.dest)
+                    or os.path.basename(entry.dest) in ("", ".", "..")
+                ):
                     raise EntryProblem("dest must be an absolute file path, got %r" % (entry.dest,))
                 if os.path.normpath(entry.dest) != entry.dest:
-                    raise EntryProblem("dest %r must be a normalized file path (no '..', '//' or trailing '/')"
-                                       % entry.dest)
+                    raise EntryProblem(
+                        "dest %r must be a normalized file path (no '..', '//' or trailing '/')" % entry.dest
+                    )
                 if entry.sha256 and not is_sha256_hex(entry.sha256):
                     raise EntryProblem("sha256 must be 64 hex digits, got %r" % entry.sha256)
                 if entry.size is not None and entry.size < 0:
                     raise EntryProblem("size must not be negative")
                 if entry.dest in seen:
-                    raise EntryProblem("same dest as %s[%d] (%s); each file may be listed once"
-                                       % (self.fetcher.items, seen[entry.dest].index, seen[entry.dest].name))
+                    raise EntryProblem(
+                        "same dest as %s[%d] (%s); each file may be listed once"
+                        % (self.fetcher.items, seen[entry.dest].index, seen[entry.dest].name)
+                    )
                 self.fetcher.validate(entry)
             except (EntryProblem, ValueError) as exc:
                 entry.finish("failed", "%s[%d]: %s" % (self.fetcher.items, entry.index, exc))
@@ -231,8 +251,9 @@ class DownloadRun:
     def _presence(self, entry, size=None, etag=None):
         """The store's presence check for entry; None (and entry failed) when it cannot tell."""
         try:
-            presence = self.store.check_present(entry.dest, sha256=entry.sha256, size=size, etag=etag,
-                                                sha256_from=entry.sha256_from)
+            presence = self.store.check_present(
+                entry.dest, sha256=entry.sha256, size=size, etag=etag, sha256_from=entry.sha256_from
+            )
         except (StoreError, OSError) as exc:
             self._fail(entry, str(exc) if isinstance(exc, StoreError) else os_error_text(exc))
             return None
@@ -251,8 +272,10 @@ class DownloadRun:
         problem = self.store.ledger_errors.get(os.path.abspath(entry.dest))
         if problem and not any(n.startswith("ledger not updated") for n in entry.notes):
             entry.notes.append("ledger not updated (%s): the file is checked again at the next run" % problem)
-            self.log("ledger not updated for %s (%s): the file is in place and is checked again at the next run"
-                     % (entry.name, problem))
+            self.log(
+                "ledger not updated for %s (%s): the file is in place and is checked again at the next run"
+                % (entry.name, problem)
+            )
 
     def _locked(self, todo):
         probing = []
@@ -289,8 +312,11 @@ class DownloadRun:
                 continue
             if entry.probe_error:
                 if entry.probed_first and self.fetcher.keep_without_probe(entry, self.store):
-                    entry.finish("present", "kept the file on disk; its source could not be asked (%s)"
-                                 % entry.probe_error, os.path.getsize(entry.dest))
+                    entry.finish(
+                        "present",
+                        "kept the file on disk; its source could not be asked (%s)" % entry.probe_error,
+                        os.path.getsize(entry.dest),
+                    )
                     self.log("kept %s: %s" % (entry.name, entry.reason))
                 else:
                     entry.finish("failed", entry.probe_error)
@@ -354,9 +380,11 @@ class DownloadRun:
                 free -= need
                 fits.append(entry)
                 continue
-            entry.finish("failed", "not enough disk space: needs %s, %s free on %s (after the other downloads "
-                                   "of this run); free some space, the next start tries again"
-                         % (human(need), human(free), where))
+            entry.finish(
+                "failed",
+                "not enough disk space: needs %s, %s free on %s (after the other downloads "
+                "of this run); free some space, the next start tries again" % (human(need), human(free), where),
+            )
             self.log("failed %s: %s" % (entry.name, entry.reason))
         return fits
 
@@ -390,19 +418,31 @@ class DownloadRun:
             self.log("failed %s: %s" % (entry.name, reason))
             return
         try:
-            self.store.publish(entry.staged, entry.dest, size=entry.size, sha256=entry.sha256, etag=entry.etag,
-                               hash_unknown=self.fetcher.hash_unknown, sha256_from=entry.sha256_from)
+            self.store.publish(
+                entry.staged,
+                entry.dest,
+                size=entry.size,
+                sha256=entry.sha256,
+                etag=entry.etag,
+                hash_unknown=self.fetcher.hash_unknown,
+                sha256_from=entry.sha256_from,
+            )
         except VerifyError as exc:
             entry.finish("failed", "verification failed, nothing was placed at %s: %s" % (entry.dest, exc))
         except (StoreError, OSError) as exc:
-            text = self.disk_full_reason(entry) if disk_full(exc) else (
-                str(exc) if isinstance(exc, StoreError) else os_error_text(exc))
+            text = (
+                self.disk_full_reason(entry)
+                if disk_full(exc)
+                else (str(exc) if isinstance(exc, StoreError) else os_error_text(exc))
+            )
             entry.finish("failed", "could not place %s: %s" % (entry.dest, text))
         else:
             self._note_ledger(entry)
             entry.finish("downloaded", done_note, os.path.getsize(entry.dest))
-            self.log("downloaded %s (%s in %.1f s%s) -> %s" % (
-                entry.name, human(entry.bytes), entry.seconds, ", %s" % done_note if done_note else "", entry.dest))
+            self.log(
+                "downloaded %s (%s in %.1f s%s) -> %s"
+                % (entry.name, human(entry.bytes), entry.seconds, ", %s" % done_note if done_note else "", entry.dest)
+            )
             return
         self.log("failed %s: %s" % (entry.name, entry.reason))
 
@@ -413,16 +453,22 @@ class DownloadRun:
         except OSError:
             free, where = "?", self.store.staging_dir
         need = human(entry.size) if entry.size is not None else "an unknown size"
-        return ("the disk filled up while downloading: the file needs %s, %s free on %s now; free some space, "
-                "%s" % (need, free, where, RESUMES))
+        return "the disk filled up while downloading: the file needs %s, %s free on %s now; free some space, %s" % (
+            need,
+            free,
+            where,
+            RESUMES,
+        )
 
     # -- endings ---------------------------------------------------------------------------
     def _fail_run(self, message):
         self.run_error = message
         failed = [e for e in self.entries if e.finish("failed", message)]
         if failed:
-            self.log("FAILED before downloading: %s; %d model(s) not downloaded (%s); the next start tries again"
-                     % (message, len(failed), ", ".join(e.name for e in failed)))
+            self.log(
+                "FAILED before downloading: %s; %d model(s) not downloaded (%s); the next start tries again"
+                % (message, len(failed), ", ".join(e.name for e in failed))
+            )
 
     def _mark_stopped(self):
         self.stopped = True
@@ -435,8 +481,10 @@ class DownloadRun:
             have = " (%s of %s in staging)" % (human(held), human(entry.size)) if entry.size else ""
             if entry.finish("failed", "stopped by %s before it finished%s; %s" % (name, have, RESUMES)):
                 unfinished.append(entry)
-        self.log("stopped by %s: %d download(s) unfinished (%s); they resume at the next start"
-                 % (name, len(unfinished), ", ".join(e.name for e in unfinished) or "none"))
+        self.log(
+            "stopped by %s: %d download(s) unfinished (%s); they resume at the next start"
+            % (name, len(unfinished), ", ".join(e.name for e in unfinished) or "none")
+        )
 
     def _recorded(self, entry):
         if self.store is None or entry.status not in ("present", "downloaded"):
@@ -452,21 +500,32 @@ class DownloadRun:
         counts = dict((key, sum(1 for r in results if r["status"] == key)) for key in COUNTED)
         failed = [r for r in results if r["status"] == "failed"]
         if not self.check_mode and self.entries:
-            self.log("summary: %d downloaded, %d present, %d failed%s" % (
-                counts["downloaded"], counts["present"], counts["failed"],
-                "".join("\n    failed %s: %s" % (r["name"], r["reason"]) for r in failed)))
+            self.log(
+                "summary: %d downloaded, %d present, %d failed%s"
+                % (
+                    counts["downloaded"],
+                    counts["present"],
+                    counts["failed"],
+                    "".join("\n    failed %s: %s" % (r["name"], r["reason"]) for r in failed),
+                )
+            )
         warnings = []
         if self.store is not None:
-            warnings += ["ledger not updated for %s: %s; it is checked again at the next run" % item
-                         for item in sorted(self.store.ledger_errors.items())]
+            warnings += [
+                "ledger not updated for %s: %s; it is checked again at the next run" % item
+                for item in sorted(self.store.ledger_errors.items())
+            ]
             warnings += self.store.warnings
         warnings += ["log: %s" % problem for problem in self.log.errors]
         after = set(self.before)
         after |= set(r["dest"] for r in results if r["status"] in ("downloaded", "would_download"))
         message = ""
         if failed:
-            message = "%d of %d models failed: %s" % (len(failed), len(results), "; ".join(
-                "%s: %s" % (r["name"], r["reason"]) for r in failed))
+            message = "%d of %d models failed: %s" % (
+                len(failed),
+                len(results),
+                "; ".join("%s: %s" % (r["name"], r["reason"]) for r in failed),
+            )
             if self.run_error:
                 message = "%s (%s)" % (self.run_error, message)
         return {
@@ -479,8 +538,10 @@ class DownloadRun:
             "would_download": counts["would_download"],
             "bytes_needed": sum(r["bytes"] for r in results if r["status"] == "would_download"),
             "hashed": self.store.hashed if self.store else 0,
-            "diff": {"before": "".join(p + "\n" for p in sorted(self.before)),
-                     "after": "".join(p + "\n" for p in sorted(after))},
+            "diff": {
+                "before": "".join(p + "\n" for p in sorted(self.before)),
+                "after": "".join(p + "\n" for p in sorted(after)),
+            },
             "msg": message,
             "warnings": warnings,
             "stopped": self.stopped,
@@ -489,8 +550,14 @@ class DownloadRun:
 
 def run_module_downloads(module, fetcher, entries, fail_on_error, signals):
     """The end of both modules' main(): run, report, exit (also on a stop request)."""
-    run = DownloadRun(fetcher, entries, module.params["state_dir"], log_file=module.params.get("log_file"),
-                      check_mode=module.check_mode, signals=signals)
+    run = DownloadRun(
+        fetcher,
+        entries,
+        module.params["state_dir"],
+        log_file=module.params.get("log_file"),
+        check_mode=module.check_mode,
+        signals=signals,
+    )
     result = run.run()
     for warning in result.pop("warnings"):
         module.warn(warning)

@@ -22,22 +22,24 @@ class PlanFileError(Exception):
 
 def render_plan(plan, log_file=None):
     """The plan (build_plan's result) as text, one model a line."""
-    lines = ['# Written by aiclipse.comfyui.model_manifest; edits are overwritten.',
-             '# The models this pod should have, from the merged manifests (rewritten when the plan changes).']
+    lines = [
+        "# Written by aiclipse.comfyui.model_manifest; edits are overwritten.",
+        "# The models this pod should have, from the merged manifests (rewritten when the plan changes).",
+    ]
     if log_file:
-        lines.append('# What happened to each download: %s' % log_file)
-    for manifest in plan['manifests']:
-        lines.append('# manifest %s: %s, %s entries' % (manifest['name'], manifest['status'], manifest['entries']))
-    lines.append('')
-    for entry in plan['entries']:
-        identifier = mask_url(entry['identifier']) if entry['source'] == 'url' else entry['identifier']
-        lines.append('%s  <-  %s %s  (%s)' % (entry['name'], entry['source'], identifier, entry['origin']))
-    for item in plan['replaced']:
-        lines.append('replaced: %s from %s by %s' % (item['name'], item['origin'], item['replaced_by']))
-    for item in plan['skipped']:
-        lines.append('NOT FETCHED: %s (%s): %s' % (item['name'], item['origin'], item['reason']))
-    lines.append('# end of plan')
-    return '\n'.join(lines) + '\n'
+        lines.append("# What happened to each download: %s" % log_file)
+    for manifest in plan["manifests"]:
+        lines.append("# manifest %s: %s, %s entries" % (manifest["name"], manifest["status"], manifest["entries"]))
+    lines.append("")
+    for entry in plan["entries"]:
+        identifier = mask_url(entry["identifier"]) if entry["source"] == "url" else entry["identifier"]
+        lines.append("%s  <-  %s %s  (%s)" % (entry["name"], entry["source"], identifier, entry["origin"]))
+    for item in plan["replaced"]:
+        lines.append("replaced: %s from %s by %s" % (item["name"], item["origin"], item["replaced_by"]))
+    for item in plan["skipped"]:
+        lines.append("NOT FETCHED: %s (%s): %s" % (item["name"], item["origin"], item["reason"]))
+    lines.append("# end of plan")
+    return "\n".join(lines) + "\n"
 
 
 def update_plan_file(path, text, check_mode=False, mode=0o640):
@@ -46,27 +48,29 @@ def update_plan_file(path, text, check_mode=False, mode=0o640):
     `before` is the old text ('' when there was none), for the diff. Check mode writes nothing.
     A write that fails (a full disk) raises PlanFileError and leaves the old file as it was.
     """
-    before = ''
+    before = ""
     if os.path.lexists(path):
         if not os.path.isfile(path):
-            raise PlanFileError('plan_file %s exists and is not a regular file; move it aside or '
-                                'choose another path.' % path)
-        with open(path, 'rb') as handle:
-            before = handle.read().decode('utf-8', 'replace')
+            raise PlanFileError(
+                "plan_file %s exists and is not a regular file; move it aside or choose another path." % path
+            )
+        with open(path, "rb") as handle:
+            before = handle.read().decode("utf-8", "replace")
     if before == text:
         if not check_mode and os.stat(path).st_mode & 0o7777 != mode:
             os.chmod(path, mode)
         return False, before
     if check_mode:
         return True, before
-    directory = os.path.dirname(path) or '.'
+    directory = os.path.dirname(path) or "."
     try:
         os.makedirs(directory, mode=0o755, exist_ok=True)
     except OSError as exc:
-        raise PlanFileError('Cannot write the plan file into %s: %s' % (directory, exc.strerror or exc)) from exc
+        raise PlanFileError("Cannot write the plan file into %s: %s" % (directory, exc.strerror or exc)) from exc
     try:
         write_file_atomic(path, text, mode=mode)
     except OSError as exc:
-        raise PlanFileError('Cannot write the plan file %s: %s; the previous plan is left as it was'
-                            % (path, exc.strerror or exc)) from exc
+        raise PlanFileError(
+            "Cannot write the plan file %s: %s; the previous plan is left as it was" % (path, exc.strerror or exc)
+        ) from exc
     return True, before

@@ -27,6 +27,7 @@ try:
     import botocore
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
     HAS_BOTO3 = True
     BOTO3_IMPORT_ERROR = None
 except ImportError:
@@ -64,12 +65,13 @@ def sdk_version_problem(boto3_version=None, botocore_version=None):
     if _release(boto3_version) >= MIN_SDK_VERSION and _release(botocore_version) >= MIN_SDK_VERSION:
         return None
     wanted = "%d.%d" % MIN_SDK_VERSION
-    return ("the required Python libraries boto3 >= {w} and botocore >= {w} are too old on {host}'s Python "
-            "{python}: found boto3 {b3} and botocore {bc}, which lack request_checksum_calculation (R2 "
-            "rejects the checksums older versions send). Upgrade them for that Python, for example "
-            "'{python} -m pip install \"boto3>={w}\"', or point ansible_python_interpreter at a Python "
-            "that has them.").format(w=wanted, host=platform.node(), python=sys.executable,
-                                     b3=boto3_version, bc=botocore_version)
+    return (
+        "the required Python libraries boto3 >= {w} and botocore >= {w} are too old on {host}'s Python "
+        "{python}: found boto3 {b3} and botocore {bc}, which lack request_checksum_calculation (R2 "
+        "rejects the checksums older versions send). Upgrade them for that Python, for example "
+        "'{python} -m pip install \"boto3>={w}\"', or point ansible_python_interpreter at a Python "
+        "that has them."
+    ).format(w=wanted, host=platform.node(), python=sys.executable, b3=boto3_version, bc=botocore_version)
 
 
 class R2ConfigError(Exception):
@@ -84,18 +86,20 @@ def resolve_endpoint(account_id=None, endpoint_url=None):
         return endpoint_url.rstrip("/")
     if account_id:
         return R2_ENDPOINT_TEMPLATE.format(account_id=account_id.strip())
-    raise R2ConfigError("no R2 endpoint: set R2_ACCOUNT_ID (option account_id) or give endpoint_url "
-                        "for another S3-compatible store")
+    raise R2ConfigError(
+        "no R2 endpoint: set R2_ACCOUNT_ID (option account_id) or give endpoint_url for another S3-compatible store"
+    )
 
 
 def check_credentials(access_key_id, secret_access_key, env_file=None):
     """Raise R2ConfigError naming every missing credential (and where it comes from)."""
     values = {"access_key_id": access_key_id, "secret_access_key": secret_access_key}
-    missing = ["%s (option %s)" % (env, option) for option, env in CREDENTIAL_SOURCES
-               if not values[option]]
+    missing = ["%s (option %s)" % (env, option) for option, env in CREDENTIAL_SOURCES if not values[option]]
     if missing:
-        raise R2ConfigError("R2 credentials missing: set %s on the pod (its environment or %s) or pass them to "
-                            "the task; nothing was downloaded" % (" and ".join(missing), env_file or "its env file"))
+        raise R2ConfigError(
+            "R2 credentials missing: set %s on the pod (its environment or %s) or pass them to "
+            "the task; nothing was downloaded" % (" and ".join(missing), env_file or "its env file")
+        )
 
 
 def client_config(max_pool_connections=10, connect_timeout=10, read_timeout=60, max_attempts=5):
@@ -113,18 +117,21 @@ def client_config(max_pool_connections=10, connect_timeout=10, read_timeout=60, 
     )
 
 
-def make_client(endpoint_url, access_key_id=None, secret_access_key=None, unsigned=False,
-                **config_kwargs):
+def make_client(endpoint_url, access_key_id=None, secret_access_key=None, unsigned=False, **config_kwargs):
     """A classic boto3 S3 client for ``endpoint_url``; ``unsigned`` for anonymous stand-ins."""
     config = client_config(**config_kwargs)
     if unsigned:
         config = config.merge(Config(signature_version=botocore.UNSIGNED))
     # An own Session: never picks up ~/.aws profiles or AWS_* variables of the pod by accident.
     session = boto3.session.Session()
-    return session.client("s3", endpoint_url=endpoint_url, region_name=R2_REGION,
-                          aws_access_key_id=None if unsigned else access_key_id,
-                          aws_secret_access_key=None if unsigned else secret_access_key,
-                          config=config)
+    return session.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=R2_REGION,
+        aws_access_key_id=None if unsigned else access_key_id,
+        aws_secret_access_key=None if unsigned else secret_access_key,
+        config=config,
+    )
 
 
 # S3 error code -> what it means for the person reading the result.
@@ -159,12 +166,14 @@ def describe_error(exc, bucket, key, endpoint):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         detail = exc.response.get("Error", {}).get("Message") or ""
         return "s3://{bucket}/{key}: the server answered {status} {code} {detail}".format(
-            status=status, code=code, detail=detail, **fields).strip()
+            status=status, code=code, detail=detail, **fields
+        ).strip()
     if HAS_BOTO3 and isinstance(exc, EndpointConnectionError):
         return "endpoint unreachable: could not connect to {endpoint}".format(**fields)
     if HAS_BOTO3 and isinstance(exc, botocore.exceptions.ConnectionError):
         return "endpoint unreachable: connection to {endpoint} failed ({name})".format(
-            name=type(exc).__name__, **fields)
+            name=type(exc).__name__, **fields
+        )
     if HAS_BOTO3 and isinstance(exc, BotoCoreError):
         return "s3://{bucket}/{key}: {error}".format(error=exc, **fields)
     return "s3://{bucket}/{key}: {name}: {error}".format(name=type(exc).__name__, error=exc, **fields)

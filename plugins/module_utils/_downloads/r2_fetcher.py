@@ -20,9 +20,16 @@ from __future__ import annotations
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads import r2_client
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import human
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import (
-    Entry, EntryProblem, RunError, for_each)
+    Entry,
+    EntryProblem,
+    RunError,
+    for_each,
+)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import (
-    MIB, DownloadJob, RangedDownloader)
+    MIB,
+    DownloadJob,
+    RangedDownloader,
+)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.source_hashes import FROM_S3, s3_sha256
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import SecretsError
 
@@ -58,8 +65,15 @@ class R2Fetcher:
     items = "objects"
     hash_unknown = True
 
-    def __init__(self, settings, secrets, max_concurrency=32, part_size=8 * MIB, multipart_threshold=16 * MIB,
-                 client_factory=None):
+    def __init__(
+        self,
+        settings,
+        secrets,
+        max_concurrency=32,
+        part_size=8 * MIB,
+        multipart_threshold=16 * MIB,
+        client_factory=None,
+    ):
         self.settings = dict(settings)
         self.secrets = secrets
         self.max_concurrency = max_concurrency
@@ -82,8 +96,9 @@ class R2Fetcher:
         if not entry.key:
             raise EntryProblem("key is empty")
         if not entry.bucket and not self._default_bucket():
-            raise EntryProblem("no bucket for %s: set R2_BUCKET (option bucket) or give this object a bucket"
-                               % entry.key)
+            raise EntryProblem(
+                "no bucket for %s: set R2_BUCKET (option bucket) or give this object a bucket" % entry.key
+            )
 
     def _default_bucket(self):
         if self.default_bucket is None:
@@ -109,8 +124,12 @@ class R2Fetcher:
             self.endpoint = r2_client.resolve_endpoint(values["account_id"], values["endpoint_url"])
         except r2_client.R2ConfigError as exc:
             raise RunError(str(exc)) from exc
-        self.client = self.client_factory(self.endpoint, values["access_key_id"], values["secret_access_key"],
-                                          max_pool_connections=self.max_concurrency)
+        self.client = self.client_factory(
+            self.endpoint,
+            values["access_key_id"],
+            values["secret_access_key"],
+            max_pool_connections=self.max_concurrency,
+        )
 
     # -- presence --------------------------------------------------------------------------
     def probe_first(self, entry, store):
@@ -169,9 +188,15 @@ class R2Fetcher:
             note = "resumed: %s were already in staging" % human(job.resumed_bytes) if job.resumed_bytes else ""
             run.settle(entry, job.error, note)
 
-        RangedDownloader(self._open_range, max_concurrency=self.max_concurrency, part_size=self.part_size,
-                         multipart_threshold=self.multipart_threshold, is_transient=self._is_transient,
-                         on_finished=finished, stop=run.stop).run(jobs)
+        RangedDownloader(
+            self._open_range,
+            max_concurrency=self.max_concurrency,
+            part_size=self.part_size,
+            multipart_threshold=self.multipart_threshold,
+            is_transient=self._is_transient,
+            on_finished=finished,
+            stop=run.stop,
+        ).run(jobs)
 
     def _open_range(self, job, start, end):
         entry = job.context
@@ -184,8 +209,9 @@ class R2Fetcher:
         length = int(answer.get("ContentLength", -1))
         if length != end - start + 1:
             answer["Body"].close()
-            raise IOError("%s: asked for bytes %d-%d, the server answered with %d bytes"
-                          % (entry.object_name, start, end, length))
+            raise IOError(
+                "%s: asked for bytes %d-%d, the server answered with %d bytes" % (entry.object_name, start, end, length)
+            )
         return answer["Body"]
 
     @staticmethod

@@ -197,9 +197,18 @@ class RangedDownloader:
     DownloadStopped (on_finished is not called for them).
     """
 
-    def __init__(self, open_range, max_concurrency=32, part_size=8 * MIB,
-                 multipart_threshold=16 * MIB, is_transient=None, on_finished=None,
-                 part_attempts=3, retry_delay=0.5, stop=None):
+    def __init__(
+        self,
+        open_range,
+        max_concurrency=32,
+        part_size=8 * MIB,
+        multipart_threshold=16 * MIB,
+        is_transient=None,
+        on_finished=None,
+        part_attempts=3,
+        retry_delay=0.5,
+        stop=None,
+    ):
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         if part_size < 1:
@@ -217,8 +226,7 @@ class RangedDownloader:
     # -- preparing ---------------------------------------------------------------------------
     def prepare(self, job):
         """Plan parts, restore progress from the journal, open and size the staging file."""
-        job.parts = plan_parts(job.size, self.part_size,
-                               self.multipart_threshold if job.ranges else float("inf"))
+        job.parts = plan_parts(job.size, self.part_size, self.multipart_threshold if job.ranges else float("inf"))
         if job.size is None:
             job.progress = [0]
             job._fd = os.open(job.staged, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -272,8 +280,9 @@ class RangedDownloader:
             if job._pending == 0:
                 self._finish(job)
                 continue
-            work.extend((job, index) for index in range(len(job.parts))
-                        if job.progress[index] != self._length(job, index))
+            work.extend(
+                (job, index) for index in range(len(job.parts)) if job.progress[index] != self._length(job, index)
+            )
         if not work:
             return jobs
         pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(work)))
@@ -345,8 +354,7 @@ class RangedDownloader:
                     if end is None:
                         job.size = position
                         return
-                    raise IOError("connection closed after %d of %d bytes of %s"
-                                  % (position, job.size, job.name))
+                    raise IOError("connection closed after %d of %d bytes of %s" % (position, job.size, job.name))
                 written = self._write(job, chunk, position)
                 position += written
                 job.progress[index] = position - start
@@ -369,7 +377,9 @@ class RangedDownloader:
             try:
                 written = os.pwrite(job._fd, view, position)
             except OSError as exc:
-                raise StagingWriteError(exc.errno, "cannot write the staging file %s: %s" % (job.staged, exc.strerror)) from exc
+                raise StagingWriteError(
+                    exc.errno, "cannot write the staging file %s: %s" % (job.staged, exc.strerror)
+                ) from exc
             if written <= 0:
                 raise StagingWriteError(28, "cannot write the staging file %s: nothing was written" % job.staged)
             view = view[written:]

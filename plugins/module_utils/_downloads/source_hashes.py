@@ -28,7 +28,10 @@ import re
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import (
-    OriginError, describe_status, origin_label)
+    OriginError,
+    describe_status,
+    origin_label,
+)
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 CIVITAI_DOWNLOAD = re.compile(r"^/api/download/models/([0-9]+)/?$")
@@ -86,14 +89,16 @@ def civitai_file(version, url):
     chosen = [f for f in files if _same_download(f.get("downloadUrl"), wanted)]
     if len(chosen) != 1:
         query = dict(parse_qsl(wanted.query))
-        chosen = [f for f in files
-                  if (not query.get("type") or f.get("type") == query["type"])
-                  and (not query.get("format") or (f.get("metadata") or {}).get("format") == query["format"])]
+        chosen = [
+            f
+            for f in files
+            if (not query.get("type") or f.get("type") == query["type"])
+            and (not query.get("format") or (f.get("metadata") or {}).get("format") == query["format"])
+        ]
         if len(chosen) > 1:
             chosen = [f for f in chosen if f.get("primary")] or chosen
     if len(chosen) != 1:
-        raise SourceHashError("CivitAI lists %d files for this model version and none is the primary one"
-                              % len(files))
+        raise SourceHashError("CivitAI lists %d files for this model version and none is the primary one" % len(files))
     found = chosen[0]
     sha256 = str(((found.get("hashes") or {}).get("SHA256")) or "").strip().lower()
     if not SHA256_HEX.match(sha256):
@@ -108,8 +113,9 @@ def _same_download(link, wanted):
         parts = urlsplit(link)
     except ValueError:
         return False
-    return parts.path.rstrip("/") == wanted.path.rstrip("/") and \
-        sorted(parse_qsl(parts.query)) == sorted(parse_qsl(wanted.query))
+    return parts.path.rstrip("/") == wanted.path.rstrip("/") and sorted(parse_qsl(parts.query)) == sorted(
+        parse_qsl(wanted.query)
+    )
 
 
 def civitai_version(client):
@@ -121,8 +127,9 @@ def civitai_version(client):
         raise SourceHashError(str(exc)) from exc
     try:
         if answer.status != 200:
-            raise SourceHashError(describe_status(answer.status, answer.reason, origin_label(answer.url),
-                                                  answer.sent_secrets))
+            raise SourceHashError(
+                describe_status(answer.status, answer.reason, origin_label(answer.url), answer.sent_secrets)
+            )
         body = answer.read(CIVITAI_API_MAX_BYTES + 1)
     except OSError as exc:
         raise SourceHashError("cannot read CivitAI's answer: %s" % exc) from exc
@@ -156,7 +163,7 @@ def s3_sha256(head):
     metadata = dict((str(k).lower(), v) for k, v in (head.get("Metadata") or {}).items())
     value = str(metadata.get("sha256") or "").strip().lower()
     if value.startswith("sha256:"):
-        value = value[len("sha256:"):]
+        value = value[len("sha256:") :]
     return value if SHA256_HEX.match(value) else None
 
 
@@ -172,8 +179,10 @@ def reconcile(entry):
         return ""
     where = getattr(entry, "source_hash_from", None) or "the source"
     if entry.sha256 and entry.sha256 != source:
-        return ("sha256 mismatch for %s (%s): the manifest says %s, %s says %s; correct the manifest's "
-                "sha256 (or the source), nothing was downloaded" % (entry.name, entry.dest, entry.sha256, where, source))
+        return (
+            "sha256 mismatch for %s (%s): the manifest says %s, %s says %s; correct the manifest's "
+            "sha256 (or the source), nothing was downloaded" % (entry.name, entry.dest, entry.sha256, where, source)
+        )
     if not entry.sha256:
         entry.sha256 = source
         entry.sha256_from = where

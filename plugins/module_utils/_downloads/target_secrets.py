@@ -58,7 +58,7 @@ def parse_env_file(text):
                 close = text.find("'", pos + 1)
                 if close < 0:
                     return values  # an unterminated quote: nothing after it is trustworthy
-                parts.append(text[pos + 1:close])
+                parts.append(text[pos + 1 : close])
                 pos = close + 1
             elif text.startswith("\\'", pos):
                 parts.append("'")
@@ -114,20 +114,24 @@ class TargetSecrets:
             if exc.errno == errno.ENOENT:
                 return {}
             if exc.errno == errno.ELOOP:
-                raise SecretsError("refusing to read secrets from %s: it is a symbolic link; point "
-                                   "env_file at the real file" % path) from exc
+                raise SecretsError(
+                    "refusing to read secrets from %s: it is a symbolic link; point env_file at the real file" % path
+                ) from exc
             raise SecretsError("cannot read secrets from %s: %s" % (path, exc.strerror)) from exc
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise SecretsError("refusing to read secrets from %s: it is not a regular file" % path)
             if st.st_uid != os.geteuid():
-                raise SecretsError("refusing to read secrets from %s: it is owned by uid %d, not by the user "
-                                   "running the download (uid %d); chown it" % (path, st.st_uid, os.geteuid()))
+                raise SecretsError(
+                    "refusing to read secrets from %s: it is owned by uid %d, not by the user "
+                    "running the download (uid %d); chown it" % (path, st.st_uid, os.geteuid())
+                )
             if st.st_mode & 0o077:
-                raise SecretsError("refusing to read secrets from %s: its mode is %04o, so others can read or "
-                                   "change it; it must be 0600 (chmod 600 %s)"
-                                   % (path, stat.S_IMODE(st.st_mode), path))
+                raise SecretsError(
+                    "refusing to read secrets from %s: its mode is %04o, so others can read or "
+                    "change it; it must be 0600 (chmod 600 %s)" % (path, stat.S_IMODE(st.st_mode), path)
+                )
             chunks = []
             while True:
                 chunk = os.read(fd, 65536)

@@ -22,23 +22,39 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable
 
 # What an SSH session needs of the pod's settings; COMFY_ARGS included.
 DEFAULT_ALLOW_LIST = (
-    'RUNPOD_POD_ID', 'RUNPOD_POD_NAME', 'RUNPOD_API_ENDPOINT', 'CUDA_VISIBLE_DEVICES',
-    'NVIDIA_VISIBLE_DEVICES', 'LD_LIBRARY_PATH', 'PATH', 'PYTHONPATH', 'TEMPLATE_TYPE',
-    'TEMPLATE_VERSION', 'GPU_TYPE', 'COMFY_ARGS', 'R2_ACCESS_KEY_ID', 'R2_SECRET_ACCESS_KEY',
-    'R2_ACCOUNT_ID', 'R2_BUCKET', 'HF_TOKEN', 'CIVITAI_TOKEN',
+    "RUNPOD_POD_ID",
+    "RUNPOD_POD_NAME",
+    "RUNPOD_API_ENDPOINT",
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_VISIBLE_DEVICES",
+    "LD_LIBRARY_PATH",
+    "PATH",
+    "PYTHONPATH",
+    "TEMPLATE_TYPE",
+    "TEMPLATE_VERSION",
+    "GPU_TYPE",
+    "COMFY_ARGS",
+    "R2_ACCESS_KEY_ID",
+    "R2_SECRET_ACCESS_KEY",
+    "R2_ACCOUNT_ID",
+    "R2_BUCKET",
+    "HF_TOKEN",
+    "CIVITAI_TOKEN",
 )
 
 # A name holding one of these words is treated as a secret whatever else is configured.
-SECRET_NAME_WORDS = ('TOKEN', 'SECRET', 'KEY', 'PASSWORD', 'PASSWD', 'CREDENTIAL')
+SECRET_NAME_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD", "PASSWD", "CREDENTIAL")
 
-MASK = '********'
-HEADER = (b'# Pod settings for SSH sessions, written by aiclipse.comfyui.rp_env_export.\n'
-          b'# Rewritten at every pod start: edit the pod\'s settings, not this file.\n')
+MASK = "********"
+HEADER = (
+    b"# Pod settings for SSH sessions, written by aiclipse.comfyui.rp_env_export.\n"
+    b"# Rewritten at every pod start: edit the pod's settings, not this file.\n"
+)
 
-_NAME_RE = re.compile(r'\A[A-Za-z_][A-Za-z0-9_]*\Z')
+_NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 # One statement as rendered below: `export NAME=` then single-quoted runs joined by \'
 _STATEMENT_RE = re.compile(rb"export ([A-Za-z_][A-Za-z0-9_]*)=((?:'[^']*'|\\')+)\n")
-_COMMENT_RE = re.compile(rb'(?:#[^\n]*)?\n')
+_COMMENT_RE = re.compile(rb"(?:#[^\n]*)?\n")
 
 
 class EnvExportError(Exception):
@@ -61,16 +77,15 @@ def quote(value):
 
 def unquote(quoted):
     """Inverse of quote() for what quote() produces (used to mask an existing file)."""
-    return b''.join(part[1:-1] if part.startswith(b"'") else b"'"
-                    for part in re.findall(rb"'[^']*'|\\'", quoted))
+    return b"".join(part[1:-1] if part.startswith(b"'") else b"'" for part in re.findall(rb"'[^']*'|\\'", quoted))
 
 
 def render(values):
     """File content for `values` (name -> bytes): header, then one export per name, sorted."""
     lines = [HEADER]
     for name in sorted(values):
-        lines.append(b'export ' + to_bytes(name) + b'=' + quote(values[name]) + b'\n')
-    return b''.join(lines)
+        lines.append(b"export " + to_bytes(name) + b"=" + quote(values[name]) + b"\n")
+    return b"".join(lines)
 
 
 def parse(content):
@@ -92,14 +107,16 @@ def parse(content):
 def read_environ_file(path):
     """NAME=VALUE entries separated by NUL, as in /proc/<pid>/environ, as a bytes dict."""
     try:
-        with open(path, 'rb') as handle:
+        with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
-        raise EnvExportError('Cannot read the environment from %s (%s); run as root or point environ_file '
-                             'at a readable file.' % (path, to_text(exc.strerror or exc))) from exc
+        raise EnvExportError(
+            "Cannot read the environment from %s (%s); run as root or point environ_file "
+            "at a readable file." % (path, to_text(exc.strerror or exc))
+        ) from exc
     environ = {}
-    for entry in data.split(b'\0'):
-        name, sep, value = entry.partition(b'=')
+    for entry in data.split(b"\0"):
+        name, sep, value = entry.partition(b"=")
         if sep:
             environ[name] = value
     return environ
@@ -107,22 +124,28 @@ def read_environ_file(path):
 
 def explicit_secret_values(variables, secret_names=()):
     """Secret values given as task arguments, to scrub from all output before anything can fail."""
-    return [to_text(value) for name, value in (variables or {}).items()
-            if isinstance(name, str) and is_secret_name(name, secret_names)
-            and isinstance(value, (str, int, float)) and not isinstance(value, bool) and to_text(value)]
+    return [
+        to_text(value)
+        for name, value in (variables or {}).items()
+        if isinstance(name, str)
+        and is_secret_name(name, secret_names)
+        and isinstance(value, (str, int, float))
+        and not isinstance(value, bool)
+        and to_text(value)
+    ]
 
 
 def display(value):
     """Text for results and diffs: bytes that are not UTF-8 written as \\xNN (ansible refuses
     anything else), the file itself always holds the exact bytes."""
     if isinstance(value, bytes):
-        return value.decode('utf-8', 'backslashreplace')
-    return escape_text(to_text(value, errors='surrogateescape'))
+        return value.decode("utf-8", "backslashreplace")
+    return escape_text(to_text(value, errors="surrogateescape"))
 
 
 def is_utf8(value):
     try:
-        value.decode('utf-8')
+        value.decode("utf-8")
         return True
     except UnicodeDecodeError:
         return False
@@ -134,8 +157,18 @@ class EnvFile:
     `module` is an AnsibleModule; it is used for check mode and file attributes.
     """
 
-    def __init__(self, module, path, allow_list, variables=None, environ=None, mode='0600',
-                 owner=None, group=None, secret_names=()):
+    def __init__(
+        self,
+        module,
+        path,
+        allow_list,
+        variables=None,
+        environ=None,
+        mode="0600",
+        owner=None,
+        group=None,
+        secret_names=(),
+    ):
         self.module = module
         self.path = path
         self.allow_list = list(allow_list)
@@ -152,14 +185,18 @@ class EnvFile:
         self.secrets = sorted(name for name in self.values if is_secret_name(name, self.secret_names))
 
     def _validate_names(self):
-        for option, names in (('allow_list', self.allow_list), ('variables', list(self.variables)),
-                              ('secret_names', self.secret_names)):
+        for option, names in (
+            ("allow_list", self.allow_list),
+            ("variables", list(self.variables)),
+            ("secret_names", self.secret_names),
+        ):
             bad = [name for name in names if not is_valid_name(name)]
             if bad:
                 raise EnvExportError(
-                    'Invalid variable name(s) in %s: %s. A shell variable name is letters, digits and '
-                    'underscores, not starting with a digit; rename or remove them.'
-                    % (option, ', '.join(repr(to_text(name)) for name in bad)))
+                    "Invalid variable name(s) in %s: %s. A shell variable name is letters, digits and "
+                    "underscores, not starting with a digit; rename or remove them."
+                    % (option, ", ".join(repr(to_text(name)) for name in bad))
+                )
 
     def _collect(self):
         """Allow-listed names that are set, explicit variables winning over the environment."""
@@ -175,14 +212,15 @@ class EnvFile:
                 continue
             if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise EnvExportError(
-                    'variables.%s must be a string (or a number), not %s; quote it in YAML, for '
-                    'example %s: "true".' % (name, type(value).__name__, name))
-            values[name] = to_bytes(to_text(value), errors='surrogate_or_strict')
-        nul = sorted(name for name, value in values.items() if b'\0' in value)
+                    "variables.%s must be a string (or a number), not %s; quote it in YAML, for "
+                    'example %s: "true".' % (name, type(value).__name__, name)
+                )
+            values[name] = to_bytes(to_text(value), errors="surrogate_or_strict")
+        nul = sorted(name for name, value in values.items() if b"\0" in value)
         if nul:
             raise EnvExportError(
-                'The value of %s holds a NUL byte, which no shell variable can carry; fix the value.'
-                % ', '.join(nul))
+                "The value of %s holds a NUL byte, which no shell variable can carry; fix the value." % ", ".join(nul)
+            )
         return values
 
     def _is_secret(self, name):
@@ -190,8 +228,9 @@ class EnvFile:
 
     # Views with secrets masked: the only way values leave this class.
     def masked_values(self):
-        return dict((name, MASK if name in self.secrets else display(value))
-                    for name, value in sorted(self.values.items()))
+        return dict(
+            (name, MASK if name in self.secrets else display(value)) for name, value in sorted(self.values.items())
+        )
 
     def secret_values(self):
         """Secret values as they could appear in output: as text, and escaped when not UTF-8."""
@@ -199,19 +238,21 @@ class EnvFile:
         for name in self.secrets:
             if self.values[name]:
                 values.append(display(self.values[name]))
-                values.append(to_text(self.values[name], errors='surrogateescape'))
+                values.append(to_text(self.values[name], errors="surrogateescape"))
         return [value for value in dict.fromkeys(values) if value]
 
     def _masked_text(self, content, secret_check, changed_secrets=()):
         pairs = parse(content)
         if pairs is None:
-            return ('# (%s is not in rp_env_export format; its content is not shown because it '
-                    'may hold secrets)\n' % self.path)
+            return (
+                "# (%s is not in rp_env_export format; its content is not shown because it "
+                "may hold secrets)\n" % self.path
+            )
         masked = {}
         for name, value in pairs:
             if secret_check(name):
                 # Masked both sides, a new secret value would show no difference at all.
-                value = to_bytes(MASK + (' (changed)' if name in changed_secrets else ''))
+                value = to_bytes(MASK + (" (changed)" if name in changed_secrets else ""))
             masked[name] = value
         return display(render(masked))
 
@@ -227,15 +268,17 @@ class EnvFile:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise EnvExportError('Cannot look at %s (%s).' % (self.path, to_text(exc.strerror or exc))) from exc
+            raise EnvExportError("Cannot look at %s (%s)." % (self.path, to_text(exc.strerror or exc))) from exc
         if stat.S_ISLNK(info.st_mode):
             self.replaced_link = os.readlink(self.path)
             return None
         if not stat.S_ISREG(info.st_mode):
-            raise EnvExportError('%s is not a regular file (%s); move it away so the pod\'s settings can be '
-                                 'written there, or choose another path.'
-                                 % (self.path, 'a directory' if stat.S_ISDIR(info.st_mode) else 'a special file'))
-        with open(self.path, 'rb') as handle:
+            raise EnvExportError(
+                "%s is not a regular file (%s); move it away so the pod's settings can be "
+                "written there, or choose another path."
+                % (self.path, "a directory" if stat.S_ISDIR(info.st_mode) else "a special file")
+            )
+        with open(self.path, "rb") as handle:
             return handle.read()
 
     def apply(self):
@@ -259,41 +302,58 @@ class EnvFile:
             replaced_link=display(self.replaced_link) if self.replaced_link is not None else None,
         )
         if self.replaced_link is not None:
-            self.module.warn('%s was a symbolic link to %s; it is %s by a regular file of mode %s. What it '
-                             'pointed to is left as it was: check who can read it, it may hold secrets.'
-                             % (self.path, display(self.replaced_link),
-                                'replaced' if written else 'to be replaced', self.mode))
+            self.module.warn(
+                "%s was a symbolic link to %s; it is %s by a regular file of mode %s. What it "
+                "pointed to is left as it was: check who can read it, it may hold secrets."
+                % (self.path, display(self.replaced_link), "replaced" if written else "to be replaced", self.mode)
+            )
         diffs = []
         if content_changed:
             before = dict(parse(existing) or []) if existing is not None else {}
-            changed_secrets = [name for name in self.secrets
-                               if name in before and before[name] != self.values[name]]
-            diffs.append(dict(
-                before_header=self.path, after_header=self.path,
-                before=(('# (a symbolic link to %s)\n' % display(self.replaced_link)) if self.replaced_link is not None
-                        else '' if existing is None else self._masked_text(existing, self._is_secret)),
-                after=self._masked_text(desired, self._is_secret, changed_secrets)))
+            changed_secrets = [name for name in self.secrets if name in before and before[name] != self.values[name]]
+            diffs.append(
+                dict(
+                    before_header=self.path,
+                    after_header=self.path,
+                    before=(
+                        ("# (a symbolic link to %s)\n" % display(self.replaced_link))
+                        if self.replaced_link is not None
+                        else ""
+                        if existing is None
+                        else self._masked_text(existing, self._is_secret)
+                    ),
+                    after=self._masked_text(desired, self._is_secret, changed_secrets),
+                )
+            )
         if attrs_changed:
             diffs.append(self.attribute_diff)
         if diffs:
-            result['diff'] = diffs
+            result["diff"] = diffs
         return result
 
     def _write(self, content):
-        directory = os.path.dirname(self.path) or '.'
+        directory = os.path.dirname(self.path) or "."
         if not os.path.isdir(directory):
             try:
                 # The umask decides its mode, as for any directory a shell would create.
                 os.makedirs(directory, 0o755)
             except OSError as exc:
-                raise EnvExportError('Cannot create the directory %s (%s); create it or choose another path.'
-                                     % (directory, to_text(exc.strerror or exc))) from exc
+                raise EnvExportError(
+                    "Cannot create the directory %s (%s); create it or choose another path."
+                    % (directory, to_text(exc.strerror or exc))
+                ) from exc
         # The temporary file (0600 from its first byte) gets the wanted mode and owner before it
         # is renamed into place, so the secrets are never readable by anyone else, not even for
         # a moment. A file being replaced keeps its owner unless `owner`/`group` say otherwise;
         # one that replaces a link is ours.
-        write_file_atomic(self.path, content, mode=0o600, keep_owner=self.replaced_link is None,
-                          prepare=self._set_attributes, tmp_prefix='.rp_env_export.')
+        write_file_atomic(
+            self.path,
+            content,
+            mode=0o600,
+            keep_owner=self.replaced_link is None,
+            prepare=self._set_attributes,
+            tmp_prefix=".rp_env_export.",
+        )
 
     def _set_attributes(self, path):
         self.module.set_mode_if_different(path, self.mode, False)

@@ -20,9 +20,9 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable import escape_text
 
-HOOK_MARKER = '# aiclipse.comfyui pod_env hook'
+HOOK_MARKER = "# aiclipse.comfyui pod_env hook"
 # Where the `source` lines of earlier images pointed; they piled up at every boot.
-LEGACY_SOURCES = ('/etc/rp_environment',)
+LEGACY_SOURCES = ("/etc/rp_environment",)
 
 
 class ShellHookError(Exception):
@@ -32,25 +32,25 @@ class ShellHookError(Exception):
 def hook_line(env_file):
     """The hook: quiet for a user who may not read the file (it is private to root)."""
     quoted = shlex.quote(env_file)
-    return 'if [ -r %s ]; then . %s; fi  %s' % (quoted, quoted, HOOK_MARKER)
+    return "if [ -r %s ]; then . %s; fi  %s" % (quoted, quoted, HOOK_MARKER)
 
 
 def legacy_pattern(paths):
     """`source FILE` / `. FILE` lines, alone on their line, for any of `paths`."""
-    alternatives = '|'.join(re.escape(path) for path in paths)
-    return re.compile(r'\A\s*(?:source|\.)\s+(?:%s)\s*\Z' % alternatives)
+    alternatives = "|".join(re.escape(path) for path in paths)
+    return re.compile(r"\A\s*(?:source|\.)\s+(?:%s)\s*\Z" % alternatives)
 
 
 def hooked_content(existing, line, legacy_paths):
     """`existing` text (None: no file) with exactly one `line` first, old hooks and legacy lines gone."""
     legacy = legacy_pattern(legacy_paths)
     kept = []
-    for old in (existing or '').splitlines(True):
-        bare = old.rstrip('\r\n')
+    for old in (existing or "").splitlines(True):
+        bare = old.rstrip("\r\n")
         if bare.rstrip().endswith(HOOK_MARKER) or legacy.match(bare):
             continue
         kept.append(old)
-    return line + '\n' + ''.join(kept)
+    return line + "\n" + "".join(kept)
 
 
 class ShellHook:
@@ -59,8 +59,16 @@ class ShellHook:
     `module` is an AnsibleModule: check mode and file modes come from it.
     """
 
-    def __init__(self, module, hook_files, env_file, profile_script=None, legacy_sources=LEGACY_SOURCES,
-                 profile_mode='0644', new_file_mode='0644'):
+    def __init__(
+        self,
+        module,
+        hook_files,
+        env_file,
+        profile_script=None,
+        legacy_sources=LEGACY_SOURCES,
+        profile_mode="0644",
+        new_file_mode="0644",
+    ):
         self.module = module
         self.hook_files = list(hook_files)
         self.env_file = env_file
@@ -82,15 +90,27 @@ class ShellHook:
                 changed_files.append(path)
         if self.profile_script:
             existing = self._read(self.profile_script, through_link=False)
-            content_changed = self._ensure(self.profile_script, existing, self.line + '\n', self.profile_mode,
-                                           force=self.profile_script in self.replaced_links)
+            content_changed = self._ensure(
+                self.profile_script,
+                existing,
+                self.line + "\n",
+                self.profile_mode,
+                force=self.profile_script in self.replaced_links,
+            )
             # The script must stay readable for every login shell, so its mode is enforced.
             if self._fix_mode(self.profile_script, self.profile_mode) or content_changed:
                 changed_files.append(self.profile_script)
         for path, text in sorted(self.replaced_links.items()):
-            self.module.warn('%s was a symbolic link to %s; it is %s by a regular file%s. What it pointed to is '
-                             'left as it was.' % (path, text, 'to be replaced' if self.module.check_mode else 'replaced',
-                                                  ' holding what it showed plus the hook' if path in self.hook_files else ''))
+            self.module.warn(
+                "%s was a symbolic link to %s; it is %s by a regular file%s. What it pointed to is "
+                "left as it was."
+                % (
+                    path,
+                    text,
+                    "to be replaced" if self.module.check_mode else "replaced",
+                    " holding what it showed plus the hook" if path in self.hook_files else "",
+                )
+            )
         result = dict(
             changed=bool(changed_files or self.created_dirs),
             line=self.line,
@@ -99,7 +119,7 @@ class ShellHook:
             replaced_links=sorted(self.replaced_links),
         )
         if self.diffs:
-            result['diff'] = self.diffs
+            result["diff"] = self.diffs
         return result
 
     def _read(self, path, through_link):
@@ -111,7 +131,7 @@ class ShellHook:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise ShellHookError('Cannot look at %s (%s).' % (path, to_text(exc.strerror or exc))) from exc
+            raise ShellHookError("Cannot look at %s (%s)." % (path, to_text(exc.strerror or exc))) from exc
         if stat.S_ISLNK(info.st_mode):
             self.replaced_links[path] = os.readlink(path)
             try:
@@ -121,25 +141,30 @@ class ShellHook:
             if not through_link:
                 return None
         if not stat.S_ISREG(info.st_mode):
-            raise ShellHookError('%s is not a regular file (%s); move it away or leave it out of the hook files.'
-                                 % (path, 'a directory' if stat.S_ISDIR(info.st_mode) else 'a special file'))
+            raise ShellHookError(
+                "%s is not a regular file (%s); move it away or leave it out of the hook files."
+                % (path, "a directory" if stat.S_ISDIR(info.st_mode) else "a special file")
+            )
         try:
-            with open(path, 'rb') as handle:
-                return to_text(handle.read(), errors='surrogate_or_strict')
+            with open(path, "rb") as handle:
+                return to_text(handle.read(), errors="surrogate_or_strict")
         except (OSError, UnicodeError) as exc:
-            raise ShellHookError('Cannot read %s (%s); fix the file or leave it out of the hook files.'
-                                 % (path, to_text(getattr(exc, 'strerror', None) or exc))) from exc
+            raise ShellHookError(
+                "Cannot read %s (%s); fix the file or leave it out of the hook files."
+                % (path, to_text(getattr(exc, "strerror", None) or exc))
+            ) from exc
 
     def _ensure(self, path, existing, desired, new_mode, force=False):
         """Write `desired` when it differs (or `force`); True when it did (or would, in check mode)."""
         if existing == desired and not force:
             return False
-        before = existing or ''
+        before = existing or ""
         if path in self.replaced_links:
-            before = '# (a symbolic link to %s)\n%s' % (self.replaced_links[path], before)
+            before = "# (a symbolic link to %s)\n%s" % (self.replaced_links[path], before)
         # Bytes that are not UTF-8 are carried exactly in the file, escaped in the diff.
-        self.diffs.append(dict(before_header=path, after_header=path,
-                               before=escape_text(before), after=escape_text(desired)))
+        self.diffs.append(
+            dict(before_header=path, after_header=path, before=escape_text(before), after=escape_text(desired))
+        )
         if not self.module.check_mode:
             self._make_parent(path)
             self._write(path, desired, new_mode)
@@ -152,8 +177,9 @@ class ShellHook:
                 # The umask decides the mode, as for any directory a shell would create.
                 os.makedirs(directory, 0o755)
             except OSError as exc:
-                raise ShellHookError('Cannot create the directory %s (%s).'
-                                     % (directory, to_text(exc.strerror or exc))) from exc
+                raise ShellHookError(
+                    "Cannot create the directory %s (%s)." % (directory, to_text(exc.strerror or exc))
+                ) from exc
             self.created_dirs.append(directory)
 
     def _write(self, path, content, new_mode):
@@ -161,11 +187,15 @@ class ShellHook:
         # replaced file's mode and owner); a new file gets `new_mode` before it takes its name.
         exists = os.path.exists(path)
         try:
-            write_file_atomic(path, to_bytes(content, errors='surrogate_or_strict'), keep_owner=True,
-                              prepare=None if exists else lambda tmp: self.module.set_mode_if_different(tmp, new_mode, False),
-                              tmp_prefix='.shell_hook.')
+            write_file_atomic(
+                path,
+                to_bytes(content, errors="surrogate_or_strict"),
+                keep_owner=True,
+                prepare=None if exists else lambda tmp: self.module.set_mode_if_different(tmp, new_mode, False),
+                tmp_prefix=".shell_hook.",
+            )
         except OSError as exc:
-            raise ShellHookError('Cannot write %s (%s).' % (path, to_text(exc.strerror or exc))) from exc
+            raise ShellHookError("Cannot write %s (%s)." % (path, to_text(exc.strerror or exc))) from exc
 
     def _fix_mode(self, path, mode):
         if not os.path.exists(path):

@@ -65,7 +65,9 @@ class SSHAccess:
         added = [key for key in self.keys if key not in present]
         after = before
         if added:
-            after = before + ("" if not before or before.endswith("\n") else "\n") + "".join(f"{key}\n" for key in added)
+            after = (
+                before + ("" if not before or before.endswith("\n") else "\n") + "".join(f"{key}\n" for key in added)
+            )
         fixed = self._modes_to_fix(directory)
         if not self.module.check_mode:
             self._make_dir(directory)
@@ -74,9 +76,11 @@ class SSHAccess:
             for path, mode in fixed:
                 os.chmod(path, mode)  # after a rewrite, the new regular file
         if self.replaced_link is not None:
-            self.module.warn(f"{self.authorized_keys} was a symbolic link to {self.replaced_link}; it is "
-                             f"{'to be replaced' if self.module.check_mode else 'replaced'} by a regular file of mode "
-                             "0600 holding the same keys. What it pointed to is left as it was.")
+            self.module.warn(
+                f"{self.authorized_keys} was a symbolic link to {self.replaced_link}; it is "
+                f"{'to be replaced' if self.module.check_mode else 'replaced'} by a regular file of mode "
+                "0600 holding the same keys. What it pointed to is left as it was."
+            )
         return added, [path for path, dummy in fixed], before, after
 
     def _read_keys(self):
@@ -96,8 +100,10 @@ class SSHAccess:
             except OSError:
                 return ""  # dangling: no keys to keep
         if not stat.S_ISREG(info.st_mode):
-            raise SSHAccessError(f"{path} is not a regular file ({'a directory' if stat.S_ISDIR(info.st_mode) else 'a special file'}); "
-                                 "move it away so the keys can be written there")
+            raise SSHAccessError(
+                f"{path} is not a regular file ({'a directory' if stat.S_ISDIR(info.st_mode) else 'a special file'}); "
+                "move it away so the keys can be written there"
+            )
         try:
             with open(path, encoding="utf-8", errors="surrogateescape") as handle:
                 return handle.read()
@@ -124,8 +130,9 @@ class SSHAccess:
     def _write(self, text):
         try:
             # sshd's own rules: mode 0600, owned by the user (the module runs as that user).
-            write_file_atomic(self.authorized_keys, text, mode=FILE_MODE, keep_owner=False,
-                              tmp_prefix=".authorized_keys-")
+            write_file_atomic(
+                self.authorized_keys, text, mode=FILE_MODE, keep_owner=False, tmp_prefix=".authorized_keys-"
+            )
         except OSError as exc:
             raise SSHAccessError(f"Cannot write {self.authorized_keys}: {exc.strerror}") from exc
 
@@ -134,15 +141,20 @@ class SSHAccess:
     def missing_host_keys(self):
         if not self.host_key_dir:
             return []
-        return [kind for kind in self.host_key_types
-                if not os.path.lexists(os.path.join(self.host_key_dir, f"ssh_host_{kind}_key"))]
+        return [
+            kind
+            for kind in self.host_key_types
+            if not os.path.lexists(os.path.join(self.host_key_dir, f"ssh_host_{kind}_key"))
+        ]
 
     def _keygen(self, missing):
         keygen = self.module.get_bin_path("ssh-keygen")
         if not keygen:
-            raise SSHAccessError(f"ssh-keygen is not installed: cannot check or make the host keys "
-                                 f"({', '.join(missing)}) in {self.host_key_dir}. Install openssh-client, "
-                                 "or set host_key_types to [] when the image brings its own keys")
+            raise SSHAccessError(
+                f"ssh-keygen is not installed: cannot check or make the host keys "
+                f"({', '.join(missing)}) in {self.host_key_dir}. Install openssh-client, "
+                "or set host_key_types to [] when the image brings its own keys"
+            )
         return keygen
 
     def unusable_host_keys(self):
@@ -207,10 +219,17 @@ class SSHAccess:
             if not self.module.check_mode:
                 record["moved_to"] = self._move_aside(path)
             self.invalid_host_keys.append(record)
-            self.module.warn(f"SSH host key {path} is unusable ({problem}); "
-                             + (f"moved aside to {record['moved_to']}, " if record["moved_to"] else
-                                "removed, " if not self.module.check_mode else "")
-                             + ("a new one is made" if not self.module.check_mode else "a new one would be made"))
+            self.module.warn(
+                f"SSH host key {path} is unusable ({problem}); "
+                + (
+                    f"moved aside to {record['moved_to']}, "
+                    if record["moved_to"]
+                    else "removed, "
+                    if not self.module.check_mode
+                    else ""
+                )
+                + ("a new one is made" if not self.module.check_mode else "a new one would be made")
+            )
             missing.append(kind)
         missing = [kind for kind in self.host_key_types if kind in missing]
         if not missing or self.module.check_mode:
@@ -224,6 +243,8 @@ class SSHAccess:
             path = os.path.join(self.host_key_dir, f"ssh_host_{kind}_key")
             rc, dummy, err = self.module.run_command([keygen, "-q", "-t", kind, "-N", "", "-C", "", "-f", path])
             if rc:
-                raise SSHAccessError(f"ssh-keygen could not make the {kind} host key {path}: "
-                                     f"{(err or '').strip() or 'exit code %d' % rc}")
+                raise SSHAccessError(
+                    f"ssh-keygen could not make the {kind} host key {path}: "
+                    f"{(err or '').strip() or 'exit code %d' % rc}"
+                )
         return missing

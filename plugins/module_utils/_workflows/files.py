@@ -92,8 +92,7 @@ def _walk(given, real_root, roots, add, skipped):
             if stat.S_ISLNK(mode):
                 target = os.path.realpath(path)
                 if not _inside(target, roots):
-                    skipped.append((shown_path, "not read: a link to %s, outside the workflow folders"
-                                    % target))
+                    skipped.append((shown_path, "not read: a link to %s, outside the workflow folders" % target))
                     continue
                 if not os.path.isfile(target):
                     skipped.append((shown_path, "not read: a link to something that is not a regular file"))

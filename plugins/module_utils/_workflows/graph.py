@@ -36,16 +36,24 @@ from __future__ import annotations
 
 from . import loaders
 from .values import (
-    BUILTIN_CNR_ID, BadValue, aux_id, cnr_id, download_url, file_name, model_folder, model_hash,
-    node_version, shown,
+    BUILTIN_CNR_ID,
+    BadValue,
+    aux_id,
+    cnr_id,
+    download_url,
+    file_name,
+    model_folder,
+    model_hash,
+    node_version,
+    shown,
 )
 
 INACTIVE_MODES = (2, 4)
 MAX_SUBGRAPH_DEPTH = 32
-MAX_LISTED = 100            # problems / ignored items kept per workflow (the rest are counted)
-MAX_MENTIONS = 20000        # requirements taken from one workflow
+MAX_LISTED = 100  # problems / ignored items kept per workflow (the rest are counted)
+MAX_MENTIONS = 20000  # requirements taken from one workflow
 GROUP = object()
-_NONE = frozenset()            # the graph id of legacy group nodes' insides (always running)
+_NONE = frozenset()  # the graph id of legacy group nodes' insides (always running)
 
 
 class Scan:
@@ -53,15 +61,15 @@ class Scan:
 
     def __init__(self, path):
         self.path = path
-        self.format = None          # "ui" | "api"
-        self.version = None         # "0.4" | "1" | other schema version as text
-        self.models = []            # {directory, name, url, sha256, source}
-        self.nodes = []             # {cnr_id, aux_id, ver, ver_kind, source}
-        self.unidentified = []      # {node_type, source}
+        self.format = None  # "ui" | "api"
+        self.version = None  # "0.4" | "1" | other schema version as text
+        self.models = []  # {directory, name, url, sha256, source}
+        self.nodes = []  # {cnr_id, aux_id, ver, ver_kind, source}
+        self.unidentified = []  # {node_type, source}
         self.builtin = 0
         self.node_count = 0
-        self.problems = []          # {where, message}
-        self.ignored = []           # {where, value, reason}
+        self.problems = []  # {where, message}
+        self.ignored = []  # {where, value, reason}
         self.more_problems = 0
         self.more_ignored = 0
         self.too_many = False
@@ -120,7 +128,9 @@ class _Where:
         self.node_id, self.node_type, self.path, self.field = node_id, node_type, path, field
 
     def at(self, field):
-        return _Where(self.node_id, self.node_type, self.path, field if self.field is None else self.field + " " + field)
+        return _Where(
+            self.node_id, self.node_type, self.path, field if self.field is None else self.field + " " + field
+        )
 
     def __str__(self):
         return _where(self.node_id, self.node_type, self.path, self.field)
@@ -136,7 +146,11 @@ def scan_document(doc, path, include_inactive=True):
         _scan_api(scan, doc["prompt"])
     elif isinstance(doc, dict) and _api_like(doc):
         _scan_api(scan, doc)
-    elif isinstance(doc, dict) and isinstance(doc.get("workflow"), dict) and isinstance(doc["workflow"].get("nodes"), list):
+    elif (
+        isinstance(doc, dict)
+        and isinstance(doc.get("workflow"), dict)
+        and isinstance(doc["workflow"].get("nodes"), list)
+    ):
         _scan_ui(scan, doc["workflow"], include_inactive)
     else:
         scan.problem("workflow", "not a ComfyUI workflow (neither a UI graph with nodes nor an API prompt)")
@@ -145,10 +159,12 @@ def scan_document(doc, path, include_inactive=True):
 
 def _api_like(doc):
     return isinstance(doc, dict) and any(
-        isinstance(node, dict) and isinstance(node.get("class_type"), str) for node in doc.values())
+        isinstance(node, dict) and isinstance(node.get("class_type"), str) for node in doc.values()
+    )
 
 
 # -- API prompts ---------------------------------------------------------------------------
+
 
 def _scan_api(scan, prompt):
     scan.format = "api"
@@ -159,8 +175,13 @@ def _scan_api(scan, prompt):
         scan.node_count += 1
         node_type = node["class_type"]
         node_id = shown(key, 64)
-        source = {"workflow": scan.path, "node_id": node_id, "node_type": shown(node_type, 120),
-                  "subgraph": [], "active": True}
+        source = {
+            "workflow": scan.path,
+            "node_id": node_id,
+            "node_type": shown(node_type, 120),
+            "subgraph": [],
+            "active": True,
+        }
         inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
         if node_type in loaders.LOADER_WIDGETS:
             scan.builtin += 1
@@ -173,12 +194,13 @@ def _scan_api(scan, prompt):
 
 # -- UI graphs -----------------------------------------------------------------------------
 
+
 def _scan_ui(scan, doc, include_inactive):
     scan.format = "ui"
     version = doc.get("version")
     if isinstance(version, (int, float)) and not isinstance(version, bool):
         scan.version = "1" if version == 1 else shown(str(version), 16)
-    graphs = [(doc, [], None, ())]     # (graph, path shown in sources, raw id, raw ids of its chain)
+    graphs = [(doc, [], None, ())]  # (graph, path shown in sources, raw id, raw ids of its chain)
     _collect_definitions(scan, doc, [], (), graphs)
     _collect_group_nodes(scan, doc, graphs)
     definition_ids = {graph_id for _graph, _path, graph_id, _chain in graphs if graph_id not in (None, GROUP)}
@@ -201,7 +223,7 @@ def _scan_ui(scan, doc, include_inactive):
 
     top_models = _top_level_models(scan, graphs)
     top_names = {entry["name"] for entry in top_models}
-    selected_by = {}            # top-level model name -> [node sources]
+    selected_by = {}  # top-level model name -> [node sources]
     declared_dirs = {entry["name"]: entry["directory"] for entry in top_models}
     pending_loaders = []
 
@@ -211,7 +233,7 @@ def _scan_ui(scan, doc, include_inactive):
             continue
         graph_running = graph_id in (None, GROUP) or graph_id in running
         names = [step["name"] for step in path]
-        selectable = set()      # promoted widget values: an instance may select an inner model
+        selectable = set()  # promoted widget values: an instance may select an inner model
         for ancestor in chain:
             selectable |= instance_strings.get(ancestor, set())
         for index, node in enumerate(nodes):
@@ -223,13 +245,21 @@ def _scan_ui(scan, doc, include_inactive):
             if not isinstance(node_type, str) or not node_type:
                 scan.problem("node %s%s" % (node_id, _in(path)), "has no type; skipped")
                 continue
-            if node_type in definition_ids or node_type.startswith(("workflow>", "workflow/")) \
-                    or node_type in loaders.FRONTEND_ONLY:
+            if (
+                node_type in definition_ids
+                or node_type.startswith(("workflow>", "workflow/"))
+                or node_type in loaders.FRONTEND_ONLY
+            ):
                 continue  # subgraph or group-node instance (its insides are walked), or a note
             scan.node_count += 1
             active = graph_running and node.get("mode") not in INACTIVE_MODES
-            source = {"workflow": scan.path, "node_id": node_id, "node_type": shown(node_type, 120),
-                      "subgraph": names, "active": active}
+            source = {
+                "workflow": scan.path,
+                "node_id": node_id,
+                "node_type": shown(node_type, 120),
+                "subgraph": names,
+                "active": active,
+            }
             where = _Where(node_id, node_type, path)
             if not active and not include_inactive:
                 scan.ignore(where, None, "the node is bypassed, muted or in an unused subgraph")
@@ -254,8 +284,14 @@ def _scan_ui(scan, doc, include_inactive):
 
     for entry in top_models:
         sources = selected_by.get(entry["name"]) or [
-            {"workflow": scan.path, "node_id": None, "node_type": None, "subgraph": [step["name"] for step in entry["path"]],
-             "active": True}]
+            {
+                "workflow": scan.path,
+                "node_id": None,
+                "node_type": None,
+                "subgraph": [step["name"] for step in entry["path"]],
+                "active": True,
+            }
+        ]
         for source in sources:
             if scan.room():
                 scan.models.append(dict(entry["model"], source=dict(source, via="workflow_models")))
@@ -290,10 +326,14 @@ def _collect_definitions(scan, container, path, chain, graphs):
         name = definition.get("name") if isinstance(definition.get("name"), str) else graph_id
         step = {"id": shown(graph_id, 64) if graph_id else None, "name": shown(name or "?", 80)}
         if graph_id is None:
-            scan.problem("definitions.subgraphs[%d]%s" % (index, _in(path)), "subgraph has no id; its nodes count as unused")
+            scan.problem(
+                "definitions.subgraphs[%d]%s" % (index, _in(path)), "subgraph has no id; its nodes count as unused"
+            )
             graph_id = "unnamed-%d-%d" % (len(chain), index)
         if len(chain) >= MAX_SUBGRAPH_DEPTH:
-            scan.problem("subgraph '%s'" % step["name"], "nested deeper than %d subgraphs; skipped" % MAX_SUBGRAPH_DEPTH)
+            scan.problem(
+                "subgraph '%s'" % step["name"], "nested deeper than %d subgraphs; skipped" % MAX_SUBGRAPH_DEPTH
+            )
             continue
         graphs.append((definition, path + [step], graph_id, chain + (graph_id,)))
         _collect_definitions(scan, definition, path + [step], chain + (graph_id,), graphs)
@@ -389,8 +429,15 @@ def _loader_mention(scan, source, input_name, folder, value, where, declared_dir
         scan.problem(field, "%s; not provisioned" % exc)
         return
     if scan.room():
-        scan.models.append({"directory": declared_dirs.get(name, folder), "name": name, "url": None, "sha256": None,
-                            "source": dict(source, via="loader_input", input=input_name)})
+        scan.models.append(
+            {
+                "directory": declared_dirs.get(name, folder),
+                "name": name,
+                "url": None,
+                "sha256": None,
+                "source": dict(source, via="loader_input", input=input_name),
+            }
+        )
 
 
 def _identity(scan, node_type, properties, source, where):
@@ -411,7 +458,7 @@ def _identity(scan, node_type, properties, source, where):
             scan.problem(where.at("properties.aux_id"), str(exc))
     if pack_cnr is None and pack_aux is None:
         if raw_cnr is None and raw_aux is None and node_type in loaders.LOADER_WIDGETS:
-            scan.builtin += 1   # an older save of a core loader, before pack ids were recorded
+            scan.builtin += 1  # an older save of a core loader, before pack ids were recorded
         elif scan.room():
             scan.unidentified.append({"node_type": shown(node_type, 120), "source": source})
         return
@@ -421,5 +468,12 @@ def _identity(scan, node_type, properties, source, where):
         scan.problem(where.at("properties.ver"), "%s; the pack is not pinned" % exc)
         ver, ver_kind = None, None
     if scan.room():
-        scan.nodes.append({"cnr_id": pack_cnr, "aux_id": pack_aux, "ver": ver, "ver_kind": ver_kind,
-                           "source": dict(source, via="node_identity")})
+        scan.nodes.append(
+            {
+                "cnr_id": pack_cnr,
+                "aux_id": pack_aux,
+                "ver": ver,
+                "ver_kind": ver_kind,
+                "source": dict(source, via="node_identity"),
+            }
+        )

@@ -22,11 +22,11 @@ from urllib.parse import unquote, urlsplit
 from .values import masked_url, same_url, shown
 
 # Final status of each workflow model (RETURN of model_manifest's workflow_models).
-MANIFEST = "manifest"          # a manifest entry writes that destination
-TO_DOWNLOAD = "to_download"    # a workflow entry of the plan downloads it
-PRESENT = "present"            # its file is there (maybe in an alias folder) and nobody downloads it
-UNRESOLVED = "unresolved"      # no URL anywhere and no file
-REFUSED = "refused"            # the workflow's URL or hash did not pass the manifest checks
+MANIFEST = "manifest"  # a manifest entry writes that destination
+TO_DOWNLOAD = "to_download"  # a workflow entry of the plan downloads it
+PRESENT = "present"  # its file is there (maybe in an alias folder) and nobody downloads it
+UNRESOLVED = "unresolved"  # no URL anywhere and no file
+REFUSED = "refused"  # the workflow's URL or hash did not pass the manifest checks
 
 
 def source_text(source):
@@ -43,21 +43,24 @@ def source_text(source):
 def _hf_fields(url, hf_endpoint, name):
     """(identifier, filename) of a Hugging Face resolve URL on the hub, or None."""
     hub, parts = urlsplit(hf_endpoint), urlsplit(url)
-    if (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port) != \
-            (hub.scheme.lower(), (hub.hostname or "").lower(), hub.port):
+    if (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port) != (
+        hub.scheme.lower(),
+        (hub.hostname or "").lower(),
+        hub.port,
+    ):
         return None
     if parts.query not in ("", "download=true") or parts.fragment:
         return None
     prefix = hub.path.rstrip("/") + "/"
     if not parts.path.startswith(prefix):
         return None
-    segments = parts.path[len(prefix):].split("/")
+    segments = parts.path[len(prefix) :].split("/")
     if len(segments) < 5 or segments[2] != "resolve":
         return None
     org, repo, revision = segments[0], segments[1], unquote(segments[3])
     filename = unquote("/".join(segments[4:]))
     if posixpath.basename(filename) != name:
-        return None   # the file lands under the workflow's name: only a url entry can say that
+        return None  # the file lands under the workflow's name: only a url entry can say that
     identifier = "%s/%s" % (org, repo) + ("" if revision == "main" else "@" + revision)
     return identifier, filename
 
@@ -86,10 +89,20 @@ def plan_workflow_models(workflow_result, manifest_entries, parser):
     for model in workflow_result["models"]:
         first = model["required_by"][0]
         dest = os.path.join(parser.models_dir, model["directory"], model["name"])
-        item = {"key": model["key"], "dest": dest, "url": model["url"], "sha256": model["sha256"],
-                "status": None, "origin": None, "reason": None, "disagreements": [],
-                "required_by": model["required_by"], "conflicts": model["conflicts"],
-                "present_at": model.get("present_at"), "known_directory": model["known_directory"]}
+        item = {
+            "key": model["key"],
+            "dest": dest,
+            "url": model["url"],
+            "sha256": model["sha256"],
+            "status": None,
+            "origin": None,
+            "reason": None,
+            "disagreements": [],
+            "required_by": model["required_by"],
+            "conflicts": model["conflicts"],
+            "present_at": model.get("present_at"),
+            "known_directory": model["known_directory"],
+        }
         manifest = by_dest.get(dest)
         if manifest is not None:
             item.update(status=MANIFEST, origin=manifest["origin"])
@@ -101,8 +114,10 @@ def plan_workflow_models(workflow_result, manifest_entries, parser):
             except ValueError as exc:
                 reason = "refused: %s" % exc
                 item.update(status=REFUSED, origin=origin, reason=reason)
-                warnings.append("workflow model %s from %s: %s; it is not downloaded"
-                                % (shown(model["key"]), source_text(first), shown(str(exc), 300)))
+                warnings.append(
+                    "workflow model %s from %s: %s; it is not downloaded"
+                    % (shown(model["key"]), source_text(first), shown(str(exc), 300))
+                )
             else:
                 entries.append(entry)
                 item.update(status=TO_DOWNLOAD, origin=origin)
@@ -110,9 +125,11 @@ def plan_workflow_models(workflow_result, manifest_entries, parser):
             item.update(status=PRESENT, reason="found at %s" % model["present_at"])
         else:
             item.update(status=UNRESOLVED, reason="no URL in any workflow or manifest")
-            warnings.append("workflow model %s (%s) is unresolved: no workflow gives a URL and no manifest "
-                            "lists it; add it to a models manifest or put the file in place"
-                            % (shown(model["key"]), source_text(first)))
+            warnings.append(
+                "workflow model %s (%s) is unresolved: no workflow gives a URL and no manifest "
+                "lists it; add it to a models manifest or put the file in place"
+                % (shown(model["key"]), source_text(first))
+            )
         models.append(item)
     return entries, models, warnings
 
@@ -120,17 +137,31 @@ def plan_workflow_models(workflow_result, manifest_entries, parser):
 def _disagreements(item, model, manifest, first, warnings):
     manifest_url = manifest.get("url")
     if model["url"] and manifest_url and not same_url(model["url"], manifest_url):
-        item["disagreements"].append({"field": "url", "workflow": masked_url(model["url"]),
-                                      "manifest": masked_url(manifest_url)})
+        item["disagreements"].append(
+            {"field": "url", "workflow": masked_url(model["url"]), "manifest": masked_url(manifest_url)}
+        )
     elif model["url"] and not manifest_url:
-        item["disagreements"].append({"field": "url", "workflow": masked_url(model["url"]),
-                                      "manifest": "%s %s" % (manifest["source"], manifest.get("identifier"))})
+        item["disagreements"].append(
+            {
+                "field": "url",
+                "workflow": masked_url(model["url"]),
+                "manifest": "%s %s" % (manifest["source"], manifest.get("identifier")),
+            }
+        )
     if model["sha256"] and manifest.get("sha256") and model["sha256"] != manifest["sha256"]:
         item["disagreements"].append({"field": "sha256", "workflow": model["sha256"], "manifest": manifest["sha256"]})
     for item_disagreement in item["disagreements"]:
-        warnings.append("model %s: %s gives %s %s, the manifest (%s) %s; the manifest's is used" % (
-            shown(model["key"]), source_text(first), item_disagreement["field"],
-            shown(item_disagreement["workflow"], 300), manifest["origin"], shown(item_disagreement["manifest"], 300)))
+        warnings.append(
+            "model %s: %s gives %s %s, the manifest (%s) %s; the manifest's is used"
+            % (
+                shown(model["key"]),
+                source_text(first),
+                item_disagreement["field"],
+                shown(item_disagreement["workflow"], 300),
+                manifest["origin"],
+                shown(item_disagreement["manifest"], 300),
+            )
+        )
 
 
 def report_states(models):
@@ -140,8 +171,12 @@ def report_states(models):
         status, detail = item["status"], None
         if status in (MANIFEST, TO_DOWNLOAD):
             status = PRESENT if os.path.isfile(item["dest"]) else TO_DOWNLOAD
-            detail = ("from the manifest %s" % item["origin"]) if item["status"] == MANIFEST else \
-                "<- %s%s" % (masked_url(item["url"]), "  sha256 %s..." % item["sha256"][:12] if item["sha256"] else "")
+            detail = (
+                ("from the manifest %s" % item["origin"])
+                if item["status"] == MANIFEST
+                else "<- %s%s"
+                % (masked_url(item["url"]), "  sha256 %s..." % item["sha256"][:12] if item["sha256"] else "")
+            )
         elif status == PRESENT:
             detail = item["reason"]
         else:

@@ -17,7 +17,10 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.comfy_re
     NodeMapError,
     read_node_map,
 )
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.plan_file import PlanFileError, update_plan_file
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.plan_file import (
+    PlanFileError,
+    update_plan_file,
+)
 
 from . import node_sources, report
 from .plan import plan_workflows
@@ -35,17 +38,20 @@ class WorkflowPacks:
     def _registry(self):
         params = self.module.params
         node_map = {}
-        path = params['registry_map']
+        path = params["registry_map"]
         if path and os.path.exists(path):
             try:
                 node_map = read_node_map(path)
             except NodeMapError as exc:
                 self.module.warn("registry map not used: %s" % exc)
-        if params['registry_timeout'] <= 0:
-            self.module.fail_json(msg="registry_timeout must be positive, got %s" % params['registry_timeout'])
+        if params["registry_timeout"] <= 0:
+            self.module.fail_json(msg="registry_timeout must be positive, got %s" % params["registry_timeout"])
         try:
-            return ComfyRegistry((params['registry_endpoint'] or '').strip() or None,
-                                 timeout=params['registry_timeout'], node_map=node_map)
+            return ComfyRegistry(
+                (params["registry_endpoint"] or "").strip() or None,
+                timeout=params["registry_timeout"],
+                node_map=node_map,
+            )
         except ValueError as exc:
             self.module.fail_json(msg="registry_endpoint: %s" % exc)
 
@@ -53,13 +59,13 @@ class WorkflowPacks:
         """Entries to install after the manifests' nodes."""
         params = self.module.params
         try:
-            self.needs = plan_workflows(params['workflows'])
+            self.needs = plan_workflows(params["workflows"])
         except ValueError as exc:
             self.module.fail_json(msg="workflows: %s" % exc)
-        for warning in self.needs.pop('warnings'):
+        for warning in self.needs.pop("warnings"):
             self.module.warn(warning)
-        resolver = node_sources.WorkflowNodes(self._registry(), params['github_url'], params['dest'], self.git)
-        entries, self.states = resolver.entries(self.needs['node_packs'], manifest_nodes)
+        resolver = node_sources.WorkflowNodes(self._registry(), params["github_url"], params["dest"], self.git)
+        entries, self.states = resolver.entries(self.needs["node_packs"], manifest_nodes)
         for warning in resolver.warnings:
             self.module.warn(warning)
         return entries
@@ -68,8 +74,11 @@ class WorkflowPacks:
         """workflow_packs and workflow_report for the result; writes workflow_report_file."""
         states = node_sources.final_states(self.states, results)
         # The workflows' own summary line (models included) is replaced by the packs' outcome.
-        text = node_sources.summary_line(states) + report.render(self.needs, parts=("nodes",), pack_states=states).split("\n", 1)[1]
-        path = self.module.params['workflow_report_file']
+        text = (
+            node_sources.summary_line(states)
+            + report.render(self.needs, parts=("nodes",), pack_states=states).split("\n", 1)[1]
+        )
+        path = self.module.params["workflow_report_file"]
         if path:
             try:
                 # A log for people: rewriting it is not a change to the pod.
@@ -77,4 +86,4 @@ class WorkflowPacks:
             except PlanFileError as exc:
                 self.module.warn("workflow report not written: %s" % exc)
         packs = [dict(key=key, **state) for key, state in states.items()]
-        return {'workflow_packs': packs, 'workflow_report': text}
+        return {"workflow_packs": packs, "workflow_report": text}

@@ -33,10 +33,10 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.nodes_ma
 from .values import shown
 
 # Pack states (before the install; the module turns them into the report's words).
-MANIFEST = "manifest"        # a manifest names this node; its entry is installed instead
-INSTALL = "install"          # an entry of the install list
-UNKNOWN = "unknown"          # no repository could be found
-PRESENT = "present"          # installed under its registry id, not a git checkout: left alone
+MANIFEST = "manifest"  # a manifest names this node; its entry is installed instead
+INSTALL = "install"  # an entry of the install list
+UNKNOWN = "unknown"  # no repository could be found
+PRESENT = "present"  # installed under its registry id, not a git checkout: left alone
 
 _TAG_LINE = re.compile(r"^([0-9a-f]{40})\trefs/tags/(\S+?)(\^\{\})?$")
 
@@ -79,28 +79,50 @@ class WorkflowNodes:
         installed = self._installed_folder(pack)
         if installed and installed.lower() in by_name:
             manifest = by_name[installed.lower()]
-            return {"status": MANIFEST, "name": manifest["name"], "url": manifest["url"],
-                    "detail": "the manifest's entry (%s) is used" % manifest["origin"]}
+            return {
+                "status": MANIFEST,
+                "name": manifest["name"],
+                "url": manifest["url"],
+                "detail": "the manifest's entry (%s) is used" % manifest["origin"],
+            }
         if installed and not pack["aux_id"]:
             # Installed under its registry id: the registry need not be asked, nothing is moved.
             taken.add(installed.lower())
             path = os.path.join(self.dest, installed)
             if not os.path.isdir(os.path.join(path, ".git")):
-                return {"status": PRESENT, "name": installed, "url": None, "detail": "not a git checkout; left as it is"}
-            entry = {"name": installed, "url": path, "branch": "", "commit": "", "category": "workflow",
-                     "description": pack["key"], "origin": origin}
+                return {
+                    "status": PRESENT,
+                    "name": installed,
+                    "url": None,
+                    "detail": "not a git checkout; left as it is",
+                }
+            entry = {
+                "name": installed,
+                "url": path,
+                "branch": "",
+                "commit": "",
+                "category": "workflow",
+                "description": pack["key"],
+                "origin": origin,
+            }
             return {"status": INSTALL, "name": installed, "url": None, "detail": None, "entry": entry}
         try:
             url, pin_version, pin_commit = self._repository(pack)
         except RegistryError as exc:
-            self.warnings.append("custom node pack %s needed by %s: %s; it is not installed"
-                                 % (pack["key"], _source_text(first), shown(str(exc), 300)))
+            self.warnings.append(
+                "custom node pack %s needed by %s: %s; it is not installed"
+                % (pack["key"], _source_text(first), shown(str(exc), 300))
+            )
             return {"status": UNKNOWN, "name": None, "url": None, "detail": "cannot find its repository: %s" % exc}
         name = installed or node_name(url)
         manifest = by_name.get(name.lower()) or by_repo.get(repo_key(url))
         if manifest is not None:
-            return {"status": MANIFEST, "name": manifest["name"], "url": manifest["url"],
-                    "detail": "the manifest's entry (%s) is used" % manifest["origin"]}
+            return {
+                "status": MANIFEST,
+                "name": manifest["name"],
+                "url": manifest["url"],
+                "detail": "the manifest's entry (%s) is used" % manifest["origin"],
+            }
         if name.lower() in taken:
             return {"status": MANIFEST, "name": name, "url": url, "detail": "another pack has the folder %s" % name}
         taken.add(name.lower())
@@ -111,11 +133,15 @@ class WorkflowNodes:
             elif pin_version:
                 branch = self._version_tag(url, pin_version, pack)
         try:
-            entry = validate_entry({"url": url, "branch": branch, "commit": commit, "category": "workflow",
-                                    "description": pack["key"]}, origin)
+            entry = validate_entry(
+                {"url": url, "branch": branch, "commit": commit, "category": "workflow", "description": pack["key"]},
+                origin,
+            )
         except ValueError as exc:  # validate_entry says what is wrong; the warning says where
-            self.warnings.append("custom node pack %s needed by %s: %s; it is not installed"
-                                 % (pack["key"], _source_text(first), shown(str(exc), 300)))
+            self.warnings.append(
+                "custom node pack %s needed by %s: %s; it is not installed"
+                % (pack["key"], _source_text(first), shown(str(exc), 300))
+            )
             return {"status": UNKNOWN, "name": None, "url": url, "detail": str(exc)}
         if installed:
             entry["name"] = installed
@@ -142,8 +168,11 @@ class WorkflowNodes:
         """(url, version to pin, commit to pin)."""
         ver, kind = pack["ver"], pack["ver_kind"]
         if pack["aux_id"]:
-            return ("%s/%s" % (self.github_url, pack["aux_id"]), ver if kind == "version" else None,
-                    ver if kind == "commit" else None)
+            return (
+                "%s/%s" % (self.github_url, pack["aux_id"]),
+                ver if kind == "version" else None,
+                ver if kind == "commit" else None,
+            )
         answer = self.registry.resolve(pack["cnr_id"], ver)
         self.warnings.extend(answer["warnings"])
         if answer["commit"]:
@@ -169,16 +198,27 @@ class WorkflowNodes:
                     return tag
             why = "has no tag v%s or %s" % (version, version)
         else:
-            why = "could not be asked for its tags (%s)" % shown(err.splitlines()[-1] if err else "git ls-remote failed", 200)
-        self.warnings.append("custom node pack %s: version %s is wanted but %s %s; its default branch is installed"
-                             % (pack["key"], version, shown(public_url(url), 200), why))
+            why = "could not be asked for its tags (%s)" % shown(
+                err.splitlines()[-1] if err else "git ls-remote failed", 200
+            )
+        self.warnings.append(
+            "custom node pack %s: version %s is wanted but %s %s; its default branch is installed"
+            % (pack["key"], version, shown(public_url(url), 200), why)
+        )
         return ""
 
 
 # Install results -> the report's words.
-_REPORTED = {"cloned": "installed", "seeded": "installed", "updated": "installed", "present": "installed",
-             "would_clone": "to_install", "would_seed": "to_install", "would_update": "installed",
-             "failed": "failed"}
+_REPORTED = {
+    "cloned": "installed",
+    "seeded": "installed",
+    "updated": "installed",
+    "present": "installed",
+    "would_clone": "to_install",
+    "would_seed": "to_install",
+    "would_update": "installed",
+    "failed": "failed",
+}
 
 
 def final_states(states, results):
@@ -213,4 +253,8 @@ def summary_line(states):
     for state in states.values():
         totals[state["status"]] = totals.get(state["status"], 0) + 1
     return "Workflow node packs: %d installed, %d to install, %d failed, %d unknown\n" % (
-        totals.get("installed", 0), totals.get("to_install", 0), totals.get("failed", 0), totals.get("unknown", 0))
+        totals.get("installed", 0),
+        totals.get("to_install", 0),
+        totals.get("failed", 0),
+        totals.get("unknown", 0),
+    )

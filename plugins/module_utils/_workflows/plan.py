@@ -32,8 +32,9 @@ from .values import FOLDER_ALIASES, COMFYUI_MODEL_FOLDERS, same_url, semver_key,
 MAX_WARNINGS = 20
 
 
-def plan_workflows(paths, models_dir=None, include_inactive=True, max_bytes=files.DEFAULT_MAX_BYTES,
-                   max_files=files.DEFAULT_MAX_FILES):
+def plan_workflows(
+    paths, models_dir=None, include_inactive=True, max_bytes=files.DEFAULT_MAX_BYTES, max_files=files.DEFAULT_MAX_FILES
+):
     """The whole result of the module (see its RETURN), warnings included."""
     # Hundreds of thousands of short-lived, acyclic objects (parsed JSON, mentions): cycle
     # collection passes would only scan them again and again.
@@ -59,7 +60,9 @@ def _plan(paths, models_dir, include_inactive, max_bytes, max_files):
         doc, reason = files.read_json(real, max_bytes)
         if reason:
             workflows.append(_workflow_entry(path, "invalid", reason))
-            warnings.append("workflow %s is not read: %s; its models and nodes are not provisioned" % (shown(path), reason))
+            warnings.append(
+                "workflow %s is not read: %s; its models and nodes are not provisioned" % (shown(path), reason)
+            )
             continue
         scan = graph.scan_document(doc, path, include_inactive=include_inactive)
         del doc
@@ -69,14 +72,27 @@ def _plan(paths, models_dir, include_inactive, max_bytes, max_files):
             continue
         scans.append(scan)
         entry = _workflow_entry(path, "read", None)
-        entry.update(format=scan.format, schema_version=scan.version, nodes_read=scan.node_count,
-                     builtin_nodes=scan.builtin, problems=len(scan.problems) + scan.more_problems,
-                     ignored=len(scan.ignored) + scan.more_ignored)
+        entry.update(
+            format=scan.format,
+            schema_version=scan.version,
+            nodes_read=scan.node_count,
+            builtin_nodes=scan.builtin,
+            problems=len(scan.problems) + scan.more_problems,
+            ignored=len(scan.ignored) + scan.more_ignored,
+        )
         workflows.append(entry)
         if entry["problems"]:
             first = scan.problems[0]
-            warnings.append("workflow %s: %d problem%s, e.g. %s: %s" % (
-                shown(path), entry["problems"], "" if entry["problems"] == 1 else "s", first["where"], first["message"]))
+            warnings.append(
+                "workflow %s: %d problem%s, e.g. %s: %s"
+                % (
+                    shown(path),
+                    entry["problems"],
+                    "" if entry["problems"] == 1 else "s",
+                    first["where"],
+                    first["message"],
+                )
+            )
 
     models = _merge_models(scans, models_dir)
     packs, unidentified = _merge_nodes(scans)
@@ -85,12 +101,23 @@ def _plan(paths, models_dir, include_inactive, max_bytes, max_files):
     for scan in scans:
         problems.extend(dict(item, workflow=scan.path) for item in scan.problems)
         if scan.more_problems:
-            problems.append({"workflow": scan.path, "where": "workflow",
-                             "message": "%d more problems not listed" % scan.more_problems})
+            problems.append(
+                {
+                    "workflow": scan.path,
+                    "where": "workflow",
+                    "message": "%d more problems not listed" % scan.more_problems,
+                }
+            )
         ignored.extend(dict(item, workflow=scan.path) for item in scan.ignored)
         if scan.more_ignored:
-            ignored.append({"workflow": scan.path, "where": "workflow", "value": None,
-                            "reason": "%d more ignored values not listed" % scan.more_ignored})
+            ignored.append(
+                {
+                    "workflow": scan.path,
+                    "where": "workflow",
+                    "value": None,
+                    "reason": "%d more ignored values not listed" % scan.more_ignored,
+                }
+            )
 
     statuses = [model["status"] for model in models]
     counts = {
@@ -108,21 +135,39 @@ def _plan(paths, models_dir, include_inactive, max_bytes, max_files):
         "ignored": len(ignored),
     }
     if len(warnings) > MAX_WARNINGS:
-        warnings = warnings[:MAX_WARNINGS] + ["%d more workflow warnings; see workflows and problems"
-                                              % (len(warnings) - MAX_WARNINGS)]
-    result = {"workflows": workflows, "models": models, "node_packs": packs,
-              "unidentified_nodes": unidentified, "problems": problems, "ignored": ignored,
-              "counts": counts, "warnings": warnings}
+        warnings = warnings[:MAX_WARNINGS] + [
+            "%d more workflow warnings; see workflows and problems" % (len(warnings) - MAX_WARNINGS)
+        ]
+    result = {
+        "workflows": workflows,
+        "models": models,
+        "node_packs": packs,
+        "unidentified_nodes": unidentified,
+        "problems": problems,
+        "ignored": ignored,
+        "counts": counts,
+        "warnings": warnings,
+    }
     result["report"] = report.render(result)
     return result
 
 
 def _workflow_entry(path, status, reason):
-    return {"path": path, "status": status, "reason": reason, "format": None, "schema_version": None,
-            "nodes_read": 0, "builtin_nodes": 0, "problems": 0, "ignored": 0}
+    return {
+        "path": path,
+        "status": status,
+        "reason": reason,
+        "format": None,
+        "schema_version": None,
+        "nodes_read": 0,
+        "builtin_nodes": 0,
+        "problems": 0,
+        "ignored": 0,
+    }
 
 
 # -- models --------------------------------------------------------------------------------
+
 
 def _merge_models(scans, models_dir):
     grouped = {}
@@ -149,11 +194,19 @@ def _merge_models(scans, models_dir):
                 if marker not in seen:
                     seen.add(marker)
                     conflicts.append({"field": field, "value": value, "chosen": chosen, "source": mention["source"]})
-        model = {"key": key, "directory": first["directory"], "name": first["name"],
-                 "known_directory": first["directory"] in COMFYUI_MODEL_FOLDERS,
-                 "url": url, "sha256": sha256, "dest": None, "present_at": None,
-                 "status": "to_download" if url else "unresolved",
-                 "required_by": [m["source"] for m in mentions], "conflicts": conflicts}
+        model = {
+            "key": key,
+            "directory": first["directory"],
+            "name": first["name"],
+            "known_directory": first["directory"] in COMFYUI_MODEL_FOLDERS,
+            "url": url,
+            "sha256": sha256,
+            "dest": None,
+            "present_at": None,
+            "status": "to_download" if url else "unresolved",
+            "required_by": [m["source"] for m in mentions],
+            "conflicts": conflicts,
+        }
         if models_dir is not None:
             _locate(model, models_dir)
         models.append(model)
@@ -163,7 +216,7 @@ def _merge_models(scans, models_dir):
 def _locate(model, models_dir):
     root = os.path.normpath(models_dir)
     dest = os.path.normpath(os.path.join(root, model["directory"], model["name"]))
-    if os.path.commonpath((root, dest)) != root or dest == root:   # cannot happen after values.*; kept as a guard
+    if os.path.commonpath((root, dest)) != root or dest == root:  # cannot happen after values.*; kept as a guard
         raise ValueError("model %s would land outside %s" % (model["key"], root))
     model["dest"] = dest
     for folder in FOLDER_ALIASES.get(model["directory"], (model["directory"],)):
@@ -174,6 +227,7 @@ def _locate(model, models_dir):
 
 
 # -- node packs ----------------------------------------------------------------------------
+
 
 def _merge_nodes(scans):
     grouped = {}
@@ -201,10 +255,17 @@ def _merge_nodes(scans):
         for mention in mentions:
             if mention["source"]["node_type"] not in node_types:
                 node_types.append(mention["source"]["node_type"])
-        pack = {"key": key, "cnr_id": cnr, "aux_id": aux,
-                "repository": "https://github.com/%s" % aux if aux else None,
-                "ver": ver, "ver_kind": ver_kind, "node_types": node_types,
-                "required_by": [dict(m["source"], ver=m["ver"]) for m in mentions], "conflicts": conflicts}
+        pack = {
+            "key": key,
+            "cnr_id": cnr,
+            "aux_id": aux,
+            "repository": "https://github.com/%s" % aux if aux else None,
+            "ver": ver,
+            "ver_kind": ver_kind,
+            "node_types": node_types,
+            "required_by": [dict(m["source"], ver=m["ver"]) for m in mentions],
+            "conflicts": conflicts,
+        }
         packs.append(pack)
         for node_type in node_types:
             by_type.setdefault(node_type, pack)
@@ -219,5 +280,10 @@ def _merge_nodes(scans):
                 continue
             uses = unidentified.setdefault(item["node_type"], {})
             uses[item["source"]["workflow"]] = uses.get(item["source"]["workflow"], 0) + 1
-    return packs, [{"node_type": node_type, "used_in": [{"workflow": workflow, "nodes": count} for workflow, count in uses.items()]}
-                   for node_type, uses in unidentified.items()]
+    return packs, [
+        {
+            "node_type": node_type,
+            "used_in": [{"workflow": workflow, "nodes": count} for workflow, count in uses.items()],
+        }
+        for node_type, uses in unidentified.items()
+    ]

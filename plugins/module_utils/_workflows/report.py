@@ -23,8 +23,10 @@ def summary(result):
     parts = ["%d workflow%s read" % (counts["workflows"], "" if counts["workflows"] == 1 else "s")]
     if counts["workflows_not_read"]:
         parts[0] += ", %d not read" % counts["workflows_not_read"]
-    parts.append("%s: %d to download, %d unresolved, %d present" % (
-        _plural(counts["models"], "model"), counts["to_download"], counts["unresolved"], counts["present"]))
+    parts.append(
+        "%s: %d to download, %d unresolved, %d present"
+        % (_plural(counts["models"], "model"), counts["to_download"], counts["unresolved"], counts["present"])
+    )
     parts.append("%s needed" % _plural(counts["node_packs"], "node pack"))
     parts.append("%s unknown" % _plural(counts["unidentified_node_types"], "node type"))
     conflicts = counts["model_conflicts"] + counts["node_conflicts"]
@@ -34,8 +36,11 @@ def summary(result):
 
 
 def _source_text(source):
-    text = "node %s %s" % (source["node_id"], source["node_type"]) if source.get("node_id") is not None \
+    text = (
+        "node %s %s" % (source["node_id"], source["node_type"])
+        if source.get("node_id") is not None
         else "the workflow's models list"
+    )
     if source.get("subgraph"):
         text += " in " + " > ".join(source["subgraph"])
     if source.get("input"):
@@ -66,8 +71,9 @@ def render(result, parts=("models", "nodes"), model_states=None, pack_states=Non
     per_workflow = {}
 
     def bucket(path):
-        return per_workflow.setdefault(path, {"models": [], "packs": [], "unknown": [], "conflicts": [],
-                                              "problems": [], "ignored": []})
+        return per_workflow.setdefault(
+            path, {"models": [], "packs": [], "unknown": [], "conflicts": [], "problems": [], "ignored": []}
+        )
 
     for model in result["models"]:
         first = {}
@@ -101,8 +107,11 @@ def render(result, parts=("models", "nodes"), model_states=None, pack_states=Non
         if workflow["status"] != "read":
             lines.append("== %s: NOT READ: %s" % (path, shown(workflow["reason"], 300)))
             continue
-        detail = "%s%s, %s" % (workflow["format"], ", schema " + workflow["schema_version"] if workflow["schema_version"] else "",
-                               _plural(workflow["nodes_read"], "node"))
+        detail = "%s%s, %s" % (
+            workflow["format"],
+            ", schema " + workflow["schema_version"] if workflow["schema_version"] else "",
+            _plural(workflow["nodes_read"], "node"),
+        )
         lines.append("== %s (%s)" % (path, detail))
         found = per_workflow.get(workflow["path"], {})
         for model, source in found.get("models", ()) if "models" in parts else ():
@@ -124,29 +133,46 @@ def render(result, parts=("models", "nodes"), model_states=None, pack_states=Non
             else:
                 line += "  (%s)" % shown(model["present_at"], 300)
             if not model["known_directory"]:
-                line += "  [folder '%s' is not one of ComfyUI's own: a custom node must register it]" % shown(model["directory"])
+                line += "  [folder '%s' is not one of ComfyUI's own: a custom node must register it]" % shown(
+                    model["directory"]
+                )
             lines.append(line)
         for pack, names in found.get("packs", ()) if "nodes" in parts else ():
             state = (pack_states or {}).get(pack["key"]) or {"status": "needed"}
-            line = "  node  %-12s %s  (%s)" % (state["status"].replace("_", " "), shown(_pack_text(pack), 200),
-                                               shown(", ".join(names), 300))
+            line = "  node  %-12s %s  (%s)" % (
+                state["status"].replace("_", " "),
+                shown(_pack_text(pack), 200),
+                shown(", ".join(names), 300),
+            )
             if state.get("detail"):
                 line += "  %s" % shown(state["detail"], 400)
             lines.append(line)
         for node_type in found.get("unknown", ()) if "nodes" in parts else ():
-            lines.append("  node  %-12s %s  (no pack id: built in, or from a pack no workflow names)"
-                         % ("unknown", shown(node_type)))
+            lines.append(
+                "  node  %-12s %s  (no pack id: built in, or from a pack no workflow names)"
+                % ("unknown", shown(node_type))
+            )
         for key, conflict in found.get("conflicts", ()):
             if key.startswith(("cnr:", "github:")) != ("nodes" in parts) and len(parts) == 1:
                 continue
             value, chosen = conflict["value"], conflict["chosen"]
             if conflict["field"] == "url":
                 value, chosen = masked_url(value), masked_url(chosen) if chosen else chosen
-            lines.append("  conflict           %s: %s %s from %s; using %s" % (
-                shown(key), conflict["field"], shown(value, 200), _source_text(conflict["source"]), shown(chosen, 200)))
+            lines.append(
+                "  conflict           %s: %s %s from %s; using %s"
+                % (
+                    shown(key),
+                    conflict["field"],
+                    shown(value, 200),
+                    _source_text(conflict["source"]),
+                    shown(chosen, 200),
+                )
+            )
         for item in found.get("problems", ()):
             lines.append("  problem            %s: %s" % (shown(item["where"], 200), shown(item["message"], 400)))
         for item in found.get("ignored", ()):
             value = (" %s:" % shown(item["value"], 120)) if item["value"] else ""
-            lines.append("  ignored            %s:%s %s" % (shown(item["where"], 200), value, shown(item["reason"], 200)))
+            lines.append(
+                "  ignored            %s:%s %s" % (shown(item["where"], 200), value, shown(item["reason"], 200))
+            )
     return "\n".join(lines) + "\n"

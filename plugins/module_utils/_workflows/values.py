@@ -20,11 +20,32 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files imp
 # ComfyUI's own model folders (folder_paths.py), legacy names included: files there are found
 # by ComfyUI without any custom node. Other plain names are accepted (custom nodes register
 # their own folders, e.g. ipadapter, sams) and flagged as not ComfyUI's own.
-COMFYUI_MODEL_FOLDERS = frozenset((
-    "audio_encoders", "checkpoints", "classifiers", "clip", "clip_vision", "configs", "controlnet",
-    "diffusers", "diffusion_models", "embeddings", "gligen", "hypernetworks", "loras", "model_patches",
-    "photomaker", "style_models", "t2i_adapter", "text_encoders", "unet", "upscale_models", "vae", "vae_approx",
-))
+COMFYUI_MODEL_FOLDERS = frozenset(
+    (
+        "audio_encoders",
+        "checkpoints",
+        "classifiers",
+        "clip",
+        "clip_vision",
+        "configs",
+        "controlnet",
+        "diffusers",
+        "diffusion_models",
+        "embeddings",
+        "gligen",
+        "hypernetworks",
+        "loras",
+        "model_patches",
+        "photomaker",
+        "style_models",
+        "t2i_adapter",
+        "text_encoders",
+        "unet",
+        "upscale_models",
+        "vae",
+        "vae_approx",
+    )
+)
 # Folders ComfyUI searches together: a file in either satisfies a loader of the first.
 FOLDER_ALIASES = {
     "text_encoders": ("text_encoders", "clip"),
@@ -35,18 +56,20 @@ FOLDER_ALIASES = {
     "t2i_adapter": ("t2i_adapter", "controlnet"),
 }
 
-MAX_NAME_BYTES = 255           # one path component on Linux filesystems
+MAX_NAME_BYTES = 255  # one path component on Linux filesystems
 MAX_FOLDER_CHARS = 100
 MAX_URL_CHARS = 4096
-SHOWN_CHARS = 160              # hostile values are cut to this in messages and reports
+SHOWN_CHARS = 160  # hostile values are cut to this in messages and reports
 
 _FOLDER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 _SPACE = re.compile(r"\s")
 # The Comfy Registry id and GitHub names, as ComfyUI's frontend validates them.
 _REPO_LIKE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _GITHUB_USER = re.compile(r"^(?!-)(?!.*--)[A-Za-z0-9-]+(?<!-)$")
-_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-                     r"(?:-([\da-zA-Z-]+(?:\.[\da-zA-Z-]+)*))?(?:\+([\da-zA-Z-]+(?:\.[\da-zA-Z-]+)*))?$")
+_SEMVER = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-([\da-zA-Z-]+(?:\.[\da-zA-Z-]+)*))?(?:\+([\da-zA-Z-]+(?:\.[\da-zA-Z-]+)*))?$"
+)
 _GIT_HASH = re.compile(r"^[0-9a-fA-F]{4,40}$")
 
 BUILTIN_CNR_ID = "comfy-core"
@@ -73,7 +96,7 @@ def shown(value, limit=SHOWN_CHARS):
             value = repr(value)
         except ValueError:  # an int too long to print
             return "(a number)"
-    if value.isprintable() and len(value) <= limit:   # the common case, checked in C
+    if value.isprintable() and len(value) <= limit:  # the common case, checked in C
         return value
     out = []
     for char in value[:limit]:
@@ -100,8 +123,7 @@ def model_folder(value):
     if "\x00" in value:
         raise BadValue("directory %s contains a NUL byte" % shown(value))
     if "/" in value or "\\" in value:
-        raise BadValue("directory '%s' is a path; give one ComfyUI model folder name such as 'loras'"
-                       % shown(value))
+        raise BadValue("directory '%s' is a path; give one ComfyUI model folder name such as 'loras'" % shown(value))
     if value in (".", ".."):
         raise BadValue("directory '%s' is not a folder name" % shown(value))
     if len(value) > MAX_FOLDER_CHARS or not _FOLDER.match(value):
@@ -118,8 +140,10 @@ def file_name(value):
     if _has_control(value):
         raise BadValue("name '%s' contains control characters" % shown(value))
     if "/" in value or "\\" in value:
-        raise BadValue("name '%s' has a folder part; only plain file names are provisioned from "
-                       "workflows (list it in a models manifest instead)" % shown(value))
+        raise BadValue(
+            "name '%s' has a folder part; only plain file names are provisioned from "
+            "workflows (list it in a models manifest instead)" % shown(value)
+        )
     if value in (".", "..") or value.startswith("."):
         raise BadValue("name '%s' is hidden or not a file name" % shown(value))
     if value != value.strip():
@@ -136,7 +160,7 @@ def download_url(value):
     return _checked_url(value)
 
 
-@functools.lru_cache(maxsize=4096)    # workflows repeat the same few URLs; a BadValue is not cached
+@functools.lru_cache(maxsize=4096)  # workflows repeat the same few URLs; a BadValue is not cached
 def _checked_url(value):
     if len(value) > MAX_URL_CHARS:
         raise BadValue("url is longer than %d characters" % MAX_URL_CHARS)
@@ -152,8 +176,10 @@ def _checked_url(value):
     if not parts.hostname:
         raise BadValue("url '%s' names no host" % shown(masked_url(value)))
     if "@" in parts.netloc:
-        raise BadValue("url '%s' carries credentials; workflows may not (tokens come from HF_TOKEN "
-                       "and CIVITAI_TOKEN)" % shown(masked_url(value)))
+        raise BadValue(
+            "url '%s' carries credentials; workflows may not (tokens come from HF_TOKEN "
+            "and CIVITAI_TOKEN)" % shown(masked_url(value))
+        )
     if port == 0:
         raise BadValue("url '%s' has port 0" % shown(masked_url(value)))
     return value
@@ -173,9 +199,14 @@ def masked_url(value):
     netloc = parts.netloc
     if "@" in netloc:
         netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = "&".join(
-        (item.split("=", 1)[0] + "=***") if "=" in item and _SECRET_QUERY.search(item.split("=", 1)[0]) else item
-        for item in parts.query.split("&")) if parts.query else ""
+    query = (
+        "&".join(
+            (item.split("=", 1)[0] + "=***") if "=" in item and _SECRET_QUERY.search(item.split("=", 1)[0]) else item
+            for item in parts.query.split("&")
+        )
+        if parts.query
+        else ""
+    )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
@@ -205,8 +236,7 @@ def model_hash(hash_value, hash_type):
         raise BadValue("hash_type %s is not a string" % shown(hash_type))
     if hash_type.strip().lower() == "sha256":
         if not is_sha256_hex(hash_value):
-            raise BadValue("hash '%s' is not a sha256 (64 hex digits) though hash_type says sha256"
-                           % shown(hash_value))
+            raise BadValue("hash '%s' is not a sha256 (64 hex digits) though hash_type says sha256" % shown(hash_value))
         return hash_value.lower(), None
     return None, "hash_type '%s' is not verified (only sha256 is)" % shown(hash_type)
 

@@ -47,20 +47,25 @@ import stat
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import git_argv
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import (
-    MergeError, MergePlan, apply_plan, clash_name, entry_kind, preflight,
+    MergeError,
+    MergePlan,
+    apply_plan,
+    clash_name,
+    entry_kind,
+    preflight,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.workspace_links import WorkspaceLinks
 
-FOLDERS = ('models', 'custom_nodes', 'input', 'output', 'user')
+FOLDERS = ("models", "custom_nodes", "input", "output", "user")
 # Files ComfyUI writes into its own directory whatever the base directory: its database
 # (comfy/cli_args.py defaults --database-url to <ComfyUI>/user/comfyui.db).
-KEEP = ('user/comfyui.db', 'user/comfyui.db-*')
-STAGE_NAME = '.aiclipse-sweep'
-RESTORE_PREFIX = '.aiclipse-restore-'
-SEED_PREFIX = '.aiclipse-seed-'
+KEEP = ("user/comfyui.db", "user/comfyui.db-*")
+STAGE_NAME = ".aiclipse-sweep"
+RESTORE_PREFIX = ".aiclipse-restore-"
+SEED_PREFIX = ".aiclipse-seed-"
 # Temporary files of the small files rewritten in place (extra_model_paths.yaml, git's info/*).
-TMP_PREFIX = '.aiclipse-tmp-'
-MANAGED_MARK = '# Written by aiclipse.comfyui (comfyui_layout); delete this line to keep your own edits.'
+TMP_PREFIX = ".aiclipse-tmp-"
+MANAGED_MARK = "# Written by aiclipse.comfyui (comfyui_layout); delete this line to keep your own edits."
 
 
 class LayoutError(Exception):
@@ -73,13 +78,15 @@ def _inside(path, parent):
 
 def render_extra_model_paths(vault, model_folders):
     """ComfyUI's extra_model_paths.yaml pointing every model folder at the vault (is_default)."""
-    lines = [MANAGED_MARK,
-             '# A main.py started by hand without --base-directory sees the vault\'s models too.',
-             'aiclipse_vault:',
-             '    base_path: %s' % os.path.join(vault, 'models'),
-             '    is_default: true']
-    lines.extend('    %s: %s/' % (name, name) for name in sorted(set(model_folders)))
-    return '\n'.join(lines) + '\n'
+    lines = [
+        MANAGED_MARK,
+        "# A main.py started by hand without --base-directory sees the vault's models too.",
+        "aiclipse_vault:",
+        "    base_path: %s" % os.path.join(vault, "models"),
+        "    is_default: true",
+    ]
+    lines.extend("    %s: %s/" % (name, name) for name in sorted(set(model_folders)))
+    return "\n".join(lines) + "\n"
 
 
 class ComfyUILayout:
@@ -89,8 +96,20 @@ class ComfyUILayout:
     (AnsibleModule.run_command with binary stdin); ``git_bin`` is git's path or None.
     """
 
-    def __init__(self, checkout, vault, run_command, git_bin, stamp, check_mode=False, folders=FOLDERS,
-                 keep=KEEP, model_folders=(), extra_model_paths=True, vault_links=None):
+    def __init__(
+        self,
+        checkout,
+        vault,
+        run_command,
+        git_bin,
+        stamp,
+        check_mode=False,
+        folders=FOLDERS,
+        keep=KEEP,
+        model_folders=(),
+        extra_model_paths=True,
+        vault_links=None,
+    ):
         self.checkout = checkout
         self.vault = vault
         self._run = run_command
@@ -103,47 +122,58 @@ class ComfyUILayout:
         self.extra_model_paths = extra_model_paths
         self.vault_links = dict(vault_links or {})
         self.notes = []
-        self.result = {'changed': False, 'checkout': checkout, 'vault': vault, 'links_removed': [],
-                       'git': [], 'restored': [], 'swept': [], 'renamed': [], 'seeded': [],
-                       'extra_model_paths': 'skipped', 'pristine': None, 'vault_links': []}
+        self.result = {
+            "changed": False,
+            "checkout": checkout,
+            "vault": vault,
+            "links_removed": [],
+            "git": [],
+            "restored": [],
+            "swept": [],
+            "renamed": [],
+            "seeded": [],
+            "extra_model_paths": "skipped",
+            "pristine": None,
+            "vault_links": [],
+        }
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _git(self, *args, data=None, check=True):
-        cmd = git_argv(self._git_bin, self.checkout, 'core.quotepath=false')
+        cmd = git_argv(self._git_bin, self.checkout, "core.quotepath=false")
         rc, out, err = self._run(cmd + list(args), data=data)
         if check and rc != 0:
             detail = (err or out).strip()
-            raise LayoutError('git %s in %s failed (rc=%s): %s' % (' '.join(args[:2]), self.checkout, rc, detail))
+            raise LayoutError("git %s in %s failed (rc=%s): %s" % (" ".join(args[:2]), self.checkout, rc, detail))
         return rc, out
 
     def _config(self, name):
-        rc, out = self._git('config', '--get', name, check=False)
+        rc, out = self._git("config", "--get", name, check=False)
         return out.strip().lower() if rc == 0 else None
 
     def _git_path(self, name):
-        dummy, out = self._git('rev-parse', '--git-path', name)
+        dummy, out = self._git("rev-parse", "--git-path", name)
         path = out.strip()
         return path if os.path.isabs(path) else os.path.join(self.checkout, path)
 
     def _note(self, key, text):
         self.result[key].append(text)
         self.notes.append(text)
-        self.result['changed'] = True
+        self.result["changed"] = True
 
     def _is_work_tree(self):
-        if not os.path.isfile(os.path.join(self.checkout, 'main.py')) or self._git_bin is None:
+        if not os.path.isfile(os.path.join(self.checkout, "main.py")) or self._git_bin is None:
             return False
-        rc, out = self._git('rev-parse', '--show-toplevel', check=False)
+        rc, out = self._git("rev-parse", "--show-toplevel", check=False)
         return rc == 0 and os.path.realpath(out.strip()) == os.path.realpath(self.checkout)
 
     def _tracked(self):
         """{relative path: (mode, sha)} of the index entries under the folders."""
-        dummy, out = self._git('ls-files', '-z', '-s', '--', *[f + '/' for f in self.folders])
+        dummy, out = self._git("ls-files", "-z", "-s", "--", *[f + "/" for f in self.folders])
         entries = {}
-        for record in out.split('\0'):
+        for record in out.split("\0"):
             if record:
-                meta, path = record.split('\t', 1)
+                meta, path = record.split("\t", 1)
                 mode, sha = meta.split()[:2]
                 entries[path] = (mode, sha)
         return entries
@@ -151,32 +181,46 @@ class ComfyUILayout:
     # -- validation ------------------------------------------------------------------------
 
     def validate(self):
-        for label, value in (('comfyui_dir', self.checkout), ('vault', self.vault)):
+        for label, value in (("comfyui_dir", self.checkout), ("vault", self.vault)):
             if not isinstance(value, str) or not os.path.isabs(value):
-                raise LayoutError('%s must be an absolute path, got %r' % (label, value))
+                raise LayoutError("%s must be an absolute path, got %r" % (label, value))
         self.checkout = os.path.normpath(self.checkout)
         self.vault = os.path.normpath(self.vault)
         for folder in self.folders:
-            if not folder or '/' in folder or folder in ('.', '..'):
+            if not folder or "/" in folder or folder in (".", ".."):
                 raise LayoutError('folders must be plain names such as "models", got %r' % (folder,))
         real_checkout = os.path.realpath(self.checkout)
         if _inside(os.path.realpath(self.vault), real_checkout):
-            raise LayoutError('the vault %s is inside the ComfyUI checkout %s; the checkout must be a folder '
-                              'of the vault, not the other way round' % (self.vault, self.checkout))
+            raise LayoutError(
+                "the vault %s is inside the ComfyUI checkout %s; the checkout must be a folder "
+                "of the vault, not the other way round" % (self.vault, self.checkout)
+            )
         for folder in self.folders:
             target = os.path.realpath(os.path.join(self.vault, folder))
             if _inside(target, real_checkout):
-                raise LayoutError('%s resolves to %s, inside the ComfyUI checkout; make %s a real folder of '
-                                  'the vault (move what it holds there first)' % (
-                                      os.path.join(self.vault, folder), target, os.path.join(self.vault, folder)))
-            path = os.path.join(self.checkout, folder)
-            if entry_kind(path) == 'link' and os.path.exists(path) and \
-                    os.path.realpath(path) != os.path.realpath(os.path.join(self.vault, folder)):
                 raise LayoutError(
-                    '%s is a link to %s, not to the vault\'s %s; ComfyUI reads %s now. Move what the link '
-                    'shows into %s (or make %s itself that link), then remove the link' % (
-                        path, os.path.realpath(path), folder, os.path.join(self.vault, folder),
-                        os.path.join(self.vault, folder), os.path.join(self.vault, folder)))
+                    "%s resolves to %s, inside the ComfyUI checkout; make %s a real folder of "
+                    "the vault (move what it holds there first)"
+                    % (os.path.join(self.vault, folder), target, os.path.join(self.vault, folder))
+                )
+            path = os.path.join(self.checkout, folder)
+            if (
+                entry_kind(path) == "link"
+                and os.path.exists(path)
+                and os.path.realpath(path) != os.path.realpath(os.path.join(self.vault, folder))
+            ):
+                raise LayoutError(
+                    "%s is a link to %s, not to the vault's %s; ComfyUI reads %s now. Move what the link "
+                    "shows into %s (or make %s itself that link), then remove the link"
+                    % (
+                        path,
+                        os.path.realpath(path),
+                        folder,
+                        os.path.join(self.vault, folder),
+                        os.path.join(self.vault, folder),
+                        os.path.join(self.vault, folder),
+                    )
+                )
 
     # -- the steps -------------------------------------------------------------------------
 
@@ -185,15 +229,21 @@ class ComfyUILayout:
         links = None
         if self.vault_links:
             # Validated before anything is touched: bad input changes nothing.
-            links = WorkspaceLinks(self.vault, self.vault, self.vault_links, on_conflict='merge',
-                                   check_mode=self.check_mode, stamp=self.stamp)
+            links = WorkspaceLinks(
+                self.vault,
+                self.vault,
+                self.vault_links,
+                on_conflict="merge",
+                check_mode=self.check_mode,
+                stamp=self.stamp,
+            )
             links.validate()
         if not os.path.isdir(self.checkout) or not self._is_work_tree():
-            self.result['checkout_state'] = 'missing' if not os.path.lexists(self.checkout) else 'not a git checkout'
+            self.result["checkout_state"] = "missing" if not os.path.lexists(self.checkout) else "not a git checkout"
             self._ensure_vault_folders()
             self._link_vault(links)
             return self.result
-        self.result['checkout_state'] = 'git'
+        self.result["checkout_state"] = "git"
         self._remove_links()
         self._undo_git_settings()
         tracked = self._tracked()
@@ -207,9 +257,9 @@ class ComfyUILayout:
             self._write_extra_model_paths()
         self._link_vault(links)
         if not self.check_mode:
-            dummy, status = self._git('status', '--porcelain', '--untracked-files=normal')
-            self.result['pristine'] = status.strip() == ''
-            self.result['status'] = status.splitlines()[:20]
+            dummy, status = self._git("status", "--porcelain", "--untracked-files=normal")
+            self.result["pristine"] = status.strip() == ""
+            self.result["status"] = status.splitlines()[:20]
         return self.result
 
     def _link_vault(self, links):
@@ -217,97 +267,99 @@ class ComfyUILayout:
         if links is None:
             return
         outcome = links.run()
-        for record in outcome['links']:
-            self.result['vault_links'].append({key: record[key] for key in ('path', 'target', 'action', 'merged')})
-            if record['merged']:
-                self.result['renamed'].extend(record['merged']['renamed'])
-        if outcome['changed']:
-            self.result['changed'] = True
-            self.notes.extend(line for line in outcome['diff']['after'].splitlines() if line)
+        for record in outcome["links"]:
+            self.result["vault_links"].append({key: record[key] for key in ("path", "target", "action", "merged")})
+            if record["merged"]:
+                self.result["renamed"].extend(record["merged"]["renamed"])
+        if outcome["changed"]:
+            self.result["changed"] = True
+            self.notes.extend(line for line in outcome["diff"]["after"].splitlines() if line)
 
     def _remove_links(self):
         for folder in self.folders:
             path = os.path.join(self.checkout, folder)
-            if entry_kind(path) != 'link':
+            if entry_kind(path) != "link":
                 continue
-            self._note('links_removed', path)
+            self._note("links_removed", path)
             if not self.check_mode:
                 os.unlink(path)
 
     def _undo_git_settings(self):
-        exclude_file = self._git_path('info/exclude')
-        ours = ['/%s' % f for f in self.folders]
+        exclude_file = self._git_path("info/exclude")
+        ours = ["/%s" % f for f in self.folders]
         lines = _read_lines(exclude_file)
         found = [line.strip() for line in lines if line.strip() in ours]
         if found:
-            self._note('git', 'remove %s from %s' % (', '.join(found), exclude_file))
+            self._note("git", "remove %s from %s" % (", ".join(found), exclude_file))
             if not self.check_mode:
                 _write_lines(exclude_file, [line for line in lines if line.strip() not in ours])
 
-        sparse_file = self._git_path('info/sparse-checkout')
-        patterns = ['!/%s/' % f for f in self.folders]
+        sparse_file = self._git_path("info/sparse-checkout")
+        patterns = ["!/%s/" % f for f in self.folders]
         lines = _read_lines(sparse_file)
         ours_found = [line.strip() for line in lines if line.strip() in patterns]
         kept = [line for line in lines if line.strip() not in patterns]
         # The older layout wrote "/*" plus its own patterns; anything else is the user's own.
-        only_everything = all(not line.strip() or line.strip() == '/*' or line.strip().startswith('#')
-                              for line in kept)
-        sparse_on = self._config('core.sparsecheckout') == 'true'
+        only_everything = all(not line.strip() or line.strip() == "/*" or line.strip().startswith("#") for line in kept)
+        sparse_on = self._config("core.sparsecheckout") == "true"
         switch_off = sparse_on and only_everything
         if ours_found:
-            self._note('git', 'remove %s from %s' % (', '.join(ours_found), sparse_file))
+            self._note("git", "remove %s from %s" % (", ".join(ours_found), sparse_file))
         if switch_off:
-            self._note('git', 'switch the sparse checkout off in %s (it only hid ComfyUI folders)' % self.checkout)
+            self._note("git", "switch the sparse checkout off in %s (it only hid ComfyUI folders)" % self.checkout)
         if not self.check_mode:
             # Config first: git must never act on a half-edited pattern file.
             if switch_off:
-                self._git('config', '--unset-all', 'core.sparseCheckout', check=False)
-                if self._config('core.sparsecheckoutcone') == 'false':
-                    self._git('config', '--unset-all', 'core.sparseCheckoutCone', check=False)
+                self._git("config", "--unset-all", "core.sparseCheckout", check=False)
+                if self._config("core.sparsecheckoutcone") == "false":
+                    self._git("config", "--unset-all", "core.sparseCheckoutCone", check=False)
             if ours_found and only_everything and not sparse_on or switch_off and os.path.lexists(sparse_file):
                 os.unlink(sparse_file)
             elif ours_found:
                 _write_lines(sparse_file, kept)
-        if self._config('sparse.expectfilesoutsideofpatterns') is not None:
-            self._note('git', 'unset sparse.expectFilesOutsideOfPatterns in %s' % self.checkout)
+        if self._config("sparse.expectfilesoutsideofpatterns") is not None:
+            self._note("git", "unset sparse.expectFilesOutsideOfPatterns in %s" % self.checkout)
             if not self.check_mode:
-                self._git('config', '--unset-all', 'sparse.expectFilesOutsideOfPatterns', check=False)
+                self._git("config", "--unset-all", "sparse.expectFilesOutsideOfPatterns", check=False)
 
-        dummy, listing = self._git('ls-files', '-z', '-v', '--', *[f + '/' for f in self.folders])
-        flagged = [record[2:] for record in listing.split('\0') if record[:2] == 'S ']
+        dummy, listing = self._git("ls-files", "-z", "-v", "--", *[f + "/" for f in self.folders])
+        flagged = [record[2:] for record in listing.split("\0") if record[:2] == "S "]
         if flagged:
-            self._note('git', 'clear the skip-worktree bit of %d tracked file(s)' % len(flagged))
+            self._note("git", "clear the skip-worktree bit of %d tracked file(s)" % len(flagged))
             if not self.check_mode:
-                self._git('update-index', '-z', '--no-skip-worktree', '--stdin', data='\0'.join(flagged) + '\0')
+                self._git("update-index", "-z", "--no-skip-worktree", "--stdin", data="\0".join(flagged) + "\0")
 
     def _remove_leftovers(self, tracked):
         """Temporary files of a write killed half-way: they hold nothing of the user's."""
         directories = {(os.path.dirname(os.path.join(self.checkout, p)), RESTORE_PREFIX) for p in tracked}
-        directories |= {(self.checkout, TMP_PREFIX), (os.path.dirname(self._git_path('info/exclude')), TMP_PREFIX)}
-        directories |= {(os.path.dirname(os.path.join(self.vault, p)), SEED_PREFIX) for p in tracked
-                        if p.startswith('models/')}
+        directories |= {(self.checkout, TMP_PREFIX), (os.path.dirname(self._git_path("info/exclude")), TMP_PREFIX)}
+        directories |= {
+            (os.path.dirname(os.path.join(self.vault, p)), SEED_PREFIX) for p in tracked if p.startswith("models/")
+        }
         for directory, prefix in sorted(directories):
             if os.path.isdir(directory) and not os.path.islink(directory):
                 for name in os.listdir(directory):
-                    if name.startswith(prefix) and entry_kind(os.path.join(directory, name)) == 'file':
-                        self.result['changed'] = True
+                    if name.startswith(prefix) and entry_kind(os.path.join(directory, name)) == "file":
+                        self.result["changed"] = True
                         if not self.check_mode:
                             os.unlink(os.path.join(directory, name))
 
     def _restore_missing(self, tracked):
-        unlinked = {os.path.basename(path) for path in self.result['links_removed']}
+        unlinked = {os.path.basename(path) for path in self.result["links_removed"]}
         missing = []
         for rel, (mode, sha) in sorted(tracked.items()):
             dest = os.path.join(self.checkout, rel)
-            if mode not in ('100644', '100755'):
+            if mode not in ("100644", "100755"):
                 continue
             # In check mode a link that would be removed still shows the vault's copy.
-            if os.path.lexists(dest) and not (self.check_mode and rel.split('/')[0] in unlinked):
+            if os.path.lexists(dest) and not (self.check_mode and rel.split("/")[0] in unlinked):
                 continue
             if not _parents_are_dirs(self.checkout, dest):
-                raise LayoutError('cannot put back the tracked file %s: something that is not a folder is in '
-                                  'its way; move it aside and start again' % dest)
-            self._note('restored', dest)
+                raise LayoutError(
+                    "cannot put back the tracked file %s: something that is not a folder is in "
+                    "its way; move it aside and start again" % dest
+                )
+            self._note("restored", dest)
             missing.append((dest, mode, sha))
         if not missing or self.check_mode:
             return
@@ -319,18 +371,20 @@ class ComfyUILayout:
     def _blobs(self, shas):
         """{sha: bytes} of git objects, read in one ``git cat-file --batch``."""
         unique = sorted(set(shas))
-        dummy, out = self._git('cat-file', '--batch', data=''.join(sha + '\n' for sha in unique))
+        dummy, out = self._git("cat-file", "--batch", data="".join(sha + "\n" for sha in unique))
         # run_command decodes with surrogateescape; this gives back git's bytes.
-        raw = out.encode('utf-8', 'surrogateescape')
+        raw = out.encode("utf-8", "surrogateescape")
         blobs, position = {}, 0
         for sha in unique:
-            end = raw.index(b'\n', position)
+            end = raw.index(b"\n", position)
             header = raw[position:end].split()
-            if len(header) != 3 or header[1] != b'blob':
-                raise LayoutError('git has no blob %s in %s (%s); the checkout is damaged, remove it and start '
-                                  'again to get a fresh one' % (sha, self.checkout, raw[position:end].decode('utf-8', 'replace')))
+            if len(header) != 3 or header[1] != b"blob":
+                raise LayoutError(
+                    "git has no blob %s in %s (%s); the checkout is damaged, remove it and start "
+                    "again to get a fresh one" % (sha, self.checkout, raw[position:end].decode("utf-8", "replace"))
+                )
             size = int(header[2])
-            blobs[sha] = raw[end + 1:end + 1 + size]
+            blobs[sha] = raw[end + 1 : end + 1 + size]
             position = end + 1 + size + 1
         return blobs
 
@@ -340,10 +394,12 @@ class ComfyUILayout:
             if os.path.isdir(path):
                 continue
             if os.path.lexists(path):
-                raise LayoutError('%s is in the way of the vault folder %s (it is not a folder); move it aside '
-                                  'and start again' % (describe_kind(path), path))
-            self.result['changed'] = True
-            self.notes.append('create %s' % path)
+                raise LayoutError(
+                    "%s is in the way of the vault folder %s (it is not a folder); move it aside "
+                    "and start again" % (describe_kind(path), path)
+                )
+            self.result["changed"] = True
+            self.notes.append("create %s" % path)
             if not self.check_mode:
                 os.makedirs(path)
 
@@ -353,27 +409,27 @@ class ComfyUILayout:
         tracked_dirs = set()
         tracked_files = set()
         for rel in tracked:
-            if rel.startswith(folder + '/'):
-                inner = rel[len(folder) + 1:]
+            if rel.startswith(folder + "/"):
+                inner = rel[len(folder) + 1 :]
                 tracked_files.add(inner)
-                parts = inner.split('/')
+                parts = inner.split("/")
                 for depth in range(1, len(parts)):
-                    tracked_dirs.add('/'.join(parts[:depth]))
+                    tracked_dirs.add("/".join(parts[:depth]))
         found = []
-        pending = ['']
+        pending = [""]
         while pending:
             current = pending.pop()
             directory = os.path.join(base, current) if current else base
             for name in sorted(os.listdir(directory)):
-                rel = '%s/%s' % (current, name) if current else name
+                rel = "%s/%s" % (current, name) if current else name
                 if not current and name == STAGE_NAME:
                     continue
                 if rel in tracked_files:
                     continue
-                if rel in tracked_dirs and entry_kind(os.path.join(base, rel)) == 'dir':
+                if rel in tracked_dirs and entry_kind(os.path.join(base, rel)) == "dir":
                     pending.append(rel)
                     continue
-                if any(fnmatch.fnmatchcase('%s/%s' % (folder, rel), pattern) for pattern in self.keep):
+                if any(fnmatch.fnmatchcase("%s/%s" % (folder, rel), pattern) for pattern in self.keep):
                     continue
                 found.append(rel)
         return sorted(found)
@@ -381,29 +437,34 @@ class ComfyUILayout:
     def _sweep(self, folder, tracked):
         base = os.path.join(self.checkout, folder)
         target = os.path.join(self.vault, folder)
-        if entry_kind(base) != 'dir':
+        if entry_kind(base) != "dir":
             return
         stage = os.path.join(base, STAGE_NAME)
         entries = self._untracked(folder, tracked)
-        staged_before = entry_kind(stage) == 'dir'
+        staged_before = entry_kind(stage) == "dir"
         if not entries and not staged_before:
             return
         device = os.lstat(base).st_dev
         for rel in entries:
-            if entry_kind(os.path.join(base, rel)) == 'dir' and os.lstat(os.path.join(base, rel)).st_dev != device:
-                raise LayoutError('%s is a mount point inside the ComfyUI checkout; unmount it (or mount it at %s '
-                                  'instead), a mount cannot be moved' % (os.path.join(base, rel),
-                                                                         os.path.join(target, rel)))
-        self.result['changed'] = True
+            if entry_kind(os.path.join(base, rel)) == "dir" and os.lstat(os.path.join(base, rel)).st_dev != device:
+                raise LayoutError(
+                    "%s is a mount point inside the ComfyUI checkout; unmount it (or mount it at %s "
+                    "instead), a mount cannot be moved" % (os.path.join(base, rel), os.path.join(target, rel))
+                )
+        self.result["changed"] = True
         if self.check_mode:
             for rel in entries:
                 dest = os.path.join(target, rel)
-                clash = os.path.lexists(dest) and not (os.path.isdir(dest) and entry_kind(os.path.join(base, rel)) == 'dir')
-                self.result['swept'].append({'from': os.path.join(base, rel), 'to': dest, 'clash': clash})
-                self.notes.append('move %s into %s%s' % (os.path.join(base, rel), dest,
-                                                         ' (a clash: kept under a new name)' if clash else ''))
+                clash = os.path.lexists(dest) and not (
+                    os.path.isdir(dest) and entry_kind(os.path.join(base, rel)) == "dir"
+                )
+                self.result["swept"].append({"from": os.path.join(base, rel), "to": dest, "clash": clash})
+                self.notes.append(
+                    "move %s into %s%s"
+                    % (os.path.join(base, rel), dest, " (a clash: kept under a new name)" if clash else "")
+                )
             if staged_before:
-                self.notes.append('finish merging %s into %s (left by an interrupted run)' % (stage, target))
+                self.notes.append("finish merging %s into %s (left by an interrupted run)" % (stage, target))
             return
         if not staged_before:
             os.mkdir(stage, 0o700)
@@ -415,68 +476,68 @@ class ComfyUILayout:
             if os.path.lexists(staged):
                 staged = clash_name(staged, self.stamp)
             os.rename(source, staged)
-            records.append({'from': source, 'to': os.path.join(target, rel), 'clash': False, 'staged': staged})
+            records.append({"from": source, "to": os.path.join(target, rel), "clash": False, "staged": staged})
         try:
             preflight(stage, target)
             plan = MergePlan(stage, target, self.stamp)
-            renamed = {item['from']: item['to'] for item in plan.renamed_entries}
+            renamed = {item["from"]: item["to"] for item in plan.renamed_entries}
             for record in records:
-                staged = record.pop('staged')
+                staged = record.pop("staged")
                 if staged in renamed:
                     record.update(clash=True, to=renamed[staged])
-            self.result['swept'].extend(records)
-            self.result['renamed'].extend(plan.renamed_entries)
+            self.result["swept"].extend(records)
+            self.result["renamed"].extend(plan.renamed_entries)
             apply_plan(plan)
         except MergeError as exc:
-            raise LayoutError('moving %s into %s stopped: %s' % (base, target, exc)) from None
-        self.notes.append('moved what git does not track in %s into %s' % (base, target))
+            raise LayoutError("moving %s into %s stopped: %s" % (base, target, exc)) from None
+        self.notes.append("moved what git does not track in %s into %s" % (base, target))
 
     def _seed_models(self, tracked):
-        if 'models' not in self.folders:
+        if "models" not in self.folders:
             return
-        target_root = os.path.join(self.vault, 'models')
+        target_root = os.path.join(self.vault, "models")
         for rel, (mode, _dummy) in sorted(tracked.items()):
-            if not rel.startswith('models/') or mode not in ('100644', '100755'):
+            if not rel.startswith("models/") or mode not in ("100644", "100755"):
                 continue
-            dest = os.path.join(target_root, rel[len('models/'):])
+            dest = os.path.join(target_root, rel[len("models/") :])
             if os.path.lexists(dest) or not _parents_are_dirs(target_root, dest):
                 continue
-            self._note('seeded', dest)
+            self._note("seeded", dest)
             if not self.check_mode:
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
-                with open(os.path.join(self.checkout, rel), 'rb') as handle:
+                with open(os.path.join(self.checkout, rel), "rb") as handle:
                     content = handle.read()
                 _write_new(dest, content, mode, SEED_PREFIX)
 
     def _write_extra_model_paths(self):
-        path = os.path.join(self.checkout, 'extra_model_paths.yaml')
+        path = os.path.join(self.checkout, "extra_model_paths.yaml")
         wanted = render_extra_model_paths(self.vault, self.model_folders)
         kind = entry_kind(path)
-        if kind == 'absent':
+        if kind == "absent":
             current = None
-        elif kind == 'file':
-            with open(path, 'rb') as handle:
-                current = handle.read().decode('utf-8', 'replace')
+        elif kind == "file":
+            with open(path, "rb") as handle:
+                current = handle.read().decode("utf-8", "replace")
             if not current.startswith(MANAGED_MARK):
-                self.result['extra_model_paths'] = 'yours'
+                self.result["extra_model_paths"] = "yours"
                 return
         else:
-            self.result['extra_model_paths'] = 'yours'
+            self.result["extra_model_paths"] = "yours"
             return
         if current == wanted:
-            self.result['extra_model_paths'] = 'ok'
+            self.result["extra_model_paths"] = "ok"
             return
-        self.result['extra_model_paths'] = 'written'
-        self.result['changed'] = True
-        self.notes.append('write %s' % path)
+        self.result["extra_model_paths"] = "written"
+        self.result["changed"] = True
+        self.notes.append("write %s" % path)
         if not self.check_mode:
             write_file_atomic(path, wanted, mode=0o644, tmp_prefix=TMP_PREFIX)
 
 
 def _mirror_dirs(base, stage, rel_dir):
     """Make stage/rel_dir, each new folder with the mode of its counterpart under base."""
-    current = ''
-    for part in [p for p in rel_dir.split('/') if p]:
+    current = ""
+    for part in [p for p in rel_dir.split("/") if p]:
         current = os.path.join(current, part)
         made = os.path.join(stage, current)
         if not os.path.isdir(made):
@@ -486,7 +547,7 @@ def _mirror_dirs(base, stage, rel_dir):
 
 def describe_kind(path):
     kind = entry_kind(path)
-    return {'file': 'the file %s', 'link': 'the link %s', 'other': 'the special file %s'}.get(kind, '%s') % path
+    return {"file": "the file %s", "link": "the link %s", "other": "the special file %s"}.get(kind, "%s") % path
 
 
 def _parents_are_dirs(top, path):
@@ -501,12 +562,12 @@ def _parents_are_dirs(top, path):
 def _write_new(dest, content, git_mode, prefix):
     """Write a tracked file that must not exist yet, with git's mode for it (never clobbers:
     a file that appeared meanwhile wins)."""
-    write_file_atomic(dest, content, mode=0o755 if git_mode == '100755' else 0o644, replace=False, tmp_prefix=prefix)
+    write_file_atomic(dest, content, mode=0o755 if git_mode == "100755" else 0o644, replace=False, tmp_prefix=prefix)
 
 
 def _read_lines(path):
     try:
-        with open(path, encoding='utf-8', errors='surrogateescape') as handle:
+        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
             return handle.read().splitlines()
     except FileNotFoundError:
         return []
@@ -514,4 +575,4 @@ def _read_lines(path):
 
 def _write_lines(path, lines):
     """Rewrite a small git control file atomically, keeping its mode and owner."""
-    write_file_atomic(path, ''.join(line + '\n' for line in lines), new_file_mode=0o644, tmp_prefix=TMP_PREFIX)
+    write_file_atomic(path, "".join(line + "\n" for line in lines), new_file_mode=0o644, tmp_prefix=TMP_PREFIX)

@@ -24,15 +24,19 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 
 LOCK_VERSION = 1
-HEADER = ("# Written by aiclipse.comfyui.pod_lock at the end of a clean start; edits are overwritten.\n"
-          "# ansible-playbook site.yml --check --diff shows how the pod drifted from it.\n")
+HEADER = (
+    "# Written by aiclipse.comfyui.pod_lock at the end of a clean start; edits are overwritten.\n"
+    "# ansible-playbook site.yml --check --diff shows how the pod drifted from it.\n"
+)
 _SECRET_QUERY = re.compile(r"(token|key|secret|sig|signature|password|passwd|auth|credential|x-amz-)", re.I)
-PACKAGES_SCRIPT = ("import importlib.metadata as m, json\n"
-                   "seen = {}\n"
-                   "for d in m.distributions():\n"
-                   "    name = d.metadata['Name']\n"
-                   "    if name: seen[name.lower()] = '%s==%s' % (name, d.version)\n"
-                   "print(json.dumps(sorted(seen.values(), key=str.lower)))\n")
+PACKAGES_SCRIPT = (
+    "import importlib.metadata as m, json\n"
+    "seen = {}\n"
+    "for d in m.distributions():\n"
+    "    name = d.metadata['Name']\n"
+    "    if name: seen[name.lower()] = '%s==%s' % (name, d.version)\n"
+    "print(json.dumps(sorted(seen.values(), key=str.lower)))\n"
+)
 
 
 class LockError(Exception):
@@ -49,8 +53,9 @@ def public_url(url):
     except ValueError:
         return re.sub(r"//[^/@]*@", "//", url)
     netloc = parts.netloc.rpartition("@")[2]
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                       if not _SECRET_QUERY.search(k)])
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _SECRET_QUERY.search(k)]
+    )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
@@ -115,11 +120,15 @@ def models(entries, ledger):
         recorded = ledger.get(os.path.abspath(dest)) or {}
         on_disk = os.path.isfile(dest)
         sha256 = recorded.get("sha256") if on_disk else None
-        item = {"dest": dest, "source": model_source(entry),
-                "size": recorded.get("size") if on_disk and recorded else (os.path.getsize(dest) if on_disk else None),
-                "sha256": sha256 or entry.get("sha256") or None,
-                "sha256_from": (recorded.get("sha256_from") or "download") if sha256 else (
-                    "manifest" if entry.get("sha256") else None)}
+        item = {
+            "dest": dest,
+            "source": model_source(entry),
+            "size": recorded.get("size") if on_disk and recorded else (os.path.getsize(dest) if on_disk else None),
+            "sha256": sha256 or entry.get("sha256") or None,
+            "sha256_from": (recorded.get("sha256_from") or "download")
+            if sha256
+            else ("manifest" if entry.get("sha256") else None),
+        }
         if not on_disk:
             item["missing"] = True
         items.append(item)

@@ -53,8 +53,8 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files imp
 
 CHUNK = 1024 * 1024
 # Scratch names start with these; only the journal decides that a name is scratch.
-PARTIAL_PREFIX = '.aiclipse-partial-'
-LINK_TMP_MARK = '.aiclipse-link-'
+PARTIAL_PREFIX = ".aiclipse-partial-"
+LINK_TMP_MARK = ".aiclipse-link-"
 
 
 class MergeError(Exception):
@@ -66,33 +66,33 @@ def entry_kind(path):
     try:
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
-        return 'absent'  # NotADirectory: a parent is a file (check mode, before it is moved aside)
+        return "absent"  # NotADirectory: a parent is a file (check mode, before it is moved aside)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return 'absent'  # a parent is a loop of links (check mode, before it is moved aside)
+            return "absent"  # a parent is a loop of links (check mode, before it is moved aside)
         raise
     if stat.S_ISLNK(st.st_mode):
-        return 'link'
+        return "link"
     if stat.S_ISDIR(st.st_mode):
-        return 'dir'
+        return "dir"
     if stat.S_ISREG(st.st_mode):
-        return 'file'
-    return 'other'
+        return "file"
+    return "other"
 
 
-def clash_name(path, stamp, label='merged', taken=()):
+def clash_name(path, stamp, label="merged", taken=()):
     """A free name beside `path`: ``<stem>.<label>-<stamp>[-N]<suffix>``.
 
     Free means: nothing there on disk, and not in `taken` (paths other steps of a plan will use).
     """
     parent, name = os.path.split(path)
     stem, suffix = os.path.splitext(name)
-    if not stem or name.startswith('.') and suffix == name:
-        stem, suffix = name, ''
-    candidate = os.path.join(parent, '%s.%s-%s%s' % (stem, label, stamp, suffix))
+    if not stem or name.startswith(".") and suffix == name:
+        stem, suffix = name, ""
+    candidate = os.path.join(parent, "%s.%s-%s%s" % (stem, label, stamp, suffix))
     counter = 1
     while candidate in taken or os.path.lexists(candidate):
-        candidate = os.path.join(parent, '%s.%s-%s-%d%s' % (stem, label, stamp, counter, suffix))
+        candidate = os.path.join(parent, "%s.%s-%s-%d%s" % (stem, label, stamp, counter, suffix))
         counter += 1
     return candidate
 
@@ -106,7 +106,7 @@ def same_entry(first, second):
     if os.path.basename(first) != os.path.basename(second):
         return False
     try:
-        return os.path.samestat(os.stat(os.path.dirname(first) or '.'), os.stat(os.path.dirname(second) or '.'))
+        return os.path.samestat(os.stat(os.path.dirname(first) or "."), os.stat(os.path.dirname(second) or "."))
     except OSError:
         return False
 
@@ -139,26 +139,32 @@ def folder_relation(source, target):
     if not source_chain or not target_chain:
         return None
     if os.path.lexists(target) and os.path.exists(target) and os.path.samestat(source_chain[0], target_chain[0]):
-        return 'same'
+        return "same"
     if any(os.path.samestat(source_chain[0], st) for st in target_chain):
-        return 'target_inside'
+        return "target_inside"
     if os.path.exists(target) and any(os.path.samestat(target_chain[0], st) for st in source_chain):
-        return 'source_inside'
+        return "source_inside"
     return None
 
 
 def check_folders(source, target):
     """Refuse, with what to do, a merge of a folder into itself or into/out of its own subtree."""
     relation = folder_relation(source, target)
-    if relation == 'same':
-        raise MergeError('%s and %s are the same folder (%s); merging it into itself would delete what '
-                         'it holds, so nothing was done' % (source, target, os.path.realpath(target)))
-    if relation == 'target_inside':
-        raise MergeError('%s resolves to %s, inside %s: a folder cannot be merged into its own subfolder; '
-                         'move that folder out first' % (target, os.path.realpath(target), source))
-    if relation == 'source_inside':
-        raise MergeError('%s lies inside %s (%s): a folder cannot be merged into its own parent; move it '
-                         'out first' % (source, target, os.path.realpath(target)))
+    if relation == "same":
+        raise MergeError(
+            "%s and %s are the same folder (%s); merging it into itself would delete what "
+            "it holds, so nothing was done" % (source, target, os.path.realpath(target))
+        )
+    if relation == "target_inside":
+        raise MergeError(
+            "%s resolves to %s, inside %s: a folder cannot be merged into its own subfolder; "
+            "move that folder out first" % (target, os.path.realpath(target), source)
+        )
+    if relation == "source_inside":
+        raise MergeError(
+            "%s lies inside %s (%s): a folder cannot be merged into its own parent; move it "
+            "out first" % (source, target, os.path.realpath(target))
+        )
 
 
 class Scratch:
@@ -173,27 +179,27 @@ class Scratch:
 
     def __init__(self, state_dir=None):
         self.state_dir = state_dir
-        self.directory = os.path.join(state_dir, 'scratch') if state_dir else None
+        self.directory = os.path.join(state_dir, "scratch") if state_dir else None
 
     @staticmethod
     def _token():
-        return binascii.hexlify(os.urandom(12)).decode('ascii')
+        return binascii.hexlify(os.urandom(12)).decode("ascii")
 
     def _record(self, token, path, kind, text=None):
         if not self.directory:
             return
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        record = os.path.join(self.directory, token + '.json')
+        record = os.path.join(self.directory, token + ".json")
         # ensure_ascii escapes the lone surrogates of non-UTF-8 names; json.load gives them back.
-        data = json.dumps({'path': path, 'kind': kind, 'text': text}).encode('ascii')
+        data = json.dumps({"path": path, "kind": kind, "text": text}).encode("ascii")
         fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, 'wb') as handle:
+        with os.fdopen(fd, "wb") as handle:
             handle.write(data)
 
     def forget(self, token):
         if self.directory and token:
             try:
-                os.unlink(os.path.join(self.directory, token + '.json'))
+                os.unlink(os.path.join(self.directory, token + ".json"))
             except FileNotFoundError:
                 pass
 
@@ -202,26 +208,26 @@ class Scratch:
         for _dummy in range(100):
             token = self._token()
             path = os.path.join(directory, PARTIAL_PREFIX + token)
-            self._record(token, path, 'file')
+            self._record(token, path, "file")
             try:
                 return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path, token
             except FileExistsError:
                 self.forget(token)
-        raise MergeError('could not find a free scratch name in %s' % directory)
+        raise MergeError("could not find a free scratch name in %s" % directory)
 
     def new_link(self, beside, text):
         """(path, token) of a new scratch link holding `text`, in the folder of `beside`."""
         parent, name = os.path.split(beside)
         for _dummy in range(100):
             token = self._token()
-            path = os.path.join(parent, '.%s%s%s' % (name, LINK_TMP_MARK, token))
-            self._record(token, path, 'link', text)
+            path = os.path.join(parent, ".%s%s%s" % (name, LINK_TMP_MARK, token))
+            self._record(token, path, "link", text)
             try:
                 os.symlink(text, path)
                 return path, token
             except FileExistsError:
                 self.forget(token)
-        raise MergeError('could not find a free temporary name beside %s' % beside)
+        raise MergeError("could not find a free temporary name beside %s" % beside)
 
     def records(self):
         """[(token, record dict or None)] of every record (None: unreadable, written half)."""
@@ -233,25 +239,25 @@ class Scratch:
             return []
         found = []
         for name in names:
-            if not name.endswith('.json'):
+            if not name.endswith(".json"):
                 continue
             try:
-                with open(os.path.join(self.directory, name), 'rb') as handle:
-                    record = json.loads(handle.read().decode('ascii'))
-                if not isinstance(record, dict) or not isinstance(record.get('path'), str):
+                with open(os.path.join(self.directory, name), "rb") as handle:
+                    record = json.loads(handle.read().decode("ascii"))
+                if not isinstance(record, dict) or not isinstance(record.get("path"), str):
                     record = None
             except (OSError, ValueError):
                 record = None
-            found.append((name[:-len('.json')], record))
+            found.append((name[: -len(".json")], record))
         return found
 
     @staticmethod
     def _is_ours(record):
-        path, kind = record['path'], record.get('kind')
-        if kind == 'file':
-            return entry_kind(path) == 'file'
-        if kind == 'link':
-            return entry_kind(path) == 'link' and os.readlink(path) == record.get('text')
+        path, kind = record["path"], record.get("kind")
+        if kind == "file":
+            return entry_kind(path) == "file"
+        if kind == "link":
+            return entry_kind(path) == "link" and os.readlink(path) == record.get("text")
         return False
 
     def leftovers(self):
@@ -261,7 +267,7 @@ class Scratch:
             if record is None:
                 found.append((token, None, None))
             elif self._is_ours(record):
-                found.append((token, record['path'], record['kind']))
+                found.append((token, record["path"], record["kind"]))
             else:
                 found.append((token, None, None))  # never created, or already gone: only the record
         return found
@@ -295,20 +301,20 @@ class MergePlan:
         self.stamp = stamp
         self.scratch = Scratch(state_dir)
         self.operations = []
-        if entry_kind(source) != 'dir':
-            raise MergeError('%s is not a real directory; only a directory (not a link) can be merged' % source)
+        if entry_kind(source) != "dir":
+            raise MergeError("%s is not a real directory; only a directory (not a link) can be merged" % source)
         check_folders(source, target)
         self._device = os.lstat(source).st_dev
         for _dummy, path, kind in self.scratch.leftovers():
-            if kind == 'file':
-                self.operations.append(('discard_partial', path, None))
+            if kind == "file":
+                self.operations.append(("discard_partial", path, None))
         self._walk(source, target)
-        self.operations.append(('rmdir', source, None))
+        self.operations.append(("rmdir", source, None))
 
     @property
     def renamed_entries(self):
         """The clashes, each kept under a new name: [{'from': source entry, 'to': new name}]."""
-        return [{'from': src, 'to': dst} for action, src, dst in self.operations if action == 'rename']
+        return [{"from": src, "to": dst} for action, src, dst in self.operations if action == "rename"]
 
     def count(self, action):
         return sum(1 for op in self.operations if op[0] == action)
@@ -323,26 +329,27 @@ class MergePlan:
             src = os.path.join(source, name)
             dst = os.path.join(target, name)
             src_kind = entry_kind(src)
-            if src_kind == 'dir' and os.lstat(src).st_dev != self._device:
-                raise MergeError('%s is a mount point inside %s; unmount it or move it out of the way '
-                                 'first, a mount cannot be merged' % (src, self.source))
+            if src_kind == "dir" and os.lstat(src).st_dev != self._device:
+                raise MergeError(
+                    "%s is a mount point inside %s; unmount it or move it out of the way "
+                    "first, a mount cannot be merged" % (src, self.source)
+                )
             dst_kind = entry_kind(dst)
-            if dst_kind == 'absent':
-                self.operations.append(('move', src, dst))
-            elif src_kind == 'dir' and dst_kind == 'dir' and name != '.git':
+            if dst_kind == "absent":
+                self.operations.append(("move", src, dst))
+            elif src_kind == "dir" and dst_kind == "dir" and name != ".git":
                 if os.path.samestat(os.lstat(src), os.lstat(dst)):
-                    raise MergeError('%s and %s are the same folder (a bind mount?); nothing was done'
-                                     % (src, dst))
+                    raise MergeError("%s and %s are the same folder (a bind mount?); nothing was done" % (src, dst))
                 self._walk(src, dst)
-                self.operations.append(('rmdir', src, None))
-            elif src_kind == 'file' and dst_kind == 'file' and filecmp.cmp(src, dst, shallow=False):
+                self.operations.append(("rmdir", src, None))
+            elif src_kind == "file" and dst_kind == "file" and filecmp.cmp(src, dst, shallow=False):
                 if same_entry(src, dst):
-                    raise MergeError('%s and %s are one file; nothing was done' % (src, dst))
-                self.operations.append(('drop', src, dst))
+                    raise MergeError("%s and %s are one file; nothing was done" % (src, dst))
+                self.operations.append(("drop", src, dst))
             else:
                 clash = clash_name(dst, self.stamp, taken=taken)
                 taken.add(clash)
-                self.operations.append(('rename', src, clash))
+                self.operations.append(("rename", src, clash))
 
 
 def _copy_verified(src, dst, scratch):
@@ -351,19 +358,20 @@ def _copy_verified(src, dst, scratch):
     fd, tmp, token = scratch.new_file(os.path.dirname(dst))
     try:
         source_hash = hashlib.sha256()
-        with open(src, 'rb') as reader, os.fdopen(fd, 'wb') as writer:
-            for block in iter(lambda: reader.read(CHUNK), b''):
+        with open(src, "rb") as reader, os.fdopen(fd, "wb") as writer:
+            for block in iter(lambda: reader.read(CHUNK), b""):
                 source_hash.update(block)
                 writer.write(block)
             writer.flush()
             os.fsync(writer.fileno())
         after = os.stat(src)
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
-            raise MergeError('%s changed while it was being copied; nothing was deleted, run again '
-                             'once it is no longer being written' % src)
+            raise MergeError(
+                "%s changed while it was being copied; nothing was deleted, run again "
+                "once it is no longer being written" % src
+            )
         if sha256_file(tmp) != source_hash.hexdigest() or os.path.getsize(tmp) != after.st_size:
-            raise MergeError('the copy of %s at %s does not match the original; nothing was deleted'
-                             % (src, dst))
+            raise MergeError("the copy of %s at %s does not match the original; nothing was deleted" % (src, dst))
         _copy_owner(before, tmp)
         os.chmod(tmp, stat.S_IMODE(before.st_mode))
         os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -389,7 +397,7 @@ def publish_no_clobber(src, dst):
     Filesystems without hard links fall back to a checked rename.
     """
     if not link_no_clobber(src, dst):
-        raise MergeError('%s appeared while moving %s there; nothing was overwritten, run again' % (dst, src))
+        raise MergeError("%s appeared while moving %s there; nothing was overwritten, run again" % (dst, src))
     if os.path.lexists(src):
         os.unlink(src)
 
@@ -398,19 +406,19 @@ def move_no_clobber(src, dst, scratch=None):
     """Move one entry (file, link, directory tree) to the free name `dst`, crash-safely."""
     scratch = scratch or Scratch()
     if os.path.lexists(dst):
-        raise MergeError('%s appeared while moving %s there; nothing was overwritten, run again' % (dst, src))
+        raise MergeError("%s appeared while moving %s there; nothing was overwritten, run again" % (dst, src))
     kind = entry_kind(src)
     same_fs = os.lstat(src).st_dev == os.stat(os.path.dirname(dst)).st_dev
     if same_fs:
-        if kind == 'dir' or kind == 'other':
+        if kind == "dir" or kind == "other":
             os.rename(src, dst)
         else:
             publish_no_clobber(src, dst)
         return
-    if kind == 'file':
+    if kind == "file":
         _copy_verified(src, dst, scratch)
         os.unlink(src)
-    elif kind == 'link':
+    elif kind == "link":
         tmp, token = scratch.new_link(dst, os.readlink(src))
         try:
             publish_no_clobber(tmp, dst)
@@ -419,7 +427,7 @@ def move_no_clobber(src, dst, scratch=None):
                 os.unlink(tmp)
             scratch.forget(token)
         os.unlink(src)
-    elif kind == 'dir':
+    elif kind == "dir":
         st = os.lstat(src)
         # Writable by its owner while it fills (a read-only folder could not take its entries),
         # its exact mode once it is complete; a run killed in between leaves only the u+w.
@@ -431,8 +439,10 @@ def move_no_clobber(src, dst, scratch=None):
         os.chmod(dst, stat.S_IMODE(st.st_mode))
         os.rmdir(src)
     else:
-        raise MergeError('%s is a special file (socket, device or pipe) and cannot be copied to '
-                         'another filesystem; move it away by hand' % src)
+        raise MergeError(
+            "%s is a special file (socket, device or pipe) and cannot be copied to "
+            "another filesystem; move it away by hand" % src
+        )
 
 
 def nearest_existing(path):
@@ -461,33 +471,39 @@ def preflight(source, target, identity=True):
         for name in os.listdir(current):
             path = os.path.join(current, name)
             kind = entry_kind(path)
-            if kind == 'dir':
+            if kind == "dir":
                 if os.lstat(path).st_dev != device:
-                    raise MergeError('%s is a mount point inside %s; unmount it or move it out of the way '
-                                     'first, a mount cannot be merged' % (path, source))
+                    raise MergeError(
+                        "%s is a mount point inside %s; unmount it or move it out of the way "
+                        "first, a mount cannot be merged" % (path, source)
+                    )
                 pending.append(path)
-            elif kind == 'other' and crossing:
-                raise MergeError('%s is a special file (socket, device or pipe) and cannot be copied to '
-                                 'another filesystem; move it away by hand' % path)
+            elif kind == "other" and crossing:
+                raise MergeError(
+                    "%s is a special file (socket, device or pipe) and cannot be copied to "
+                    "another filesystem; move it away by hand" % path
+                )
 
 
 def apply_plan(plan):
     """Carry out a MergePlan. Re-checks each destination, so a stale plan never overwrites."""
-    scratch = getattr(plan, 'scratch', None) or Scratch()
+    scratch = getattr(plan, "scratch", None) or Scratch()
     for action, src, dst in plan.operations:
-        if action in ('move', 'rename'):
+        if action in ("move", "rename"):
             move_no_clobber(src, dst, scratch)
-        elif action == 'drop':
+        elif action == "drop":
             if same_entry(src, dst) or not filecmp.cmp(src, dst, shallow=False):
-                raise MergeError('%s changed during the merge; it was left in place, run again' % src)
+                raise MergeError("%s changed during the merge; it was left in place, run again" % src)
             os.unlink(src)
-        elif action == 'discard_partial':
+        elif action == "discard_partial":
             scratch.sweep()
-        elif action == 'rmdir':
+        elif action == "rmdir":
             try:
                 os.rmdir(src)
             except OSError as exc:
                 if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                    raise MergeError('%s is not empty after merging its contents (%s); something wrote '
-                                     'into it during the run, run again' % (src, ', '.join(sorted(os.listdir(src))))) from None
+                    raise MergeError(
+                        "%s is not empty after merging its contents (%s); something wrote "
+                        "into it during the run, run again" % (src, ", ".join(sorted(os.listdir(src))))
+                    ) from None
                 raise

@@ -185,7 +185,8 @@ class StartStamp:
             if now != then or "problem" in now:
                 reasons.append("%s: %s" % (checkout, now.get("problem") or "HEAD or tracked files changed"))
         return not reasons, reasons[:MAX_REASONS] + (
-            ["... and %d more" % (len(reasons) - MAX_REASONS)] if len(reasons) > MAX_REASONS else [])
+            ["... and %d more" % (len(reasons) - MAX_REASONS)] if len(reasons) > MAX_REASONS else []
+        )
 
     def record(self):
         """Write the stamp of the current state; (changed, before, after) as JSON text."""

@@ -30,11 +30,11 @@ import time
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 
-CREATED = 'created'
-REPLACED = 'replaced'
-UNCHANGED = 'unchanged'
-KEPT = 'kept'
-NOT_A_FILE = 'not_a_file'
+CREATED = "created"
+REPLACED = "replaced"
+UNCHANGED = "unchanged"
+KEPT = "kept"
+NOT_A_FILE = "not_a_file"
 ACTIONS = (CREATED, REPLACED, UNCHANGED, KEPT, NOT_A_FILE)
 CHANGES = (CREATED, REPLACED)
 
@@ -54,40 +54,40 @@ def template_files(templates_dir):
     found = []
     for top, dirs, files in os.walk(templates_dir):
         # Hidden folders (.git, editor state) are not workflows.
-        dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
             path = os.path.join(top, name)
-            if name.startswith('.') or not os.path.isfile(path):
+            if name.startswith(".") or not os.path.isfile(path):
                 continue
             found.append(os.path.relpath(path, templates_dir))
     return sorted(found)
 
 
 def _read(path):
-    with open(path, 'rb') as handle:
+    with open(path, "rb") as handle:
         return handle.read()
 
 
 def backup_name(path, now=None):
     """A free ``<path>.<YYYYmmddTHHMMSS>~`` (with ``-N`` added when that second is taken)."""
-    stamp = time.strftime('%Y%m%dT%H%M%S', time.localtime(now))
-    candidate = '%s.%s~' % (path, stamp)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(now))
+    candidate = "%s.%s~" % (path, stamp)
     counter = 1
     while os.path.lexists(candidate):
         counter += 1
-        candidate = '%s.%s-%d~' % (path, stamp, counter)
+        candidate = "%s.%s-%d~" % (path, stamp, counter)
     return candidate
 
 
 def _as_diff_text(content):
     if content is None:
-        return ''
+        return ""
     if len(content) > DIFF_MAX_BYTES:
-        return '(%d bytes)\n' % len(content)
+        return "(%d bytes)\n" % len(content)
     try:
-        return content.decode('utf-8')
+        return content.decode("utf-8")
     except UnicodeDecodeError:
-        return '(%d bytes of binary data)\n' % len(content)
+        return "(%d bytes of binary data)\n" % len(content)
 
 
 def _check_folders(directory):
@@ -98,8 +98,9 @@ def _check_folders(directory):
     missing = []
     while directory and not os.path.isdir(directory):
         if os.path.lexists(directory):
-            raise WorkflowSeedError('%s is in the way of a workflow folder (it is not a folder); '
-                                    'move it aside and run again.' % directory)
+            raise WorkflowSeedError(
+                "%s is in the way of a workflow folder (it is not a folder); move it aside and run again." % directory
+            )
         missing.append(directory)
         directory = os.path.dirname(directory)
     return missing
@@ -113,11 +114,12 @@ class WorkflowSeeder:
 
     def __init__(self, templates_dir, dest_dirs, force=False, file_mode=0o644, dir_mode=0o755):
         if not os.path.isabs(templates_dir):
-            raise WorkflowSeedError('templates_dir %r is not an absolute path.' % templates_dir)
+            raise WorkflowSeedError("templates_dir %r is not an absolute path." % templates_dir)
         for dest_dir in dest_dirs:
             if not os.path.isabs(dest_dir):
-                raise WorkflowSeedError('Destination %r is not an absolute path; give the full path of '
-                                        'the workflow folder.' % dest_dir)
+                raise WorkflowSeedError(
+                    "Destination %r is not an absolute path; give the full path of the workflow folder." % dest_dir
+                )
         self.templates_dir = templates_dir
         self.dest_dirs = list(dest_dirs)
         self.force = force
@@ -153,24 +155,29 @@ class WorkflowSeeder:
         steps, contents = self.plan()
         diffs = []
         for step in steps:
-            if step['action'] not in CHANGES:
+            if step["action"] not in CHANGES:
                 continue
-            content = contents[os.path.relpath(step['template'], self.templates_dir)]
+            content = contents[os.path.relpath(step["template"], self.templates_dir)]
             if want_diff:
-                before = _read(step['dest']) if step['action'] == REPLACED else None
-                diffs.append(dict(before_header=step['dest'] if before is not None else '(missing)',
-                                  after_header=step['dest'],
-                                  before=_as_diff_text(before), after=_as_diff_text(content)))
+                before = _read(step["dest"]) if step["action"] == REPLACED else None
+                diffs.append(
+                    dict(
+                        before_header=step["dest"] if before is not None else "(missing)",
+                        after_header=step["dest"],
+                        before=_as_diff_text(before),
+                        after=_as_diff_text(content),
+                    )
+                )
             if not check_mode:
-                if step['action'] == REPLACED:
-                    step['backup'] = self._backup(step['dest'])
-                self._write(step['dest'], content)
+                if step["action"] == REPLACED:
+                    step["backup"] = self._backup(step["dest"])
+                self._write(step["dest"], content)
         counts = dict((action, 0) for action in ACTIONS)
         for step in steps:
-            counts[step['action']] += 1
+            counts[step["action"]] += 1
         result = dict(changed=counts[CREATED] + counts[REPLACED] > 0, workflows=steps, counts=counts)
         if want_diff:
-            result['diff'] = diffs
+            result["diff"] = diffs
         return result
 
     def _backup(self, dest):
@@ -195,4 +202,4 @@ class WorkflowSeeder:
             self._make_dirs(directory)
             write_file_atomic(dest, content, new_file_mode=self.file_mode)
         except OSError as exc:
-            raise WorkflowSeedError('Cannot write into %s: %s' % (directory, exc)) from exc
+            raise WorkflowSeedError("Cannot write into %s: %s" % (directory, exc)) from exc

@@ -42,11 +42,18 @@ import time
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable import printable
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import (
-    LINK_TMP_MARK, MergeError, MergePlan, Scratch, apply_plan, clash_name, entry_kind, preflight,
+    LINK_TMP_MARK,
+    MergeError,
+    MergePlan,
+    Scratch,
+    apply_plan,
+    clash_name,
+    entry_kind,
+    preflight,
 )
 
-ON_CONFLICT_CHOICES = ('merge', 'backup', 'fail')
-STATE_DIR = os.path.join('.state', 'workspace')
+ON_CONFLICT_CHOICES = ("merge", "backup", "fail")
+STATE_DIR = os.path.join(".state", "workspace")
 # Links followed while resolving one path before it counts as a loop (Linux gives up at 40).
 MAX_LINK_HOPS = 40
 
@@ -90,19 +97,19 @@ def resolve(path, overrides=None):
     hops = 0
     while remaining:
         part = remaining.popleft()
-        if part in ('', '.'):
+        if part in ("", "."):
             continue
-        if part == '..':
+        if part == "..":
             current = os.path.dirname(current)
             continue
         candidate = os.path.join(current, part)
         found = overrides.get(candidate)
         if found is None:
             try:
-                found = ('link', os.readlink(candidate)) if os.path.islink(candidate) else ('other',)
+                found = ("link", os.readlink(candidate)) if os.path.islink(candidate) else ("other",)
             except OSError:
-                found = ('other',)
-        if found[0] != 'link':
+                found = ("other",)
+        if found[0] != "link":
             current = candidate
             continue
         hops += 1
@@ -129,23 +136,24 @@ def canonical(path):
 def describe(path):
     """One line saying what is at `path` now, for diffs and results."""
     kind = entry_kind(path)
-    if kind == 'link':
+    if kind == "link":
         text = os.readlink(path)
-        return '%s -> %s%s' % (path, text, '' if os.path.exists(path) else ' (dangling)')
-    if kind == 'dir':
-        return '%s: directory with %d entries' % (path, len(os.listdir(path)))
-    if kind == 'file':
-        return '%s: file of %d bytes' % (path, os.lstat(path).st_size)
-    if kind == 'other':
-        return '%s: special file' % path
-    return '%s: absent' % path
+        return "%s -> %s%s" % (path, text, "" if os.path.exists(path) else " (dangling)")
+    if kind == "dir":
+        return "%s: directory with %d entries" % (path, len(os.listdir(path)))
+    if kind == "file":
+        return "%s: file of %d bytes" % (path, os.lstat(path).st_size)
+    if kind == "other":
+        return "%s: special file" % path
+    return "%s: absent" % path
 
 
 class WorkspaceLinks:
     """Validate, then apply (or, in check mode, only report) a set of shortcuts."""
 
-    def __init__(self, root, vault, links, on_conflict='merge', check_mode=False, stamp=None, directories=None,
-                 state_dir=None):
+    def __init__(
+        self, root, vault, links, on_conflict="merge", check_mode=False, stamp=None, directories=None, state_dir=None
+    ):
         self.root = root
         self.vault = vault
         self.links = links
@@ -153,7 +161,7 @@ class WorkspaceLinks:
         self.directory_paths = []
         self.on_conflict = on_conflict
         self.check_mode = check_mode
-        self.stamp = stamp or time.strftime('%Y%m%d-%H%M%S')
+        self.stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
         self.state_dir = state_dir
         self.scratch = None
         self.shortcuts = []
@@ -162,22 +170,25 @@ class WorkspaceLinks:
 
     def validate(self):
         errors = []
-        for label, value in (('root', self.root), ('vault', self.vault)):
+        for label, value in (("root", self.root), ("vault", self.vault)):
             if not isinstance(value, str) or not os.path.isabs(value):
-                errors.append('%s must be an absolute path, got %r' % (label, value))
+                errors.append("%s must be an absolute path, got %r" % (label, value))
         if errors:
-            raise WorkspaceLinkError('; '.join(errors))
+            raise WorkspaceLinkError("; ".join(errors))
         self.root = os.path.normpath(self.root)
         self.vault = os.path.normpath(self.vault)
         if self.vault == os.sep:
-            raise WorkspaceLinkError('vault must not be the filesystem root /')
+            raise WorkspaceLinkError("vault must not be the filesystem root /")
         if os.path.lexists(self.vault) and not os.path.isdir(self.vault):
-            raise WorkspaceLinkError('vault %s exists but is not a directory; move it away or point vault '
-                                     'elsewhere' % self.vault)
+            raise WorkspaceLinkError(
+                "vault %s exists but is not a directory; move it away or point vault elsewhere" % self.vault
+            )
         if self.on_conflict not in ON_CONFLICT_CHOICES:
-            raise WorkspaceLinkError('on_conflict must be one of %s, got %r' % (', '.join(ON_CONFLICT_CHOICES), self.on_conflict))
+            raise WorkspaceLinkError(
+                "on_conflict must be one of %s, got %r" % (", ".join(ON_CONFLICT_CHOICES), self.on_conflict)
+            )
         if not isinstance(self.links, dict) or not self.links:
-            raise WorkspaceLinkError('links must be a non-empty mapping of shortcut name -> target in the vault')
+            raise WorkspaceLinkError("links must be a non-empty mapping of shortcut name -> target in the vault")
         self.state_dir = os.path.normpath(self.state_dir or os.path.join(self.vault, STATE_DIR))
         self.scratch = Scratch(self.state_dir)
 
@@ -202,54 +213,66 @@ class WorkspaceLinks:
             else:
                 directory_paths.append(path)
         if errors:
-            raise WorkspaceLinkError('nothing was changed: ' + '; '.join(dict.fromkeys(errors)))
+            raise WorkspaceLinkError("nothing was changed: " + "; ".join(dict.fromkeys(errors)))
         self.shortcuts = shortcuts
         self.directory_paths = directory_paths
         return shortcuts
 
     def _in_state_dir(self, path):
-        return _at_or_inside(path, os.path.join(self.vault, '.state'))
+        return _at_or_inside(path, os.path.join(self.vault, ".state"))
 
     def _parse_directory(self, directory, shortcuts):
-        if not isinstance(directory, str) or not directory.strip() or '..' in directory.split('/'):
+        if not isinstance(directory, str) or not directory.strip() or ".." in directory.split("/"):
             return None, 'directories must be paths inside the vault without "..", got %r' % (directory,)
         path = os.path.normpath(directory if os.path.isabs(directory) else os.path.join(self.vault, directory))
         if not _is_inside(path, self.vault):
-            return None, 'directory %r resolves to %s, outside the vault %s' % (directory, path, self.vault)
+            return None, "directory %r resolves to %s, outside the vault %s" % (directory, path, self.vault)
         if self._in_state_dir(path):
-            return None, 'directory %r lies in the vault\'s state folder %s/.state' % (directory, self.vault)
+            return None, "directory %r lies in the vault's state folder %s/.state" % (directory, self.vault)
         for shortcut in shortcuts:
             if path == shortcut.path or _is_inside(path, shortcut.path):
-                return None, ('directory %r lies at or inside shortcut %r, which becomes a link; name it '
-                              'through the link target instead' % (directory, shortcut.name))
+                return None, (
+                    "directory %r lies at or inside shortcut %r, which becomes a link; name it "
+                    "through the link target instead" % (directory, shortcut.name)
+                )
         return path, None
 
     def _parse(self, name, target):
         if not isinstance(name, str) or not name.strip():
-            return None, 'shortcut names must be non-empty strings, got %r' % (name,)
+            return None, "shortcut names must be non-empty strings, got %r" % (name,)
         if os.path.isabs(name):
-            return None, ('shortcut %r must be relative to root %s (it is joined to root); use a name '
-                          'such as "models"' % (name, self.root))
-        if '..' in name.split('/') or os.path.normpath(name) == '.':
+            return None, (
+                "shortcut %r must be relative to root %s (it is joined to root); use a name "
+                'such as "models"' % (name, self.root)
+            )
+        if ".." in name.split("/") or os.path.normpath(name) == ".":
             return None, 'shortcut %r must name a path below root %s, without ".."' % (name, self.root)
         if not isinstance(target, str) or not target.strip():
-            return None, 'target of shortcut %r must be a non-empty path inside the vault' % name
+            return None, "target of shortcut %r must be a non-empty path inside the vault" % name
         path = os.path.join(self.root, os.path.normpath(name))
         target_path = os.path.normpath(target if os.path.isabs(target) else os.path.join(self.vault, target))
         if target_path != self.vault and not _is_inside(target_path, self.vault):
-            return None, ('target %r of shortcut %r resolves to %s, outside the vault %s; targets must be '
-                          'inside the vault' % (target, name, target_path, self.vault))
+            return None, (
+                "target %r of shortcut %r resolves to %s, outside the vault %s; targets must be "
+                "inside the vault" % (target, name, target_path, self.vault)
+            )
         if self._in_state_dir(target_path):
-            return None, ('target %r of shortcut %r lies in the vault\'s state folder %s/.state, which is '
-                          'the collection\'s own' % (target, name, self.vault))
+            return None, (
+                "target %r of shortcut %r lies in the vault's state folder %s/.state, which is "
+                "the collection's own" % (target, name, self.vault)
+            )
         if path == self.vault:
-            return None, 'shortcut %r is the vault itself (%s); the vault is never replaced by a link' % (name, path)
+            return None, "shortcut %r is the vault itself (%s); the vault is never replaced by a link" % (name, path)
         if _is_inside(self.vault, path):
-            return None, ('shortcut %r (%s) contains the vault %s; replacing it by a link would hide the '
-                          'vault' % (name, path, self.vault))
+            return None, (
+                "shortcut %r (%s) contains the vault %s; replacing it by a link would hide the "
+                "vault" % (name, path, self.vault)
+            )
         if target_path == path or _is_inside(target_path, path) or _is_inside(path, target_path):
-            return None, ('shortcut %r (%s) and its target %s contain one another; a link there would '
-                          'loop or hide its own target' % (name, path, target_path))
+            return None, (
+                "shortcut %r (%s) and its target %s contain one another; a link there would "
+                "loop or hide its own target" % (name, path, target_path)
+            )
         return Shortcut(name, path, target_path), None
 
     @staticmethod
@@ -260,13 +283,17 @@ class WorkspaceLinks:
             if index == position:
                 continue
             if other.path == shortcut.path and index < position:
-                errors.append('shortcuts %r and %r are the same path %s' % (other.name, shortcut.name, shortcut.path))
+                errors.append("shortcuts %r and %r are the same path %s" % (other.name, shortcut.name, shortcut.path))
             if _is_inside(other.path, shortcut.path):
-                errors.append('shortcut %r lies inside shortcut %r; it would be created through a link'
-                              % (other.name, shortcut.name))
+                errors.append(
+                    "shortcut %r lies inside shortcut %r; it would be created through a link"
+                    % (other.name, shortcut.name)
+                )
             if other.target == shortcut.path or _is_inside(other.target, shortcut.path):
-                errors.append('target %s of shortcut %r lies inside shortcut %r, which becomes a link'
-                              % (other.target, other.name, shortcut.name))
+                errors.append(
+                    "target %s of shortcut %r lies inside shortcut %r, which becomes a link"
+                    % (other.target, other.name, shortcut.name)
+                )
         return errors
 
     # -- what each path resolves to, now and after the run ------------------------------------
@@ -280,8 +307,9 @@ class WorkspaceLinks:
         """
         errors = []
         real_vault = os.path.realpath(self.vault)
-        changing_links = set(canonical(s.path) for s in shortcuts
-                             if entry_kind(s.path) == 'link' and os.readlink(s.path) != s.target)
+        changing_links = set(
+            canonical(s.path) for s in shortcuts if entry_kind(s.path) == "link" and os.readlink(s.path) != s.target
+        )
         for shortcut in shortcuts:
             errors.extend(self._judge_one(shortcut, real_vault, changing_links))
         if errors:
@@ -290,20 +318,21 @@ class WorkspaceLinks:
         for shortcut in shortcuts:
             key = canonical(shortcut.target)
             if shortcut.adopt:
-                overrides[key] = ('dir',)
+                overrides[key] = ("dir",)
             elif shortcut.retarget:
-                overrides[key] = ('link', shortcut.retarget[1])
+                overrides[key] = ("link", shortcut.retarget[1])
             elif not os.path.isdir(shortcut.target):
-                overrides[key] = ('dir',)  # made a directory (what is there is moved aside)
+                overrides[key] = ("dir",)  # made a directory (what is there is moved aside)
         # Last, so they win: whatever a target's parents lead to, a shortcut path ends as a link.
         for shortcut in shortcuts:
-            overrides[canonical(shortcut.path)] = ('link', shortcut.target)
+            overrides[canonical(shortcut.path)] = ("link", shortcut.target)
         for shortcut in shortcuts:
             final, followed = resolve(shortcut.target, overrides)
             if final is None:
-                errors.append('the links on the way to %s (%s) would form a loop once %s links to it; '
-                              'point one of them at a real folder' % (shortcut.target, ' -> '.join(followed[:6]),
-                                                                      shortcut.path))
+                errors.append(
+                    "the links on the way to %s (%s) would form a loop once %s links to it; "
+                    "point one of them at a real folder" % (shortcut.target, " -> ".join(followed[:6]), shortcut.path)
+                )
         return errors
 
     def _judge_one(self, shortcut, real_vault, changing_links):
@@ -312,33 +341,41 @@ class WorkspaceLinks:
         if now is None:
             return []  # a loop with no folder at its end holds no data: moved aside like any link
         if _at_or_inside(real_vault, now):
-            return ['target %s resolves to %s, %s; point it at a folder of its own inside the vault'
-                    % (target, now, 'the vault itself' if now == real_vault else 'which contains the vault')]
-        if _is_inside(now, os.path.join(real_vault, '.state')) or now == os.path.join(real_vault, '.state'):
-            return ['target %s resolves to %s, in the vault\'s state folder; point it elsewhere' % (target, now)]
+            return [
+                "target %s resolves to %s, %s; point it at a folder of its own inside the vault"
+                % (target, now, "the vault itself" if now == real_vault else "which contains the vault")
+            ]
+        if _is_inside(now, os.path.join(real_vault, ".state")) or now == os.path.join(real_vault, ".state"):
+            return ["target %s resolves to %s, in the vault's state folder; point it elsewhere" % (target, now)]
         through = [link for link in followed if link in changing_links]
         # The target's own entry is a link (not a path that only leads through one above it).
-        own_link = entry_kind(target) == 'link' and _at_or_inside(os.path.realpath(os.path.dirname(target)), real_vault)
+        own_link = entry_kind(target) == "link" and _at_or_inside(os.path.realpath(os.path.dirname(target)), real_vault)
         if through and not own_link:
-            return ['%s reaches %s through the link %s, and %s will become a link to %s: the links would '
-                    'loop. Replace %s by a real folder or point it at %s directly'
-                    % (target, now, followed[0], through[0], target, followed[0], now)]
+            return [
+                "%s reaches %s through the link %s, and %s will become a link to %s: the links would "
+                "loop. Replace %s by a real folder or point it at %s directly"
+                % (target, now, followed[0], through[0], target, followed[0], now)
+            ]
         if through and os.path.isdir(now):
             # The vault folder keeps showing the same folder; only the hop through the shortcut
             # (which becomes a link to the target) goes. A dangling one is moved aside instead.
             shortcut.retarget = (os.readlink(target), now)
-        if entry_kind(path) != 'dir':
+        if entry_kind(path) != "dir":
             return []
         real_path = os.path.realpath(path)
         if now == real_path or (os.path.exists(target) and os.path.samestat(os.stat(target), os.lstat(path))):
             return self._judge_adoption(shortcut, followed)
         if _is_inside(now, real_path):
-            return ['target %s resolves to %s, inside %s, the folder that would be merged into it: a folder '
-                    'cannot be merged into its own subfolder. Move that folder into the vault yourself '
-                    '(rm %s && mv %s %s) and run again' % (target, now, path, target, now, target)]
+            return [
+                "target %s resolves to %s, inside %s, the folder that would be merged into it: a folder "
+                "cannot be merged into its own subfolder. Move that folder into the vault yourself "
+                "(rm %s && mv %s %s) and run again" % (target, now, path, target, now, target)
+            ]
         if _is_inside(real_path, now):
-            return ['target %s resolves to %s, which contains %s: merging it there would move a folder into '
-                    'its own parent. Point %s at a folder of its own' % (target, now, path, target)]
+            return [
+                "target %s resolves to %s, which contains %s: merging it there would move a folder into "
+                "its own parent. Point %s at a folder of its own" % (target, now, path, target)
+            ]
         return []
 
     def _judge_adoption(self, shortcut, followed):
@@ -346,42 +383,54 @@ class WorkspaceLinks:
         path, target = shortcut.path, shortcut.target
         real_path = os.path.realpath(path)
         parent = os.path.realpath(os.path.dirname(target))
-        if entry_kind(target) != 'link' or _at_or_inside(parent, real_path) or not _at_or_inside(parent, os.path.realpath(self.vault)):
+        if (
+            entry_kind(target) != "link"
+            or _at_or_inside(parent, real_path)
+            or not _at_or_inside(parent, os.path.realpath(self.vault))
+        ):
             hop = followed[0] if followed else target
-            return ['%s is the folder %s itself, through the link %s, which is not the target: a folder '
-                    'cannot be moved into itself. Replace %s by a real folder (or remove it) and run again'
-                    % (target, path, hop, hop)]
-        if self.on_conflict == 'fail':
-            return ['%s is a real directory and the vault\'s %s links to it; on_conflict=fail leaves it alone. '
-                    'Use on_conflict=merge or backup to move it into the vault, or move it there yourself '
-                    '(rm %s && mv %s %s)' % (path, target, target, path, target)]
+            return [
+                "%s is the folder %s itself, through the link %s, which is not the target: a folder "
+                "cannot be moved into itself. Replace %s by a real folder (or remove it) and run again"
+                % (target, path, hop, hop)
+            ]
+        if self.on_conflict == "fail":
+            return [
+                "%s is a real directory and the vault's %s links to it; on_conflict=fail leaves it alone. "
+                "Use on_conflict=merge or backup to move it into the vault, or move it there yourself "
+                "(rm %s && mv %s %s)" % (path, target, target, path, target)
+            ]
         same_fs = os.lstat(path).st_dev == os.stat(parent).st_dev
-        shortcut.adopt = 'renamed' if same_fs else 'copied'
+        shortcut.adopt = "renamed" if same_fs else "copied"
         return []
 
     def _check_on_disk(self, shortcut):
         errors = []
         path = shortcut.path
         kind = entry_kind(path)
-        if kind in ('dir', 'file', 'other') and os.path.ismount(path):
-            errors.append('%s is a mount point; a mount is never replaced by a link. Unmount it, or '
-                          'mount the volume at the vault instead' % path)
+        if kind in ("dir", "file", "other") and os.path.ismount(path):
+            errors.append(
+                "%s is a mount point; a mount is never replaced by a link. Unmount it, or "
+                "mount the volume at the vault instead" % path
+            )
             return errors
         parent = os.path.dirname(path)
         while parent != self.root and len(parent) > len(self.root) and not os.path.lexists(parent):
             parent = os.path.dirname(parent)
         if os.path.lexists(parent) and not os.path.isdir(parent):
-            errors.append('%s cannot be created: %s is not a directory' % (path, parent))
+            errors.append("%s cannot be created: %s is not a directory" % (path, parent))
         if shortcut.adopt:
             try:
                 # The folder moves whole: only what a copy across filesystems cannot take matters.
                 preflight(path, os.path.dirname(shortcut.target), identity=False)
             except MergeError as exc:
                 errors.append(str(exc))
-        elif kind in ('file', 'other', 'dir') and self.on_conflict == 'fail':
-            errors.append('%s is a real %s, not a link, and on_conflict=fail leaves it alone; move it '
-                          'away, or use on_conflict=merge or backup' % (path, 'directory' if kind == 'dir' else 'file'))
-        elif kind == 'dir' and self.on_conflict == 'merge':
+        elif kind in ("file", "other", "dir") and self.on_conflict == "fail":
+            errors.append(
+                "%s is a real %s, not a link, and on_conflict=fail leaves it alone; move it "
+                "away, or use on_conflict=merge or backup" % (path, "directory" if kind == "dir" else "file")
+            )
+        elif kind == "dir" and self.on_conflict == "merge":
             try:
                 preflight(path, shortcut.target)
             except MergeError as exc:
@@ -399,13 +448,13 @@ class WorkspaceLinks:
         if not os.path.isdir(self.vault):
             changed = True
             before.append(describe(self.vault))
-            after.append('%s: directory' % self.vault)
+            after.append("%s: directory" % self.vault)
             if not self.check_mode:
                 os.makedirs(self.vault)
         swept = self.scratch.sweep(self.check_mode)
         if swept:
             changed = True
-            after.extend('  removed %s, left by an interrupted run' % p for p in swept)
+            after.extend("  removed %s, left by an interrupted run" % p for p in swept)
         # Vault folders first: adopted folders move in and links through a shortcut are
         # straightened before anything is created inside them.
         vault_side = {}
@@ -417,40 +466,42 @@ class WorkspaceLinks:
         for path in self.directory_paths:
             steps, created, backup, moved_note = self._plan_directory(path)
             self._apply(steps)
-            directories.append({'path': path, 'created': created, 'backup': backup})
+            directories.append({"path": path, "created": created, "backup": backup})
             if created:
                 changed = True
                 before.append(describe(path))
-                after.append('%s: directory' % path)
+                after.append("%s: directory" % path)
                 after.extend([moved_note] if moved_note else [])
         for shortcut in self.shortcuts:
             record, steps = self._plan_one(shortcut, vault_side[shortcut.name], swept)
             self._apply(steps)
             results.append(record)
-            changed = changed or record['changed']
-            if record['changed']:
-                before.append(record['before'])
-                after.extend(record['after_lines'])
-            del record['after_lines']
-        diff = {'before': ''.join(line + '\n' for line in before),
-                'after': ''.join(line + '\n' for line in after)}
-        return printable({'changed': changed, 'links': results, 'directories': directories, 'diff': diff,
-                          'scratch_removed': swept})
+            changed = changed or record["changed"]
+            if record["changed"]:
+                before.append(record["before"])
+                after.extend(record["after_lines"])
+            del record["after_lines"]
+        diff = {"before": "".join(line + "\n" for line in before), "after": "".join(line + "\n" for line in after)}
+        return printable(
+            {"changed": changed, "links": results, "directories": directories, "diff": diff, "scratch_removed": swept}
+        )
 
     def _plan_vault_side(self, shortcut):
         """Adopt the shortcut's folder, or straighten the target's link: (record fields, notes, steps)."""
-        fields = {'before': describe(shortcut.path), 'adopted': None, 'target_relinked': None}
+        fields = {"before": describe(shortcut.path), "adopted": None, "target_relinked": None}
         notes, steps = [], []
         if shortcut.retarget:
             was, now = shortcut.retarget
-            fields['target_relinked'] = {'was': was, 'now': now}
-            notes.append('  %s now links straight to %s (was %s, through a shortcut)' % (shortcut.target, now, was))
-            steps.append(('link', shortcut.target, now))
+            fields["target_relinked"] = {"was": was, "now": now}
+            notes.append("  %s now links straight to %s (was %s, through a shortcut)" % (shortcut.target, now, was))
+            steps.append(("link", shortcut.target, now))
         elif shortcut.adopt:
-            fields['adopted'] = {'from': shortcut.path, 'to': shortcut.target, 'how': shortcut.adopt}
-            notes.append('  adopted %s: the folder itself moved into the vault as %s (%s)'
-                         % (shortcut.path, shortcut.target, shortcut.adopt))
-            steps.append(('adopt', shortcut))
+            fields["adopted"] = {"from": shortcut.path, "to": shortcut.target, "how": shortcut.adopt}
+            notes.append(
+                "  adopted %s: the folder itself moved into the vault as %s (%s)"
+                % (shortcut.path, shortcut.target, shortcut.adopt)
+            )
+            steps.append(("adopt", shortcut))
         return fields, notes, steps
 
     def _apply(self, steps):
@@ -459,20 +510,20 @@ class WorkspaceLinks:
             return
         for step in steps:
             action = step[0]
-            if action == 'mkdir':
+            if action == "mkdir":
                 os.mkdir(step[1])
-            elif action == 'makedirs':
+            elif action == "makedirs":
                 os.makedirs(step[1], exist_ok=True)
-            elif action == 'rename':
+            elif action == "rename":
                 os.rename(step[1], step[2])
-            elif action == 'link':
+            elif action == "link":
                 self._replace_link(step[1], step[2])
-            elif action == 'merge':
+            elif action == "merge":
                 apply_plan(step[1])
-            elif action == 'adopt':
+            elif action == "adopt":
                 self._adopt(step[1])
             else:
-                raise ValueError('unknown step %r' % (step,))
+                raise ValueError("unknown step %r" % (step,))
 
     def _adopt(self, shortcut):
         """Move the shortcut's real folder into the vault in place of the vault's link to it.
@@ -483,7 +534,7 @@ class WorkspaceLinks:
         """
         path, target = shortcut.path, shortcut.target
         os.unlink(target)  # only a link: the folder it showed is `path`
-        if shortcut.adopt == 'renamed':
+        if shortcut.adopt == "renamed":
             os.rename(path, target)
         else:
             st = os.lstat(path)
@@ -504,54 +555,77 @@ class WorkspaceLinks:
         """
         path, target = shortcut.path, shortcut.target
         fields, notes = vault_side
-        record = {'name': shortcut.name, 'path': path, 'target': target, 'before': fields['before'],
-                  'action': 'ok', 'changed': False, 'target_created': False, 'target_backup': None,
-                  'backup': None, 'merged': None, 'adopted': fields['adopted'],
-                  'target_relinked': fields['target_relinked'],
-                  'leftover_links_removed': [p for p in swept if os.path.dirname(p) == os.path.dirname(path)
-                                             and os.path.basename(p).startswith('.%s%s' % (os.path.basename(path), LINK_TMP_MARK))]}
+        record = {
+            "name": shortcut.name,
+            "path": path,
+            "target": target,
+            "before": fields["before"],
+            "action": "ok",
+            "changed": False,
+            "target_created": False,
+            "target_backup": None,
+            "backup": None,
+            "merged": None,
+            "adopted": fields["adopted"],
+            "target_relinked": fields["target_relinked"],
+            "leftover_links_removed": [
+                p
+                for p in swept
+                if os.path.dirname(p) == os.path.dirname(path)
+                and os.path.basename(p).startswith(".%s%s" % (os.path.basename(path), LINK_TMP_MARK))
+            ],
+        }
         after = list(notes)
         steps = []
 
         if not shortcut.adopt:
-            target_steps, record['target_created'], record['target_backup'], moved_note = self._plan_directory(target)
+            target_steps, record["target_created"], record["target_backup"], moved_note = self._plan_directory(target)
             steps.extend(target_steps)
             after.extend([moved_note] if moved_note else [])
-            if record['target_created']:
-                after.append('  created directory %s' % target)
+            if record["target_created"]:
+                after.append("  created directory %s" % target)
 
         kind = entry_kind(path)
         if shortcut.adopt:
-            record['action'] = 'adopted'
-        elif kind == 'link' and os.readlink(path) == target:
+            record["action"] = "adopted"
+        elif kind == "link" and os.readlink(path) == target:
             pass
-        elif kind == 'link':
-            record['action'] = 'relinked'
-            steps.append(('link', path, target))
-        elif kind == 'absent':
-            record['action'] = 'created'
-            steps += [('makedirs', os.path.dirname(path)), ('link', path, target)]
-        elif kind == 'dir' and self.on_conflict == 'merge':
-            record['action'] = 'merged'
+        elif kind == "link":
+            record["action"] = "relinked"
+            steps.append(("link", path, target))
+        elif kind == "absent":
+            record["action"] = "created"
+            steps += [("makedirs", os.path.dirname(path)), ("link", path, target)]
+        elif kind == "dir" and self.on_conflict == "merge":
+            record["action"] = "merged"
             plan = MergePlan(path, target, self.stamp, self.state_dir)
             kept_both = plan.renamed_entries
-            record['merged'] = {'moved': plan.count('move'), 'renamed': kept_both,
-                                'dropped_identical': plan.count('drop'),
-                                'discarded_partials': sum(1 for p in swept if _is_inside(p, target))}
-            after.append('  merged %s into %s: %d moved, %d identical dropped, %d kept under a new name'
-                         % (path, target, plan.count('move'), plan.count('drop'), len(kept_both)))
-            after.extend('  kept both: %s -> %s' % (item['from'], item['to']) for item in kept_both)
-            steps += [('merge', plan), ('link', path, target)]
+            record["merged"] = {
+                "moved": plan.count("move"),
+                "renamed": kept_both,
+                "dropped_identical": plan.count("drop"),
+                "discarded_partials": sum(1 for p in swept if _is_inside(p, target)),
+            }
+            after.append(
+                "  merged %s into %s: %d moved, %d identical dropped, %d kept under a new name"
+                % (path, target, plan.count("move"), plan.count("drop"), len(kept_both))
+            )
+            after.extend("  kept both: %s -> %s" % (item["from"], item["to"]) for item in kept_both)
+            steps += [("merge", plan), ("link", path, target)]
         else:
-            record['action'] = 'backed_up'
-            record['backup'] = clash_name(path, self.stamp, 'backup')
-            after.append('  moved %s aside to %s' % (path, record['backup']))
-            steps += [('rename', path, record['backup']), ('link', path, target)]
+            record["action"] = "backed_up"
+            record["backup"] = clash_name(path, self.stamp, "backup")
+            after.append("  moved %s aside to %s" % (path, record["backup"]))
+            steps += [("rename", path, record["backup"]), ("link", path, target)]
 
-        record['changed'] = (record['action'] != 'ok' or record['target_created']
-                             or bool(record['leftover_links_removed']) or bool(record['target_relinked']))
-        after.insert(0, '%s -> %s' % (path, target))
-        record['after_lines'] = after
+        record["changed"] = (
+            record["action"] != "ok"
+            or record["target_created"]
+            or bool(record["leftover_links_removed"])
+            or bool(record["target_relinked"])
+        )
+        after.insert(0, "%s -> %s" % (path, target))
+        record["after_lines"] = after
         return record, steps
 
     def _plan_directory(self, path):
@@ -565,18 +639,18 @@ class WorkspaceLinks:
         steps, created, backup, moved_note = [], False, None, None
         relative = os.path.relpath(path, self.vault)
         current = self.vault
-        parts = [] if relative == '.' else relative.split(os.sep)
+        parts = [] if relative == "." else relative.split(os.sep)
         for part in parts:
             current = os.path.join(current, part)
             # Below a component this plan creates, nothing exists yet: each is created too.
             if not created and os.path.isdir(current):
                 continue
             if not created and os.path.lexists(current):
-                backup = clash_name(current, self.stamp, 'backup')
-                moved_note = '  moved %s aside to %s (a directory is needed there)' % (describe(current), backup)
-                steps.append(('rename', current, backup))
+                backup = clash_name(current, self.stamp, "backup")
+                moved_note = "  moved %s aside to %s (a directory is needed there)" % (describe(current), backup)
+                steps.append(("rename", current, backup))
             created = True
-            steps.append(('mkdir', current))
+            steps.append(("mkdir", current))
         return steps, created, backup, moved_note
 
     def _replace_link(self, path, text):

@@ -29,7 +29,7 @@ _KEY_CHANGED_MARKERS = ("REMOTE HOST IDENTIFICATION HAS CHANGED", "has changed a
 def one_line(text, limit=300):
     """Whitespace folded into single spaces, cut to `limit` characters."""
     text = " ".join(str(text or "").split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def result_message(result):
@@ -50,9 +50,11 @@ def host_key_change(text):
         return None
     offending = _OFFENDING.search(text)
     changed_for = _CHANGED_FOR.search(text)
-    return {"file": offending.group(1) if offending else None,
-            "line": int(offending.group(2)) if offending else None,
-            "host": changed_for.group(1) if changed_for else None}
+    return {
+        "file": offending.group(1) if offending else None,
+        "line": int(offending.group(2)) if offending else None,
+        "host": changed_for.group(1) if changed_for else None,
+    }
 
 
 def unreachable_reason(host, text):
@@ -65,9 +67,11 @@ def unreachable_reason(host, text):
     forget = "ssh-keygen -R " + shlex.quote(change["host"] or "<address>")
     if change["file"]:
         forget += " -f " + shlex.quote(change["file"])
-    return (f"REFUSED: {host}'s SSH host key changed since it was recorded in {where}. If you replaced "
-            f"or rebuilt {host}, forget the old key with `{forget}` and retry it; otherwise something else "
-            f"answers at {change['host'] or 'its address'}: do not provision it.")
+    return (
+        f"REFUSED: {host}'s SSH host key changed since it was recorded in {where}. If you replaced "
+        f"or rebuilt {host}, forget the old key with `{forget}` and retry it; otherwise something else "
+        f"answers at {change['host'] or 'its address'}: do not provision it."
+    )
 
 
 class FleetOutcomes:
@@ -113,8 +117,9 @@ def render(rows, retry_file=None, rerun=None):
     for _host, outcome, _detail in rows:
         total[outcome] += 1
     width = max([len(host) for host, _o, _d in rows] + [4])
-    lines = [f"{len(rows)} pods: {total[PROVISIONED]} provisioned, {total[FAILED]} failed, "
-             f"{total[UNREACHABLE]} unreachable"]
+    lines = [
+        f"{len(rows)} pods: {total[PROVISIONED]} provisioned, {total[FAILED]} failed, {total[UNREACHABLE]} unreachable"
+    ]
     for host, outcome, detail in rows:
         lines.append(f"  {host.ljust(width)}  {outcome}: {detail}")
     if retry_file:

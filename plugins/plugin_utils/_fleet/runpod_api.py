@@ -71,7 +71,8 @@ def check_url(url):
     raise RunPodApiError(
         f"api_url {url!r} is not an https URL: the RunPod API key would cross the network in clear text. "
         "Use https (the default is https://api.runpod.io/graphql); plain http is accepted only for a "
-        "loopback test server.")
+        "loopback test server."
+    )
 
 
 class RunPodClient:
@@ -81,7 +82,8 @@ class RunPodClient:
         if not api_key:
             raise RunPodApiError(
                 "No RunPod API key: export RUNPOD_API_KEY (a key with read access to pods is enough; "
-                "create one under Settings > API Keys in the RunPod console).")
+                "create one under Settings > API Keys in the RunPod console)."
+            )
         check_url(url)
         self._api_key = api_key
         self.url = url
@@ -94,8 +96,9 @@ class RunPodClient:
         myself = data.get("myself") if isinstance(data, dict) else None
         pods = myself.get("pods") if isinstance(myself, dict) else None
         if not isinstance(pods, list):
-            raise RunPodApiError(self._scrub(
-                f"The RunPod API at {self.url} answered without a pod list: {json.dumps(doc)[:300]}"))
+            raise RunPodApiError(
+                self._scrub(f"The RunPod API at {self.url} answered without a pod list: {json.dumps(doc)[:300]}")
+            )
         return pods
 
     def _post(self, payload):
@@ -105,22 +108,35 @@ class RunPodClient:
             "Authorization": f"Bearer {self._api_key}",
         }
         try:
-            response = open_url(self.url, data=json.dumps(payload), headers=headers, method="POST",
-                                timeout=self.timeout, validate_certs=self.validate_certs,
-                                follow_redirects="none", http_agent=USER_AGENT)
+            response = open_url(
+                self.url,
+                data=json.dumps(payload),
+                headers=headers,
+                method="POST",
+                timeout=self.timeout,
+                validate_certs=self.validate_certs,
+                follow_redirects="none",
+                http_agent=USER_AGENT,
+            )
             status, body = response.getcode(), response.read()
         except HTTPError as exc:
             status, body = exc.code, _read(exc)
             if 300 <= status < 400:
-                raise RunPodApiError(self._scrub(
-                    f"The RunPod API at {self.url} answered HTTP {status} redirecting to "
-                    f"{exc.headers.get('Location')!r}. Redirects are not followed, so the API key is not "
-                    "sent on to another address: set api_url to the address the API really answers at.")) from None
+                raise RunPodApiError(
+                    self._scrub(
+                        f"The RunPod API at {self.url} answered HTTP {status} redirecting to "
+                        f"{exc.headers.get('Location')!r}. Redirects are not followed, so the API key is not "
+                        "sent on to another address: set api_url to the address the API really answers at."
+                    )
+                ) from None
         except (URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise RunPodApiError(self._scrub(
-                f"Cannot reach the RunPod API at {self.url}: {reason}. Check the network (and "
-                "https_proxy), or api_url.")) from None
+            raise RunPodApiError(
+                self._scrub(
+                    f"Cannot reach the RunPod API at {self.url}: {reason}. Check the network (and "
+                    "https_proxy), or api_url."
+                )
+            ) from None
         return self._decode(status, body)
 
     def _decode(self, status, body):
@@ -128,22 +144,29 @@ class RunPodClient:
             doc = json.loads(body.decode("utf-8")) if body else None
         except ValueError:
             doc = None
-        errors = [str(error.get("message", error)) for error in (doc.get("errors") or [])
-                  if isinstance(error, dict)] if isinstance(doc, dict) else []
+        errors = (
+            [str(error.get("message", error)) for error in (doc.get("errors") or []) if isinstance(error, dict)]
+            if isinstance(doc, dict)
+            else []
+        )
         detail = "; ".join(errors) or _snippet(body)
         if status in (401, 403):
             raise RunPodApiError(
                 f"RunPod refused the API key (HTTP {status}) at {self.url}: RUNPOD_API_KEY is wrong, revoked "
                 "or lacks read access to pods. Create a key under Settings > API Keys in the RunPod console "
-                "and export it as RUNPOD_API_KEY.")
+                "and export it as RUNPOD_API_KEY."
+            )
         if status == 429:
-            raise RunPodApiError(f"The RunPod API at {self.url} is rate limiting this key (HTTP 429): try again "
-                                 "in a minute, or turn on the inventory cache (cache: true) so runs reuse one answer.")
+            raise RunPodApiError(
+                f"The RunPod API at {self.url} is rate limiting this key (HTTP 429): try again "
+                "in a minute, or turn on the inventory cache (cache: true) so runs reuse one answer."
+            )
         if status != 200:
             raise RunPodApiError(self._scrub(f"The RunPod API at {self.url} answered HTTP {status}: {detail}"))
         if doc is None:
-            raise RunPodApiError(self._scrub(
-                f"The RunPod API at {self.url} answered with something that is not JSON: {detail}"))
+            raise RunPodApiError(
+                self._scrub(f"The RunPod API at {self.url} answered with something that is not JSON: {detail}")
+            )
         if errors:
             raise RunPodApiError(self._scrub(f"The RunPod API at {self.url} reported an error: {detail}"))
         return doc

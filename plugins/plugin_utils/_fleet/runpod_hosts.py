@@ -21,9 +21,20 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment.env_
 
 # The pod settings of this collection that are not secret (README "Pod settings").
 DEFAULT_ENV_NAMES = (
-    "TEMPLATE_TYPE", "TEMPLATE_VERSION", "COMFY_ARGS", "ENABLE_SAGE_ATTENTION", "DOWNLOAD_MODELS",
-    "DOWNLOAD_IN_FOREGROUND", "INSTALL_CUSTOM_NODES", "MODELS_MANIFEST", "NODES_MANIFEST",
-    "COMFYUI_VERSION", "AUTO_UPDATE", "CONFIG_BRANCH", "FORCE_WORKFLOW_RESET", "GPU_TYPE",
+    "TEMPLATE_TYPE",
+    "TEMPLATE_VERSION",
+    "COMFY_ARGS",
+    "ENABLE_SAGE_ATTENTION",
+    "DOWNLOAD_MODELS",
+    "DOWNLOAD_IN_FOREGROUND",
+    "INSTALL_CUSTOM_NODES",
+    "MODELS_MANIFEST",
+    "NODES_MANIFEST",
+    "COMFYUI_VERSION",
+    "AUTO_UPDATE",
+    "CONFIG_BRANCH",
+    "FORCE_WORKFLOW_RESET",
+    "GPU_TYPE",
 )
 _URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 
@@ -56,17 +67,38 @@ def ssh_endpoint(pod):
     """(ip, port, None) of the pod's public SSH mapping, or (None, None, why there is none)."""
     runtime = pod.get("runtime")
     if not isinstance(runtime, dict):
-        return None, None, (f"it has no runtime yet (status {pod.get('desiredStatus') or 'unknown'}): it is "
-                            "starting or stopped, so RunPod lists no address for it")
-    ssh_ports = [port for port in runtime.get("ports") or []
-                 if isinstance(port, dict) and port.get("privatePort") == 22 and port.get("type") == "tcp"]
+        return (
+            None,
+            None,
+            (
+                f"it has no runtime yet (status {pod.get('desiredStatus') or 'unknown'}): it is "
+                "starting or stopped, so RunPod lists no address for it"
+            ),
+        )
+    ssh_ports = [
+        port
+        for port in runtime.get("ports") or []
+        if isinstance(port, dict) and port.get("privatePort") == 22 and port.get("type") == "tcp"
+    ]
     if not ssh_ports:
-        return None, None, ("it exposes no 22/tcp port: add 22 to the pod's (or template's) exposed TCP "
-                            "ports and make sure sshd runs in the image")
+        return (
+            None,
+            None,
+            (
+                "it exposes no 22/tcp port: add 22 to the pod's (or template's) exposed TCP "
+                "ports and make sure sshd runs in the image"
+            ),
+        )
     public = [port for port in ssh_ports if port.get("isIpPublic") and port.get("ip") and port.get("publicPort")]
     if not public:
-        return None, None, ("its port 22 has no public IP (RunPod's SSH proxy cannot run Ansible): deploy "
-                            "it on a machine with a public IP")
+        return (
+            None,
+            None,
+            (
+                "its port 22 has no public IP (RunPod's SSH proxy cannot run Ansible): deploy "
+                "it on a machine with a public IP"
+            ),
+        )
     return public[0]["ip"], int(public[0]["publicPort"]), None
 
 
