@@ -3,7 +3,7 @@
 # harness servers and containers (the molecule scenarios run inside it, tests/molecule_scenarios).
 #   scripts/test.sh            everything
 #   scripts/test.sh lint       ansible-lint, ansible-doc rendering, CHANGELOG.md current
-#   scripts/test.sh ruff       ruff lint of every Python file (the format check waits: see stage_ruff)
+#   scripts/test.sh ruff       ruff lint and format check of every Python file
 #   scripts/test.sh sanity     ansible-test sanity only
 #   scripts/test.sh pytest [ARGS]   pytest only (ARGS passed on)
 #   scripts/test.sh molecule [ARGS]  molecule scenarios only (pytest -k default|fleet picks one)
@@ -41,12 +41,8 @@ assert page["doc"].get("attributes"), f"{name}: DOCUMENTATION has no attributes"
 stage_ruff() {
   echo "== ruff check (pyproject.toml [tool.ruff])"
   ruff check --no-cache .
-  # `ruff format --check` joins once the tree has been formatted in one commit; until then
-  # AICLIPSE_RUFF_FORMAT=1 runs it on demand.
-  if [ "${AICLIPSE_RUFF_FORMAT:-0}" = 1 ]; then
-    echo "== ruff format --check"
-    ruff format --check --no-cache .
-  fi
+  echo "== ruff format --check (run \`ruff format .\` to fix)"
+  ruff format --check --no-cache .
 }
 
 stage_sanity() {
