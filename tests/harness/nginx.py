@@ -51,6 +51,9 @@ http {{
     sendfile on;
     log_format probe '$request_method $request_uri $status range="$http_range" auth="$http_authorization" port=$server_port bytes=$body_bytes_sent';
     access_log {state}/access.log probe;
+    # Keys are repo/path of the served files: room for long ones whatever the CPU's cache line.
+    map_hash_bucket_size 256;
+    map_hash_max_size 4096;
     map "$repo/$path" $hf_linked_etag {{ default ""; include {state}/hf_etag.map; }}
     map "$repo/$path" $hf_linked_size {{ default ""; include {state}/hf_size.map; }}
     client_body_temp_path {state}/body;

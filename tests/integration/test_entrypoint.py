@@ -399,6 +399,10 @@ def wait_for_file(path, proc, timeout=120):
         time.sleep(0.05)
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Running:
     """An entrypoint started in the background, its output in files (no pipe to fill up)."""
 
@@ -406,7 +410,15 @@ class Running:
         self.out_path = pod.tmp / "entrypoint.out"
         self.err_path = pod.tmp / "entrypoint.err"
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen([str(ENTRYPOINT), *args], env=pod.env(**env), stdout=out, stderr=err)
+            # A pytest-xdist worker ignores SIGINT, a child inherits that, and bash cannot trap a
+            # signal ignored on entry: start the entrypoint as a pod's runtime would, SIGINT default.
+            self.proc = subprocess.Popen(
+                [str(ENTRYPOINT), *args],
+                env=pod.env(**env),
+                stdout=out,
+                stderr=err,
+                preexec_fn=_default_sigint,
+            )
 
     def stop(self, signum, timeout=60):
         """Send signum; return (exit code, seconds to exit). A generous timeout, not a benchmark."""
