@@ -17,7 +17,6 @@ not missed) is kept until it exits:
 
 import argparse
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -28,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DUMMY_R2_CREDENTIALS as DUMMY, GIB, MIB, Table  # noqa: E402
-from harness.ansible_run import ansible_env  # noqa: E402
+from harness.ansible_run import json_result_env, module_argv, module_result  # noqa: E402
 from harness.nginx import NginxOrigin  # noqa: E402
-from harness.paths import REPO, VENV_BIN  # noqa: E402
+from harness.paths import REPO  # noqa: E402
 
 BUCKET = "models"
 
@@ -115,30 +114,15 @@ class PeakWatcher:
 
 def run_watched(module, args, env=None):
     """Run one module through `ansible` while watching memory; returns (result, peaks)."""
-    cmd = [
-        str(VENV_BIN / "ansible"),
-        "localhost",
-        "-c",
-        "local",
-        "-i",
-        "localhost,",
-        "-e",
-        "ansible_python_interpreter={{ ansible_playbook_python }}",
-        "-m",
-        module,
-        "-a",
-        json.dumps(args),
-    ]
-    run_env = ansible_env(
-        {"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", **(env or {})}
-    )
+    cmd = module_argv(module, args)
+    run_env = json_result_env(env)
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with PeakWatcher(proc.pid) as watcher:
         out, err = proc.communicate(timeout=1800)
     watcher.peaks["seconds"] = time.monotonic() - started
     try:
-        result = json.loads(out)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+        result = module_result(out, err)
     except (ValueError, KeyError, IndexError):
         raise SystemExit("%s gave no result:\n%s\n%s" % (module, out[-3000:], err[-3000:])) from None
     return result, watcher.peaks

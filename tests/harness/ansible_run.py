@@ -27,14 +27,10 @@ def ansible_env(extra=None):
     return env
 
 
-def run_module(module, args, check=False, diff=False, env=None, verbosity=0, timeout=600):
-    """Run one module on localhost; return (result dict, completed process).
-
-    The result is what the module returned (ansible.posix.json callback), with `failed`,
-    `changed` and `msg` as the play sees them.
-    """
+def module_argv(module, args, *options):
+    """`ansible localhost -m <module> -a <args>` as a user types it; `options` go before -m."""
     fqcn = module if "." in module else f"aiclipse.comfyui.{module}"
-    cmd = [
+    return [
         str(VENV_BIN / "ansible"),
         "localhost",
         "-c",
@@ -43,27 +39,43 @@ def run_module(module, args, check=False, diff=False, env=None, verbosity=0, tim
         "localhost,",
         "-e",
         "ansible_python_interpreter={{ ansible_playbook_python }}",
+        *options,
         "-m",
         fqcn,
         "-a",
         json.dumps(args),
     ]
-    if check:
-        cmd.append("--check")
-    if diff:
-        cmd.append("--diff")
-    if verbosity:
-        cmd.append("-" + "v" * verbosity)
-    run_env = ansible_env(
-        {"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", **(env or {})}
+
+
+def json_result_env(extra=None):
+    """ansible_env() with the ansible.posix.json stdout callback, for module_result()."""
+    return ansible_env(
+        {"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", **(extra or {})}
     )
-    proc = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True, check=False, timeout=timeout)
+
+
+def module_result(stdout, stderr=""):
+    """The one module result in a json-callback run's stdout."""
     try:
-        doc = json.loads(proc.stdout)
-        result = doc["plays"][0]["tasks"][0]["hosts"]["localhost"]
+        return json.loads(stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
     except (ValueError, KeyError, IndexError) as exc:
-        raise AssertionError(f"no module result ({exc}):\n{proc.stdout}\n{proc.stderr}") from None
-    return result, proc
+        raise AssertionError(f"no module result ({exc}):\n{stdout}\n{stderr}") from None
+
+
+def run_module(module, args, check=False, diff=False, env=None, verbosity=0, timeout=600):
+    """Run one module on localhost; return (result dict, completed process).
+
+    The result is what the module returned (ansible.posix.json callback), with `failed`,
+    `changed` and `msg` as the play sees them.
+    """
+    options = (["--check"] if check else []) + (["--diff"] if diff else [])
+    if verbosity:
+        options.append("-" + "v" * verbosity)
+    cmd = module_argv(module, args, *options)
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=json_result_env(env), capture_output=True, text=True, check=False, timeout=timeout
+    )
+    return module_result(proc.stdout, proc.stderr), proc
 
 
 @dataclass

@@ -11,7 +11,6 @@ setsid): that is why the PID is there.
 """
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -21,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.ansible_run import ansible_env, run_module
+from harness.ansible_run import json_result_env, module_argv, module_result, run_module
 from harness.nginx import write_file
-from harness.paths import REPO, VENV_BIN
+from harness.paths import REPO
 from harness.s3 import ACCESS_KEY, SECRET_KEY
 from harness.throttle_proxy import ThrottleProxy
 
@@ -39,20 +38,7 @@ def body_bytes(origin, marker):
 
 def start_module(module, args, env=None):
     """The module through ansible in its own session, its result printed as JSON."""
-    cmd = [
-        str(VENV_BIN / "ansible"),
-        "localhost",
-        "-c",
-        "local",
-        "-i",
-        "localhost,",
-        "-e",
-        "ansible_python_interpreter={{ ansible_playbook_python }}",
-        "-m",
-        "aiclipse.comfyui.%s" % module,
-        "-a",
-        json.dumps(args),
-    ]
+    cmd = module_argv(module, args)
     return subprocess.Popen(
         cmd,
         cwd=REPO,
@@ -60,14 +46,8 @@ def start_module(module, args, env=None):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=ansible_env(
-            {"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", **(env or {})}
-        ),
+        env=json_result_env(env),
     )
-
-
-def module_result(stdout):
-    return json.loads(stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
 def wait_for_pid(lock, log, marker, timeout=60):

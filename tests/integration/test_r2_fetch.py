@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness.ansible_run import REPO, VENV_BIN, ansible_env, run_module
+from harness.ansible_run import REPO, ansible_env, module_argv, run_module
 from harness.net import free_port
 from harness.s3 import ACCESS_KEY, SECRET_KEY
 from harness.s3_auth import FORBIDDEN_BUCKET, OBJECT_BODY, OBJECT_KEY, READABLE_BUCKET
@@ -192,20 +192,7 @@ def test_sigkill_mid_part_costs_at_most_one_chunk_per_part_in_flight(s3, tmp_pat
         killed_at = []
         for stop_after in (6 * MIB, 13 * MIB):  # both times in the middle of two parts
             run = subprocess.Popen(
-                [
-                    str(VENV_BIN / "ansible"),
-                    "localhost",
-                    "-c",
-                    "local",
-                    "-i",
-                    "localhost,",
-                    "-e",
-                    "ansible_python_interpreter={{ ansible_playbook_python }}",
-                    "-m",
-                    "aiclipse.comfyui.r2_fetch",
-                    "-a",
-                    json.dumps(args),
-                ],
+                module_argv("r2_fetch", args),
                 cwd=REPO,
                 env=ansible_env(CREDENTIALS),
                 start_new_session=True,
@@ -444,20 +431,5 @@ def run_vvv(server, tmp_path, objects, env):
         "state_dir": str(tmp_path / "vault/.state/models"),
         "log_file": str(tmp_path / "vault/logs/models.log"),
     }
-    cmd = [
-        str(VENV_BIN / "ansible"),
-        "localhost",
-        "-c",
-        "local",
-        "-i",
-        "localhost,",
-        "-vvv",
-        "--diff",
-        "-e",
-        "ansible_python_interpreter={{ ansible_playbook_python }}",
-        "-m",
-        "aiclipse.comfyui.r2_fetch",
-        "-a",
-        json.dumps(args),
-    ]
+    cmd = module_argv("r2_fetch", args, "-vvv", "--diff")
     return subprocess.run(cmd, cwd=REPO, env=ansible_env(env), capture_output=True, text=True, timeout=120, check=False)

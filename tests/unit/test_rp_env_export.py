@@ -1,12 +1,11 @@
 """rp_env_export through real ansible: idempotence, check/diff mode, masking, bad input."""
 
-import json
 import os
 import stat
 import subprocess
 
-from harness.ansible_run import ansible_env, run_module
-from harness.paths import REPO, VENV_BIN
+from harness.ansible_run import ansible_env, module_argv, run_module
+from harness.paths import REPO
 
 SECRETS = {
     "HF_TOKEN": "hf_Secret_Value_1234567890",
@@ -38,22 +37,7 @@ def sourced(path, name, shell="dash"):
 def run_module_vvv(args, env, diff=True):
     """The module at -vvv with the default callback: everything a person could ever see."""
     proc = subprocess.run(
-        [
-            str(VENV_BIN / "ansible"),
-            "localhost",
-            "-c",
-            "local",
-            "-i",
-            "localhost,",
-            "-e",
-            "ansible_python_interpreter={{ ansible_playbook_python }}",
-            "-vvv",
-            "-m",
-            "aiclipse.comfyui.rp_env_export",
-            "-a",
-            json.dumps(args),
-        ]
-        + (["--diff"] if diff else []),
+        module_argv("rp_env_export", args, "-vvv", *(["--diff"] if diff else [])),
         cwd=REPO,
         env=ansible_env(env),
         capture_output=True,
