@@ -112,7 +112,7 @@ options:
         replaced entries and the ones this host cannot fetch (C(NOT FETCHED)).
       - Its folder is created when missing. The file (mode C(0640)) is replaced atomically and
         only when its content changes, which is what C(changed) then reports. URLs in it show no
-        password and no secret query value (C(user:***@), C(token=***)).
+        user information and no secret query value (C(***@), C(token=***)).
       - When it cannot be written (a full disk) the module warns and still returns the plan; the
         old file stays as it was.
       - When not set, nothing is written.

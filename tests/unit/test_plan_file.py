@@ -81,7 +81,7 @@ def test_urls_in_the_plan_hide_passwords_and_secret_query_values():
     text = render_plan(plan)
     for secret in ("hunter2", "abc123", "tok_ABCDEF"):
         assert secret not in text
-    assert "https://bob:***@host.invalid/x.bin?token=***&v=2" in text
+    assert "https://***@host.invalid/x.bin?token=***&v=2" in text
     assert "https://***@host.invalid/y.bin" in text
 
 

@@ -32,14 +32,15 @@ import re
 import socket
 import ssl
 import time
-from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import masked_url
 
 MAX_REDIRECTS = 10
 REDIRECT_CODES = (301, 302, 303, 307, 308)
 RETRY_CODES = (429, 500, 502, 503, 504)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_SECRET_QUERY = re.compile(r"(token|key|secret|sig|signature|password|passwd|auth|credential|x-amz-)", re.I)
 
 
 class OriginError(Exception):
@@ -86,22 +87,8 @@ def check_url(url):
 
 
 def mask_url(url):
-    """url with the password of ``user:pass@`` (or a lone ``token@``) and the values of
-    secret-looking query parameters (token, key, signature, X-Amz-*) replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"//[^/@]*@", "//***@", url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _at, hostport = netloc.rpartition("@")
-        user, colon, _password = userinfo.partition(":")
-        netloc = "%s:***@%s" % (user, hostport) if colon else "***@%s" % hostport
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if _SECRET_QUERY.search(k) else v) for k, v in pairs], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """What logs, results and the plan file may show of `url` (see ``_common.urls``)."""
+    return masked_url(url)
 
 
 def origin_of(url):

@@ -19,7 +19,9 @@ import os
 import posixpath
 from urllib.parse import unquote, urlsplit
 
-from .values import masked_url, same_url, shown
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import masked_url
+
+from .values import same_url, shown
 
 # Final status of each workflow model (RETURN of model_manifest's workflow_models).
 MANIFEST = "manifest"  # a manifest entry writes that destination

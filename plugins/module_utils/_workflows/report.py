@@ -11,7 +11,9 @@ newline or a bidi override cannot forge or reorder a line of this report.
 
 from __future__ import annotations
 
-from .values import masked_url, shown
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import masked_url
+
+from .values import shown
 
 
 def _plural(count, word):

@@ -13,9 +13,10 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import is_sha256_hex
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import masked_url
 
 # ComfyUI's own model folders (folder_paths.py), legacy names included: files there are found
 # by ComfyUI without any custom node. Other plain names are accepted (custom nodes register
@@ -183,31 +184,6 @@ def _checked_url(value):
     if port == 0:
         raise BadValue("url '%s' has port 0" % shown(masked_url(value)))
     return value
-
-
-_SECRET_QUERY = re.compile(r"(token|key|sig|signature|secret|password|passwd|auth|credential)", re.IGNORECASE)
-
-
-def masked_url(value):
-    """`value` fit for a log line: user:password and the values of query parameters that look
-    like secrets (``?token=``, ``X-Amz-Signature=``) replaced by ``***``. Only for display: the
-    download uses the URL as given."""
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return re.sub(r"//[^/@]*@", "//***@", value)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = (
-        "&".join(
-            (item.split("=", 1)[0] + "=***") if "=" in item and _SECRET_QUERY.search(item.split("=", 1)[0]) else item
-            for item in parts.query.split("&")
-        )
-        if parts.query
-        else ""
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def same_url(first, second):

@@ -18,17 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import public_url
 
 LOCK_VERSION = 1
 HEADER = (
     "# Written by aiclipse.comfyui.pod_lock at the end of a clean start; edits are overwritten.\n"
     "# ansible-playbook site.yml --check --diff shows how the pod drifted from it.\n"
 )
-_SECRET_QUERY = re.compile(r"(token|key|secret|sig|signature|password|passwd|auth|credential|x-amz-)", re.I)
 PACKAGES_SCRIPT = (
     "import importlib.metadata as m, json\n"
     "seen = {}\n"
@@ -41,22 +39,6 @@ PACKAGES_SCRIPT = (
 
 class LockError(Exception):
     """The lock cannot be built or written; the message says what to do."""
-
-
-def public_url(url):
-    """`url` without userinfo and without secret-looking query parameters (dropped, not masked:
-    the lock is a recipe, a placeholder would only break it)."""
-    if not isinstance(url, str) or "://" not in url:
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"//[^/@]*@", "//", url)
-    netloc = parts.netloc.rpartition("@")[2]
-    query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _SECRET_QUERY.search(k)]
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def git_facts(run, path):
