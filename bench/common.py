@@ -4,6 +4,7 @@ bench script runs), and reach the test harness and the collection's module_utils
 paths set up here, so servers and containers are started exactly as the tests start them.
 """
 
+import argparse
 import hashlib
 import os
 import shutil
@@ -192,6 +193,21 @@ class Table:
             if index == 0:
                 lines.append("  ".join("-" * width for width in widths).rstrip())
         return "\n".join(lines + [""] + self.notes)
+
+
+def run_alone(doc, measure, **options):
+    """main() of a bench script run on its own: one ``--name`` option per keyword (its default's
+    type; a bool is a flag), then ``measure(table, **values)`` and the table printed."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, default in options.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true")
+        else:
+            parser.add_argument(flag, type=type(default), default=default)
+    table = Table()
+    measure(table, **vars(parser.parse_args()))
+    print(table.render())
 
 
 def environment_line():

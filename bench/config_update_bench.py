@@ -17,7 +17,6 @@ checked), and what that commit cost on the wire against the first fetch.
     .venv/bin/python bench/config_update_bench.py              # 50 models, median of 5
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GIB, REPO, Table, clock, side_by_side  # noqa: E402
+from common import GIB, REPO, clock, run_alone, side_by_side  # noqa: E402
 from harness.git_servers import CountingProxy, GitDaemon  # noqa: E402
 from harness.paths import VENV, VENV_BIN  # noqa: E402
 import warm_start_bench  # noqa: E402
@@ -199,13 +198,7 @@ def measure(table, repeat=5, models=50, workdir=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--models", type=int, default=50)
-    opts = parser.parse_args()
-    table = Table()
-    measure(table, opts.repeat, opts.models)
-    print(table.render())
+    run_alone(__doc__, measure, repeat=5, models=50)
 
 
 if __name__ == "__main__":

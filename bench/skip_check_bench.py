@@ -15,7 +15,6 @@ Every entry must come back ``present`` with nothing hashed.
     .venv/bin/python bench/skip_check_bench.py
 """
 
-import argparse
 import json
 import shutil
 import sys
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GIB, MIB, Table, noop_playbook, record_farm, side_by_side, sparse_farm, time_playbook  # noqa: E402
+from common import GIB, MIB, noop_playbook, record_farm, run_alone, side_by_side, sparse_farm, time_playbook  # noqa: E402
 from harness.net import free_port  # noqa: E402
 
 
@@ -127,13 +126,7 @@ def measure(table, repeat=5, models=500, sizes=(MIB, GIB), workdir=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--models", type=int, default=500)
-    opts = parser.parse_args()
-    table = Table()
-    measure(table, opts.repeat, opts.models)
-    print(table.render())
+    run_alone(__doc__, measure, repeat=5, models=500)
 
 
 if __name__ == "__main__":

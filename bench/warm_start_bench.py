@@ -14,7 +14,6 @@ everything (downloads in the foreground, so the models' skip check is inside the
     .venv/bin/python bench/warm_start_bench.py --profile  # + per-task times (profile_tasks)
 """
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -24,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     GIB,
     REPO,
-    Table,
     noop_playbook,
     record_farm,
+    run_alone,
     side_by_side,  # noqa: E402
     sparse_farm,
     time_playbook,
@@ -181,14 +180,7 @@ def print_profile(pod):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--models", type=int, default=200)
-    parser.add_argument("--profile", action="store_true", help="also print profile_tasks for one warm run")
-    opts = parser.parse_args()
-    table = Table()
-    measure(table, opts.repeat, opts.models, profile=opts.profile)
-    print(table.render())
+    run_alone(__doc__, measure, repeat=5, models=200, profile=False)
 
 
 if __name__ == "__main__":

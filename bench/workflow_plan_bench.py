@@ -17,7 +17,6 @@ The target is under a second for 1,000 workflows.
     .venv/bin/python bench/workflow_plan_bench.py
 """
 
-import argparse
 import json
 import shutil
 import sys
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Table, clock, median, noop_playbook, side_by_side  # noqa: E402
+from common import clock, median, noop_playbook, run_alone, side_by_side  # noqa: E402
 from harness.ansible_run import run_playbook  # noqa: E402
 
 HF = "https://huggingface.co/Comfy-Org/bench/resolve/main"
@@ -246,9 +245,10 @@ def in_process(workflows, models_dir, count):
     return seconds, result
 
 
-def measure(table, repeat=5, count=1000, workdir=None):
+def measure(table, repeat=5, workflows=1000, workdir=None):
     from common import workdir as make_workdir
 
+    count = workflows
     root = Path(workdir) if workdir else make_workdir("workflow-plan-")
     try:
         workflows = root / "workflows"
@@ -293,13 +293,7 @@ def measure(table, repeat=5, count=1000, workdir=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--workflows", type=int, default=1000)
-    opts = parser.parse_args()
-    table = Table()
-    measure(table, opts.repeat, opts.workflows)
-    print(table.render())
+    run_alone(__doc__, measure, repeat=5, workflows=1000)
 
 
 if __name__ == "__main__":
