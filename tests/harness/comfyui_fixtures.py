@@ -26,6 +26,7 @@ import pytest
 
 from .git_repos import make_comfyui_repo
 from .net import free_port, wait_for_port
+from .processes import stop_process
 from .python_env import make_venv, make_wheel
 
 
@@ -99,12 +100,7 @@ def running_standin(argv, cwd, env=None):
         wait_for_port(port, process=proc)
         yield StandInClient(f"http://127.0.0.1:{port}")
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, signal.SIGINT)
         if os.path.exists(record):
             os.unlink(record)
 

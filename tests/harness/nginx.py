@@ -36,6 +36,7 @@ import tempfile
 from pathlib import Path
 
 from .net import free_port, wait_for_port
+from .processes import stop_process
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -201,13 +202,7 @@ class NginxOrigin:
         return self
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, signal.SIGQUIT)
         shutil.rmtree(self.state, ignore_errors=True)
 
     def __enter__(self):

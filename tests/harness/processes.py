@@ -4,9 +4,11 @@ with ArgvSampler() as seen:          # samples /proc/*/cmdline until the block e
     run_something()
 seen.matching("git")                 # every distinct command line that held "git"
 running("127.0.0.1:4711")            # command lines of processes alive now holding it
+stop_process(proc, signal.SIGQUIT)   # a server's graceful stop, SIGKILL when it hangs
 """
 
 import os
+import subprocess
 import threading
 
 
@@ -21,6 +23,18 @@ def _command_lines():
             continue
         if raw:
             yield int(pid), raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+
+
+def stop_process(process, signum, timeout=10):
+    """End a server we started: `signum` (its graceful stop), then SIGKILL after `timeout` s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signum)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def running(fragment):

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from .net import free_port, wait_for_port
+from .processes import stop_process
 from .paths import VENV_BIN
 
 ACCESS_KEY = "AKIATESTHARNESS00000"
@@ -45,13 +46,7 @@ class MotoS3:
         return self
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, signal.SIGTERM)
         shutil.rmtree(self.state, ignore_errors=True)
 
     def client(self, **config):

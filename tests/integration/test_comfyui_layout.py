@@ -16,6 +16,7 @@ import pytest
 from harness.ansible_run import run_module, run_playbook
 from harness.comfyui_fixtures import running_standin
 from harness.git_repos import COMFYUI_MODEL_FOLDERS, git, make_comfyui_repo
+from harness.layout import SHORTCUTS
 from harness.old_layout import USER_FILES, apply_old_git_tricks, file_contents, git_is_pristine, make_old_vault
 
 PLAY = """\
@@ -25,15 +26,6 @@ PLAY = """\
   roles:
     - role: aiclipse.comfyui.workspace
 """
-NEW_SHORTCUTS = {
-    "ComfyUI": "ComfyUI",
-    "models": "models",
-    "workflows": "user/default/workflows",
-    "input": "input",
-    "output": "output",
-    "logs": "logs",
-    "custom_nodes": "custom_nodes",
-}
 
 
 @pytest.fixture
@@ -100,7 +92,7 @@ def test_an_older_vault_migrates_at_the_next_start_and_loses_nothing(old_pod):
     assert (vault / "output" / "sub" / "ComfyUI_00002_.png").read_bytes() == b"a render in a subfolder"
     assert (vault / "user" / "default" / "comfy.settings.json").is_file()
     # Shortcuts point at the new places; the older workflows folder became a link.
-    for name, target in NEW_SHORTCUTS.items():
+    for name, target in SHORTCUTS.items():
         assert os.readlink(root / name) == str(vault / target), name
     assert os.readlink(vault / "workflows") == str(vault / "user/default/workflows")
 

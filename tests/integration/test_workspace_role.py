@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.ansible_run import run_playbook
+from harness.layout import SHORTCUTS
 
 PLAY = """\
 - name: Lay out the workspace
@@ -15,15 +16,6 @@ PLAY = """\
   roles:
     - role: aiclipse.comfyui.workspace
 """
-SHORTCUTS = {
-    "ComfyUI": "ComfyUI",
-    "models": "models",
-    "workflows": "user/default/workflows",
-    "input": "input",
-    "output": "output",
-    "logs": "logs",
-    "custom_nodes": "custom_nodes",
-}
 WORKFLOWS = "user/default/workflows"
 
 

@@ -18,6 +18,7 @@ import time
 import pytest
 
 from harness.git_repos import make_comfyui_repo
+from harness.layout import SHORTCUTS
 from harness.old_layout import file_contents, git_is_pristine, make_old_vault
 from harness.paths import REPO
 
@@ -30,15 +31,6 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.worksp
     WorkspaceLinks,
 )
 
-NEW_SHORTCUTS = {
-    "ComfyUI": "ComfyUI",
-    "models": "models",
-    "workflows": "user/default/workflows",
-    "input": "input",
-    "output": "output",
-    "logs": "logs",
-    "custom_nodes": "custom_nodes",
-}
 MUTATIONS = ("rename", "replace", "link", "unlink", "rmdir", "mkdir", "symlink", "chmod")
 
 
@@ -69,7 +61,7 @@ def start(root, runner=run_command):
         model_folders=["checkpoints", "loras"],
         vault_links={"workflows": "user/default/workflows"},
     ).run()
-    links_run = WorkspaceLinks(str(root), vault, NEW_SHORTCUTS, stamp=stamp)
+    links_run = WorkspaceLinks(str(root), vault, SHORTCUTS, stamp=stamp)
     links_run.validate()
     links_run.run()
     return result
