@@ -4,7 +4,8 @@ Put it in front of the moto S3 server to make downloads slow enough to be killed
 (moto on loopback is otherwise done before a test can react), the way a real per-connection
 limited origin behaves. ``ThrottleProxy(upstream_port, bytes_per_second)``; ``.port``;
 ``.sent`` counts every byte passed downstream (responses), so tests can measure what a client
-fetched - and fetched again after a kill - at the wire.
+fetched - and fetched again after a kill - at the wire. ``.pause()`` holds every response
+byte not yet sent (the client then drains what its sockets hold), ``.resume()`` lets them go.
 """
 
 import socket
@@ -23,7 +24,15 @@ class ThrottleProxy:
         self._stopping = threading.Event()
         self._sockets = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self.sent = 0
+
+    def pause(self):
+        self._flowing.clear()
+
+    def resume(self):
+        self._flowing.set()
 
     @property
     def endpoint(self):
@@ -64,6 +73,10 @@ class ThrottleProxy:
                 data = source.recv(chunk)
                 if not data:
                     break
+                if rate:
+                    while not self._flowing.wait(0.1):
+                        if self._stopping.is_set():
+                            return
                 sink.sendall(data)
                 if rate:
                     with self._lock:

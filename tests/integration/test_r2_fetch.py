@@ -203,9 +203,16 @@ def test_sigkill_mid_part_costs_at_most_one_chunk_per_part_in_flight(s3, tmp_pat
             try:
                 while proxy.sent < stop_after and time.monotonic() < deadline and run.poll() is None:
                     time.sleep(0.01)
+                # Hold the wire, so what is lost is what the module had read and not journaled,
+                # not what a starved process left in its socket buffers on a busy machine.
+                proxy.pause()
+                caught_up = time.monotonic() + 30
+                while proxy.sent - journaled(state) > in_flight * MIB + 64 * 1024 and time.monotonic() < caught_up:
+                    time.sleep(0.05)
             finally:
                 killed = kill_tree(run.pid)
                 run.wait()
+                proxy.resume()
             assert len(killed) >= 3, "ansible, its worker and the module should all have been killed"
             assert run.returncode is not None and proxy.sent >= stop_after, "the download never got that far"
             killed_at.append(proxy.sent)
@@ -235,6 +242,16 @@ def test_sigkill_mid_part_costs_at_most_one_chunk_per_part_in_flight(s3, tmp_pat
     # most the chunk each in-flight part was reading; sent by the proxy but never journaled).
     assert got["fetched_bytes"] < size - killed_at[-1] + 2 * in_flight * MIB + 64 * 1024
     assert list((state / "staging").iterdir()) == []
+
+
+def journaled(state):
+    """Bytes the staging journals (``<staging>.parts``: a JSON line, then one big-endian 8-byte
+    counter per part) say are on disk."""
+    total = 0
+    for journal in (state / "staging").glob("*.parts"):
+        counters = journal.read_bytes().partition(b"\n")[2]
+        total += sum(int.from_bytes(counters[i : i + 8], "big") for i in range(0, len(counters) - 7, 8))
+    return total
 
 
 def kill_tree(root):
