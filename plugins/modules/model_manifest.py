@@ -430,12 +430,17 @@ def _default_workflow_first(module, plan, parser):
             module.warn("%s; the models are queued in plan order" % reason)
         return dict(path=None, names=[])
     dests, warnings = download_order.default_workflow_dests(workflow, parser.models_dir)
-    if module.params["workflows"]:
+    if any(_inside(workflow, folder) for folder in module.params["workflows"]):
         warnings = []  # the same file was read for the workflow plan, which already warned
     for warning in warnings:
         module.warn(warning)
     plan["entries"], first = download_order.default_first(plan["entries"], dests)
     return dict(path=workflow, names=[entry["name"] for entry in first])
+
+
+def _inside(path, folder):
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _plan_workflow_models(module, plan, parser):

@@ -596,3 +596,10 @@ def test_a_default_workflow_that_does_not_exist_is_a_warning_and_the_plan_order_
     assert run.rc == 0, run.stdout[-3000:]
     assert "missing.json does not exist; the models are queued in plan order" in run.stdout + run.stderr
     assert sha(pod.models / "checkpoints/a.safetensors") == digest
+    # A default workflow outside the template folder that cannot be read: a warning naming it.
+    broken = tmp_path / "elsewhere" / "broken.json"
+    broken.parent.mkdir()
+    broken.write_text("{not json")
+    again = pod.run(DOWNLOAD_IN_FOREGROUND="true", DEFAULT_WORKFLOW=str(broken))
+    assert again.rc == 0, again.stdout[-3000:]
+    assert f"workflow {broken} is not read: invalid JSON" in again.stdout + again.stderr, again.stdout[-3000:]
