@@ -4,7 +4,7 @@ The real entrypoint (``aiclipse-entrypoint``, AUTO_UPDATE off, the collection's 
 as the baked copy with the pod's settings in its group_vars) boots a pod whose vault is empty:
 ComfyUI cloned from a local stand-in repository with one requirement from a local wheelhouse,
 2 custom nodes (one with a requirement), the env file, SSH setup, the template workflows and
-4 x 256 MiB models queued in the background from nginx on loopback (2 MiB/s per connection,
+4 x 256 MiB models queued in the background from nginx on loopback (1 MiB/s per connection,
 ``models_http_max_concurrent_downloads: 2``, so the queue's order shows). The default workflow
 (``default.json`` of the template workflows) needs the last two models of the manifest.
 
@@ -55,9 +55,10 @@ ENTRYPOINT = REPO / "roles" / "launcher" / "files" / "aiclipse-entrypoint"
 TEMPLATE = "firstboot"
 MODELS = (("checkpoints", "base"), ("loras", "style"), ("checkpoints", "sd15"), ("loras", "detail"))
 DEFAULT_MODELS = ("checkpoints/sd15.safetensors", "loras/detail.safetensors")
-# Slow enough that the downloads outlast the rest of the play (ComfyUI must start meanwhile).
-RATE = "2m"  # nginx's m: 1024 * 1024 bytes
-RATE_BYTES = 2 * MIB
+# Slow enough that the downloads outlast the rest of the play and a restart right after it, on a
+# busy machine too (ComfyUI must start meanwhile, both times).
+RATE = "1m"  # nginx's m: 1024 * 1024 bytes
+RATE_BYTES = 1 * MIB
 CONCURRENT = 2
 SPLIT = 8  # aria2_batch's default connections per file
 EXTRA_TARGET_S = 1.0
