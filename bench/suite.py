@@ -1,6 +1,6 @@
 """The whole benchmark suite in one run: pod start cost, a restart with a config repository,
 skip check, planning from workflows, HTTP and R2 downloads, memory, the fleet's scaling curve,
-and the physical bounds they run against, printed as one table of ratios.
+a first boot end to end, and the physical bounds they run against, printed as one table of ratios.
 Each ratio compares two things measured side by side in this run (taken in turn, median of
 --repeat), so the load of a shared machine falls on both sides alike. See BENCHMARKS.md.
 
@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import GIB, MIB, Table, disk_write_mib_s, environment_line, loopback_mib_s, workdir  # noqa: E402
 import aria2_batch_bench  # noqa: E402
 import config_update_bench  # noqa: E402
+import first_boot_bench  # noqa: E402
 import fleet_bench  # noqa: E402
 import memory_bench  # noqa: E402
 import r2_fetch_bench  # noqa: E402
@@ -27,7 +28,7 @@ import skip_check_bench  # noqa: E402
 import warm_start_bench  # noqa: E402
 import workflow_plan_bench  # noqa: E402
 
-SECTIONS = ("bounds", "warm", "update", "skip", "plan", "http", "r2", "memory", "fleet")
+SECTIONS = ("bounds", "warm", "update", "skip", "plan", "http", "r2", "memory", "fleet", "firstboot")
 
 
 def sizes(quick):
@@ -44,6 +45,9 @@ def sizes(quick):
             "fleet_repeat": 1,
             "fleet_sizes": (1, 4),
             "probe": 256 * MIB,
+            # first boot, end to end (issue 21)
+            "firstboot_repeat": 1,
+            "firstboot_model": 256 * MIB,
         }
     return {
         "repeat": 5,
@@ -56,6 +60,9 @@ def sizes(quick):
         "fleet_repeat": 3,
         "fleet_sizes": fleet_bench.SIZES,
         "probe": GIB,
+        # first boot, end to end (issue 21): each repetition is a whole first boot and its downloads
+        "firstboot_repeat": 3,
+        "firstboot_model": 256 * MIB,
     }
 
 
@@ -86,6 +93,10 @@ def main():
         "r2": lambda: r2_fetch_bench.measure(table, 4, size["http_mib"], "20m", repeat, workdir=str(work)),
         "memory": lambda: memory_bench.measure(table, 4, size["memory_size"]),
         "fleet": lambda: fleet_bench.measure(table, opts.repeat or size["fleet_repeat"], size["fleet_sizes"]),
+        # first boot, end to end (issue 21)
+        "firstboot": lambda: first_boot_bench.measure(
+            table, opts.repeat or size["firstboot_repeat"], size["firstboot_model"], workdir=None
+        ),
     }
     failed = []
     started = time.monotonic()

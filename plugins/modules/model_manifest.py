@@ -50,6 +50,9 @@ description:
   - A workflow that cannot be read, or a hostile value in one (a C(javascript:) URL, a
     C(../) folder), is a warning naming the file; the model is not downloaded and the task
     does not fail.
+  - "With O(default_workflow), RV(entries) is the download queue in the order a person can use
+    it: the entries writing a model that workflow needs come first, then every other entry, each
+    group in plan order. The downloaders take their entries in this order."
 author:
   - aiclipse team (@aiclipse)
 options:
@@ -129,6 +132,16 @@ options:
     type: list
     elements: path
     default: []
+  default_workflow:
+    description:
+      - The workflow a person opens first (the image's default), whose models are queued first
+        in RV(entries).
+      - A workflow file, or a folder (the image's template workflows) whose C(default.json) is
+        the default when it has one, else its first workflow file in name order.
+      - Its models count whether or not O(workflows) plans models from workflows. A path that
+        does not exist, or a folder without workflows, leaves the plan order as it is (a path
+        given as a file that does not exist is a warning).
+    type: path
   workflow_report_file:
     description:
       - Write the workflows' report here, per workflow each model present, to download,
@@ -293,6 +306,12 @@ workflow_counts:
   returned: success, when O(workflows) is given
   type: dict
   sample: {"manifest": 1, "to_download": 2, "present": 0, "unresolved": 1, "refused": 0, "disagreements": 1}
+default_workflow:
+  description: The default workflow found from O(default_workflow) (C(path), V(null) when none)
+    and the C(names) of the entries queued first for it, in queue order.
+  returned: success, when O(default_workflow) is given
+  type: dict
+  sample: {"path": "/opt/workflows/default.json", "names": ["checkpoints/sd15.safetensors", "vae/ae.safetensors"]}
 workflow_report:
   description: The report written to O(workflow_report_file), for a person.
   returned: success, when O(workflows) is given
@@ -305,7 +324,10 @@ problems:
   sample: [{"origin": "/workspace/aiclipse/models_manifest.txt:7", "message": "unknown source 'hugginface'"}]
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads import download_order
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.manifest import (
     SOURCES,
     ManifestError,
@@ -346,6 +368,7 @@ def main():
             plan_log_file=dict(type="str"),
             workflows=dict(type="list", elements="path", default=[]),
             workflow_report_file=dict(type="path"),
+            default_workflow=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -371,15 +394,20 @@ def main():
     workflow_result = None
     if module.params["workflows"]:
         workflow_result = _plan_workflow_models(module, plan, parser)
+    default_result = None
+    if module.params["default_workflow"]:
+        default_result = _default_workflow_first(module, plan, parser)
     counts = dict((source, 0) for source in SOURCES)
     for entry in plan["entries"]:
         counts[entry["source"]] += 1
     result = dict(changed=False, counts=counts, **plan)
     if workflow_result is not None:
         result.update(workflow_result)
+    if default_result is not None:
+        result["default_workflow"] = default_result
     if module.params["plan_file"]:
         path = module.params["plan_file"]
-        text = render_plan(plan, module.params["plan_log_file"])
+        text = render_plan(plan, module.params["plan_log_file"], first=default_result)
         try:
             changed, before = update_plan_file(path, text, check_mode=module.check_mode)
         except PlanFileError as exc:
@@ -391,6 +419,28 @@ def main():
         if changed and module._diff:
             result["diff"] = dict(before_header=path, after_header=path, before=before, after=text)
     module.exit_json(**result)
+
+
+def _default_workflow_first(module, plan, parser):
+    """Queue the default workflow's models first; returns the module's ``default_workflow``."""
+    given = module.params["default_workflow"]
+    workflow, reason = download_order.find_default_workflow(given)
+    if workflow is None:
+        if not os.path.isdir(given) and (os.path.lexists(given) or given.lower().endswith(".json")):
+            module.warn("%s; the models are queued in plan order" % reason)
+        return dict(path=None, names=[])
+    dests, warnings = download_order.default_workflow_dests(workflow, parser.models_dir)
+    if any(_inside(workflow, folder) for folder in module.params["workflows"]):
+        warnings = []  # the same file was read for the workflow plan, which already warned
+    for warning in warnings:
+        module.warn(warning)
+    plan["entries"], first = download_order.default_first(plan["entries"], dests)
+    return dict(path=workflow, names=[entry["name"] for entry in first])
+
+
+def _inside(path, folder):
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _plan_workflow_models(module, plan, parser):

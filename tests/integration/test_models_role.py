@@ -32,6 +32,8 @@ SETTINGS = (
     "R2_ACCOUNT_ID",
     "R2_BUCKET",
     "R2_ENDPOINT_URL",
+    "DEFAULT_WORKFLOW",
+    "PROVISION_FROM_WORKFLOWS",
 )
 
 
@@ -498,3 +500,106 @@ def test_tokens_and_r2_keys_come_from_the_pod_env_file_when_the_environment_lack
     assert sha(pod.models / "checkpoints/p.safetensors") == private
     assert sha(pod.models / "loras/k.safetensors") == r2["loras/k.safetensors"]
     assert_no_secret(run.stdout, run.stderr, pod.log.read_text())
+
+
+def loader_workflow(*loaders):
+    """A UI-format workflow of loader nodes: (node type, file name, folder, url or None)."""
+    nodes = []
+    for number, (node_type, name, folder, url) in enumerate(loaders, start=1):
+        properties = {"Node name for S&R": node_type}
+        if url:
+            properties["models"] = [{"name": name, "url": url, "directory": folder}]
+        widgets = [name, 1.0, 1.0] if node_type == "LoraLoader" else [name]
+        nodes.append(
+            {
+                "id": number,
+                "type": node_type,
+                "pos": [0, 0],
+                "size": [315, 98],
+                "flags": {},
+                "order": number,
+                "mode": 0,
+                "inputs": [],
+                "outputs": [],
+                "properties": properties,
+                "widgets_values": widgets,
+            }
+        )
+    return json.dumps({"last_node_id": len(nodes), "last_link_id": 0, "nodes": nodes, "links": [], "version": 0.4})
+
+
+def downloaded_in_order(log_text):
+    """Model names in the order the log says they were published."""
+    return [
+        line.split(" downloaded ", 1)[1].split(" ", 1)[0] for line in log_text.splitlines() if " downloaded " in line
+    ]
+
+
+def test_the_default_workflows_models_are_published_before_the_others(pod, tmp_path, make_origin):
+    """The background queue puts what the image's default workflow needs first (manifest entries
+    and workflow URLs alike), then the rest in plan order. One download at a time, each taking
+    a few of the downloader's 0.5 s polls at the origin's rate, so the log's publish order is the
+    queue's order."""
+    root = tmp_path / "served"
+    names = ["m1", "m2", "m3", "w", "x"]
+    sums = {name: write_file(root / f"{name}.safetensors", 400_000, seed=number) for number, name in enumerate(names)}
+    origin = make_origin(root, limit_rate="200k")
+    url = {name: f"{origin.url}/public/{name}.safetensors" for name in names}
+    folder = {"m1": "checkpoints", "m2": "loras", "m3": "checkpoints", "w": "vae", "x": "vae"}
+    pod.manifest("user", "".join(f"url|{url[n]}|{n}.safetensors|{folder[n]}|{sums[n]}\n" for n in ("m1", "m2", "m3")))
+    templates = tmp_path / "workflows"
+    templates.mkdir()
+    # default.json is the image's default although another workflow comes first by name.
+    (templates / "another.json").write_text(
+        loader_workflow(
+            ("VAELoader", "x.safetensors", "vae", url["x"]), ("LoraLoader", "m2.safetensors", "loras", None)
+        )
+    )
+    (templates / "default.json").write_text(
+        loader_workflow(
+            ("VAELoader", "w.safetensors", "vae", url["w"]),
+            ("CheckpointLoaderSimple", "m3.safetensors", "checkpoints", None),
+        )
+    )
+    pod.extra_vars.update(models_workflow_templates_dir=str(templates), models_http_max_concurrent_downloads=1)
+
+    run = pod.run()
+    assert run.rc == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    assert "Queued first for the default workflow" in run.stdout, run.stdout[-3000:]
+    results = pod.wait_for_jobs()
+    assert all(not r.get("failed") for r in results), results
+
+    order = downloaded_in_order(pod.log.read_text())
+    default_models = ["checkpoints/m3.safetensors", "vae/w.safetensors"]
+    rest = ["checkpoints/m1.safetensors", "loras/m2.safetensors", "vae/x.safetensors"]
+    assert order == default_models + rest, pod.log.read_text()
+    for name in names:
+        assert sha(pod.models / folder[name] / f"{name}.safetensors") == sums[name]
+    plan = (pod.vault / "logs" / "models-plan.txt").read_text()
+    assert f"# queued first: the 2 model(s) the default workflow {templates / 'default.json'} needs" in plan, plan
+
+    # DEFAULT_WORKFLOW names another template: its models lead the plan now.
+    named = pod.run(DEFAULT_WORKFLOW="another.json", check=True)
+    assert named.rc == 0, named.stdout[-3000:]
+    assert f"default workflow {templates / 'another.json'}: loras/m2.safetensors, vae/x.safetensors." in named.stdout, (
+        named.stdout[-3000:]
+    )
+
+
+def test_a_default_workflow_that_does_not_exist_is_a_warning_and_the_plan_order_stays(pod, tmp_path, make_origin):
+    root = tmp_path / "served"
+    digest = write_file(root / "a.safetensors", 10_000, seed=1)
+    origin = make_origin(root)
+    pod.manifest("user", f"url|{origin.url}/public/a.safetensors|a.safetensors|checkpoints|{digest}\n")
+    pod.extra_vars.update(models_workflow_templates_dir=str(tmp_path / "no-workflows"))
+    run = pod.run(DOWNLOAD_IN_FOREGROUND="true", DEFAULT_WORKFLOW="missing.json")
+    assert run.rc == 0, run.stdout[-3000:]
+    assert "missing.json does not exist; the models are queued in plan order" in run.stdout + run.stderr
+    assert sha(pod.models / "checkpoints/a.safetensors") == digest
+    # A default workflow outside the template folder that cannot be read: a warning naming it.
+    broken = tmp_path / "elsewhere" / "broken.json"
+    broken.parent.mkdir()
+    broken.write_text("{not json")
+    again = pod.run(DOWNLOAD_IN_FOREGROUND="true", DEFAULT_WORKFLOW=str(broken))
+    assert again.rc == 0, again.stdout[-3000:]
+    assert f"workflow {broken} is not read: invalid JSON" in again.stdout + again.stderr, again.stdout[-3000:]

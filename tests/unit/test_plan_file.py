@@ -98,3 +98,11 @@ def test_a_full_disk_is_a_clear_error_and_leaves_the_old_plan(small_tmpfs):
         update_plan_file(str(path), "a new plan " * 5000)
     assert path.read_text() == "old plan\n"
     assert sorted(os.listdir(folder)) == ["filler", "plan.txt"]
+
+
+def test_render_says_what_the_default_workflow_queued_first():
+    first = {"path": "/opt/workflows/default.json", "names": ["vae/ae.safetensors"]}
+    text = render_plan(PLAN, first=first)
+    assert "# queued first: the 1 model(s) the default workflow /opt/workflows/default.json needs\n" in text
+    # No default workflow found: nothing is said.
+    assert render_plan(PLAN, first={"path": None, "names": []}) == render_plan(PLAN)

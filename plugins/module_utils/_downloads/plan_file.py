@@ -20,8 +20,9 @@ class PlanFileError(Exception):
     """The plan file cannot be written; the message names the path and what to do."""
 
 
-def render_plan(plan, log_file=None):
-    """The plan (build_plan's result) as text, one model a line."""
+def render_plan(plan, log_file=None, first=None):
+    """The plan (build_plan's result) as text, one model a line, in queue order; ``first``
+    (model_manifest's ``default_workflow``) names the workflow whose models lead the queue."""
     lines = [
         "# Written by aiclipse.comfyui.model_manifest; edits are overwritten.",
         "# The models this pod should have, from the merged manifests (rewritten when the plan changes).",
@@ -30,6 +31,10 @@ def render_plan(plan, log_file=None):
         lines.append("# What happened to each download: %s" % log_file)
     for manifest in plan["manifests"]:
         lines.append("# manifest %s: %s, %s entries" % (manifest["name"], manifest["status"], manifest["entries"]))
+    if first and first.get("path"):
+        lines.append(
+            "# queued first: the %d model(s) the default workflow %s needs" % (len(first["names"]), first["path"])
+        )
     lines.append("")
     for entry in plan["entries"]:
         identifier = mask_url(entry["identifier"]) if entry["source"] == "url" else entry["identifier"]
