@@ -32,6 +32,8 @@ def model_http_downloads(entries, hf_token_name="HF_TOKEN", civitai_token_name="
         item = {"name": entry["name"], "url": entry["url"], "dest": entry["dest"]}
         if entry.get("sha256"):
             item["sha256"] = entry["sha256"]
+        if entry.get("size") is not None:
+            item["size"] = entry["size"]
         token_name = tokens.get(HTTP_TOKENS[entry["source"]] or "")
         if token_name:
             item["token_name"] = token_name

@@ -82,9 +82,18 @@ options:
   version:
     description:
       - Branch, tag or commit (7 to 40 hex digits) to clone. Empty means the repository's
-        default branch. Used only when O(dest) is installed or repaired.
+        default branch. Used only when O(dest) is installed or repaired, unless O(enforce_version).
     type: str
     default: ''
+  enforce_version:
+    description:
+      - Also put an existing (or seeded) checkout on O(version) when that is a commit, as
+        C(playbooks/site.yml) does when it provisions from a pod lock. The commit is fetched
+        from O(repo_url) when the checkout lacks it; a checkout with local changes to tracked
+        files is never moved. What stands in the way is returned in RV(not_at_version) and the
+        task does not fail for it.
+    type: bool
+    default: false
   seed_from:
     description:
       - A working ComfyUI checkout to copy instead of cloning when O(dest) must be installed
@@ -187,8 +196,9 @@ status:
   description:
     - V(present) (working checkout left alone), V(seeded) (copied from O(seed_from)),
       V(cloned), V(repaired) (a broken directory replaced, user content moved back),
-      V(remote_fixed) (only the C(origin) URL changed) or V(attached) (a detached C(HEAD) put on
-      the local default branch at the same commit).
+      V(remote_fixed) (only the C(origin) URL changed), V(attached) (a detached C(HEAD) put on
+      the local default branch at the same commit) or, with O(enforce_version), V(moved) (put on
+      the commit of O(version); V(would_move) in check mode).
   returned: always
   type: str
   sample: seeded
@@ -211,6 +221,12 @@ detached:
   description: Why C(HEAD) was left detached, when it was.
   returned: when HEAD stays detached
   type: str
+not_at_version:
+  description: With O(enforce_version), why the checkout is not at O(version) (local changes, a commit
+    the repository does not have).
+  returned: when the checkout could not be moved
+  type: str
+  sample: "cannot check out 0f1e2d3: fatal: reference is not a tree: 0f1e2d3"
 backup:
   description: Where a broken directory was moved, when anything is left there.
   returned: always
@@ -262,6 +278,7 @@ def main():
             repo_url_env=dict(type="str"),
             env_file=dict(type="path"),
             version=dict(type="str", default=""),
+            enforce_version=dict(type="bool", default=False),
             seed_from=dict(type="path"),
             venv=dict(type="path"),
             pip_args=dict(type="list", elements="str", default=[]),
@@ -301,6 +318,8 @@ def main():
     try:
         before_problem = installer.problem()
         result = installer.ensure()
+        if params["enforce_version"]:
+            result = installer.move_to_version()
     except (InstallError, GitError, OSError) as exc:
         module.fail_json(msg=str(exc), **installer.result)
     if params["venv"]:

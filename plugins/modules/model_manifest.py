@@ -79,7 +79,8 @@ options:
         description:
           - "Entries as a YAML list. Each item is a pipe-format string or a mapping with keys
             C(source) (default C(huggingface)), C(identifier) (or C(repo), C(repo_id), C(url),
-            C(key), C(id)), C(filename), C(subdir) and optional C(sha256)."
+            C(key), C(id)), C(filename), C(subdir), optional C(sha256) and optional C(size) (bytes, checked
+            by the download; a pod lock's models carry it)."
         type: list
         elements: raw
       name:

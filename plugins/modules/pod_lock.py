@@ -21,6 +21,8 @@ description:
   - In check mode with diff the module shows how the pod differs from its lock and writes nothing.
   - A model still downloading in the background when the lock is written is listed with C(missing) set
     and the sha256 its manifest gives, if any.
+  - With O(expected), the pod is checked against the lock it was provisioned from (see
+    M(aiclipse.comfyui.pod_lock_read)) and the task fails listing what was not reproduced.
 author:
   - aiclipse (@aiclipse)
 options:
@@ -44,9 +46,40 @@ options:
     type: list
     elements: dict
     default: []
+  models_from_lock:
+    description:
+      - Take the planned models from the lock file O(path) itself instead of O(models).
+      - C(playbooks/site.yml) does so in check mode when the start stamp skips the roles, so
+        C(--check --diff) shows the drift of every part of the lock even then.
+    type: bool
+    default: false
   state_dir:
     description: The model state directory whose ledger says what each model was verified against.
     type: path
+  expected:
+    description:
+      - The lock this start was to reproduce, the RV(aiclipse.comfyui.pod_lock_read#module:lock) of
+        M(aiclipse.comfyui.pod_lock_read).
+      - The pod is compared with it - ComfyUI's commit, each locked node's repository and commit,
+        each locked model's sha256 and size - and what differs is listed in RV(unreproduced), in
+        O(report_file) and in the task's failure. Nodes and models the lock does not name, and the
+        venv's packages, are notes, never a failure.
+      - The lock file O(path) is written only when the pod reproduces O(expected).
+    type: dict
+  results:
+    description:
+      - What the roles reported, so that RV(unreproduced) says why - C(comfyui) (the result of
+        M(aiclipse.comfyui.comfyui_install)), C(custom_nodes) (the C(results) of
+        M(aiclipse.comfyui.custom_nodes)) and C(downloads) (the C(results) of the download modules).
+    type: dict
+    default: {}
+  report_file:
+    description: With O(expected), where the report of what was and was not reproduced is written (mode 0644).
+    type: path
+  write:
+    description: Write O(path). V(false) only compares (with O(expected)) and reports.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - aiclipse.comfyui.attributes
 attributes:
@@ -93,14 +126,36 @@ drift:
   returned: success
   type: bool
   sample: false
+reproduced:
+  description: Whether the pod reproduces O(expected).
+  returned: when O(expected) is given
+  type: bool
+  sample: false
+unreproduced:
+  description: What of O(expected) the pod does not reproduce, and why.
+  returned: when O(expected) is given
+  type: list
+  elements: str
+  sample: ["model /workspace/aiclipse/models/vae/v.safetensors: not downloaded (sha256 9f... differs from the expected 1c...)"]
+notes:
+  description: What O(expected) holds that a lock does not reproduce, and what the pod has that it does not name.
+  returned: when O(expected) is given
+  type: list
+  elements: str
+report:
+  description: The text written to O(report_file).
+  returned: when O(expected) is given
+  type: str
 """
 
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace import lock_check
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.pod_lock import (
     LockError,
     build,
+    planned_from_lock,
     render,
     write_atomic,
 )
@@ -114,7 +169,12 @@ def main():
             custom_nodes_dir=dict(type="path"),
             python=dict(type="path"),
             models=dict(type="list", elements="dict", default=[]),
+            models_from_lock=dict(type="bool", default=False),
             state_dir=dict(type="path"),
+            expected=dict(type="dict"),
+            results=dict(type="dict", default={}),
+            report_file=dict(type="path"),
+            write=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
@@ -131,7 +191,7 @@ def main():
             params["comfyui_dir"],
             params["custom_nodes_dir"],
             params["python"],
-            params["models"],
+            planned_from_lock(path) if params["models_from_lock"] else params["models"],
             params["state_dir"],
         )
         after = render(lock)
@@ -140,13 +200,36 @@ def main():
                 before = handle.read()
         except (IOError, OSError):
             before = ""
-        result.update(lock=lock, drift=before != after, changed=before != after)
+        write = params["write"]
+        result.update(lock=lock, drift=before != after)
+        if params["expected"] is not None:
+            failed, notes = lock_check.compare(params["expected"], lock, params["results"])
+            report = lock_check.render(params["expected"].get("source") or "given", failed, notes)
+            result.update(reproduced=not failed, unreproduced=failed, notes=notes, report=report)
+            write = write and not failed
+            if params["report_file"] and not module.check_mode:
+                try:
+                    lock_check.write_report(params["report_file"], report)
+                except OSError as exc:
+                    module.warn("the lock report %s was not written: %s" % (params["report_file"], exc))
+        result["changed"] = write and before != after
         if result["changed"] and not module.check_mode:
             write_atomic(path, after)
         if module._diff:
             result["diff"] = dict(before=before, after=after, before_header=path, after_header=path)
     except LockError as exc:
         module.fail_json(msg=str(exc), **result)
+    if result.get("unreproduced") and not module.check_mode:
+        module.fail_json(
+            msg="the pod does not reproduce the lock %s (%d problem(s)%s): %s"
+            % (
+                params["expected"].get("source"),
+                len(result["unreproduced"]),
+                ", report in %s" % params["report_file"] if params["report_file"] else "",
+                "; ".join(result["unreproduced"]),
+            ),
+            **result,
+        )
     module.exit_json(**result)
 
 

@@ -174,6 +174,36 @@ class ComfyUIInstaller:
         self.result["branch"] = self._branch(self.dest)
         return self.result
 
+    def move_to_version(self):
+        """Put a working checkout on the commit in ``version`` (a pod lock's), the way a pinned
+        custom node is moved: only when git reports no local changes, fetching the commit from
+        origin when the checkout lacks it. What stands in the way is reported in
+        ``not_at_version``, never an error: the caller's report says what was not reproduced."""
+        if not looks_like_commit(self.version) or self.problem() is not None:
+            return self.result
+        head = self.git.head(self.dest) or ""
+        if head.startswith(self.version.lower()):
+            return self.result
+        if not self.git.is_clean(self.dest):
+            self.result["not_at_version"] = f"local changes kept; not moved to the locked commit {self.version}"
+            return self.result
+        changed_before = self.result["changed"]
+        self.result["changed"] = True
+        if self.module.check_mode:
+            self.result["status"] = "would_move"
+            return self.result
+        try:
+            if self.git.run("cat-file", "-e", f"{self.version}^{{commit}}", repo=self.dest)[0]:
+                self.git.fetch(self.dest, self.repo_url)
+            self.git.must("checkout", "-q", "--detach", self.version, repo=self.dest)
+        except GitError as exc:
+            self.result.update(changed=changed_before, not_at_version=f"cannot check out {self.version}: {exc}")
+            return self.result
+        self.result.update(status="moved", commit=self.git.head(self.dest))
+        self._attach_head(self.dest, report=False)
+        self.result["branch"] = self._branch(self.dest)
+        return self.result
+
     def _branch(self, repo):
         rc, out, dummy = self.git.run("symbolic-ref", "-q", "--short", "HEAD", repo=repo)
         return out if rc == 0 else None

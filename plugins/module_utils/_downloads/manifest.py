@@ -40,6 +40,8 @@ DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 DEFAULT_CIVITAI_ENDPOINT = "https://civitai.com"
 
 FIELDS = ("source", "identifier", "filename", "subdir", "sha256")
+# A YAML item (a pod lock's models among them) may also give the size in bytes to verify.
+ITEM_FIELDS = FIELDS + ("size",)
 # YAML items may name the identifier the way people think of it.
 ITEM_KEY_ALIASES = {
     "repo": "identifier",
@@ -180,6 +182,11 @@ class ManifestParser:
             "dest": os.path.join(self.models_dir, subdir, basename),
             "origin": origin,
         }
+        size = (raw.get("size") or "").strip()
+        if size:
+            if not size.isdigit():
+                raise ValueError("size '%s' is not a number of bytes" % size)
+            entry["size"] = int(size)
         entry.update(self._locate(source, identifier, filename))
         return entry
 
@@ -235,8 +242,8 @@ class ManifestParser:
         raw = {}
         for key, value in item.items():
             field = ITEM_KEY_ALIASES.get(key, key)
-            if field not in FIELDS:
-                raise ValueError("unknown key '%s' (keys: %s)" % (key, ", ".join(FIELDS)))
+            if field not in ITEM_FIELDS:
+                raise ValueError("unknown key '%s' (keys: %s)" % (key, ", ".join(ITEM_FIELDS)))
             if field in raw:
                 raise ValueError("identifier given twice (as '%s')" % key)
             raw[field] = "" if value is None else str(value).strip()

@@ -47,6 +47,19 @@ def repo_key(url):
     return text[:-4] if text.endswith(".git") else text
 
 
+def tags_of(git, url):
+    """The tag names of the repository at url (git ls-remote); GitError when it cannot be asked."""
+    rc, out, err = git.run("ls-remote", "--tags", "--", url, url=url)
+    if rc != 0:
+        raise GitError(err.splitlines()[-1] if err else "git ls-remote failed")
+    tags = set()
+    for line in out.splitlines():
+        match = _TAG_LINE.match(line)
+        if match:
+            tags.add(match.group(2))
+    return tags
+
+
 def _source_text(source):
     return shown("%s node %s (%s)" % (source["workflow"], source["node_id"], source["node_type"]), 400)
 
@@ -184,23 +197,14 @@ class WorkflowNodes:
     def _version_tag(self, url, version, pack):
         """The tag of `version` in the repository (v1.2.3 or 1.2.3), or '' with a warning."""
         try:
-            rc, out, err = self.git.run("ls-remote", "--tags", "--", url, url=url)
+            tags = tags_of(self.git, url)
         except GitError as exc:
-            rc, out, err = 1, "", str(exc)
-        if rc == 0:
-            tags = set()
-            for line in out.splitlines():
-                match = _TAG_LINE.match(line)
-                if match:
-                    tags.add(match.group(2))
+            tags, why = None, "could not be asked for its tags (%s)" % shown(str(exc), 200)
+        if tags is not None:
             for tag in ("v" + version, version):
                 if tag in tags:
                     return tag
             why = "has no tag v%s or %s" % (version, version)
-        else:
-            why = "could not be asked for its tags (%s)" % shown(
-                err.splitlines()[-1] if err else "git ls-remote failed", 200
-            )
         self.warnings.append(
             "custom node pack %s: version %s is wanted but %s %s; its default branch is installed"
             % (pack["key"], version, shown(public_url(url), 200), why)

@@ -19,6 +19,8 @@ import hashlib
 import json
 import os
 
+from ansible.module_utils.common.yaml import HAS_YAML, yaml_load
+
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import public_url
 
@@ -115,6 +117,38 @@ def models(entries, ledger):
             item["missing"] = True
         items.append(item)
     return items
+
+
+def planned_from_lock(path):
+    """The models of the lock file at `path` as planned entries, for a drift check that has no
+    plan (check mode when the start stamp skips the roles). [] when there is none to read."""
+    try:
+        with open(path) as handle:
+            text = handle.read()
+    except OSError:
+        return []
+    if not HAS_YAML:
+        return []
+    try:
+        lock = yaml_load(text)
+    # A lock that does not parse shows as drift: its models are then none.
+    except Exception:  # pylint: disable=broad-except
+        return []
+    entries = []
+    for item in (lock or {}).get("models") or [] if isinstance(lock, dict) else []:
+        if not isinstance(item, dict) or not isinstance(item.get("dest"), str):
+            continue
+        source = str(item.get("source") or "")
+        entry = {"dest": item["dest"]}
+        if source.startswith("s3://"):
+            bucket, _sep, key = source[len("s3://") :].partition("/")
+            entry.update(source="r2", bucket=bucket, key=key)
+        else:
+            entry["url"] = source
+        if item.get("sha256_from") == "manifest":
+            entry["sha256"] = item.get("sha256")
+        entries.append(entry)
+    return entries
 
 
 def read_ledger(state_dir):
