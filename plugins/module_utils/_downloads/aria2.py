@@ -163,15 +163,22 @@ class Aria2Session:
     def alive(self):
         return self.process is not None and self.process.poll() is None
 
-    def add(self, url, directory, out):
-        """Queue one download of a tokenless URL; returns its gid."""
-        return self.call("aria2.addUri", [url], {"dir": directory, "out": out})
+    def add(self, url, directory, out, in_order=False):
+        """Queue one download of a tokenless URL; returns its gid. ``in_order`` has aria2c
+        fetch the lowest missing pieces first (its ``inorder`` piece selector) instead of
+        spreading its connections over the file, so the file is complete from its first byte
+        on as it goes: that prefix can be hashed while the rest downloads."""
+        options = {"dir": directory, "out": out}
+        if in_order:
+            options["stream-piece-selector"] = "inorder"
+        return self.call("aria2.addUri", [url], options)
 
     def statuses(self):
-        """gid -> status dict for every download aria2c knows (active, waiting, stopped)."""
+        """gid -> status dict for every download aria2c knows (active, waiting, stopped);
+        active ones also have ``bitfield`` (finished pieces, hex) and ``pieceLength``."""
         keys = ["gid", "status", "totalLength", "completedLength", "downloadSpeed", "errorCode", "errorMessage"]
         found = {}
-        for item in self.call("aria2.tellActive", keys):
+        for item in self.call("aria2.tellActive", keys + ["bitfield", "pieceLength"]):
             found[item["gid"]] = item
         for item in self.call("aria2.tellWaiting", 0, 100000, keys):
             found[item["gid"]] = item

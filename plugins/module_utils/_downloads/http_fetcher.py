@@ -50,6 +50,10 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_o
     is_transient as body_broke_off,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import Entry, EntryProblem, for_each
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.prefix_hash import (
+    PrefixHasher,
+    complete_prefix,
+)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import (
     MIB,
     DownloadJob,
@@ -360,7 +364,24 @@ class HttpFetcher:
     def _add(self, session, entry):
         control = control_progress(entry.staged + ".aria2") if os.path.exists(entry.staged + ".aria2") else None
         entry.resumed_bytes = control or 0
-        entry.gid = session.add(entry.resolved.url, run_staging(entry), os.path.basename(entry.staged))
+        if entry.sha256 and entry.hasher is None:
+            # Kept across retry rounds: aria2c resumes from its control file and never
+            # rewrites a finished piece, and publish re-reads the file if the digests differ.
+            entry.hasher = PrefixHasher(entry.staged)
+        entry.gid = session.add(
+            entry.resolved.url, run_staging(entry), os.path.basename(entry.staged), in_order=entry.hasher is not None
+        )
+
+    @staticmethod
+    def _hash_progress(entry, status):
+        """Let entry's hasher read what aria2c has finished from the first byte on (a resumed
+        download's pieces already on disk included, at its first report)."""
+        if entry.hasher is not None and status.get("status") == "active" and status.get("bitfield"):
+            entry.hasher.extend(
+                complete_prefix(
+                    status["bitfield"], int(status.get("pieceLength") or 0), int(status.get("totalLength") or 0)
+                )
+            )
 
     def _wait(self, session, entries, run):
         publishers = ThreadPoolExecutor(max_workers=PUBLISH_WORKERS)
@@ -400,6 +421,8 @@ class HttpFetcher:
             statuses = session.statuses()
             for gid, entry in list(pending.items()):
                 status = statuses.get(gid)
+                if status:
+                    self._hash_progress(entry, status)
                 if not status or status["status"] not in ("complete", "error", "removed"):
                     continue
                 del pending[gid]
