@@ -205,40 +205,70 @@ class Aria2Session:
                 stream.close()
 
 
-def control_progress(path):
-    """Bytes an aria2 control file (``<file>.aria2``) says are on disk, or None.
+class ControlFile:
+    """What an aria2 control file (``<file>.aria2``) records: ``piece_length``, ``total``,
+    ``bitfield`` (bytes, finished pieces, highest bit of the first byte is piece 0) and
+    ``in_flight_bytes`` (finished 16 KiB blocks of pieces still in flight).
 
     Format (aria2 docs, "Control File (*.aria2) Format", version 1 is big-endian): version,
     extension, info hash, piece length, total length, upload length, bitfield of finished
     pieces, then in-flight pieces each with a bitfield of finished 16 KiB blocks.
     """
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        version = struct.unpack_from(">H", data, 0)[0]
-        order = ">" if version == 1 else "="
-        pos = 2 + 4
-        info_hash_length = struct.unpack_from(order + "I", data, pos)[0]
-        pos += 4 + info_hash_length
-        piece_length, total = struct.unpack_from(order + "IQ", data, pos)
-        pos += 4 + 8 + 8
-        bitfield_length = struct.unpack_from(order + "I", data, pos)[0]
-        pos += 4
-        bitfield = data[pos : pos + bitfield_length]
-        pos += bitfield_length
-        pieces = [i for i in range(bitfield_length * 8) if bitfield[i // 8] & (0x80 >> (i % 8))]
-        done = sum(min(piece_length, total - i * piece_length) for i in pieces if i * piece_length < total)
-        in_flight = struct.unpack_from(order + "I", data, pos)[0]
-        pos += 4
-        for _piece in range(in_flight):
-            _index, _length, blocks_length = struct.unpack_from(order + "III", data, pos)
-            pos += 12
-            blocks = data[pos : pos + blocks_length]
-            pos += blocks_length
-            done += 16 * 1024 * sum(bin(byte).count("1") for byte in blocks)
-        return min(done, total)
-    except (OSError, struct.error, IndexError):
-        return None
+
+    def __init__(self, piece_length, total, bitfield, in_flight_bytes):
+        self.piece_length = piece_length
+        self.total = total
+        self.bitfield = bitfield
+        self.in_flight_bytes = in_flight_bytes
+
+    @classmethod
+    def read(cls, path):
+        """The control file at path, or None when it is missing or cannot be parsed."""
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            version = struct.unpack_from(">H", data, 0)[0]
+            order = ">" if version == 1 else "="
+            pos = 2 + 4
+            info_hash_length = struct.unpack_from(order + "I", data, pos)[0]
+            pos += 4 + info_hash_length
+            piece_length, total = struct.unpack_from(order + "IQ", data, pos)
+            pos += 4 + 8 + 8
+            bitfield_length = struct.unpack_from(order + "I", data, pos)[0]
+            pos += 4
+            bitfield = data[pos : pos + bitfield_length]
+            if len(bitfield) != bitfield_length:
+                return None
+            pos += bitfield_length
+            in_flight_bytes = 0
+            in_flight = struct.unpack_from(order + "I", data, pos)[0]
+            pos += 4
+            for _piece in range(in_flight):
+                _index, _length, blocks_length = struct.unpack_from(order + "III", data, pos)
+                pos += 12
+                blocks = data[pos : pos + blocks_length]
+                pos += blocks_length
+                in_flight_bytes += 16 * 1024 * sum(bin(byte).count("1") for byte in blocks)
+            return cls(piece_length, total, bitfield, in_flight_bytes)
+        except (OSError, struct.error, IndexError):
+            return None
+
+    def finished_pieces(self):
+        return [i for i in range(len(self.bitfield) * 8) if self.bitfield[i // 8] & (0x80 >> (i % 8))]
+
+    def done_bytes(self):
+        done = sum(
+            min(self.piece_length, self.total - i * self.piece_length)
+            for i in self.finished_pieces()
+            if i * self.piece_length < self.total
+        )
+        return min(done + self.in_flight_bytes, self.total)
+
+
+def control_progress(path):
+    """Bytes an aria2 control file (``<file>.aria2``) says are on disk, or None."""
+    control = ControlFile.read(path)
+    return None if control is None else control.done_bytes()
 
 
 def human(size):

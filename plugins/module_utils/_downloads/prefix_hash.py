@@ -66,6 +66,7 @@ class PrefixHasher:
         self.path = path
         self.chunk = chunk
         self.position = 0
+        self.read_at_finish = 0  # bytes finish() still had to read: what hashing added after the download
         self.error = None
         self._digest = hashlib.sha256()
         self._target = 0
@@ -127,7 +128,9 @@ class PrefixHasher:
         try:
             if self.error is not None or self._cancelled:
                 return None
+            before = self.position
             self._read_to(size, memoryview(bytearray(min(self.chunk, max(1, size - self.position)))))
+            self.read_at_finish = self.position - before
             if self.position != size or not self._same_file(size):
                 return None
             return self._digest.hexdigest()
