@@ -288,18 +288,22 @@ class PrefixWatcher:
         self.reports.append(upto)
 
 
-def test_the_finished_prefix_is_reported_as_it_grows_and_never_ahead_of_the_bytes(source, tmp_path, monkeypatch):
+@pytest.mark.parametrize("workers", [1, 4])
+def test_the_finished_prefix_is_reported_as_it_grows_and_never_ahead_of_the_bytes(
+    source, tmp_path, monkeypatch, workers
+):
     import ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download as ranged
 
     monkeypatch.setattr(ranged, "READ_CHUNK", 16 * KIB)
     job = job_for(source, tmp_path)
     job.on_prefix = watcher = PrefixWatcher(job, source)
-    RangedDownloader(source, max_concurrency=4, part_size=64 * KIB, multipart_threshold=1).run([job])
+    RangedDownloader(source, max_concurrency=workers, part_size=64 * KIB, multipart_threshold=1).run([job])
     assert not job.failed
     assert watcher.lies == [], "a prefix was reported before its bytes were written"
     assert watcher.reports[-1] == job.size
-    assert len(watcher.reports) > len(job.parts), "reported chunk by chunk, not only at the end"
     assert all(b >= a for a, b in zip(watcher.reports, watcher.reports[1:]))
+    if workers == 1:  # with more, which part lands first is the scheduler's choice
+        assert len(watcher.reports) >= job.size // (16 * KIB), "reported chunk by chunk, not only per part"
 
 
 def test_a_resumed_job_reports_the_prefix_already_on_disk_before_fetching(source, tmp_path):

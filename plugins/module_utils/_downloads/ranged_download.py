@@ -37,7 +37,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 JOURNAL_SUFFIX = ".parts"
 JOURNAL_VERSION = 2
 COUNTER = struct.Struct(">Q")
-READ_CHUNK = 1024 * 1024
+# Per part in flight (32 at once by default): 256 KiB keeps r2_fetch's peak RSS at 4 x 1 GiB
+# under 100 MiB (1 MiB reads left glibc's arenas holding about 130 MiB) and a killed part loses
+# less; the extra reads cost nothing measurable next to the network.
+READ_CHUNK = 256 * 1024
 MIB = 1024 * 1024
 # After a stop request, how long the main thread waits for parts to notice it.
 STOP_GRACE_SECONDS = 1.0
