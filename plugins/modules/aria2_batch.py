@@ -72,6 +72,11 @@ options:
           - Expected sha256 (64 hex digits). When given, a download that does not match is not
             published, and an existing unrecorded file is verified once. When omitted, the sha256 the
             source publishes (Hugging Face, CivitAI) is used; when both exist they must agree.
+          - The file is hashed while it downloads - C(aria2c) fetches it lowest pieces first
+            (C(--stream-piece-selector=inorder)) and the module hashes what is complete from the
+            first byte on, a resumed partial's bytes first - so the check is done a moment after
+            the last byte. A digest that differs is checked by reading the whole file before the
+            download fails.
         type: str
       size:
         description:
