@@ -248,3 +248,38 @@ def test_a_resumed_partial_corrupted_on_disk_is_caught_and_not_published(make_or
         assert not os.path.exists(vault.dest("c.bin")) and vault.staged() == []
         _entries, again = in_process_run(vault, download)
     assert again["downloaded"] == 1 and sha(vault.dest("c.bin")) == digest
+
+
+def test_files_the_origin_serves_with_the_token_are_hashed_while_downloading_too(
+    make_origin, vault, tmp_path, full_reads
+):
+    """The in-process path (the origin serves the bytes and needs the token): the good file is
+    never read again at publish, the one served with a wrong middle byte still fails."""
+    served = tmp_path / "served"
+    size = 20 * MiB + 5
+    good = write_file(served / "good.bin", size, seed=3)
+    expected = write_file(served / "bad.bin", size, seed=4)
+    corrupt(served / "bad.bin", size // 2)
+    origin = make_origin(served, limit_rate="4m")
+    entries, result = in_process_run(
+        vault,
+        [
+            {
+                "url": "%s/private/%s" % (origin.url, name),
+                "dest": vault.dest(name),
+                "sha256": digest,
+                "token": origin.token,
+            }
+            for name, digest in (("good.bin", good), ("bad.bin", expected))
+        ],
+    )
+    by_name = {r["name"]: r for r in result["results"]}
+    assert by_name["good.bin"]["status"] == "downloaded" and sha(vault.dest("good.bin")) == good
+    assert (
+        by_name["bad.bin"]["status"] == "failed"
+        and "differs from the expected %s" % expected in by_name["bad.bin"]["reason"]
+    )
+    assert not os.path.exists(vault.dest("bad.bin"))
+    assert all(entry.in_process and entry.hasher is not None for entry in entries)
+    # The good file: no full read. The bad one: exactly one, the read that confirms the mismatch.
+    assert [Path(p).name.split(".", 1)[1] for p in full_reads] == ["bad.bin"]

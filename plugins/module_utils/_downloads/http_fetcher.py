@@ -304,6 +304,9 @@ class HttpFetcher:
             job = DownloadJob(
                 entry.name, entry.staged, entry.size, entry.etag, context=entry, ranges=entry.resolved.ranges
             )
+            if entry.sha256:
+                entry.hasher = PrefixHasher(entry.staged)  # hashed as the parts complete, as with R2
+                job.on_prefix = entry.hasher.extend
             entry.transport = OriginRanges(entry.client, entry.etag)
             jobs.append(job)
             run.log(
