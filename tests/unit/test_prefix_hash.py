@@ -8,6 +8,7 @@ hashed must never be published on the strength of a stale digest.
 import hashlib
 import os
 import sys
+import threading
 import time
 
 import pytest
@@ -86,19 +87,64 @@ def test_hashes_a_file_written_out_of_order_as_its_prefix_completes(tmp_path):
     assert hasher.read_at_finish == len(data) - 4 * MiB
 
 
+def wait_for(condition, seconds=10):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert condition(), "still not so after %d s" % seconds
+
+
 def test_the_thread_reads_while_the_download_goes_on(tmp_path):
     data = body(4 * MiB)
     path = tmp_path / "f.bin"
     path.write_bytes(data)
     hasher = PrefixHasher(str(path))
     hasher.extend(3 * MiB)
-    for _attempt in range(200):
-        if hasher.position == 3 * MiB:
-            break
-        time.sleep(0.05)
-    assert hasher.position == 3 * MiB, "the reading thread should have hashed the reported prefix"
+    wait_for(lambda: hasher.position == 3 * MiB)  # the reading thread hashed the reported prefix
     assert hasher.finish(len(data)) == hashlib.sha256(data).hexdigest()
     assert hasher.read_at_finish == MiB
+
+
+def test_files_hashed_at_the_same_time_take_turns_on_one_core(tmp_path, monkeypatch):
+    """Downloads hashed at once use one core between them (aria2c needs the other), and none
+    waits for another to be done: each one's prefix keeps up with its download."""
+    reading, most = [0], [0]
+    guard = threading.Lock()
+    real_preadv = os.preadv
+
+    def counting_preadv(fd, buffers, offset):
+        with guard:
+            reading[0] += 1
+            most[0] = max(most[0], reading[0])
+        try:
+            time.sleep(0.0005)  # widen the window in which two readers would overlap
+            return real_preadv(fd, buffers, offset)
+        finally:
+            with guard:
+                reading[0] -= 1
+
+    monkeypatch.setattr(os, "preadv", counting_preadv)
+    size = 48 * MiB
+    datas = [body(size, seed=n) for n in range(3)]
+    hashers = []
+    for number, data in enumerate(datas):
+        path = tmp_path / ("f%d.bin" % number)
+        path.write_bytes(data)
+        hashers.append(PrefixHasher(str(path)))
+    for hasher in hashers:
+        hasher.extend(size)
+    busy = []
+    while any(hasher.position < size for hasher in hashers):
+        busy.append([hasher.position for hasher in hashers])
+        time.sleep(0.001)
+    # When the first of them was done, the others had read a good part of theirs too.
+    first_done = next(positions for positions in busy if max(positions) == size) if busy else [size] * 3
+    assert min(first_done) >= size // 4, "positions when the first file was done: %s MiB" % [
+        p // MiB for p in first_done
+    ]
+    assert most[0] == 1, "%d files were read at the same time" % most[0]
+    for hasher, data in zip(hashers, datas):
+        assert hasher.finish(size) == hashlib.sha256(data).hexdigest()
 
 
 def test_no_digest_for_a_file_that_was_replaced_after_it_was_read(tmp_path):
@@ -107,6 +153,7 @@ def test_no_digest_for_a_file_that_was_replaced_after_it_was_read(tmp_path):
     path.write_bytes(data)
     hasher = PrefixHasher(str(path))
     hasher.extend(MiB)
+    wait_for(lambda: hasher.position == MiB)  # read (and held open) before the replacement
     replacement = tmp_path / "other.bin"
     replacement.write_bytes(data)  # the same bytes even: it is not the file that was read
     os.replace(replacement, path)

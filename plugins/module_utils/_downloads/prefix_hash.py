@@ -22,11 +22,41 @@ The digest is only a shortcut to the answer a full read would give, never a weak
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
 import threading
 
 READ_CHUNK = 1024 * 1024
+
+
+class Turns:
+    """A lock that is handed over in the order it was asked for (``with turns:``). A plain Lock
+    is not: a thread that releases it and asks again at once usually gets it back, and the
+    other hashers would wait until that file is done."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._queue = collections.deque()
+
+    def __enter__(self):
+        ticket = object()
+        with self._cond:
+            self._queue.append(ticket)
+            while self._queue[0] is not ticket:
+                self._cond.wait()
+
+    def __exit__(self, *exc):
+        with self._cond:
+            self._queue.popleft()
+            self._cond.notify_all()
+
+
+# The hashers' threads take turns, one chunk at a time: the downloads run side by side, but
+# their hashing uses one core, whatever the number of files. aria2c is one thread that needs a
+# core of its own at full speed; four files hashed at once would take both cores of a small pod
+# from it, and one core's sha256 still outruns the download (so the prefix keeps up).
+_ONE_CORE = Turns()
 
 
 def leading_pieces(bitfield):
@@ -98,23 +128,30 @@ class PrefixHasher:
                     if self._cancelled or self._target <= self.position:
                         return
                     upto = self._target
-                self._read_to(upto, view)
+                self._read_to(upto, view, turns=_ONE_CORE)
         except OSError as exc:
             self.error = exc
         finally:
             if self._cancelled:
                 self._close(from_thread=True)
 
-    def _read_to(self, upto, view):
+    def _read_to(self, upto, view, turns=None):
         if self._handle is None:
             self._handle = open(self.path, "rb")  # pylint: disable=consider-using-with
         while self.position < upto and not self._cancelled:
-            want = min(len(view), upto - self.position)
-            got = os.preadv(self._handle.fileno(), [view[:want]], self.position)
-            if got <= 0:
-                raise OSError("%s ended at byte %d, before the %d reported complete" % (self.path, self.position, upto))
-            self._digest.update(view[:got])
-            self.position += got
+            if turns is None:
+                self._read_chunk(upto, view)
+            else:
+                with turns:
+                    self._read_chunk(upto, view)
+
+    def _read_chunk(self, upto, view):
+        want = min(len(view), upto - self.position)
+        got = os.preadv(self._handle.fileno(), [view[:want]], self.position)
+        if got <= 0:
+            raise OSError("%s ended at byte %d, before the %d reported complete" % (self.path, self.position, upto))
+        self._digest.update(view[:got])
+        self.position += got
 
     def finish(self, size):
         """The sha256 (hex) of the file's `size` bytes, reading what the thread has not; None
