@@ -16,8 +16,9 @@ description:
     model is never visible at its final path. A body that is an HTML or JSON page never becomes a
     model file.
   - A run that is killed (pod stopped, SIGKILL) resumes on the next run from the partial files in
-    staging; C(aria2c) exits when the module's process dies and saves its control files every
-    second. SIGTERM to the module stops it cleanly (see NOTES).
+    staging; C(aria2c) exits when the module's process dies and then saves its control files (it
+    also saves them every 10 seconds, so a SIGKILL of C(aria2c) itself loses at most that much
+    transfer). SIGTERM to the module stops it cleanly (see NOTES).
   - Files already present and recorded in the ledger (O(state_dir)/ledger.json, size, mtime,
     etag, sha256) are skipped without reading their bytes. A present file with a known sha256 but no
     ledger entry is hashed once and recorded; one with neither sha256 nor size is compared with the

@@ -90,7 +90,11 @@ def in_process_run(vault, downloads, split=4, stop=None):
         "max-tries": 3,
         "retry-wait": 1,
     }
-    fetcher = HttpFetcher(shutil.which("aria2c"), options, TargetSecrets(None, environ={}), retry_wait=1)
+    # Control files saved every second (the module: every 10 s), so that a stopped run's partial
+    # is recent: these tests are about what is hashed, not about how often aria2c saves.
+    fetcher = HttpFetcher(
+        shutil.which("aria2c"), options, TargetSecrets(None, environ={}), retry_wait=1, auto_save_seconds=1
+    )
     entries = http_entries(downloads)
     run = DownloadRun(fetcher, entries, str(vault.state), log_file=str(vault.log))
     if stop is not None:
@@ -147,16 +151,18 @@ def test_two_files_at_once_are_hashed_while_they_download(make_origin, vault, tm
     served = tmp_path / "served"
     size = 24 * MiB + 17
     digests = {name: write_file(served / name, size, seed=i) for i, name in enumerate(("a.bin", "b.bin"))}
-    # nginx's limit_rate allows a second's worth at the start of every request, and in order
-    # every piece is a request of its own: 1m makes a 24 MiB file take a few seconds.
-    origin = make_origin(served, limit_rate="1m")
-    entries, result = in_process_run(
-        vault,
-        [
-            {"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name), "sha256": digest}
-            for name, digest in digests.items()
-        ],
-    )
+    # A proxy that limits each connection (nginx's limit_rate is per request and sometimes lets a
+    # whole file through in one burst, which leaves nothing to hash while it downloads): 2 MiB/s
+    # per connection, 4 per file, so each file takes about three seconds.
+    origin = make_origin(served)
+    with ThrottleProxy(origin.port, 2 * MiB) as proxy:
+        entries, result = in_process_run(
+            vault,
+            [
+                {"url": "%s/public/%s" % (proxy.endpoint, name), "dest": vault.dest(name), "sha256": digest}
+                for name, digest in digests.items()
+            ],
+        )
     assert result["downloaded"] == 2, result["msg"]
     for name, digest in digests.items():
         assert sha(vault.dest(name)) == digest
