@@ -4,7 +4,8 @@ and the physical bounds they run against, printed as one table of ratios.
 Each ratio compares two things measured side by side in this run (taken in turn, median of
 --repeat), so the load of a shared machine falls on both sides alike. See BENCHMARKS.md.
 
-    bash bench/run.sh              # everything, full sizes (10-12 minutes on 2 idle cores)
+    bash bench/run.sh              # everything, full sizes (bounds, http, http-large, r2,
+                                   # r2-large and memory took 17 minutes at --repeat 3, load 2-24)
     bash bench/run.sh --quick      # smaller sizes, fewer repetitions (a few minutes)
     bash bench/run.sh --only warm,skip
 """
