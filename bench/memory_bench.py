@@ -32,6 +32,8 @@ from harness.nginx import NginxOrigin  # noqa: E402
 from harness.paths import REPO  # noqa: E402
 
 BUCKET = "models"
+# The issues' targets: r2_fetch got the tighter one with bounded read buffers (issue 21).
+TARGET_MIB = {"aria2_batch": 150, "r2_fetch": 100}
 
 
 def zeros_sha256(size):
@@ -174,13 +176,14 @@ def measure(table, files=4, size=GIB, workdir=None):
             shutil.rmtree(out)
             figures["r2_fetch"] = peaks
         for module, peaks in figures.items():
+            limit = TARGET_MIB[module]
             table.add(
                 "peak RSS: %s module process, fetching %s" % (module, label),
                 "%.0f MiB" % peaks.get("module", 0),
                 "",
                 None,
-                "<= 150 MiB",
-                peaks.get("module", 0) <= 150,
+                "<= %d MiB" % limit,
+                peaks.get("module", 0) <= limit,
             )
         for module, peaks in figures.items():
             table.add(

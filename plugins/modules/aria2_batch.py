@@ -16,8 +16,9 @@ description:
     model is never visible at its final path. A body that is an HTML or JSON page never becomes a
     model file.
   - A run that is killed (pod stopped, SIGKILL) resumes on the next run from the partial files in
-    staging; C(aria2c) exits when the module's process dies and saves its control files every
-    second. SIGTERM to the module stops it cleanly (see NOTES).
+    staging; C(aria2c) exits when the module's process dies and then saves its control files (it
+    also saves them every 10 seconds, so a SIGKILL of C(aria2c) itself loses at most that much
+    transfer). SIGTERM to the module stops it cleanly (see NOTES).
   - Files already present and recorded in the ledger (O(state_dir)/ledger.json, size, mtime,
     etag, sha256) are skipped without reading their bytes. A present file with a known sha256 but no
     ledger entry is hashed once and recorded; one with neither sha256 nor size is compared with the
@@ -72,6 +73,11 @@ options:
           - Expected sha256 (64 hex digits). When given, a download that does not match is not
             published, and an existing unrecorded file is verified once. When omitted, the sha256 the
             source publishes (Hugging Face, CivitAI) is used; when both exist they must agree.
+          - The file is hashed while it downloads - C(aria2c) fetches it lowest pieces first
+            (C(--stream-piece-selector=inorder)) and the module hashes what is complete from the
+            first byte on, a resumed partial's bytes first - so the check is done a moment after
+            the last byte. A digest that differs is checked by reading the whole file before the
+            download fails.
         type: str
       size:
         description:

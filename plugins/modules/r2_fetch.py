@@ -18,9 +18,12 @@ description:
     under O(state_dir) (on the same filesystem as the models), and the file is renamed into
     place only after its size, its sha256 (when given) and its content (not an error page)
     check out. This is the same staging, ledger and publish as M(aiclipse.comfyui.aria2_batch).
+    The sha256 is computed while the parts download (from the first byte on, as the parts
+    complete), so it is ready a moment after the last byte; a digest that differs from the
+    expected one is checked by reading the whole file before the object fails.
   - A killed run resumes inside every part. The bytes on disk of each part are journalled next to
     the staging file as they are written, so after a SIGKILL the next run fetches again at most the
-    one 1 MiB chunk that was in flight per part, as long as the object's size and ETag are
+    one 256 KiB chunk that was in flight per part, as long as the object's size and ETag are
     unchanged. Every ranged GET carries C(If-Match) with the ETag, so bytes of two versions of
     an object are never mixed. SIGTERM to the module stops it cleanly (see NOTES).
   - A destination recorded in the ledger whose size and modification time on disk and whose
@@ -135,7 +138,7 @@ options:
       - Connections used at the same time, over all objects and parts.
       - The default was chosen by C(bench/r2_fetch_bench.py) (4 x 256 MiB over connections
         throttled to 20 MB/s each, 2 busy cores) - 4 connections 12.7 s, 8 7.6 s, 16 5.5 s, 32 2.1 s
-        with 8 MiB parts. Each connection holds a 1 MiB buffer.
+        with 8 MiB parts. Each connection holds a 256 KiB buffer.
     type: int
     default: 32
   part_size:

@@ -269,7 +269,8 @@ def _aria2c_pids(marker):
 def test_killed_run_leaves_nothing_at_final_paths_and_resumes(make_origin, vault, tmp_path, aria2c_too):
     """SIGKILL of ansible, its worker and the module; aria2c either notices and saves its
     control files itself (--stop-with-process) or is SIGKILLed too (then its last save, at most
-    a second old, counts). The bytes that cross the wire twice are counted at nginx."""
+    10 s old, counts: here the one it wrote when the downloads started, since the kill comes
+    within seconds). The bytes that cross the wire twice are counted at nginx."""
     served = tmp_path / "served"
     size = 6 * MiB
     files = {name: write_file(served / name, size, seed=i) for i, name in enumerate(("k1.bin", "k2.bin"))}
@@ -285,9 +286,15 @@ def test_killed_run_leaves_nothing_at_final_paths_and_resumes(make_origin, vault
     proc = _start_ansible(args)
     staging = vault.state / "staging"
     deadline = time.monotonic() + 30
+    started = None
     while time.monotonic() < deadline:
-        partial = sum(p.stat().st_blocks * 512 for p in staging.glob("*.bin")) if staging.exists() else 0
-        if partial >= 3 * MiB:
+        partials = list(staging.glob("*.bin")) if staging.exists() else []
+        partial = sum(p.stat().st_blocks * 512 for p in partials)
+        started = started or (time.monotonic() if partials else None)
+        # aria2c keeps up to 16 MiB in its own cache between saves of its control files (every
+        # 10 s), so the disk may show nothing yet: a second after the partials appeared, about
+        # a third of the 12 MiB has been fetched at 1 MB/s per connection.
+        if partial >= 3 * MiB or (started and time.monotonic() - started >= 1.0):
             break
         time.sleep(0.1)
     else:
@@ -319,10 +326,12 @@ def test_killed_run_leaves_nothing_at_final_paths_and_resumes(make_origin, vault
         % ("aria2c killed too" if aria2c_too else "module killed", twice / MiB, size // MiB, served_before / MiB)
     )
     # Per connection (4): what sat in its socket buffers and aria2c's first, unranged GET of a
-    # resumed file (about 1 MiB each here), plus, when aria2c itself was killed, up to a second
-    # of transfer since its last save of the control files (auto-save-interval=1, 1 MB/s each).
+    # resumed file (about 1 MiB each here). When aria2c itself was killed, also what it fetched
+    # since its last save of the control files: they are saved every 10 s, and the kill comes
+    # before the first save, so that is everything the origin had sent before the kill.
     connections = 4
-    assert twice <= connections * (3 if aria2c_too else 2) * MiB, "%.1f MiB crossed the wire twice" % (twice / MiB)
+    lost_at_most = served_before if aria2c_too else 0
+    assert twice <= lost_at_most + connections * 2 * MiB, "%.1f MiB crossed the wire twice" % (twice / MiB)
 
 
 def test_faults_each_get_their_result_and_the_rest_completes(fault_server, vault):

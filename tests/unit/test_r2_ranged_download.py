@@ -269,3 +269,62 @@ def test_a_full_disk_is_not_retried(source, small_tmpfs):
     RangedDownloader(source, part_size=64 * KIB, multipart_threshold=1, retry_delay=0).run([job])
     assert job.failed and job.error.errno == 28 and "cannot write the staging file" in str(job.error)
     assert len(source.ranges) == 1, "a full disk is not a reason to ask the server again"
+
+
+class PrefixWatcher:
+    """on_prefix that checks every report against the staging file: the bytes claimed final
+    must already be the source's bytes on disk when the report is made."""
+
+    def __init__(self, job, source):
+        self.job = job
+        self.expected = source.path.read_bytes()
+        self.reports = []
+        self.lies = []
+
+    def __call__(self, upto):
+        with open(self.job.staged, "rb") as handle:
+            if handle.read(upto) != self.expected[:upto]:
+                self.lies.append(upto)
+        self.reports.append(upto)
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_the_finished_prefix_is_reported_as_it_grows_and_never_ahead_of_the_bytes(
+    source, tmp_path, monkeypatch, workers
+):
+    import ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download as ranged
+
+    monkeypatch.setattr(ranged, "READ_CHUNK", 16 * KIB)
+    job = job_for(source, tmp_path)
+    job.on_prefix = watcher = PrefixWatcher(job, source)
+    RangedDownloader(source, max_concurrency=workers, part_size=64 * KIB, multipart_threshold=1).run([job])
+    assert not job.failed
+    assert watcher.lies == [], "a prefix was reported before its bytes were written"
+    assert watcher.reports[-1] == job.size
+    assert all(b >= a for a, b in zip(watcher.reports, watcher.reports[1:]))
+    if workers == 1:  # with more, which part lands first is the scheduler's choice
+        assert len(watcher.reports) >= job.size // (16 * KIB), "reported chunk by chunk, not only per part"
+
+
+def test_a_resumed_job_reports_the_prefix_already_on_disk_before_fetching(source, tmp_path):
+    job = job_for(source, tmp_path)
+    source.refuse = {3 * 64 * KIB}
+    RangedDownloader(source, max_concurrency=1, part_size=64 * KIB, multipart_threshold=1).run([job])
+    assert job.failed
+    source.refuse = set()
+    again = job_for(source, tmp_path)
+    again.on_prefix = watcher = PrefixWatcher(again, source)
+    requests_at_first_report = []
+    original = watcher.__call__
+
+    def first(upto):
+        if not requests_at_first_report:
+            requests_at_first_report.append(len(source.ranges))
+        original(upto)
+
+    again.on_prefix = first
+    source.ranges = []
+    RangedDownloader(source, max_concurrency=1, part_size=64 * KIB, multipart_threshold=1).run([again])
+    assert not again.failed and watcher.lies == []
+    assert watcher.reports[0] == 3 * 64 * KIB and requests_at_first_report == [0]
+    assert watcher.reports[-1] == again.size

@@ -163,15 +163,22 @@ class Aria2Session:
     def alive(self):
         return self.process is not None and self.process.poll() is None
 
-    def add(self, url, directory, out):
-        """Queue one download of a tokenless URL; returns its gid."""
-        return self.call("aria2.addUri", [url], {"dir": directory, "out": out})
+    def add(self, url, directory, out, in_order=False):
+        """Queue one download of a tokenless URL; returns its gid. ``in_order`` has aria2c
+        fetch the lowest missing pieces first (its ``inorder`` piece selector) instead of
+        spreading its connections over the file, so the file is complete from its first byte
+        on as it goes: that prefix can be hashed while the rest downloads."""
+        options = {"dir": directory, "out": out}
+        if in_order:
+            options["stream-piece-selector"] = "inorder"
+        return self.call("aria2.addUri", [url], options)
 
     def statuses(self):
-        """gid -> status dict for every download aria2c knows (active, waiting, stopped)."""
+        """gid -> status dict for every download aria2c knows (active, waiting, stopped);
+        active ones also have ``bitfield`` (finished pieces, hex) and ``pieceLength``."""
         keys = ["gid", "status", "totalLength", "completedLength", "downloadSpeed", "errorCode", "errorMessage"]
         found = {}
-        for item in self.call("aria2.tellActive", keys):
+        for item in self.call("aria2.tellActive", keys + ["bitfield", "pieceLength"]):
             found[item["gid"]] = item
         for item in self.call("aria2.tellWaiting", 0, 100000, keys):
             found[item["gid"]] = item
@@ -198,40 +205,70 @@ class Aria2Session:
                 stream.close()
 
 
-def control_progress(path):
-    """Bytes an aria2 control file (``<file>.aria2``) says are on disk, or None.
+class ControlFile:
+    """What an aria2 control file (``<file>.aria2``) records: ``piece_length``, ``total``,
+    ``bitfield`` (bytes, finished pieces, highest bit of the first byte is piece 0) and
+    ``in_flight_bytes`` (finished 16 KiB blocks of pieces still in flight).
 
     Format (aria2 docs, "Control File (*.aria2) Format", version 1 is big-endian): version,
     extension, info hash, piece length, total length, upload length, bitfield of finished
     pieces, then in-flight pieces each with a bitfield of finished 16 KiB blocks.
     """
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        version = struct.unpack_from(">H", data, 0)[0]
-        order = ">" if version == 1 else "="
-        pos = 2 + 4
-        info_hash_length = struct.unpack_from(order + "I", data, pos)[0]
-        pos += 4 + info_hash_length
-        piece_length, total = struct.unpack_from(order + "IQ", data, pos)
-        pos += 4 + 8 + 8
-        bitfield_length = struct.unpack_from(order + "I", data, pos)[0]
-        pos += 4
-        bitfield = data[pos : pos + bitfield_length]
-        pos += bitfield_length
-        pieces = [i for i in range(bitfield_length * 8) if bitfield[i // 8] & (0x80 >> (i % 8))]
-        done = sum(min(piece_length, total - i * piece_length) for i in pieces if i * piece_length < total)
-        in_flight = struct.unpack_from(order + "I", data, pos)[0]
-        pos += 4
-        for _piece in range(in_flight):
-            _index, _length, blocks_length = struct.unpack_from(order + "III", data, pos)
-            pos += 12
-            blocks = data[pos : pos + blocks_length]
-            pos += blocks_length
-            done += 16 * 1024 * sum(bin(byte).count("1") for byte in blocks)
-        return min(done, total)
-    except (OSError, struct.error, IndexError):
-        return None
+
+    def __init__(self, piece_length, total, bitfield, in_flight_bytes):
+        self.piece_length = piece_length
+        self.total = total
+        self.bitfield = bitfield
+        self.in_flight_bytes = in_flight_bytes
+
+    @classmethod
+    def read(cls, path):
+        """The control file at path, or None when it is missing or cannot be parsed."""
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            version = struct.unpack_from(">H", data, 0)[0]
+            order = ">" if version == 1 else "="
+            pos = 2 + 4
+            info_hash_length = struct.unpack_from(order + "I", data, pos)[0]
+            pos += 4 + info_hash_length
+            piece_length, total = struct.unpack_from(order + "IQ", data, pos)
+            pos += 4 + 8 + 8
+            bitfield_length = struct.unpack_from(order + "I", data, pos)[0]
+            pos += 4
+            bitfield = data[pos : pos + bitfield_length]
+            if len(bitfield) != bitfield_length:
+                return None
+            pos += bitfield_length
+            in_flight_bytes = 0
+            in_flight = struct.unpack_from(order + "I", data, pos)[0]
+            pos += 4
+            for _piece in range(in_flight):
+                _index, _length, blocks_length = struct.unpack_from(order + "III", data, pos)
+                pos += 12
+                blocks = data[pos : pos + blocks_length]
+                pos += blocks_length
+                in_flight_bytes += 16 * 1024 * sum(bin(byte).count("1") for byte in blocks)
+            return cls(piece_length, total, bitfield, in_flight_bytes)
+        except (OSError, struct.error, IndexError):
+            return None
+
+    def finished_pieces(self):
+        return [i for i in range(len(self.bitfield) * 8) if self.bitfield[i // 8] & (0x80 >> (i % 8))]
+
+    def done_bytes(self):
+        done = sum(
+            min(self.piece_length, self.total - i * self.piece_length)
+            for i in self.finished_pieces()
+            if i * self.piece_length < self.total
+        )
+        return min(done + self.in_flight_bytes, self.total)
+
+
+def control_progress(path):
+    """Bytes an aria2 control file (``<file>.aria2``) says are on disk, or None."""
+    control = ControlFile.read(path)
+    return None if control is None else control.done_bytes()
 
 
 def human(size):

@@ -38,7 +38,7 @@ API (all paths absolute; errors raise :class:`StoreError` with a message a perso
     store.staging_path(dest, identity="")         # stable partial-file path for dest
     store.check_same_filesystem(dest)             # StoreError when os.replace could not work
     store.publish(staged, dest, size=None, sha256=None, etag=None, hash_unknown=True,
-                  sha256_from=None) -> sha256
+                  sha256_from=None, streamed_sha256=None) -> sha256
         # verify size, sha256 and that the body is not an HTML/JSON error page, then fsync +
         # os.replace + fsync dir, then record; on failure the staged file is discarded. A
         # ledger write failing after the rename is kept in store.ledger_errors, not raised.
@@ -456,11 +456,25 @@ class ModelStore:
         return st.f_bavail * st.f_frsize
 
     # -- publish ---------------------------------------------------------------------------
-    def publish(self, staged, dest, size=None, sha256=None, etag=None, mode=0o644, hash_unknown=True, sha256_from=None):
+    def publish(
+        self,
+        staged,
+        dest,
+        size=None,
+        sha256=None,
+        etag=None,
+        mode=0o644,
+        hash_unknown=True,
+        sha256_from=None,
+        streamed_sha256=None,
+    ):
         """Verify the staged file and move it to dest atomically; return its sha256.
 
         With ``hash_unknown=False`` a file without an expected sha256 is not read at all (its
         sha256 is then neither returned nor recorded): hashing is the slow part of a publish.
+        ``streamed_sha256`` is the digest of the staged file computed while it downloaded
+        (prefix_hash.PrefixHasher); it replaces the read when it matches the expected sha256
+        (or none is expected), and a digest that differs is checked by reading the file.
 
         Raises VerifyError (staged file discarded: it is wrong, resuming it cannot help) when
         the size or sha256 differ or the body is an HTML/JSON error page.
@@ -481,7 +495,15 @@ class ModelStore:
             problem = looks_like_error_body(staged, actual_size)
         actual_sha = None
         if not problem and (sha256 or hash_unknown):
-            actual_sha = self.sha256_file(staged)
+            if streamed_sha256 and (not sha256 or streamed_sha256 == sha256.lower()):
+                # Hashed while downloading (prefix_hash.py): the bytes were read once already.
+                actual_sha = streamed_sha256
+                with self._thread_lock:
+                    self.hashed += 1
+            else:
+                # No digest from the download, or one that differs: only a full read of the
+                # file as it is now may fail it.
+                actual_sha = self.sha256_file(staged)
             if sha256 and actual_sha != sha256.lower():
                 problem = "sha256 %s differs from the expected %s" % (actual_sha, sha256.lower())
         if problem:

@@ -95,6 +95,7 @@ class Entry:
         self.resumed_bytes = 0
         self.seconds = 0.0
         self.started = None
+        self.hasher = None  # prefix_hash.PrefixHasher when the fetcher hashes while downloading
         self._lock = threading.Lock()
 
     @property
@@ -406,6 +407,8 @@ class DownloadRun:
         if entry.done:
             return
         if error is not None:
+            if entry.hasher is not None:
+                entry.hasher.cancel()
             if self.stop.is_set() and isinstance(error, DownloadStopped):
                 return  # reported by _mark_stopped
             if disk_full(error):
@@ -426,6 +429,7 @@ class DownloadRun:
                 etag=entry.etag,
                 hash_unknown=self.fetcher.hash_unknown,
                 sha256_from=entry.sha256_from,
+                streamed_sha256=self._streamed(entry),
             )
         except VerifyError as exc:
             entry.finish("failed", "verification failed, nothing was placed at %s: %s" % (entry.dest, exc))
@@ -445,6 +449,20 @@ class DownloadRun:
             )
             return
         self.log("failed %s: %s" % (entry.name, entry.reason))
+
+    def _streamed(self, entry):
+        """The digest hashed while entry downloaded, once its hasher has read the rest; None
+        without one (publish then reads the file)."""
+        if entry.hasher is None or not (entry.sha256 or self.fetcher.hash_unknown):
+            return None
+        try:
+            size = os.path.getsize(entry.staged)
+        except OSError:
+            return None  # publish says that no file was left
+        if entry.size is not None and size != entry.size:
+            entry.hasher.cancel()
+            return None
+        return entry.hasher.finish(size)
 
     def disk_full_reason(self, entry):
         try:
@@ -475,6 +493,8 @@ class DownloadRun:
         name = (self.signals.name if self.signals is not None else None) or "a stop request"
         unfinished = []
         for entry in self.entries:
+            if entry.hasher is not None:
+                entry.hasher.cancel()
             if entry.done:
                 continue
             held = self.store.staged_bytes(entry.staged) if (self.store and entry.staged) else 0

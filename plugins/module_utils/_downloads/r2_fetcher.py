@@ -25,6 +25,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeli
     RunError,
     for_each,
 )
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.prefix_hash import PrefixHasher
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged_download import (
     MIB,
     DownloadJob,
@@ -179,7 +180,12 @@ class R2Fetcher:
     def fetch(self, entries, run):
         jobs = []
         for entry in entries:
-            jobs.append(DownloadJob(entry.name, entry.staged, entry.size, entry.etag, context=entry))
+            job = DownloadJob(entry.name, entry.staged, entry.size, entry.etag, context=entry)
+            # Parts are queued object by object and written front to back, so the file's prefix
+            # is hashed while the rest downloads; publish then has the digest at the last byte.
+            entry.hasher = PrefixHasher(entry.staged)
+            job.on_prefix = entry.hasher.extend
+            jobs.append(job)
             run.log("fetching %s (%s) -> %s" % (entry.object_name, human(entry.size), entry.dest))
 
         def finished(job):

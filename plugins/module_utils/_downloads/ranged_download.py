@@ -37,7 +37,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 JOURNAL_SUFFIX = ".parts"
 JOURNAL_VERSION = 2
 COUNTER = struct.Struct(">Q")
-READ_CHUNK = 1024 * 1024
+# Per part in flight (32 at once by default): 256 KiB keeps r2_fetch's peak RSS at 4 x 1 GiB
+# under 100 MiB (1 MiB reads left glibc's arenas holding about 130 MiB) and a killed part loses
+# less; the extra reads cost nothing measurable next to the network.
+READ_CHUNK = 256 * 1024
 MIB = 1024 * 1024
 # After a stop request, how long the main thread waits for parts to notice it.
 STOP_GRACE_SECONDS = 1.0
@@ -169,6 +172,10 @@ class DownloadJob:
         self._lock = threading.Lock()
         self._pending = 0
         self._finished = False
+        # on_prefix(upto): bytes [0, upto) are written and final (prefix_hash.PrefixHasher.extend);
+        # called as the lowest unfinished part advances, parts being written front to back.
+        self.on_prefix = None
+        self._first_open = 0
 
     @property
     def failed(self):
@@ -259,6 +266,25 @@ class RangedDownloader:
         job.resumed_bytes = sum(progress)
         job._journal.open(progress)
         job._pending = sum(1 for index, done in enumerate(progress) if done < self._length(job, index))
+        self._advance_prefix(job)  # a resumed partial: what is already on disk, first
+
+    def _advance_prefix(self, job):
+        """Tell job.on_prefix how far the file is complete from its first byte: the finished
+        parts from the start, plus what the first unfinished one has written (a part is
+        written front to back, its counter after its bytes)."""
+        if job.on_prefix is None or job.size is None:
+            return
+        with job._lock:
+            while job._first_open < len(job.parts) and job.progress[job._first_open] == self._length(
+                job, job._first_open
+            ):
+                job._first_open += 1
+            if job._first_open == len(job.parts):
+                upto = job.size
+            else:
+                upto = job.parts[job._first_open][0] + job.progress[job._first_open]
+            if upto:
+                job.on_prefix(upto)  # under the lock, so the reports never go backwards (it is quick)
 
     @staticmethod
     def _length(job, index):
@@ -362,6 +388,8 @@ class RangedDownloader:
                     job._journal.update(index, position - start)
                 with job._lock:
                     job.fetched_bytes += written
+                if index == job._first_open:
+                    self._advance_prefix(job)
             if stream.read(1):
                 raise IOError("the server sent more bytes than the %s range asked for" % job.name)
         finally:
