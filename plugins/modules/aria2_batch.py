@@ -28,7 +28,9 @@ description:
     a CivitAI download URL (C(/api/download/models/<id>)) the V(SHA256) that C(/api/v1/model-versions/<id>)
     lists for the file. It is recorded in the ledger with where it came from (RV(results[].sha256_from)). A
     given sha256 that the source contradicts fails the entry naming both; a size the source lists that the
-    download does not have fails it before any byte is fetched. Without any sha256 the size is checked.
+    download does not have fails it before any byte is fetched. Without any sha256 the size is checked,
+    and the file is still hashed while it downloads, so the ledger and the pod lock hold the sha256 of
+    what was fetched (RV(results[].sha256_from) V(download)).
   - A file recorded with a sha256 from its source is asked about again at each run (one request, no
     hashing), so a model replaced upstream under the same URL is noticed and fetched again (the result's
     reason says so). A file recorded against a given sha256 is present without any request.

@@ -134,6 +134,34 @@ def test_a_model_replaced_upstream_fails_naming_both_hashes(provisioned, origin)
     assert pod.lock_file.read_text() == saved.read_text()
 
 
+def test_a_plain_url_model_without_any_published_hash_is_locked_and_its_replacement_caught(tmp_path, origin):
+    """A plain URL whose manifest and origin give no sha256: the download is hashed anyway, so
+    the lock holds what was fetched and a same-size replacement upstream cannot pass for it."""
+    pod = Pod(tmp_path, origin)
+    served = f"plain/{tmp_path.name}/p.safetensors"
+    first = write_file(origin.files_dir / served, 70_000, seed=11)
+    origin.refresh()
+    manifest = tmp_path / "manifests/t_models.txt"
+    manifest.write_text(manifest.read_text() + f"url|{origin.url}/public/{served}|p.safetensors|loras\n")
+    run = pod.start()
+    assert run.rc == 0, text_of(run)
+    saved = tmp_path / "saved.lock.yml"
+    shutil.copy(pod.lock_file, saved)
+    model = pod.vault / "models/loras/p.safetensors"
+    locked = {item["dest"]: item for item in yaml.safe_load(saved.read_text())["models"]}
+    assert locked[str(model)]["sha256"] == first, locked
+
+    replaced = write_file(origin.files_dir / served, 70_000, seed=12)
+    origin.refresh()
+    model.unlink()
+    run = pod.start(AICLIPSE_LOCK=str(saved))
+    assert run.rc != 0, text_of(run)
+    assert not model.exists()
+    report = pod.report.read_text()
+    line = next(line for line in report.splitlines() if "loras/p.safetensors" in line)
+    assert first in line and replaced in line, report
+
+
 def test_a_node_commit_no_longer_reachable_is_reported(provisioned):
     pod, saved = provisioned
     text = saved.read_text()

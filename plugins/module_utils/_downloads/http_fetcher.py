@@ -134,7 +134,10 @@ class HttpFetcher:
 
     downloader = "aria2_batch"
     items = "downloads"
-    hash_unknown = False
+    # Every download is hashed while it arrives, an expected sha256 or not: the ledger and the
+    # pod lock then hold the sha256 of what was fetched, so a lock can tell a model replaced
+    # upstream under the same URL and size. The hash overlaps the download (prefix_hash.py).
+    hash_unknown = True
 
     def __init__(
         self,
@@ -307,7 +310,7 @@ class HttpFetcher:
             job = DownloadJob(
                 entry.name, entry.staged, entry.size, entry.etag, context=entry, ranges=entry.resolved.ranges
             )
-            if entry.sha256:
+            if entry.sha256 or self.hash_unknown:
                 entry.hasher = PrefixHasher(entry.staged)  # hashed as the parts complete, as with R2
                 job.on_prefix = entry.hasher.extend
             entry.transport = OriginRanges(entry.client, entry.etag)
@@ -376,7 +379,7 @@ class HttpFetcher:
     def _add(self, session, entry):
         control = control_progress(entry.staged + ".aria2") if os.path.exists(entry.staged + ".aria2") else None
         entry.resumed_bytes = control or 0
-        if entry.sha256 and entry.hasher is None:
+        if (entry.sha256 or self.hash_unknown) and entry.hasher is None:
             # Kept across retry rounds: aria2c resumes from its control file and never
             # rewrites a finished piece, and publish re-reads the file if the digests differ.
             entry.hasher = PrefixHasher(entry.staged)
