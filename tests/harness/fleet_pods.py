@@ -19,13 +19,14 @@ import shutil
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from . import podman as podman_harness
 from .git_repos import make_comfyui_repo, make_node_repo
 from .nginx import NginxOrigin, write_file
 from .paths import REPO
-from .runpod_api import runpod_pod
-from .ssh_pod import SshPod
+from .runpod_api import RunPodApi, runpod_pod
+from .ssh_pod import SshPod, make_client_key
 
 TEMPLATE = "fleet"
 # The template whose models manifest has a line the parser refuses: the models role fails.
@@ -172,3 +173,37 @@ class FleetPod:
 
     def remove(self):
         self.container.remove()
+
+
+@contextlib.contextmanager
+def running_fleet(root, image, names, api_key, models=1, model_size=256 * 1024):
+    """Pods `names` of TEMPLATE started side by side, listed by a RunPod API stand-in that
+    answers `api_key`, and the inventory fleet.yml reads; removed afterwards. Yields a dict:
+    pods (name -> FleetPod), api, inventory, known_hosts, retry (the retry file's path), world, root."""
+    podman_harness.remove_leftovers(FleetContainer.LABEL)
+    world = FleetWorld(root / "world").build(models=models, model_size=model_size)
+    key, key_line = make_client_key(root)
+    pods = {}
+    try:
+        with world.serving():
+            with ThreadPoolExecutor(max_workers=len(names)) as pool:
+                started = pool.map(
+                    lambda _name: FleetPod.start(image, world, key_line, {"TEMPLATE_TYPE": TEMPLATE}), names
+                )
+                pods.update(zip(names, started))
+            records = [pod.api_record(name, {"TEMPLATE_TYPE": TEMPLATE}) for name, pod in pods.items()]
+            with RunPodApi(api_key, records) as api:
+                known_hosts = root / "known_hosts"
+                inventory = world.inventory(root / "inventory", api.url, key, known_hosts, {"fleet_connect_timeout": 5})
+                yield {
+                    "pods": pods,
+                    "api": api,
+                    "inventory": inventory,
+                    "known_hosts": known_hosts,
+                    "retry": root / "fleet.retry",
+                    "world": world,
+                    "root": root,
+                }
+    finally:
+        for pod in pods.values():
+            pod.remove()

@@ -14,16 +14,12 @@ import os
 import re
 import shlex
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import podman as podman_harness
 from harness.ansible_run import run_playbook
-from harness.fleet_pods import BROKEN_TEMPLATE, TEMPLATE, FleetContainer, FleetPod, FleetWorld
+from harness.fleet_pods import BROKEN_TEMPLATE, TEMPLATE, running_fleet
 from harness.paths import REPO, VENV_BIN
-from harness.runpod_api import RunPodApi
-from harness.ssh_pod import make_client_key
 
 pytestmark = [pytest.mark.podman, pytest.mark.slow]
 
@@ -56,34 +52,8 @@ def pinned_keys(known_hosts, port):
 
 @pytest.fixture
 def fleet(tmp_path, podman_image):
-    podman_harness.remove_leftovers(FleetContainer.LABEL)
-    world = FleetWorld(tmp_path / "world").build(models=1, model_size=256 * 1024)
-    key, key_line = make_client_key(tmp_path)
-    pods = {}
-    try:
-        with world.serving():
-            with ThreadPoolExecutor(max_workers=len(NAMES)) as pool:
-                started = pool.map(
-                    lambda _name: FleetPod.start(podman_image, world, key_line, {"TEMPLATE_TYPE": TEMPLATE}), NAMES
-                )
-                pods.update(zip(NAMES, started))
-            with RunPodApi(
-                KEY, [pod.api_record(name, {"TEMPLATE_TYPE": TEMPLATE}) for name, pod in pods.items()]
-            ) as api:
-                known_hosts = tmp_path / "known_hosts"
-                inventory = world.inventory(
-                    tmp_path / "inventory", api.url, key, known_hosts, {"fleet_connect_timeout": 5}
-                )
-                yield {
-                    "pods": pods,
-                    "api": api,
-                    "inventory": inventory,
-                    "known_hosts": known_hosts,
-                    "retry": tmp_path / "fleet.retry",
-                }
-    finally:
-        for pod in pods.values():
-            pod.remove()
+    with running_fleet(tmp_path, podman_image, NAMES, KEY) as running:
+        yield running
 
 
 def run_fleet(fleet, *args):

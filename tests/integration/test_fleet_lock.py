@@ -9,18 +9,13 @@ field (no host name, no timestamp; paths are the pods' shared layout), so nothin
 of the comparison.
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 import yaml
 
-from harness import podman as podman_harness
 from harness.ansible_run import run_playbook
-from harness.fleet_pods import TEMPLATE, FleetContainer, FleetPod, FleetWorld
+from harness.fleet_pods import running_fleet
 from harness.git_repos import GitRepo
 from harness.paths import REPO
-from harness.runpod_api import RunPodApi
-from harness.ssh_pod import make_client_key
 
 pytestmark = [pytest.mark.podman, pytest.mark.slow]
 
@@ -32,27 +27,8 @@ LOCK = "/workspace/aiclipse/.state/pod.lock.yml"
 
 @pytest.fixture
 def fleet(tmp_path, podman_image):
-    podman_harness.remove_leftovers(FleetContainer.LABEL)
-    world = FleetWorld(tmp_path / "world").build(models=1, model_size=256 * 1024)
-    key, key_line = make_client_key(tmp_path)
-    pods = {}
-    try:
-        with world.serving():
-            with ThreadPoolExecutor(max_workers=len(NAMES)) as pool:
-                started = pool.map(
-                    lambda _name: FleetPod.start(podman_image, world, key_line, {"TEMPLATE_TYPE": TEMPLATE}), NAMES
-                )
-                pods.update(zip(NAMES, started))
-            with RunPodApi(
-                KEY, [pod.api_record(name, {"TEMPLATE_TYPE": TEMPLATE}) for name, pod in pods.items()]
-            ) as api:
-                inventory = world.inventory(
-                    tmp_path / "inventory", api.url, key, tmp_path / "known_hosts", {"fleet_connect_timeout": 5}
-                )
-                yield {"pods": pods, "inventory": inventory, "world": world, "root": tmp_path}
-    finally:
-        for pod in pods.values():
-            pod.remove()
+    with running_fleet(tmp_path, podman_image, NAMES, KEY) as running:
+        yield running
 
 
 def run_fleet(fleet, *args, **env):
@@ -61,7 +37,7 @@ def run_fleet(fleet, *args, **env):
         inventory=fleet["inventory"],
         json_output=False,
         args=args,
-        env={"RUNPOD_API_KEY": KEY, "AICLIPSE_FLEET_RETRY_FILE": str(fleet["root"] / "fleet.retry"), **env},
+        env={"RUNPOD_API_KEY": KEY, "AICLIPSE_FLEET_RETRY_FILE": str(fleet["retry"]), **env},
     )
     assert KEY not in run.stdout + run.stderr
     return run
