@@ -320,7 +320,9 @@ bytes_needed:
   type: int
   sample: 0
 hashed:
-  description: How many files were read to compute a sha256 in this run (0 when everything was recorded).
+  description:
+    - How many files got a sha256 computed in this run, while they downloaded or by reading them
+      (a present file without a ledger record); 0 when everything was recorded.
   returned: always
   type: int
   sample: 0

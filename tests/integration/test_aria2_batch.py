@@ -482,7 +482,9 @@ def test_existing_unrecorded_files_are_adopted_only_when_the_size_matches(fault_
     result, _run = run_module("aria2_batch", vault.args(downloads))
     assert [r["status"] for r in result["results"]] == ["present", "downloaded"], result["results"]
     assert sha(bad) == fault_server.catalog["c.bin"][1]
-    assert result["hashed"] == 0  # no sha256 wanted: neither file was read
+    # No sha256 wanted: the user's copy is adopted unread; the download is hashed as it arrives.
+    assert result["hashed"] == 1
+    assert [r["sha256"] for r in result["results"]] == [None, fault_server.catalog["c.bin"][1]], result["results"]
 
 
 @pytest.mark.parametrize(

@@ -177,13 +177,19 @@ def test_two_files_at_once_are_hashed_while_they_download(make_origin, vault, tm
         )
 
 
-def test_files_without_a_sha256_are_not_hashed_at_all(make_origin, vault, tmp_path, full_reads):
+def test_files_without_a_sha256_are_hashed_while_they_download_and_not_read_again(
+    make_origin, vault, tmp_path, full_reads
+):
+    """Nothing to compare with, but the digest of what was fetched is recorded (the pod lock
+    holds it), and it costs no read after the download."""
     served = tmp_path / "served"
-    write_file(served / "n.bin", 3 * MiB, seed=5)
+    digest = write_file(served / "n.bin", 3 * MiB, seed=5)
     origin = make_origin(served)
     entries, result = in_process_run(vault, [{"url": "%s/public/n.bin" % origin.url, "dest": vault.dest("n.bin")}])
-    assert result["downloaded"] == 1 and result["hashed"] == 0 and full_reads == []
-    assert entries[0].hasher is None
+    assert result["downloaded"] == 1 and result["hashed"] == 1 and full_reads == []
+    assert entries[0].hasher is not None
+    got = result["results"][0]
+    assert (got["sha256"], got["sha256_from"]) == (digest, "download"), got
 
 
 def _stop_when_staged(vault, at_least, stop):
