@@ -32,7 +32,6 @@ workflow's models are all published before any other model.
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -50,6 +49,7 @@ from harness.nginx import NginxOrigin  # noqa: E402
 from harness.paths import VENV, VENV_BIN  # noqa: E402
 from harness.python_env import make_venv, make_wheel  # noqa: E402
 from harness.site_pod import site_vars  # noqa: E402
+from harness.workflows import loader_workflow  # noqa: E402
 
 ENTRYPOINT = REPO / "roles" / "launcher" / "files" / "aiclipse-entrypoint"
 TEMPLATE = "firstboot"
@@ -63,27 +63,6 @@ CONCURRENT = 2
 SPLIT = 8  # aria2_batch's default connections per file
 EXTRA_TARGET_S = 1.0
 ROLE_OF_CLONE_AND_PIP = ("comfyui", "custom_nodes")
-
-
-def workflow(loaders):
-    """A UI-format workflow of loader nodes (node type, file name)."""
-    nodes = [
-        {
-            "id": number,
-            "type": node_type,
-            "pos": [0, 0],
-            "size": [315, 98],
-            "flags": {},
-            "order": number,
-            "mode": 0,
-            "inputs": [],
-            "outputs": [],
-            "properties": {"Node name for S&R": node_type},
-            "widgets_values": [name, 1.0, 1.0] if node_type == "LoraLoader" else [name],
-        }
-        for number, (node_type, name) in enumerate(loaders, start=1)
-    ]
-    return json.dumps({"last_node_id": len(nodes), "last_link_id": 0, "nodes": nodes, "links": [], "version": 0.4})
 
 
 class World:
@@ -118,9 +97,9 @@ class World:
         workflows = root / "workflows"
         workflows.mkdir()
         (workflows / "default.json").write_text(
-            workflow([("CheckpointLoaderSimple", "sd15.safetensors"), ("LoraLoader", "detail.safetensors")])
+            loader_workflow(("CheckpointLoaderSimple", "sd15.safetensors"), ("LoraLoader", "detail.safetensors"))
         )
-        (workflows / "another.json").write_text(workflow([("CheckpointLoaderSimple", "base.safetensors")]))
+        (workflows / "another.json").write_text(loader_workflow(("CheckpointLoaderSimple", "base.safetensors")))
         self.wheels, self.manifests, self.workflows = wheels, manifests, workflows
         self.baked = {}
 

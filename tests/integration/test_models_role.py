@@ -15,6 +15,7 @@ import pytest
 from harness.ansible_run import run_playbook
 from harness.nginx import write_file
 from harness.s3 import ACCESS_KEY, SECRET_KEY
+from harness.workflows import loader_workflow
 
 # The harness origin knows one token; which source gets which token is proved in test_model_downloads.py.
 HF_TOKEN = CIVITAI_TOKEN = "role-test-token-0123456789"
@@ -500,32 +501,6 @@ def test_tokens_and_r2_keys_come_from_the_pod_env_file_when_the_environment_lack
     assert sha(pod.models / "checkpoints/p.safetensors") == private
     assert sha(pod.models / "loras/k.safetensors") == r2["loras/k.safetensors"]
     assert_no_secret(run.stdout, run.stderr, pod.log.read_text())
-
-
-def loader_workflow(*loaders):
-    """A UI-format workflow of loader nodes: (node type, file name, folder, url or None)."""
-    nodes = []
-    for number, (node_type, name, folder, url) in enumerate(loaders, start=1):
-        properties = {"Node name for S&R": node_type}
-        if url:
-            properties["models"] = [{"name": name, "url": url, "directory": folder}]
-        widgets = [name, 1.0, 1.0] if node_type == "LoraLoader" else [name]
-        nodes.append(
-            {
-                "id": number,
-                "type": node_type,
-                "pos": [0, 0],
-                "size": [315, 98],
-                "flags": {},
-                "order": number,
-                "mode": 0,
-                "inputs": [],
-                "outputs": [],
-                "properties": properties,
-                "widgets_values": widgets,
-            }
-        )
-    return json.dumps({"last_node_id": len(nodes), "last_link_id": 0, "nodes": nodes, "links": [], "version": 0.4})
 
 
 def downloaded_in_order(log_text):

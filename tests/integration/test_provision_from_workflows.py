@@ -7,7 +7,6 @@ checkouts' commits, the warnings and the reports in aiclipse/logs.
 """
 
 import hashlib
-import json
 
 import pytest
 
@@ -19,50 +18,13 @@ from harness.nginx import NginxOrigin, write_file
 from harness.paths import REPO
 from harness.python_env import make_venv
 from harness.site_pod import site_vars
+from harness.workflows import ui_node, ui_workflow
 
 SITE = REPO / "site.yml"
 
 
 def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def node(node_id, node_type, widgets, models=(), **identity):
-    """A UI-format node as ComfyUI's frontend saves it (schema 0.4)."""
-    properties = {"Node name for S&R": node_type, **identity}
-    if models:
-        properties["models"] = list(models)
-    return {
-        "id": node_id,
-        "type": node_type,
-        "pos": [0, 0],
-        "size": [315, 98],
-        "flags": {},
-        "order": node_id,
-        "mode": 0,
-        "inputs": [],
-        "outputs": [],
-        "properties": properties,
-        "widgets_values": list(widgets),
-    }
-
-
-def workflow(*nodes):
-    return json.dumps(
-        {
-            "id": "0f7e4c2a-1111-4b8e-b7d6-c5b4a3928170",
-            "revision": 0,
-            "last_node_id": len(nodes),
-            "last_link_id": 0,
-            "nodes": list(nodes),
-            "links": [],
-            "groups": [],
-            "config": {},
-            "extra": {},
-            "version": 0.4,
-        },
-        indent=1,
-    )
 
 
 def model(name, url, directory, sha256=None):
@@ -164,8 +126,8 @@ def text_of(run):
 def the_template(world):
     """One workflow: a model with a sha256 from the origin, a LoRA, a registry pack pinned to a
     version, a GitHub pack, and ComfyUI's own nodes (never installed)."""
-    return workflow(
-        node(
+    return ui_workflow(
+        ui_node(
             1,
             "UNETLoader",
             ["flux.safetensors", "default"],
@@ -180,7 +142,7 @@ def the_template(world):
             cnr_id="comfy-core",
             ver="0.3.64",
         ),
-        node(
+        ui_node(
             2,
             "LoraLoaderModelOnly",
             ["lora.safetensors", 1.0],
@@ -188,9 +150,9 @@ def the_template(world):
             cnr_id="comfy-core",
             ver="0.3.64",
         ),
-        node(3, "RegPackResize", [512], cnr_id="comfyui-regpack", ver="1.0.0"),
-        node(4, "AuxPackColor", ["red"], aux_id="acme/ComfyUI-AuxPack", ver="unknown"),
-        node(5, "KSampler", [0, "fixed", 20, 8, "euler", "normal", 1.0]),
+        ui_node(3, "RegPackResize", [512], cnr_id="comfyui-regpack", ver="1.0.0"),
+        ui_node(4, "AuxPackColor", ["red"], aux_id="acme/ComfyUI-AuxPack", ver="unknown"),
+        ui_node(5, "KSampler", [0, "fixed", 20, 8, "euler", "normal", 1.0]),
     )
 
 
@@ -204,8 +166,8 @@ def provisioned(world, tmp_path_factory):
     # the user's manifest names that destination, so the manifest wins and the disagreement is told.
     pod.template(
         "sub/other.json",
-        workflow(
-            node(
+        ui_workflow(
+            ui_node(
                 1,
                 "VAELoader",
                 ["shared.safetensors"],
@@ -223,8 +185,8 @@ def provisioned(world, tmp_path_factory):
     )
     pod.template(
         "hostile.json",
-        workflow(
-            node(
+        ui_workflow(
+            ui_node(
                 1,
                 "LoraLoader",
                 ["evil.safetensors", "js.safetensors"],
@@ -345,14 +307,14 @@ def test_a_workflow_hash_that_does_not_match_the_served_bytes_fails_that_model(w
     (root / "workflows").mkdir()
     wrong = "0" * 64
     (root / "workflows/w.json").write_text(
-        workflow(
-            node(
+        ui_workflow(
+            ui_node(
                 1,
                 "VAELoader",
                 ["bad.safetensors"],
                 [model("bad.safetensors", world.url("bad.safetensors"), "vae", wrong)],
             ),
-            node(
+            ui_node(
                 2,
                 "LoraLoaderModelOnly",
                 ["lora.safetensors", 1.0],
