@@ -15,6 +15,7 @@ import pytest
 from harness.ansible_run import ansible_env, run_module
 from harness.nginx import write_file
 from harness.paths import REPO, VENV_BIN
+from harness.model_vault import Vault
 
 MiB = 1024 * 1024
 
@@ -29,25 +30,6 @@ def gets(origin, marker):
 
 def sent_bytes(lines):
     return sum(int(line.rsplit("bytes=", 1)[1]) for line in lines)
-
-
-class Vault:
-    def __init__(self, root):
-        self.root = Path(root)
-        self.state = self.root / ".state/models"
-        self.models = self.root / "models"
-        self.log = self.root / "logs/models.log"
-
-    def args(self, downloads, **extra):
-        args = {"state_dir": str(self.state), "log_file": str(self.log), "downloads": downloads, "retry_wait": 1}
-        args.update(extra)
-        return args
-
-    def dest(self, name, subdir="checkpoints"):
-        return str(self.models / subdir / name)
-
-    def every_file(self):
-        return [p for p in self.root.rglob("*") if p.is_file()]
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from harness.ansible_run import run_module
 from harness.nginx import write_file
 from harness.paths import REPO
 from harness.throttle_proxy import ThrottleProxy
+from harness.model_vault import Vault
 
 sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import ControlFile  # noqa: E402
@@ -39,25 +40,6 @@ MiB = 1024 * 1024
 
 def sha(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-class Vault:
-    def __init__(self, root):
-        self.root = Path(root)
-        self.state = self.root / ".state/models"
-        self.models = self.root / "models"
-        self.log = self.root / "logs/models.log"
-
-    def dest(self, name):
-        return str(self.models / "checkpoints" / name)
-
-    def staged(self):
-        staging = self.state / "staging"
-        return (
-            sorted(p for p in staging.iterdir() if not p.name.endswith((".aria2", ".parts")))
-            if staging.exists()
-            else []
-        )
 
 
 @pytest.fixture
