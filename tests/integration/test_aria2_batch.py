@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from harness.ansible_run import ansible_env, run_module
+from harness.model_vault import Vault
 from harness.nginx import write_file
 from harness.paths import REPO, VENV_BIN
-from harness.model_vault import Vault
 
 MiB = 1024 * 1024
 

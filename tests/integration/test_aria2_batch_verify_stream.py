@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from harness.ansible_run import run_module
+from harness.model_vault import Vault
 from harness.nginx import write_file
 from harness.paths import REPO
 from harness.throttle_proxy import ThrottleProxy
-from harness.model_vault import Vault
 
 sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import ControlFile  # noqa: E402
