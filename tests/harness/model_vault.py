@@ -1,7 +1,8 @@
 """A vault's model side as the download modules see it: state dir, models folder, log.
 
 Vault(tmp_path / "vault").args(downloads) are aria2_batch's arguments for it; .dest(name)
-a destination under models/checkpoints; .every_file() what is on disk, scratch files included.
+a destination under models/checkpoints; .every_file() what is on disk, scratch files included;
+.staged() the partial downloads in staging.
 """
 
 from pathlib import Path
@@ -24,3 +25,12 @@ class Vault:
 
     def every_file(self):
         return [p for p in self.root.rglob("*") if p.is_file()]
+
+    def staged(self):
+        """Partial downloads in staging (aria2c's control files and the part journals left out)."""
+        staging = self.state / "staging"
+        return (
+            sorted(p for p in staging.iterdir() if not p.name.endswith((".aria2", ".parts")))
+            if staging.exists()
+            else []
+        )

@@ -25,7 +25,7 @@ from harness import podman as podman_harness
 from harness.comfyui_fixtures import StandInClient
 from harness.git_repos import make_comfyui_repo, make_node_repo
 from harness.nginx import write_file
-from harness.net import free_port, wait_for_port
+from harness.net import steady_port, wait_for_port
 from harness.paths import REPO
 from harness.python_env import make_wheel
 from harness.wheelhouse import runtime_wheelhouse
@@ -326,8 +326,9 @@ DOWNLOADER = (
 
 
 def serving_pod(example_image, volume, containers, env=None):
-    """A detached pod whose stand-in ComfyUI keeps serving on its own loopback port."""
-    port = free_port()
+    """A detached pod whose stand-in ComfyUI keeps serving on its own loopback port (one that
+    no other test can take while the pod restarts)."""
+    port = steady_port()
     name = start_detached(
         example_image, volume, containers, {"FAKE_COMFYUI_SERVE": "1", "COMFY_ARGS": f"--port {port}", **(env or {})}
     )
