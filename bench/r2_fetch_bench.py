@@ -52,13 +52,13 @@ def make_objects(root, count, size):
     return keys
 
 
-def original_way(endpoint, keys, out):
-    """What download_models.py did: one boto3 download_file after the other (default
-    TransferConfig: up to 10 threads of 8 MiB ranges per object, no verification)."""
+def plain_client(endpoint, **config):
+    """A boto3 S3 client as a user points it at the bench's path-style endpoint (no checksums
+    the endpoint cannot answer); `config` adds botocore Config options."""
     import boto3
     from botocore.config import Config
 
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=endpoint,
         region_name="auto",
@@ -68,8 +68,15 @@ def original_way(endpoint, keys, out):
             s3={"addressing_style": "path"},
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
+            **config,
         ),
     )
+
+
+def original_way(endpoint, keys, out):
+    """What download_models.py did: one boto3 download_file after the other (default
+    TransferConfig: up to 10 threads of 8 MiB ranges per object, no verification)."""
+    client = plain_client(endpoint)
     started = time.monotonic()
     for key in keys:
         client.download_file(BUCKET, key, str(out / Path(key).name))
@@ -84,25 +91,11 @@ def transfer_manager_way(endpoint, keys, out, max_concurrency=32, part_size=8 * 
     work r2_fetch does before it publishes (a sha256 of the file and an fsync, two at a time)."""
     import hashlib
     from concurrent.futures import ThreadPoolExecutor
-    import boto3
     from boto3.s3.transfer import TransferConfig
-    from botocore.config import Config
     from s3transfer.manager import TransferManager
 
     started = time.monotonic()
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="auto",
-        aws_access_key_id=DUMMY["R2_ACCESS_KEY_ID"],
-        aws_secret_access_key=DUMMY["R2_SECRET_ACCESS_KEY"],
-        config=Config(
-            s3={"addressing_style": "path"},
-            max_pool_connections=max_concurrency,
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        ),
-    )
+    client = plain_client(endpoint, max_pool_connections=max_concurrency)
     config = TransferConfig(
         max_concurrency=max_concurrency,
         multipart_chunksize=part_size,
