@@ -20,15 +20,11 @@ can assert on side effects. Run as a script inside a container:
 ``python comfyui_updaters.py pygit2|pygit2-stable|manager PATH`` prints the report as JSON.
 """
 
-import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from datetime import datetime
-from importlib import metadata
-from pathlib import Path
 
 DEFAULT_BRANCH = "master"  # update.py names ComfyUI's default branch outright
 
@@ -199,34 +195,6 @@ def manager_update(path):
     report["head"] = repo.head.commit.hexsha
     report["detached"] = repo.head.is_detached
     return report
-
-
-def updater_wheelhouse(cache):
-    """Wheels of pygit2 and GitPython (the host venv's versions) for a pod without an index,
-    downloaded once per version set into cache/wheels-updaters/<key>."""
-    pins = [f"pygit2=={metadata.version('pygit2')}", f"GitPython=={metadata.version('GitPython')}"]
-    key = hashlib.sha256(" ".join(pins).encode()).hexdigest()[:12]
-    wheels = Path(cache) / "wheels-updaters" / key
-    if not (wheels / ".complete").exists():
-        wheels.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--disable-pip-version-check",
-                "--only-binary=:all:",
-                "-d",
-                str(wheels),
-                *pins,
-            ],
-            check=True,
-            timeout=600,
-        )
-        (wheels / ".complete").write_text("\n".join(pins) + "\n")
-    return wheels
 
 
 UPDATERS = {
