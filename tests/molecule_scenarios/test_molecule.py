@@ -25,8 +25,18 @@ def world(tmp_path, podman_image):  # podman_image: fails early when podman is m
 def _run(scenario, world):
     proc = run_molecule(["test", "-s", scenario], world)
     output = proc.stdout
-    assert proc.returncode == 0, f"molecule test -s {scenario} failed (rc {proc.returncode}):\n{output[-12000:]}"
+    assert proc.returncode == 0, f"molecule test -s {scenario} failed (rc {proc.returncode}):\n{_failure(output)}"
     return output
+
+
+def _failure(output):
+    """The verifier's own report when it failed (destroy's output would push it out of a plain
+    tail), else the tail of molecule's output."""
+    start = output.find("> verify] Executing")
+    if start >= 0:
+        ends = [i for i in (output.find(f"> {step}]", start) for step in ("cleanup", "destroy")) if i > 0]
+        return output[start : min(ends, default=len(output))][-12000:]
+    return output[-12000:]
 
 
 def test_default_pod_start_restart_and_user_edits(world):

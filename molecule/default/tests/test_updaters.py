@@ -19,10 +19,10 @@ import pytest
 
 from harness import podman as podman_harness
 from harness.comfyui_fixtures import StandInClient, with_port
-from harness.comfyui_updaters import updater_wheelhouse
 from harness.git_repos import GitRepo
 from harness.net import free_port, wait_for_port
-from harness.paths import CACHE, REPO
+from harness.paths import REPO
+from harness.wheelhouse import updater_wheelhouse
 
 POD = "aiclipse-molecule-pod"
 VAULT = "/workspace/aiclipse"
@@ -51,7 +51,7 @@ def pod_exec(*cmd, check=True, env=None, workdir=None, detach=False):
 @pytest.fixture(scope="module")
 def updaters():
     """pygit2 and GitPython in a venv of the pod (offline, from wheels), and the stand-ins."""
-    wheels = updater_wheelhouse(CACHE)
+    wheels = updater_wheelhouse()
     podman_harness.podman("cp", str(wheels), f"{POD}:/tmp/updater-wheels")
     podman_harness.podman("cp", str(REPO / "tests" / "harness" / "comfyui_updaters.py"), f"{POD}:/tmp/")
     pod_exec(
