@@ -42,8 +42,8 @@ def module_argv(module, args, *options):
         *options,
         "-m",
         fqcn,
-        "-a",
-        json.dumps(args),
+        # `-a {}` would be a raw parameter ansible refuses: a module without arguments gets none.
+        *(["-a", json.dumps(args)] if args else []),
     ]
 
 
