@@ -16,6 +16,10 @@ import pytest
 from harness.paths import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads import (  # noqa: E402
+    early_writeback,
+    prefix_hash,
+)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import (  # noqa: E402
     ModelStore,
     VerifyError,
@@ -103,6 +107,45 @@ def test_the_thread_reads_while_the_download_goes_on(tmp_path):
     wait_for(lambda: hasher.position == 3 * MiB)  # the reading thread hashed the reported prefix
     assert hasher.finish(len(data)) == hashlib.sha256(data).hexdigest()
     assert hasher.read_at_finish == MiB
+
+
+def test_hashed_stretches_are_handed_to_the_disk_as_they_are_read(tmp_path, monkeypatch):
+    """Every hashed stretch of WRITEBACK_STEP bytes is handed to writeback once, in order, from
+    the first byte on, while the download goes on: the fsync before publishing then has only the
+    tail left to write."""
+    monkeypatch.setattr(prefix_hash, "WRITEBACK_STEP", 2 * MiB)
+    handed = []
+    real = prefix_hash.start_writeback
+    monkeypatch.setattr(
+        prefix_hash,
+        "start_writeback",
+        lambda fd, offset, length: (handed.append((offset, length)), real(fd, offset, length)),
+    )
+    data = body(9 * MiB + 5)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    hasher = PrefixHasher(str(path), chunk=512 * 1024)
+    hasher.extend(5 * MiB)
+    wait_for(lambda: hasher.position == 5 * MiB)
+    assert handed == [(0, 2 * MiB), (2 * MiB, 2 * MiB)]  # before finish(): during the download
+    assert hasher.finish(len(data)) == hashlib.sha256(data).hexdigest()
+    assert handed == [(0, 2 * MiB), (2 * MiB, 2 * MiB), (4 * MiB, 2 * MiB), (6 * MiB, 2 * MiB)]
+    assert hasher.written_back == 8 * MiB
+
+
+def test_early_writeback_starts_on_a_real_file_and_is_a_no_op_without_the_call(tmp_path, monkeypatch):
+    path = tmp_path / "f.bin"
+    path.write_bytes(body(3 * MiB))
+    fd = os.open(path, os.O_RDONLY)  # the hasher's handle is read-only: the call must take it
+    try:
+        early_writeback.start_writeback(fd, 0, 3 * MiB)
+        assert early_writeback._sync_file_range is not None, "sync_file_range did not load on Linux"
+        assert early_writeback._sync_file_range(fd, 0, 3 * MiB, early_writeback.SYNC_FILE_RANGE_WRITE) == 0
+        monkeypatch.setattr(early_writeback, "_sync_file_range", None)  # a libc without it
+        early_writeback.start_writeback(fd, 0, 3 * MiB)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == body(3 * MiB)
 
 
 def test_files_hashed_at_the_same_time_take_turns_on_one_core(tmp_path, monkeypatch):

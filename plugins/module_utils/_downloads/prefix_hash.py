@@ -27,7 +27,12 @@ import hashlib
 import os
 import threading
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.early_writeback import start_writeback
+
 READ_CHUNK = 1024 * 1024
+# Each hashed stretch of this size is handed to the disk at once (early_writeback.py), so the
+# fsync before publishing does not write the whole file after its last byte.
+WRITEBACK_STEP = 16 * 1024 * 1024
 
 
 class Turns:
@@ -96,6 +101,7 @@ class PrefixHasher:
         self.path = path
         self.chunk = chunk
         self.position = 0
+        self.written_back = 0  # bytes [0, written_back) were handed to the disk's writeback
         self.read_at_finish = 0  # bytes finish() still had to read: what hashing added after the download
         self.error = None
         self._digest = hashlib.sha256()
@@ -144,6 +150,9 @@ class PrefixHasher:
             else:
                 with turns:
                     self._read_chunk(upto, view)
+            if self.position - self.written_back >= WRITEBACK_STEP:
+                start_writeback(self._handle.fileno(), self.written_back, self.position - self.written_back)
+                self.written_back = self.position
 
     def _read_chunk(self, upto, view):
         want = min(len(view), upto - self.position)
