@@ -94,8 +94,9 @@ def measure(table, files=4, size_mb=256, limit_rate="20m", repeat=5, workdir=Non
     """The suite's rows: aria2_batch vs plain aria2c with the same flags (the piece selector it
     gives aria2c for files with a sha256 included), vs plain aria2c as people run it (default
     selector) and vs sequential Python, each the median of `repeat` runs taken in turn, the
-    module's default flags; `target` is the bound for the first ratio."""
-    from common import median
+    module's default flags; `target` is the bound for the module's own time (its run less a
+    ping module run) against plain aria2c with the same flags."""
+    from common import in_turns, median, settle_disk
 
     work = Path(tempfile.mkdtemp(prefix="aiclipse-aria2-bench-", dir=workdir))
     try:
@@ -104,50 +105,64 @@ def measure(table, files=4, size_mb=256, limit_rate="20m", repeat=5, workdir=Non
         digests = [write_file(served / n, size_mb * 1024 * 1024, seed=i) for i, n in enumerate(names)]
         module_runs, same_runs, plain_runs, seq_runs, startup_runs, verify_runs, sha_rates = [], [], [], [], [], [], []
         flags = aria2c_flags(4, 8, 8, "8M")
+        settle_disk()
         with NginxOrigin(served, limit_rate=limit_rate) as origin:
             urls = ["%s/public/%s" % (origin.url, n) for n in names]
-            for _round in range(repeat):
+
+            def startup():
                 started = time.monotonic()
                 run_module("ansible.builtin.ping", {})
                 startup_runs.append(time.monotonic() - started)
+
+            def module():
                 module_runs.append(time_module(urls, digests, work / "vault", {}))
                 shutil.rmtree(work / "vault")
+
+            def same():
                 same_runs.append(time_plain_aria2c(urls, work / "same", flags + [IN_ORDER]))
                 shutil.rmtree(work / "same")
+
+            def plain():
                 plain_runs.append(time_plain_aria2c(urls, work / "plain", flags))
                 started = time.monotonic()
                 check(work / "plain", digests)
                 verify_runs.append(time.monotonic() - started)
                 sha_rates.append(sha256_mib_s(work / "plain" / names[0]))
                 shutil.rmtree(work / "plain")
-                if sequential:
-                    seq_runs.append(time_sequential_python(urls, work / "sequential"))
-                    check(work / "sequential", digests)
-                    shutil.rmtree(work / "sequential")
+
+            def one_connection():
+                seq_runs.append(time_sequential_python(urls, work / "sequential"))
+                check(work / "sequential", digests)
+                shutil.rmtree(work / "sequential")
+
+            for number in range(repeat):
+                in_turns(number, [startup, module, same, plain] + ([one_connection] if sequential else []))
         module_s, same_s, plain_s = median(module_runs), median(same_runs), median(plain_runs)
         startup_s, verify_s, sha_rate = median(startup_runs), median(verify_runs), median(sha_rates)
         total_mib = files * size_mb
         label = "%d x %d MiB at %s/connection" % (files, size_mb, limit_rate)
-        ratio = module_s / same_s
+        # Judged: the module's own time, i.e. its run less a run of ansible.builtin.ping (ansible's
+        # start-up and one module task, paid once per play whatever the module does).
+        own_s = module_s - startup_s
         table.add(
             "HTTP: aria2_batch / plain aria2c, same flags (%s), %s" % (" ".join(flags + [IN_ORDER_SHORT]), label),
             "%.1f s (%.0f MiB/s)" % (module_s, total_mib / module_s),
             "%.1f s (%.0f MiB/s)" % (same_s, total_mib / same_s),
-            ratio,
+            module_s / same_s,
+            "",
+            None,
+        )
+        table.add(
+            "  the module's own time: less ansible's start-up and a module task (ping: %.1f s)" % startup_s,
+            "%.1f s" % own_s,
+            "%.1f s" % same_s,
+            own_s / same_s,
             "<= %.2f" % target if target else "",
-            ratio <= target if target else None,
+            own_s / same_s <= target if target else None,
         )
         table.add(
             "  bound: sha256 on one core (this run); %d MiB of it is %.1f s" % (total_mib, total_mib / sha_rate),
             "%.0f MiB/s" % sha_rate,
-        )
-        table.add(
-            "  the same without ansible's start-up (ping module run: %.1f s)" % startup_s,
-            "%.1f s" % (module_s - startup_s),
-            "%.1f s" % same_s,
-            (module_s - startup_s) / same_s,
-            "",
-            None,
         )
         table.add(
             "  plain aria2c, its default piece selector / in order",

@@ -63,6 +63,22 @@ def side_by_side(repeat, measured, baseline):
     return median(ours), median(theirs), ours, theirs
 
 
+def in_turns(round_number, runs):
+    """`runs` (callables) in the order of this round: each round starts one further along, so
+    no contender always goes first. The first run after a pause or after the data was written
+    is the slow one on this machine (plain aria2c took 12.5 s first, 6.8-8.7 s after), and a
+    fixed order put that on the same side every round."""
+    shift = round_number % len(runs)
+    for run in runs[shift:] + runs[:shift]:
+        run()
+
+
+def settle_disk():
+    """Write every dirty page out before timing: the served files were just written, and their
+    writeback would otherwise land on whichever run comes first."""
+    os.sync()
+
+
 def noop_playbook(directory):
     """The baseline a pod start is compared with: one module task on the same host, nothing else."""
     path = Path(directory) / "noop.yml"

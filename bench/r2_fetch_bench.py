@@ -170,23 +170,46 @@ def judged(ratio, target):
     return ("<= %.1f" % target, ratio <= target) if target else ("", None)
 
 
-def measure(table, count=4, size_mib=256, rate="20m", repeat=5, workdir=None, tuned_target=None, sequential_target=1.0):
+def measure(
+    table,
+    count=4,
+    size_mib=256,
+    rate="20m",
+    repeat=5,
+    workdir=None,
+    tuned_target=None,
+    sequential_target=1.0,
+    in_process_target=None,
+):
     """The suite's rows: r2_fetch through ansible vs a tuned TransferManager and vs download_file
     one object after another, each the median of `repeat` runs taken in turn; the data lives in
     a temporary directory. A target of None prints the ratio without judging it (at sizes where
-    ansible's and boto3's start-up, not the transfer, is most of the module's time)."""
-    from common import median
+    ansible's and boto3's start-up, not the transfer, is most of the module's time). With
+    `in_process_target`, r2_fetch's code also runs in this process (as download_file does) and
+    that ratio to download_file is judged against it."""
+    from common import in_turns, median, settle_disk
 
     work = Path(tempfile.mkdtemp(prefix="aiclipse-r2-bench-", dir=workdir))
     try:
         keys = make_objects(work / "served", count, size_mib * 1024 * 1024)
-        ours, theirs, startup, tuned = [], [], [], []
+        ours, theirs, startup, tuned, in_process = [], [], [], [], []
+        settle_disk()
         with NginxOrigin(work / "served", limit_rate=rate) as origin:
-            for _round in range(repeat):
-                startup.append(r2_fetch(origin.url, [], Path(tempfile.mkdtemp(dir=work))))
-                ours.append(r2_fetch(origin.url, keys, Path(tempfile.mkdtemp(dir=work))))
-                tuned.append(transfer_manager_way(origin.url, keys, Path(tempfile.mkdtemp(dir=work))))
-                theirs.append(original_way(origin.url, keys, Path(tempfile.mkdtemp(dir=work))))
+
+            def timed(runs, way, *args):
+                return lambda: runs.append(way(origin.url, *args, Path(tempfile.mkdtemp(dir=work))))
+
+            for number in range(repeat):
+                in_turns(
+                    number,
+                    [
+                        timed(startup, r2_fetch, []),
+                        timed(ours, r2_fetch, keys),
+                        timed(tuned, transfer_manager_way, keys),
+                        timed(theirs, original_way, keys),
+                    ]
+                    + ([timed(in_process, r2_fetch_in_process, keys)] if in_process_target else []),
+                )
         took, baseline, tuned_s = median(ours), median(theirs), median(tuned)
         total_mib = count * size_mib
         table.add(
@@ -206,11 +229,12 @@ def measure(table, count=4, size_mib=256, rate="20m", repeat=5, workdir=None, tu
             None,
         )
         table.note(
-            "R2 runs (s): r2_fetch %s; TransferManager %s; download_file in sequence %s"
+            "R2 runs (s): r2_fetch %s; TransferManager %s; download_file in sequence %s%s"
             % (
                 " ".join("%.1f" % x for x in ours),
                 " ".join("%.1f" % x for x in tuned),
                 " ".join("%.1f" % x for x in theirs),
+                "; r2_fetch in this process " + " ".join("%.1f" % x for x in in_process) if in_process else "",
             )
         )
         table.add(
@@ -229,6 +253,15 @@ def measure(table, count=4, size_mib=256, rate="20m", repeat=5, workdir=None, tu
             "",
             None,
         )
+        if in_process:
+            inside = median(in_process)
+            table.add(
+                "  r2_fetch's code in this process, as download_file runs / download_file in sequence",
+                "%.1f s (%.0f MiB/s)" % (inside, total_mib / inside),
+                "%.1f s" % baseline,
+                inside / baseline,
+                *judged(inside / baseline, in_process_target),
+            )
         return took, baseline
     finally:
         shutil.rmtree(work, ignore_errors=True)
