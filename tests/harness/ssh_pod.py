@@ -9,6 +9,30 @@ import subprocess
 from .net import free_port, wait_for_port
 
 
+def ssh_argv(key, port):
+    """`ssh` to root@127.0.0.1 on `port` with `key` alone: no config file, no prompt, no host key
+    kept (a test pod's key is new every run); append "root@127.0.0.1" and the command."""
+    return [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-i",
+        str(key),
+        "-p",
+        str(port),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "IdentitiesOnly=yes",
+    ]
+
+
 def make_client_key(directory):
     """A fresh ed25519 key pair; returns (private key path, public key line)."""
     key = directory / "id_ed25519"
@@ -39,25 +63,7 @@ class SshPod:
 
     def ssh(self, *command, tty=False, input=None, timeout=30):
         """Run ssh as a user would; with no command and tty=True it is an interactive login."""
-        args = [
-            "ssh",
-            "-F",
-            "/dev/null",
-            "-i",
-            str(self.key),
-            "-p",
-            str(self.port),
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "IdentitiesOnly=yes",
-        ]
+        args = ssh_argv(self.key, self.port)
         if tty:
             args.append("-tt")
         return subprocess.run(

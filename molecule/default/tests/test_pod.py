@@ -5,18 +5,11 @@ import shlex
 
 import pytest
 
+# The vault is ComfyUI's --base-directory; the shortcuts show what ComfyUI reads.
+from harness.layout import SHORTCUTS
+
 ROOT = "/workspace"
 VAULT = "/workspace/aiclipse"
-# The vault is ComfyUI's --base-directory; the shortcuts show what ComfyUI reads.
-SHORTCUTS = {
-    "ComfyUI": "ComfyUI",
-    "models": "models",
-    "workflows": "user/default/workflows",
-    "input": "input",
-    "output": "output",
-    "logs": "logs",
-    "custom_nodes": "custom_nodes",
-}
 # ComfyUI's default model folders (the stand-in repo ships them with placeholder files).
 MODEL_FOLDERS = (
     "checkpoints",

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import testinfra
 
+from harness.ssh_pod import ssh_argv
+
 
 def _saved(name):
     log = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / name
@@ -47,29 +49,8 @@ def ssh(world):
 
 
 def _ssh(world, name, command):
-    port = world["fleet_ports"][name]
     return subprocess.run(
-        [
-            "ssh",
-            "-F",
-            "/dev/null",
-            "-i",
-            world["fleet_key"],
-            "-p",
-            str(port),
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "IdentitiesOnly=yes",
-            "root@127.0.0.1",
-            command,
-        ],
+        [*ssh_argv(world["fleet_key"], world["fleet_ports"][name]), "root@127.0.0.1", command],
         capture_output=True,
         text=True,
         timeout=30,
