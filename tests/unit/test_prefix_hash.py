@@ -139,9 +139,9 @@ def test_early_writeback_starts_on_a_real_file_and_is_a_no_op_without_the_call(t
     fd = os.open(path, os.O_RDONLY)  # the hasher's handle is read-only: the call must take it
     try:
         early_writeback.start_writeback(fd, 0, 3 * MiB)
-        assert early_writeback._sync_file_range is not None, "sync_file_range did not load on Linux"
-        assert early_writeback._sync_file_range(fd, 0, 3 * MiB, early_writeback.SYNC_FILE_RANGE_WRITE) == 0
-        monkeypatch.setattr(early_writeback, "_sync_file_range", None)  # a libc without it
+        assert early_writeback._sync_file_range() is not None, "sync_file_range did not load on Linux"
+        assert early_writeback._sync_file_range()(fd, 0, 3 * MiB, early_writeback.SYNC_FILE_RANGE_WRITE) == 0
+        monkeypatch.setattr(early_writeback, "_sync_file_range", lambda: None)  # a libc without it
         early_writeback.start_writeback(fd, 0, 3 * MiB)
     finally:
         os.close(fd)

@@ -17,13 +17,14 @@ It is only a head start: durability still comes from the fsync. Where the call d
 from __future__ import annotations
 
 import ctypes
+import functools
 
 SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start writeback of the range's dirty pages, do not wait
-_NOT_LOADED = object()
-_sync_file_range = _NOT_LOADED
 
 
-def _load():
+@functools.lru_cache(maxsize=1)
+def _sync_file_range():
+    """The C library's sync_file_range, loaded once; None where there is none."""
     try:
         function = ctypes.CDLL(None, use_errno=True).sync_file_range
     except (OSError, AttributeError):
@@ -37,8 +38,6 @@ def start_writeback(fd, offset, length):
     """Ask the kernel to start writing bytes [offset, offset + length) of the open file `fd`
     to disk; returns at once. Advisory: failures are ignored, the fsync before publishing
     still decides."""
-    global _sync_file_range  # pylint: disable=global-statement
-    if _sync_file_range is _NOT_LOADED:
-        _sync_file_range = _load()
-    if _sync_file_range is not None and length > 0:
-        _sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)
+    function = _sync_file_range()
+    if function is not None and length > 0:
+        function(fd, offset, length, SYNC_FILE_RANGE_WRITE)
