@@ -5,6 +5,11 @@ with ArgvSampler() as seen:          # samples /proc/*/cmdline until the block e
 seen.matching("git")                 # every distinct command line that held "git"
 running("127.0.0.1:4711")            # command lines of processes alive now holding it
 stop_process(proc, signal.SIGQUIT)   # a server's graceful stop, SIGKILL when it hangs
+descendants(proc.pid)                # the PIDs below one process, deepest last
+
+Signal only processes this test started (descendants()): /proc here shows every process on the
+machine, the pods of tests running in parallel included, so matching command lines machine-wide
+would reach their downloads too.
 """
 
 import os
@@ -23,6 +28,40 @@ def _command_lines():
             continue
         if raw:
             yield int(pid), raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+
+
+def _parents():
+    parents = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                parents[int(pid)] = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return parents
+
+
+def descendants(root):
+    """PIDs of every process below root (children, their children, ...), parents first.
+    ansible's workers call setsid(), so the process group of `ansible` misses the module."""
+    parents = _parents()
+    found, frontier = [], [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def command_line(pid):
+    """pid's command line as text ("" when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
 
 
 def stop_process(process, signum, timeout=10):

@@ -16,6 +16,7 @@ from harness.ansible_run import ansible_env, run_module
 from harness.model_vault import Vault
 from harness.nginx import write_file
 from harness.paths import REPO, VENV_BIN
+from harness.processes import descendants
 
 MiB = 1024 * 1024
 
@@ -219,22 +220,6 @@ def _kill_group(proc):
     proc.wait()
 
 
-def _descendants(root):
-    children = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = Path("/proc/%s/stat" % pid).read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(pid))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
-
-
 def _aria2c_pids(marker):
     pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -286,7 +271,7 @@ def test_killed_run_leaves_nothing_at_final_paths_and_resumes(make_origin, vault
     assert aria2c, "aria2c should be running mid-download"
     # ansible, its worker and the module (ansible starts it in a session of its own), all at once;
     # aria2c only when asked: that it otherwise dies with its parent is part of what is tested.
-    for pid in _descendants(proc.pid):
+    for pid in [proc.pid, *descendants(proc.pid)]:
         if aria2c_too or pid not in aria2c:
             os.kill(pid, signal.SIGKILL)
     proc.wait()

@@ -23,6 +23,7 @@ import pytest
 from harness.ansible_run import json_result_env, module_argv, module_result, run_module
 from harness.nginx import write_file
 from harness.paths import REPO
+from harness.processes import command_line, descendants
 from harness.s3 import ACCESS_KEY, SECRET_KEY
 from harness.throttle_proxy import ThrottleProxy
 
@@ -275,13 +276,9 @@ def test_sigterm_while_waiting_for_the_lock_ends_the_wait(tmp_path, module):
         deadline = time.monotonic() + 60
         while not (log.exists() and "waiting for it to finish" in log.read_text()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        pids = [
-            int(p)
-            for p in os.listdir("/proc")
-            if p.isdigit()
-            and b"AnsiballZ_%s" % module.encode()
-            in (Path("/proc/%s/cmdline" % p).read_bytes() if Path("/proc/%s/cmdline" % p).exists() else b"")
-        ]
+        # This run's module only: a machine-wide match would stop the downloads of pods that
+        # tests running in parallel boot (their processes are visible here too).
+        pids = [pid for pid in descendants(proc.pid) if "AnsiballZ_%s" % module in command_line(pid)]
         assert pids, "the waiting module is not running"
         for pid in pids:
             os.kill(pid, signal.SIGTERM)

@@ -459,7 +459,9 @@ def test_podman_stop_ends_a_real_background_download_and_the_next_boot_resumes_i
     podman_harness.podman("start", name)
     deadline = time.monotonic() + 300
     while not model.exists():
-        assert time.monotonic() < deadline, log.read_text()
+        if time.monotonic() >= deadline:
+            again = podman_harness.podman("logs", name, check=False)
+            pytest.fail(f"{log.read_text()}\ncontainer log:\n{(again.stdout + again.stderr)[-4000:]}")
         time.sleep(0.5)
     assert "resumed" in log.read_text().rsplit("stopped by SIGTERM", 1)[1], log.read_text()
     served_total = sum(int(line.rsplit("bytes=", 1)[1]) for line in origin.log_lines() if "/public/" in line)

@@ -16,6 +16,7 @@ import pytest
 
 from harness.ansible_run import REPO, ansible_env, module_argv, run_module
 from harness.net import free_port
+from harness.processes import descendants
 from harness.s3 import ACCESS_KEY, SECRET_KEY
 from harness.s3_auth import FORBIDDEN_BUCKET, OBJECT_BODY, OBJECT_KEY, READABLE_BUCKET
 from harness.throttle_proxy import ThrottleProxy
@@ -255,22 +256,10 @@ def journaled(state):
 
 
 def kill_tree(root):
-    """SIGKILL root and every descendant. ansible's workers call setsid(), so killing the
-    process group of `ansible` would leave the module running; walk the parent links instead."""
-    parents = {}
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/stat") as handle:
-                    parents[int(pid)] = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    tree, frontier = [root], [root]
-    while frontier:
-        children = [pid for pid, parent in parents.items() if parent in frontier]
-        tree += children
-        frontier = children
-    for pid in reversed(tree):  # the module (deepest) first, so nothing reacts to its parent dying
+    """SIGKILL root and every descendant, the module (deepest) first, so nothing reacts to its
+    parent dying."""
+    tree = [root, *descendants(root)]
+    for pid in reversed(tree):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
