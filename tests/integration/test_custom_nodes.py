@@ -151,26 +151,39 @@ def test_nodes_baked_into_the_image_are_copied_not_cloned(tmp_path, pod_venv, pi
     pinned.commit({"v2.py": ""}, "v2")
     elsewhere = make_node_repo(src / "NodeDev")
     elsewhere.branch("dev")
-    nodes = [with_reqs.url, f"{pinned.url}||||{pin}", elsewhere.url]
+    # A release tag in the branch field (a workflow's registry version becomes one too): the
+    # baked clone is detached at the tag, and that still stands in for a clone of the tag.
+    tagged = make_node_repo(src / "NodeTagged")
+    release = tagged.head()
+    tagged.tag("v1.2.0")
+    tagged.commit({"after_release.py": ""}, "after the release")
+    nodes = [with_reqs.url, f"{pinned.url}||||{pin}", elsewhere.url, f"{tagged.url}|v1.2.0"]
     baked = tmp_path / "opt" / "ComfyUI" / "custom_nodes"
     bake, dummy = nodes_run(baked, pod_venv, pip_args, nodes=nodes)
-    assert bake["counts"]["cloned"] == 3, bake
+    assert bake["counts"]["cloned"] == 4, bake
     # The pod wants NodeDev on another branch than the baked one: that one must be cloned.
     nodes[2] = f"{elsewhere.url}|dev"
     shutil.rmtree(src / "NodeReqs")
     shutil.rmtree(src / "NodePinned")
+    shutil.rmtree(src / "NodeTagged")
     marker = trap_pip(pod_venv)
 
     vault = tmp_path / "vault" / "ComfyUI" / "custom_nodes"
     boot, dummy = nodes_run(vault, pod_venv, pip_args, nodes=nodes, seed_from=str(baked))
     assert not boot.get("failed"), boot
     results = by_name(boot)
-    assert [results[n]["status"] for n in ("NodeReqs", "NodePinned", "NodeDev")] == ["seeded", "seeded", "cloned"]
+    assert [results[n]["status"] for n in ("NodeReqs", "NodePinned", "NodeDev", "NodeTagged")] == [
+        "seeded",
+        "seeded",
+        "cloned",
+        "seeded",
+    ]
     assert results["NodePinned"]["commit"] == pin and results["NodeReqs"]["requirements"] == "unchanged"
+    assert results["NodeTagged"]["commit"] == release
     assert git(vault / "NodeDev", "rev-parse", "--abbrev-ref", "HEAD") == "dev"
     assert not marker.exists() and no_staging_left(vault)
     again, dummy = nodes_run(vault, pod_venv, pip_args, nodes=nodes, seed_from=str(baked))
-    assert again["changed"] is False and again["counts"]["present"] == 3
+    assert again["changed"] is False and again["counts"]["present"] == 4
 
 
 def test_existing_checkouts_are_never_clobbered(tmp_path):

@@ -179,11 +179,18 @@ class NodeInstaller:
             return None
         if public_url(self.git.remote_url(seed) or "") != public_url(node["url"]):
             return None
-        if node["branch"] and not node["commit"]:
-            rc, branch, dummy = self.git.run("rev-parse", "--abbrev-ref", "HEAD", repo=seed)
-            if rc or branch != node["branch"]:
-                return None
+        if node["branch"] and not node["commit"] and not self._seed_is_at(seed, node["branch"]):
+            return None
         return seed
+
+    def _seed_is_at(self, seed, ref):
+        """The seed is on branch `ref`, or checked out at tag `ref` (a workflow's version, or a
+        manifest line's tag, leaves the baked clone detached at that tag)."""
+        rc, branch, dummy = self.git.run("rev-parse", "--abbrev-ref", "HEAD", repo=seed)
+        if rc == 0 and branch == ref:
+            return True
+        rc, tagged, dummy = self.git.run("rev-parse", "-q", "--verify", "refs/tags/%s^{commit}" % ref, repo=seed)
+        return rc == 0 and tagged == self.git.head(seed)
 
     def _seed(self, seed, node, path, result):
         stage = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.dest)
