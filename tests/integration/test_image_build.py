@@ -24,10 +24,12 @@ import pytest
 from harness import podman as podman_harness
 from harness.comfyui_fixtures import StandInClient
 from harness.git_repos import make_comfyui_repo, make_node_repo
+from harness.git_servers import SmartHttpGit, publish
 from harness.nginx import write_file
 from harness.net import steady_port, wait_for_port
 from harness.paths import REPO
 from harness.python_env import make_wheel
+from harness.workflows import ui_node, ui_workflow
 from harness.wheelhouse import runtime_wheelhouse
 
 pytestmark = [pytest.mark.podman, pytest.mark.slow]
@@ -55,8 +57,19 @@ def example_image(podman_image, tmp_path_factory):
     (src / "manifests" / "base_nodes.txt").write_text(
         f"file://{SOURCES}/ComfyUI-TestNode|main|test|A node every pod of this image has\n"
     )
+    # The template workflow needs a node pack by its registry id, which the offline registry map
+    # the image bakes resolves to a repository on a loopback git server that serves the build
+    # only: bake installs the pack, and a pod can only copy it from the image.
+    wf_node = make_node_repo(
+        work / "ComfyUI-WfNode", extra_files={"__init__.py": "NODE_CLASS_MAPPINGS = {'WfNode': object}\n"}
+    )
+    git_server = SmartHttpGit(work / "git-served")
+    git_server.start()
+    (src / "manifests" / "registry_map.txt").write_text(
+        f"wf-node|{git_server.url(publish(wf_node, work / 'git-served'))}\n"
+    )
     (src / "workflows").mkdir()
-    (src / "workflows" / "template.json").write_text('{"nodes": []}\n')
+    (src / "workflows" / "template.json").write_text(ui_workflow(ui_node(1, "WfNode", [], cnr_id="wf-node")))
     bake_vars = work / "bake-vars.yml"
     bake_vars.write_text(
         textwrap.dedent(f"""\
@@ -82,18 +95,21 @@ def example_image(podman_image, tmp_path_factory):
         cmd += ["--source", str(src / name)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     tag = f"{IMAGE}:{uuid.uuid4().hex[:8]}"
-    build = podman_harness.podman(
-        "build",
-        "--network",
-        "host",
-        "--build-arg",
-        f"BASE={podman_image}",
-        "-t",
-        tag,
-        str(context),
-        check=False,
-        timeout=1200,
-    )
+    try:
+        build = podman_harness.podman(
+            "build",
+            "--network",
+            "host",
+            "--build-arg",
+            f"BASE={podman_image}",
+            "-t",
+            tag,
+            str(context),
+            check=False,
+            timeout=1200,
+        )
+    finally:
+        git_server.stop()
     assert build.returncode == 0, f"podman build failed:\n{build.stdout[-6000:]}\n{build.stderr[-6000:]}"
     yield tag
     podman_harness.podman("rmi", "-f", tag, check=False)
@@ -210,6 +226,9 @@ def test_quoted_comfy_args_override_the_image_default_and_restart_is_a_no_op(exa
     # The seeded checkout is exactly what git made: the baked nodes went to the vault.
     vault = volume.path / "aiclipse"
     assert (vault / "custom_nodes" / "ComfyUI-TestNode" / "__init__.py").is_file()
+    # The template workflow's node pack came from the image: its git server is gone.
+    assert (vault / "custom_nodes" / "ComfyUI-WfNode" / "__init__.py").is_file()
+    assert "node  installed" in (vault / "logs" / "workflow-nodes.txt").read_text()
     assert not (vault / "ComfyUI" / "custom_nodes" / "ComfyUI-TestNode").exists()
     status = subprocess.run(
         ["git", "-c", "safe.directory=*", "-C", str(vault / "ComfyUI"), "status", "--porcelain"],
@@ -291,6 +310,8 @@ def test_image_has_the_baked_pieces(example_image):
         "test -x /usr/local/bin/aiclipse-entrypoint && test -x /usr/local/bin/aiclipse-config-update"
         " && test -x /usr/bin/tini"
         " && test -f /opt/aiclipse/ComfyUI/main.py && test -d /opt/aiclipse/custom_nodes/ComfyUI-TestNode"
+        # The node pack the template workflow names is baked too.
+        " && test -f /opt/aiclipse/custom_nodes/ComfyUI-WfNode/__init__.py"
         # The baked checkout is pristine: the nodes live beside it, not in it.
         " && test ! -e /opt/aiclipse/ComfyUI/custom_nodes/ComfyUI-TestNode"
         ' && test -z "$(git -C /opt/aiclipse/ComfyUI status --porcelain)"'
