@@ -31,8 +31,8 @@ description:
     version), listed or not, has it removed from the URL (C(credentials_removed) in RV(results)
     for a listed node, RV(credentials_removed) for the others); nothing else in it changes. A
     password in an C(ssh://) or C(git://) URL is refused (ssh uses keys). A password may hold a
-    raw C(@): the user info ends at the last C(@) before the host. No message quotes a
-    credential: an error about a manifest line shows its URL masked, with the file and line.
+    raw C(@) (the user info ends at the last C(@) before the host). No message quotes a
+    credential; an error about a manifest line shows its URL masked, with the file and line.
   - B(Time.) Every git network command (clone, fetch, ls-remote) runs in a process group of its
     own and is killed with its helpers after O(git_timeout) seconds; the node then fails with
     "no answer from <host> within N s" and the others go on. Once a host has not answered in
