@@ -708,7 +708,8 @@ def test_an_unreachable_registry_is_asked_once_and_told_once(tmp_path):
     assert not result.get("failed"), result
     assert by_name(result)["NodeFine"]["status"] == "cloned"
     packs = {pack["key"]: pack for pack in result["workflow_packs"]}
-    assert sorted(packs) == sorted(f"cnr:{cnr_id}" for cnr_id in ids) and {p["status"] for p in packs.values()} == {"unknown"}, packs
+    assert sorted(packs) == sorted(f"cnr:{cnr_id}" for cnr_id in ids), packs
+    assert {pack["status"] for pack in packs.values()} == {"unknown"}, packs
     told = [w for w in result["warnings"] if "Comfy Registry" in w]
     assert len(told) == 1 and all(cnr_id in told[0] for cnr_id in ids), result["warnings"]
 
