@@ -16,7 +16,7 @@
   without such a tag installs the default branch, with a warning.
 
 Nothing here fails the start: a pack that cannot be resolved is reported ``unknown`` with why.
-A registry that cannot be reached is one warning naming the packs it leaves unknown, not one
+A registry that is unavailable is one warning naming the packs it leaves unknown, not one
 warning per pack.
 """
 
@@ -94,7 +94,7 @@ class WorkflowNodes:
         if self._registry_down:
             keys = ", ".join(key for key, dummy in self._registry_down)
             self.warnings.append(
-                "the Comfy Registry cannot be reached (%s); custom node packs %s are not installed "
+                "the Comfy Registry is unavailable (%s); custom node packs %s are not installed "
                 "(a registry map file pins ids without it)" % (shown(self._registry_down[0][1], 300), keys)
             )
         return entries, states
