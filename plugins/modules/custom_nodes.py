@@ -27,13 +27,18 @@ description:
     helper set there (C(GIT_CONFIG_COUNT)/C(GIT_CONFIG_KEY_n)/C(GIT_CONFIG_VALUE_n)) that
     answers for that scheme, host and port only, so a redirect to another host never gets it;
     other credential helpers are off for these git runs (no C(store) writes the token to a
-    file). A node whose C(origin) still holds a token (stored by an earlier version) has it
-    removed from the URL (C(credentials_removed) in RV(results)); nothing else in it changes. A
-    password in an C(ssh://) or C(git://) URL is refused (ssh uses keys).
-  - B(Time.) Every git network command (clone, fetch) runs in a process group of its own and
-    is killed with its helpers after O(git_timeout) seconds; the node then fails with "no
-    answer from <host> within N s" and the others go on. git's low-speed limit (less than
-    1000 bytes/s for 30 s) ends a stalled HTTP transfer sooner.
+    file). Any checkout in O(dest) whose C(origin) still holds a token (stored by an earlier
+    version), listed or not, has it removed from the URL (C(credentials_removed) in RV(results)
+    for a listed node, RV(credentials_removed) for the others); nothing else in it changes. A
+    password in an C(ssh://) or C(git://) URL is refused (ssh uses keys). A password may hold a
+    raw C(@) (the user info ends at the last C(@) before the host). No message quotes a
+    credential; an error about a manifest line shows its URL masked, with the file and line.
+  - B(Time.) Every git network command (clone, fetch, ls-remote) runs in a process group of its
+    own and is killed with its helpers after O(git_timeout) seconds; the node then fails with
+    "no answer from <host> within N s" and the others go on. Once a host has not answered in
+    time, every later git command of the run to that host fails at once with the same words,
+    so many nodes on one stalled host cost one timeout, not one each. git's low-speed limit
+    (less than 1000 bytes/s for 30 s) ends a stalled HTTP transfer sooner.
   - A missing node that the image has baked into O(seed_from) (a working checkout with the same
     C(origin) URL, on the wanted branch unless a commit is pinned) is copied from there instead
     of cloned, so a pod start needs no network for the template's nodes.
@@ -70,7 +75,10 @@ description:
     missing pack is pinned to the workflow's C(ver): a commit as the commit, a registry version
     as the repository's tag C(v<ver>) or C(<ver>); an installed one is left where it is. A pack
     that cannot be resolved, or a malformed workflow, is a warning naming it; the task does not
-    fail for it."
+    fail for it. Neither does the registry: an O(registry_endpoint) that is not an http(s) URL
+    is a warning naming the setting, and a registry that cannot be reached (or does not answer
+    within O(registry_timeout)) is asked once and then not again in the run; either way one
+    warning names the packs left V(unknown), and the manifests' nodes still install."
 author:
   - aiclipse team (@aiclipse)
 options:
@@ -137,9 +145,10 @@ options:
     default: 8
   git_timeout:
     description:
-      - Seconds one git network command (a clone, a fetch) may take. When they pass, git and
-        everything it started are killed and the node fails with "no answer from <host> within
-        N s"; the other nodes go on.
+      - Seconds one git network command (a clone, a fetch, an ls-remote) may take. When they
+        pass, git and everything it started are killed and the node fails with "no answer from
+        <host> within N s"; the other nodes go on. Later commands to that host in the same run
+        fail at once.
     type: int
     default: 300
   install_non_git_requirements:
@@ -169,12 +178,14 @@ options:
   registry_endpoint:
     description:
       - The Comfy Registry API that turns a C(cnr_id) into a repository. Empty for none (only
-        O(registry_map) answers).
+        O(registry_map) answers). A value that is not an http(s) URL is a warning, and then
+        works like empty.
     type: str
     default: https://api.comfy.org
   registry_timeout:
     description:
-      - Seconds one registry request may take in all.
+      - Seconds one registry request may take in all. A value that is not positive is a warning,
+        and the default is used.
     type: float
     default: 15
   registry_map:
@@ -270,6 +281,15 @@ counts:
   returned: always
   type: dict
   sample: {cloned: 5, seeded: 0, updated: 0, present: 1, failed: 0}
+credentials_removed:
+  description:
+    - Checkouts in O(dest) that no manifest, O(nodes) or workflow names whose C(origin) URL
+      held a token (or would, in check mode); the token was removed from that URL and nothing
+      else changed.
+  returned: always
+  type: list
+  elements: str
+  sample: [/workspace/aiclipse/ComfyUI/custom_nodes/OldPrivateNode]
 requirements_ledger:
   description: The file in O(venv) that records the requirements installed for each node.
   returned: always (null without O(venv))
@@ -302,6 +322,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.custom_n
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import Git, mask_url_credentials
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.nodes_manifest import ManifestError, load
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.pip_requirements import PipError, VenvPip
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import mask_credentials
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workflows import node_provision
 
 
@@ -341,12 +362,15 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    # Credentials a URL option carries are masked in every output, the echo of the options too.
+    mask_url_credentials(module, [params["github_url"], params["registry_endpoint"]])
     read = [path for path in params["manifests"] if params["missing_manifests"] != "ignore" or os.path.exists(path)]
     try:
         nodes = load(read, params["nodes"])
     except ManifestError as exc:
         mask_url_credentials(module, _option_urls(params["nodes"]))
-        module.fail_json(msg=f"nodes manifest: {exc}", manifests=read)
+        # Every message quotes URLs masked already; this holds for any message added later.
+        module.fail_json(msg=mask_credentials(f"nodes manifest: {exc}"), manifests=read)
 
     if params["git_timeout"] < 1:
         module.fail_json(msg=f"git_timeout must be at least 1 second, got {params['git_timeout']}")
@@ -381,12 +405,16 @@ def main():
         r["name"]: (r["commit"] or r["status"]) + (" (token removed from origin)" if r["credentials_removed"] else "")
         for r in results
     }
+    for path in installer.credentials_removed:
+        before[os.path.basename(path)] = "token stored in origin"
+        after[os.path.basename(path)] = "token removed from origin"
     output = dict(
         changed=installer.changed,
         results=results,
         manifests=read,
         diff={"before": _lines(before), "after": _lines(after)},
         counts=count(results),
+        credentials_removed=installer.credentials_removed,
         requirements_ledger=installer.ledger.path if installer.ledger else None,
     )
     if from_workflows is not None:

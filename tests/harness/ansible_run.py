@@ -55,7 +55,10 @@ def json_result_env(extra=None):
 
 
 def module_result(stdout, stderr=""):
-    """The one module result in a json-callback run's stdout."""
+    """The one module result in a json-callback run's stdout (at -v and up, after ansible's own
+    lines: the document starts at the first line that is "{")."""
+    if not stdout.startswith("{") and "\n{\n" in stdout:
+        stdout = stdout[stdout.index("\n{\n") + 1 :]
     try:
         return json.loads(stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
     except (ValueError, KeyError, IndexError) as exc:

@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from harness.ansible_run import run_module, run_playbook
 from harness.comfyui_fixtures import restore_pip, trap_pip
 from harness.git_repos import COMFYUI_MODEL_FOLDERS, git
@@ -415,7 +417,9 @@ def test_offline_requirements_come_from_the_wheelhouse_and_a_miss_is_only_a_warn
     assert strict.get("failed") and "fakedep==4.0" in strict["msg"]
 
 
-def test_a_token_in_comfyui_repo_never_rests_in_ansibles_module_files(tmp_path, comfyui_upstream):
+# A password with a raw '@': the user info ends at the last '@', so all of it is kept out.
+@pytest.mark.parametrize("password", [TOKEN, "left@RIGHT" + TOKEN], ids=["token", "raw-at"])
+def test_a_token_in_comfyui_repo_never_rests_in_ansibles_module_files(tmp_path, comfyui_upstream, password):
     """COMFYUI_REPO with a token, through the role: ansible writes every module's arguments to a
     temporary file (AnsiballZ, not 0600); kept here (ANSIBLE_KEEP_REMOTE_FILES) and searched."""
     from harness.secret_scan import files_holding as secret_files
@@ -426,9 +430,10 @@ def test_a_token_in_comfyui_repo_never_rests_in_ansibles_module_files(tmp_path, 
     remote_tmp = tmp_path / "remote-tmp"
     playbook = tmp_path / "play.yml"
     playbook.write_text("- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: aiclipse.comfyui.comfyui\n")
-    with SmartHttpGit(served, user="user", password=TOKEN) as server:
+    with SmartHttpGit(served, user="user", password=password) as server:
         env = {
-            "COMFYUI_REPO": server.url("ComfyUI.git", auth=True),
+            # As a user pastes it: a raw '@' stays raw.
+            "COMFYUI_REPO": server.url("ComfyUI.git", user="user", password=password),
             "ANSIBLE_KEEP_REMOTE_FILES": "1",
             "ANSIBLE_REMOTE_TMP": str(remote_tmp),
         }

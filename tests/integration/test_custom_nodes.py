@@ -22,6 +22,7 @@ from harness.paths import REPO, VENV_BIN
 from harness.processes import ArgvSampler, running
 from harness.python_env import installed_versions, make_venv, make_wheel
 from harness.site_pod import site_vars
+from harness.workflows import ui_node, ui_workflow
 
 SECRET = "ghp_n0deT0kenS3cret"
 SECRET_AS_USER = "ghp_n0deT0kenAsTheUserName0123"
@@ -573,3 +574,210 @@ def test_a_redirect_to_another_host_never_gets_the_token(tmp_path):
         assert not [r for r in elsewhere.requests if r["authorization"]], elsewhere.requests
     assert result["results"][0]["status"] == "failed", result
     assert SECRET not in proc.stdout + proc.stderr
+
+
+# -- audit fixes: credentials in messages and argv, stalled hosts, the registry setting -------
+
+MANIFEST_SECRET = "ghp_ManifestSecret0123456789"
+RAW_AT_PASSWORD = "left@RIGHTsecretTail987"
+
+
+def test_a_token_in_a_manifest_line_that_fails_is_never_printed(tmp_path):
+    manifest = tmp_path / "nodes.txt"
+    manifest.write_text(
+        f"https://user:{MANIFEST_SECRET}@github.com/owner/good.git|main|x|fine\n"
+        f"htps://user:{MANIFEST_SECRET}@github.com/owner/typo.git|main|x|scheme typo\n"
+        f"https://user:{MANIFEST_SECRET}@github.com/owner/bad+name.git|main|x|bad name\n"
+        f"user:{MANIFEST_SECRET}@github.com/owner/noscheme.git|main|x|no scheme\n"
+        f"https://user:{RAW_AT_PASSWORD}@github.com/owner/raw+at.git|main|x|raw at\n"
+        f"https://github.com/owner/query+name.git?access_token={MANIFEST_SECRET}|main|x|query\n"
+    )
+    nodes = [
+        {"url": f"htps://user:{MANIFEST_SECRET}@github.com/owner/listed.git"},
+        f"https://user:{MANIFEST_SECRET}@github.com/owner/listed+line.git|main",
+    ]
+    dest = tmp_path / "custom_nodes"
+    result, proc = nodes_run(dest, manifests=[str(manifest)], nodes=nodes, verbosity=3)
+    assert result.get("failed")
+    output = proc.stdout + proc.stderr
+    for secret in (MANIFEST_SECRET, "RIGHTsecretTail987"):
+        assert secret not in output, output[-3000:]
+    # Each problem still names its file and line (or the item of the list) and the host.
+    for line in (2, 3, 4, 5, 6):
+        assert f"{manifest}:{line}: " in result["msg"], result["msg"]
+    assert "nodes[0]: " in result["msg"] and "nodes[1]:1: " in result["msg"], result["msg"]
+    assert "'htps://***@github.com/owner/typo.git' is not a git URL" in result["msg"]
+    assert "'https://***@github.com/owner/raw+at.git'" in result["msg"]
+    assert not dest.exists()
+
+
+def test_a_token_in_github_url_never_reaches_the_argv_of_ls_remote(tmp_path):
+    repo = make_node_repo(tmp_path / "src" / "PackRepo")
+    repo.tag("v1.0.0")
+    served = tmp_path / "served"
+    publish(repo, served, "owner/PackRepo")
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    (workflows / "w.json").write_text(ui_workflow(ui_node(1, "PackNode", [], aux_id="owner/PackRepo", ver="1.0.0")))
+    dest = tmp_path / "custom_nodes"
+    secret = "ghp_LsRemoteSecret4711"  # this test's own: the sampler sees every process here
+    with SmartHttpGit(served, user="user", password=secret, delay=0.3) as server:
+        # As a role passes it: from a variable, not on ansible's own command line.
+        github = f"http://user:{secret}@127.0.0.1:{server.port}"
+        with ArgvSampler() as seen:
+            result, proc = nodes_run(
+                dest,
+                workflows=[str(workflows)],
+                github_url="{{ lookup('ansible.builtin.env', 'TEST_GITHUB_URL') }}",
+                registry_endpoint="",
+                env={"TEST_GITHUB_URL": github},
+                verbosity=3,
+            )
+    assert not result.get("failed"), result
+    # The tag was found (the credential reached git), and the clone is at it.
+    assert by_name(result)["PackRepo"]["branch"] == "v1.0.0", result
+    assert any("ls-remote" in line for line in seen.matching(f"127.0.0.1:{server.port}")), seen.samples
+    leaked = [line for line in seen.lines if secret in line]
+    assert not leaked, leaked
+    assert secret not in proc.stdout + proc.stderr
+    assert not files_holding(dest, secret)
+
+
+def test_a_raw_at_sign_in_a_password_is_masked_whole(tmp_path):
+    repo = make_node_repo(tmp_path / "src" / "NodeAt")
+    publish(repo, tmp_path / "served")
+    dest = tmp_path / "custom_nodes"
+    with SmartHttpGit(tmp_path / "served", user="user", password=RAW_AT_PASSWORD) as server:
+        url = server.url("NodeAt.git", user="user", password=RAW_AT_PASSWORD)
+        manifest = tmp_path / "nodes.txt"
+        manifest.write_text(url + "|main|x|y\n")
+        result, proc = nodes_run(dest, manifests=[str(manifest)], verbosity=3)
+    assert by_name(result)["NodeAt"]["status"] == "cloned", result
+    assert by_name(result)["NodeAt"]["url"] == f"http://***@127.0.0.1:{server.port}/NodeAt.git"
+    assert "RIGHTsecretTail987" not in proc.stdout + proc.stderr
+    assert not files_holding(dest, "RIGHTsecretTail987")
+
+
+def test_packs_on_one_stalled_host_cost_one_timeout_not_one_each(tmp_path):
+    packs = 4
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    nodes = [ui_node(i + 1, f"Pack{i}Node", [], aux_id=f"owner/Pack{i}", ver="1.0.0") for i in range(packs)]
+    (workflows / "w.json").write_text(ui_workflow(*nodes))
+    dest = tmp_path / "custom_nodes"
+    with SilentServer() as silent:
+        started = time.monotonic()
+        result, dummy = nodes_run(
+            dest,
+            workflows=[str(workflows)],
+            github_url=silent.url("").rstrip("/"),
+            registry_endpoint="",
+            git_timeout=3,
+            fail_on_error=False,
+        )
+        elapsed = time.monotonic() - started
+        host = f"127.0.0.1:{silent.port}"
+        assert running(host) == []
+        # One git command waited for the host; every later one was not sent to it.
+        assert silent.connections == 1, silent.connections
+    results = by_name(result)
+    assert sorted(results) == [f"Pack{i}" for i in range(packs)], result
+    for pack in results.values():
+        assert pack["status"] == "failed" and pack["reason"].startswith(f"no answer from {host} within 3 s"), pack
+    # Serial timeouts take (packs + 1) x 3 s at the least; this is far from that, not a benchmark.
+    assert elapsed < (packs + 1) * 3, elapsed
+
+
+def test_an_unreachable_registry_is_asked_once_and_told_once(tmp_path):
+    node = make_node_repo(tmp_path / "src" / "NodeFine")
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    ids = ["pack-one", "pack-two", "pack-three"]
+    nodes = [ui_node(i + 1, f"N{i}", [], cnr_id=cnr_id, ver="1.0.0") for i, cnr_id in enumerate(ids)]
+    (workflows / "w.json").write_text(ui_workflow(*nodes))
+    dest = tmp_path / "custom_nodes"
+    with SilentServer() as silent:
+        result, dummy = nodes_run(
+            dest,
+            nodes=[node.url],
+            workflows=[str(workflows)],
+            registry_endpoint=f"http://127.0.0.1:{silent.port}",
+            registry_timeout=2,
+        )
+        assert silent.connections == 1, silent.connections
+    assert not result.get("failed"), result
+    assert by_name(result)["NodeFine"]["status"] == "cloned"
+    packs = {pack["key"]: pack for pack in result["workflow_packs"]}
+    assert sorted(packs) == sorted(f"cnr:{cnr_id}" for cnr_id in ids), packs
+    assert {pack["status"] for pack in packs.values()} == {"unknown"}, packs
+    told = [w for w in result["warnings"] if "Comfy Registry" in w]
+    assert len(told) == 1 and all(cnr_id in told[0] for cnr_id in ids), result["warnings"]
+
+
+@pytest.mark.parametrize("endpoint", ["api.comfy.org", f"https://user:{MANIFEST_SECRET}@api.comfy.org"])
+def test_a_malformed_registry_endpoint_is_a_warning_and_manifest_nodes_install(tmp_path, endpoint):
+    node = make_node_repo(tmp_path / "src" / "NodeFine")
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    (workflows / "w.json").write_text(ui_workflow(ui_node(1, "X", [], cnr_id="some-pack", ver="1.0.0")))
+    dest = tmp_path / "custom_nodes"
+    result, proc = nodes_run(
+        dest,
+        nodes=[node.url],
+        workflows=[str(workflows)],
+        registry_endpoint=endpoint,
+        fail_on_error=False,
+        verbosity=3,
+    )
+    assert not result.get("failed"), result
+    assert (dest / "NodeFine" / "__init__.py").is_file()
+    assert by_name(result)["NodeFine"]["status"] == "cloned"
+    assert [p["status"] for p in result["workflow_packs"]] == ["unknown"], result["workflow_packs"]
+    assert any("COMFY_REGISTRY_ENDPOINT" in w for w in result["warnings"]), result["warnings"]
+    assert MANIFEST_SECRET not in proc.stdout + proc.stderr
+
+
+def test_a_token_stored_in_a_checkout_no_list_names_is_removed_too(tmp_path):
+    src, served = tmp_path / "src", tmp_path / "served"
+    gone = make_node_repo(src / "NodeGone", extra_files={"config.py": "x = 1\n"})
+    listed = make_node_repo(src / "NodeListed")
+    publish(gone, served)
+    dest = tmp_path / "custom_nodes"
+    dest.mkdir()
+    # A user's own folder (not a checkout) and one with a broken .git: git must not reach up
+    # from them into an enclosing repository.
+    (dest / "MyOwn").mkdir()
+    (dest / "MyOwn" / "notes.txt").write_text(f"https://user:{SECRET}@example.com/keep-as-is\n")
+    (dest / "Broken" / ".git").mkdir(parents=True)
+    git(tmp_path, "init", "-q", str(dest))  # custom_nodes inside a repository, as in ComfyUI
+    git(dest, "remote", "add", "origin", f"https://user:{SECRET}@example.com/ComfyUI.git")
+    with SmartHttpGit(served, user="user", password=SECRET) as server:
+        url = server.url("NodeGone.git", auth=True)
+        # What earlier versions did: the URL, token and all, stored by git.
+        subprocess.run(
+            ["git", "clone", "-q", url, str(dest / "NodeGone")],
+            check=True,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        )
+    (dest / "NodeGone" / "config.py").write_text("x = 2  # the user's edit\n")
+    before = {p: p.read_bytes() for p in (dest / "NodeGone").rglob("*") if p.is_file()}
+    config = dest / "NodeGone" / ".git" / "config"
+    config_before = config.read_text()
+
+    check, dummy = nodes_run(dest, nodes=[listed.url], check=True)
+    assert check["changed"] and check["credentials_removed"] == [str(dest / "NodeGone")], check
+    assert SECRET in config.read_text(), "check mode changed the checkout"
+
+    cleaned, proc = nodes_run(dest, nodes=[listed.url], diff=True, verbosity=3)
+    assert cleaned["changed"] and cleaned["credentials_removed"] == [str(dest / "NodeGone")], cleaned
+    assert "NodeGone: token removed from origin" in cleaned["diff"]["after"]
+    assert SECRET not in proc.stdout + proc.stderr
+    assert config.read_text() == config_before.replace(f"user:{SECRET}@", "")
+    after = {p: p.read_bytes() for p in (dest / "NodeGone").rglob("*") if p.is_file()}
+    assert {p: d for p, d in after.items() if p != config} == {p: d for p, d in before.items() if p != config}
+    # Nothing else was touched: the user's folder, nor the repository custom_nodes sits in.
+    assert SECRET in (dest / "MyOwn" / "notes.txt").read_text()
+    assert SECRET in git(dest, "remote", "get-url", "origin")
+
+    again, dummy = nodes_run(dest, nodes=[listed.url])
+    assert again["changed"] is False and again["credentials_removed"] == [], again

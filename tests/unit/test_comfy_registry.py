@@ -265,3 +265,35 @@ def test_a_bad_node_map_names_every_bad_line(tmp_path):
     assert "already mapped at %s:1" % node_map in message
     with pytest.raises(NodeMapError):
         read_node_map(str(tmp_path / "missing.txt"))
+
+
+def test_a_registry_that_gave_no_answer_is_not_asked_again_in_the_run(registry):
+    registry.stall.update(("stalled", "comfyui-kjnodes"))
+    registry.stall_seconds = 30
+    resolver = client(registry, timeout=1)
+    first = failure(resolver, "stalled", None)
+    assert first.kind == UNAVAILABLE and "within 1 s" in str(first)
+    # No retry for a timeout (it would double the wait), and no request for the next id.
+    started = time.monotonic()
+    second = failure(resolver, "comfyui-kjnodes", "1.0.9")
+    assert time.monotonic() - started < 1
+    assert second.kind == UNAVAILABLE and "not asked again" in str(second)
+    assert [path for _m, path, _q in registry.requests] == ["/nodes/stalled"]
+
+
+def test_a_bad_endpoint_names_no_credential():
+    with pytest.raises(ValueError) as caught:
+        ComfyRegistry("https://user:ghp_endpointSecret1@@")
+    assert "ghp_endpointSecret1" not in str(caught.value)
+    with pytest.raises(ValueError) as caught:
+        ComfyRegistry("api.comfy.org")
+    assert "'api.comfy.org' is not an http(s) URL" in str(caught.value)
+
+
+def test_a_map_line_with_a_token_is_refused_without_showing_it(tmp_path):
+    node_map = tmp_path / "map.txt"
+    node_map.write_text("some-pack|https://user:ghp_mapSecret99@github.com/x/y\n")
+    with pytest.raises(NodeMapError) as caught:
+        read_node_map(str(node_map))
+    assert f"{node_map}:1: repository 'https://***@github.com/x/y'" in str(caught.value)
+    assert "ghp_mapSecret99" not in str(caught.value)

@@ -23,6 +23,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_chec
     url_host,
     url_secrets,
 )
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import masked_location  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -37,6 +38,12 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_chec
         ("/srv/repos/ComfyUI", set()),
         ("", set()),
         ("https://user:ghp_inline99@host/r.git|main|x|a manifest line", {"ghp_inline99"}),
+        # A raw '@' in the password: the user info ends at the last '@' before the host.
+        (
+            "http://user:left@RIGHTsecretTail987@127.0.0.1:8080/x.git",
+            {"left@RIGHTsecretTail987", "RIGHTsecretTail987"},
+        ),
+        ("https://host/r.git?access_token=ghp_queryToken1", {"ghp_queryToken1"}),
     ],
 )
 def test_url_secrets(url, secrets):
@@ -176,3 +183,46 @@ def test_the_url_with_its_token_is_read_on_the_target_for_the_same_repository(tm
     monkeypatch.delenv("COMFYUI_REPO")
     with pytest.raises(Exception, match="0600|readable"):
         repo_url_on_target(public, "COMFYUI_REPO", str(env_file))
+
+
+RAW_AT = "http://user:left@RIGHTsecretTail987@127.0.0.1:8080/x.git"
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        (
+            f"fatal: unable to access '{RAW_AT}/': 403",
+            "fatal: unable to access 'http://***@127.0.0.1:8080/x.git/': 403",
+        ),
+        ("htps://user:ghp_abcdef@github.com/o/r.git", "htps://***@github.com/o/r.git"),
+        ("two: https://a:secret1@h1/x and https://b:secret2@h2/y", "two: https://***@h1/x and https://***@h2/y"),
+        ("https://h/x?X-Amz-Signature=abcdef&part=1", "https://h/x?X-Amz-Signature=***&part=1"),
+        ("git@github.com:o/r.git and /srv/a@b", "git@github.com:o/r.git and /srv/a@b"),
+    ],
+)
+def test_redact_masks_every_url_in_a_text_up_to_the_last_at_sign(text, shown):
+    assert redact(text) == shown
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        (RAW_AT, "http://***@127.0.0.1:8080/x.git"),
+        ("htps://user:ghp_abcdef@github.com/o/r.git", "htps://***@github.com/o/r.git"),
+        ("user:ghp_abcdef@github.com/o/r.git", "***@github.com/o/r.git"),
+        ("ghp_0123456789abcdefghijklmn@github.com/o/r", "***@github.com/o/r"),
+        ("git@github.com:o/bad+name.git", "git@github.com:o/bad+name.git"),
+        ("https://github.com/o/r+x.git?access_token=ghp_abcdef", "https://github.com/o/r+x.git?access_token=***"),
+        ("/srv/repos/x", "/srv/repos/x"),
+    ],
+)
+def test_a_location_in_a_message_shows_no_credential(value, shown):
+    assert masked_location(value) == shown
+
+
+def test_the_inventory_masks_a_raw_at_sign_in_a_pod_setting_whole():
+    from ansible_collections.aiclipse.comfyui.plugins.plugin_utils._fleet.runpod_hosts import split_env
+
+    shown, dummy = split_env({"CONFIG_REPO": RAW_AT}, ["CONFIG_REPO"])
+    assert shown == {"CONFIG_REPO": "http://********@127.0.0.1:8080/x.git"}

@@ -26,8 +26,11 @@ An offline map file pins ids without asking anyone, one line each::
     comfyui-impact-pack|https://github.com/ltdrdata/ComfyUI-Impact-Pack|8.8.1
 
 Every request has a bounded total time (connect, answer and body together), a bounded body
-size, and at most one retry for a server error or a connection failure. Every failure is a
-:class:`RegistryError` whose ``kind`` says what to do about it.
+size, and at most one retry for a server error or a refused connection (not for a registry that
+gave no answer in time: it would only double the wait). Once the registry could not be reached
+or gave no answer, later look-ups of the same run fail at once with that reason: an unreachable
+registry costs one timeout, not one per pack. Every failure is a :class:`RegistryError` whose
+``kind`` says what to do about it.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.manifest_
     manifest_lines,
     read_manifest,
 )
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import masked_location
 
 DEFAULT_ENDPOINT = "https://api.comfy.org"
 DEFAULT_TIMEOUT = 15.0
@@ -64,13 +68,19 @@ REFUSED = "refused"  # banned, deleted or forbidden: do not install
 UNAVAILABLE = "unavailable"  # no answer, timeout, 5xx: try again later or use a map file
 BAD_RESPONSE = "bad_response"  # an answer that is not the registry's shape
 
+# RegistryError.no_answer
+NO_CONNECTION = "no_connection"  # refused or broken: worth one retry
+NO_ANSWER_IN_TIME = "no_answer_in_time"  # a retry would only double the wait
+
 
 class RegistryError(Exception):
     """A failure resolving one id; ``kind`` is one of the constants above."""
 
-    def __init__(self, kind, cnr_id, message):
+    def __init__(self, kind, cnr_id, message, no_answer=None):
         self.kind = kind
         self.cnr_id = cnr_id
+        # The endpoint answered nothing, not this id's fault: NO_CONNECTION or NO_ANSWER_IN_TIME.
+        self.no_answer = no_answer
         super().__init__(message)
 
 
@@ -117,7 +127,12 @@ def read_node_map(path):
             problems.append((origin, "'%s' is not a Comfy Registry id" % node_id[:100]))
             continue
         if not _is_http_url(repository):
-            problems.append((origin, "repository '%s' is not an http(s) URL without credentials" % repository[:200]))
+            problems.append(
+                (
+                    origin,
+                    "repository '%s' is not an http(s) URL without credentials" % masked_location(repository)[:200],
+                )
+            )
             continue
         pin_kind = None
         if pin:
@@ -149,10 +164,14 @@ class ComfyRegistry:
         retries=1,
         retry_pause=0.5,
         max_body=MAX_BODY,
+        offline_reason="offline",
     ):
         if endpoint:
             if not _is_http_url(endpoint):
-                raise ValueError("registry endpoint '%s' is not an http(s) URL" % endpoint)
+                raise ValueError(
+                    "'%s' is not an http(s) URL without credentials (such as https://api.comfy.org)"
+                    % masked_location(endpoint)[:200]
+                )
             endpoint = endpoint.rstrip("/")
         if timeout <= 0:
             raise ValueError("registry timeout must be positive")
@@ -162,6 +181,9 @@ class ComfyRegistry:
         self.retries = retries
         self.retry_pause = retry_pause
         self.max_body = max_body
+        self.offline_reason = offline_reason
+        # Why the endpoint could not be reached earlier in this run (then it is not asked again).
+        self.unreachable = None
         self._cache = {}
         self._opener = urllib.request.build_opener(_NoRedirect)
 
@@ -207,7 +229,9 @@ class ComfyRegistry:
             return self._from_map(result, mapped, pin, pin_kind)
         if not self.endpoint:
             raise RegistryError(
-                NOT_FOUND, cnr_id, "%s is not in the node map and the registry is not used (offline)" % cnr_id
+                NOT_FOUND,
+                cnr_id,
+                "%s is not in the node map and the registry is not used (%s)" % (cnr_id, self.offline_reason),
             )
         node = self._get_json(cnr_id, "/nodes/%s" % quote(cnr_id, safe=""), "node %s" % cnr_id)
         if not isinstance(node, dict):
@@ -301,16 +325,25 @@ class ComfyRegistry:
 
     def _get_json(self, cnr_id, path, what):
         url = self.endpoint + path
+        if self.unreachable:
+            raise RegistryError(
+                UNAVAILABLE,
+                cnr_id,
+                "%s: %s (earlier in this run; not asked again)" % (what, self.unreachable),
+                NO_CONNECTION,
+            )
         attempt = 0
         while True:
             attempt += 1
             try:
                 status, body = self._get(url)
             except RegistryError as exc:
-                if exc.kind == UNAVAILABLE and attempt <= self.retries:
+                if exc.kind == UNAVAILABLE and attempt <= self.retries and exc.no_answer != NO_ANSWER_IN_TIME:
                     time.sleep(self.retry_pause)
                     continue
-                raise RegistryError(exc.kind, cnr_id, "%s: %s" % (what, exc)) from None
+                if exc.no_answer:
+                    self.unreachable = str(exc)
+                raise RegistryError(exc.kind, cnr_id, "%s: %s" % (what, exc), exc.no_answer) from None
             if status == 200:
                 try:
                     return json.loads(body.decode("utf-8"))
@@ -356,7 +389,10 @@ class ComfyRegistry:
         if worker.is_alive() or not outcome:
             # The worker's socket times out on its own; nothing waits for it.
             raise RegistryError(
-                UNAVAILABLE, None, "no complete answer from %s within %g s" % (self.endpoint, self.timeout)
+                UNAVAILABLE,
+                None,
+                "no complete answer from %s within %g s" % (self.endpoint, self.timeout),
+                NO_ANSWER_IN_TIME,
             )
         answer = outcome[0]
         if isinstance(answer, RegistryError):
@@ -373,8 +409,13 @@ class ComfyRegistry:
         except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, (socket.timeout, TimeoutError)):
-                return RegistryError(UNAVAILABLE, None, "no answer from %s within %g s" % (self.endpoint, self.timeout))
-            return RegistryError(UNAVAILABLE, None, "cannot reach %s: %s" % (self.endpoint, reason))
+                return RegistryError(
+                    UNAVAILABLE,
+                    None,
+                    "no answer from %s within %g s" % (self.endpoint, self.timeout),
+                    NO_ANSWER_IN_TIME,
+                )
+            return RegistryError(UNAVAILABLE, None, "cannot reach %s: %s" % (self.endpoint, reason), NO_CONNECTION)
         try:
             status = response.code
             chunks, total = [], 0
@@ -394,10 +435,15 @@ class ComfyRegistry:
             return status, b"".join(chunks)
         except (socket.timeout, TimeoutError):
             return RegistryError(
-                UNAVAILABLE, None, "no complete answer from %s within %g s" % (self.endpoint, self.timeout)
+                UNAVAILABLE,
+                None,
+                "no complete answer from %s within %g s" % (self.endpoint, self.timeout),
+                NO_ANSWER_IN_TIME,
             )
         except (OSError, http.client.HTTPException) as exc:
-            return RegistryError(UNAVAILABLE, None, "the connection to %s broke: %s" % (self.endpoint, exc))
+            return RegistryError(
+                UNAVAILABLE, None, "the connection to %s broke: %s" % (self.endpoint, exc), NO_CONNECTION
+            )
         finally:
             response.close()
 

@@ -9,8 +9,9 @@ checkouts are never clobbered: a pinned node is moved to its pin only when git r
 local changes to tracked files; an unpinned node is left where it is unless ``update`` asks
 for a fetch + fast-forward (again only when clean). A directory with a node's name that is not
 a git checkout of its own is somebody's copy: left alone entirely, its requirements too, unless
-``install_non_git_requirements`` opts in. A token that an earlier version let git store in a node's
-``origin`` URL is removed from it (nothing else in the checkout changes).
+``install_non_git_requirements`` opts in. A token that an earlier version let git store in the
+``origin`` URL of any checkout in custom_nodes (a listed node, or one no list names any more) is
+removed from it; nothing else in the checkout changes.
 
 Requirements: when any node's requirements.txt changed, pip runs once over every node's file
 (unchanged ones included), so pip's resolver sees them together and never installs one node's
@@ -94,6 +95,7 @@ class NodeInstaller:
         self.non_git_requirements = non_git_requirements
         self.changed = False
         self.not_git = set()
+        self.credentials_removed = []  # checkouts no list names whose origin lost a stored token
         self.ledger = None
         if pip is not None:
             self.ledger = RequirementsLedger(os.path.join(pip.state_dir, "custom_nodes.json"))
@@ -104,8 +106,11 @@ class NodeInstaller:
             remove_stale_staging(self.dest)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             results = list(pool.map(self._checkout, self.nodes))
+        self.credentials_removed = self._clean_unlisted({node["name"] for node in self.nodes})
         # Decided before requirements: a clone stays a change even if its pip run fails later.
-        self.changed = any(r["status"] in CHANGED_STATUSES or r["credentials_removed"] for r in results)
+        self.changed = bool(self.credentials_removed) or any(
+            r["status"] in CHANGED_STATUSES or r["credentials_removed"] for r in results
+        )
         if self.pip is not None:
             self._requirements(results)
         self.changed = self.changed or any(r["requirements"] in ("installed", "would_install") for r in results)
@@ -168,6 +173,36 @@ class NodeInstaller:
         result["credentials_removed"] = True
         if not self.module.check_mode:
             self.git.must("remote", "set-url", "origin", public_url(current), repo=path)
+
+    def _clean_unlisted(self, listed):
+        """Checkouts in dest that no list names (dropped from a manifest, installed by hand or
+        by ComfyUI-Manager) whose origin URL stores a credential: the credential is removed from
+        that URL, nothing else changes. Returns their paths."""
+        cleaned = []
+        try:
+            names = sorted(os.listdir(self.dest))
+        except OSError:
+            return cleaned
+        for name in names:
+            path = os.path.join(self.dest, name)
+            if name in listed or name.startswith(STAGING_PREFIX) or os.path.islink(path):
+                continue
+            if not os.path.isdir(path) or not os.path.lexists(os.path.join(path, ".git")):
+                continue
+            current = self.git.remote_url(path)
+            if not current or not stored_credentials(current):
+                continue
+            # Only a checkout of its own: a broken .git must not let git find ComfyUI's repository.
+            rc, top, dummy = self.git.run("rev-parse", "--show-toplevel", repo=path)
+            if rc or os.path.realpath(top) != os.path.realpath(path):
+                continue
+            if not self.module.check_mode:
+                rc, dummy, err = self.git.run("remote", "set-url", "origin", public_url(current), repo=path)
+                if rc:
+                    self.module.warn(f"could not remove the token stored in the origin URL of {path}: {err}")
+                    continue
+            cleaned.append(path)
+        return cleaned
 
     def _seed_for(self, node):
         """The image's baked checkout of this node, when it can stand in for a clone: a working

@@ -22,7 +22,9 @@ token to ~/.git-credentials) are switched off for these commands.
 Time: every network command (clone, fetch, ls-remote, pull) runs in a process group of its own
 with a deadline; when the deadline passes the whole group (git, git-remote-http, ssh) is
 killed and the command fails with "no answer from <host> within N s". git's low-speed limit
-cuts an HTTP transfer that stalls part-way earlier.
+cuts an HTTP transfer that stalls part-way earlier. A host that timed out once is not asked
+again by the same ``Git`` (one module run): every later network command to it fails at once
+with the same words, so packs on one stalled host cost one timeout, not one each.
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import mask_credentials, url_credentials
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import TargetSecrets
 
 _COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _SCP_LIKE_HOST = re.compile(r"^(?:[^@/]+@)?([^:/]+):")
 
 # Staging directories live next to the checkout they become (a rename must not cross
@@ -67,25 +70,15 @@ def git_argv(binary, repo=None, *config):
 
 
 def redact(text):
-    """Hide credentials embedded in URLs (https://user:token@host/...)."""
-    return _USERINFO.sub("***@", text or "")
-
-
-# A user name alone (git@, user@) is not secret and masking it would garble every message that
-# holds the word; a token given as the user name (https://<token>@github.com/) is long.
-_MIN_PASSWORD, _MIN_TOKEN_AS_USER = 6, 20
+    """Hide credentials embedded in URLs (https://user:token@host/...), up to the last '@'
+    before the host: a password may hold a raw '@'."""
+    return mask_credentials(text or "")
 
 
 def url_secrets(url):
-    """The credentials a URL carries: the password of user:password@, or a long token@."""
-    match = _USERINFO.search(url or "")
-    if not match:
-        return set()
-    userinfo = match.group(0)[:-1]
-    user, sep, password = userinfo.partition(":")
-    if sep:
-        return {password} if len(password) >= _MIN_PASSWORD else set()
-    return {user} if len(user) >= _MIN_TOKEN_AS_USER else set()
+    """The credentials a URL carries: the password of user:password@ (and its parts between
+    raw '@'), a long token@, secret-looking query values."""
+    return url_credentials(url)
 
 
 def mask_url_credentials(module, urls):
@@ -159,8 +152,9 @@ def credentials_problem(url):
     return None
 
 
-def url_host(url):
-    """host[:port] of a git URL for messages (no credentials), or a description."""
+def remote_host(url):
+    """host[:port] of a git URL reached over the network (no credentials), or None (a local
+    path, file://, no URL)."""
     try:
         parts = urlsplit(url or "")
     except ValueError:
@@ -170,7 +164,12 @@ def url_host(url):
     match = _SCP_LIKE_HOST.match(url or "")
     if match and "://" not in url:
         return match.group(1)
-    return "its remote" if not url else "the local repository"
+    return None
+
+
+def url_host(url):
+    """host[:port] of a git URL for messages (no credentials), or a description."""
+    return remote_host(url) or ("its remote" if not url else "the local repository")
 
 
 # The helper prints the credentials from its environment (printf is a shell builtin: no argv)
@@ -238,16 +237,25 @@ class Git:
         self.module = module
         self.binary = module.get_bin_path("git", required=True)
         self.timeout = timeout
+        # host -> "no answer from <host> within N s": hosts that stalled in this run.
+        self._silent_hosts = {}
+        self._silent_lock = threading.Lock()
 
     def run(self, *args, repo=None, url=None):
         """(rc, stdout, stderr) of one git command, stripped, credentials redacted in stderr.
 
         ``url`` is the URL a network command talks to, as the user gave it (credentials
         included): its credentials go to git's credential helper, its host names a timeout.
-        A network command that passes the deadline raises GitTimeout.
+        A network command that passes the deadline raises GitTimeout, and so does every later
+        one to the same host, at once.
         """
         cmd = git_argv(self.binary, repo, "advice.detachedHead=false") + list(args)
         network = bool(args) and args[0] in NETWORK_COMMANDS
+        host = remote_host(url) if network else None
+        with self._silent_lock:
+            silent = self._silent_hosts.get(host) if host else None
+        if silent:
+            raise GitTimeout(f"{silent} (earlier in this run; git {args[0]} was not tried again)")
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -261,9 +269,11 @@ class Git:
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             proc.communicate()
-            raise GitTimeout(
-                f"no answer from {url_host(url)} within {self.timeout} s (git {args[0]} was stopped)"
-            ) from None
+            silent = f"no answer from {url_host(url)} within {self.timeout} s"
+            if host:
+                with self._silent_lock:
+                    self._silent_hosts.setdefault(host, silent)
+            raise GitTimeout(f"{silent} (git {args[0]} was stopped)") from None
         finally:
             # Nothing git started outlives the command: helpers left in its group go too.
             _kill_group(proc)

@@ -28,6 +28,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.manifest_
     manifest_lines,
     read_manifest,
 )
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import masked_location
 
 SUBJECT = "the nodes manifests"
 FIELDS = ("url", "branch", "category", "description", "commit")
@@ -49,6 +50,7 @@ def validate_entry(fields, origin):
     """Turn raw fields {url, branch, category, description, commit} into a node entry.
 
     Raises ValueError saying what is wrong and what to write instead (the caller adds where).
+    A message quotes the URL with its credentials masked: an error goes to the pod's logs.
     """
     url = (fields.get("url") or "").strip()
     if not url:
@@ -57,7 +59,7 @@ def validate_entry(fields, origin):
         )
     if not (url.startswith(_SCHEMES) or url.startswith("/") or _SCP_LIKE.match(url)):
         raise ValueError(
-            f"{url!r} is not a git URL; use https://host/owner/repo, "
+            f"{masked_location(url)!r} is not a git URL; use https://host/owner/repo, "
             "ssh://..., git@host:owner/repo, file:///path or an absolute path"
         )
     problem = credentials_problem(url)
@@ -66,7 +68,7 @@ def validate_entry(fields, origin):
     name = node_name(url)
     if not _NAME.match(name) or name in (".", ".."):
         raise ValueError(
-            f"cannot take a directory name from {url!r}; the URL must "
+            f"cannot take a directory name from {masked_location(url)!r}; the URL must "
             "end in the repository name (letters, digits, '.', '_', '-')"
         )
     branch = (fields.get("branch") or "").strip()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.comfy_registry import (
+    DEFAULT_TIMEOUT,
     ComfyRegistry,
     NodeMapError,
     read_node_map,
@@ -36,6 +37,8 @@ class WorkflowPacks:
         self.states = {}
 
     def _registry(self):
+        """The registry client; a setting it cannot use is a warning naming the setting, and
+        the packs that need the registry are then unknown (the map file still answers)."""
         params = self.module.params
         node_map = {}
         path = params["registry_map"]
@@ -44,16 +47,24 @@ class WorkflowPacks:
                 node_map = read_node_map(path)
             except NodeMapError as exc:
                 self.module.warn("registry map not used: %s" % exc)
-        if params["registry_timeout"] <= 0:
-            self.module.fail_json(msg="registry_timeout must be positive, got %s" % params["registry_timeout"])
-        try:
-            return ComfyRegistry(
-                (params["registry_endpoint"] or "").strip() or None,
-                timeout=params["registry_timeout"],
-                node_map=node_map,
+        timeout = params["registry_timeout"]
+        if timeout <= 0:
+            self.module.warn(
+                "registry_timeout (custom_nodes_registry_timeout) must be positive, got %s; %g s is used"
+                % (timeout, DEFAULT_TIMEOUT)
             )
+            timeout = DEFAULT_TIMEOUT
+        endpoint = (params["registry_endpoint"] or "").strip() or None
+        try:
+            return ComfyRegistry(endpoint, timeout=timeout, node_map=node_map)
         except ValueError as exc:
-            self.module.fail_json(msg="registry_endpoint: %s" % exc)
+            self.module.warn(
+                "registry_endpoint (COMFY_REGISTRY_ENDPOINT): %s; the Comfy Registry is not used, so the "
+                "custom node packs only it can name are unknown" % exc
+            )
+            return ComfyRegistry(
+                None, timeout=timeout, node_map=node_map, offline_reason="COMFY_REGISTRY_ENDPOINT is not a URL"
+            )
 
     def entries(self, manifest_nodes):
         """Entries to install after the manifests' nodes."""

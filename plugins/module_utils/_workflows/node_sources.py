@@ -16,6 +16,8 @@
   without such a tag installs the default branch, with a warning.
 
 Nothing here fails the start: a pack that cannot be resolved is reported ``unknown`` with why.
+A registry that is unavailable is one warning naming the packs it leaves unknown, not one
+warning per pack.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from __future__ import annotations
 import os
 import re
 
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.comfy_registry import RegistryError
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.comfy_registry import (
+    UNAVAILABLE,
+    RegistryError,
+)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import GitError, public_url
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.nodes_manifest import (
     node_name,
@@ -48,8 +53,9 @@ def repo_key(url):
 
 
 def tags_of(git, url):
-    """The tag names of the repository at url (git ls-remote); GitError when it cannot be asked."""
-    rc, out, err = git.run("ls-remote", "--tags", "--", url, url=url)
+    """The tag names of the repository at url (git ls-remote); GitError when it cannot be asked.
+    git's command line gets the URL without credentials; they reach git as for a clone."""
+    rc, out, err = git.run("ls-remote", "--tags", "--", public_url(url), url=url)
     if rc != 0:
         raise GitError(err.splitlines()[-1] if err else "git ls-remote failed")
     tags = set()
@@ -73,6 +79,7 @@ class WorkflowNodes:
         self.dest = dest
         self.git = git
         self.warnings = []
+        self._registry_down = []  # (pack key, why) of packs the unreachable registry left unknown
 
     def entries(self, packs, manifest_nodes):
         """(entries to install, {pack key: state}) where a state is ``{status, name, url, detail}``."""
@@ -84,6 +91,12 @@ class WorkflowNodes:
             states[pack["key"]] = state
             if state.get("entry"):
                 entries.append(state.pop("entry"))
+        if self._registry_down:
+            keys = ", ".join(key for key, dummy in self._registry_down)
+            self.warnings.append(
+                "the Comfy Registry is unavailable (%s); custom node packs %s are not installed "
+                "(a registry map file pins ids without it)" % (shown(self._registry_down[0][1], 300), keys)
+            )
         return entries, states
 
     def _pack(self, pack, by_name, by_repo, taken):
@@ -122,6 +135,9 @@ class WorkflowNodes:
         try:
             url, pin_version, pin_commit = self._repository(pack)
         except RegistryError as exc:
+            if exc.kind == UNAVAILABLE:
+                self._registry_down.append((pack["key"], str(exc)))
+                return {"status": UNKNOWN, "name": None, "url": None, "detail": "cannot find its repository: %s" % exc}
             self.warnings.append(
                 "custom node pack %s needed by %s: %s; it is not installed"
                 % (pack["key"], _source_text(first), shown(str(exc), 300))

@@ -15,8 +15,8 @@ process, so nothing secret needs to travel to the controller.
 from __future__ import annotations
 
 import fnmatch
-import re
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import mask_credentials
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._environment.env_export import is_secret_name
 
 # The pod settings of this collection that are not secret (README "Pod settings").
@@ -36,7 +36,6 @@ DEFAULT_ENV_NAMES = (
     "FORCE_WORKFLOW_RESET",
     "GPU_TYPE",
 )
-_URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 
 
 def parse_env(entries):
@@ -57,7 +56,7 @@ def split_env(env, allowed_names):
     shown, withheld = {}, []
     for name in sorted(env):
         if name in allowed and not is_secret_name(name):
-            shown[name] = _URL_CREDENTIALS.sub(r"\1********@", env[name])
+            shown[name] = mask_credentials(env[name], "********")
         else:
             withheld.append(name)
     return shown, withheld
