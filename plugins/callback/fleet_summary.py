@@ -13,10 +13,16 @@ author:
   - aiclipse team (@aiclipse)
 description:
   - At the end of a run of a playbook that sets the play variable C(aiclipse_fleet_summary) to true
-    (C(playbooks/fleet.yml) does), prints each pod's outcome, C(provisioned), C(failed) with the
-    task and its message, or C(unreachable) with the reason, and writes the names of the pods that
-    did not finish to a retry file for C(--limit @<file>). Other playbooks (a pod's own start) are
+    (C(playbooks/fleet.yml) does), prints each pod's outcome, C(provisioned), C(provisioned with
+    failures) with what kept its start from being clean (a custom node or ComfyUI's requirements
+    that failed - a warning at a pod start, so the play goes on), C(failed) with the task and its
+    message, C(unreachable) with the reason, or C(skipped) with why the inventory left it out (a
+    pod still starting, or without a public SSH port), and writes the names of the pods that did
+    not finish to a retry file for C(--limit @<file>). Other playbooks (a pod's own start) are
     left alone.
+  - C(provisioned with failures) comes from the fact C(__aiclipse_start_failures) that
+    C(playbooks/site.yml) sets on such a pod; C(skipped) from the
+    P(aiclipse.comfyui.runpod#inventory) inventory.
   - A pod whose SSH host key changed since it was pinned in the fleet's known_hosts is reported as
     refused, with the command that forgets the old key if the pod was knowingly replaced.
   - When every pod finished, the retry file is removed, so an old one is never run by mistake.
@@ -26,7 +32,8 @@ requirements:
 options:
   retry_file:
     description:
-      - Where the names of the failed and unreachable pods are written.
+      - Where the names of the pods that did not finish (every outcome but C(provisioned)) are
+        written, one a line, mode 0600.
       - Default C(<directory of the first inventory source>/<playbook name>.retry), beside the
         fleet's C(known_hosts).
     type: path
@@ -45,9 +52,9 @@ from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.aiclipse.comfyui.plugins.plugin_utils._fleet.fleet_outcomes import (
-    FAILED,
-    UNREACHABLE,
+    UNFINISHED,
     FleetOutcomes,
+    left_out,
     render,
     write_retry_file,
 )
@@ -80,6 +87,9 @@ class CallbackModule(CallbackBase):
         if not ignore_errors:
             self._outcomes.on_failed(result.host.get_name(), result.task.get_name(), result.task.action, result.result)
 
+    def v2_runner_on_ok(self, result):
+        self._outcomes.on_ok(result.host.get_name(), result.result)
+
     def v2_runner_on_unreachable(self, result):
         self._outcomes.on_unreachable(result.host.get_name(), result.result)
 
@@ -87,8 +97,8 @@ class CallbackModule(CallbackBase):
         if not self._active:
             return
         counts = {host: stats.summarize(host) for host in stats.processed}
-        rows = self._outcomes.outcomes(counts)
-        retry = [host for host, outcome, _detail in rows if outcome in (FAILED, UNREACHABLE)]
+        rows = self._outcomes.outcomes(counts, left_out())
+        retry = [host for host, outcome, _detail in rows if outcome in UNFINISHED]
         path = self._retry_path()
         try:
             write_retry_file(path, retry)

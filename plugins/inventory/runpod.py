@@ -17,7 +17,9 @@ description:
   - The key is sent only in an C(Authorization) header over HTTPS, never in a URL, and appears in no
     output and no cache file at any verbosity. Redirects are not followed.
   - A pod that passes the filters but has no public SSH port (still starting, stopped, no 22/tcp
-    exposed, or no public IP) is left out with a warning that names it and says why.
+    exposed, or no public IP) is left out with a warning that names it and says why; the
+    P(aiclipse.comfyui.fleet_summary#callback) of a fleet run lists it as C(skipped) with that reason
+    and puts it in the retry file.
   - Of the pod's environment only the settings in O(env_names) reach the host variables and the
     cache, and never one whose name holds TOKEN, SECRET, KEY, PASSWORD, PASSWD or CREDENTIAL;
     credentials inside URLs are masked. The pod keeps every value (the pod_env role reads them on
@@ -142,6 +144,7 @@ from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.aiclipse.comfyui.plugins.plugin_utils._fleet import runpod_hosts
+from ansible_collections.aiclipse.comfyui.plugins.plugin_utils._fleet.fleet_outcomes import note_left_out
 from ansible_collections.aiclipse.comfyui.plugins.plugin_utils._fleet.runpod_api import RunPodApiError, RunPodClient
 
 
@@ -198,6 +201,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             )
         ]
         reachable = []
+        # Named as it would be if it were reachable, so the retry file brings it in once it is.
+        names_of_all, dummy = runpod_hosts.hostnames(chosen, self.get_option("hostnames"))
         for rec in chosen:
             if rec["ssh_host"]:
                 reachable.append(rec)
@@ -206,6 +211,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     f"{self.NAME}: pod {rec['name'] or '(no name)'} ({rec['id']}) is left out "
                     f"of the inventory: {rec['ssh_problem']}."
                 )
+                note_left_out(names_of_all[rec["id"]], f"left out of the inventory: {rec['ssh_problem']}")
         names, clashes = runpod_hosts.hostnames(reachable, self.get_option("hostnames"))
         for clash in clashes:
             self.display.warning(

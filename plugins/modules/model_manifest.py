@@ -148,6 +148,7 @@ options:
       - Write the workflows' report here, per workflow each model present, to download,
         unresolved or refused and why. Like a log, it is rewritten (atomically) when its text
         changes, which does not count as a change.
+      - Its folder is created when missing; the file has mode C(0640).
     type: path
 extends_documentation_fragment:
   - aiclipse.comfyui.attributes

@@ -27,7 +27,9 @@ author:
   - aiclipse (@aiclipse)
 options:
   path:
-    description: The lock file. Missing parent directories are created.
+    description:
+      - The lock file. Missing parent directories are created.
+      - It is replaced atomically and has mode C(0644) - it holds no secret, and people diff it.
     type: path
     required: true
   comfyui_dir:

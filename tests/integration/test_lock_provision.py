@@ -7,6 +7,7 @@ aiclipse/logs/lock-report.txt, and the pod's own lock afterwards.
 
 import hashlib
 import json
+import os
 import shutil
 
 import pytest
@@ -110,6 +111,21 @@ def test_a_start_from_the_lock_puts_drifted_checkouts_back(provisioned):
     report = pod.report.read_text()
     assert report.startswith(f"Pod lock {saved}: reproduced"), report
     # The pod's own lock is the one it was given, byte for byte.
+    assert pod.lock_file.read_text() == saved.read_text()
+
+
+def test_a_start_from_the_lock_on_checkouts_owned_by_another_uid_is_checked(provisioned):
+    """A volume made elsewhere: git refuses such checkouts unless trusted. The comparison with
+    the lock must run there too, not be skipped by a git refusal the play then reports green."""
+    pod, saved = provisioned
+    for checkout in (pod.vault / "ComfyUI", pod.vault / "custom_nodes/ComfyUI-LockNode"):
+        for path in [checkout, *checkout.rglob("*")]:
+            os.lchown(path, 4242, 4242)
+    pod.lock_file.unlink()
+    run = pod.start(AICLIPSE_LOCK=str(saved))
+    assert run.rc == 0, text_of(run)
+    report = pod.report.read_text()
+    assert report.startswith(f"Pod lock {saved}: reproduced"), report
     assert pod.lock_file.read_text() == saved.read_text()
 
 

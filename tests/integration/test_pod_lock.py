@@ -3,6 +3,7 @@ the lock is complete, holds no credential, is byte-stable, and check/diff mode s
 
 import hashlib
 import json
+import os
 import subprocess
 
 import pytest
@@ -138,3 +139,22 @@ def test_check_diff_shows_a_node_drifting_from_its_locked_commit(pod):
     assert result["changed"] and result["drift"]
     assert facts["node"] in result["diff"]["before"] and moved in result["diff"]["after"]
     assert (vault / ".state/pod.lock.yml").read_text() == lock_text  # check mode wrote nothing
+
+
+def test_checkouts_owned_by_another_uid_are_locked(pod):
+    """A volume made elsewhere: git refuses such a work tree ("dubious ownership") unless it is
+    trusted the way every module of the collection trusts its checkouts."""
+    vault, args, facts = pod
+    for checkout in (vault / "ComfyUI", vault / "custom_nodes/ComfyUI-Foo"):
+        for path in [checkout, *checkout.rglob("*")]:
+            os.lchown(path, 4242, 4242)
+    refused = subprocess.run(
+        ["git", "-C", str(vault / "ComfyUI"), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    )
+    assert refused.returncode != 0 and "dubious ownership" in refused.stderr  # the trap is real here
+    result, proc = run_module("pod_lock", args)
+    assert not result.get("failed") and result["changed"], proc.stdout
+    assert result["lock"]["comfyui"]["commit"] == facts["comfyui"]
+    nodes = {n["name"]: n for n in result["lock"]["custom_nodes"]}
+    assert nodes["ComfyUI-Foo"]["commit"] == facts["node"]
+    assert facts["node"] in (vault / ".state/pod.lock.yml").read_text()

@@ -261,6 +261,25 @@ def test_a_stamp_that_cannot_be_written_does_not_fail_the_start(pod):
     assert pod.start()[1] and not pod.start()[1]
 
 
+def test_a_lock_that_cannot_be_written_fails_the_start_and_is_not_stamped(pod):
+    """The pod lock is part of a clean start: a failed pod_lock is a failed play, never a green
+    one that stamps the start so the next one skips the roles with no lock written."""
+    lock = pod.vault / ".state/pod.lock.yml"
+    kept = lock.read_bytes()
+    lock.unlink()
+    lock.mkdir()  # the write cannot replace a directory
+    pod.stamp.unlink()  # a full start, so the lock task runs
+    try:
+        run = run_playbook(SITE, pod.vars, env={**pod.env, "ANSIBLE_CALLBACK_FORMAT_PRETTY": "0"})
+        assert run.rc != 0 and run.host_stats().get("failures") == 1, run.stdout[-4000:]
+        assert f"cannot write {lock}" in run.stdout, run.stdout[-4000:]
+        assert not pod.stamp.exists()
+    finally:
+        lock.rmdir()
+        lock.write_bytes(kept)
+    assert pod.start()[1] and not pod.start()[1]
+
+
 def test_a_start_with_a_failed_node_is_not_stamped(pod):
     manifest = pod.vault / "custom_nodes.txt"
     manifest.write_text(f"{pod.root.as_uri()}/no-such-node|main|stamp|gone\n")
@@ -268,6 +287,16 @@ def test_a_start_with_a_failed_node_is_not_stamped(pod):
         run, roles_ran, dummy = pod.start()
         assert roles_ran and "no-such-node" in run.stdout
         assert not pod.stamp.exists()
+        # What the fleet summary reads to report the pod "provisioned with failures".
+        document = json.loads(run.stdout[run.stdout.rindex("\n{") + 1 if "\n{" in run.stdout else 0 :])
+        noted = next(
+            task["hosts"]["localhost"]
+            for play in document["plays"]
+            for task in play["tasks"]
+            if task["task"]["name"] == "Note what kept this start from being clean"
+        )
+        (failure,) = noted["ansible_facts"]["__aiclipse_start_failures"]
+        assert failure.startswith("custom node no-such-node: git clone failed"), failure
         run, roles_ran, reasons = pod.start()
         assert roles_ran and "no stamp" in reasons[0]
     finally:

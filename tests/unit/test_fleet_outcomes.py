@@ -2,6 +2,7 @@
 record rules (plugin_utils._fleet.runpod_hosts), in-process. The ssh text is what OpenSSH 9.2
 prints when a pinned host key changed (captured from a run against a harness pod)."""
 
+import stat
 import sys
 
 import pytest
@@ -13,7 +14,10 @@ sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.aiclipse.comfyui.plugins.plugin_utils._fleet import runpod_hosts  # noqa: E402
 from ansible_collections.aiclipse.comfyui.plugins.plugin_utils._fleet.fleet_outcomes import (  # noqa: E402
     FAILED,
+    PARTIAL,
     PROVISIONED,
+    SKIPPED,
+    START_FAILURES_FACT,
     UNREACHABLE,
     FleetOutcomes,
     host_key_change,
@@ -101,10 +105,33 @@ def test_outcomes_name_each_pod_with_task_and_reason():
     assert lines[-1] == "  ansible-playbook -i inventories/runpod playbooks/fleet.yml --limit @/srv/fleet/fleet.retry"
 
 
+def test_a_pod_whose_start_was_not_clean_and_a_pod_left_out_are_outcomes_of_their_own():
+    outcomes = FleetOutcomes()
+    facts = {START_FAILURES_FACT: ["custom node ComfyUI-X: clone failed\n(exit 128)", "ComfyUI requirements: pip"]}
+    outcomes.on_ok("pod-b", {"ansible_facts": facts})
+    outcomes.on_ok("pod-a", {"ansible_facts": {START_FAILURES_FACT: []}})
+    outcomes.on_ok("pod-a", {"changed": True})
+    # A failure after the note wins: the pod failed.
+    outcomes.on_ok("pod-c", {"ansible_facts": facts})
+    outcomes.on_failed("pod-c", "later", "ansible.builtin.fail", {"msg": "boom"})
+    counts = {"pod-a": {"changed": 1}, "pod-b": {"changed": 3}, "pod-c": {"failures": 1}}
+    rows = outcomes.outcomes(counts, {"starting": "left out of the inventory: it has no runtime yet", "pod-a": "x"})
+    assert rows == [
+        ("pod-a", PROVISIONED, "1 changed"),
+        ("pod-b", PARTIAL, "custom node ComfyUI-X: clone failed (exit 128); ComfyUI requirements: pip"),
+        ("pod-c", FAILED, "later: boom"),
+        ("starting", SKIPPED, "left out of the inventory: it has no runtime yet"),
+    ]
+    lines = render(rows, "/f.retry")
+    assert lines[0] == "4 pods: 1 provisioned, 1 failed, 0 unreachable, 1 provisioned with failures, 1 skipped"
+    assert "  pod-b     provisioned with failures: custom node ComfyUI-X" in lines[2]
+
+
 def test_retry_file_lists_the_pods_and_goes_when_all_finished(tmp_path):
     path = tmp_path / "deeper" / "fleet.retry"
     write_retry_file(str(path), ["pod-b", "pod-d"])
     assert path.read_text() == "pod-b\npod-d\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     write_retry_file(str(path), [])
     assert not path.exists()
     write_retry_file(str(path), [])  # nothing there: still fine

@@ -148,6 +148,19 @@ def test_bad_locks(text, expected):
     assert expected in str(caught.value)
 
 
+def test_a_sha256_or_commit_with_a_trailing_newline_is_refused():
+    """64 hex digits and nothing else: a pattern matched with ``$`` takes "<hex>\\n" too."""
+    text = written_lock(**{"vae/v.safetensors": "https://huggingface.co/org/repo/resolve/main/v.safetensors"})
+    assert f'sha256: "{SHA}"' in text
+    with pytest.raises(LockSourceError) as caught:
+        parse(text.replace(f'sha256: "{SHA}"', f'sha256: "{SHA}\\n"'), "l.yml", MODELS)
+    assert "is not 64 hex digits" in str(caught.value)
+    commit = '"' + "a" * 40 + '"'
+    with pytest.raises(LockSourceError) as caught:
+        parse(text.replace(commit, commit[:-1] + '\\n"'), "l.yml", MODELS)
+    assert "is not a commit" in str(caught.value)
+
+
 class _LockServer(http.server.BaseHTTPRequestHandler):
     body = b""
     seen = []

@@ -32,7 +32,7 @@ def test_the_reference_has_node_manifests():
 def test_real_manifest_every_active_line_becomes_a_node_with_its_origin(path):
     lines = path.read_text(encoding="utf-8").splitlines()
     active = [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip() and not line.strip().startswith("#")]
-    entries = nodes_manifest.parse_file(str(path))
+    entries = nodes_manifest.load([str(path)])
     assert len(entries) == len(active) > 0
     for entry, (number, line) in zip(entries, active):
         assert entry["origin"] == f"{path}:{number}"
@@ -48,13 +48,13 @@ def test_real_manifest_every_active_line_becomes_a_node_with_its_origin(path):
 
 
 def test_boomboom_commented_node_is_not_installed():
-    names = [e["name"] for e in nodes_manifest.parse_file(str(FIXTURES / "manifests" / "boomboom_nodes.txt"))]
+    names = [e["name"] for e in nodes_manifest.load([str(FIXTURES / "manifests" / "boomboom_nodes.txt")])]
     assert "ComfyUI-GGUF" not in names
     assert names[-2:] == ["ComfyUI-Impact-Pack", "comfyui-deploy"]
 
 
 def test_template_replaces_base_node_in_place_and_adds_its_own():
-    base = nodes_manifest.parse_file(str(FIXTURES / "manifests" / "base_nodes.txt"))
+    base = nodes_manifest.load([str(FIXTURES / "manifests" / "base_nodes.txt")])
     template = nodes_manifest.parse_text(
         "https://github.com/kijai/ComfyUI-KJNodes|develop|utility|pinned|ABCDEF1\n"
         "https://github.com/city96/ComfyUI-GGUF.git|main|quantization|GGUF\n",
@@ -104,7 +104,7 @@ def test_bad_lines_name_file_and_line(tmp_path, line, fragment):
     manifest = tmp_path / "nodes.txt"
     manifest.write_text(f"# header\n\nhttps://h/o/good|main|c|d\n{line}\n", encoding="utf-8")
     with pytest.raises(ManifestError) as err:
-        nodes_manifest.parse_file(str(manifest))
+        nodes_manifest.load([str(manifest)])
     assert str(err.value).startswith(f"{manifest}:4: ")
     assert fragment in str(err.value)
 
@@ -116,20 +116,21 @@ def test_same_node_twice_in_one_file_names_both_lines():
 
 def test_unreadable_and_non_utf8_files(tmp_path):
     with pytest.raises(ManifestError, match="cannot read the nodes manifest"):
-        nodes_manifest.parse_file(str(tmp_path / "missing.txt"))
+        nodes_manifest.load([str(tmp_path / "missing.txt")])
     bad = tmp_path / "latin1.txt"
     bad.write_bytes(b"https://h/o/a|main\nhttps://h/o/b|main|c|caf\xe9\n")
     with pytest.raises(ManifestError, match=re.escape(f"{bad}:2: not UTF-8")):
-        nodes_manifest.parse_file(str(bad))
+        nodes_manifest.load([str(bad)])
 
 
 def test_yaml_list_mappings_and_lines():
-    entries = nodes_manifest.parse_list(
+    entries = nodes_manifest.load(
+        [],
         [
             {"repo_url": "https://h/o/A", "branch": "main", "commit": "0123456789abcdef0123456789abcdef01234567"},
             "https://h/o/B|dev|cat|desc",
             {"url": "https://h/o/C", "category": None},
-        ]
+        ],
     )
     assert [(e["name"], e["branch"], e["origin"]) for e in entries] == [
         ("A", "main", "nodes[0]"),
@@ -138,9 +139,9 @@ def test_yaml_list_mappings_and_lines():
     ]
     assert entries[0]["commit"] == "0123456789abcdef0123456789abcdef01234567"
     with pytest.raises(ManifestError, match=r"nodes\[0\]: unknown keys sha"):
-        nodes_manifest.parse_list([{"url": "https://h/o/A", "sha": "x"}])
+        nodes_manifest.load([], [{"url": "https://h/o/A", "sha": "x"}])
     with pytest.raises(ManifestError, match=r"nodes\[0\]: expected a mapping"):
-        nodes_manifest.parse_list([42])
+        nodes_manifest.load([], [42])
 
 
 def test_a_manifest_saved_with_a_byte_order_mark_reads_like_one_without(tmp_path):
@@ -151,13 +152,13 @@ def test_a_manifest_saved_with_a_byte_order_mark_reads_like_one_without(tmp_path
     # The first line being a node matters too: the BOM must not end up in its URL.
     first = tmp_path / "bom-first.txt"
     first.write_bytes(b"\xef\xbb\xbfhttps://h/o/First|main\n")
-    expected = [(e["name"], e["url"], e["origin"].rsplit(":", 1)[1]) for e in nodes_manifest.parse_file(str(plain))]
+    expected = [(e["name"], e["url"], e["origin"].rsplit(":", 1)[1]) for e in nodes_manifest.load([str(plain)])]
     assert (
-        [(e["name"], e["url"], e["origin"].rsplit(":", 1)[1]) for e in nodes_manifest.parse_file(str(marked))]
+        [(e["name"], e["url"], e["origin"].rsplit(":", 1)[1]) for e in nodes_manifest.load([str(marked)])]
         == expected
         == [("First", "https://h/o/First", "2"), ("Second", "https://h/o/Second", "4")]
     )
-    assert [e["url"] for e in nodes_manifest.parse_file(str(first))] == ["https://h/o/First"]
+    assert [e["url"] for e in nodes_manifest.load([str(first)])] == ["https://h/o/First"]
 
 
 @pytest.mark.parametrize(
@@ -175,7 +176,7 @@ def test_a_commit_id_in_the_branch_field_is_the_pin(branch_field, fifth, branch,
     line = f"https://h/o/Node|{branch_field}|c|d" + (f"|{fifth}" if fifth else "")
     (entry,) = nodes_manifest.parse_text(line, "m")
     assert (entry["branch"], entry["commit"]) == (branch, commit)
-    (listed,) = nodes_manifest.parse_list([{"url": "https://h/o/Node", "branch": branch_field, "commit": fifth}])
+    (listed,) = nodes_manifest.load([], [{"url": "https://h/o/Node", "branch": branch_field, "commit": fifth}])
     assert (listed["branch"], listed["commit"]) == (branch, commit)
 
 
@@ -190,7 +191,7 @@ def test_a_password_git_would_have_to_store_is_refused_with_file_and_line(tmp_pa
     manifest = tmp_path / "nodes.txt"
     manifest.write_text(f"https://h/o/ok\n{url}|main\n", encoding="utf-8")
     with pytest.raises(ManifestError, match=re.escape(f"{manifest}:2: a password in a ")):
-        nodes_manifest.parse_file(str(manifest))
+        nodes_manifest.load([str(manifest)])
 
 
 def test_tokens_in_https_urls_are_accepted():
@@ -250,7 +251,7 @@ def test_line_numbers_count_newlines_only(tmp_path):
         "https://h/o/First|main\r\n\r\nhttps://h/o/bad|ma in\r\n".encode("utf-8")
     )
     with pytest.raises(ManifestError) as err:
-        nodes_manifest.parse_file(str(manifest))
+        nodes_manifest.load([str(manifest)])
     assert err.value.problems == [(f"{manifest}:4", "'ma in' is not a valid branch or tag name")]
     manifest.write_bytes("# \u2028\x85\nhttps://h/o/First|main\r\n".encode("utf-8"))
-    assert [e["origin"] for e in nodes_manifest.parse_file(str(manifest))] == [f"{manifest}:2"]
+    assert [e["origin"] for e in nodes_manifest.load([str(manifest)])] == [f"{manifest}:2"]

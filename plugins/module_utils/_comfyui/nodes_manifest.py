@@ -168,16 +168,6 @@ def parse_text(text, source):
     return _checked(*_text_entries(text, source))
 
 
-def parse_file(path):
-    """Entries of one manifest file."""
-    return parse_text(read_manifest(path, "the nodes manifest"), path)
-
-
-def parse_list(items, source="nodes"):
-    """Entries of a YAML list (Ansible vars): dicts with url (or repo_url), branch, ..."""
-    return _checked(*_list_entries(items, source))
-
-
 def load(paths, items=(), source="nodes"):
     """The merged nodes of the manifest files `paths` (lowest precedence first), then `items`.
 

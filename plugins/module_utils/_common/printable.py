@@ -26,15 +26,6 @@ def escape_text(text):
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def has_undecodable(text):
-    """True when `text` carries bytes that are not UTF-8."""
-    try:
-        text.encode("utf-8")
-        return False
-    except UnicodeEncodeError:
-        return True
-
-
 def printable(value):
     """`value` (nested dicts, lists, tuples, strings) with every string escaped by escape_text."""
     if isinstance(value, str):

@@ -437,12 +437,3 @@ class RangedDownloader:
         job.seconds = time.monotonic() - (job.started or time.monotonic())
         if not job.stopped:
             self.on_finished(job)
-
-    @staticmethod
-    def forget_journal(staged):
-        """Remove the part journal of a staging file (after publish or discard)."""
-        try:
-            os.unlink(staged + JOURNAL_SUFFIX)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise

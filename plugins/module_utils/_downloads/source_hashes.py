@@ -27,13 +27,13 @@ import json
 import re
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import is_sha256_hex
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import (
     OriginError,
     describe_status,
     origin_label,
 )
 
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 CIVITAI_DOWNLOAD = re.compile(r"^/api/download/models/([0-9]+)/?$")
 CIVITAI_API_MAX_BYTES = 4 * 1024 * 1024
 # Where an expected sha256 came from, as recorded in the ledger and shown in results.
@@ -61,7 +61,7 @@ def huggingface_linked(headers):
     header names), each None when absent or not what an LFS file has."""
     sha256 = normalize_etag(headers.get("x-linked-etag"))
     size = (headers.get("x-linked-size") or "").strip()
-    return (sha256 if SHA256_HEX.match(sha256) else None), (int(size) if size.isdigit() else None)
+    return (sha256 if is_sha256_hex(sha256) else None), (int(size) if size.isdigit() else None)
 
 
 def civitai_version_id(url):
@@ -101,7 +101,7 @@ def civitai_file(version, url):
         raise SourceHashError("CivitAI lists %d files for this model version and none is the primary one" % len(files))
     found = chosen[0]
     sha256 = str(((found.get("hashes") or {}).get("SHA256")) or "").strip().lower()
-    if not SHA256_HEX.match(sha256):
+    if not is_sha256_hex(sha256):
         raise SourceHashError("CivitAI gives no SHA256 for %s" % (found.get("name") or "this file"))
     return sha256, found.get("name") or ""
 
@@ -164,7 +164,7 @@ def s3_sha256(head):
     value = str(metadata.get("sha256") or "").strip().lower()
     if value.startswith("sha256:"):
         value = value[len("sha256:") :]
-    return value if SHA256_HEX.match(value) else None
+    return value if is_sha256_hex(value) else None
 
 
 def reconcile(entry):

@@ -35,13 +35,14 @@ except ImportError:  # pragma: no cover - ansible-core depends on PyYAML
     HAS_YAML = False
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.nodes_manifest import validate_entry
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import is_sha256_hex
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import origin_of
 
 LOCK_VERSION = 1
 MAX_BYTES = 16 * 1024 * 1024
-_COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
-_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-_CNR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Matched whole (fullmatch): with "$", a value ending in a newline would pass.
+_COMMIT = re.compile(r"[0-9a-fA-F]{7,40}")
+_CNR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 LOCK_KEYS = {"version", "comfyui", "custom_nodes", "python", "models"}
 NODE_KEYS = {"name", "repo", "commit"}
 MODEL_KEYS = {"dest", "source", "size", "sha256", "sha256_from", "missing"}
@@ -183,7 +184,7 @@ class _Problems:
 def _commit(value, path, problems, what):
     if value in (None, ""):
         return None
-    if not isinstance(value, str) or not _COMMIT.match(value):
+    if not isinstance(value, str) or not _COMMIT.fullmatch(value):
         problems.add(path, "%s %r is not a commit (7 to 40 hex digits)" % (what, value))
         return None
     return value.lower()
@@ -376,7 +377,7 @@ def _model(item, path, problems, models_dir, endpoints):
         return None
     subdir, filename = "/".join(parts[:-1]), parts[-1]
     sha256 = item.get("sha256")
-    if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256)):
+    if sha256 is not None and (not isinstance(sha256, str) or not is_sha256_hex(sha256)):
         problems.add(path + ("sha256",), "sha256 %r is not 64 hex digits" % (sha256,))
         return None
     size = item.get("size")
@@ -467,7 +468,7 @@ def _manager_snapshot(data, problems, name):
         cnr_nodes = {}
     for cnr_id, version in cnr_nodes.items():
         path = ("cnr_custom_nodes", cnr_id)
-        if not isinstance(cnr_id, str) or not _CNR_ID.match(cnr_id):
+        if not isinstance(cnr_id, str) or not _CNR_ID.fullmatch(cnr_id):
             problems.add(path, "%r is not a Comfy Registry id" % (cnr_id,))
             continue
         if not isinstance(version, str) or not version.strip():

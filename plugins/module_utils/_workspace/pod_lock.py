@@ -21,6 +21,7 @@ import os
 
 from ansible.module_utils.common.yaml import HAS_YAML, yaml_load
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import git_argv
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import public_url
 
@@ -44,11 +45,14 @@ class LockError(Exception):
 
 
 def git_facts(run, path):
-    """{"repo", "commit"} of a checkout; `run(argv)` -> (rc, stdout, stderr)."""
-    rc, commit, err = run(["git", "-C", path, "rev-parse", "HEAD"])
+    """{"repo", "commit"} of a checkout; `run(argv)` -> (rc, stdout, stderr).
+
+    git runs as every module of the collection runs it (``git_argv``): a checkout on a volume
+    owned by another uid is read, not refused as "dubious ownership"."""
+    rc, commit, err = run(git_argv("git", path) + ["rev-parse", "HEAD"])
     if rc != 0:
         raise LockError("cannot read the commit of %s: %s" % (path, (err or commit).strip()))
-    rc, remote, _err = run(["git", "-C", path, "config", "--get", "remote.origin.url"])
+    rc, remote, _err = run(git_argv("git", path) + ["config", "--get", "remote.origin.url"])
     return {"repo": public_url(remote.strip()) if rc == 0 and remote.strip() else None, "commit": commit.strip()}
 
 

@@ -4,9 +4,12 @@
 """What happened to each pod of a fleet run, in one line each, and the file to retry the rest.
 
 Used by the fleet_summary callback. A pod is ``provisioned`` (no failure, reachable to the end),
-``failed`` (the first task that failed and its message) or ``unreachable`` (why SSH could not
-reach it). A pod whose SSH host key changed since it was pinned is unreachable, and the line
-says what to do about it. The retry file lists the failed and unreachable pods, one a line, for
+``provisioned with failures`` (the run went on, but what kept the start from being clean - a
+custom node that failed, which is a warning at a pod start - is listed), ``failed`` (the first
+task that failed and its message), ``unreachable`` (why SSH could not reach it) or ``skipped``
+(the inventory left it out: still starting, no public SSH port). A pod whose SSH host key
+changed since it was pinned is unreachable, and the line says what to do about it. The retry
+file lists every pod that is not plainly provisioned, one a line, for
 ``ansible-playbook ... --limit @<file>``.
 """
 
@@ -15,11 +18,35 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import tempfile
+
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import write_file_atomic
 
 PROVISIONED, FAILED, UNREACHABLE = "provisioned", "failed", "unreachable"
+PARTIAL, SKIPPED = "provisioned with failures", "skipped"
+# What keeps a run from being clean: the outcomes the retry file lists.
+UNFINISHED = (PARTIAL, FAILED, UNREACHABLE, SKIPPED)
+# The fact site.yml sets on a pod whose start was not clean: a list of "<what>: <reason>".
+START_FAILURES_FACT = "__aiclipse_start_failures"
+# The retry file holds host names only; private to the user who ran the fleet all the same.
+RETRY_FILE_MODE = 0o600
 # A failure of these tasks means the pod never answered, not that provisioning went wrong.
 CONNECTION_ACTIONS = ("wait_for_connection", "ansible.builtin.wait_for_connection")
+
+# Pods an inventory source of this run left out ({host name: why}). Inventory plugins and
+# callbacks run in the same controller process; the inventory is read before the callback
+# exists, so it leaves its note here.
+_LEFT_OUT = {}
+
+
+def note_left_out(host, reason):
+    """Record that the inventory left the pod `host` out of this run, and why."""
+    _LEFT_OUT[host] = reason
+
+
+def left_out():
+    """{host name: why} of the pods the inventory left out of this run."""
+    return dict(_LEFT_OUT)
+
 
 _OFFENDING = re.compile(r"Offending \S+ key in (\S+):(\d+)")
 _CHANGED_FOR = re.compile(r"Host key for (\S+) has changed")
@@ -80,6 +107,15 @@ class FleetOutcomes:
     def __init__(self):
         self.failed = {}
         self.unreachable = {}
+        self.unfinished = {}
+
+    def on_ok(self, host, result):
+        """Note what a pod reported kept its start from being clean (``START_FAILURES_FACT``)."""
+        problems = (result.get("ansible_facts") or {}).get(START_FAILURES_FACT)
+        if problems and isinstance(problems, list):
+            self.unfinished[host] = "; ".join(one_line(problem, 200) for problem in problems)
+        elif isinstance(problems, list):
+            self.unfinished.pop(host, None)
 
     def on_failed(self, host, task_name, action, result):
         if host in self.failed or host in self.unreachable:
@@ -95,31 +131,41 @@ class FleetOutcomes:
             self.failed.pop(host, None)
             self.unreachable[host] = unreachable_reason(host, result_message(result))
 
-    def outcomes(self, counts):
+    def outcomes(self, counts, skipped=None):
         """[(host, outcome, detail)] in host order, from the run's per-host counts
-        ({host: {'failures', 'unreachable', 'changed', ...}}) and what was collected."""
+        ({host: {'failures', 'unreachable', 'changed', ...}}), what was collected and the pods
+        the inventory left out (`skipped`, {host: why})."""
         rows = []
+        for host, why in (skipped or {}).items():
+            if host not in counts:
+                rows.append((host, SKIPPED, why))
         for host in sorted(counts):
             stat = counts[host]
             if host in self.unreachable or stat.get("unreachable"):
                 rows.append((host, UNREACHABLE, self.unreachable.get(host, "SSH could not reach it")))
             elif host in self.failed or stat.get("failures"):
                 rows.append((host, FAILED, self.failed.get(host, "a task failed")))
+            elif host in self.unfinished:
+                rows.append((host, PARTIAL, self.unfinished[host]))
             else:
                 changed = stat.get("changed", 0)
                 rows.append((host, PROVISIONED, f"{changed} changed" if changed else "nothing to change"))
-        return rows
+        return sorted(rows, key=lambda row: row[0])
 
 
 def render(rows, retry_file=None, rerun=None):
     """The summary as lines of text."""
-    total = {PROVISIONED: 0, FAILED: 0, UNREACHABLE: 0}
+    total = dict.fromkeys((PROVISIONED, FAILED, UNREACHABLE, PARTIAL, SKIPPED), 0)
     for _host, outcome, _detail in rows:
         total[outcome] += 1
     width = max([len(host) for host, _o, _d in rows] + [4])
-    lines = [
+    head = (
         f"{len(rows)} pods: {total[PROVISIONED]} provisioned, {total[FAILED]} failed, {total[UNREACHABLE]} unreachable"
-    ]
+    )
+    for outcome in (PARTIAL, SKIPPED):
+        if total[outcome]:
+            head += f", {total[outcome]} {outcome}"
+    lines = [head]
     for host, outcome, detail in rows:
         lines.append(f"  {host.ljust(width)}  {outcome}: {detail}")
     if retry_file:
@@ -129,7 +175,8 @@ def render(rows, retry_file=None, rerun=None):
 
 
 def write_retry_file(path, hosts):
-    """One host a line (``--limit @path``), atomically; no hosts: the file is removed."""
+    """One host a line (``--limit @path``), atomically (mode ``RETRY_FILE_MODE``); no hosts:
+    the file is removed."""
     if not hosts:
         try:
             os.unlink(path)
@@ -138,11 +185,4 @@ def write_retry_file(path, hosts):
         return
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=".fleet-retry-", dir=directory)
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write("".join(f"{host}\n" for host in hosts))
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
+    write_file_atomic(path, "".join(f"{host}\n" for host in hosts), mode=RETRY_FILE_MODE, tmp_prefix=".fleet-retry-")
