@@ -200,6 +200,9 @@ class DownloadRun:
         if not todo:
             return
         self.fetcher.prepare(todo)
+        for entry in todo:
+            if entry.status == "failed":
+                self.log("failed %s: %s" % (entry.name, entry.reason))
         todo = [e for e in todo if not e.done]
         if not todo:
             return
@@ -566,6 +569,25 @@ class DownloadRun:
             "warnings": warnings,
             "stopped": self.stopped,
         }
+
+
+class Unusable:
+    """The fetcher a module runs when it cannot download at all (no boto3, no aria2c, a bad
+    option): every entry still gets its failed result and its line in the models log, so a
+    background job that cannot start is not silent."""
+
+    hash_unknown = False
+
+    def __init__(self, downloader, items, problem):
+        self.downloader = downloader
+        self.items = items
+        self.problem = problem
+
+    def validate(self, entry):
+        """Each entry's own problems are reported as usual (by the run)."""
+
+    def prepare(self, entries):
+        raise RunError(self.problem)
 
 
 def run_module_downloads(module, fetcher, entries, fail_on_error, signals):
