@@ -222,9 +222,9 @@ notes:
     Killing C(ansible-playbook) or its process group does not stop a running module - ansible's worker calls
     C(setsid) and an async job's wrapper daemonizes, so the module lives in a session of its own.
   - "What failures look like in a result's C(reason): C(HTTP 404 Not Found from https://huggingface.co (no such
-    file: check the URL, repo, revision and file name)); C(not enough disk space: needs 6.0 GiB, 2.1 GiB free on
+    file: check the URL, repo, revision and file name)); C(not enough disk space: needs 6.00 GB, 2.10 GB free on
     /workspace ...); C(https://cdn.example closed the connection before the whole file was sent (a short body)
-    (1.2 GiB of 6.0 GiB in staging; the next run resumes) [aria2c error 1: No URI available.; last cause: Got
+    (1.20 GB of 6.00 GB in staging; the next run resumes) [aria2c error 1: No URI available.; last cause: Got
     EOF from the server.]); C(downloads[3]: url 'http://host:99999/x' has a bad port: port 99999 is out of
     range (1-65535)); C(stopped by SIGTERM before it finished (...); the next start resumes it)."
   - A ledger write that fails (disk full) leaves the downloaded file in place; its result says C(ledger not

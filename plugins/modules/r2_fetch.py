@@ -193,7 +193,7 @@ notes:
     so the module lives in a session of its own.
   - "What failures look like in a result's C(reason): C(R2 credentials missing: set R2_ACCESS_KEY_ID (option
     access_key_id) on the pod ...); C(no such key: s3://models/loras/typo.safetensors does not exist);
-    C(not enough disk space: needs 6.0 GiB, 2.1 GiB free on /workspace ...); C(stopped by SIGTERM before it
+    C(not enough disk space: needs 6.00 GB, 2.10 GB free on /workspace ...); C(stopped by SIGTERM before it
     finished (...); the next start resumes it)."
 """
 

@@ -423,7 +423,7 @@ def test_disk_preflight_downloads_what_fits_and_fails_only_the_rest(fault_server
     small, big, other = result["results"]
     assert small["status"] == other["status"] == "downloaded"
     assert big["status"] == "failed"
-    assert big["reason"].startswith("not enough disk space: needs 6.0 MiB, ") and ("free on %s" % tiny) in big["reason"]
+    assert big["reason"].startswith("not enough disk space: needs 6.00 MB, ") and ("free on %s" % tiny) in big["reason"]
     assert not [r for r in fault_server.requests if r.method == "GET" and r.path.endswith("big.bin")]
     assert not Path(vault.dest("big.bin")).exists()
 

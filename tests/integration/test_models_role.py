@@ -370,17 +370,17 @@ def test_disk_preflight_downloads_what_fits_and_fails_the_rest(pod, fault_server
     run = pod.run(DOWNLOAD_IN_FOREGROUND=str(foreground).lower())
     if foreground:
         assert run.rc != 0, run.stdout[-3000:]
-        assert "checkpoints/big.bin: not enough disk space: needs 6.0 MiB" in run.stdout, run.stdout[-3000:]
+        assert "checkpoints/big.bin: not enough disk space: needs 6.00 MB" in run.stdout, run.stdout[-3000:]
     else:
         assert run.rc == 0
         (job,) = pod.wait_for_jobs()
         statuses = {r["name"]: (r["status"], r["reason"]) for r in job["results"]}
         assert statuses["checkpoints/big.bin"][0] == "failed"
-        assert "needs 6.0 MiB" in statuses["checkpoints/big.bin"][1]
+        assert "needs 6.00 MB" in statuses["checkpoints/big.bin"][1]
         assert statuses["vae/c.bin"][0] == statuses["loras/a.bin"][0] == "downloaded"
     assert (pod.models / "vae/c.bin").exists() and (pod.models / "loras/a.bin").exists()
     assert not (pod.models / "checkpoints/big.bin").exists()
-    assert "needs 6.0 MiB" in pod.log.read_text()
+    assert "needs 6.00 MB" in pod.log.read_text()
     big_gets = [r for r in fault_server.requests if r.method == "GET" and r.path.endswith("big.bin")]
     assert big_gets == [], "a file that cannot fit is not downloaded at all"
 

@@ -34,12 +34,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible.module_utils.common.text.formatters import bytes_to_human
+
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import (
     Aria2Error,
     Aria2Session,
     control_progress,
     explain,
-    human,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import (
     ObjectChanged,
@@ -402,7 +403,7 @@ class HttpFetcher:
             jobs.append(job)
             run.log(
                 "fetching %s (%s) from %s in-process: the origin serves it and it needs the token"
-                % (entry.name, human(entry.size) if entry.size is not None else "size unknown", entry.source)
+                % (entry.name, bytes_to_human(entry.size) if entry.size is not None else "size unknown", entry.source)
             )
 
         def finished(job):
@@ -410,7 +411,9 @@ class HttpFetcher:
             entry.fetched_bytes = job.fetched_bytes
             if entry.size is None:
                 entry.size = job.size
-            note = "resumed: %s were already in staging" % human(job.resumed_bytes) if job.resumed_bytes else ""
+            note = (
+                "resumed: %s were already in staging" % bytes_to_human(job.resumed_bytes) if job.resumed_bytes else ""
+            )
             run.settle(entry, job.error, note)
 
         downloader = RangedDownloader(
@@ -535,7 +538,7 @@ class HttpFetcher:
                 if status["status"] == "complete":
                     entry.fetched_bytes = max(0, int(status.get("totalLength") or 0) - entry.resumed_bytes)
                     note = (
-                        "resumed: %s were already in staging" % human(entry.resumed_bytes)
+                        "resumed: %s were already in staging" % bytes_to_human(entry.resumed_bytes)
                         if entry.resumed_bytes
                         else ""
                     )
@@ -549,7 +552,7 @@ class HttpFetcher:
                 speed = sum(int(statuses[g]["downloadSpeed"]) for g in pending if g in statuses)
                 run.log(
                     "progress: %d file(s) in flight, %s of %s, %s/s"
-                    % (len(pending), human(done), human(total), human(speed))
+                    % (len(pending), bytes_to_human(done), bytes_to_human(total), bytes_to_human(speed))
                 )
             if pending or retry_at:
                 hashing = any(entry.hasher is not None for entry in pending.values())
