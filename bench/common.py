@@ -123,9 +123,10 @@ def sparse_farm(models_dir, count, size, prefix="model"):
     return entries
 
 
-def record_farm(state_dir, entries):
+def record_farm(state_dir, entries, sha256_from=None):
     """Put the farm into the model ledger exactly as ModelStore.record() would after a verified
-    download (size, mtime_ns, sha256), in one ledger write instead of one per file."""
+    download (size, mtime_ns, sha256, and where the sha256 came from when given), in one ledger
+    write instead of one per file."""
     from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import ModelStore
 
     store = ModelStore(str(state_dir))
@@ -134,6 +135,8 @@ def record_farm(state_dir, entries):
         for _subdir, _filename, dest, sha256 in entries:
             st = os.stat(dest)
             ledger[os.path.abspath(dest)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
+            if sha256_from:
+                ledger[os.path.abspath(dest)]["sha256_from"] = sha256_from
 
     store._update_ledger(add)  # pylint: disable=protected-access
 

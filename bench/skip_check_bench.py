@@ -12,6 +12,11 @@ each (hundreds of GiB apparent size; sparse, so nothing is written). For each fa
 
 Every entry must come back ``present`` with nothing hashed.
 
+A third in-process row per farm records the models with the sha256 Hugging Face published
+(``sha256_from: huggingface``) and gives no sha256: such a model is asked about at each start,
+and here the hub is down (nothing listens). The first probe finds that out; every model must
+still be kept, unread, at a cost that does not grow with the models' size.
+
     .venv/bin/python bench/skip_check_bench.py
 """
 
@@ -76,12 +81,34 @@ def in_process(downloads, state_dir):
     return seconds
 
 
+def in_process_hub_down(farm, origin, state_dir):
+    """The skip check of models recorded with the hub's sha256 while the hub is down."""
+    from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_fetcher import (
+        HttpFetcher,
+        http_entries,
+    )
+    from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import DownloadRun
+    from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import TargetSecrets
+
+    downloads = [{"url": "%s/hf/%s" % (origin, filename), "dest": dest} for _subdir, filename, dest, _sha in farm]
+    started = time.monotonic()
+    fetcher = HttpFetcher("aria2c", {}, TargetSecrets(None, environ={}), tries=1, retry_wait=0)
+    result = DownloadRun(fetcher, http_entries(downloads), state_dir).run()
+    seconds = time.monotonic() - started
+    if result["present"] != len(downloads) or result["hashed"]:
+        raise SystemExit(
+            "hub-down skip check: %d present, %d hashed of %d" % (result["present"], result["hashed"], len(downloads))
+        )
+    return seconds
+
+
 def measure(table, repeat=5, models=500, sizes=(MIB, GIB), workdir=None):
     from common import workdir as make_workdir
 
     root = Path(workdir) if workdir else make_workdir("skip-check-")
     origin = "http://127.0.0.1:%d/public" % free_port()  # nothing listens: a skip never asks
     figures = {}
+    hub_figures = {}
     try:
         noop = noop_playbook(root)
         for size in sizes:
@@ -107,6 +134,11 @@ def measure(table, repeat=5, models=500, sizes=(MIB, GIB), workdir=None):
                 module_s < 2,
             )
             table.add("  the same, module code in-process (no ansible)", "%.3f s" % own_s, "", None, "", None)
+            hub_state = str(farm_dir / "state-hub")
+            record_farm(hub_state, farm, sha256_from="huggingface")
+            hub_s = sorted(in_process_hub_down(farm, origin, hub_state) for _round in range(repeat))[repeat // 2]
+            hub_figures[size] = hub_s
+            table.add("  recorded with the hub's sha256, hub down, in-process", "%.3f s" % hub_s, "", None, "", None)
             shutil.rmtree(farm_dir)
         if len(sizes) == 2:
             small, large = (figures[size][1] for size in sizes)
@@ -118,6 +150,16 @@ def measure(table, repeat=5, models=500, sizes=(MIB, GIB), workdir=None):
                 ratio,
                 "~1 (no growth)",
                 ratio < 1.5,
+            )
+            small, large = (hub_figures[size] for size in sizes)
+            table.add(
+                "skip check, hub's sha256 and hub down: %d GiB / %d MiB models, in-process"
+                % (sizes[1] // GIB, sizes[0] // MIB),
+                "%.3f s" % large,
+                "%.3f s" % small,
+                large / small,
+                "~1 (no growth)",
+                large / small < 1.5,
             )
         return figures
     finally:

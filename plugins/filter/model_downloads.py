@@ -34,6 +34,8 @@ def model_http_downloads(entries, hf_token_name="HF_TOKEN", civitai_token_name="
             item["sha256"] = entry["sha256"]
         if entry.get("size") is not None:
             item["size"] = entry["size"]
+        if entry.get("secret_url"):
+            item["secret_url"] = True  # url is masked; the module reads the real one on the target
         token_name = tokens.get(HTTP_TOKENS[entry["source"]] or "")
         if token_name:
             item["token_name"] = token_name

@@ -34,6 +34,10 @@ description:
   - A file recorded with a sha256 from its source is asked about again at each run (one request, no
     hashing), so a model replaced upstream under the same URL is noticed and fetched again (the result's
     reason says so). A file recorded against a given sha256 is present without any request.
+  - When the source cannot be asked, a recorded file is kept (V(present)) only while its size and mtime
+    are as recorded; one truncated or rewritten since fails. An origin that does not answer at all is
+    tried once per run (its first request, with its retries); the other files of that origin are then
+    judged without asking it.
   - Tokens go only to their origin (same scheme, host and port). The module walks every redirect
     itself, hop by hop, and sends the token only on hops at the origin; once a redirect leaves the
     origin, no later hop carries it, even one that comes back. C(aria2c) never receives a token or
@@ -58,14 +62,18 @@ options:
       url:
         description:
           - C(http) or C(https) URL at the origin (for example C(https://huggingface.co/<repo>/resolve/main/<file>)).
-          - Put credentials in O(downloads[].token_name), not in the URL.
+          - Prefer O(downloads[].token_name) for credentials. A C(user:password@) in the URL is sent as
+            HTTP Basic C(Authorization) to the URL's origin only, like a token (the file is then downloaded
+            in-process, never by C(aria2c)). A URL holding credentials (C(user:password@), C(?token=)) shows
+            in ansible's output and temporary files when given here; the role passes it by
+            O(downloads[].secret_url) instead.
+          - Required. An item without it, like any item with a bad value, fails alone (see RV(results)).
         type: str
-        required: true
       dest:
         description:
           - Absolute final path of the file. Its directory is created when missing.
+          - Required. An item without it fails alone.
         type: path
-        required: true
       name:
         description:
           - Label for results and the log. Defaults to the base name of O(downloads[].dest).
@@ -83,8 +91,9 @@ options:
         type: str
       size:
         description:
-          - Expected size in bytes. When omitted, the size the origin reports is used.
-        type: int
+          - Expected size in bytes (a whole number). When omitted, the size the origin reports is used.
+          - Any other value fails this item alone.
+        type: raw
       token_name:
         description:
           - Name of the variable that holds the bearer token (V(HF_TOKEN), V(CIVITAI_TOKEN)), read on the
@@ -101,6 +110,19 @@ options:
         description:
           - Extra request headers. They are treated like the token, sent to the origin only.
         type: dict
+      secret_url:
+        description:
+          - The real URL holds credentials and is recorded for O(downloads[].dest) in O(secret_urls_file);
+            O(downloads[].url) is its masked form (as M(aiclipse.comfyui.model_manifest) returns it), used to
+            check that the record is this entry's.
+        type: bool
+        default: false
+  secret_urls_file:
+    description:
+      - The file M(aiclipse.comfyui.model_manifest) keeps URLs with credentials in (its O(aiclipse.comfyui.model_manifest#module:secret_urls_file)),
+        read for the entries with O(downloads[].secret_url). It must be a regular file of the user the module
+        runs as, mode C(0600).
+    type: path
   env_file:
     description:
       - The pod's environment file (C(export NAME='value') lines, as the pod_env role writes
@@ -200,9 +222,9 @@ notes:
     Killing C(ansible-playbook) or its process group does not stop a running module - ansible's worker calls
     C(setsid) and an async job's wrapper daemonizes, so the module lives in a session of its own.
   - "What failures look like in a result's C(reason): C(HTTP 404 Not Found from https://huggingface.co (no such
-    file: check the URL, repo, revision and file name)); C(not enough disk space: needs 6.0 GiB, 2.1 GiB free on
+    file: check the URL, repo, revision and file name)); C(not enough disk space: needs 6.00 GB, 2.10 GB free on
     /workspace ...); C(https://cdn.example closed the connection before the whole file was sent (a short body)
-    (1.2 GiB of 6.0 GiB in staging; the next run resumes) [aria2c error 1: No URI available.; last cause: Got
+    (1.20 GB of 6.00 GB in staging; the next run resumes) [aria2c error 1: No URI available.; last cause: Got
     EOF from the server.]); C(downloads[3]: url 'http://host:99999/x' has a bad port: port 99999 is out of
     range (1-65535)); C(stopped by SIGTERM before it finished (...); the next start resumes it)."
   - A ledger write that fails (disk full) leaves the downloaded file in place; its result says C(ledger not
@@ -332,7 +354,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_fetcher import HttpFetcher, http_entries
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import run_module_downloads
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import (
+    Unusable,
+    run_module_downloads,
+)
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.secret_urls import SecretUrls
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.stop import StopSignals
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import TargetSecrets
 
@@ -345,16 +371,19 @@ def main():
                 elements="dict",
                 required=True,
                 options=dict(
-                    url=dict(type="str", required=True),
-                    dest=dict(type="path", required=True),
+                    # Checked per entry by the pipeline, so one bad item fails alone.
+                    url=dict(type="str"),
+                    dest=dict(type="path"),
                     name=dict(type="str"),
                     sha256=dict(type="str"),
-                    size=dict(type="int"),
+                    size=dict(type="raw"),
                     token_name=dict(type="str", no_log=False),
                     token=dict(type="str", no_log=True),
                     headers=dict(type="dict", no_log=True),
+                    secret_url=dict(type="bool", default=False),
                 ),
             ),
+            secret_urls_file=dict(type="path"),
             env_file=dict(type="path"),
             state_dir=dict(type="path", required=True),
             log_file=dict(type="path"),
@@ -372,33 +401,44 @@ def main():
     )
     with StopSignals() as signals:
         params = module.params
+        entries = http_entries(params["downloads"])
+        problems = []
         if not 1 <= params["max_connection_per_server"] <= 16:
-            module.fail_json(msg="max_connection_per_server must be between 1 and 16 (an aria2c limit)")
+            problems.append("max_connection_per_server must be between 1 and 16 (an aria2c limit)")
         try:
             part_size = human_to_bytes(params["min_split_size"])
         except ValueError:
-            module.fail_json(msg="min_split_size must be a size such as 8M, got %r" % params["min_split_size"])
-        aria2c = module.get_bin_path("aria2c", required=not module.check_mode)
-        aria2_options = {
-            "max-concurrent-downloads": params["max_concurrent_downloads"],
-            "split": params["split"],
-            "max-connection-per-server": params["max_connection_per_server"],
-            "min-split-size": params["min_split_size"],
-            "timeout": params["timeout"],
-            "max-tries": params["max_tries"],
-            "retry-wait": params["retry_wait"],
-        }
-        fetcher = HttpFetcher(
-            aria2c,
-            aria2_options,
-            TargetSecrets(params["env_file"]),
-            connect_timeout=params["connect_timeout"],
-            tries=params["max_tries"],
-            retry_wait=params["retry_wait"],
-            part_size=part_size,
-            connections=params["max_concurrent_downloads"] * params["split"],
-        )
-        run_module_downloads(module, fetcher, http_entries(params["downloads"]), params["fail_on_error"], signals)
+            part_size = None
+            problems.append("min_split_size must be a size such as 8M, got %r" % params["min_split_size"])
+        aria2c = module.get_bin_path("aria2c")
+        if aria2c is None and not module.check_mode:
+            problems.append("aria2c is not installed on this host (install the aria2 package)")
+        if problems:
+            # Every entry fails with the reason, and the models log says so (a background job
+            # has nobody else to tell).
+            fetcher = Unusable("aria2_batch", "downloads", "; ".join(problems))
+        else:
+            fetcher = HttpFetcher(
+                aria2c,
+                {
+                    "max-concurrent-downloads": params["max_concurrent_downloads"],
+                    "split": params["split"],
+                    "max-connection-per-server": params["max_connection_per_server"],
+                    "min-split-size": params["min_split_size"],
+                    "timeout": params["timeout"],
+                    "max-tries": params["max_tries"],
+                    "retry-wait": params["retry_wait"],
+                },
+                TargetSecrets(params["env_file"]),
+                connect_timeout=params["connect_timeout"],
+                tries=params["max_tries"],
+                retry_wait=params["retry_wait"],
+                part_size=part_size,
+                connections=params["max_concurrent_downloads"] * params["split"],
+                secret_urls=SecretUrls(params["secret_urls_file"]),
+                check_mode=module.check_mode,
+            )
+        run_module_downloads(module, fetcher, entries, params["fail_on_error"], signals)
 
 
 if __name__ == "__main__":

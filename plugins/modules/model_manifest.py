@@ -35,9 +35,9 @@ description:
     an earlier manifest has stay. The role M(aiclipse.comfyui.models) passes the user's manifest
     in the vault first, then the image's base manifest, the template's, and entries from
     Ansible variables last.
-  - The module only reads manifests. The one thing it may write is O(plan_file), a text file
-    listing the merged plan for a person to read (normally under the vault's C(logs/)); it is
-    rewritten, atomically, only when its content changes.
+  - The module only reads manifests. What it may write is O(plan_file), a text file
+    listing the merged plan for a person to read (normally under the vault's C(logs/)), rewritten
+    atomically only when its content changes, and O(secret_urls_file) for URLs that carry credentials.
   - "With O(workflows), the models ComfyUI workflow files need (read as
     M(aiclipse.comfyui.workflow_requirements) reads them) are planned with the manifests: one
     destination, one entry. A manifest entry for a destination wins over a workflow's, and a
@@ -110,6 +110,18 @@ options:
       - Default bucket for C(r2) entries (C(R2_BUCKET)). When set, an r2 identifier is the object
         key in this bucket; when not, it must be C(bucket/key).
     type: str
+  secret_urls_file:
+    description:
+      - Where to keep the download URLs that carry credentials (C(https://user:pass@host/...), a
+        secret-looking query parameter such as CivitAI's C(?token=)), normally under the model state
+        directory. Each such URL is written to this file (mode C(0600), JSON, keyed by destination)
+        and RV(entries) carry it masked (C(***@), C(token=***)) with RV(entries[].secret_url) set;
+        M(aiclipse.comfyui.aria2_batch) reads it back from there (its O(aiclipse.comfyui.aria2_batch#module:secret_urls_file)).
+        So the credential is in no result, no module argument and no temporary file of ansible.
+      - The file is rewritten atomically when its content changes, emptied when no URL needs it,
+        and not written in check mode.
+      - When not set, URLs are returned as written. The role M(aiclipse.comfyui.models) sets it.
+    type: path
   plan_file:
     description:
       - Also write the merged plan to this file, one model a line with its origin, then the
@@ -189,6 +201,8 @@ EXAMPLES = r"""
     r2_bucket: "{{ lookup('ansible.builtin.env', 'R2_BUCKET') }}"
     plan_file: /workspace/aiclipse/logs/models-plan.txt
     plan_log_file: /workspace/aiclipse/logs/models.log
+    # A URL with user:pass@ or ?token= is kept here, and masked in the result.
+    secret_urls_file: /workspace/aiclipse/.state/models/secret-urls.json
   register: models_plan
 
 - name: Show where each model comes from
@@ -236,10 +250,17 @@ entries:
       type: str
       sample: /opt/aiclipse/manifests/qwen_models.txt:3
     url:
-      description: Download URL, for HTTP sources only.
+      description:
+        - Download URL, for HTTP sources only.
+        - Masked (C(***@), C(token=***)) when it carries credentials and O(secret_urls_file) is set.
       type: str
       returned: when source is huggingface, civitai or url
       sample: https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/vae/qwen_image_vae.safetensors
+    secret_url:
+      description: The real URL carries credentials and is kept in O(secret_urls_file), not here.
+      type: bool
+      returned: when O(secret_urls_file) is set and the URL carries credentials
+      sample: true
     repo:
       description: Hugging Face repo id without the revision.
       type: str
@@ -329,7 +350,8 @@ problems:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads import download_order
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import masked_url
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads import download_order, secret_urls
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.manifest import (
     SOURCES,
     ManifestError,
@@ -367,6 +389,7 @@ def main():
             civitai_endpoint=dict(type="str", default="https://civitai.com"),
             r2_bucket=dict(type="str"),
             plan_file=dict(type="path"),
+            secret_urls_file=dict(type="path"),
             plan_log_file=dict(type="str"),
             workflows=dict(type="list", elements="path", default=[]),
             workflow_report_file=dict(type="path"),
@@ -399,6 +422,8 @@ def main():
     default_result = None
     if module.params["default_workflow"]:
         default_result = _default_workflow_first(module, plan, parser)
+    if module.params["secret_urls_file"]:
+        _keep_url_credentials_on_target(module, plan, workflow_result)
     counts = dict((source, 0) for source in SOURCES)
     for entry in plan["entries"]:
         counts[entry["source"]] += 1
@@ -421,6 +446,24 @@ def main():
         if changed and module._diff:
             result["diff"] = dict(before_header=path, after_header=path, before=before, after=text)
     module.exit_json(**result)
+
+
+def _keep_url_credentials_on_target(module, plan, workflow_result):
+    """Move URLs with credentials out of the result into O(secret_urls_file)."""
+    path = module.params["secret_urls_file"]
+    hidden = secret_urls.hide(plan["entries"])
+    for model in (workflow_result or {}).get("workflow_models") or []:
+        if model.get("url"):
+            model["url"] = masked_url(model["url"])
+    try:
+        secret_urls.write(path, hidden, check_mode=module.check_mode)
+    except OSError as exc:
+        # The entries that need the file then fail in aria2_batch, each saying so; the others
+        # download.
+        module.warn(
+            "%s not written (%s): the %d model(s) whose URL holds credentials cannot be downloaded"
+            % (path, exc.strerror or exc, len(hidden))
+        )
 
 
 def _default_workflow_first(module, plan, parser):

@@ -63,8 +63,8 @@ options:
       key:
         description:
           - Object key in the bucket, for example V(loras/v12.safetensors).
+          - Required. An item without it, like any item with a bad value, fails alone (see RV(results)).
         type: str
-        required: true
       bucket:
         description:
           - Bucket of this object; defaults to O(bucket).
@@ -72,8 +72,8 @@ options:
       dest:
         description:
           - Absolute path of the final file. Its directory is created when missing.
+          - Required. An item without it fails alone.
         type: path
-        required: true
       sha256:
         description:
           - Expected sha256 of the file (64 hex digits). Checked before the file is placed.
@@ -193,7 +193,7 @@ notes:
     so the module lives in a session of its own.
   - "What failures look like in a result's C(reason): C(R2 credentials missing: set R2_ACCESS_KEY_ID (option
     access_key_id) on the pod ...); C(no such key: s3://models/loras/typo.safetensors does not exist);
-    C(not enough disk space: needs 6.0 GiB, 2.1 GiB free on /workspace ...); C(stopped by SIGTERM before it
+    C(not enough disk space: needs 6.00 GB, 2.10 GB free on /workspace ...); C(stopped by SIGTERM before it
     finished (...); the next start resumes it)."
 """
 
@@ -316,20 +316,24 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads import r2_client
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import run_module_downloads
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import (
+    Unusable,
+    run_module_downloads,
+)
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.r2_fetcher import R2Fetcher, r2_entries
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.stop import StopSignals
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import TargetSecrets
 
 
-def _size_option(module, name):
-    value = module.params[name]
+def _size_option(params, name, problems):
+    value = params[name]
     try:
         size = human_to_bytes(value) if isinstance(value, str) else int(value)
     except (TypeError, ValueError):
-        module.fail_json(msg="%s must be a size such as 16MB or 16777216, got %r" % (name, value))
+        problems.append("%s must be a size such as 16MB or 16777216, got %r" % (name, value))
+        return None
     if size < 1024 * 1024:
-        module.fail_json(msg="%s must be at least 1MB, got %r" % (name, value))
+        problems.append("%s must be at least 1MB, got %r" % (name, value))
     return size
 
 
@@ -341,9 +345,10 @@ def main():
                 elements="dict",
                 required=True,
                 options=dict(
-                    key=dict(type="str", required=True, no_log=False),
+                    # Checked per entry by the pipeline, so one bad item fails alone.
+                    key=dict(type="str", no_log=False),
                     bucket=dict(type="str"),
-                    dest=dict(type="path", required=True),
+                    dest=dict(type="path"),
                     sha256=dict(type="str"),
                     name=dict(type="str"),
                 ),
@@ -364,25 +369,33 @@ def main():
         supports_check_mode=True,
     )
     with StopSignals() as signals:
-        if not r2_client.HAS_BOTO3:
-            module.fail_json(msg=missing_required_lib("boto3"), exception=r2_client.BOTO3_IMPORT_ERROR)
-        sdk_problem = r2_client.sdk_version_problem()
-        if sdk_problem:
-            module.fail_json(msg=sdk_problem)
         params = module.params
+        problems = []
+        if not r2_client.HAS_BOTO3:
+            problems.append(missing_required_lib("boto3"))
+        else:
+            problems.append(r2_client.sdk_version_problem() or "")
         if params["max_concurrency"] < 1:
-            module.fail_json(msg="max_concurrency must be at least 1, got %d" % params["max_concurrency"])
-        settings = dict(
-            (option, params[option])
-            for option in ("access_key_id", "secret_access_key", "account_id", "endpoint_url", "bucket")
-        )
-        fetcher = R2Fetcher(
-            settings,
-            TargetSecrets(params["env_file"]),
-            max_concurrency=params["max_concurrency"],
-            part_size=_size_option(module, "part_size"),
-            multipart_threshold=_size_option(module, "multipart_threshold"),
-        )
+            problems.append("max_concurrency must be at least 1, got %d" % params["max_concurrency"])
+        part_size = _size_option(params, "part_size", problems)
+        multipart_threshold = _size_option(params, "multipart_threshold", problems)
+        problems = [problem for problem in problems if problem]
+        if problems:
+            # Every object fails with the reason, and the models log says so (a background job
+            # has nobody else to tell).
+            fetcher = Unusable("r2_fetch", "objects", "; ".join(problems))
+        else:
+            settings = dict(
+                (option, params[option])
+                for option in ("access_key_id", "secret_access_key", "account_id", "endpoint_url", "bucket")
+            )
+            fetcher = R2Fetcher(
+                settings,
+                TargetSecrets(params["env_file"]),
+                max_concurrency=params["max_concurrency"],
+                part_size=part_size,
+                multipart_threshold=multipart_threshold,
+            )
         run_module_downloads(
             module, fetcher, r2_entries(params["objects"], params["bucket"]), params["fail_on_error"], signals
         )

@@ -4,6 +4,8 @@ Layout of the served tree (``files_dir``)::
 
     <name>                       /public/<name>      open, Range supported
                                  /private/<name>     needs ``Authorization: Bearer <token>``
+                                 /basic/<name>       needs HTTP Basic ``basic_user:basic_password``
+                                 /query/<name>       needs ``?token=<token>``
                                  /redirect/<name>    needs the token, then 302 to /signed/<name>
     hf/<org>/<repo>/<path>       /hf/<org>/<repo>/resolve/<rev>/<path>  302 to /signed/hf/...
                                  carrying X-Linked-Etag ("<sha256>", quoted) and X-Linked-Size,
@@ -25,6 +27,7 @@ records, per request, the method, URI, status, Range, the Authorization header a
 and the port it arrived on, so tests can prove where a token went (and where it did not).
 """
 
+import base64
 import hashlib
 import json
 import os
@@ -75,6 +78,16 @@ http {{
             if ($http_authorization != "Bearer {token}") {{ return 401; }}
             alias {files}/;
         }}
+        location /basic/ {{
+            # An origin that takes HTTP Basic auth, as a URL's user:password@ gives it.
+            if ($http_authorization != "Basic {basic}") {{ return 401; }}
+            alias {files}/;
+        }}
+        location /query/ {{
+            # An origin that takes the token as a query parameter (CivitAI's ?token=).
+            if ($arg_token != "{token}") {{ return 401; }}
+            alias {files}/;
+        }}
         location ~ ^/redirect/(?<name>.+)$ {{
             if ($http_authorization != "Bearer {token}") {{ return 401; }}
             return 302 http://127.0.0.1:{signed_port}/signed/$name?X-Amz-Signature=stand-in;
@@ -114,6 +127,8 @@ class NginxOrigin:
         self.hf_linked = dict(hf_linked or {})
         self.civitai_sha256 = dict(civitai_sha256 or {})
         self.token = token
+        self.basic_user = "alice"
+        self.basic_password = "basic-pass-5566778899"
         self.limit_rate = limit_rate
         self.port = port or free_port()
         self.signed_port = free_port()
@@ -181,6 +196,7 @@ class NginxOrigin:
                 signed_port=self.signed_port,
                 files=self.files_dir,
                 token=self.token,
+                basic=base64.b64encode(f"{self.basic_user}:{self.basic_password}".encode()).decode(),
                 limit_rate=limit,
                 # As root, workers would drop to `nobody` and fail to
                 # read pytest's 0700 temp dirs.

@@ -423,7 +423,7 @@ def test_disk_preflight_downloads_what_fits_and_fails_only_the_rest(fault_server
     small, big, other = result["results"]
     assert small["status"] == other["status"] == "downloaded"
     assert big["status"] == "failed"
-    assert big["reason"].startswith("not enough disk space: needs 6.0 MiB, ") and ("free on %s" % tiny) in big["reason"]
+    assert big["reason"].startswith("not enough disk space: needs 6.00 MB, ") and ("free on %s" % tiny) in big["reason"]
     assert not [r for r in fault_server.requests if r.method == "GET" and r.path.endswith("big.bin")]
     assert not Path(vault.dest("big.bin")).exists()
 
@@ -541,3 +541,71 @@ def test_a_disk_that_fills_up_during_an_in_process_download_fails_that_entry(fau
     assert "Traceback" not in proc.stdout + proc.stderr
     assert not Path(vault.dest("big.bin")).exists()
     assert sha(vault.dest("c.bin")) == fault_server.catalog["c.bin"][1]
+
+
+# -- a bad item fails alone; a module that cannot download still reports every entry ---------
+
+
+def test_an_item_missing_its_url_or_with_a_bad_size_fails_alone(three_files, vault):
+    origin = three_files
+    _size, digest = origin.catalog["three.bin"]
+    downloads = [
+        {"url": "%s/public/three.bin" % origin.url, "dest": vault.dest("three.bin"), "sha256": digest},
+        {"dest": vault.dest("no-url.bin")},
+        {"url": "%s/public/two.safetensors" % origin.url, "dest": vault.dest("two.safetensors"), "size": "12MB"},
+        {"url": "%s/public/one.safetensors" % origin.url, "name": "no-dest"},
+    ]
+    result, _run = run_module("aria2_batch", vault.args(downloads, fail_on_error=False))
+    statuses = [(r["name"], r["status"]) for r in result["results"]]
+    assert statuses == [
+        ("three.bin", "downloaded"),
+        ("no-url.bin", "failed"),
+        ("two.safetensors", "failed"),
+        ("no-dest", "failed"),
+    ], result
+    reasons = [r["reason"] for r in result["results"]]
+    assert "downloads[1]" in reasons[1] and "url" in reasons[1]
+    assert "downloads[2]" in reasons[2] and "size must be a whole number" in reasons[2] and "12MB" in reasons[2]
+    assert "downloads[3]" in reasons[3] and "dest" in reasons[3]
+    assert sha(vault.dest("three.bin")) == digest
+
+
+@pytest.mark.parametrize(
+    "option, expected",
+    [
+        ({"min_split_size": "lots"}, "min_split_size must be a size"),
+        ({"max_connection_per_server": 40}, "max_connection_per_server must be between 1 and 16"),
+    ],
+    ids=["min_split_size", "max_connection_per_server"],
+)
+def test_a_bad_option_fails_every_entry_and_the_log_names_each(three_files, vault, option, expected):
+    origin = three_files
+    downloads = [
+        {"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name)}
+        for name in ("one.safetensors", "three.bin")
+    ]
+    result, _run = run_module("aria2_batch", vault.args(downloads, **option))
+    assert result.get("failed") and expected in result["msg"], result
+    assert [(r["name"], r["status"]) for r in result["results"]] == [
+        ("one.safetensors", "failed"),
+        ("three.bin", "failed"),
+    ]
+    assert all(expected in r["reason"] for r in result["results"])
+    log = vault.log.read_text()
+    assert "one.safetensors" in log and "three.bin" in log and expected in log, log
+    assert "summary: 0 downloaded, 0 present, 2 failed" in log
+    assert not os.path.exists(vault.dest("three.bin"))
+
+
+def test_without_aria2c_every_entry_fails_saying_so_in_the_log(three_files, vault, tmp_path):
+    origin = three_files
+    downloads = [{"url": "%s/public/three.bin" % origin.url, "dest": vault.dest("three.bin")}]
+    bare = tmp_path / "bin"  # every tool of /usr/bin but aria2c (/bin is /usr/bin here)
+    bare.mkdir()
+    for tool in Path("/usr/bin").iterdir():
+        if tool.name != "aria2c":
+            (bare / tool.name).symlink_to(tool)
+    result, _run = run_module("aria2_batch", vault.args(downloads), env={"PATH": str(bare)})
+    assert result.get("failed"), result
+    assert result["results"][0]["status"] == "failed" and "aria2c is not installed" in result["results"][0]["reason"]
+    assert "three.bin" in vault.log.read_text() and "aria2c is not installed" in vault.log.read_text()

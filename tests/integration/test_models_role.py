@@ -76,7 +76,7 @@ class Pod:
         path.write_text(text)
         return path
 
-    def run(self, check=False, verbosity=0, vault=True, **env):
+    def run(self, check=False, verbosity=0, vault=True, json_output=True, **env):
         extra_vars = {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}
         if vault:
             extra_vars["aiclipse_vault"] = str(self.vault)
@@ -87,6 +87,7 @@ class Pod:
             inventory="localhost,",
             check=check,
             verbosity=verbosity,
+            json_output=json_output,
             extra_vars=extra_vars,
             env={**self.env, **env},
             args=("-c", "local"),
@@ -369,17 +370,17 @@ def test_disk_preflight_downloads_what_fits_and_fails_the_rest(pod, fault_server
     run = pod.run(DOWNLOAD_IN_FOREGROUND=str(foreground).lower())
     if foreground:
         assert run.rc != 0, run.stdout[-3000:]
-        assert "checkpoints/big.bin: not enough disk space: needs 6.0 MiB" in run.stdout, run.stdout[-3000:]
+        assert "checkpoints/big.bin: not enough disk space: needs 6.00 MB" in run.stdout, run.stdout[-3000:]
     else:
         assert run.rc == 0
         (job,) = pod.wait_for_jobs()
         statuses = {r["name"]: (r["status"], r["reason"]) for r in job["results"]}
         assert statuses["checkpoints/big.bin"][0] == "failed"
-        assert "needs 6.0 MiB" in statuses["checkpoints/big.bin"][1]
+        assert "needs 6.00 MB" in statuses["checkpoints/big.bin"][1]
         assert statuses["vae/c.bin"][0] == statuses["loras/a.bin"][0] == "downloaded"
     assert (pod.models / "vae/c.bin").exists() and (pod.models / "loras/a.bin").exists()
     assert not (pod.models / "checkpoints/big.bin").exists()
-    assert "needs 6.0 MiB" in pod.log.read_text()
+    assert "needs 6.00 MB" in pod.log.read_text()
     big_gets = [r for r in fault_server.requests if r.method == "GET" and r.path.endswith("big.bin")]
     assert big_gets == [], "a file that cannot fit is not downloaded at all"
 
@@ -501,6 +502,118 @@ def test_tokens_and_r2_keys_come_from_the_pod_env_file_when_the_environment_lack
     assert sha(pod.models / "checkpoints/p.safetensors") == private
     assert sha(pod.models / "loras/k.safetensors") == r2["loras/k.safetensors"]
     assert_no_secret(run.stdout, run.stderr, pod.log.read_text())
+
+
+def credentialed_urls(origin):
+    """Two manifest lines with credentials in the URL: Basic auth as user:password@, and the
+    token as a query parameter (CivitAI's ?token=)."""
+    return (
+        f"url|http://{origin.basic_user}:{origin.basic_password}@127.0.0.1:{origin.port}/basic/a.bin|a.bin|vae\n"
+        f"url|{origin.url}/query/b.bin?token={origin.token}&v=1|b.bin|vae\n"
+    )
+
+
+def files_with(secrets, *roots):
+    """[(path, mode)] of the files under roots holding one of secrets (AnsiballZ payloads unpacked)."""
+    from harness.secret_scan import files_holding
+
+    return sorted(set((path, oct(os.stat(path).st_mode & 0o777)) for path, _s in files_holding(secrets, roots)))
+
+
+def test_credentials_in_manifest_urls_download_and_never_show(pod, tmp_path, make_origin):
+    """user:password@ authenticates at its origin, ?token= reaches it, and neither appears in
+    ansible's output at -vvv (default and json callbacks) nor in any file but the 0600 one."""
+    root = tmp_path / "served"
+    a = write_file(root / "a.bin", 200_000, seed=11)
+    b = write_file(root / "b.bin", 200_000, seed=12)
+    origin = make_origin(root, token="query-token-4455667788")
+    pod.manifest("user", credentialed_urls(origin))
+    secrets = [origin.basic_password, origin.token]
+    for json_output in (True, False):
+        run = pod.run(verbosity=3, json_output=json_output, DOWNLOAD_IN_FOREGROUND="true")
+        assert run.rc == 0, (run.stdout + run.stderr)[-3000:]
+        out = run.stdout + run.stderr
+        assert [s for s in secrets if s in out] == [], "a URL credential is in ansible's output"
+        assert "models_manifest.txt" in out and "***" in out  # the masked URL is what shows
+    assert sha(pod.models / "vae/a.bin") == a and sha(pod.models / "vae/b.bin") == b
+    held = files_with(secrets, pod.vault, pod.env["ANSIBLE_REMOTE_TEMP"], pod.env["ANSIBLE_LOCAL_TEMP"])
+    manifest = str(pod.vault / "models_manifest.txt")
+    assert [(p, m) for p, m in held if p != manifest] == [
+        (str(pod.vault / ".state/models/secret-urls.json"), "0o600")
+    ], held
+    basic = [line for line in origin.log_lines() if line.startswith("GET /basic/")]
+    assert basic and all('auth="Basic ' in line and (" 200 " in line or " 206 " in line) for line in basic), basic
+    assert not any("Basic" in line for line in origin.log_lines() if "port=%d" % origin.signed_port in line)
+
+
+def test_credentials_in_manifest_urls_are_not_at_rest_while_the_background_job_runs(pod, tmp_path, make_origin):
+    from harness.secret_scan import argv_holding
+
+    root = tmp_path / "served"
+    a = write_file(root / "a.bin", 1_500_000, seed=13)
+    b = write_file(root / "b.bin", 1_500_000, seed=14)
+    origin = make_origin(root, token="query-token-1122334455", limit_rate="300k")
+    pod.manifest("user", credentialed_urls(origin))
+    secrets = [origin.basic_password, origin.token]
+    run = pod.run()
+    assert run.rc == 0, run.stdout[-3000:]
+    watched = [pod.env["ANSIBLE_REMOTE_TEMP"], pod.env["ANSIBLE_LOCAL_TEMP"], pod.async_dir, pod.vault]
+    allowed = {str(pod.vault / "models_manifest.txt"), str(pod.vault / ".state/models/secret-urls.json")}
+    scans, leaks = 0, []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        leaks += [f for f in files_with(secrets, *watched) if f[0] not in allowed] + argv_holding(secrets)
+        scans += 1
+        jobs = [p for p in pod.async_dir.glob("*") if p.is_file()]
+        if jobs and all('"started"' not in p.read_text(errors="replace") for p in jobs):
+            break
+        time.sleep(0.2)
+    results = pod.wait_for_jobs()
+    assert scans >= 3, "the job finished before it could be watched"
+    assert leaks == [], leaks
+    assert all(not r.get("failed") for r in results), results
+    assert sha(pod.models / "vae/a.bin") == a and sha(pod.models / "vae/b.bin") == b
+    assert oct((pod.vault / ".state/models/secret-urls.json").stat().st_mode & 0o777) == "0o600"
+    assert not any(s in pod.log.read_text() for s in secrets)
+
+
+def test_a_downloader_that_cannot_start_in_the_background_names_every_model_in_the_log(pod, tmp_path, make_origin, s3):
+    """No boto3 for the pod's Python: the R2 job fails before downloading anything, and the
+    models log still says which model failed and why (the play itself cannot know)."""
+    root = tmp_path / "served"
+    write_file(root / "x.bin", 100_000, seed=1)
+    origin = make_origin(root)
+    bucket(s3, {"loras/a.safetensors": 1000, "loras/b.safetensors": 1000})
+    pod.manifest(
+        "user",
+        f"url|{origin.url}/public/x.bin|x.bin|vae\n"
+        "r2|loras/a.safetensors|a.safetensors|loras\nr2|loras/b.safetensors|b.safetensors|loras\n",
+    )
+    pod.extra_vars["ansible_python_interpreter"] = "/usr/bin/python3"  # the system Python has no boto3
+    run = pod.run(**r2_env(s3))
+    assert run.rc == 0, run.stdout[-3000:]
+    results = pod.wait_for_jobs()
+    r2_job = [r for r in results if any(e.get("name", "").startswith("loras/") for e in r.get("results") or [])]
+    assert r2_job and all(e["status"] == "failed" and "boto3" in e["reason"] for e in r2_job[0]["results"]), results
+    log = pod.log.read_text()
+    for name in ("loras/a.safetensors", "loras/b.safetensors"):
+        assert any(name in line and "boto3" in line for line in log.splitlines() if "failed" in line), log
+    assert "r2_fetch: summary: 0 downloaded, 0 present, 2 failed" in log, log
+
+
+def test_a_downloader_that_cannot_start_in_the_foreground_fails_naming_each_model(pod, tmp_path, make_origin, s3):
+    root = tmp_path / "served"
+    write_file(root / "x.bin", 100_000, seed=1)
+    origin = make_origin(root)
+    bucket(s3, {"loras/a.safetensors": 1000})
+    pod.manifest("user", f"url|{origin.url}/public/x.bin|x.bin|vae\nr2|loras/a.safetensors|a.safetensors|loras\n")
+    pod.extra_vars["ansible_python_interpreter"] = "/usr/bin/python3"
+    run = pod.run(DOWNLOAD_IN_FOREGROUND="true", **r2_env(s3))
+    assert run.rc != 0
+    assert "loras/a.safetensors: " in run.stdout and "boto3" in run.stdout
+    log = pod.log.read_text()  # "details in models.log" is true
+    assert any("loras/a.safetensors" in line and "boto3" in line for line in log.splitlines()), log
+    assert (pod.models / "vae/x.bin").is_file()
 
 
 def downloaded_in_order(log_text):

@@ -148,6 +148,83 @@ def test_a_manifest_pinned_file_is_present_without_asking_the_hub(hub, make_orig
     assert origin.log_lines()[lines:] == []
 
 
+@pytest.mark.parametrize("change", ["truncated", "rewritten"])
+def test_a_recorded_hub_file_changed_on_disk_is_not_kept_while_the_hub_is_down(hub, make_origin, tmp_path, change):
+    """The ledger knows the file's size and mtime: a model cut short or rewritten after it was
+    verified against the hub is not reported present because the hub cannot be asked."""
+    served, digest = hub
+    origin = make_origin(served)
+    items = [
+        {"name": "changed", "url": hf_url(origin), "dest": dest(tmp_path, "changed.safetensors")},
+        {"name": "intact", "url": hf_url(origin), "dest": dest(tmp_path, "intact.safetensors")},
+    ]
+    first, by_name = download(tmp_path, items)
+    assert [by_name[n]["sha256_from"] for n in ("changed", "intact")] == ["huggingface", "huggingface"], by_name
+    path = dest(tmp_path, "changed.safetensors")
+    if change == "truncated":
+        with open(path, "r+b") as handle:
+            handle.truncate(1000)
+    else:
+        with open(path, "r+b") as handle:
+            handle.write(b"\0" * 4096)  # same size, other bytes, a newer mtime
+    origin.stop()
+    again, by_name = download(tmp_path, items, max_tries=1)
+    assert by_name["changed"]["status"] == "failed", by_name["changed"]
+    assert "cannot reach" in by_name["changed"]["reason"]
+    assert again["failed_count"] == 1
+    assert by_name["intact"]["status"] == "present" and "could not be asked" in by_name["intact"]["reason"]
+    log = (tmp_path / "vault/logs/models.log").read_text()
+    assert any("failed changed" in line for line in log.splitlines()), log
+
+
+class RefusingOrigin:
+    """A loopback port that accepts each connection and closes it at once (a hub that is down
+    behind a load balancer): counts how often it was tried."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _addr = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_hub_that_cannot_be_reached_costs_its_retries_once_per_run_not_per_model(hub, make_origin, tmp_path):
+    served, digest = hub
+    origin = make_origin(served)
+    names = ["m%d" % i for i in range(12)]
+    items = [{"name": n, "url": hf_url(origin), "dest": dest(tmp_path, n + ".safetensors")} for n in names]
+    first, by_name = download(tmp_path, items)
+    assert all(by_name[n]["sha256_from"] == "huggingface" for n in names), by_name
+    down = RefusingOrigin()
+    try:
+        moved = [dict(item, url=item["url"].replace(origin.url, "http://127.0.0.1:%d" % down.port)) for item in items]
+        again, by_name = download(tmp_path, moved, max_tries=3, retry_wait=1)
+    finally:
+        down.close()
+    assert [by_name[n]["status"] for n in names] == ["present"] * len(names), by_name
+    assert again["hashed"] == 0
+    # One probe met the dead hub (3 tries); the other eleven models did not try it again.
+    assert down.connections == 3, down.connections
+
+
 # -- CivitAI ---------------------------------------------------------------------------------
 
 

@@ -141,7 +141,7 @@ def test_preflight_keeps_what_fits_in_order_and_fails_the_rest(world, small_tmpf
     result = DownloadRun(fetcher, entries, str(tiny / "state"), log_file=str(world / "models.log")).run()
     statuses = [(r["name"], r["status"]) for r in result["results"]]
     assert statuses == [("a.bin", "downloaded"), ("big.bin", "failed"), ("b.bin", "downloaded")]
-    assert result["results"][1]["reason"].startswith("not enough disk space: needs 293.0 KiB, ")
+    assert result["results"][1]["reason"].startswith("not enough disk space: needs 292.97 KB, ")
     assert ("free on %s" % tiny) in result["results"][1]["reason"]
 
 

@@ -32,6 +32,8 @@ import threading
 import time
 import urllib.request
 
+from ansible.module_utils.common.text.formatters import bytes_to_human
+
 QUERY_RE = re.compile(r"(\w+://[^\s?#]+)\?[^\s#]*")
 _LOG_URI = re.compile(r"URI=(\S+)")
 _LOG_CAUSE = re.compile(r"errorCode=(\d+)\s+(.*)$")
@@ -271,15 +273,6 @@ def control_progress(path):
     return None if control is None else control.done_bytes()
 
 
-def human(size):
-    size = float(size or 0)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return "%.1f %s" % (size, unit) if unit != "B" else "%d B" % size
-        size /= 1024
-    return "%d B" % size
-
-
 # What aria2's error codes (aria2c(1) "EXIT STATUS") mean for the person reading a result.
 _MEANINGS = {
     "2": "timed out: {host} sent no data for too long, also after every retry",
@@ -333,7 +326,7 @@ def explain(status, cause=None, host="the server", done=None, total=None):
     if what is None:
         what = _MEANINGS.get(code, "").format(host=host) or "the download failed"
     if total:
-        what += " (%s of %s in staging; the next run resumes)" % (human(done or 0), human(total))
+        what += " (%s of %s in staging; the next run resumes)" % (bytes_to_human(done or 0), bytes_to_human(total))
     raw = "aria2c error %s%s" % (status.get("errorCode") or "?", ": %s" % message if message else "")
     if cause and cause[1] and cause[1] not in raw:
         raw += "; last cause: %s" % cause[1]

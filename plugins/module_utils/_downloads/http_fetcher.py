@@ -15,7 +15,12 @@ the token only on hops at the origin. Fetch:
 The sha256 the source publishes (Hugging Face's X-Linked-Etag on the probe's redirect, CivitAI's
 model-version API) is what a download is verified against when the entry gives none
 (source_hashes.py); a file recorded with such a hash is asked about again at each run, so a
-model replaced upstream under the same URL is noticed.
+model replaced upstream under the same URL is noticed. The first probe of each origin goes
+alone (OriginGates): an origin that cannot be reached costs its retries once per run, and its
+recorded files are then kept only while they are as recorded (keep_without_probe).
+
+A URL's ``user:pass@`` is HTTP Basic auth for its origin, sent like a token; a URL that holds
+credentials reaches the module by reference (``secret_url``, secret_urls.py), never as an argument.
 
 Tokens come from the entry (``token``, for people calling the module by hand) or, by name
 (``token_name``), from the target's environment or env file (target_secrets.py).
@@ -29,12 +34,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible.module_utils.common.text.formatters import bytes_to_human
+
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import (
     Aria2Error,
     Aria2Session,
     control_progress,
     explain,
-    human,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import (
     ObjectChanged,
@@ -44,11 +50,14 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_o
     check_header_value,
     check_url,
     origin_label,
+    origin_of,
     resolve,
+    userinfo_authorization,
 )
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.http_origin import (
     is_transient as body_broke_off,
 )
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import StoreError
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import Entry, EntryProblem, for_each
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.prefix_hash import (
     PrefixHasher,
@@ -59,6 +68,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.ranged
     DownloadJob,
     RangedDownloader,
 )
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.secret_urls import SecretUrls, SecretUrlsError
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.source_hashes import (
     FROM_CIVITAI,
     FROM_HUGGINGFACE,
@@ -106,13 +116,23 @@ def aria2_transient(status):
     return code == "22" and bool(TRANSIENT_STATUS_RE.search(status.get("errorMessage") or ""))
 
 
+def _whole_number(value):
+    """(size, problem) for an item's ``size``: a number of bytes, or a problem for the entry."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value, ""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip()), ""
+    return None, "size must be a whole number of bytes, got %r" % (value,)
+
+
 class HttpEntry(Entry):
     """One ``downloads`` item of aria2_batch."""
 
     def __init__(self, index, spec):
         dest = spec.get("dest")
         name = spec.get("name") or (os.path.basename(dest) if isinstance(dest, str) else "downloads[%d]" % index)
-        super().__init__(index, name, dest, spec.get("sha256"), spec.get("size"))
+        size, self.size_problem = _whole_number(spec.get("size"))
+        super().__init__(index, name, dest, spec.get("sha256"), size)
         self.url = spec.get("url") or ""
         try:
             self.source = origin_label(self.url)
@@ -120,6 +140,7 @@ class HttpEntry(Entry):
             self.source = ""
         self.token = spec.get("token") or None
         self.token_name = spec.get("token_name") or None
+        self.secret_url = bool(spec.get("secret_url"))
         self.headers = dict(spec.get("headers") or {})
         self.client = None
         self.resolved = None
@@ -150,8 +171,12 @@ class HttpFetcher:
         part_size=8 * MIB,
         connections=32,
         auto_save_seconds=AUTO_SAVE_SECONDS,
+        secret_urls=None,
+        check_mode=False,
     ):
         self.aria2c = aria2c
+        self.secret_urls = secret_urls or SecretUrls(None)
+        self.check_mode = check_mode
         self.auto_save_seconds = auto_save_seconds
         self.aria2_options = aria2_options
         self.secrets = secrets
@@ -164,6 +189,8 @@ class HttpFetcher:
 
     # -- before any network ----------------------------------------------------------------
     def validate(self, entry):
+        if entry.size_problem:
+            raise EntryProblem(entry.size_problem)
         check_url(entry.url)
         if entry.token and entry.token_name:
             raise EntryProblem("give token or token_name, not both")
@@ -176,8 +203,32 @@ class HttpFetcher:
         except OriginError as exc:
             raise EntryProblem(str(exc)) from exc
 
+    def _real_url(self, entry):
+        """The URL to ask, credentials included (from secret_urls when the entry was given it
+        masked); False when the entry ended here."""
+        if not entry.secret_url:
+            return True
+        try:
+            entry.url = self.secret_urls.lookup(entry.dest, entry.url)
+            check_url(entry.url)
+        except SecretUrlsError as exc:
+            if self.check_mode:
+                entry.finish("would_download", "not asked in check mode: %s" % exc)
+            else:
+                entry.finish("failed", str(exc))
+            return False
+        except ValueError as exc:
+            entry.finish("failed", str(exc))
+            return False
+        return True
+
     def prepare(self, entries):
         for entry in entries:
+            if not self._real_url(entry):
+                continue
+            # user:pass@ in the URL is Basic auth for that origin: sent like a token, hop by hop
+            # to the origin only, never to aria2c or a host it redirects to.
+            entry.url, basic = userinfo_authorization(entry.url)
             token = entry.token
             if not token and entry.token_name:
                 try:
@@ -188,6 +239,15 @@ class HttpFetcher:
             secret = dict((k, str(v)) for k, v in entry.headers.items())
             if token:
                 secret["Authorization"] = "Bearer %s" % token
+            if basic:
+                if any(key.lower() == "authorization" for key in secret):
+                    entry.finish(
+                        "failed",
+                        "the URL holds user:password@ and a token or Authorization header is given too; "
+                        "keep one of them",
+                    )
+                    continue
+                secret["Authorization"] = basic
             try:
                 entry.client = OriginClient(
                     entry.url, secret, timeout=self.connect_timeout, tries=self.tries, retry_wait=self.retry_wait
@@ -209,22 +269,48 @@ class HttpFetcher:
         return item.get("sha256_from") in (FROM_HUGGINGFACE, FROM_CIVITAI)
 
     def keep_without_probe(self, entry, store):
-        return os.path.isfile(entry.dest)  # the user's own file: never ours to judge without the origin
+        """The origin could not be asked. A file this module recorded is kept only while it is
+        as recorded (size and mtime, nothing read): a truncated or rewritten model is not kept
+        just because the source is down. A file nobody recorded is the user's own and stays."""
+        try:
+            recorded = store.entry(entry.dest)
+        except StoreError:
+            return False
+        if recorded is not None:
+            return store.recorded_unchanged(entry.dest, entry.sha256)
+        return os.path.isfile(entry.dest)
 
     def probe(self, entries, run):
-        for_each(lambda entry: self._probe_one(entry, run.stop), entries, RESOLVE_WORKERS, run.stop)
+        gates = OriginGates()
+        for_each(lambda entry: self._probe_one(entry, run.stop, gates), entries, RESOLVE_WORKERS, run.stop)
 
-    def _probe_one(self, entry, stop):
+    def _probe_one(self, entry, stop, gates):
         if stop.is_set():
             return
+        gate, first = gates.enter(origin_of(entry.url))
+        if not first:
+            while not gate.answered.wait(0.2):
+                if stop.is_set():
+                    return
+            if gate.unreachable:
+                entry.probe_error = (
+                    "%s (not asked again for this file: an earlier request of this run got no answer)"
+                    % (gate.unreachable)
+                )
+                return
         try:
             resolved = resolve(entry.client)
         except OriginError as exc:
             entry.probe_error = str(exc)
+            if first and unreachable(exc, entry.url):
+                gate.unreachable = str(exc)
             return
         except Exception as exc:  # pylint: disable=broad-except
             entry.probe_error = "unexpected error asking %s: %s: %s" % (entry.source, type(exc).__name__, exc)
             return
+        finally:
+            if first:
+                gate.answered.set()
         if resolved.content_type in HTML_TYPES:
             entry.probe_error = "%s answers with an HTML page (%s), not a model file" % (
                 origin_label(resolved.url),
@@ -317,7 +403,7 @@ class HttpFetcher:
             jobs.append(job)
             run.log(
                 "fetching %s (%s) from %s in-process: the origin serves it and it needs the token"
-                % (entry.name, human(entry.size) if entry.size is not None else "size unknown", entry.source)
+                % (entry.name, bytes_to_human(entry.size) if entry.size is not None else "size unknown", entry.source)
             )
 
         def finished(job):
@@ -325,7 +411,9 @@ class HttpFetcher:
             entry.fetched_bytes = job.fetched_bytes
             if entry.size is None:
                 entry.size = job.size
-            note = "resumed: %s were already in staging" % human(job.resumed_bytes) if job.resumed_bytes else ""
+            note = (
+                "resumed: %s were already in staging" % bytes_to_human(job.resumed_bytes) if job.resumed_bytes else ""
+            )
             run.settle(entry, job.error, note)
 
         downloader = RangedDownloader(
@@ -450,7 +538,7 @@ class HttpFetcher:
                 if status["status"] == "complete":
                     entry.fetched_bytes = max(0, int(status.get("totalLength") or 0) - entry.resumed_bytes)
                     note = (
-                        "resumed: %s were already in staging" % human(entry.resumed_bytes)
+                        "resumed: %s were already in staging" % bytes_to_human(entry.resumed_bytes)
                         if entry.resumed_bytes
                         else ""
                     )
@@ -464,7 +552,7 @@ class HttpFetcher:
                 speed = sum(int(statuses[g]["downloadSpeed"]) for g in pending if g in statuses)
                 run.log(
                     "progress: %d file(s) in flight, %s of %s, %s/s"
-                    % (len(pending), human(done), human(total), human(speed))
+                    % (len(pending), bytes_to_human(done), bytes_to_human(total), bytes_to_human(speed))
                 )
             if pending or retry_at:
                 hashing = any(entry.hasher is not None for entry in pending.values())
@@ -508,6 +596,39 @@ class HttpFetcher:
 
     def discard_after(self, error):
         return isinstance(error, ObjectChanged)
+
+
+class OriginGate:
+    """What the first probe of one origin in this run learnt: ``answered`` is set once it
+    ended, ``unreachable`` holds its error when the origin could not be reached at all."""
+
+    def __init__(self):
+        self.answered = threading.Event()
+        self.unreachable = None
+
+
+class OriginGates:
+    """One probe per origin goes first; the others wait for it. An origin that cannot be
+    reached (connection refused, no route, DNS) then costs its retries once per run, not once
+    per model: with the hub down, recorded models are kept (or fail) at once."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._gates = {}
+
+    def enter(self, origin):
+        """(gate, True) for the first probe of origin, (gate, False) for the others."""
+        with self._lock:
+            gate = self._gates.get(origin)
+            if gate is not None:
+                return gate, False
+            gate = self._gates[origin] = OriginGate()
+            return gate, True
+
+
+def unreachable(error, url):
+    """The origin of url did not answer at all (not an HTTP error, nor storage it redirects to)."""
+    return isinstance(error, OriginError) and str(error).startswith("cannot reach %s:" % origin_label(url))
 
 
 def run_staging(entry):

@@ -27,12 +27,13 @@ results and the plan file may show of a URL.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import re
 import socket
 import ssl
 import time
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import masked_url
 
@@ -89,6 +90,20 @@ def check_url(url):
 def mask_url(url):
     """What logs, results and the plan file may show of `url` (see ``_common.urls``)."""
     return masked_url(url)
+
+
+def userinfo_authorization(url):
+    """(url without its ``user:pass@``, the ``Authorization: Basic`` value it stood for), or
+    (url, None) when it has none. The header then goes, like a token, to that origin only."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _at, hostport = parts.netloc.rpartition("@")
+    user, _colon, password = userinfo.partition(":")
+    pair = ("%s:%s" % (unquote(user), unquote(password))).encode("utf-8")
+    return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment)), "Basic " + base64.b64encode(
+        pair
+    ).decode("ascii")
 
 
 def origin_of(url):

@@ -440,7 +440,7 @@ class ModelStore:
 
     @staticmethod
     def filesystem_of(path):
-        """The mount point of the filesystem holding path, for messages ("2.1 GiB free on /workspace")."""
+        """The mount point of the filesystem holding path, for messages ("2.10 GB free on /workspace")."""
         path = _nearest_existing(path)
         device = os.stat(path).st_dev
         while True:

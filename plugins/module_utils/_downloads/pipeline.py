@@ -43,8 +43,9 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor, wait
 
+from ansible.module_utils.common.text.formatters import bytes_to_human
+
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import is_sha256_hex
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import human
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.model_store import (
     ModelStore,
     StopRequested,
@@ -200,6 +201,9 @@ class DownloadRun:
         if not todo:
             return
         self.fetcher.prepare(todo)
+        for entry in todo:
+            if entry.status == "failed":
+                self.log("failed %s: %s" % (entry.name, entry.reason))
         todo = [e for e in todo if not e.done]
         if not todo:
             return
@@ -353,7 +357,9 @@ class DownloadRun:
         fits = self._preflight(pending)
         if not fits:
             return
-        self.log("starting %d download(s), %s of known size" % (len(fits), human(sum(e.size or 0 for e in fits))))
+        self.log(
+            "starting %d download(s), %s of known size" % (len(fits), bytes_to_human(sum(e.size or 0 for e in fits)))
+        )
         self._check_stop()
         try:
             self.fetcher.fetch(fits, self)
@@ -384,7 +390,8 @@ class DownloadRun:
             entry.finish(
                 "failed",
                 "not enough disk space: needs %s, %s free on %s (after the other downloads "
-                "of this run); free some space, the next start tries again" % (human(need), human(free), where),
+                "of this run); free some space, the next start tries again"
+                % (bytes_to_human(need), bytes_to_human(free), where),
             )
             self.log("failed %s: %s" % (entry.name, entry.reason))
         return fits
@@ -445,7 +452,13 @@ class DownloadRun:
             entry.finish("downloaded", done_note, os.path.getsize(entry.dest))
             self.log(
                 "downloaded %s (%s in %.1f s%s) -> %s"
-                % (entry.name, human(entry.bytes), entry.seconds, ", %s" % done_note if done_note else "", entry.dest)
+                % (
+                    entry.name,
+                    bytes_to_human(entry.bytes),
+                    entry.seconds,
+                    ", %s" % done_note if done_note else "",
+                    entry.dest,
+                )
             )
             return
         self.log("failed %s: %s" % (entry.name, entry.reason))
@@ -466,11 +479,11 @@ class DownloadRun:
 
     def disk_full_reason(self, entry):
         try:
-            free = human(self.store.free_bytes(self.store.staging_dir))
+            free = bytes_to_human(self.store.free_bytes(self.store.staging_dir))
             where = self.store.filesystem_of(self.store.staging_dir)
         except OSError:
             free, where = "?", self.store.staging_dir
-        need = human(entry.size) if entry.size is not None else "an unknown size"
+        need = bytes_to_human(entry.size) if entry.size is not None else "an unknown size"
         return "the disk filled up while downloading: the file needs %s, %s free on %s now; free some space, %s" % (
             need,
             free,
@@ -498,7 +511,7 @@ class DownloadRun:
             if entry.done:
                 continue
             held = self.store.staged_bytes(entry.staged) if (self.store and entry.staged) else 0
-            have = " (%s of %s in staging)" % (human(held), human(entry.size)) if entry.size else ""
+            have = " (%s of %s in staging)" % (bytes_to_human(held), bytes_to_human(entry.size)) if entry.size else ""
             if entry.finish("failed", "stopped by %s before it finished%s; %s" % (name, have, RESUMES)):
                 unfinished.append(entry)
         self.log(
@@ -566,6 +579,25 @@ class DownloadRun:
             "warnings": warnings,
             "stopped": self.stopped,
         }
+
+
+class Unusable:
+    """The fetcher a module runs when it cannot download at all (no boto3, no aria2c, a bad
+    option): every entry still gets its failed result and its line in the models log, so a
+    background job that cannot start is not silent."""
+
+    hash_unknown = False
+
+    def __init__(self, downloader, items, problem):
+        self.downloader = downloader
+        self.items = items
+        self.problem = problem
+
+    def validate(self, entry):
+        """Each entry's own problems are reported as usual (by the run)."""
+
+    def prepare(self, entries):
+        raise RunError(self.problem)
 
 
 def run_module_downloads(module, fetcher, entries, fail_on_error, signals):

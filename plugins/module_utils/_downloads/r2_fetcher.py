@@ -17,8 +17,9 @@ name, from the target's environment or env file (target_secrets.py): ``R2_ACCESS
 
 from __future__ import annotations
 
+from ansible.module_utils.common.text.formatters import bytes_to_human
+
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads import r2_client
-from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.aria2 import human
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import (
     Entry,
     EntryProblem,
@@ -186,12 +187,14 @@ class R2Fetcher:
             entry.hasher = PrefixHasher(entry.staged)
             job.on_prefix = entry.hasher.extend
             jobs.append(job)
-            run.log("fetching %s (%s) -> %s" % (entry.object_name, human(entry.size), entry.dest))
+            run.log("fetching %s (%s) -> %s" % (entry.object_name, bytes_to_human(entry.size), entry.dest))
 
         def finished(job):
             entry = job.context
             entry.fetched_bytes = job.fetched_bytes
-            note = "resumed: %s were already in staging" % human(job.resumed_bytes) if job.resumed_bytes else ""
+            note = (
+                "resumed: %s were already in staging" % bytes_to_human(job.resumed_bytes) if job.resumed_bytes else ""
+            )
             run.settle(entry, job.error, note)
 
         RangedDownloader(
