@@ -28,15 +28,14 @@ from __future__ import annotations
 import filecmp
 import os
 import shutil
-import tempfile
 import time
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import (
-    STAGING_PREFIX,
     GitError,
     looks_like_commit,
     public_url,
     redact,
+    make_staging,
     remove_stale_staging,
     stored_credentials,
 )
@@ -153,7 +152,7 @@ class ComfyUIInstaller:
         if self.module.check_mode:
             return self.result
         os.makedirs(parent, exist_ok=True)
-        stage = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent)
+        stage = make_staging(parent)
         try:
             fresh = os.path.join(stage, "ComfyUI")
             if source:

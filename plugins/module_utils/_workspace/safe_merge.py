@@ -47,6 +47,7 @@ import filecmp
 import hashlib
 import json
 import os
+import shutil
 import stat
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import link_no_clobber, sha256_file
@@ -215,6 +216,22 @@ class Scratch:
                 self.forget(token)
         raise MergeError("could not find a free scratch name in %s" % directory)
 
+    def new_dir(self, parent, prefix):
+        """The path of a new, empty scratch directory ``<prefix><token>`` in `parent`, mode 0700.
+
+        A killed run's directory is removed by ``sweep()`` only when this record says it is ours.
+        """
+        for _dummy in range(100):
+            token = self._token()
+            path = os.path.join(parent, prefix + token)
+            self._record(token, path, "dir")
+            try:
+                os.mkdir(path, 0o700)
+                return path
+            except FileExistsError:
+                self.forget(token)
+        raise MergeError("could not find a free scratch name in %s" % parent)
+
     def new_link(self, beside, text):
         """(path, token) of a new scratch link holding `text`, in the folder of `beside`."""
         parent, name = os.path.split(beside)
@@ -258,6 +275,8 @@ class Scratch:
             return entry_kind(path) == "file"
         if kind == "link":
             return entry_kind(path) == "link" and os.readlink(path) == record.get("text")
+        if kind == "dir":
+            return entry_kind(path) == "dir"
         return False
 
     def leftovers(self):
@@ -272,14 +291,24 @@ class Scratch:
                 found.append((token, None, None))  # never created, or already gone: only the record
         return found
 
-    def sweep(self, check_mode=False):
-        """Remove what killed runs left; returns the scratch paths removed (or that would be)."""
+    def sweep(self, check_mode=False, parent=None):
+        """Remove what killed runs left; returns the scratch paths removed (or that would be).
+
+        ``parent``: only the records of scratch entries directly in that folder (and the records
+        that name nothing) are handled; the others are left for their own sweep.
+        """
         removed = []
-        for token, path, _dummy in self.leftovers():
+        for token, path, kind in self.leftovers():
+            if parent is not None and path is not None and os.path.dirname(path) != parent:
+                continue
             if path is not None:
                 removed.append(path)
             if not check_mode:
-                if path is not None and os.path.lexists(path):
+                if kind == "dir":
+                    shutil.rmtree(path, ignore_errors=True)
+                    if os.path.lexists(path):
+                        continue  # kept with its record, for the next sweep
+                elif path is not None and os.path.lexists(path):
                     os.unlink(path)
                 self.forget(token)
         return removed
