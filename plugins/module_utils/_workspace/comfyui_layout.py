@@ -110,6 +110,7 @@ class ComfyUILayout:
         model_folders=(),
         extra_model_paths=True,
         vault_links=None,
+        on_conflict="merge",
     ):
         self.checkout = checkout
         self.vault = vault
@@ -122,6 +123,7 @@ class ComfyUILayout:
         self.model_folders = list(model_folders)
         self.extra_model_paths = extra_model_paths
         self.vault_links = dict(vault_links or {})
+        self.on_conflict = on_conflict
         self.scratch = None
         self.notes = []
         self.result = {
@@ -225,6 +227,42 @@ class ComfyUILayout:
                     )
                 )
 
+        self._refuse_mounts()
+
+    def _refuse_mounts(self):
+        """A volume mounted at or under ``ComfyUI/<folder>`` is refused before anything moves.
+
+        Sweeping it would move the volume's files off it into the vault (and fill it with
+        placeholders); a bind mount of the vault's own folder would be swept into itself.
+        """
+        if entry_kind(self.checkout) != "dir":
+            return
+        mounts = _mount_points()
+        device = os.stat(self.checkout).st_dev
+        for folder in self.folders:
+            top = os.path.join(self.checkout, folder)
+            if entry_kind(top) != "dir":
+                continue
+            pending = [top]
+            while pending:
+                current = pending.pop()
+                if os.lstat(current).st_dev != device or os.path.ismount(current) or current in mounts:
+                    vault_folder = os.path.join(self.vault, os.path.relpath(current, self.checkout).split(os.sep, 1)[0])
+                    raise LayoutError(
+                        "%s is a mount point inside ComfyUI's checkout; nothing was moved. ComfyUI reads "
+                        "%s now (the vault is its base directory), so files there would be moved off "
+                        "the volume. Unmount it and mount the volume at %s instead (or copy what it "
+                        "holds there), then start again"
+                        % (current, vault_folder, os.path.join(self.vault, os.path.relpath(current, self.checkout)))
+                    )
+                try:
+                    names = os.listdir(current)
+                except OSError:
+                    continue
+                pending.extend(
+                    os.path.join(current, name) for name in names if entry_kind(os.path.join(current, name)) == "dir"
+                )
+
     # -- the steps -------------------------------------------------------------------------
 
     def run(self):
@@ -236,7 +274,7 @@ class ComfyUILayout:
                 self.vault,
                 self.vault,
                 self.vault_links,
-                on_conflict="merge",
+                on_conflict=self.on_conflict,
                 check_mode=self.check_mode,
                 stamp=self.stamp,
             )
@@ -552,6 +590,22 @@ class ComfyUILayout:
         self.notes.append("write %s" % path)
         if not self.check_mode:
             self._write(path, wanted, mode=0o644)
+
+
+def _mount_points():
+    """The mount points of this process's mount namespace (bind mounts of one filesystem too)."""
+    found = set()
+    try:
+        with open("/proc/self/mountinfo", "rb") as handle:
+            for line in handle:
+                fields = line.split(b" ")
+                if len(fields) > 4:
+                    # Octal escapes (\040 for a space) as the kernel writes them.
+                    point = fields[4].decode("unicode_escape").encode("latin-1")
+                    found.add(os.fsdecode(point))
+    except OSError:
+        pass
+    return found
 
 
 def _mirror_dirs(base, stage, rel_dir):
