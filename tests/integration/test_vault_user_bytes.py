@@ -338,3 +338,35 @@ def test_names_that_are_not_utf8_in_the_checkout_do_not_stop_the_start(workspace
         assert handle.read() == b"a lora with odd bytes in its name"
     again = start()
     assert again.rc == 0 and again.changed == 0, again.stdout[-3000:]
+
+
+def test_a_vault_subfolder_linking_into_the_shortcuts_own_subfolder_is_adopted(workspace):
+    start, root, vault, upstream = workspace
+    (root / "models" / "loras").mkdir(parents=True)
+    (root / "models" / "loras" / "mine.safetensors").write_bytes(b"my lora")
+    (vault / "models").mkdir()
+    os.symlink(root / "models" / "loras", vault / "models" / "loras")
+    before = contents(root)
+    for attempt in range(2):
+        run = start()
+        assert run.rc == 0 and run.failed == 0, run.stdout[-3000:]
+        loras = vault / "models" / "loras"
+        assert loras.is_dir() and not loras.is_symlink(), attempt
+        assert (loras / "mine.safetensors").read_bytes() == b"my lora"
+        assert not list((vault / "models").glob("loras.merged-*"))
+        assert not lost(before, contents(root))
+    assert os.readlink(root / "models") == str(vault / "models")
+
+
+def test_a_vault_subfolder_linking_deeper_into_the_shortcut_is_refused(workspace):
+    start, root, vault, upstream = workspace
+    (root / "models" / "loras" / "sub").mkdir(parents=True)
+    (root / "models" / "loras" / "sub" / "mine.safetensors").write_bytes(b"my lora")
+    (vault / "models").mkdir()
+    os.symlink(root / "models" / "loras" / "sub", vault / "models" / "loras")
+    before = tree(root / "models")
+    run = start()
+    assert run.rc != 0 and "it would loop afterwards" in run.stdout, run.stdout[-3000:]
+    assert "nothing was changed" in run.stdout, run.stdout[-3000:]
+    assert tree(root / "models") == before
+    assert os.readlink(vault / "models" / "loras") == str(root / "models" / "loras" / "sub")

@@ -340,6 +340,9 @@ class MergePlan:
         self._walk(source, target)
         self.operations.append(("rmdir", source, None))
 
+    def _links_into_source(self, link):
+        return _links_into(link, self.source)
+
     @property
     def renamed_entries(self):
         """The clashes, each kept under a new name: [{'from': source entry, 'to': new name}]."""
@@ -364,7 +367,20 @@ class MergePlan:
                     "first, a mount cannot be merged" % (src, self.source)
                 )
             dst_kind = entry_kind(dst)
-            if dst_kind == "absent":
+            if dst_kind == "link" and src_kind == "dir" and self._links_into_source(dst):
+                # A target entry that is a link into the folder being merged (an adopted install's
+                # subfolder: aiclipse/models/loras -> /workspace/models/loras). Kept as a clash it
+                # would hide the folder and loop once the source becomes a link to the target.
+                if not os.path.samestat(os.stat(dst), os.lstat(src)):
+                    raise MergeError(
+                        "%s is a link to %s, inside %s, which is being merged into %s: it would loop "
+                        "afterwards. Replace %s by a real folder (or remove the link) and run again"
+                        % (dst, os.path.realpath(dst), self.source, self.target, dst)
+                    )
+                # The link shows this very folder: the folder takes the link's place.
+                self.operations.append(("unlink_link", dst, os.readlink(dst)))
+                self.operations.append(("move", src, dst))
+            elif dst_kind == "absent":
                 self.operations.append(("move", src, dst))
             elif src_kind == "dir" and dst_kind == "dir" and name != ".git":
                 if os.path.samestat(os.lstat(src), os.lstat(dst)):
@@ -379,6 +395,17 @@ class MergePlan:
                 clash = clash_name(dst, self.stamp, taken=taken)
                 taken.add(clash)
                 self.operations.append(("rename", src, clash))
+
+
+def _links_into(link, folder):
+    """True when the link `link` resolves to `folder` or to something inside it (by identity)."""
+    if not os.path.exists(link):
+        return False
+    try:
+        top = os.stat(folder)
+    except OSError:
+        return False
+    return any(os.path.samestat(top, st) for st in _identity_chain(link))
 
 
 def _copy_verified(src, dst, scratch):
@@ -506,6 +533,17 @@ def preflight(source, target, identity=True):
                         "%s is a mount point inside %s; unmount it or move it out of the way "
                         "first, a mount cannot be merged" % (path, source)
                     )
+                counterpart = os.path.join(target, os.path.relpath(path, source))
+                if (
+                    entry_kind(counterpart) == "link"
+                    and _links_into(counterpart, source)
+                    and not os.path.samestat(os.stat(counterpart), os.lstat(path))
+                ):
+                    raise MergeError(
+                        "%s is a link to %s, inside %s, which is being merged into %s: it would loop "
+                        "afterwards. Replace %s by a real folder (or remove the link) and run again"
+                        % (counterpart, os.path.realpath(counterpart), source, target, counterpart)
+                    )
                 pending.append(path)
             elif kind == "other" and crossing:
                 raise MergeError(
@@ -524,6 +562,10 @@ def apply_plan(plan):
             if same_entry(src, dst) or not filecmp.cmp(src, dst, shallow=False):
                 raise MergeError("%s changed during the merge; it was left in place, run again" % src)
             os.unlink(src)
+        elif action == "unlink_link":
+            if entry_kind(src) != "link" or os.readlink(src) != dst:
+                raise MergeError("%s changed during the merge; it was left in place, run again" % src)
+            os.unlink(src)  # only a link: the folder it showed is moved to its name next
         elif action == "discard_partial":
             scratch.sweep()
         elif action == "rmdir":
