@@ -370,3 +370,24 @@ def test_a_vault_subfolder_linking_deeper_into_the_shortcut_is_refused(workspace
     assert "nothing was changed" in run.stdout, run.stdout[-3000:]
     assert tree(root / "models") == before
     assert os.readlink(vault / "models" / "loras") == str(root / "models" / "loras" / "sub")
+
+
+def test_reproducing_a_lock_keeps_the_users_commits_on_master(tmp_path):
+    upstream = make_comfyui_repo(tmp_path / "upstream" / "ComfyUI")
+    locked = upstream.head()
+    upstream.commit({"later.py": "# upstream moved on\n"}, "upstream later")
+    dest = tmp_path / "vault" / "ComfyUI"
+    git(tmp_path, "clone", "-q", upstream.url, str(dest))
+    branch = git(dest, "rev-parse", "--abbrev-ref", "HEAD")
+    (dest / "mine.py").write_text("# the user's own work\n")
+    git(dest, "add", "mine.py")
+    git(dest, "commit", "-qm", "my local commit")
+    mine = git(dest, "rev-parse", "HEAD")
+    result, dummy = run_module(
+        "comfyui_install", {"dest": str(dest), "repo_url": upstream.url, "version": locked, "enforce_version": True}
+    )
+    assert not result.get("failed") and result["status"] == "moved", result
+    assert git(dest, "rev-parse", "HEAD") == locked
+    # The user's commit is still on a branch (not only in the reflog), and the result names it.
+    containing = git(dest, "branch", "--contains", mine, "--format=%(refname:short)").split()
+    assert containing and result["kept_branch"] in containing and branch not in containing, result
