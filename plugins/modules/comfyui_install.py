@@ -227,6 +227,13 @@ not_at_version:
   returned: when the checkout could not be moved
   type: str
   sample: "cannot check out 0f1e2d3: fatal: reference is not a tree: 0f1e2d3"
+kept_branch:
+  description: With O(enforce_version), the branch made at the old tip of the local default branch
+    when it held commits of yours (on neither the locked commit nor origin) before it was set to
+    the locked commit; your commits stay on it.
+  returned: when such commits were found
+  type: str
+  sample: master-before-lock-20260101-120000
 backup:
   description: Where a broken directory was moved, when anything is left there.
   returned: always

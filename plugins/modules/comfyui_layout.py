@@ -20,6 +20,9 @@ description:
     input, output and user data lived inside the checkout.
   - A link at C(ComfyUI/<folder>) that leads to the vault's folder, or nowhere, is removed (it
     is only a link). A link that leads anywhere else stops the module, with what to do.
+  - A mount point at or under C(ComfyUI/<folder>) (a volume mounted into the checkout) stops the
+    module before anything moves, with what to do; its files would otherwise be moved off the
+    volume into the vault.
   - The git settings the older layout made are undone, and only those, the
     C(!/<folder>/) sparse-checkout pattern (the sparse checkout is switched off when it held
     nothing else), C(sparse.expectFilesOutsideOfPatterns), the C(/<folder>) line of
@@ -40,6 +43,11 @@ description:
     now (C(workflows -> user/default/workflows)) with the rules of
     M(aiclipse.comfyui.workspace_link); a real folder found there (the older second workflows
     folder) is merged into the target first, clashes kept under a new name.
+  - Temporary files (a tracked file written back, a placeholder copied, a small file rewritten)
+    are recorded in C(<vault>/.state/layout) before they are made, and only what is recorded
+    there is ever cleaned up; a file of yours named like one is never touched.
+  - Names that are not UTF-8 are handled as the bytes they are; results and messages show those
+    bytes as C(\xNN) escapes.
   - Each step is idempotent and crash-safe. Untracked entries are first renamed into
     C(ComfyUI/<folder>/.aiclipse-sweep) and merged from there, so a run killed at any point is
     finished by the next one and no byte is lost.
@@ -84,9 +92,18 @@ options:
   vault_links:
     description:
       - Links inside the vault, name -> target (both relative to the vault), for paths of the
-        older layout. A real folder at a name is merged into its target, then replaced by the link.
+        older layout. A real folder at a name is merged into its target, then replaced by the link
+        (O(on_conflict)).
     type: dict
     default: {}
+  on_conflict:
+    description:
+      - What a real folder at a O(vault_links) name gets, as for M(aiclipse.comfyui.workspace_link);
+        C(merge) into its target, C(backup) (renamed aside) or C(fail) (the module stops before it
+        changes anything, naming the folder).
+    type: str
+    choices: [merge, backup, fail]
+    default: merge
 extends_documentation_fragment:
   - aiclipse.comfyui.attributes
 attributes:
@@ -185,6 +202,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.printable import escape_text, printable
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.comfyui_layout import (
     FOLDERS,
     KEEP,
@@ -205,6 +223,7 @@ def main():
             model_folders=dict(type="list", elements="str", default=[]),
             extra_model_paths=dict(type="bool", default=True),
             vault_links=dict(type="dict", default={}),
+            on_conflict=dict(type="str", default="merge", choices=["merge", "backup", "fail"]),
         ),
         supports_check_mode=True,
     )
@@ -222,20 +241,23 @@ def main():
         model_folders=params["model_folders"],
         extra_model_paths=params["extra_model_paths"],
         vault_links=params["vault_links"],
+        on_conflict=params["on_conflict"],
     )
     try:
         result = layout.run()
     except (LayoutError, MergeError, WorkspaceLinkError) as exc:
-        module.fail_json(msg=str(exc), **layout.result)
+        module.fail_json(msg=escape_text(str(exc)), **printable(layout.result))
     except OSError as exc:
         module.fail_json(
-            msg="%s: %s; whatever was already moved is in the vault, nothing was deleted, fix "
-            "the cause and start again" % (exc.filename or "", exc.strerror),
-            **layout.result,
+            msg=escape_text(
+                "%s: %s; whatever was already moved is in the vault, nothing was deleted, fix "
+                "the cause and start again" % (exc.filename or "", exc.strerror)
+            ),
+            **printable(layout.result),
         )
     if module._diff:
         result["diff"] = {"before": "", "after": "".join(note + "\n" for note in layout.notes)}
-    module.exit_json(**result)
+    module.exit_json(**printable(result))
 
 
 if __name__ == "__main__":

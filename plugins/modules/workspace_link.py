@@ -99,6 +99,18 @@ options:
     type: str
     choices: [merge, backup, fail]
     default: merge
+  adopt_only:
+    description:
+      - Only adopt installs, change nothing else. A shortcut that is a real folder while the vault
+        has nothing at its target (or only a link to that folder) moves into the vault whole (a
+        rename; a verified copy across filesystems) and becomes a link to it; every other
+        shortcut, and the vault's layout, are left as they are. With O(on_conflict=fail) a folder
+        the vault lacks is left alone too.
+      - For example a ComfyUI clone another template left at C(/workspace/ComfyUI), adopted before
+        a fresh one would be installed in the vault (role M(aiclipse.comfyui.workspace) does this
+        at the start of a pod).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - aiclipse.comfyui.attributes
 attributes:
@@ -290,6 +302,7 @@ def main():
             links=dict(type="dict", required=True),
             directories=dict(type="list", elements="str", default=[]),
             on_conflict=dict(type="str", default="merge", choices=list(ON_CONFLICT_CHOICES)),
+            adopt_only=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -302,6 +315,7 @@ def main():
         directories=params["directories"],
         on_conflict=params["on_conflict"],
         check_mode=module.check_mode,
+        adopt_only=params["adopt_only"],
     )
     try:
         workspace.validate()

@@ -469,19 +469,20 @@ def test_a_manifest_with_a_byte_order_mark_installs_its_nodes(tmp_path):
     assert result["results"][0]["status"] == "cloned" and result["results"][0]["origin"] == f"{manifest}:1"
 
 
-def test_a_node_named_like_old_staging_directories_is_kept_and_leftovers_go(tmp_path):
+def test_a_node_named_like_old_staging_directories_is_kept_and_so_is_an_unrecorded_leftover(tmp_path):
     node = make_node_repo(tmp_path / "src" / ".aiclipse-staging-mine")
     dest = tmp_path / "custom_nodes"
     first, dummy = nodes_run(dest, nodes=[node.url])
     assert first["results"][0]["status"] == "cloned", first
     (dest / ".aiclipse-staging-mine" / "notes.txt").write_text("the user's notes\n")
-    # What a killed run of an earlier version left: a staging directory with a half clone.
+    # Shaped like what a killed run of an earlier version left (a staging directory with a half
+    # clone), but no journal names it: it may be the user's, so it stays.
     leftover = dest / ".aiclipse-staging-k1ll3d"
     (leftover / "checkout" / ".git").mkdir(parents=True)
     again, dummy = nodes_run(dest, nodes=[node.url])
     assert again["changed"] is False and again["results"][0]["status"] == "present", again
     assert (dest / ".aiclipse-staging-mine" / "notes.txt").read_text() == "the user's notes\n"
-    assert not leftover.exists()
+    assert (leftover / "checkout" / ".git").is_dir()
 
 
 def test_a_users_own_folder_is_left_alone_unless_asked(tmp_path, pod_venv, pip_args):

@@ -28,15 +28,14 @@ from __future__ import annotations
 import filecmp
 import os
 import shutil
-import tempfile
 import time
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import (
-    STAGING_PREFIX,
     GitError,
     looks_like_commit,
     public_url,
     redact,
+    make_staging,
     remove_stale_staging,
     stored_credentials,
 )
@@ -153,7 +152,7 @@ class ComfyUIInstaller:
         if self.module.check_mode:
             return self.result
         os.makedirs(parent, exist_ok=True)
-        stage = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent)
+        stage = make_staging(parent)
         try:
             fresh = os.path.join(stage, "ComfyUI")
             if source:
@@ -200,9 +199,28 @@ class ComfyUIInstaller:
             self.result.update(changed=changed_before, not_at_version=f"cannot check out {self.version}: {exc}")
             return self.result
         self.result.update(status="moved", commit=self.git.head(self.dest))
+        self._keep_local_commits(self.dest)
         self._attach_head(self.dest, report=False)
         self.result["branch"] = self._branch(self.dest)
         return self.result
+
+    def _keep_local_commits(self, repo):
+        """Before the default branch is set to the locked commit: commits of the user's on it
+        (reachable from neither the lock nor origin) keep a branch of their own, named in
+        ``kept_branch``; nothing is ever orphaned."""
+        branch = self._default_branch(repo)
+        if not branch:
+            return
+        rc, tip, dummy = self.git.run("rev-parse", "-q", "--verify", f"refs/heads/{branch}^{{commit}}", repo=repo)
+        head = self.git.head(repo)
+        if rc != 0 or not tip or tip == head:
+            return
+        for upstream in (head, f"refs/remotes/origin/{branch}"):
+            if self.git.run("merge-base", "--is-ancestor", tip, upstream, repo=repo)[0] == 0:
+                return
+        name = f"{branch}-before-lock-{time.strftime('%Y%m%d-%H%M%S')}"
+        self.git.must("branch", name, tip, repo=repo)
+        self.result["kept_branch"] = name
 
     def _branch(self, repo):
         rc, out, dummy = self.git.run("symbolic-ref", "-q", "--short", "HEAD", repo=repo)

@@ -27,15 +27,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.git_checkout import (
-    STAGING_PREFIX,
     GitError,
     clone_into_place,
     public_url,
     redact,
+    make_staging,
     remove_stale_staging,
     stored_credentials,
 )
@@ -228,7 +227,7 @@ class NodeInstaller:
         return rc == 0 and tagged == self.git.head(seed)
 
     def _seed(self, seed, node, path, result):
-        stage = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.dest)
+        stage = make_staging(self.dest)
         try:
             work = os.path.join(stage, "checkout")
             shutil.copytree(seed, work, symlinks=True)

@@ -40,18 +40,19 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.urls import mask_credentials, url_credentials
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import TargetSecrets
+from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import Scratch
 
 _COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
 _SCP_LIKE_HOST = re.compile(r"^(?:[^@/]+@)?([^:/]+):")
 
 # Staging directories live next to the checkout they become (a rename must not cross
-# filesystems), which for nodes is custom_nodes/ itself. '+' can never be in a node's directory
-# name (nodes_manifest accepts letters, digits, '.', '_' and '-'), so no node can be taken for
-# one of them and deleted as a leftover.
+# filesystems), which for nodes is custom_nodes/ itself. They are recognised by a record in the
+# vault's state folder, written before the directory is made, never by their name alone: a
+# user's folder of any name is never taken for one (see make_staging).
 STAGING_PREFIX = ".aiclipse+staging-"
-# What earlier versions called them: removed only when they hold nothing but a staged copy.
-_LEGACY_STAGING_PREFIX = ".aiclipse-staging-"
-_STAGED_NAMES = ("checkout", "ComfyUI")
+# Where those records live, under the vault's .state (the vault is the parent of ComfyUI's
+# checkout, and the grandparent of a node's).
+STAGING_JOURNAL = "git-staging"
 
 NETWORK_COMMANDS = frozenset(("clone", "fetch", "ls-remote", "pull"))
 DEFAULT_TIMEOUT = 300
@@ -346,7 +347,7 @@ def clone_into_place(git, url, final_path, branch="", commit=""):
     """
     parent = os.path.dirname(os.path.abspath(final_path))
     os.makedirs(parent, exist_ok=True)
-    stage = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent)
+    stage = make_staging(parent)
     try:
         work = os.path.join(stage, "checkout")
         head = git.clone(url, work, branch, commit)
@@ -356,30 +357,30 @@ def clone_into_place(git, url, final_path, branch="", commit=""):
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _is_leftover(path, name):
-    if os.path.islink(path) or not os.path.isdir(path):
-        return False
-    if name.startswith(STAGING_PREFIX):
-        return True
-    if name.startswith(_LEGACY_STAGING_PREFIX):
-        # That name is also a valid node directory: only a staging shape is ours.
-        try:
-            return set(os.listdir(path)) <= set(_STAGED_NAMES)
-        except OSError:
-            return False
-    return False
+def _staging_scratch(parent):
+    """The journal of staging directories made in `parent`: ``<vault>/.state/git-staging``.
+
+    The vault is `parent` (ComfyUI's checkout) or its parent (a node's); with no ``.state``
+    folder at either, nothing is recorded and a killed run's directory is left in place
+    (hidden, never deleted).
+    """
+    parent = os.path.abspath(parent)
+    for base in (parent, os.path.dirname(parent)):
+        state = os.path.join(base, ".state")
+        if os.path.isdir(state) and not os.path.islink(state):
+            return Scratch(os.path.join(state, STAGING_JOURNAL))
+    return Scratch(None)
+
+
+def make_staging(parent):
+    """A new staging directory in `parent` (mode 0700), recorded before it is made."""
+    return _staging_scratch(parent).new_dir(os.path.abspath(parent), STAGING_PREFIX)
 
 
 def remove_stale_staging(parent):
-    """Staging directories a killed earlier run left behind (ours only)."""
-    removed = []
-    try:
-        names = os.listdir(parent)
-    except OSError:
-        return removed
-    for name in names:
-        path = os.path.join(parent, name)
-        if _is_leftover(path, name):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
+    """Staging directories a killed earlier run left in `parent`: only those its journal lists.
+
+    A folder named like one (``.aiclipse+staging-*``, or the ``.aiclipse-staging-*`` of earlier
+    versions) that no record names is the user's, and stays.
+    """
+    return _staging_scratch(parent).sweep(parent=os.path.abspath(parent))

@@ -81,7 +81,15 @@ def _owner_and_mode(path):
 
 
 def write_file_atomic(
-    path, data, mode=None, new_file_mode=0o644, keep_owner=True, replace=True, prepare=None, tmp_prefix=None
+    path,
+    data,
+    mode=None,
+    new_file_mode=0o644,
+    keep_owner=True,
+    replace=True,
+    prepare=None,
+    tmp_prefix=None,
+    make_temp=None,
 ):
     """Put `data` (bytes, or text written as UTF-8) at `path`, all or nothing.
 
@@ -93,7 +101,9 @@ def write_file_atomic(
     overwrites, even if that something appears while the bytes are written).
     ``prepare(tmp)`` runs on the finished temporary file just before it takes the name (an
     ansible module sets its file attributes there). ``tmp_prefix`` names the temporary file
-    (default ``.<name>.``), for callers that recognise a leftover of a killed run by it.
+    (default ``.<name>.``). ``make_temp(directory)`` returns ``(fd, path)`` of the new temporary
+    file instead of ``mkstemp``, for callers that record it before it exists (and so recognise a
+    killed run's leftover by more than its name).
 
     The folder must exist. Returns True when `path` now holds `data`; raises OSError (the
     temporary file is gone, `path` as it was).
@@ -102,7 +112,10 @@ def write_file_atomic(
         data = data.encode("utf-8", "surrogateescape")
     directory = os.path.dirname(path) or "."
     existing = _owner_and_mode(path) if replace else None
-    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix or f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    if make_temp is not None:
+        fd, tmp = make_temp(directory)
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=tmp_prefix or f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

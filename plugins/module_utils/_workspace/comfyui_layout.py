@@ -49,6 +49,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files imp
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_merge import (
     MergeError,
     MergePlan,
+    Scratch,
     apply_plan,
     clash_name,
     entry_kind,
@@ -61,10 +62,10 @@ FOLDERS = ("models", "custom_nodes", "input", "output", "user")
 # (comfy/cli_args.py defaults --database-url to <ComfyUI>/user/comfyui.db).
 KEEP = ("user/comfyui.db", "user/comfyui.db-*")
 STAGE_NAME = ".aiclipse-sweep"
-RESTORE_PREFIX = ".aiclipse-restore-"
-SEED_PREFIX = ".aiclipse-seed-"
-# Temporary files of the small files rewritten in place (extra_model_paths.yaml, git's info/*).
-TMP_PREFIX = ".aiclipse-tmp-"
+# The journal of this module's temporary files (restored tracked files, seeded model files, the
+# small files rewritten in place): each is recorded here before it exists, and a later run
+# removes only what is recorded. A user's file is never taken for one by its name.
+STATE_DIR = os.path.join(".state", "layout")
 MANAGED_MARK = "# Written by aiclipse.comfyui (comfyui_layout); delete this line to keep your own edits."
 
 
@@ -109,6 +110,7 @@ class ComfyUILayout:
         model_folders=(),
         extra_model_paths=True,
         vault_links=None,
+        on_conflict="merge",
     ):
         self.checkout = checkout
         self.vault = vault
@@ -121,6 +123,8 @@ class ComfyUILayout:
         self.model_folders = list(model_folders)
         self.extra_model_paths = extra_model_paths
         self.vault_links = dict(vault_links or {})
+        self.on_conflict = on_conflict
+        self.scratch = None
         self.notes = []
         self.result = {
             "changed": False,
@@ -186,6 +190,7 @@ class ComfyUILayout:
                 raise LayoutError("%s must be an absolute path, got %r" % (label, value))
         self.checkout = os.path.normpath(self.checkout)
         self.vault = os.path.normpath(self.vault)
+        self.scratch = Scratch(os.path.join(self.vault, STATE_DIR))
         for folder in self.folders:
             if not folder or "/" in folder or folder in (".", ".."):
                 raise LayoutError('folders must be plain names such as "models", got %r' % (folder,))
@@ -222,6 +227,42 @@ class ComfyUILayout:
                     )
                 )
 
+        self._refuse_mounts()
+
+    def _refuse_mounts(self):
+        """A volume mounted at or under ``ComfyUI/<folder>`` is refused before anything moves.
+
+        Sweeping it would move the volume's files off it into the vault (and fill it with
+        placeholders); a bind mount of the vault's own folder would be swept into itself.
+        """
+        if entry_kind(self.checkout) != "dir":
+            return
+        mounts = _mount_points()
+        device = os.stat(self.checkout).st_dev
+        for folder in self.folders:
+            top = os.path.join(self.checkout, folder)
+            if entry_kind(top) != "dir":
+                continue
+            pending = [top]
+            while pending:
+                current = pending.pop()
+                if os.lstat(current).st_dev != device or os.path.ismount(current) or current in mounts:
+                    vault_folder = os.path.join(self.vault, os.path.relpath(current, self.checkout).split(os.sep, 1)[0])
+                    raise LayoutError(
+                        "%s is a mount point inside ComfyUI's checkout; nothing was moved. ComfyUI reads "
+                        "%s now (the vault is its base directory), so files there would be moved off "
+                        "the volume. Unmount it and mount the volume at %s instead (or copy what it "
+                        "holds there), then start again"
+                        % (current, vault_folder, os.path.join(self.vault, os.path.relpath(current, self.checkout)))
+                    )
+                try:
+                    names = os.listdir(current)
+                except OSError:
+                    continue
+                pending.extend(
+                    os.path.join(current, name) for name in names if entry_kind(os.path.join(current, name)) == "dir"
+                )
+
     # -- the steps -------------------------------------------------------------------------
 
     def run(self):
@@ -233,7 +274,7 @@ class ComfyUILayout:
                 self.vault,
                 self.vault,
                 self.vault_links,
-                on_conflict="merge",
+                on_conflict=self.on_conflict,
                 check_mode=self.check_mode,
                 stamp=self.stamp,
             )
@@ -247,7 +288,7 @@ class ComfyUILayout:
         self._remove_links()
         self._undo_git_settings()
         tracked = self._tracked()
-        self._remove_leftovers(tracked)
+        self._remove_leftovers()
         self._ensure_vault_folders()
         for folder in self.folders:
             self._sweep(folder, tracked)
@@ -292,7 +333,7 @@ class ComfyUILayout:
         if found:
             self._note("git", "remove %s from %s" % (", ".join(found), exclude_file))
             if not self.check_mode:
-                _write_lines(exclude_file, [line for line in lines if line.strip() not in ours])
+                self._write_lines(exclude_file, [line for line in lines if line.strip() not in ours])
 
         sparse_file = self._git_path("info/sparse-checkout")
         patterns = ["!/%s/" % f for f in self.folders]
@@ -316,7 +357,7 @@ class ComfyUILayout:
             if ours_found and only_everything and not sparse_on or switch_off and os.path.lexists(sparse_file):
                 os.unlink(sparse_file)
             elif ours_found:
-                _write_lines(sparse_file, kept)
+                self._write_lines(sparse_file, kept)
         if self._config("sparse.expectfilesoutsideofpatterns") is not None:
             self._note("git", "unset sparse.expectFilesOutsideOfPatterns in %s" % self.checkout)
             if not self.check_mode:
@@ -329,20 +370,34 @@ class ComfyUILayout:
             if not self.check_mode:
                 self._git("update-index", "-z", "--no-skip-worktree", "--stdin", data="\0".join(flagged) + "\0")
 
-    def _remove_leftovers(self, tracked):
-        """Temporary files of a write killed half-way: they hold nothing of the user's."""
-        directories = {(os.path.dirname(os.path.join(self.checkout, p)), RESTORE_PREFIX) for p in tracked}
-        directories |= {(self.checkout, TMP_PREFIX), (os.path.dirname(self._git_path("info/exclude")), TMP_PREFIX)}
-        directories |= {
-            (os.path.dirname(os.path.join(self.vault, p)), SEED_PREFIX) for p in tracked if p.startswith("models/")
-        }
-        for directory, prefix in sorted(directories):
-            if os.path.isdir(directory) and not os.path.islink(directory):
-                for name in os.listdir(directory):
-                    if name.startswith(prefix) and entry_kind(os.path.join(directory, name)) == "file":
-                        self.result["changed"] = True
-                        if not self.check_mode:
-                            os.unlink(os.path.join(directory, name))
+    def _remove_leftovers(self):
+        """Temporary files of a write killed half-way, as the journal records them (nothing else)."""
+        if self.scratch.sweep(self.check_mode):
+            self.result["changed"] = True
+
+    def _write(self, path, data, **options):
+        """write_file_atomic with its temporary file recorded in the journal before it exists."""
+        tokens = []
+
+        def make_temp(directory):
+            fd, tmp, token = self.scratch.new_file(directory)
+            tokens.append(token)
+            return fd, tmp
+
+        try:
+            return write_file_atomic(path, data, make_temp=make_temp, **options)
+        finally:
+            for token in tokens:
+                self.scratch.forget(token)
+
+    def _write_new(self, dest, content, git_mode):
+        """Write a tracked file that must not exist yet, with git's mode for it (never clobbers:
+        a file that appeared meanwhile wins)."""
+        self._write(dest, content, mode=0o755 if git_mode == "100755" else 0o644, replace=False)
+
+    def _write_lines(self, path, lines):
+        """Rewrite a small git control file atomically, keeping its mode and owner."""
+        self._write(path, "".join(line + "\n" for line in lines), new_file_mode=0o644)
 
     def _restore_missing(self, tracked):
         unlinked = {os.path.basename(path) for path in self.result["links_removed"]}
@@ -366,7 +421,7 @@ class ComfyUILayout:
         contents = self._blobs([sha for dummy, dummy2, sha in missing])
         for dest, mode, sha in missing:
             os.makedirs(os.path.dirname(dest), exist_ok=True)
-            _write_new(dest, contents[sha], mode, RESTORE_PREFIX)
+            self._write_new(dest, contents[sha], mode)
 
     def _blobs(self, shas):
         """{sha: bytes} of git objects, read in one ``git cat-file --batch``."""
@@ -389,6 +444,9 @@ class ComfyUILayout:
         return blobs
 
     def _ensure_vault_folders(self):
+        if not self.check_mode and os.path.isdir(self.vault):
+            # The state folder holds the journals (this module's, and git's staging directories).
+            os.makedirs(os.path.join(self.vault, ".state"), exist_ok=True)
         for folder in self.folders:
             path = os.path.join(self.vault, folder)
             if os.path.isdir(path):
@@ -479,7 +537,7 @@ class ComfyUILayout:
             records.append({"from": source, "to": os.path.join(target, rel), "clash": False, "staged": staged})
         try:
             preflight(stage, target)
-            plan = MergePlan(stage, target, self.stamp)
+            plan = MergePlan(stage, target, self.stamp, self.scratch.state_dir)
             renamed = {item["from"]: item["to"] for item in plan.renamed_entries}
             for record in records:
                 staged = record.pop("staged")
@@ -507,7 +565,7 @@ class ComfyUILayout:
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 with open(os.path.join(self.checkout, rel), "rb") as handle:
                     content = handle.read()
-                _write_new(dest, content, mode, SEED_PREFIX)
+                self._write_new(dest, content, mode)
 
     def _write_extra_model_paths(self):
         path = os.path.join(self.checkout, "extra_model_paths.yaml")
@@ -531,7 +589,23 @@ class ComfyUILayout:
         self.result["changed"] = True
         self.notes.append("write %s" % path)
         if not self.check_mode:
-            write_file_atomic(path, wanted, mode=0o644, tmp_prefix=TMP_PREFIX)
+            self._write(path, wanted, mode=0o644)
+
+
+def _mount_points():
+    """The mount points of this process's mount namespace (bind mounts of one filesystem too)."""
+    found = set()
+    try:
+        with open("/proc/self/mountinfo", "rb") as handle:
+            for line in handle:
+                fields = line.split(b" ")
+                if len(fields) > 4:
+                    # Octal escapes (\040 for a space) as the kernel writes them.
+                    point = fields[4].decode("unicode_escape").encode("latin-1")
+                    found.add(os.fsdecode(point))
+    except OSError:
+        pass
+    return found
 
 
 def _mirror_dirs(base, stage, rel_dir):
@@ -559,20 +633,9 @@ def _parents_are_dirs(top, path):
     return True
 
 
-def _write_new(dest, content, git_mode, prefix):
-    """Write a tracked file that must not exist yet, with git's mode for it (never clobbers:
-    a file that appeared meanwhile wins)."""
-    write_file_atomic(dest, content, mode=0o755 if git_mode == "100755" else 0o644, replace=False, tmp_prefix=prefix)
-
-
 def _read_lines(path):
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as handle:
             return handle.read().splitlines()
     except FileNotFoundError:
         return []
-
-
-def _write_lines(path, lines):
-    """Rewrite a small git control file atomically, keeping its mode and owner."""
-    write_file_atomic(path, "".join(line + "\n" for line in lines), new_file_mode=0o644, tmp_prefix=TMP_PREFIX)

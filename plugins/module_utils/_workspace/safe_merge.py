@@ -47,6 +47,7 @@ import filecmp
 import hashlib
 import json
 import os
+import shutil
 import stat
 
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._common.files import link_no_clobber, sha256_file
@@ -215,6 +216,22 @@ class Scratch:
                 self.forget(token)
         raise MergeError("could not find a free scratch name in %s" % directory)
 
+    def new_dir(self, parent, prefix):
+        """The path of a new, empty scratch directory ``<prefix><token>`` in `parent`, mode 0700.
+
+        A killed run's directory is removed by ``sweep()`` only when this record says it is ours.
+        """
+        for _dummy in range(100):
+            token = self._token()
+            path = os.path.join(parent, prefix + token)
+            self._record(token, path, "dir")
+            try:
+                os.mkdir(path, 0o700)
+                return path
+            except FileExistsError:
+                self.forget(token)
+        raise MergeError("could not find a free scratch name in %s" % parent)
+
     def new_link(self, beside, text):
         """(path, token) of a new scratch link holding `text`, in the folder of `beside`."""
         parent, name = os.path.split(beside)
@@ -258,6 +275,8 @@ class Scratch:
             return entry_kind(path) == "file"
         if kind == "link":
             return entry_kind(path) == "link" and os.readlink(path) == record.get("text")
+        if kind == "dir":
+            return entry_kind(path) == "dir"
         return False
 
     def leftovers(self):
@@ -272,14 +291,24 @@ class Scratch:
                 found.append((token, None, None))  # never created, or already gone: only the record
         return found
 
-    def sweep(self, check_mode=False):
-        """Remove what killed runs left; returns the scratch paths removed (or that would be)."""
+    def sweep(self, check_mode=False, parent=None):
+        """Remove what killed runs left; returns the scratch paths removed (or that would be).
+
+        ``parent``: only the records of scratch entries directly in that folder (and the records
+        that name nothing) are handled; the others are left for their own sweep.
+        """
         removed = []
-        for token, path, _dummy in self.leftovers():
+        for token, path, kind in self.leftovers():
+            if parent is not None and path is not None and os.path.dirname(path) != parent:
+                continue
             if path is not None:
                 removed.append(path)
             if not check_mode:
-                if path is not None and os.path.lexists(path):
+                if kind == "dir":
+                    shutil.rmtree(path, ignore_errors=True)
+                    if os.path.lexists(path):
+                        continue  # kept with its record, for the next sweep
+                elif path is not None and os.path.lexists(path):
                     os.unlink(path)
                 self.forget(token)
         return removed
@@ -311,6 +340,9 @@ class MergePlan:
         self._walk(source, target)
         self.operations.append(("rmdir", source, None))
 
+    def _links_into_source(self, link):
+        return _links_into(link, self.source)
+
     @property
     def renamed_entries(self):
         """The clashes, each kept under a new name: [{'from': source entry, 'to': new name}]."""
@@ -335,7 +367,20 @@ class MergePlan:
                     "first, a mount cannot be merged" % (src, self.source)
                 )
             dst_kind = entry_kind(dst)
-            if dst_kind == "absent":
+            if dst_kind == "link" and src_kind == "dir" and self._links_into_source(dst):
+                # A target entry that is a link into the folder being merged (an adopted install's
+                # subfolder: aiclipse/models/loras -> /workspace/models/loras). Kept as a clash it
+                # would hide the folder and loop once the source becomes a link to the target.
+                if not os.path.samestat(os.stat(dst), os.lstat(src)):
+                    raise MergeError(
+                        "%s is a link to %s, inside %s, which is being merged into %s: it would loop "
+                        "afterwards. Replace %s by a real folder (or remove the link) and run again"
+                        % (dst, os.path.realpath(dst), self.source, self.target, dst)
+                    )
+                # The link shows this very folder: the folder takes the link's place.
+                self.operations.append(("unlink_link", dst, os.readlink(dst)))
+                self.operations.append(("move", src, dst))
+            elif dst_kind == "absent":
                 self.operations.append(("move", src, dst))
             elif src_kind == "dir" and dst_kind == "dir" and name != ".git":
                 if os.path.samestat(os.lstat(src), os.lstat(dst)):
@@ -350,6 +395,17 @@ class MergePlan:
                 clash = clash_name(dst, self.stamp, taken=taken)
                 taken.add(clash)
                 self.operations.append(("rename", src, clash))
+
+
+def _links_into(link, folder):
+    """True when the link `link` resolves to `folder` or to something inside it (by identity)."""
+    if not os.path.exists(link):
+        return False
+    try:
+        top = os.stat(folder)
+    except OSError:
+        return False
+    return any(os.path.samestat(top, st) for st in _identity_chain(link))
 
 
 def _copy_verified(src, dst, scratch):
@@ -477,6 +533,17 @@ def preflight(source, target, identity=True):
                         "%s is a mount point inside %s; unmount it or move it out of the way "
                         "first, a mount cannot be merged" % (path, source)
                     )
+                counterpart = os.path.join(target, os.path.relpath(path, source))
+                if (
+                    entry_kind(counterpart) == "link"
+                    and _links_into(counterpart, source)
+                    and not os.path.samestat(os.stat(counterpart), os.lstat(path))
+                ):
+                    raise MergeError(
+                        "%s is a link to %s, inside %s, which is being merged into %s: it would loop "
+                        "afterwards. Replace %s by a real folder (or remove the link) and run again"
+                        % (counterpart, os.path.realpath(counterpart), source, target, counterpart)
+                    )
                 pending.append(path)
             elif kind == "other" and crossing:
                 raise MergeError(
@@ -495,6 +562,10 @@ def apply_plan(plan):
             if same_entry(src, dst) or not filecmp.cmp(src, dst, shallow=False):
                 raise MergeError("%s changed during the merge; it was left in place, run again" % src)
             os.unlink(src)
+        elif action == "unlink_link":
+            if entry_kind(src) != "link" or os.readlink(src) != dst:
+                raise MergeError("%s changed during the merge; it was left in place, run again" % src)
+            os.unlink(src)  # only a link: the folder it showed is moved to its name next
         elif action == "discard_partial":
             scratch.sweep()
         elif action == "rmdir":

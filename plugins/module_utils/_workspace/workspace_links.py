@@ -49,6 +49,7 @@ from ansible_collections.aiclipse.comfyui.plugins.module_utils._workspace.safe_m
     apply_plan,
     clash_name,
     entry_kind,
+    nearest_existing,
     preflight,
 )
 
@@ -152,9 +153,21 @@ class WorkspaceLinks:
     """Validate, then apply (or, in check mode, only report) a set of shortcuts."""
 
     def __init__(
-        self, root, vault, links, on_conflict="merge", check_mode=False, stamp=None, directories=None, state_dir=None
+        self,
+        root,
+        vault,
+        links,
+        on_conflict="merge",
+        check_mode=False,
+        stamp=None,
+        directories=None,
+        state_dir=None,
+        adopt_only=False,
     ):
         self.root = root
+        # Only adopt: a real folder at a shortcut moves into the vault whole when the vault has
+        # nothing at its target (or only a link to it); every other shape is left as it is.
+        self.adopt_only = adopt_only
         self.vault = vault
         self.links = links
         self.directories = list(directories or [])
@@ -362,6 +375,8 @@ class WorkspaceLinks:
             shortcut.retarget = (os.readlink(target), now)
         if entry_kind(path) != "dir":
             return []
+        if self.adopt_only and not os.path.lexists(target):
+            return self._judge_missing_target(shortcut)
         real_path = os.path.realpath(path)
         if now == real_path or (os.path.exists(target) and os.path.samestat(os.stat(target), os.lstat(path))):
             return self._judge_adoption(shortcut, followed)
@@ -395,6 +410,8 @@ class WorkspaceLinks:
                 % (target, path, hop, hop)
             ]
         if self.on_conflict == "fail":
+            if self.adopt_only:
+                return []  # left as it is; the full run says what to do
             return [
                 "%s is a real directory and the vault's %s links to it; on_conflict=fail leaves it alone. "
                 "Use on_conflict=merge or backup to move it into the vault, or move it there yourself "
@@ -404,7 +421,25 @@ class WorkspaceLinks:
         shortcut.adopt = "renamed" if same_fs else "copied"
         return []
 
+    def _judge_missing_target(self, shortcut):
+        """The vault has nothing at the target and the shortcut is a real folder: it moves in whole."""
+        path, target = shortcut.path, shortcut.target
+        if self.on_conflict == "fail" or os.path.ismount(path):
+            return []  # left alone here; the full run says what to do
+        parent = os.path.dirname(target)
+        real_path = os.path.realpath(path)
+        if _at_or_inside(os.path.realpath(nearest_existing(parent)), real_path):
+            return [
+                "%s lies inside %s, the folder that would move there: a folder cannot be moved into "
+                "itself. Point the vault elsewhere" % (target, path)
+            ]
+        same_fs = os.lstat(path).st_dev == os.stat(nearest_existing(parent)).st_dev
+        shortcut.adopt = "renamed" if same_fs else "copied"
+        return []
+
     def _check_on_disk(self, shortcut):
+        if self.adopt_only and not shortcut.adopt:
+            return []  # left as it is
         errors = []
         path = shortcut.path
         kind = entry_kind(path)
@@ -445,6 +480,8 @@ class WorkspaceLinks:
         results = []
         before, after = [], []
         changed = False
+        if self.adopt_only:
+            return self._run_adoptions()
         if not os.path.isdir(self.vault):
             changed = True
             before.append(describe(self.vault))
@@ -485,6 +522,27 @@ class WorkspaceLinks:
         return printable(
             {"changed": changed, "links": results, "directories": directories, "diff": diff, "scratch_removed": swept}
         )
+
+    def _run_adoptions(self):
+        """Adopt-only run: each shortcut's real folder that the vault lacks moves in; nothing else."""
+        results, before, after = [], [], []
+        for shortcut in self.shortcuts:
+            record = {"name": shortcut.name, "path": shortcut.path, "target": shortcut.target, "action": "ok"}
+            record["changed"] = bool(shortcut.adopt)
+            record["adopted"] = None
+            if shortcut.adopt:
+                fields, notes, steps = self._plan_vault_side(shortcut)
+                before.append(fields["before"])
+                after.append("%s -> %s" % (shortcut.path, shortcut.target))
+                after.extend(notes)
+                if not self.check_mode and not os.path.isdir(self.vault):
+                    os.makedirs(self.vault)
+                self._apply(steps)
+                record.update(action="adopted", adopted=fields["adopted"])
+            results.append(record)
+        diff = {"before": "".join(line + "\n" for line in before), "after": "".join(line + "\n" for line in after)}
+        changed = any(record["changed"] for record in results)
+        return printable({"changed": changed, "links": results, "directories": [], "diff": diff, "scratch_removed": []})
 
     def _plan_vault_side(self, shortcut):
         """Adopt the shortcut's folder, or straighten the target's link: (record fields, notes, steps)."""
@@ -533,7 +591,10 @@ class WorkspaceLinks:
         shortcut's link is missing (it is created).
         """
         path, target = shortcut.path, shortcut.target
-        os.unlink(target)  # only a link: the folder it showed is `path`
+        if entry_kind(target) == "link":
+            os.unlink(target)  # only a link: the folder it showed is `path`
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
         if shortcut.adopt == "renamed":
             os.rename(path, target)
         else:
