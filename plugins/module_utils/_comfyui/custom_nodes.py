@@ -184,7 +184,7 @@ class NodeInstaller:
             return cleaned
         for name in names:
             path = os.path.join(self.dest, name)
-            if name in listed or name.startswith(STAGING_PREFIX) or os.path.islink(path):
+            if name in listed or os.path.islink(path):
                 continue
             if not os.path.isdir(path) or not os.path.lexists(os.path.join(path, ".git")):
                 continue

@@ -34,7 +34,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 from urllib.parse import unquote, urlsplit, urlunsplit
 
