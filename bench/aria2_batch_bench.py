@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from common import runs_text  # noqa: E402
 from harness.ansible_run import run_module  # noqa: E402
 from harness.nginx import NginxOrigin, write_file  # noqa: E402
 
@@ -37,7 +38,7 @@ IN_ORDER_SHORT = "in order"
 
 
 def aria2c_flags(jobs, split, conns, min_split):
-    return ["-j%d" % jobs, "-s%d" % split, "-x%d" % conns, "-k%s" % min_split]
+    return [f"-j{jobs}", f"-s{split}", f"-x{conns}", f"-k{min_split}"]
 
 
 def time_plain_aria2c(urls, out_dir, flags):
@@ -68,7 +69,7 @@ def time_module(urls, digests, vault, args):
     result, proc = run_module("aria2_batch", dict(args, downloads=downloads, state_dir=str(vault / ".state")))
     elapsed = time.monotonic() - started
     if result.get("failed") or result.get("downloaded") != len(urls):
-        raise SystemExit("aria2_batch did not download everything: %s\n%s" % (result.get("msg"), proc.stderr))
+        raise SystemExit(f"aria2_batch did not download everything: {result.get('msg')}\n{proc.stderr}")
     return elapsed
 
 
@@ -76,7 +77,7 @@ def check(out_dir, digests):
     for path, digest in zip(sorted(out_dir.glob("*.bin")), digests):
         with open(path, "rb") as handle:
             if hashlib.file_digest(handle, "sha256").hexdigest() != digest:
-                raise SystemExit("wrong bytes in %s" % path)
+                raise SystemExit(f"wrong bytes in {path}")
 
 
 def sha256_mib_s(path):
@@ -101,13 +102,13 @@ def measure(table, files=4, size_mb=256, limit_rate="20m", repeat=5, workdir=Non
     work = Path(tempfile.mkdtemp(prefix="aiclipse-aria2-bench-", dir=workdir))
     try:
         served = work / "served"
-        names = ["model%d.bin" % i for i in range(files)]
+        names = [f"model{i}.bin" for i in range(files)]
         digests = [write_file(served / n, size_mb * 1024 * 1024, seed=i) for i, n in enumerate(names)]
         module_runs, same_runs, plain_runs, seq_runs, startup_runs, verify_runs, sha_rates = [], [], [], [], [], [], []
         flags = aria2c_flags(4, 8, 8, "8M")
         settle_disk()
         with NginxOrigin(served, limit_rate=limit_rate) as origin:
-            urls = ["%s/public/%s" % (origin.url, n) for n in names]
+            urls = [f"{origin.url}/public/{n}" for n in names]
 
             def startup():
                 started = time.monotonic()
@@ -140,41 +141,41 @@ def measure(table, files=4, size_mb=256, limit_rate="20m", repeat=5, workdir=Non
         module_s, same_s, plain_s = median(module_runs), median(same_runs), median(plain_runs)
         startup_s, verify_s, sha_rate = median(startup_runs), median(verify_runs), median(sha_rates)
         total_mib = files * size_mb
-        label = "%d x %d MiB at %s/connection" % (files, size_mb, limit_rate)
+        label = f"{files} x {size_mb} MiB at {limit_rate}/connection"
         # Judged: the module's own time, i.e. its run less a run of ansible.builtin.ping (ansible's
         # start-up and one module task, paid once per play whatever the module does).
         own_s = module_s - startup_s
         table.add(
-            "HTTP: aria2_batch / plain aria2c, same flags (%s), %s" % (" ".join(flags + [IN_ORDER_SHORT]), label),
-            "%.1f s (%.0f MiB/s)" % (module_s, total_mib / module_s),
-            "%.1f s (%.0f MiB/s)" % (same_s, total_mib / same_s),
+            f"HTTP: aria2_batch / plain aria2c, same flags ({' '.join(flags + [IN_ORDER_SHORT])}), {label}",
+            f"{module_s:.1f} s ({total_mib / module_s:.0f} MiB/s)",
+            f"{same_s:.1f} s ({total_mib / same_s:.0f} MiB/s)",
             module_s / same_s,
             "",
             None,
         )
         table.add(
-            "  the module's own time: less ansible's start-up and a module task (ping: %.1f s)" % startup_s,
-            "%.1f s" % own_s,
-            "%.1f s" % same_s,
+            f"  the module's own time: less ansible's start-up and a module task (ping: {startup_s:.1f} s)",
+            f"{own_s:.1f} s",
+            f"{same_s:.1f} s",
             own_s / same_s,
-            "<= %.2f" % target if target else "",
+            f"<= {target:.2f}" if target else "",
             own_s / same_s <= target if target else None,
         )
         table.add(
-            "  bound: sha256 on one core (this run); %d MiB of it is %.1f s" % (total_mib, total_mib / sha_rate),
-            "%.0f MiB/s" % sha_rate,
+            f"  bound: sha256 on one core (this run); {total_mib} MiB of it is {total_mib / sha_rate:.1f} s",
+            f"{sha_rate:.0f} MiB/s",
         )
         table.add(
             "  plain aria2c, its default piece selector / in order",
-            "%.1f s" % plain_s,
-            "%.1f s" % same_s,
+            f"{plain_s:.1f} s",
+            f"{same_s:.1f} s",
             plain_s / same_s,
             "",
             None,
         )
         table.add(
-            "  aria2_batch / plain aria2c (default selector) + a sha256 of its files (%.1f s)" % verify_s,
-            "%.1f s" % module_s,
+            f"  aria2_batch / plain aria2c (default selector) + a sha256 of its files ({verify_s:.1f} s)",
+            f"{module_s:.1f} s",
             "%.1f s" % (plain_s + verify_s),
             module_s / (plain_s + verify_s),
             "",
@@ -183,21 +184,16 @@ def measure(table, files=4, size_mb=256, limit_rate="20m", repeat=5, workdir=Non
         if sequential:
             seq_s = median(seq_runs)
             table.add(
-                "HTTP: aria2_batch / sequential 1-connection Python, %s" % label,
-                "%.1f s" % module_s,
-                "%.1f s (%.0f MiB/s)" % (seq_s, total_mib / seq_s),
+                f"HTTP: aria2_batch / sequential 1-connection Python, {label}",
+                f"{module_s:.1f} s",
+                f"{seq_s:.1f} s ({total_mib / seq_s:.0f} MiB/s)",
                 module_s / seq_s,
                 "< 1",
                 module_s < seq_s,
             )
         table.note(
-            "HTTP %s runs (s): aria2_batch %s; aria2c same flags %s; aria2c default selector %s"
-            % (
-                label,
-                " ".join("%.1f" % x for x in module_runs),
-                " ".join("%.1f" % x for x in same_runs),
-                " ".join("%.1f" % x for x in plain_runs),
-            )
+            f"HTTP {label} runs (s): aria2_batch {runs_text(module_runs)}; aria2c same flags {runs_text(same_runs)}; "
+            f"aria2c default selector {runs_text(plain_runs)}"
         )
         return module_s, same_s, plain_s
     finally:
@@ -221,19 +217,19 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="aiclipse-aria2-bench-", dir=opts.workdir))
     try:
         served = work / "served"
-        print("writing %d x %d MB ..." % (opts.files, opts.size_mb), flush=True)
-        names = ["model%d.bin" % i for i in range(opts.files)]
+        print(f"writing {opts.files} x {opts.size_mb} MB ...", flush=True)
+        names = [f"model{i}.bin" for i in range(opts.files)]
         digests = [write_file(served / n, opts.size_mb * 1024 * 1024, seed=i) for i, n in enumerate(names)]
         with NginxOrigin(served, limit_rate=opts.limit_rate) as origin:
-            urls = ["%s/public/%s" % (origin.url, n) for n in names]
+            urls = [f"{origin.url}/public/{n}" for n in names]
             flags = aria2c_flags(opts.jobs, opts.split, opts.conns, opts.min_split)
             label = " ".join(flags)
-            print("origin throttled to %s per connection; flags %s" % (opts.limit_rate, label), flush=True)
+            print(f"origin throttled to {opts.limit_rate} per connection; flags {label}", flush=True)
 
             started = time.monotonic()
             run_module("ansible.builtin.ping", {})
             ansible_s = time.monotonic() - started
-            print("ansible start-up (ping) %6.1f s  (part of every module run)" % ansible_s, flush=True)
+            print(f"ansible start-up (ping) {ansible_s:6.1f} s  (part of every module run)", flush=True)
 
             module_s = time_module(
                 urls,
@@ -247,19 +243,19 @@ def main():
                 },
             )
             shutil.rmtree(work / "vault")
-            print("aria2_batch            %7.1f s" % module_s, flush=True)
+            print(f"aria2_batch            {module_s:7.1f} s", flush=True)
 
             same_s = time_plain_aria2c(urls, work / "same", flags + [IN_ORDER])
             shutil.rmtree(work / "same")
-            print("plain aria2c, in order %7.1f s  (the piece selector aria2_batch uses)" % same_s, flush=True)
+            print(f"plain aria2c, in order {same_s:7.1f} s  (the piece selector aria2_batch uses)", flush=True)
             plain_s = time_plain_aria2c(urls, work / "plain", flags)
             started = time.monotonic()
             check(work / "plain", digests)
             verify_s = time.monotonic() - started
             shutil.rmtree(work / "plain")
-            print("plain aria2c           %7.1f s" % plain_s, flush=True)
+            print(f"plain aria2c           {plain_s:7.1f} s", flush=True)
             print(
-                "  + sha256 of its files %6.1f s  (what aria2_batch also does before publishing)" % verify_s, flush=True
+                f"  + sha256 of its files {verify_s:6.1f} s  (what aria2_batch also does before publishing)", flush=True
             )
 
             sweep = []
@@ -269,21 +265,20 @@ def main():
                     seconds = time_plain_aria2c(urls, work / "sweep", sweep_flags)
                     shutil.rmtree(work / "sweep")
                     sweep.append((" ".join(sweep_flags), seconds))
-                    print("  sweep %-22s %7.1f s" % (" ".join(sweep_flags), seconds), flush=True)
+                    print(f"  sweep {' '.join(sweep_flags):<22} {seconds:7.1f} s", flush=True)
 
             seq_s = None
             if not opts.skip_sequential:
                 seq_s = time_sequential_python(urls, work / "sequential")
                 check(work / "sequential", digests)
                 shutil.rmtree(work / "sequential")
-                print("sequential Python      %7.1f s" % seq_s, flush=True)
+                print(f"sequential Python      {seq_s:7.1f} s", flush=True)
 
         total_mb = opts.files * opts.size_mb
         print()
-        print("%d x %d MB, %s/connection, %s" % (opts.files, opts.size_mb, opts.limit_rate, label))
+        print(f"{opts.files} x {opts.size_mb} MB, {opts.limit_rate}/connection, {label}")
         print(
-            "aria2_batch / plain aria2c       = %.2f  (%.0f MB/s vs %.0f MB/s)"
-            % (module_s / plain_s, total_mb / module_s, total_mb / plain_s)
+            f"aria2_batch / plain aria2c       = {module_s / plain_s:.2f}  ({total_mb / module_s:.0f} MB/s vs {total_mb / plain_s:.0f} MB/s)"
         )
         print(
             "aria2_batch / aria2c in order    = %.2f  (the same flags as the module gives aria2c)" % (module_s / same_s)
@@ -295,8 +290,7 @@ def main():
         print("  vs aria2c + sha256, no ansible = %.2f" % ((module_s - ansible_s) / (plain_s + verify_s)))
         if seq_s:
             print(
-                "aria2_batch / sequential Python  = %.2f  (%.0f MB/s vs %.0f MB/s)"
-                % (module_s / seq_s, total_mb / module_s, total_mb / seq_s)
+                f"aria2_batch / sequential Python  = {module_s / seq_s:.2f}  ({total_mb / module_s:.0f} MB/s vs {total_mb / seq_s:.0f} MB/s)"
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -49,6 +49,11 @@ def clock(function, *args, **kwargs):
     return time.monotonic() - started, result
 
 
+def runs_text(values, digits=1):
+    """Each run's seconds, as the notes under a table list them."""
+    return " ".join(f"{value:.{digits}f}" for value in values)
+
+
 def median(values):
     return statistics.median(values)
 
@@ -93,9 +98,9 @@ def time_playbook(playbook, extra_vars=None, inventory=None, env=None, args=(), 
     """Seconds of one ansible-playbook run (json callback); fails loudly when the run failed."""
     seconds, run = clock(run_playbook, playbook, extra_vars, inventory=inventory, env=env, args=args)
     if run.rc != 0 or run.failed:
-        raise SystemExit("%s failed (rc %d):\n%s\n%s" % (playbook, run.rc, run.stdout[-4000:], run.stderr[-4000:]))
+        raise SystemExit(f"{playbook} failed (rc {run.rc}):\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}")
     if expect_changed is not None and run.changed != expect_changed:
-        raise SystemExit("%s: changed=%d, expected %d" % (playbook, run.changed, expect_changed))
+        raise SystemExit(f"{playbook}: changed={run.changed}, expected {expect_changed}")
     return seconds
 
 
@@ -114,7 +119,7 @@ def sparse_farm(models_dir, count, size, prefix="model"):
     entries = []
     for number in range(count):
         subdir = SUBDIRS[number % len(SUBDIRS)]
-        filename = "%s-%04d.safetensors" % (prefix, number)
+        filename = f"{prefix}-{number:04d}.safetensors"
         dest = Path(models_dir) / subdir / filename
         dest.parent.mkdir(parents=True, exist_ok=True)
         with open(dest, "wb") as handle:
@@ -152,9 +157,9 @@ def disk_write_mib_s(directory, size=1 * GIB):
         [
             "dd",
             "if=/dev/zero",
-            "of=%s" % target,
+            f"of={target}",
             "bs=8M",
-            "count=%d" % (size // (8 * MIB)),
+            "count=%s" % (size // (8 * MIB)),
             "conv=fsync",
             "status=none",
         ],
@@ -178,7 +183,7 @@ def loopback_mib_s(directory, size=1 * GIB, connections=4):
             started = time.monotonic()
             procs = [subprocess.Popen(["curl", "-sS", "-o", "/dev/null", url]) for _conn in range(connections)]
             if any(proc.wait() for proc in procs):
-                raise SystemExit("curl could not read %s" % url)
+                raise SystemExit(f"curl could not read {url}")
             seconds = time.monotonic() - started
     finally:
         shutil.rmtree(served, ignore_errors=True)
@@ -199,7 +204,7 @@ class Table:
 
     def add(self, figure, measured, baseline="", ratio=None, target="", ok=None):
         verdict = "" if ok is None else ("ok" if ok else "MISSED")
-        self.rows.append((figure, measured, baseline, "" if ratio is None else "%.2f" % ratio, target, verdict))
+        self.rows.append((figure, measured, baseline, "" if ratio is None else f"{ratio:.2f}", target, verdict))
 
     def note(self, text):
         self.notes.append(text)
@@ -235,9 +240,4 @@ def environment_line():
     version = subprocess.run(
         [str(VENV_BIN / "ansible"), "--version"], capture_output=True, text=True, env=ansible_env(), check=False
     ).stdout.splitlines()[:1]
-    return "%d cores, load %.1f at start, %s, Python %s" % (
-        os.cpu_count(),
-        load,
-        (version or ["ansible ?"])[0],
-        sys.version.split()[0],
-    )
+    return f"{os.cpu_count()} cores, load {load:.1f} at start, {(version or ['ansible ?'])[0]}, Python {sys.version.split()[0]}"

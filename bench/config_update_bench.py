@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GIB, REPO, clock, run_alone, side_by_side  # noqa: E402
+from common import GIB, REPO, clock, run_alone, runs_text, side_by_side  # noqa: E402
 from harness.git_servers import CountingProxy, GitDaemon  # noqa: E402
 from harness.paths import VENV, VENV_BIN  # noqa: E402
 import warm_start_bench  # noqa: E402
@@ -159,37 +159,35 @@ def measure(table, repeat=5, models=50, workdir=None):
         ratio = with_s / without_s
         table.add(
             "restart: entrypoint, CONFIG_REPO unchanged (git daemon) / no CONFIG_REPO",
-            "%.2f s" % with_s,
-            "%.2f s" % without_s,
+            f"{with_s:.2f} s",
+            f"{without_s:.2f} s",
             ratio,
-            "<= %.1f" % TARGET,
+            f"<= {TARGET:.1f}",
             ratio <= TARGET,
         )
         table.add(
             "  aiclipse-config-update alone: unchanged commit (ls-remote) / no CONFIG_REPO",
-            "%.3f s" % alone_s,
-            "%.3f s" % alone_without_s,
+            f"{alone_s:.3f} s",
+            f"{alone_without_s:.3f} s",
             alone_s / alone_without_s,
         )
         table.add(
             "  the same after a one-file commit (fetch, checkout, syntax check)",
-            "%.2f s" % new_s,
-            "%.2f s" % without2_s,
+            f"{new_s:.2f} s",
+            f"{without2_s:.2f} s",
             new_s / without2_s,
         )
         table.add(
             "  bytes on the wire: the one-file commit / the first fetch",
-            "%d KiB" % (max(delta_bytes) // 1024),
-            "%d KiB" % (first_bytes // 1024),
+            "%s KiB" % (max(delta_bytes) // 1024),
+            "%s KiB" % (first_bytes // 1024),
             max(delta_bytes) / first_bytes,
         )
         table.note(
-            "restart runs (s): unchanged config repo %s; no CONFIG_REPO %s"
-            % (" ".join("%.2f" % s for s in all_with), " ".join("%.2f" % s for s in all_without))
+            f"restart runs (s): unchanged config repo {runs_text(all_with, 2)}; no CONFIG_REPO {runs_text(all_without, 2)}"
         )
         table.note(
-            "restart after a new commit, runs (s): %s; no CONFIG_REPO %s"
-            % (" ".join("%.2f" % s for s in all_new), " ".join("%.2f" % s for s in all_without2))
+            f"restart after a new commit, runs (s): {runs_text(all_new, 2)}; no CONFIG_REPO {runs_text(all_without2, 2)}"
         )
         return with_s, without_s
     finally:

@@ -165,9 +165,7 @@ class Boot:
         for reader in readers:
             reader.join(10)
         if self.rc != 0 or self.exec_at is None or any("PROVISIONING FAILED" in line for line in self.err):
-            raise SystemExit(
-                "boot failed (rc %s):\n%s\n%s" % (self.rc, "".join(self.out)[-3000:], "".join(self.err)[-3000:])
-            )
+            raise SystemExit(f"boot failed (rc {self.rc}):\n{''.join(self.out)[-3000:]}\n{''.join(self.err)[-3000:]}")
 
     def _read_err(self):
         for line in self.proc.stderr:
@@ -299,44 +297,44 @@ def report(table, runs, model_size):
             for role, seconds in run[key].items():
                 roles.setdefault(role, []).append(seconds)
         return ", ".join(
-            "%s %.2f" % (role, median(values)) for role, values in sorted(roles.items(), key=lambda kv: -median(kv[1]))
+            f"{role} {median(values):.2f}" for role, values in sorted(roles.items(), key=lambda kv: -median(kv[1]))
         )
 
     mib = model_size // MIB
     table.add(
-        "first boot: entrypoint -> ComfyUI exec, empty vault (clone, 2 nodes, pip, 4 x %d MiB queued) / restart" % mib,
-        "%.2f s" % exec_s,
-        "%.2f s" % warm_s,
+        f"first boot: entrypoint -> ComfyUI exec, empty vault (clone, 2 nodes, pip, 4 x {mib} MiB queued) / restart",
+        f"{exec_s:.2f} s",
+        f"{warm_s:.2f} s",
         exec_s / warm_s,
     )
     still = min(len(MODELS) - run["present_at_exec"] for run in runs)
     table.add(
         "  models still downloading when ComfyUI started (fewest over the runs)",
-        "%d of %d" % (still, len(MODELS)),
+        f"{still} of {len(MODELS)}",
         target="> 0 (exec does not wait)",
         ok=still > 0,
     )
     table.add(
         "  without the clone and pip work (comfyui, custom_nodes roles) / restart, every role running, same out",
-        "%.2f s" % lean,
-        "%.2f s" % lean_unstamped,
+        f"{lean:.2f} s",
+        f"{lean_unstamped:.2f} s",
         lean / lean_unstamped,
-        "<= +%.0f s" % EXTRA_TARGET_S,
+        f"<= +{EXTRA_TARGET_S:.0f} s",
         lean - lean_unstamped <= EXTRA_TARGET_S,
     )
     during_s = med("during")
     still_after = min(len(MODELS) - run["present_after_restart"] for run in runs)
     table.add(
         "restart while the downloads still run (every role runs) / restart, every role running, none downloading",
-        "%.2f s" % during_s,
-        "%.2f s" % med("unstamped"),
+        f"{during_s:.2f} s",
+        f"{med('unstamped'):.2f} s",
         during_s / med("unstamped"),
-        "<= +%.0f s" % EXTRA_TARGET_S,
+        f"<= +{EXTRA_TARGET_S:.0f} s",
         during_s - med("unstamped") <= EXTRA_TARGET_S,
     )
     table.add(
         "  models still downloading when that restart started ComfyUI (fewest over the runs)",
-        "%d of %d" % (still_after, len(MODELS)),
+        f"{still_after} of {len(MODELS)}",
         target="> 0 (else not measured)",
         ok=still_after > 0,
     )
@@ -346,19 +344,17 @@ def report(table, runs, model_size):
     bound_all = len(MODELS) * model_size / rate
     first_s, all_s = med("first_usable"), med("all")
     table.add(
-        "time to first usable model (the default workflow's %d) / to all %d models, from entrypoint start"
-        % (len(DEFAULT_MODELS), len(MODELS)),
-        "%.1f s" % first_s,
-        "%.1f s" % all_s,
+        f"time to first usable model (the default workflow's {len(DEFAULT_MODELS)}) / to all {len(MODELS)} models, from entrypoint start",
+        f"{first_s:.1f} s",
+        f"{all_s:.1f} s",
         first_s / all_s,
         "default's first",
         all(run["in_order"] for run in runs),
     )
     table.add(
-        "  bound: the origin's rate, %d files at a time x %d connections x %s/s (from the downloads' start)"
-        % (CONCURRENT, SPLIT, RATE),
-        "%.1f s" % bound_first,
-        "%.1f s" % bound_all,
+        f"  bound: the origin's rate, {CONCURRENT} files at a time x {SPLIT} connections x {RATE}/s (from the downloads' start)",
+        f"{bound_first:.1f} s",
+        f"{bound_all:.1f} s",
         bound_first / bound_all,
     )
     table.note("first boot, per role (s, median; profile_roles): " + per_role("roles"))
@@ -372,7 +368,7 @@ def report(table, runs, model_size):
         ("first usable", "first_usable"),
         ("all models", "all"),
     ):
-        table.note("%s runs (s): %s" % (label, " ".join("%.2f" % run[key] for run in runs)))
+        table.note(f"{label} runs (s): {' '.join(f'{run[key]:.2f}' for run in runs)}")
 
 
 def main():

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import MIB, REPO, Table, median  # noqa: E402
+from common import MIB, REPO, Table, median, runs_text  # noqa: E402
 from harness import podman as podman_harness  # noqa: E402
 from harness.ansible_run import run_playbook  # noqa: E402
 from harness.fleet_pods import TEMPLATE, FleetContainer, FleetPod, FleetWorld  # noqa: E402
@@ -101,7 +101,7 @@ def timed_run(inventory, env, control_dir, pods):
             pass
     if run.rc != 0 or run.failed:
         raise SystemExit(
-            "fleet.yml over %d pods failed (rc %d):\n%s\n%s" % (count, run.rc, run.stdout[-4000:], run.stderr[-2000:])
+            f"fleet.yml over {count} pods failed (rc {run.rc}):\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
         )
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime) + sum(masters.values())
     return seconds, cpu, pods_cpu
@@ -157,61 +157,51 @@ def measure(table, repeat=3, sizes=SIZES, models=2, model_size=8 * MIB, strategy
         again_cpu = {count: median([again[1] for _first, again in runs[count]]) for count in sizes}
         base = sizes[0]
         for count in sizes:
-            label = "fleet: %d pod%s, fleet.yml over SSH (%s, first boot)" % (
-                count,
-                "" if count == 1 else "s",
-                strategy,
-            )
+            label = f"fleet: {count} pod{('' if count == 1 else 's')}, fleet.yml over SSH ({strategy}, first boot)"
             if count == base:
-                table.add(label, "%.1f s" % wall[count])
+                table.add(label, f"{wall[count]:.1f} s")
             else:
                 target = "<= 2" if count == 4 else ""
                 table.add(
-                    "%s / %d" % (label, base),
-                    "%.1f s" % wall[count],
-                    "%.1f s" % wall[base],
+                    f"{label} / {base}",
+                    f"{wall[count]:.1f} s",
+                    f"{wall[base]:.1f} s",
                     wall[count] / wall[base],
                     target,
                     (wall[count] / wall[base] <= 2) if count == 4 else None,
                 )
         for count in sizes:
             table.add(
-                "  controller CPU per pod at %d pod%s" % (count, "" if count == 1 else "s"),
+                f"  controller CPU per pod at {count} pod{('' if count == 1 else 's')}",
                 "%.2f s" % (cpu[count] / count),
             )
         pods_cpu = {count: median([first[2] for first, _again in runs[count]]) for count in sizes}
         for count in sizes:
             table.add(
-                "  pods' own CPU per pod at %d pod%s (on RunPod: the pods' CPUs)" % (count, "" if count == 1 else "s"),
+                f"  pods' own CPU per pod at {count} pod{('' if count == 1 else 's')} (on RunPod: the pods' CPUs)",
                 "%.2f s" % (pods_cpu[count] / count),
             )
         for count in sizes:
             table.add(
-                "  the same again, nothing changed: wall / CPU per pod at %d pod%s"
-                % (count, "" if count == 1 else "s"),
-                "%.1f s / %.2f s" % (again_wall[count], again_cpu[count] / count),
+                f"  the same again, nothing changed: wall / CPU per pod at {count} pod{('' if count == 1 else 's')}",
+                f"{again_wall[count]:.1f} s / {again_cpu[count] / count:.2f} s",
             )
         per_pod, fixed = _fit(sizes, cpu)
         table.add(
-            "  controller CPU, first boot: fixed + per pod (least squares over %s pods)" % ",".join(map(str, sizes)),
-            "%.1f s + %.2f s/pod" % (fixed, per_pod),
+            f"  controller CPU, first boot: fixed + per pod (least squares over {','.join(map(str, sizes))} pods)",
+            f"{fixed:.1f} s + {per_pod:.2f} s/pod",
         )
         table.note(
             "fleet runs, first boot, wall (s): "
-            + "; ".join(
-                "%d pods %s" % (count, " ".join("%.1f" % first[0] for first, _a in runs[count])) for count in sizes
-            )
+            + "; ".join(f"{count} pods {runs_text(first[0] for first, _a in runs[count])}" for count in sizes)
         )
         table.note(
             "fleet runs, first boot, controller CPU (s): "
-            + "; ".join(
-                "%d pods %s" % (count, " ".join("%.1f" % first[1] for first, _a in runs[count])) for count in sizes
-            )
+            + "; ".join(f"{count} pods {runs_text(first[1] for first, _a in runs[count])}" for count in sizes)
         )
         table.note(
-            "fleet: strategy %s, forks %s, pipelining on, %d model(s) of %d MiB per pod; load %.1f at the "
-            "fleet section's start, %.1f at its end"
-            % (strategy, _forks(), models, model_size // MIB, load, os.getloadavg()[0])
+            f"fleet: strategy {strategy}, forks {_forks()}, pipelining on, {models} model(s) of {model_size // MIB} MiB "
+            f"per pod; load {load:.1f} at the fleet section's start, {os.getloadavg()[0]:.1f} at its end"
         )
         return wall, cpu, again_wall, again_cpu
     finally:

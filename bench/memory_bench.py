@@ -47,7 +47,7 @@ def zeros_sha256(size):
 
 def _children(pid):
     try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
             return [int(p) for p in handle.read().split()]
     except OSError:
         return []
@@ -55,7 +55,7 @@ def _children(pid):
 
 def _peak_kib(pid):
     try:
-        with open("/proc/%d/status" % pid) as handle:
+        with open(f"/proc/{pid}/status") as handle:
             for line in handle:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1])
@@ -66,7 +66,7 @@ def _peak_kib(pid):
 
 def _kind(pid):
     try:
-        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
             argv = handle.read().split(b"\0")
     except OSError:
         return None
@@ -126,7 +126,7 @@ def run_watched(module, args, env=None):
     try:
         result = module_result(out, err)
     except (ValueError, KeyError, IndexError):
-        raise SystemExit("%s gave no result:\n%s\n%s" % (module, out[-3000:], err[-3000:])) from None
+        raise SystemExit(f"{module} gave no result:\n{out[-3000:]}\n{err[-3000:]}") from None
     return result, watcher.peaks
 
 
@@ -138,18 +138,18 @@ def measure(table, files=4, size=GIB, workdir=None):
     try:
         served = root / "served"
         for number in range(files):
-            for path in (served / ("m%d.bin" % number), served / BUCKET / ("m%d.bin" % number)):
+            for path in (served / (f"m{number}.bin"), served / BUCKET / (f"m{number}.bin")):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with open(path, "wb") as handle:
                     handle.truncate(size)
         sha = zeros_sha256(size)
-        label = "%d x %d GiB" % (files, size // GIB) if size >= GIB else "%d x %d MiB" % (files, size // MIB)
+        label = f"{files} x {size // GIB} GiB" if size >= GIB else f"{files} x {size // MIB} MiB"
         with NginxOrigin(served) as origin:
             out = root / "aria2"
             downloads = [
                 {
-                    "url": "%s/public/m%d.bin" % (origin.url, n),
-                    "dest": str(out / "models" / ("m%d.bin" % n)),
+                    "url": f"{origin.url}/public/m{n}.bin",
+                    "dest": str(out / "models" / (f"m{n}.bin")),
                     "sha256": sha,
                 }
                 for n in range(files)
@@ -158,13 +158,12 @@ def measure(table, files=4, size=GIB, workdir=None):
                 "aiclipse.comfyui.aria2_batch", {"downloads": downloads, "state_dir": str(out / "state")}
             )
             if result.get("failed") or result.get("downloaded") != files:
-                raise SystemExit("aria2_batch: %s" % result.get("msg", result))
+                raise SystemExit(f"aria2_batch: {result.get('msg', result)}")
             shutil.rmtree(out)
             figures["aria2_batch"] = peaks
             out = root / "r2"
             objects = [
-                {"key": "m%d.bin" % n, "dest": str(out / "models" / ("m%d.bin" % n)), "sha256": sha}
-                for n in range(files)
+                {"key": f"m{n}.bin", "dest": str(out / "models" / (f"m{n}.bin")), "sha256": sha} for n in range(files)
             ]
             result, peaks = run_watched(
                 "aiclipse.comfyui.r2_fetch",
@@ -172,29 +171,29 @@ def measure(table, files=4, size=GIB, workdir=None):
                 env=DUMMY,
             )
             if result.get("failed") or result.get("downloaded") != files:
-                raise SystemExit("r2_fetch: %s" % result.get("msg", result))
+                raise SystemExit(f"r2_fetch: {result.get('msg', result)}")
             shutil.rmtree(out)
             figures["r2_fetch"] = peaks
         for module, peaks in figures.items():
             limit = TARGET_MIB[module]
             table.add(
-                "peak RSS: %s module process, fetching %s" % (module, label),
-                "%.0f MiB" % peaks.get("module", 0),
+                f"peak RSS: {module} module process, fetching {label}",
+                f"{peaks.get('module', 0):.0f} MiB",
                 "",
                 None,
-                "<= %d MiB" % limit,
+                f"<= {limit} MiB",
                 peaks.get("module", 0) <= limit,
             )
         for module, peaks in figures.items():
             table.add(
-                "  %s throughput, unthrottled loopback (incl. ansible, sha256, publish)" % module,
+                f"  {module} throughput, unthrottled loopback (incl. ansible, sha256, publish)",
                 "%.0f MiB/s" % (files * size / MIB / peaks["seconds"]),
             )
         table.add(
-            "  aria2c (aria2_batch's downloader, its own process)", "%.0f MiB" % figures["aria2_batch"].get("aria2c", 0)
+            "  aria2c (aria2_batch's downloader, its own process)", f"{figures['aria2_batch'].get('aria2c', 0):.0f} MiB"
         )
         table.add(
-            "  ansible controller (for reference)", "%.0f MiB" % max(p.get("ansible", 0) for p in figures.values())
+            "  ansible controller (for reference)", f"{max(p.get('ansible', 0) for p in figures.values()):.0f} MiB"
         )
         return figures
     finally:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 sys.path.insert(0, str(HERE.parent / "collections"))
 
-from common import DUMMY_R2_CREDENTIALS as DUMMY  # noqa: E402
+from common import DUMMY_R2_CREDENTIALS as DUMMY, runs_text  # noqa: E402
 from harness.ansible_run import run_module  # noqa: E402
 from harness.nginx import NginxOrigin, write_file  # noqa: E402
 from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import DownloadRun  # noqa: E402
@@ -135,14 +135,14 @@ def curl_bound(endpoint, keys, size, out, connections=32):
     for key in keys:
         for share in range(per_object):
             first, last = share * size // per_object, (share + 1) * size // per_object - 1
-            target = str(out / ("%s.%d" % (Path(key).name, share)))
-            url = "%s/%s/%s" % (endpoint, BUCKET, key)
-            procs.append(subprocess.Popen(["curl", "-sS", "-r", "%d-%d" % (first, last), "-o", target, url]))
+            target = str(out / (f"{Path(key).name}.{share}"))
+            url = f"{endpoint}/{BUCKET}/{key}"
+            procs.append(subprocess.Popen(["curl", "-sS", "-r", f"{first}-{last}", "-o", target, url]))
     failed = [proc for proc in procs if proc.wait() != 0]
     elapsed = time.monotonic() - started
     shutil.rmtree(out, ignore_errors=True)
     if failed:
-        raise SystemExit("curl could not fetch every share from %s" % endpoint)
+        raise SystemExit(f"curl could not fetch every share from {endpoint}")
     return elapsed
 
 
@@ -155,7 +155,7 @@ def r2_fetch(endpoint, keys, out, **options):
     elapsed = time.monotonic() - started
     shutil.rmtree(out, ignore_errors=True)
     if result.get("failed") or result.get("downloaded") != len(keys):
-        raise SystemExit("r2_fetch failed: %s" % result.get("msg", result))
+        raise SystemExit(f"r2_fetch failed: {result.get('msg', result)}")
     return elapsed
 
 
@@ -191,7 +191,7 @@ def best_of(times, run):
 
 def judged(ratio, target):
     """The table's target column and verdict for a ratio; no verdict without a target."""
-    return ("<= %.1f" % target, ratio <= target) if target else ("", None)
+    return (f"<= {target:.1f}", ratio <= target) if target else ("", None)
 
 
 def measure(
@@ -244,45 +244,41 @@ def measure(
         took, baseline, tuned_s = median(ours), median(theirs), median(tuned)
         total_mib = count * size_mib
         table.add(
-            "R2: r2_fetch / s3transfer TransferManager (32 threads, 8 MiB parts, + sha256 + fsync), %d x %d MiB"
-            % (count, size_mib),
-            "%.1f s (%.0f MiB/s)" % (took, total_mib / took),
-            "%.1f s (%.0f MiB/s)" % (tuned_s, total_mib / tuned_s),
+            f"R2: r2_fetch / s3transfer TransferManager (32 threads, 8 MiB parts, + sha256 + fsync), {count} x {size_mib} MiB",
+            f"{took:.1f} s ({total_mib / took:.0f} MiB/s)",
+            f"{tuned_s:.1f} s ({total_mib / tuned_s:.0f} MiB/s)",
             took / tuned_s,
             *judged(took / tuned_s, tuned_target),
         )
         table.add(
-            "  the same without ansible + boto3 start-up (r2_fetch with no objects: %.1f s)" % median(startup),
+            f"  the same without ansible + boto3 start-up (r2_fetch with no objects: {median(startup):.1f} s)",
             "%.1f s" % (took - median(startup)),
-            "%.1f s" % tuned_s,
+            f"{tuned_s:.1f} s",
             (took - median(startup)) / tuned_s,
             "",
             None,
         )
         table.note(
-            "R2 runs (s): r2_fetch %s; TransferManager %s; download_file in sequence %s%s"
-            % (
-                " ".join("%.1f" % x for x in ours),
-                " ".join("%.1f" % x for x in tuned),
-                " ".join("%.1f" % x for x in theirs),
-                "; r2_fetch in this process %s; 32 x curl %s"
-                % (" ".join("%.1f" % x for x in in_process), " ".join("%.1f" % x for x in floor))
+            f"R2 runs (s): r2_fetch {runs_text(ours)}; TransferManager {runs_text(tuned)}; "
+            f"download_file in sequence {runs_text(theirs)}"
+            + (
+                f"; r2_fetch in this process {runs_text(in_process)}; 32 x curl {runs_text(floor)}"
                 if in_process
-                else "",
+                else ""
             )
         )
         table.add(
-            "R2: r2_fetch / boto3 download_file in sequence, %d x %d MiB at %s/connection" % (count, size_mib, rate),
-            "%.1f s (%.0f MiB/s)" % (took, total_mib / took),
-            "%.1f s (%.0f MiB/s)" % (baseline, total_mib / baseline),
+            f"R2: r2_fetch / boto3 download_file in sequence, {count} x {size_mib} MiB at {rate}/connection",
+            f"{took:.1f} s ({total_mib / took:.0f} MiB/s)",
+            f"{baseline:.1f} s ({total_mib / baseline:.0f} MiB/s)",
             took / baseline,
             *judged(took / baseline, sequential_target),
         )
         own = took - median(startup)
         table.add(
-            "  the same without ansible + boto3 start-up (r2_fetch with no objects: %.1f s)" % median(startup),
-            "%.1f s" % own,
-            "%.1f s" % baseline,
+            f"  the same without ansible + boto3 start-up (r2_fetch with no objects: {median(startup):.1f} s)",
+            f"{own:.1f} s",
+            f"{baseline:.1f} s",
             own / baseline,
             "",
             None,
@@ -294,9 +290,9 @@ def measure(
                 ("bound: 32 x curl, ranged GETs into files, no sha256, no fsync", median(floor), None),
             ):
                 table.add(
-                    "  %s / download_file in sequence" % label,
-                    "%.1f s (%.0f MiB/s)" % (seconds, total_mib / seconds),
-                    "%.1f s" % baseline,
+                    f"  {label} / download_file in sequence",
+                    f"{seconds:.1f} s ({total_mib / seconds:.0f} MiB/s)",
+                    f"{baseline:.1f} s",
                     seconds / baseline,
                     *judged(seconds / baseline, target),
                 )

@@ -32,7 +32,7 @@ from harness.net import free_port  # noqa: E402
 
 
 def downloads_of(farm, origin):
-    return [{"url": "%s/%s" % (origin, filename), "dest": dest, "sha256": sha} for _subdir, filename, dest, sha in farm]
+    return [{"url": f"{origin}/{filename}", "dest": dest, "sha256": sha} for _subdir, filename, dest, sha in farm]
 
 
 def module_playbook(directory, downloads, state_dir):
@@ -52,7 +52,7 @@ def module_playbook(directory, downloads, state_dir):
                 {
                     "name": "Every model was present and no byte was hashed",
                     "ansible.builtin.assert": {
-                        "that": ["batch.present == %d" % len(downloads), "batch.hashed == 0", "not batch.changed"]
+                        "that": [f"batch.present == {len(downloads)}", "batch.hashed == 0", "not batch.changed"]
                     },
                 },
             ],
@@ -76,7 +76,7 @@ def in_process(downloads, state_dir):
     seconds = time.monotonic() - started
     if result["present"] != len(downloads) or result["hashed"]:
         raise SystemExit(
-            "in-process skip check: %d present, %d hashed of %d" % (result["present"], result["hashed"], len(downloads))
+            f"in-process skip check: {result['present']} present, {result['hashed']} hashed of {len(downloads)}"
         )
     return seconds
 
@@ -90,14 +90,14 @@ def in_process_hub_down(farm, origin, state_dir):
     from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.pipeline import DownloadRun
     from ansible_collections.aiclipse.comfyui.plugins.module_utils._downloads.target_secrets import TargetSecrets
 
-    downloads = [{"url": "%s/hf/%s" % (origin, filename), "dest": dest} for _subdir, filename, dest, _sha in farm]
+    downloads = [{"url": f"{origin}/hf/{filename}", "dest": dest} for _subdir, filename, dest, _sha in farm]
     started = time.monotonic()
     fetcher = HttpFetcher("aria2c", {}, TargetSecrets(None, environ={}), tries=1, retry_wait=0)
     result = DownloadRun(fetcher, http_entries(downloads), state_dir).run()
     seconds = time.monotonic() - started
     if result["present"] != len(downloads) or result["hashed"]:
         raise SystemExit(
-            "hub-down skip check: %d present, %d hashed of %d" % (result["present"], result["hashed"], len(downloads))
+            f"hub-down skip check: {result['present']} present, {result['hashed']} hashed of {len(downloads)}"
         )
     return seconds
 
@@ -106,14 +106,14 @@ def measure(table, repeat=5, models=500, sizes=(MIB, GIB), workdir=None):
     from common import workdir as make_workdir
 
     root = Path(workdir) if workdir else make_workdir("skip-check-")
-    origin = "http://127.0.0.1:%d/public" % free_port()  # nothing listens: a skip never asks
+    origin = f"http://127.0.0.1:{free_port()}/public"  # nothing listens: a skip never asks
     figures = {}
     hub_figures = {}
     try:
         noop = noop_playbook(root)
         for size in sizes:
-            label = "%d x %s" % (models, "%d GiB" % (size // GIB) if size >= GIB else "%d MiB" % (size // MIB))
-            farm_dir = root / ("farm-%d" % size)
+            label = f"{models} x {('%s GiB' % (size // GIB) if size >= GIB else '%s MiB' % (size // MIB))}"
+            farm_dir = root / (f"farm-{size}")
             farm = sparse_farm(farm_dir / "models", models, size)
             state_dir = str(farm_dir / "state")
             record_farm(state_dir, farm)
@@ -126,37 +126,36 @@ def measure(table, repeat=5, models=500, sizes=(MIB, GIB), workdir=None):
             module_s = max(0.0, run_s - noop_s)
             figures[size] = (module_s, own_s)
             table.add(
-                "skip check: aria2_batch, %s present (module time over a 1-task playbook)" % label,
-                "%.2f s" % module_s,
-                "(%.2f s - %.2f s)" % (run_s, noop_s),
+                f"skip check: aria2_batch, {label} present (module time over a 1-task playbook)",
+                f"{module_s:.2f} s",
+                f"({run_s:.2f} s - {noop_s:.2f} s)",
                 None,
                 "< 2 s",
                 module_s < 2,
             )
-            table.add("  the same, module code in-process (no ansible)", "%.3f s" % own_s, "", None, "", None)
+            table.add("  the same, module code in-process (no ansible)", f"{own_s:.3f} s", "", None, "", None)
             hub_state = str(farm_dir / "state-hub")
             record_farm(hub_state, farm, sha256_from="huggingface")
             hub_s = sorted(in_process_hub_down(farm, origin, hub_state) for _round in range(repeat))[repeat // 2]
             hub_figures[size] = hub_s
-            table.add("  recorded with the hub's sha256, hub down, in-process", "%.3f s" % hub_s, "", None, "", None)
+            table.add("  recorded with the hub's sha256, hub down, in-process", f"{hub_s:.3f} s", "", None, "", None)
             shutil.rmtree(farm_dir)
         if len(sizes) == 2:
             small, large = (figures[size][1] for size in sizes)
             ratio = large / small
             table.add(
-                "skip check: %d GiB / %d MiB models, in-process" % (sizes[1] // GIB, sizes[0] // MIB),
-                "%.3f s" % large,
-                "%.3f s" % small,
+                f"skip check: {sizes[1] // GIB} GiB / {sizes[0] // MIB} MiB models, in-process",
+                f"{large:.3f} s",
+                f"{small:.3f} s",
                 ratio,
                 "~1 (no growth)",
                 ratio < 1.5,
             )
             small, large = (hub_figures[size] for size in sizes)
             table.add(
-                "skip check, hub's sha256 and hub down: %d GiB / %d MiB models, in-process"
-                % (sizes[1] // GIB, sizes[0] // MIB),
-                "%.3f s" % large,
-                "%.3f s" % small,
+                f"skip check, hub's sha256 and hub down: {sizes[1] // GIB} GiB / {sizes[0] // MIB} MiB models, in-process",
+                f"{large:.3f} s",
+                f"{small:.3f} s",
                 large / small,
                 "~1 (no growth)",
                 large / small < 1.5,

@@ -87,13 +87,13 @@ def main():
     parser.add_argument(
         "--quick", action="store_true", help="smaller sizes and 3 repetitions (the fleet: 1 and 4 pods, once)"
     )
-    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections: %s" % ", ".join(SECTIONS))
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
     parser.add_argument("--repeat", type=int, help="repetitions per figure (default 5, --quick 3)")
     opts = parser.parse_args()
     chosen = [s.strip() for s in opts.only.split(",") if s.strip()]
     unknown = sorted(set(chosen) - set(SECTIONS))
     if unknown:
-        parser.error("unknown section(s) %s; choose from %s" % (", ".join(unknown), ", ".join(SECTIONS)))
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     size = sizes(opts.quick)
     repeat = opts.repeat or size["repeat"]
     table = Table()
@@ -140,19 +140,17 @@ def main():
         for name in SECTIONS:
             if name not in chosen:
                 continue
-            print("== %s (%.0f s so far)" % (name, time.monotonic() - started), flush=True)
+            print(f"== {name} ({time.monotonic() - started:.0f} s so far)", flush=True)
             try:
                 runs[name]()
             except (Exception, SystemExit) as exc:  # pylint: disable=broad-except
                 # One broken section must not hide the others' figures.
                 failed.append(name)
-                table.add(
-                    "%s: FAILED (%s)" % (name, str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__), ""
-                )
+                table.add(f"{name}: FAILED ({str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__})", "")
                 traceback.print_exc()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    table.note("suite time: %.0f s%s" % (time.monotonic() - started, " (--quick)" if opts.quick else ""))
+    table.note(f"suite time: {time.monotonic() - started:.0f} s{(' (--quick)' if opts.quick else '')}")
     print()
     print(table.render())
     return 1 if failed else 0
@@ -162,8 +160,8 @@ def bounds(table, work, probe):
     """The physical limits every download figure runs against, measured now, on this machine."""
     loop = loopback_mib_s(work, probe)
     disk = disk_write_mib_s(work, probe)
-    table.add("bound: loopback, nginx -> 4 x curl, unthrottled", "%.0f MiB/s" % loop)
-    table.add("bound: disk write, dd with fsync (.cache/bench)", "%.0f MiB/s" % disk)
+    table.add("bound: loopback, nginx -> 4 x curl, unthrottled", f"{loop:.0f} MiB/s")
+    table.add("bound: disk write, dd with fsync (.cache/bench)", f"{disk:.0f} MiB/s")
 
 
 if __name__ == "__main__":

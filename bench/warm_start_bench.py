@@ -26,6 +26,7 @@ from common import (
     noop_playbook,
     record_farm,
     run_alone,
+    runs_text,
     side_by_side,  # noqa: E402
     sparse_farm,
     time_playbook,
@@ -52,7 +53,7 @@ def build_pod(run_dir, models, model_size):
     farm = sparse_farm(vault / "models", models, model_size)
     record_farm(vault / ".state/models", farm)
     # Nothing listens here: were a model not taken as present, its download would fail the run.
-    origin = "http://127.0.0.1:%d/public" % free_port()
+    origin = f"http://127.0.0.1:{free_port()}/public"
     (manifests / f"{TEMPLATE}_models.txt").write_text(
         "# the bench template\n"
         + "".join(f"url|{origin}/{filename}|{filename}|{subdir}|{sha}\n" for subdir, filename, _dest, sha in farm)
@@ -80,33 +81,27 @@ def measure(table, repeat=5, models=200, model_size=GIB, profile=False, workdir=
             repeat, lambda: time_playbook(SITE, full, expect_changed=0), lambda: time_playbook(noop, expect_changed=0)
         )
         table.add(
-            "warm start: site.yml, %d models present / 1-task playbook" % models,
-            "%.2f s" % site_s,
-            "%.2f s" % noop_s,
+            f"warm start: site.yml, {models} models present / 1-task playbook",
+            f"{site_s:.2f} s",
+            f"{noop_s:.2f} s",
             site_s / noop_s,
             "<= 2.5",
             site_s / noop_s <= 2.5,
         )
         table.add(
             "  the same with every role checking (aiclipse_skip_unchanged_start=false)",
-            "%.2f s" % full_s,
-            "%.2f s" % noop2_s,
+            f"{full_s:.2f} s",
+            f"{noop2_s:.2f} s",
             full_s / noop2_s,
         )
+        table.note(f"warm start runs (s): site.yml {runs_text(all_site, 2)}; no-op {runs_text(all_noop, 2)}")
         table.note(
-            "warm start runs (s): site.yml %s; no-op %s"
-            % (" ".join("%.2f" % s for s in all_site), " ".join("%.2f" % s for s in all_noop))
-        )
-        table.note(
-            "warm start, every role checking, runs (s): site.yml %s; no-op %s"
-            % (" ".join("%.2f" % s for s in all_full), " ".join("%.2f" % s for s in all_noop2))
+            f"warm start, every role checking, runs (s): site.yml {runs_text(all_full, 2)}; no-op {runs_text(all_noop2, 2)}"
         )
         for label, variables in (("warm start", pod), ("every role checking", full)):
             runs, by_role = module_runs(variables)
-            table.note(
-                "%s: %d module tasks in site.yml (%s); each costs ansible's per-task overhead"
-                % (label, runs, ", ".join("%s %d" % item for item in sorted(by_role.items(), key=lambda kv: -kv[1])))
-            )
+            roles = ", ".join(f"{name} {count}" for name, count in sorted(by_role.items(), key=lambda kv: -kv[1]))
+            table.note(f"{label}: {runs} module tasks in site.yml ({roles}); each costs ansible's per-task overhead")
         if profile:
             print_profile(pod)
             print_profile(full)

@@ -30,7 +30,7 @@ from harness.ansible_run import run_playbook  # noqa: E402
 HF = "https://huggingface.co/Comfy-Org/bench/resolve/main"
 NOTE = (
     "## Model links\n\n"
-    + "".join("- [model %d](%s/split_files/model_%d.safetensors)\n" % (i, HF, i) for i in range(20))
+    + "".join(f"- [model {i}]({HF}/split_files/model_{i}.safetensors)\n" for i in range(20))
     + "\n"
     + "Storage location: ComfyUI/models/... " * 30
 )
@@ -57,11 +57,11 @@ def _core(**extra):
 
 
 def _model(name, directory):
-    return {"name": name, "url": "%s/%s/%s" % (HF, directory, name), "directory": directory}
+    return {"name": name, "url": f"{HF}/{directory}/{name}", "directory": directory}
 
 
 def ui_workflow(number):
-    lora = "style_%04d.safetensors" % number
+    lora = f"style_{number:04d}.safetensors"
     loaders = [
         _node(
             1,
@@ -92,7 +92,7 @@ def ui_workflow(number):
             5,
             "ImageResizeKJv2",
             [1024, 1024, "lanczos", "crop", "0, 0, 0", "center", 2, "cpu"],
-            {"cnr_id": "comfyui-kjnodes", "ver": "1.1.%d" % (number % 5)},
+            {"cnr_id": "comfyui-kjnodes", "ver": "1.1.%s" % (number % 5)},
         ),
     ]
     others = [
@@ -119,20 +119,20 @@ def ui_workflow(number):
     ]
     others.append(_node(40, "MarkdownNote", [NOTE], {}))
     if number % 3 == 0:
-        sub_id = "6a1f2c4e-8b3d-4f5a-9c7e-%012d" % number
+        sub_id = f"6a1f2c4e-8b3d-4f5a-9c7e-{number:012d}"
         definition = {
             "id": sub_id,
             "version": 1,
             "state": {"lastGroupId": 0, "lastNodeId": 40, "lastLinkId": 0, "lastRerouteId": 0},
             "revision": 0,
-            "name": "Loaders %d" % number,
+            "name": f"Loaders {number}",
             "inputNode": {"id": -10, "bounding": [0, 0, 1, 1]},
             "outputNode": {"id": -20, "bounding": [0, 0, 1, 1]},
             "nodes": loaders + others[:8],
             "links": [],
         }
         return {
-            "id": "91f6bbe2-ed41-4fd6-bac7-%012d" % number,
+            "id": f"91f6bbe2-ed41-4fd6-bac7-{number:012d}",
             "revision": 0,
             "last_node_id": 99,
             "last_link_id": 0,
@@ -144,7 +144,7 @@ def ui_workflow(number):
             "extra": {"ds": {"scale": 1, "offset": [0, 0]}},
         }
     doc = {
-        "id": "0c6f1d7e-2b3a-4c5d-9e8f-%012d" % number,
+        "id": f"0c6f1d7e-2b3a-4c5d-9e8f-{number:012d}",
         "revision": 0,
         "version": 1,
         "state": {"lastGroupId": 0, "lastNodeId": 99, "lastLinkId": 0, "lastRerouteId": 0},
@@ -153,7 +153,7 @@ def ui_workflow(number):
         "groups": [],
         "extra": {},
     }
-    doc["models"] = [_model("ae.safetensors", "vae"), _model("extra_%04d.safetensors" % number, "loras")]
+    doc["models"] = [_model("ae.safetensors", "vae"), _model(f"extra_{number:04d}.safetensors", "loras")]
     return doc
 
 
@@ -163,7 +163,7 @@ def api_workflow(number):
         "10": {
             "class_type": "LoraLoader",
             "inputs": {
-                "lora_name": "detail_%04d.safetensors" % number,
+                "lora_name": f"detail_{number:04d}.safetensors",
                 "strength_model": 0.7,
                 "strength_clip": 0.7,
                 "model": ["4", 0],
@@ -186,7 +186,7 @@ def api_workflow(number):
                 "negative": ["7", 0],
                 "latent_image": ["5", 0],
             },
-            "_meta": {"title": "KSampler %d " % index + "x" * 400},
+            "_meta": {"title": f"KSampler {index} " + "x" * 400},
         }
     return prompt
 
@@ -195,7 +195,7 @@ def make_workflows(folder, count):
     total = 0
     for number in range(count):
         doc = api_workflow(number) if number % 3 == 2 else ui_workflow(number)
-        path = Path(folder) / ("group-%02d" % (number % 20)) / ("workflow-%04d.json" % number)
+        path = Path(folder) / f"group-{number % 20:02d}" / f"workflow-{number:04d}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(doc, indent=2)
         path.write_text(text)
@@ -218,7 +218,7 @@ def module_playbook(directory, workflows, models_dir, count):
                 },
                 {
                     "name": "Every workflow was read",
-                    "ansible.builtin.assert": {"that": ["needs.counts.workflows == %d" % count], "quiet": True},
+                    "ansible.builtin.assert": {"that": [f"needs.counts.workflows == {count}"], "quiet": True},
                 },
             ],
         }
@@ -230,7 +230,7 @@ def module_playbook(directory, workflows, models_dir, count):
 def timed_playbook(playbook):
     seconds, run = clock(run_playbook, playbook, None, json_output=False)
     if run.rc != 0:
-        raise SystemExit("%s failed (rc %d):\n%s\n%s" % (playbook, run.rc, run.stdout[-4000:], run.stderr[-4000:]))
+        raise SystemExit(f"{playbook} failed (rc {run.rc}):\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}")
     return seconds
 
 
@@ -241,7 +241,7 @@ def in_process(workflows, models_dir, count):
     result = plan_workflows([workflows], models_dir=models_dir)
     seconds = time.monotonic() - started
     if result["counts"]["workflows"] != count:
-        raise SystemExit("in-process plan read %d of %d workflows" % (result["counts"]["workflows"], count))
+        raise SystemExit(f"in-process plan read {result['counts']['workflows']} of {count} workflows")
     return seconds, result
 
 
@@ -266,25 +266,19 @@ def measure(table, repeat=5, workflows=1000, workdir=None):
         counts = own[0][1]["counts"]
         module_s = max(0.0, run_s - noop_s)
         table.add(
-            "workflow plan: workflow_requirements, %d workflows (%.0f MB) (module time over a 1-task playbook)"
-            % (count, size / 1e6),
-            "%.2f s" % module_s,
-            "(%.2f s - %.2f s)" % (run_s, noop_s),
+            f"workflow plan: workflow_requirements, {count} workflows ({size / 1e6:.0f} MB) "
+            "(module time over a 1-task playbook)",
+            f"{module_s:.2f} s",
+            f"({run_s:.2f} s - {noop_s:.2f} s)",
             None,
             "< 1 s",
             module_s < 1,
         )
-        table.add("  the same, module code in-process (no ansible)", "%.3f s" % own_s, "", None, "< 1 s", own_s < 1)
+        table.add("  the same, module code in-process (no ansible)", f"{own_s:.3f} s", "", None, "< 1 s", own_s < 1)
         table.note(
-            "workflow plan: %d models (%d to download, %d unresolved, %d present), %d node packs, %d conflicts"
-            % (
-                counts["models"],
-                counts["to_download"],
-                counts["unresolved"],
-                counts["present"],
-                counts["node_packs"],
-                counts["model_conflicts"] + counts["node_conflicts"],
-            )
+            f"workflow plan: {counts['models']} models ({counts['to_download']} to download, "
+            f"{counts['unresolved']} unresolved, {counts['present']} present), {counts['node_packs']} node packs, "
+            f"{counts['model_conflicts'] + counts['node_conflicts']} conflicts"
         )
         return module_s, own_s
     finally:

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -71,12 +70,12 @@ def _message(result):
         if isinstance(item, dict) and item.get("failed"):
             label = item.get("_ansible_item_label", item.get("item"))
             if item.get("censored"):
-                parts.append("item %s: %s" % (_text(label), _text(item["censored"])))
+                parts.append(f"item {_text(label)}: {_text(item['censored'])}")
                 continue
-            parts.append("item %s: %s" % (_text(label), _text(item.get("msg")).strip()))
+            parts.append(f"item {_text(label)}: {_text(item.get('msg')).strip()}")
             parts.append(_stderr_tail(item))
     message = "\n".join(part for part in parts if part)
-    return message or "failed without a message (rc %s)" % result.get("rc", "?")
+    return message or f"failed without a message (rc {result.get('rc', '?')})"
 
 
 def _rescued_by_block(task):
@@ -115,7 +114,7 @@ class CallbackModule(CallbackBase):
             text = json.dumps({"version": 1, "complete": complete, "failures": self.failures}, indent=1)
             write_file_atomic(self.path, text, mode=0o600, keep_owner=False, tmp_prefix=".failure-summary-")
         except OSError as exc:
-            self._display.warning("failure_summary: cannot write %s: %s" % (self.path, exc))
+            self._display.warning(f"failure_summary: cannot write {self.path}: {exc}")
 
     def _record(self, result, unreachable=False):
         data = result.result

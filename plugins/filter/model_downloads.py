@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Turn a model_manifest plan into the download lists of aria2_batch and r2_fetch, and their
@@ -17,7 +16,7 @@ HTTP_TOKENS = {"huggingface": "hf_token_name", "civitai": "civitai_token_name", 
 def _entries(entries, filter_name):
     if not isinstance(entries, (list, tuple)):
         raise AnsibleFilterError(
-            "%s expects the entries list of model_manifest, got %s" % (filter_name, type(entries).__name__)
+            f"{filter_name} expects the entries list of model_manifest, got {type(entries).__name__}"
         )
     return entries
 
@@ -79,7 +78,7 @@ def model_download_report(results, skipped=None, planned=None):
             continue
         entries = result.get("results") or []
         if not entries and (result.get("failed") or result.get("msg")):
-            crashed.append("%s: %s" % (label, result.get("msg", "failed")))
+            crashed.append(f"{label}: {result.get('msg', 'failed')}")
             if planned is None:  # nothing to attribute it to: the task itself is the failure
                 report["failed"] += 1
                 report["failures"].append(crashed[-1])
@@ -88,23 +87,23 @@ def model_download_report(results, skipped=None, planned=None):
             name = entry.get("name") or entry.get("dest")
             reported.add(entry.get("dest"))
             report[status] = report.get(status, 0) + 1
-            line = "%s: %s" % (name, status)
+            line = f"{name}: {status}"
             if entry.get("reason"):
-                line += " (%s)" % entry["reason"]
+                line += f" ({entry['reason']})"
             report["lines"].append(line)
             if status == "failed":
-                report["failures"].append("%s: %s" % (name, entry.get("reason") or "failed"))
+                report["failures"].append(f"{name}: {entry.get('reason') or 'failed'}")
     for entry in skipped or []:
         reported.add(entry.get("dest"))
         report["failed"] += 1
-        report["lines"].append("%s: failed (%s)" % (entry["name"], entry["reason"]))
-        report["failures"].append("%s: %s" % (entry["name"], entry["reason"]))
+        report["lines"].append(f"{entry['name']}: failed ({entry['reason']})")
+        report["failures"].append(f"{entry['name']}: {entry['reason']}")
     missing = [entry for entry in planned or [] if entry.get("dest") not in reported]
     why = "; ".join(crashed) or "its download task returned no result"
     for entry in missing:
         report["failed"] += 1
-        report["lines"].append("%s: failed (no result: %s)" % (entry.get("name"), why))
-        report["failures"].append("%s: no result: %s" % (entry.get("name"), why))
+        report["lines"].append(f"{entry.get('name')}: failed (no result: {why})")
+        report["failures"].append(f"{entry.get('name')}: no result: {why}")
     return report
 
 

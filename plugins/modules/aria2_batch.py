@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -409,7 +408,7 @@ def main():
             part_size = human_to_bytes(params["min_split_size"])
         except ValueError:
             part_size = None
-            problems.append("min_split_size must be a size such as 8M, got %r" % params["min_split_size"])
+            problems.append(f"min_split_size must be a size such as 8M, got {params['min_split_size']!r}")
         aria2c = module.get_bin_path("aria2c")
         if aria2c is None and not module.check_mode:
             problems.append("aria2c is not installed on this host (install the aria2 package)")

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -440,7 +439,7 @@ def main():
         except PlanFileError as exc:
             # The plan file is for people; the plan itself is fine, so the downloads go on (on a
             # full disk they report their own failures).
-            module.warn("plan file not written: %s" % exc)
+            module.warn(f"plan file not written: {exc}")
             changed, before = False, ""
         result.update(changed=changed, plan_file=path)
         if changed and module._diff:
@@ -461,8 +460,7 @@ def _keep_url_credentials_on_target(module, plan, workflow_result):
         # The entries that need the file then fail in aria2_batch, each saying so; the others
         # download.
         module.warn(
-            "%s not written (%s): the %d model(s) whose URL holds credentials cannot be downloaded"
-            % (path, exc.strerror or exc, len(hidden))
+            f"{path} not written ({exc.strerror or exc}): the {len(hidden)} model(s) whose URL holds credentials cannot be downloaded"
         )
 
 
@@ -472,7 +470,7 @@ def _default_workflow_first(module, plan, parser):
     workflow, reason = download_order.find_default_workflow(given)
     if workflow is None:
         if not os.path.isdir(given) and (os.path.lexists(given) or given.lower().endswith(".json")):
-            module.warn("%s; the models are queued in plan order" % reason)
+            module.warn(f"{reason}; the models are queued in plan order")
         return dict(path=None, names=[])
     dests, warnings = download_order.default_workflow_dests(workflow, parser.models_dir)
     if any(_inside(workflow, folder) for folder in module.params["workflows"]):
@@ -493,7 +491,7 @@ def _plan_workflow_models(module, plan, parser):
     try:
         needs = plan_workflows(module.params["workflows"], models_dir=parser.models_dir)
     except ValueError as exc:
-        module.fail_json(msg="workflows: %s" % exc)
+        module.fail_json(msg=f"workflows: {exc}")
     for warning in needs.pop("warnings"):
         module.warn(warning)
     entries, models, warnings = model_sources.plan_workflow_models(needs, plan["entries"], parser)
@@ -504,16 +502,9 @@ def _plan_workflow_models(module, plan, parser):
     # The first line of the workflows' own summary counts before the merge; this one after it.
     text = report.render(needs, parts=("models",), model_states=model_sources.report_states(models)).split("\n", 1)[1]
     summary = (
-        "Workflow models: %d to download from workflows, %d from manifests, %d present, %d unresolved, "
-        "%d refused, %d disagreements with a manifest\n"
-        % (
-            totals["to_download"],
-            totals["manifest"],
-            totals["present"],
-            totals["unresolved"],
-            totals["refused"],
-            totals["disagreements"],
-        )
+        f"Workflow models: {totals['to_download']} to download from workflows, {totals['manifest']} from manifests, "
+        f"{totals['present']} present, {totals['unresolved']} unresolved, "
+        f"{totals['refused']} refused, {totals['disagreements']} disagreements with a manifest\n"
     )
     text = summary + text
     path = module.params["workflow_report_file"]
@@ -522,7 +513,7 @@ def _plan_workflow_models(module, plan, parser):
             # A log for people: rewriting it is not a change to the pod.
             update_plan_file(path, text, check_mode=module.check_mode)
         except PlanFileError as exc:
-            module.warn("workflow report not written: %s" % exc)
+            module.warn(f"workflow report not written: {exc}")
     return dict(workflow_models=models, workflow_counts=totals, workflow_report=text)
 
 

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -200,7 +199,7 @@ def main():
         try:
             with open(path) as handle:
                 before = handle.read()
-        except (IOError, OSError):
+        except OSError:
             before = ""
         write = params["write"]
         result.update(lock=lock, drift=before != after)
@@ -213,7 +212,7 @@ def main():
                 try:
                     lock_check.write_report(params["report_file"], report)
                 except OSError as exc:
-                    module.warn("the lock report %s was not written: %s" % (params["report_file"], exc))
+                    module.warn(f"the lock report {params['report_file']} was not written: {exc}")
         result["changed"] = write and before != after
         if result["changed"] and not module.check_mode:
             write_atomic(path, after)
@@ -223,13 +222,10 @@ def main():
         module.fail_json(msg=str(exc), **result)
     if result.get("unreproduced") and not module.check_mode:
         module.fail_json(
-            msg="the pod does not reproduce the lock %s (%d problem(s)%s): %s"
-            % (
-                params["expected"].get("source"),
-                len(result["unreproduced"]),
-                ", report in %s" % params["report_file"] if params["report_file"] else "",
-                "; ".join(result["unreproduced"]),
-            ),
+            msg=f"the pod does not reproduce the lock {params['expected'].get('source')} "
+            f"({len(result['unreproduced'])} problem(s)"
+            + (f", report in {params['report_file']}" if params["report_file"] else "")
+            + f"): {'; '.join(result['unreproduced'])}",
             **result,
         )
     module.exit_json(**result)

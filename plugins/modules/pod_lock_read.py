@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -195,7 +194,7 @@ def main():
             try:
                 node_map = read_node_map(params["registry_map"]) if os.path.exists(params["registry_map"]) else {}
             except NodeMapError as exc:
-                module.warn("registry map not used: %s" % exc)
+                module.warn(f"registry map not used: {exc}")
         try:
             registry = ComfyRegistry(
                 (params["registry_endpoint"] or "").strip() or None,
@@ -203,7 +202,7 @@ def main():
                 node_map=node_map,
             )
         except ValueError as exc:
-            module.fail_json(msg="registry_endpoint: %s" % exc)
+            module.fail_json(msg=f"registry_endpoint: {exc}")
         git = Git(module, timeout=params["timeout"])
         resolve_registry_nodes(lock, registry, git)
     del lock["registry_nodes"]

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -330,10 +329,10 @@ def _size_option(params, name, problems):
     try:
         size = human_to_bytes(value) if isinstance(value, str) else int(value)
     except (TypeError, ValueError):
-        problems.append("%s must be a size such as 16MB or 16777216, got %r" % (name, value))
+        problems.append(f"{name} must be a size such as 16MB or 16777216, got {value!r}")
         return None
     if size < 1024 * 1024:
-        problems.append("%s must be at least 1MB, got %r" % (name, value))
+        problems.append(f"{name} must be at least 1MB, got {value!r}")
     return size
 
 
@@ -376,7 +375,7 @@ def main():
         else:
             problems.append(r2_client.sdk_version_problem() or "")
         if params["max_concurrency"] < 1:
-            problems.append("max_concurrency must be at least 1, got %d" % params["max_concurrency"])
+            problems.append(f"max_concurrency must be at least 1, got {params['max_concurrency']}")
         part_size = _size_option(params, "part_size", problems)
         multipart_threshold = _size_option(params, "multipart_threshold", problems)
         problems = [problem for problem in problems if problem]

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -145,7 +144,7 @@ def main():
     try:
         file_mode = int(params["mode"], 8)
     except ValueError:
-        module.fail_json(msg="mode %r is not an octal mode such as 0644." % params["mode"])
+        module.fail_json(msg=f"mode {params['mode']!r} is not an octal mode such as 0644.")
     try:
         seeder = WorkflowSeeder(
             params["templates_dir"], params["dest_dirs"], force=params["force"], file_mode=file_mode
@@ -155,8 +154,7 @@ def main():
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(
-            msg="%s: %s; files already written are complete, fix the cause and run again"
-            % (exc.filename or "", exc.strerror)
+            msg=f"{exc.filename or ''}: {exc.strerror}; files already written are complete, fix the cause and run again"
         )
     module.exit_json(**result)
 

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -325,8 +324,8 @@ def main():
     except OSError as exc:
         module.fail_json(
             msg=escape_text(
-                "%s: %s; whatever was already moved is in place, nothing was deleted, "
-                "fix the cause and run again" % (exc.filename or "", exc.strerror)
+                f"{exc.filename or ''}: {exc.strerror}; whatever was already moved is in place, nothing was deleted, "
+                "fix the cause and run again"
             )
         )
     diff = result.pop("diff")

@@ -36,8 +36,8 @@ def node_version(
         "createdAt": "2025-06-01T12:00:00Z",
         "dependencies": [],
         "deprecated": deprecated,
-        "downloadUrl": "%s/publisher/%s/%s/node.zip" % (download_base, node_id, version),
-        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "%s@%s" % (node_id, version))),
+        "downloadUrl": f"{download_base}/publisher/{node_id}/{version}/node.zip",
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{node_id}@{version}")),
         "node_id": node_id,
         "status": status,
         "status_reason": "",
@@ -51,7 +51,7 @@ class RegistryStandIn:
     def __init__(self, host="127.0.0.1"):
         self.host = host
         self.port = free_port(host)
-        self.url = "http://%s:%d" % (host, self.port)
+        self.url = f"http://{host}:{self.port}"
         self.nodes = {}
         self.versions = {}
         self.status = {}

@@ -78,7 +78,7 @@ def pygit2_update(path, stable=False):
         report["stash"] = True
     except KeyError:
         pass  # "nothing to stash"
-    backup = "backup_branch_{}".format(datetime.today().strftime("%Y-%m-%d_%H_%M_%S"))
+    backup = f"backup_branch_{datetime.today().strftime('%Y-%m-%d_%H_%M_%S')}"
     try:
         repo.branches.local.create(backup, repo.head.peel())
         report["backup_branch"] = backup

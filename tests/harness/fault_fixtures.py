@@ -66,7 +66,7 @@ def assert_secret_only_at(origin, servers, secret, scheme="http"):
         for r in requests_with_secret(servers, secret)
         if r.server != origin.label or r.host != origin.authority or r.scheme != scheme
     ]
-    assert not leaks, "the token reached another origin: %s" % (leaks,)
+    assert not leaks, f"the token reached another origin: {leaks}"
 
 
 @pytest.fixture
@@ -78,13 +78,13 @@ def small_tmpfs(tmp_path):
         point = tmp_path / name
         point.mkdir(exist_ok=True)
         proc = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=%s,mode=0755" % size, "tmpfs", str(point)],
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(point)],
             check=False,
             capture_output=True,
             text=True,
         )
         if proc.returncode:
-            pytest.fail("cannot mount a tmpfs (tests run as root here): %s" % proc.stderr.strip())
+            pytest.fail(f"cannot mount a tmpfs (tests run as root here): {proc.stderr.strip()}")
         mounted.append(point)
         return point
 

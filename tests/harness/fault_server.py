@@ -117,7 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
             # Like an S3 presigned GET URL: the signature covers the method, so HEAD is refused.
             return self._plain(403, head) if head else self._serve(name, head)
         if kind == "to-presigned":
-            return self._answer(Redirect("%s/presigned/%s?X-Amz-Signature=stand-in" % (self.server.url, name)), head)
+            return self._answer(Redirect(f"{self.server.url}/presigned/{name}?X-Amz-Signature=stand-in"), head)
         return self._plain(404, head)
 
     def _answer(self, answer, head):
@@ -138,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
         return target
 
     def _plain(self, code, head):
-        body = ("%d error\n" % code).encode()
+        body = (f"{code} error\n").encode()
         self._send(code, body, head, "text/plain")
 
     def _send(self, code, body, head, ctype):
@@ -162,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
             end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
             if start >= size:
                 self.send_response(416)
-                self.send_header("Content-Range", "bytes */%d" % size)
+                self.send_header("Content-Range", f"bytes */{size}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return None
@@ -170,10 +170,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("ETag", '"%x-%x"' % (size, int(target.stat().st_mtime)))
+        self.send_header("ETag", f'"{size:x}-{int(target.stat().st_mtime):x}"')
         self.send_header("Content-Length", str(end - start + 1))
         if code == 206:
-            self.send_header("Content-Range", "bytes %d-%d/%d" % (start, end, size))
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
         if head:
             return None
@@ -256,7 +256,7 @@ def make_certificate(directory, names=("127.0.0.1", "localhost")):
     """A self-signed certificate for `names`; returns (cert_file, key_file)."""
     directory = Path(directory)
     cert, key = directory / "cert.pem", directory / "key.pem"
-    alt = ",".join(("IP:%s" % n) if re.match(r"^[0-9.]+$", n) else ("DNS:%s" % n) for n in names)
+    alt = ",".join((f"IP:{n}") if re.match(r"^[0-9.]+$", n) else (f"DNS:{n}") for n in names)
     subprocess.run(
         [
             "openssl",
@@ -268,9 +268,9 @@ def make_certificate(directory, names=("127.0.0.1", "localhost")):
             "-days",
             "2",
             "-subj",
-            "/CN=%s" % names[0],
+            f"/CN={names[0]}",
             "-addext",
-            "subjectAltName=%s" % alt,
+            f"subjectAltName={alt}",
             "-keyout",
             str(key),
             "-out",
@@ -289,7 +289,7 @@ class FaultServer:
         self.files_dir = Path(files_dir).resolve()
         self.host = host
         self.port = port or free_port()
-        self.label = label or "server:%d" % self.port
+        self.label = label or f"server:{self.port}"
         self.tls = tls
         self.ca_file = None
         self._certs = None
@@ -298,15 +298,15 @@ class FaultServer:
 
     @property
     def url(self):
-        return "http://%s:%d" % (self.host, self.port)
+        return f"http://{self.host}:{self.port}"
 
     @property
     def https_url(self):
-        return "https://%s:%d" % (self.host, self.port)
+        return f"https://{self.host}:{self.port}"
 
     @property
     def authority(self):
-        return "%s:%d" % (self.host, self.port)
+        return f"{self.host}:{self.port}"
 
     @property
     def requests(self):

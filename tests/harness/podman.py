@@ -188,7 +188,13 @@ def remove_leftovers(label=LABEL, own=False):
     with ``own=True`` this process's containers go too.
     """
     out = podman(
-        "ps", "-a", "--filter", f"label={label}", "--format", '{{.ID}} {{index .Labels "%s"}}' % label, check=False
+        "ps",
+        "-a",
+        "--filter",
+        f"label={label}",
+        "--format",
+        f'{{{{.ID}}}} {{{{index .Labels "{label}"}}}}',
+        check=False,
     ).stdout
     stale = []
     for line in out.splitlines():

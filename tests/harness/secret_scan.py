@@ -53,7 +53,7 @@ def argv_holding(secrets):
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            cmdline = Path("/proc/%s/cmdline" % pid).read_bytes()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
         if any(secret.encode() in cmdline for secret in secrets):

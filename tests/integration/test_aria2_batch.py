@@ -55,7 +55,7 @@ def three_files(make_origin, tmp_path):
 def test_parallel_ranged_download_then_second_run_reads_nothing(three_files, vault):
     origin = three_files
     downloads = [
-        {"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name), "sha256": digest}
+        {"url": f"{origin.url}/public/{name}", "dest": vault.dest(name), "sha256": digest}
         for name, (_size, digest) in origin.catalog.items()
     ]
     args = vault.args(downloads, min_split_size="1M")
@@ -88,7 +88,7 @@ def test_parallel_ranged_download_then_second_run_reads_nothing(three_files, vau
 
 def test_check_mode_reports_bytes_needed_and_writes_nothing(three_files, vault):
     origin = three_files
-    downloads = [{"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name)} for name in origin.catalog]
+    downloads = [{"url": f"{origin.url}/public/{name}", "dest": vault.dest(name)} for name in origin.catalog]
     result, _run = run_module("aria2_batch", vault.args(downloads), check=True, diff=True)
     assert result["changed"] and result["would_download"] == 3
     assert result["bytes_needed"] == sum(size for size, _digest in origin.catalog.values())
@@ -130,7 +130,7 @@ def test_token_goes_to_origin_only_and_never_shows(nginx_origin, vault, tmp_path
     signed = [line for line in nginx_origin.log_lines() if "/signed/" in line]
     assert len(signed) >= 3 and all('auth="-"' in line for line in signed), signed
     for marker in ("/redirect/small.bin", "/api/download/models/12345", "/private/medium.bin"):
-        assert any(marker in line and 'auth="Bearer %s"' % token in line for line in nginx_origin.log_lines())
+        assert any(marker in line and f'auth="Bearer {token}"' in line for line in nginx_origin.log_lines())
 
 
 def test_token_is_not_in_any_process_argv_while_downloads_run(make_origin, vault, tmp_path):
@@ -164,7 +164,7 @@ def test_token_is_not_in_any_process_argv_while_downloads_run(make_origin, vault
         while proc.poll() is None and time.monotonic() < deadline:
             for pid in filter(str.isdigit, os.listdir("/proc")):
                 try:
-                    cmdline = Path("/proc/%s/cmdline" % pid).read_bytes()
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
                 except OSError:
                     continue
                 assert origin.token.encode() not in cmdline, cmdline
@@ -224,7 +224,7 @@ def _aria2c_pids(marker):
     pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            cmdline = Path("/proc/%s/cmdline" % pid).read_bytes()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
         if cmdline.startswith(b"/usr/bin/aria2c\0") and marker.encode() in cmdline:
@@ -244,7 +244,7 @@ def test_killed_run_leaves_nothing_at_final_paths_and_resumes(make_origin, vault
     origin = make_origin(served, limit_rate="1m")
     args = vault.args(
         [
-            {"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name), "sha256": digest}
+            {"url": f"{origin.url}/public/{name}", "dest": vault.dest(name), "sha256": digest}
             for name, digest in files.items()
         ],
         split=2,
@@ -289,8 +289,8 @@ def test_killed_run_leaves_nothing_at_final_paths_and_resumes(make_origin, vault
         assert sha(vault.dest(name)) == digest
     twice = sent_bytes(gets(origin, "/public/")) - 2 * size
     print(
-        "HTTP (%s): %.2f MiB of 2 x %d MiB crossed the wire twice (killed at %.2f MiB)"
-        % ("aria2c killed too" if aria2c_too else "module killed", twice / MiB, size // MiB, served_before / MiB)
+        f"HTTP ({'aria2c killed too' if aria2c_too else 'module killed'}): {twice / MiB:.2f} MiB of "
+        f"2 x {size // MiB} MiB crossed the wire twice (killed at {served_before / MiB:.2f} MiB)"
     )
     # Per connection (4): what sat in its socket buffers and aria2c's first, unranged GET of a
     # resumed file (about 1 MiB each here). When aria2c itself was killed, also what it fetched
@@ -331,7 +331,7 @@ def test_faults_each_get_their_result_and_the_rest_completes(fault_server, vault
         for name, path, digest, _status, _reason in plan
     ]
     result, _run = run_module("aria2_batch", vault.args(downloads, fail_on_error=False, max_tries=3))
-    assert not result.get("failed"), "fail_on_error=false must not fail the task: %s" % result.get("msg")
+    assert not result.get("failed"), f"fail_on_error=false must not fail the task: {result.get('msg')}"
     by_name = {r["name"]: r for r in result["results"]}
     for name, _path, _digest, status, reason in plan:
         assert by_name[name]["status"] == status, by_name[name]
@@ -423,7 +423,7 @@ def test_disk_preflight_downloads_what_fits_and_fails_only_the_rest(fault_server
     small, big, other = result["results"]
     assert small["status"] == other["status"] == "downloaded"
     assert big["status"] == "failed"
-    assert big["reason"].startswith("not enough disk space: needs 6.00 MB, ") and ("free on %s" % tiny) in big["reason"]
+    assert big["reason"].startswith("not enough disk space: needs 6.00 MB, ") and (f"free on {tiny}") in big["reason"]
     assert not [r for r in fault_server.requests if r.method == "GET" and r.path.endswith("big.bin")]
     assert not Path(vault.dest("big.bin")).exists()
 
@@ -510,7 +510,7 @@ def test_a_log_on_a_full_disk_is_a_warning_and_the_downloads_still_finish(fault_
     )
     assert not result.get("failed"), result.get("msg")
     assert result["results"][0]["status"] == "downloaded"
-    assert any("cannot write %s: No space left on device" % vault.log in w for w in result.get("warnings", [])), (
+    assert any(f"cannot write {vault.log}: No space left on device" in w for w in result.get("warnings", [])), (
         result.get("warnings")
     )
     assert "Traceback" not in proc.stdout + proc.stderr
@@ -537,7 +537,7 @@ def test_a_disk_that_fills_up_during_an_in_process_download_fails_that_entry(fau
     assert small["status"] == "downloaded", small
     assert big["status"] == "failed", big
     assert big["reason"].startswith("the disk filled up while downloading: the file needs an unknown size, ")
-    assert ("free on %s now" % vault.root.parent) in big["reason"]
+    assert (f"free on {vault.root.parent} now") in big["reason"]
     assert "Traceback" not in proc.stdout + proc.stderr
     assert not Path(vault.dest("big.bin")).exists()
     assert sha(vault.dest("c.bin")) == fault_server.catalog["c.bin"][1]
@@ -550,10 +550,10 @@ def test_an_item_missing_its_url_or_with_a_bad_size_fails_alone(three_files, vau
     origin = three_files
     _size, digest = origin.catalog["three.bin"]
     downloads = [
-        {"url": "%s/public/three.bin" % origin.url, "dest": vault.dest("three.bin"), "sha256": digest},
+        {"url": f"{origin.url}/public/three.bin", "dest": vault.dest("three.bin"), "sha256": digest},
         {"dest": vault.dest("no-url.bin")},
-        {"url": "%s/public/two.safetensors" % origin.url, "dest": vault.dest("two.safetensors"), "size": "12MB"},
-        {"url": "%s/public/one.safetensors" % origin.url, "name": "no-dest"},
+        {"url": f"{origin.url}/public/two.safetensors", "dest": vault.dest("two.safetensors"), "size": "12MB"},
+        {"url": f"{origin.url}/public/one.safetensors", "name": "no-dest"},
     ]
     result, _run = run_module("aria2_batch", vault.args(downloads, fail_on_error=False))
     statuses = [(r["name"], r["status"]) for r in result["results"]]
@@ -581,8 +581,7 @@ def test_an_item_missing_its_url_or_with_a_bad_size_fails_alone(three_files, vau
 def test_a_bad_option_fails_every_entry_and_the_log_names_each(three_files, vault, option, expected):
     origin = three_files
     downloads = [
-        {"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name)}
-        for name in ("one.safetensors", "three.bin")
+        {"url": f"{origin.url}/public/{name}", "dest": vault.dest(name)} for name in ("one.safetensors", "three.bin")
     ]
     result, _run = run_module("aria2_batch", vault.args(downloads, **option))
     assert result.get("failed") and expected in result["msg"], result
@@ -599,7 +598,7 @@ def test_a_bad_option_fails_every_entry_and_the_log_names_each(three_files, vaul
 
 def test_without_aria2c_every_entry_fails_saying_so_in_the_log(three_files, vault, tmp_path):
     origin = three_files
-    downloads = [{"url": "%s/public/three.bin" % origin.url, "dest": vault.dest("three.bin")}]
+    downloads = [{"url": f"{origin.url}/public/three.bin", "dest": vault.dest("three.bin")}]
     bare = tmp_path / "bin"  # every tool of /usr/bin but aria2c (/bin is /usr/bin here)
     bare.mkdir()
     for tool in Path("/usr/bin").iterdir():

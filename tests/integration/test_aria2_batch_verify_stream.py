@@ -103,7 +103,7 @@ def test_a_wrong_byte_anywhere_fails_that_model_and_publishes_nothing(make_origi
     corrupt(served / "bad.bin", {"start": 0, "middle": size // 2, "end": size - 1}[where])
     origin = make_origin(served, limit_rate="8m")
     downloads = [
-        {"url": "%s/public/%s" % (origin.url, name), "dest": vault.dest(name), "sha256": digest}
+        {"url": f"{origin.url}/public/{name}", "dest": vault.dest(name), "sha256": digest}
         for name, digest in (("good.bin", good), ("bad.bin", expected))
     ]
     result, _run = run_module(
@@ -121,7 +121,7 @@ def test_a_wrong_byte_anywhere_fails_that_model_and_publishes_nothing(make_origi
     assert by_name["good.bin"]["status"] == "downloaded" and sha(vault.dest("good.bin")) == good
     bad = by_name["bad.bin"]
     assert bad["status"] == "failed"
-    assert "verification failed" in bad["reason"] and "differs from the expected %s" % expected in bad["reason"]
+    assert "verification failed" in bad["reason"] and f"differs from the expected {expected}" in bad["reason"]
     assert not os.path.exists(vault.dest("bad.bin")), "a file with a wrong byte must never be published"
     assert vault.staged() == [], "the wrong partial is discarded, so the next run starts it over"
     assert result["failed_count"] == 1 and result["downloaded"] == 1
@@ -141,7 +141,7 @@ def test_two_files_at_once_are_hashed_while_they_download(make_origin, vault, tm
         entries, result = in_process_run(
             vault,
             [
-                {"url": "%s/public/%s" % (proxy.endpoint, name), "dest": vault.dest(name), "sha256": digest}
+                {"url": f"{proxy.endpoint}/public/{name}", "dest": vault.dest(name), "sha256": digest}
                 for name, digest in digests.items()
             ],
         )
@@ -152,10 +152,8 @@ def test_two_files_at_once_are_hashed_while_they_download(make_origin, vault, tm
     assert result["hashed"] == 2
     for entry in entries:
         assert entry.hasher is not None
-        assert entry.hasher.read_at_finish < size // 2, "%s: %.1f of %.1f MiB were hashed after the download ended" % (
-            entry.name,
-            entry.hasher.read_at_finish / MiB,
-            size / MiB,
+        assert entry.hasher.read_at_finish < size // 2, (
+            f"{entry.name}: {entry.hasher.read_at_finish / MiB:.1f} of {size / MiB:.1f} MiB were hashed after the download ended"
         )
 
 
@@ -167,7 +165,7 @@ def test_files_without_a_sha256_are_hashed_while_they_download_and_not_read_agai
     served = tmp_path / "served"
     digest = write_file(served / "n.bin", 3 * MiB, seed=5)
     origin = make_origin(served)
-    entries, result = in_process_run(vault, [{"url": "%s/public/n.bin" % origin.url, "dest": vault.dest("n.bin")}])
+    entries, result = in_process_run(vault, [{"url": f"{origin.url}/public/n.bin", "dest": vault.dest("n.bin")}])
     assert result["downloaded"] == 1 and result["hashed"] == 1 and full_reads == []
     assert entries[0].hasher is not None
     got = result["results"][0]
@@ -194,7 +192,7 @@ def _partial_run(vault, proxy, name, digest, at_least):
     watcher = threading.Thread(target=_stop_when_staged, args=(vault, at_least, stop), daemon=True)
     watcher.start()
     _entries, result = in_process_run(
-        vault, [{"url": "%s/public/%s" % (proxy.endpoint, name), "dest": vault.dest(name), "sha256": digest}], stop=stop
+        vault, [{"url": f"{proxy.endpoint}/public/{name}", "dest": vault.dest(name), "sha256": digest}], stop=stop
     )
     watcher.join()
     assert result["downloaded"] == 0 and "stopped" in result["results"][0]["reason"], result["results"]
@@ -214,7 +212,7 @@ def test_a_resumed_download_hashes_the_partial_already_on_disk_first(make_origin
         _staged, prefix = _partial_run(vault, proxy, "r.bin", digest, 4 * MiB)
         proxy.rate = 2 * MiB  # the resumed run's new connections: faster, the same URL
         entries, result = in_process_run(
-            vault, [{"url": "%s/public/r.bin" % proxy.endpoint, "dest": vault.dest("r.bin"), "sha256": digest}]
+            vault, [{"url": f"{proxy.endpoint}/public/r.bin", "dest": vault.dest("r.bin"), "sha256": digest}]
         )
     assert result["downloaded"] == 1, result["msg"]
     assert "resumed" in result["results"][0]["reason"]
@@ -235,10 +233,10 @@ def test_a_resumed_partial_corrupted_on_disk_is_caught_and_not_published(make_or
         staged, prefix = _partial_run(vault, proxy, "c.bin", digest, 4 * MiB)
         corrupt(staged, prefix // 2)
         proxy.rate = 8 * MiB
-        download = [{"url": "%s/public/c.bin" % proxy.endpoint, "dest": vault.dest("c.bin"), "sha256": digest}]
+        download = [{"url": f"{proxy.endpoint}/public/c.bin", "dest": vault.dest("c.bin"), "sha256": digest}]
         _entries, result = in_process_run(vault, download)
         (only,) = result["results"]
-        assert only["status"] == "failed" and "differs from the expected %s" % digest in only["reason"]
+        assert only["status"] == "failed" and f"differs from the expected {digest}" in only["reason"]
         assert not os.path.exists(vault.dest("c.bin")) and vault.staged() == []
         _entries, again = in_process_run(vault, download)
     assert again["downloaded"] == 1 and sha(vault.dest("c.bin")) == digest
@@ -259,7 +257,7 @@ def test_files_the_origin_serves_with_the_token_are_hashed_while_downloading_too
         vault,
         [
             {
-                "url": "%s/private/%s" % (origin.url, name),
+                "url": f"{origin.url}/private/{name}",
                 "dest": vault.dest(name),
                 "sha256": digest,
                 "token": origin.token,
@@ -271,7 +269,7 @@ def test_files_the_origin_serves_with_the_token_are_hashed_while_downloading_too
     assert by_name["good.bin"]["status"] == "downloaded" and sha(vault.dest("good.bin")) == good
     assert (
         by_name["bad.bin"]["status"] == "failed"
-        and "differs from the expected %s" % expected in by_name["bad.bin"]["reason"]
+        and f"differs from the expected {expected}" in by_name["bad.bin"]["reason"]
     )
     assert not os.path.exists(vault.dest("bad.bin"))
     assert all(entry.in_process and entry.hasher is not None for entry in entries)

@@ -411,7 +411,7 @@ def test_a_new_commit_costs_its_delta_not_the_whole_repository(tmp_path, committ
     for number in range(5000):
         path = bulky / "bulk" / f"d{number % 50:02d}" / f"f{number:04d}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("%032x\n" % rng.getrandbits(128) * 3)
+        path.write_text(f"{rng.getrandbits(128):032x}\n" * 3)
     repo = ConfigRepo(tmp_path / "config", bulky)
     pod = Pod(tmp_path, repo)
     v1 = repo.commit(probe_files("v1", [MODEL_SD15]), "probe v1")

@@ -59,7 +59,7 @@ def wait_for_pid(lock, log, marker, timeout=60):
         if text.endswith("\n") and text.strip().isdigit() and log.exists() and marker in log.read_text():
             return int(text)
         time.sleep(0.05)
-    raise AssertionError("no PID in %s (log: %s)" % (lock, log.read_text() if log.exists() else "none"))
+    raise AssertionError(f"no PID in {lock} (log: {(log.read_text() if log.exists() else 'none')})")
 
 
 def alive(pid):
@@ -67,9 +67,7 @@ def alive(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    state = (
-        Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0] if Path("/proc/%d" % pid).exists() else "X"
-    )
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] if Path(f"/proc/{pid}").exists() else "X"
     return state != "Z"
 
 
@@ -144,7 +142,7 @@ def test_sigterm_stops_aria2_batch_cleanly_and_the_next_run_resumes(make_origin,
     proc = start_module("aria2_batch", args)
     try:
         pid = wait_for_pid(state / "aria2_batch.run.lock", log, "starting")
-        assert b"aria2_batch" in Path("/proc/%d/cmdline" % pid).read_bytes(), "the PID is the module's"
+        assert b"aria2_batch" in Path(f"/proc/{pid}/cmdline").read_bytes(), "the PID is the module's"
         while sum(p.stat().st_blocks * 512 for p in (state / "staging").glob("*.bin")) < 3 * MiB:
             time.sleep(0.05)
         # Killing ansible's whole process group does not reach the module: it lives in a session
@@ -161,7 +159,7 @@ def test_sigterm_stops_aria2_batch_cleanly_and_the_next_run_resumes(make_origin,
         except ProcessLookupError:
             pass
     assert not alive(pid), "SIGTERM did not stop the module"
-    assert took < 10, "the module took %.1f s to stop (the contract says a couple of seconds)" % took
+    assert took < 10, f"the module took {took:.1f} s to stop (the contract says a couple of seconds)"
     text = log.read_text()
     assert "stopped by SIGTERM: 2 download(s) unfinished (s1.bin, s2.bin); they resume at the next start" in text
     assert len(list((state / "staging").glob("*.aria2"))) == 2, "aria2c saves its control files on SIGTERM"
@@ -177,8 +175,8 @@ def test_sigterm_stops_aria2_batch_cleanly_and_the_next_run_resumes(make_origin,
         assert hashlib.sha256((vault / "models" / name).read_bytes()).hexdigest() == digest
     refetched = body_bytes(origin, "/public/") - 2 * size
     print(
-        "HTTP: %.2f MiB of 2 x %d MiB crossed the wire twice after a SIGTERM (stopped at %.2f MiB)"
-        % (refetched / MiB, size // MiB, served_before / MiB)
+        f"HTTP: {refetched / MiB:.2f} MiB of 2 x {size // MiB} MiB crossed the wire twice after a SIGTERM "
+        f"(stopped at {served_before / MiB:.2f} MiB)"
     )
     # The control files are exact (aria2c counts 16 KiB blocks that are on disk). What crosses the
     # wire again is what sat in a connection's socket buffers when aria2c stopped (nginx counts
@@ -225,7 +223,7 @@ def test_sigterm_stops_r2_fetch_cleanly_with_a_result_and_the_next_run_resumes(s
                 pass
         stopped_at = proxy.sent
         result = module_result(out)
-        assert took < 10, "r2_fetch took %.1f s to stop" % took
+        assert took < 10, f"r2_fetch took {took:.1f} s to stop"
         assert result["failed"] is True and result["failed_count"] == 1, result
         (got,) = result["results"]
         assert got["status"] == "failed" and got["reason"].startswith("stopped by SIGTERM before it finished"), got
@@ -241,8 +239,8 @@ def test_sigterm_stops_r2_fetch_cleanly_with_a_result_and_the_next_run_resumes(s
     assert dest.read_bytes() == body
     assert again["results"][0]["reason"].startswith("resumed: ")
     refetched = wire - size - 64 * 1024
-    print("R2: %.2f MiB of %d MiB crossed the wire twice after a SIGTERM" % ((wire - size) / MiB, size // MiB))
-    assert refetched <= 2 * MiB, "%.1f MiB crossed the wire twice (stopped at %d)" % (refetched / MiB, stopped_at)
+    print(f"R2: {(wire - size) / MiB:.2f} MiB of {size // MiB} MiB crossed the wire twice after a SIGTERM")
+    assert refetched <= 2 * MiB, f"{refetched / MiB:.1f} MiB crossed the wire twice (stopped at {stopped_at})"
 
 
 @pytest.mark.parametrize("module", ["aria2_batch", "r2_fetch"])
@@ -252,7 +250,7 @@ def test_sigterm_while_waiting_for_the_lock_ends_the_wait(tmp_path, module):
 
     state = tmp_path / "vault/.state/models"
     state.mkdir(parents=True)
-    holder = open(state / ("%s.run.lock" % module), "w")
+    holder = open(state / (f"{module}.run.lock"), "w")
     fcntl.flock(holder, fcntl.LOCK_EX)
     log = tmp_path / "vault/logs/models.log"
     if module == "aria2_batch":
@@ -278,7 +276,7 @@ def test_sigterm_while_waiting_for_the_lock_ends_the_wait(tmp_path, module):
             time.sleep(0.05)
         # This run's module only: a machine-wide match would stop the downloads of pods that
         # tests running in parallel boot (their processes are visible here too).
-        pids = [pid for pid in descendants(proc.pid) if "AnsiballZ_%s" % module in command_line(pid)]
+        pids = [pid for pid in descendants(proc.pid) if f"AnsiballZ_{module}" in command_line(pid)]
         assert pids, "the waiting module is not running"
         for pid in pids:
             os.kill(pid, signal.SIGTERM)

@@ -26,7 +26,7 @@ def sha(path):
 
 def needs_token(request, then):
     """An origin path that refuses requests without the token, like a private repo."""
-    if request.authorization != "Bearer %s" % TOKEN:
+    if request.authorization != f"Bearer {TOKEN}":
         return Status(401)
     return then
 
@@ -50,51 +50,51 @@ def shapes(origin, foreign):
             {"/private-big": lambda r: needs_token(r, Serve("big.bin"))},
         ),
         "absolute-same-origin": (
-            lambda r: needs_token(r, Redirect("http://%s/private-big" % o)),
+            lambda r: needs_token(r, Redirect(f"http://{o}/private-big")),
             "downloaded",
             {"/private-big": lambda r: needs_token(r, Serve("big.bin"))},
         ),
         # Someone else: the token must stay home.
-        "absolute-foreign": (lambda r: needs_token(r, Redirect("http://%s%s?sig=1" % (f, big))), "downloaded", {}),
-        "protocol-relative": (lambda r: needs_token(r, Redirect("//%s%s?sig=1" % (f, big))), "downloaded", {}),
+        "absolute-foreign": (lambda r: needs_token(r, Redirect(f"http://{f}{big}?sig=1")), "downloaded", {}),
+        "protocol-relative": (lambda r: needs_token(r, Redirect(f"//{f}{big}?sig=1")), "downloaded", {}),
         "protocol-relative-other-name": (
-            lambda r: needs_token(r, Redirect("//localhost:%d%s" % (origin.port, big))),
+            lambda r: needs_token(r, Redirect(f"//localhost:{origin.port}{big}")),
             "downloaded",
             {},
         ),
         "relative-then-protocol-relative": (
             lambda r: needs_token(r, Redirect("/step")),
             "downloaded",
-            {"/step": lambda r: needs_token(r, Redirect("//%s%s" % (f, big)))},
+            {"/step": lambda r: needs_token(r, Redirect(f"//{f}{big}"))},
         ),
         "other-port": (
-            lambda r: needs_token(r, Redirect("http://127.0.0.1:%d%s" % (foreign.port, big))),
+            lambda r: needs_token(r, Redirect(f"http://127.0.0.1:{foreign.port}{big}")),
             "downloaded",
             {},
         ),
         "comes-back-to-origin": (
-            lambda r: needs_token(r, Redirect("http://%s/bounce" % f)),
+            lambda r: needs_token(r, Redirect(f"http://{f}/bounce")),
             "failed",
             {
-                "/bounce@foreign": lambda r: Redirect("http://%s/private-big" % o),
+                "/bounce@foreign": lambda r: Redirect(f"http://{o}/private-big"),
                 "/private-big": lambda r: needs_token(r, Serve("big.bin")),
             },
         ),
-        "permanent-redirect-308": (lambda r: needs_token(r, Redirect("//%s%s" % (f, big), 308)), "downloaded", {}),
+        "permanent-redirect-308": (lambda r: needs_token(r, Redirect(f"//{f}{big}", 308)), "downloaded", {}),
         # The origin answers the probe one way and the download another.
         "head-200-get-302": (
-            lambda r: Serve("big.bin") if r.method == "HEAD" else needs_token(r, Redirect("http://%s%s" % (f, big))),
+            lambda r: Serve("big.bin") if r.method == "HEAD" else needs_token(r, Redirect(f"http://{f}{big}")),
             "downloaded",
             {},
         ),
         "later-range-redirect": (
-            lambda r: needs_token(r, Serve("big.bin") if starts_at(r) < MIB else Redirect("http://%s%s" % (f, big))),
+            lambda r: needs_token(r, Serve("big.bin") if starts_at(r) < MIB else Redirect(f"http://{f}{big}")),
             "downloaded",
             {},
         ),
         "second-get-redirects": (
             lambda r: needs_token(
-                r, Serve("big.bin") if r.method == "HEAD" or r.count <= 2 else Redirect("//%s%s" % (f, big))
+                r, Serve("big.bin") if r.method == "HEAD" or r.count <= 2 else Redirect(f"//{f}{big}")
             ),
             "downloaded",
             {},
@@ -158,7 +158,7 @@ def test_secret_headers_are_treated_like_the_token(fault_server, foreign_server,
         lambda r: (
             Status(401)
             if r.headers.get("X-Api-Key") != TOKEN
-            else Redirect("//%s/files/b.bin" % foreign_server.authority)
+            else Redirect(f"//{foreign_server.authority}/files/b.bin")
         ),
     )
     dest = tmp_path / "vault/models/b.bin"
@@ -181,9 +181,7 @@ def test_a_scheme_change_on_the_same_host_and_port_is_another_origin(tls_fault_s
     is another origin too. One server answers both schemes on one port."""
     server = tls_fault_server
     start = server.https_url if target_scheme == "http" else server.url
-    server.route(
-        "/model", lambda r: needs_token(r, Redirect("%s://%s/files/b.bin" % (target_scheme, server.authority)))
-    )
+    server.route("/model", lambda r: needs_token(r, Redirect(f"{target_scheme}://{server.authority}/files/b.bin")))
     dest = tmp_path / "vault/models/b.bin"
     result, _proc = run_module(
         "aria2_batch",
@@ -203,7 +201,7 @@ def test_a_scheme_change_on_the_same_host_and_port_is_another_origin(tls_fault_s
 
 
 def _env_file(path, values, mode=0o600):
-    path.write_text("".join("export %s='%s'\n" % item for item in values.items()))
+    path.write_text("".join("export {}='{}'\n".format(*item) for item in values.items()))
     path.chmod(mode)
     return path
 
@@ -211,7 +209,7 @@ def _env_file(path, values, mode=0o600):
 def test_a_token_named_is_read_on_the_target_from_the_env_file(fault_server, foreign_server, tmp_path, monkeypatch):
     """Over SSH a module does not see the pod's environment: the pod's 0600 env file has it."""
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    fault_server.route("/model", lambda r: needs_token(r, Redirect("//%s/files/b.bin" % foreign_server.authority)))
+    fault_server.route("/model", lambda r: needs_token(r, Redirect(f"//{foreign_server.authority}/files/b.bin")))
     env_file = _env_file(tmp_path / "rp_environment", {"HF_TOKEN": TOKEN})
     args = {
         "state_dir": str(tmp_path / "vault/.state/models"),
@@ -233,7 +231,7 @@ def test_a_token_named_is_read_on_the_target_from_the_env_file(fault_server, for
     )
     reason = refused["results"][0]["reason"]
     assert refused["results"][0]["status"] == "failed"
-    assert reason.startswith("cannot read HF_TOKEN: refusing to read secrets from %s: its mode is 0644" % env_file)
+    assert reason.startswith(f"cannot read HF_TOKEN: refusing to read secrets from {env_file}: its mode is 0644")
     assert "chmod 600" in reason
 
 

@@ -543,7 +543,7 @@ def test_credentials_in_manifest_urls_download_and_never_show(pod, tmp_path, mak
     ], held
     basic = [line for line in origin.log_lines() if line.startswith("GET /basic/")]
     assert basic and all('auth="Basic ' in line and (" 200 " in line or " 206 " in line) for line in basic), basic
-    assert not any("Basic" in line for line in origin.log_lines() if "port=%d" % origin.signed_port in line)
+    assert not any("Basic" in line for line in origin.log_lines() if f"port={origin.signed_port}" in line)
 
 
 def test_credentials_in_manifest_urls_are_not_at_rest_while_the_background_job_runs(pod, tmp_path, make_origin):

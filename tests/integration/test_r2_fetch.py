@@ -234,10 +234,9 @@ def test_sigkill_mid_part_costs_at_most_one_chunk_per_part_in_flight(s3, tmp_pat
     assert open(obj["dest"], "rb").read() == body
     # Response headers are a few hundred bytes a request; the rest is body.
     refetched = wire - size - 64 * 1024
-    print("R2: %.2f MiB of %d MiB crossed the wire again over two SIGKILLs" % ((wire - size) / MIB, size // MIB))
-    assert refetched <= 2 * in_flight * MIB, "%.1f MiB crossed the wire again over two kills (killed at %s)" % (
-        refetched / MIB,
-        killed_at,
+    print(f"R2: {(wire - size) / MIB:.2f} MiB of {size // MIB} MiB crossed the wire again over two SIGKILLs")
+    assert refetched <= 2 * in_flight * MIB, (
+        f"{refetched / MIB:.1f} MiB crossed the wire again over two kills (killed at {killed_at})"
     )
     # What the last run fetched: the rest after the second kill, plus what each kill lost (at
     # most the chunk each in-flight part was reading; sent by the proxy but never journaled).
@@ -344,7 +343,7 @@ def test_missing_credentials_fail_before_any_request(s3, tmp_path, models, missi
     mark = len(s3.requests())
     result, _proc = fetch(s3, tmp_path, objects, env=env)
     assert result["failed"] is True
-    assert result["msg"].startswith("R2 credentials missing: set %s" % missing), result["msg"]
+    assert result["msg"].startswith(f"R2 credentials missing: set {missing}"), result["msg"]
     assert requests_after(s3, mark) == []
     assert not any(os.path.exists(o["dest"]) for o in objects)
 

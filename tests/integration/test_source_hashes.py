@@ -29,7 +29,7 @@ def signed_gets(origin):
 
 def hf_url(origin, path=REPO_FILE):
     repo, _slash, name = path.partition("/")[2].partition("/")
-    return "%s/hf/%s/%s/resolve/main/%s" % (origin.url, path.split("/")[0], repo, name)
+    return f"{origin.url}/hf/{path.split('/')[0]}/{repo}/resolve/main/{name}"
 
 
 def download(tmp_path, items, **extra):
@@ -209,13 +209,13 @@ class RefusingOrigin:
 def test_a_hub_that_cannot_be_reached_costs_its_retries_once_per_run_not_per_model(hub, make_origin, tmp_path):
     served, digest = hub
     origin = make_origin(served)
-    names = ["m%d" % i for i in range(12)]
+    names = [f"m{i}" for i in range(12)]
     items = [{"name": n, "url": hf_url(origin), "dest": dest(tmp_path, n + ".safetensors")} for n in names]
     first, by_name = download(tmp_path, items)
     assert all(by_name[n]["sha256_from"] == "huggingface" for n in names), by_name
     down = RefusingOrigin()
     try:
-        moved = [dict(item, url=item["url"].replace(origin.url, "http://127.0.0.1:%d" % down.port)) for item in items]
+        moved = [dict(item, url=item["url"].replace(origin.url, f"http://127.0.0.1:{down.port}")) for item in items]
         again, by_name = download(tmp_path, moved, max_tries=3, retry_wait=1)
     finally:
         down.close()
@@ -238,7 +238,7 @@ def civitai(tmp_path):
 def civitai_item(origin, tmp_path, **extra):
     item = {
         "name": "lora",
-        "url": "%s/api/download/models/424242" % origin.url,
+        "url": f"{origin.url}/api/download/models/424242",
         "dest": dest(tmp_path, "lora.safetensors"),
         "token": origin.token,
     }
@@ -334,4 +334,4 @@ def test_s3_checksum_contradicting_the_manifest_is_an_error_naming_both(s3, tmp_
     entry = by_name["a"]
     assert entry["status"] == "failed" and wrong in entry["reason"] and actual in entry["reason"]
     assert "s3" in entry["reason"]
-    assert [r for r in s3.requests(method="GET") if r[1] == "/%s/a.bin" % BUCKET] == []
+    assert [r for r in s3.requests(method="GET") if r[1] == f"/{BUCKET}/a.bin"] == []

@@ -31,7 +31,7 @@ TOKEN = "unit-token-0123456789"
 
 
 def client(url, token=None, **kwargs):
-    return OriginClient(url, {"Authorization": "Bearer %s" % token} if token else {}, **kwargs)
+    return OriginClient(url, {"Authorization": f"Bearer {token}"} if token else {}, **kwargs)
 
 
 def auth_by_path(origin, since=0, expect=()):
@@ -170,9 +170,7 @@ def test_with_a_token_the_probe_is_the_request_a_download_makes(fault_server, fo
     """HEAD 200 but GET 302: the probe must see the GET's answer, not the HEAD's."""
     fault_server.route(
         "/m",
-        lambda r: (
-            Serve("a.bin") if r.method == "HEAD" else Redirect("http://%s/files/a.bin" % foreign_server.authority)
-        ),
+        lambda r: Serve("a.bin") if r.method == "HEAD" else Redirect(f"http://{foreign_server.authority}/files/a.bin"),
     )
     resolved = resolve(client(fault_server.url + "/m", TOKEN))
     assert not resolved.served_by_origin and resolved.url.startswith(foreign_server.url)
@@ -181,8 +179,8 @@ def test_with_a_token_the_probe_is_the_request_a_download_makes(fault_server, fo
 
 
 def test_once_a_chain_leaves_the_origin_nothing_carries_the_token_even_back_home(fault_server, foreign_server):
-    fault_server.route("/m", lambda r: Redirect("//%s/away" % foreign_server.authority))
-    foreign_server.route("/away", lambda r: Redirect("%s/home" % fault_server.url))
+    fault_server.route("/m", lambda r: Redirect(f"//{foreign_server.authority}/away"))
+    foreign_server.route("/away", lambda r: Redirect(f"{fault_server.url}/home"))
     fault_server.route("/home", lambda r: Status(401) if r.authorization else Serve("a.bin"))
     resolved = resolve(client(fault_server.url + "/m", TOKEN))
     assert resolved.url == fault_server.url + "/home" and not resolved.served_by_origin
@@ -195,7 +193,7 @@ def test_each_range_of_an_in_process_download_is_resolved_hop_by_hop(fault_serve
         lambda r: (
             Serve("b.bin")
             if (r.range or "").startswith("bytes=0-")
-            else Redirect("//%s/files/b.bin" % foreign_server.authority)
+            else Redirect(f"//{foreign_server.authority}/files/b.bin")
         ),
     )
 
@@ -234,7 +232,7 @@ def test_aria2_session_downloads_and_reports_errors(fault_server, tmp_path):
         reason = explain(statuses[short], session.cause(fault_server.url + "/short/b.bin"), host="origin")
         assert reason.startswith("origin closed the connection before the whole file was sent"), reason
         assert (tmp_path / "c.bin").stat().st_size == fault_server.catalog["c.bin"][0]
-        argv = open("/proc/%d/cmdline" % session.process.pid, "rb").read()
+        argv = open(f"/proc/{session.process.pid}/cmdline", "rb").read()
         assert b"rpc-secret" not in argv
     assert session.process.poll() is not None
     assert not list(tmp_path.glob(".aria2-*.conf")), "the secret-bearing config must be gone"

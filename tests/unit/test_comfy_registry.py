@@ -162,7 +162,7 @@ def test_a_stalled_or_dripping_registry_costs_at_most_the_timeout(registry):
 
 
 def test_nothing_listening_and_a_server_that_hangs_up(registry):
-    nobody = ComfyRegistry("http://127.0.0.1:%d" % free_port(), timeout=2, retry_pause=0.01)
+    nobody = ComfyRegistry(f"http://127.0.0.1:{free_port()}", timeout=2, retry_pause=0.01)
     refused = failure(nobody, "comfyui-kjnodes", None)
     assert refused.kind == UNAVAILABLE and "cannot reach" in str(refused)
     # A server that accepts and closes without a word.
@@ -181,7 +181,7 @@ def test_nothing_listening_and_a_server_that_hangs_up(registry):
 
     threading.Thread(target=hang_up, daemon=True).start()
     try:
-        rude = ComfyRegistry("http://127.0.0.1:%d" % listener.getsockname()[1], timeout=2, retry_pause=0.01)
+        rude = ComfyRegistry(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=2, retry_pause=0.01)
         assert failure(rude, "comfyui-kjnodes", None).kind == UNAVAILABLE
     finally:
         stop.append(True)
@@ -230,7 +230,7 @@ def test_the_node_map_answers_without_the_network(tmp_path):
     )
     impact = resolver.resolve("comfyui-impact-pack", "8.0.0")
     assert impact["version"] == "8.8.1"
-    assert "the node map pins 8.8.1 (%s:4), not the workflow's 8.0.0" % node_map in impact["warnings"][0]
+    assert f"the node map pins 8.8.1 ({node_map}:4), not the workflow's 8.0.0" in impact["warnings"][0]
     assert resolver.resolve("pinned-commit")["commit"] == "0123abcd"
     offline = failure(resolver, "not-mapped", None)
     assert offline.kind == NOT_FOUND and "offline" in str(offline)
@@ -261,8 +261,8 @@ def test_a_bad_node_map_names_every_bad_line(tmp_path):
     message = str(caught.value)
     assert message.startswith("6 problems in the node map")
     for line in (2, 3, 4, 5, 6, 7):
-        assert "%s:%d:" % (node_map, line) in message
-    assert "already mapped at %s:1" % node_map in message
+        assert f"{node_map}:{line}:" in message
+    assert f"already mapped at {node_map}:1" in message
     with pytest.raises(NodeMapError):
         read_node_map(str(tmp_path / "missing.txt"))
 

@@ -274,7 +274,7 @@ def test_fallback_order_last_good_then_previous_then_baked(tmp_path, store, log)
         None,
         "nothing: no copy in the vault and no site.yml in the baked copy %s" % (tmp_path / "nothing"),
     )
-    assert cu.fallback(store, str(baked)) == (str(baked), "the copy baked into the image %s" % baked)
+    assert cu.fallback(store, str(baked)) == (str(baked), f"the copy baked into the image {baked}")
 
     make_copy(store, A)
     make_copy(store, B)
@@ -304,11 +304,10 @@ def test_with_signature_checks_on_copies_checked_against_other_keys_are_passed_o
     assert cu.fallback(store, str(tmp_path / "none"))[0] == os.path.join(store.checkouts, B)
     assert cu.fallback(store, str(tmp_path / "none"), verified_with=KEYS) == (
         os.path.join(store.checkouts, A),
-        "the copy before the last good one %s (not %s: not signature-checked against CONFIG_TRUSTED_KEYS)"
-        % (A[:12], B[:12]),
+        f"the copy before the last good one {A[:12]} (not {B[:12]}: not signature-checked against CONFIG_TRUSTED_KEYS)",
     )
     directory, label = cu.fallback(store, str(tmp_path / "none"), verified_with="sha256:other-keys")
-    assert directory is None and label.startswith("nothing: ") and "not %s, %s" % (B[:12], A[:12]) in label
+    assert directory is None and label.startswith("nothing: ") and f"not {B[:12]}, {A[:12]}" in label
 
 
 def test_prune_keeps_the_links_and_every_copy_handed_out_lately(store, log):
@@ -357,8 +356,8 @@ def test_unusable_vault_runs_the_baked_copy(tmp_path, capsys):
     (baked / "ansible.cfg").write_text("")
     assert cu.main(["--vault", str(vault), "--baked", str(baked)], env={"CONFIG_REPO": "file:///x"}) == 0
     out, err = capsys.readouterr()
-    assert out == "%s\n" % baked
-    assert "cannot use the vault %s" % vault in err and "running the copy baked into the image" in err
+    assert out == f"{baked}\n"
+    assert f"cannot use the vault {vault}" in err and "running the copy baked into the image" in err
 
 
 def test_without_config_repo_only_the_log_line_is_written_to_the_vault(tmp_path, capsys):

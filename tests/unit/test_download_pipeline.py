@@ -76,7 +76,7 @@ class CopyFetcher:
             run.settle(entry)
 
     def describe(self, entry, error):
-        return "%s: %s" % (type(error).__name__, error)
+        return f"{type(error).__name__}: {error}"
 
     def discard_after(self, error):
         return False
@@ -142,7 +142,7 @@ def test_preflight_keeps_what_fits_in_order_and_fails_the_rest(world, small_tmpf
     statuses = [(r["name"], r["status"]) for r in result["results"]]
     assert statuses == [("a.bin", "downloaded"), ("big.bin", "failed"), ("b.bin", "downloaded")]
     assert result["results"][1]["reason"].startswith("not enough disk space: needs 292.97 KB, ")
-    assert ("free on %s" % tiny) in result["results"][1]["reason"]
+    assert (f"free on {tiny}") in result["results"][1]["reason"]
 
 
 def test_present_files_are_checked_once_and_the_diff_is_truthful(world):

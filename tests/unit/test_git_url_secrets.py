@@ -165,7 +165,7 @@ def test_the_url_with_its_token_is_read_on_the_target_for_the_same_repository(tm
     in the pod's 0600 env file, at pod start in the environment; another repository is ignored."""
     secret = "https://user:ghp_fromTheEnvFile1@git.example/o/ComfyUI.git"
     env_file = tmp_path / "rp_environment"
-    env_file.write_text("export COMFYUI_REPO='%s'\n" % secret)
+    env_file.write_text(f"export COMFYUI_REPO='{secret}'\n")
     env_file.chmod(0o600)
     monkeypatch.delenv("COMFYUI_REPO", raising=False)
     public = "https://git.example/o/ComfyUI.git"

@@ -191,7 +191,7 @@ def lock_server(tmp_path, monkeypatch):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LockServer)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield "http://127.0.0.1:%d" % server.server_address[1]
+    yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
 
@@ -206,11 +206,11 @@ def test_a_lock_url_is_fetched_without_any_credential(lock_server):
 def test_a_lock_url_that_is_gone_says_so(lock_server):
     with pytest.raises(LockSourceError) as caught:
         read_text(lock_server + "/gone.yml")
-    assert str(caught.value) == "cannot fetch the lock %s/gone.yml: HTTP 404 Not Found" % lock_server
+    assert str(caught.value) == f"cannot fetch the lock {lock_server}/gone.yml: HTTP 404 Not Found"
 
 
 def test_a_lock_path_that_is_missing_says_where_it_is_looked_for(tmp_path):
     with pytest.raises(LockSourceError) as caught:
         read_text(str(tmp_path / "nope.yml"))
-    assert "cannot read the lock %s/nope.yml: No such file or directory" % tmp_path in str(caught.value)
+    assert f"cannot read the lock {tmp_path}/nope.yml: No such file or directory" in str(caught.value)
     assert "the machine that runs ansible" in str(caught.value)

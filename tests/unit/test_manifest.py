@@ -463,7 +463,7 @@ def test_module_warns_when_the_plan_cannot_be_written_and_still_returns_the_plan
             handle.write(b"x" * 1024 * 1024)
         except OSError:
             pass
-    user = write(tmp_path, "user.txt", "".join("hf|org/repo|m%03d.bin|vae\n" % n for n in range(300)))
+    user = write(tmp_path, "user.txt", "".join(f"hf|org/repo|m{n:03d}.bin|vae\n" for n in range(300)))
     result, proc = run_module(
         "model_manifest",
         {

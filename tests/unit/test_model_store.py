@@ -188,7 +188,7 @@ def test_concurrent_records_from_two_stores_all_survive(store, models):
     other = ModelStore(store.state_dir)  # a second downloader (r2_fetch) on the same ledger
     dests = []
     for i in range(20):
-        dest = models / ("m%d.bin" % i)
+        dest = models / (f"m{i}.bin")
         dest.write_bytes(b"x" * i)
         dests.append(str(dest))
     threads = [

@@ -95,7 +95,7 @@ def wait_for(condition, seconds=10):
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert condition(), "still not so after %d s" % seconds
+    assert condition(), f"still not so after {seconds} s"
 
 
 def test_the_thread_reads_while_the_download_goes_on(tmp_path):
@@ -171,7 +171,7 @@ def test_files_hashed_at_the_same_time_take_turns_on_one_core(tmp_path, monkeypa
     datas = [body(size, seed=n) for n in range(3)]
     hashers = []
     for number, data in enumerate(datas):
-        path = tmp_path / ("f%d.bin" % number)
+        path = tmp_path / (f"f{number}.bin")
         path.write_bytes(data)
         hashers.append(PrefixHasher(str(path)))
     for hasher in hashers:
@@ -185,7 +185,7 @@ def test_files_hashed_at_the_same_time_take_turns_on_one_core(tmp_path, monkeypa
     assert min(first_done) >= size // 4, "positions when the first file was done: %s MiB" % [
         p // MiB for p in first_done
     ]
-    assert most[0] == 1, "%d files were read at the same time" % most[0]
+    assert most[0] == 1, f"{most[0]} files were read at the same time"
     for hasher, data in zip(hashers, datas):
         assert hasher.finish(size) == hashlib.sha256(data).hexdigest()
 

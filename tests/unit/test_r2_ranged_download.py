@@ -42,7 +42,7 @@ class FileSource:
             self.ranges.append((start, end))
             cut = self.break_after.pop(start, None)
         if start in self.refuse:
-            raise PermissionError("refused %d" % start)
+            raise PermissionError(f"refused {start}")
         with open(self.path, "rb") as handle:
             handle.seek(start)
             data = handle.read() if end is None else handle.read(end - start + 1)

@@ -261,7 +261,7 @@ def test_no_secret_in_host_vars_output_or_cache_files_at_any_verbosity(api, tmp_
 
 def test_a_value_from_the_api_is_never_rendered_as_a_template(tmp_path):
     marker = tmp_path / "rendered"
-    payload = "{{ lookup('ansible.builtin.pipe', 'touch %s') }}" % marker
+    payload = f"{{{{ lookup('ansible.builtin.pipe', 'touch {marker}') }}}}"
     pods = [runpod_pod("t1", "templated", ssh_port=40500, env={"COMFY_ARGS": payload, "TEMPLATE_TYPE": payload})]
     with RunPodApi(KEY, pods) as server:
         config = write_inventory_config(

@@ -27,11 +27,11 @@ B64 = base64.b64encode(hashlib.sha256(b"model").digest()).decode()
 @pytest.mark.parametrize(
     "headers, expected",
     [
-        ({"x-linked-etag": '"%s"' % DIGEST, "x-linked-size": "123"}, (DIGEST, 123)),
-        ({"x-linked-etag": 'W/"%s"' % DIGEST.upper()}, (DIGEST, None)),
+        ({"x-linked-etag": f'"{DIGEST}"', "x-linked-size": "123"}, (DIGEST, 123)),
+        ({"x-linked-etag": f'W/"{DIGEST.upper()}"'}, (DIGEST, None)),
         # A file kept in git: its ETag is a git object id, never taken for a sha256.
-        ({"etag": '"%s"' % DIGEST[:40]}, (None, None)),
-        ({"x-linked-etag": '"%s"' % DIGEST[:40], "x-linked-size": "12x"}, (None, None)),
+        ({"etag": f'"{DIGEST[:40]}"'}, (None, None)),
+        ({"x-linked-etag": f'"{DIGEST[:40]}"', "x-linked-size": "12x"}, (None, None)),
     ],
 )
 def test_huggingface_linked_reads_only_an_lfs_sha256(headers, expected):

@@ -24,7 +24,7 @@ def quoted(value):
 
 def env_file(tmp_path, values, mode=0o600, name="rp_environment"):
     path = tmp_path / name
-    path.write_text("# Pod settings\n" + "".join("export %s=%s\n" % (k, quoted(v)) for k, v in values.items()))
+    path.write_text("# Pod settings\n" + "".join(f"export {k}={quoted(v)}\n" for k, v in values.items()))
     path.chmod(mode)
     return path
 
@@ -57,7 +57,7 @@ def test_the_environment_wins_and_the_file_fills_in(tmp_path):
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
 def test_a_file_others_can_read_is_refused(tmp_path, mode):
     path = env_file(tmp_path, {"HF_TOKEN": "x"}, mode=mode)
-    with pytest.raises(SecretsError, match=r"its mode is %04o.*must be 0600 \(chmod 600 " % mode):
+    with pytest.raises(SecretsError, match=rf"its mode is {mode:04o}.*must be 0600 \(chmod 600 "):
         TargetSecrets(str(path), environ={}).get("HF_TOKEN")
 
 

@@ -291,7 +291,7 @@ def sub(sub_id, name, nodes, subgraphs=()):
 
 
 def declared(name, directory="loras"):
-    return [{"name": name, "url": "https://example.com/%s" % name, "directory": directory}]
+    return [{"name": name, "url": f"https://example.com/{name}", "directory": directory}]
 
 
 def test_a_promoted_widget_selects_a_model_inside_the_subgraph():
@@ -333,7 +333,7 @@ def test_subgraphs_nested_too_deep_are_a_problem_not_a_crash():
     definition = sub("s-0", "S0", [n(1, "VAELoader", ["v0.safetensors"])])
     top = definition
     for depth in range(1, 60):
-        child = sub("s-%d" % depth, "S%d" % depth, [n(1, "VAELoader", ["v%d.safetensors" % depth])])
+        child = sub(f"s-{depth}", f"S{depth}", [n(1, "VAELoader", [f"v{depth}.safetensors"])])
         top["definitions"] = {"subgraphs": [child]}
         top = child
     scan = graph.scan_document(ui([n(1, "s-0")], [definition]), "/w.json")
@@ -391,7 +391,7 @@ def test_a_loader_file_declared_elsewhere_goes_to_the_declared_folder():
 
 
 def test_too_many_problems_are_counted_not_listed():
-    doc = ui([n(1, "X", None, models=[{"name": "../x%d" % i, "directory": "loras"} for i in range(500)])])
+    doc = ui([n(1, "X", None, models=[{"name": f"../x{i}", "directory": "loras"} for i in range(500)])])
     scan = graph.scan_document(doc, "/w.json")
     assert len(scan.problems) == graph.MAX_LISTED and scan.more_problems == 400
 
@@ -424,7 +424,7 @@ def test_hostile_values_are_reported_and_never_become_paths(tmp_path):
     assert models["loras/badhash.safetensors"]["sha256"] is None and models["loras/blake.safetensors"]["sha256"] is None
     assert models["ipadapter/ipadapter_plus.safetensors"]["known_directory"] is False
     assert "[folder 'ipadapter' is not one of ComfyUI's own: a custom node must register it]" in plan["report"]
-    messages = ["%s: %s" % (p["where"], p["message"]) for p in plan["problems"]]
+    messages = [f"{p['where']}: {p['message']}" for p in plan["problems"]]
     for expected in (
         "name '../../../../etc/cron.d/evil' has a folder part",
         "directory '../../..' is a path",
@@ -463,7 +463,7 @@ def test_hostile_values_are_reported_and_never_become_paths(tmp_path):
     assert not [line for line in lines if line.startswith("== /opt/workflows/fake.json")]
     assert "\u202e" not in plan["report"] and "\\u202e" in plan["report"] and "\x00" not in plan["report"]
     assert plan["counts"]["problems"] == len(plan["problems"]) >= 24
-    assert plan["warnings"] and "hostile.json: %d problems" % plan["counts"]["problems"] in plan["warnings"][0]
+    assert plan["warnings"] and f"hostile.json: {plan['counts']['problems']} problems" in plan["warnings"][0]
 
 
 # -- files: links, FIFOs, size, depth, encodings -------------------------------------------
@@ -527,7 +527,7 @@ def test_big_deep_undecodable_and_bom_files(tmp_path):
 
 def test_missing_paths_relative_paths_and_the_file_limit(tmp_path):
     for index in range(5):
-        shutil.copy(TEMPLATES / "flux_schnell.json", tmp_path / ("w%d.json" % index))
+        shutil.copy(TEMPLATES / "flux_schnell.json", tmp_path / (f"w{index}.json"))
     plan = plan_workflows([str(tmp_path / "nope"), "relative/dir", str(tmp_path)], max_files=3)
     status = [(os.path.basename(w["path"]), w["status"], w["reason"]) for w in plan["workflows"]]
     assert ("nope", "skipped", "not read: does not exist") in status
@@ -554,10 +554,10 @@ def test_read_json_never_blocks_on_a_device(tmp_path):
 
 def test_the_module_utils_import_only_the_standard_library():
     code = (
-        "import sys; sys.path.insert(0, %r); "
+        f"import sys; sys.path.insert(0, {str(REPO / 'collections')!r}); "
         "import ansible_collections.aiclipse.comfyui.plugins.module_utils._workflows.plan; "
         "import ansible_collections.aiclipse.comfyui.plugins.module_utils._comfyui.comfy_registry; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ansible', 'yaml', 'requests')))"
-    ) % str(REPO / "collections")
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

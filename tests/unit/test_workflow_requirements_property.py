@@ -224,7 +224,7 @@ def _check(plan, models_dir):
         # Names and folders are what the checks let through, so the destination is inside.
         assert values.model_folder(model["directory"]) == model["directory"]
         assert values.file_name(model["name"]) == model["name"]
-        assert model["key"] == "%s/%s" % (model["directory"], model["name"])
+        assert model["key"] == f"{model['directory']}/{model['name']}"
         dest = os.path.normpath(os.path.join(root, model["key"]))
         assert os.path.dirname(os.path.dirname(dest)) == root, model["key"]
         assert model["dest"] == dest

@@ -67,9 +67,9 @@ NAMES = [
     "c.safetensors",
     ".git",
     ".aiclipse-partial-x",
-    "b.merged-%s.json" % STAMP,
-    "a.merged-%s" % STAMP,
-    "a.backup-%s" % STAMP,
+    f"b.merged-{STAMP}.json",
+    f"a.merged-{STAMP}",
+    f"a.backup-{STAMP}",
     os.fsdecode(b"caf\xe9"),
 ]
 SHARED_CONTENT = [b"", b"same bytes", b"placeholder\n"]
@@ -289,9 +289,9 @@ def test_no_byte_is_lost_and_shortcuts_resolve(shortcut_states, vault_states, on
         try:
             result = manager(root, vault, on_conflict).run()
         except WorkspaceLinkError as exc:
-            event("refused (%s)" % on_conflict)
-            assert predicted is None, "check mode passed but the run refused: %s" % exc
-            assert snapshot(*tops) == crashed, "a refused run changed the disk: %s" % exc
+            event(f"refused ({on_conflict})")
+            assert predicted is None, f"check mode passed but the run refused: {exc}"
+            assert snapshot(*tops) == crashed, f"a refused run changed the disk: {exc}"
             return
         assert predicted is not None, "check mode refused but the run went ahead"
         for link in result["links"]:
@@ -306,18 +306,18 @@ def test_no_byte_is_lost_and_shortcuts_resolve(shortcut_states, vault_states, on
         assert contents(after) == contents(before), "bytes were lost, cut short or invented"
         for path, value in before.items():
             if value[0] == "file" and after.get(path, ("gone",))[0] == "file":
-                assert after[path][1] == value[1], "%s changed in place" % path
+                assert after[path][1] == value[1], f"{path} changed in place"
         shortcut_paths = {canonical(str(root / name)) for name in SHORTCUTS}
         target_paths = {canonical(str(vault / target)) for target in SHORTCUTS.values()}
         links_after = {value[1] for value in after.values() if value[0] == "link"}
         for path, value in before.items():
             if value[0] == "link" and path not in shortcut_paths | target_paths:
-                assert value[1] in links_after, "user link %s -> %s was lost" % (path, value[1])
+                assert value[1] in links_after, f"user link {path} -> {value[1]} was lost"
 
         for name, target in SHORTCUTS.items():
             path = root / name
             assert path.is_symlink() and os.readlink(path) == str(vault / target)
-            assert path.is_dir(), "%s does not resolve to a folder" % path
+            assert path.is_dir(), f"{path} does not resolve to a folder"
 
         scratch = vault / ".state" / "workspace" / "scratch"
         assert not scratch.exists() or not os.listdir(scratch)

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Comfy Registry id (+ version) -> the git repository to clone and what to pin it to.
@@ -119,18 +118,18 @@ def read_node_map(path):
     for origin, line in manifest_lines(text, path):
         fields = [field.strip() for field in line.split("|")]
         if len(fields) not in (2, 3):
-            problems.append((origin, "expected cnr_id|repository URL[|version or commit], got %d fields" % len(fields)))
+            problems.append((origin, f"expected cnr_id|repository URL[|version or commit], got {len(fields)} fields"))
             continue
         node_id, repository = fields[0], fields[1]
         pin = fields[2] if len(fields) == 3 and fields[2] else None
         if not _ID.match(node_id) or len(node_id) > 100:
-            problems.append((origin, "'%s' is not a Comfy Registry id" % node_id[:100]))
+            problems.append((origin, f"'{node_id[:100]}' is not a Comfy Registry id"))
             continue
         if not _is_http_url(repository):
             problems.append(
                 (
                     origin,
-                    "repository '%s' is not an http(s) URL without credentials" % masked_location(repository)[:200],
+                    f"repository '{masked_location(repository)[:200]}' is not an http(s) URL without credentials",
                 )
             )
             continue
@@ -138,11 +137,11 @@ def read_node_map(path):
         if pin:
             pin, pin_kind = _pin_kind(pin)
             if pin is None:
-                problems.append((origin, "'%s' is neither a version (1.2.3) nor a commit" % fields[2][:100]))
+                problems.append((origin, f"'{fields[2][:100]}' is neither a version (1.2.3) nor a commit"))
                 continue
         key = node_id.lower()
         if key in found:
-            problems.append((origin, "%s is already mapped at %s" % (node_id, found[key]["origin"])))
+            problems.append((origin, f"{node_id} is already mapped at {found[key]['origin']}"))
             continue
         found[key] = {"repository": repository, "pin": pin, "pin_kind": pin_kind, "origin": origin}
     if problems:
@@ -169,8 +168,7 @@ class ComfyRegistry:
         if endpoint:
             if not _is_http_url(endpoint):
                 raise ValueError(
-                    "'%s' is not an http(s) URL without credentials (such as https://api.comfy.org)"
-                    % masked_location(endpoint)[:200]
+                    f"'{masked_location(endpoint)[:200]}' is not an http(s) URL without credentials (such as https://api.comfy.org)"
                 )
             endpoint = endpoint.rstrip("/")
         if timeout <= 0:
@@ -203,7 +201,7 @@ class ComfyRegistry:
 
     def _resolve(self, cnr_id, ver):
         if not isinstance(cnr_id, str) or not _ID.match(cnr_id) or len(cnr_id) > 100:
-            raise RegistryError(INVALID, cnr_id, "'%s' is not a Comfy Registry id" % str(cnr_id)[:100])
+            raise RegistryError(INVALID, cnr_id, f"'{str(cnr_id)[:100]}' is not a Comfy Registry id")
         pin = pin_kind = None
         if ver not in (None, "", "unknown"):
             pin, pin_kind = _pin_kind(ver) if isinstance(ver, str) else (None, None)
@@ -211,7 +209,7 @@ class ComfyRegistry:
                 raise RegistryError(
                     INVALID,
                     cnr_id,
-                    "%s: version '%s' is neither a version (1.2.3) nor a commit" % (cnr_id, str(ver)[:100]),
+                    f"{cnr_id}: version '{str(ver)[:100]}' is neither a version (1.2.3) nor a commit",
                 )
         result = {
             "cnr_id": cnr_id,
@@ -231,25 +229,24 @@ class ComfyRegistry:
             raise RegistryError(
                 NOT_FOUND,
                 cnr_id,
-                "%s is not in the node map and the registry is not used (%s)" % (cnr_id, self.offline_reason),
+                f"{cnr_id} is not in the node map and the registry is not used ({self.offline_reason})",
             )
-        node = self._get_json(cnr_id, "/nodes/%s" % quote(cnr_id, safe=""), "node %s" % cnr_id)
+        node = self._get_json(cnr_id, f"/nodes/{quote(cnr_id, safe='')}", f"node {cnr_id}")
         if not isinstance(node, dict):
-            raise RegistryError(BAD_RESPONSE, cnr_id, "%s: the registry's answer is not a node object" % cnr_id)
+            raise RegistryError(BAD_RESPONSE, cnr_id, f"{cnr_id}: the registry's answer is not a node object")
         status = node.get("status")
         if status in ("NodeStatusBanned", "NodeStatusDeleted"):
             raise RegistryError(
                 REFUSED,
                 cnr_id,
-                "%s is %s in the Comfy Registry; it is not installed"
-                % (cnr_id, "banned" if status == "NodeStatusBanned" else "deleted"),
+                f"{cnr_id} is {('banned' if status == 'NodeStatusBanned' else 'deleted')} in the Comfy Registry; it is not installed",
             )
         repository = node.get("repository")
         if not _is_http_url(repository):
             raise RegistryError(
                 BAD_RESPONSE,
                 cnr_id,
-                "%s: the registry gives no http(s) repository (%s)" % (cnr_id, json.dumps(repository)[:200]),
+                f"{cnr_id}: the registry gives no http(s) repository ({json.dumps(repository)[:200]})",
             )
         result.update(repository=repository, source="registry")
         latest = node.get("latest_version") if isinstance(node.get("latest_version"), dict) else {}
@@ -265,7 +262,7 @@ class ComfyRegistry:
             result["deprecated"] = latest.get("deprecated") is True
         else:
             result["warnings"].append(
-                "%s has no published version in the registry; its repository's default branch is used" % cnr_id
+                f"{cnr_id} has no published version in the registry; its repository's default branch is used"
             )
         return result
 
@@ -274,8 +271,7 @@ class ComfyRegistry:
         if mapped["pin"]:
             if pin and pin != mapped["pin"]:
                 result["warnings"].append(
-                    "%s: the node map pins %s (%s), not the workflow's %s"
-                    % (result["cnr_id"], mapped["pin"], mapped["origin"], pin)
+                    f"{result['cnr_id']}: the node map pins {mapped['pin']} ({mapped['origin']}), not the workflow's {pin}"
                 )
             pin, pin_kind = mapped["pin"], mapped["pin_kind"]
         if pin_kind == "commit":
@@ -285,40 +281,39 @@ class ComfyRegistry:
         return result
 
     def _confirm_version(self, result, cnr_id, version):
-        path = "/nodes/%s/versions/%s" % (quote(cnr_id, safe=""), quote(version, safe=""))
+        path = f"/nodes/{quote(cnr_id, safe='')}/versions/{quote(version, safe='')}"
         try:
-            answer = self._get_json(cnr_id, path, "version %s of %s" % (version, cnr_id))
+            answer = self._get_json(cnr_id, path, f"version {version} of {cnr_id}")
         except RegistryError as exc:
             if exc.kind != NOT_FOUND:
                 raise
             result["warnings"].append(
-                "%s: version %s is not in the registry%s; not pinned"
-                % (cnr_id, version, " (latest is %s)" % result["latest_version"] if result["latest_version"] else "")
+                f"{cnr_id}: version {version} is not in the registry"
+                + (f" (latest is {result['latest_version']})" if result["latest_version"] else "")
+                + "; not pinned"
             )
             return
         if not isinstance(answer, dict) or not isinstance(answer.get("version"), str):
             raise RegistryError(
                 BAD_RESPONSE,
                 cnr_id,
-                "%s: the registry's answer for version %s is not a node version" % (cnr_id, version),
+                f"{cnr_id}: the registry's answer for version {version} is not a node version",
             )
         status = answer.get("status")
         if status in ("NodeVersionStatusBanned", "NodeVersionStatusDeleted"):
             raise RegistryError(
                 REFUSED,
                 cnr_id,
-                "%s %s is %s in the Comfy Registry; it is not installed"
-                % (cnr_id, version, "banned" if status == "NodeVersionStatusBanned" else "deleted"),
+                f"{cnr_id} {version} is {('banned' if status == 'NodeVersionStatusBanned' else 'deleted')} in the Comfy Registry; it is not installed",
             )
         result["version"] = answer["version"]
         result["download_url"] = answer.get("downloadUrl") if _is_http_url(answer.get("downloadUrl")) else None
         result["deprecated"] = answer.get("deprecated") is True
         if result["deprecated"]:
-            result["warnings"].append("%s %s is deprecated in the registry" % (cnr_id, version))
+            result["warnings"].append(f"{cnr_id} {version} is deprecated in the registry")
         if status in ("NodeVersionStatusFlagged", "NodeVersionStatusPending"):
             result["warnings"].append(
-                "%s %s is %s in the registry"
-                % (cnr_id, version, "flagged" if status == "NodeVersionStatusFlagged" else "pending review")
+                f"{cnr_id} {version} is {('flagged' if status == 'NodeVersionStatusFlagged' else 'pending review')} in the registry"
             )
 
     # -- HTTP ------------------------------------------------------------------------------
@@ -329,7 +324,7 @@ class ComfyRegistry:
             raise RegistryError(
                 UNAVAILABLE,
                 cnr_id,
-                "%s: %s (earlier in this run; not asked again)" % (what, self.unreachable),
+                f"{what}: {self.unreachable} (earlier in this run; not asked again)",
                 NO_CONNECTION,
             )
         attempt = 0
@@ -343,31 +338,31 @@ class ComfyRegistry:
                     continue
                 if exc.no_answer:
                     self.unreachable = str(exc)
-                raise RegistryError(exc.kind, cnr_id, "%s: %s" % (what, exc), exc.no_answer) from None
+                raise RegistryError(exc.kind, cnr_id, f"{what}: {exc}", exc.no_answer) from None
             if status == 200:
                 try:
                     return json.loads(body.decode("utf-8"))
                 except (UnicodeDecodeError, ValueError, RecursionError):
                     raise RegistryError(
-                        BAD_RESPONSE, cnr_id, "%s: the registry answered 200 with something that is not JSON" % what
+                        BAD_RESPONSE, cnr_id, f"{what}: the registry answered 200 with something that is not JSON"
                     ) from None
             message = _error_message(body)
             if status == 404:
                 raise RegistryError(
                     NOT_FOUND,
                     cnr_id,
-                    "%s is not in the Comfy Registry (%s: HTTP 404%s)" % (what, self.endpoint, message),
+                    f"{what} is not in the Comfy Registry ({self.endpoint}: HTTP 404{message})",
                 )
             if status == 403:
                 raise RegistryError(
-                    REFUSED, cnr_id, "%s: the registry refuses it (HTTP 403%s), e.g. a banned node" % (what, message)
+                    REFUSED, cnr_id, f"{what}: the registry refuses it (HTTP 403{message}), e.g. a banned node"
                 )
             if status >= 500 and attempt <= self.retries:
                 time.sleep(self.retry_pause)
                 continue
             kind = UNAVAILABLE if status >= 500 or status == 429 else BAD_RESPONSE
             raise RegistryError(
-                kind, cnr_id, "%s: the registry at %s answered HTTP %d%s" % (what, self.endpoint, status, message)
+                kind, cnr_id, f"{what}: the registry at {self.endpoint} answered HTTP {status}{message}"
             )
 
     def _get(self, url):
@@ -379,9 +374,7 @@ class ComfyRegistry:
             try:
                 outcome.append(self._fetch(url))
             except Exception as exc:  # pylint: disable=broad-except  # a thread must hand every failure back
-                outcome.append(
-                    RegistryError(BAD_RESPONSE, None, "unexpected answer from %s: %s" % (self.endpoint, exc))
-                )
+                outcome.append(RegistryError(BAD_RESPONSE, None, f"unexpected answer from {self.endpoint}: {exc}"))
 
         worker = threading.Thread(target=work, daemon=True)
         worker.start()
@@ -391,7 +384,7 @@ class ComfyRegistry:
             raise RegistryError(
                 UNAVAILABLE,
                 None,
-                "no complete answer from %s within %g s" % (self.endpoint, self.timeout),
+                f"no complete answer from {self.endpoint} within {self.timeout:g} s",
                 NO_ANSWER_IN_TIME,
             )
         answer = outcome[0]
@@ -412,10 +405,10 @@ class ComfyRegistry:
                 return RegistryError(
                     UNAVAILABLE,
                     None,
-                    "no answer from %s within %g s" % (self.endpoint, self.timeout),
+                    f"no answer from {self.endpoint} within {self.timeout:g} s",
                     NO_ANSWER_IN_TIME,
                 )
-            return RegistryError(UNAVAILABLE, None, "cannot reach %s: %s" % (self.endpoint, reason), NO_CONNECTION)
+            return RegistryError(UNAVAILABLE, None, f"cannot reach {self.endpoint}: {reason}", NO_CONNECTION)
         try:
             status = response.code
             chunks, total = [], 0
@@ -430,20 +423,18 @@ class ComfyRegistry:
                     return RegistryError(
                         BAD_RESPONSE,
                         None,
-                        "the answer from %s is larger than %d bytes" % (self.endpoint, self.max_body),
+                        f"the answer from {self.endpoint} is larger than {self.max_body} bytes",
                     )
             return status, b"".join(chunks)
         except (socket.timeout, TimeoutError):
             return RegistryError(
                 UNAVAILABLE,
                 None,
-                "no complete answer from %s within %g s" % (self.endpoint, self.timeout),
+                f"no complete answer from {self.endpoint} within {self.timeout:g} s",
                 NO_ANSWER_IN_TIME,
             )
         except (OSError, http.client.HTTPException) as exc:
-            return RegistryError(
-                UNAVAILABLE, None, "the connection to %s broke: %s" % (self.endpoint, exc), NO_CONNECTION
-            )
+            return RegistryError(UNAVAILABLE, None, f"the connection to {self.endpoint} broke: {exc}", NO_CONNECTION)
         finally:
             response.close()
 

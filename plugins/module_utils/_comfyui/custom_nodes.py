@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Custom nodes: clone in parallel, then install requirements under the torch constraints.
@@ -223,7 +222,7 @@ class NodeInstaller:
         rc, branch, dummy = self.git.run("rev-parse", "--abbrev-ref", "HEAD", repo=seed)
         if rc == 0 and branch == ref:
             return True
-        rc, tagged, dummy = self.git.run("rev-parse", "-q", "--verify", "refs/tags/%s^{commit}" % ref, repo=seed)
+        rc, tagged, dummy = self.git.run("rev-parse", "-q", "--verify", f"refs/tags/{ref}^{{commit}}", repo=seed)
         return rc == 0 and tagged == self.git.head(seed)
 
     def _seed(self, seed, node, path, result):

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """git for checkouts we install: clone into a staging directory, then rename into place.
@@ -285,7 +284,7 @@ class Git:
         rc, out, err = self.run(*args, repo=repo, url=url)
         if rc:
             detail = (err or out).splitlines()
-            raise GitError(f"git {args[0]} failed: {detail[0] if detail else 'exit code %d' % rc}")
+            raise GitError(f"git {args[0]} failed: {detail[0] if detail else f'exit code {rc}'}")
         return out
 
     def head(self, repo):

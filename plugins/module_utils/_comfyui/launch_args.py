@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The argv that starts ComfyUI, and the launch file the pod entrypoint executes.
@@ -34,15 +33,15 @@ def split_comfy_args(comfy_args):
     if comfy_args is None:
         return []
     if not isinstance(comfy_args, str):
-        raise LaunchArgsError("COMFY_ARGS must be a string, got %s" % type(comfy_args).__name__)
+        raise LaunchArgsError(f"COMFY_ARGS must be a string, got {type(comfy_args).__name__}")
     try:
         return shlex.split(comfy_args, comments=False, posix=True)
     except ValueError as exc:
         # shlex says "No closing quotation" / "No escaped character"; say where and what to do.
         raise LaunchArgsError(
-            "COMFY_ARGS cannot be split into arguments (%s): %r. Close every quote you open "
+            f"COMFY_ARGS cannot be split into arguments ({to_native(exc).lower()}): {comfy_args!r}. Close every quote you open "
             "(use \"...\" or '...' around a value with spaces) and do not end it with a lone "
-            "backslash." % (to_native(exc).lower(), comfy_args)
+            "backslash."
         ) from None
 
 
@@ -54,9 +53,9 @@ def build_argv(python, comfy_args="", enable_sage_attention=False, listen="0.0.0
     all: a user who sets COMFY_ARGS owns the whole argument list.
     """
     if not python or not os.path.isabs(python):
-        raise LaunchArgsError("the Python that runs ComfyUI must be an absolute path, got %r" % (python,))
+        raise LaunchArgsError(f"the Python that runs ComfyUI must be an absolute path, got {python!r}")
     if base_directory and not os.path.isabs(base_directory):
-        raise LaunchArgsError("the base directory must be an absolute path, got %r" % (base_directory,))
+        raise LaunchArgsError(f"the base directory must be an absolute path, got {base_directory!r}")
     extra = split_comfy_args(comfy_args)
     argv = [python, "main.py", "--listen", str(listen), "--port", str(port)]
     if base_directory:
@@ -83,7 +82,7 @@ def launch_env(comfyui_dir, base_directory=None):
 def render_launch_file(argv, cwd, env=None):
     """Canonical JSON of the launch file (stable bytes, so rewrites happen only on change)."""
     if not cwd or not os.path.isabs(cwd):
-        raise LaunchArgsError("the ComfyUI directory must be an absolute path, got %r" % (cwd,))
+        raise LaunchArgsError(f"the ComfyUI directory must be an absolute path, got {cwd!r}")
     doc = {"version": LAUNCH_FILE_VERSION, "cwd": cwd, "argv": list(argv)}
     if env:
         doc["env"] = dict(env)
@@ -109,7 +108,7 @@ class LaunchFile:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise LaunchArgsError("cannot read %s: %s" % (self.path, to_native(exc))) from None
+            raise LaunchArgsError(f"cannot read {self.path}: {to_native(exc)}") from None
 
     def apply(self):
         directory = os.path.dirname(self.path) or "."
@@ -142,7 +141,7 @@ class LaunchFile:
             try:
                 os.makedirs(directory, 0o700)
             except OSError as exc:
-                raise LaunchArgsError("cannot create %s: %s" % (directory, to_native(exc))) from None
+                raise LaunchArgsError(f"cannot create {directory}: {to_native(exc)}") from None
         # The wanted mode is set before the file takes its name (apply() fixes the owner).
         write_file_atomic(
             self.path,

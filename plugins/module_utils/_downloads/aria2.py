@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Drive one aria2c process for a whole batch of downloads over its JSON-RPC interface.
@@ -81,19 +80,19 @@ class Aria2Session:
             fd, conf = tempfile.mkstemp(prefix=".aria2-", suffix=".conf", dir=self.workdir)
             try:
                 with os.fdopen(fd, "w") as handle:  # mkstemp makes it 0600
-                    handle.write("rpc-secret=%s\n" % self._secret)
+                    handle.write(f"rpc-secret={self._secret}\n")
                 argv = [
                     self.binary,
-                    "--conf-path=%s" % conf,
+                    f"--conf-path={conf}",
                     "--enable-rpc=true",
                     "--rpc-listen-all=false",
-                    "--rpc-listen-port=%d" % self.port,
-                    "--stop-with-process=%d" % os.getpid(),
+                    f"--rpc-listen-port={self.port}",
+                    f"--stop-with-process={os.getpid()}",
                     "--quiet=true",
                     "--log=-",
                     "--log-level=warn",
                 ]
-                argv += ["--%s=%s" % (key, value) for key, value in sorted(self.options.items())]
+                argv += [f"--{key}={value}" for key, value in sorted(self.options.items())]
                 self.process = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.workdir
                 )
@@ -103,7 +102,7 @@ class Aria2Session:
                     return
             finally:
                 os.unlink(conf)
-        raise Aria2Error("aria2c did not start: %s" % self._stderr())
+        raise Aria2Error(f"aria2c did not start: {self._stderr()}")
 
     def _read_log(self, stream):
         """Keep the last error cause aria2c logged per URL (query cut off)."""
@@ -148,18 +147,18 @@ class Aria2Session:
                 "jsonrpc": "2.0",
                 "id": str(self._ids),
                 "method": method,
-                "params": ["token:%s" % self._secret] + list(params),
+                "params": [f"token:{self._secret}"] + list(params),
             }
         ).encode()
         request = urllib.request.Request(
-            "http://127.0.0.1:%d/jsonrpc" % self.port, data=body, headers={"Content-Type": "application/json"}
+            f"http://127.0.0.1:{self.port}/jsonrpc", data=body, headers={"Content-Type": "application/json"}
         )
         # The RPC endpoint is on loopback: never let an http_proxy setting route it elsewhere.
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(request, timeout=30) as resp:
             answer = json.loads(resp.read().decode())
         if "error" in answer:
-            raise Aria2Error("aria2c refused %s: %s" % (method, answer["error"].get("message")))
+            raise Aria2Error(f"aria2c refused {method}: {answer['error'].get('message')}")
         return answer["result"]
 
     def alive(self):
@@ -326,11 +325,11 @@ def explain(status, cause=None, host="the server", done=None, total=None):
     if what is None:
         what = _MEANINGS.get(code, "").format(host=host) or "the download failed"
     if total:
-        what += " (%s of %s in staging; the next run resumes)" % (bytes_to_human(done or 0), bytes_to_human(total))
-    raw = "aria2c error %s%s" % (status.get("errorCode") or "?", ": %s" % message if message else "")
+        what += f" ({bytes_to_human(done or 0)} of {bytes_to_human(total)} in staging; the next run resumes)"
+    raw = f"aria2c error {status.get('errorCode') or '?'}{(f': {message}' if message else '')}"
     if cause and cause[1] and cause[1] not in raw:
-        raw += "; last cause: %s" % cause[1]
-    return "%s [%s]" % (what, raw)
+        raw += f"; last cause: {cause[1]}"
+    return f"{what} [{raw}]"
 
 
 def describe_error(status):

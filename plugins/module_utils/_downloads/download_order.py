@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The order models are queued in: the default workflow's first, so it runs soonest.
@@ -31,18 +30,18 @@ def find_default_workflow(path):
     if not path:
         return None, "no default workflow is set"
     if not os.path.isabs(path):
-        return None, "the default workflow %s is not an absolute path" % path
+        return None, f"the default workflow {path} is not an absolute path"
     if os.path.isdir(path):
         conventional = os.path.join(path, DEFAULT_NAME)
         if os.path.isfile(conventional):
             return conventional, ""
         found, _skipped = files.find_workflow_files([path], max_files=1)
         if not found:
-            return None, "the folder %s holds no workflow file" % path
+            return None, f"the folder {path} holds no workflow file"
         return found[0][0], ""
     if os.path.isfile(path):
         return path, ""
-    return None, "the default workflow %s does not exist" % path
+    return None, f"the default workflow {path} does not exist"
 
 
 def default_workflow_dests(workflow, models_dir):

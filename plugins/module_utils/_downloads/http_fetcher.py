@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The HTTP fetcher of the download pipeline (module aria2_batch): Hugging Face, CivitAI, URLs.
@@ -103,7 +102,7 @@ class Aria2Failed(Exception):
     (code, message) it logged for the URL."""
 
     def __init__(self, status, cause=None):
-        super().__init__(status.get("errorMessage") or "aria2c error %s" % status.get("errorCode"))
+        super().__init__(status.get("errorMessage") or f"aria2c error {status.get('errorCode')}")
         self.status = status
         self.cause = cause
 
@@ -122,7 +121,7 @@ def _whole_number(value):
         return value, ""
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip()), ""
-    return None, "size must be a whole number of bytes, got %r" % (value,)
+    return None, f"size must be a whole number of bytes, got {value!r}"
 
 
 class HttpEntry(Entry):
@@ -130,7 +129,7 @@ class HttpEntry(Entry):
 
     def __init__(self, index, spec):
         dest = spec.get("dest")
-        name = spec.get("name") or (os.path.basename(dest) if isinstance(dest, str) else "downloads[%d]" % index)
+        name = spec.get("name") or (os.path.basename(dest) if isinstance(dest, str) else f"downloads[{index}]")
         size, self.size_problem = _whole_number(spec.get("size"))
         super().__init__(index, name, dest, spec.get("sha256"), size)
         self.url = spec.get("url") or ""
@@ -197,7 +196,7 @@ class HttpFetcher:
         try:
             for key, value in entry.headers.items():
                 check_header_value(key, "a header name")
-                check_header_value(str(value), "header %s" % key)
+                check_header_value(str(value), f"header {key}")
             if entry.token:
                 check_header_value(entry.token, "the token")
         except OriginError as exc:
@@ -213,7 +212,7 @@ class HttpFetcher:
             check_url(entry.url)
         except SecretUrlsError as exc:
             if self.check_mode:
-                entry.finish("would_download", "not asked in check mode: %s" % exc)
+                entry.finish("would_download", f"not asked in check mode: {exc}")
             else:
                 entry.finish("failed", str(exc))
             return False
@@ -234,11 +233,11 @@ class HttpFetcher:
                 try:
                     token = self.secrets.get(entry.token_name)
                 except SecretsError as exc:
-                    entry.finish("failed", "cannot read %s: %s" % (entry.token_name, exc))
+                    entry.finish("failed", f"cannot read {entry.token_name}: {exc}")
                     continue
             secret = dict((k, str(v)) for k, v in entry.headers.items())
             if token:
-                secret["Authorization"] = "Bearer %s" % token
+                secret["Authorization"] = f"Bearer {token}"
             if basic:
                 if any(key.lower() == "authorization" for key in secret):
                     entry.finish(
@@ -253,7 +252,7 @@ class HttpFetcher:
                     entry.url, secret, timeout=self.connect_timeout, tries=self.tries, retry_wait=self.retry_wait
                 )
             except OriginError as exc:
-                entry.finish("failed", "%s: %s" % (entry.token_name or "token", exc))
+                entry.finish("failed", f"{entry.token_name or 'token'}: {exc}")
 
     # -- presence --------------------------------------------------------------------------
     def probe_first(self, entry, store):
@@ -294,8 +293,7 @@ class HttpFetcher:
                     return
             if gate.unreachable:
                 entry.probe_error = (
-                    "%s (not asked again for this file: an earlier request of this run got no answer)"
-                    % (gate.unreachable)
+                    f"{gate.unreachable} (not asked again for this file: an earlier request of this run got no answer)"
                 )
                 return
         try:
@@ -306,18 +304,17 @@ class HttpFetcher:
                 gate.unreachable = str(exc)
             return
         except Exception as exc:  # pylint: disable=broad-except
-            entry.probe_error = "unexpected error asking %s: %s: %s" % (entry.source, type(exc).__name__, exc)
+            entry.probe_error = f"unexpected error asking {entry.source}: {type(exc).__name__}: {exc}"
             return
         finally:
             if first:
                 gate.answered.set()
         if resolved.content_type in HTML_TYPES:
-            entry.probe_error = "%s answers with an HTML page (%s), not a model file" % (
-                origin_label(resolved.url),
-                resolved.content_type,
+            entry.probe_error = (
+                f"{origin_label(resolved.url)} answers with an HTML page ({resolved.content_type}), not a model file"
             )
         elif entry.size is not None and resolved.size is not None and entry.size != resolved.size:
-            entry.probe_error = "the origin's file is %d bytes but %d were expected" % (resolved.size, entry.size)
+            entry.probe_error = f"the origin's file is {resolved.size} bytes but {entry.size} were expected"
         self._source_hash(entry, resolved, stop)
         entry.resolved = resolved
         if entry.size is None:
@@ -335,21 +332,15 @@ class HttpFetcher:
             served = resolved.size
             if served is not None and served != linked_size:
                 entry.source_error = (
-                    "%s lists this file as %d bytes%s but the download it points to is %d bytes: a truncated "
+                    f"{origin_label(entry.url)} lists this file as {linked_size} bytes"
+                    + (f" (sha256 {linked_sha256})" if linked_sha256 else "")
+                    + f" but the download it points to is {served} bytes: a truncated "
                     "or different file; nothing was downloaded, the next start tries again"
-                    % (
-                        origin_label(entry.url),
-                        linked_size,
-                        " (sha256 %s)" % linked_sha256 if linked_sha256 else "",
-                        served,
-                    )
                 )
                 return
             if entry.size is not None and entry.size != linked_size:
-                entry.source_error = "%s lists this file as %d bytes but %d were expected" % (
-                    origin_label(entry.url),
-                    linked_size,
-                    entry.size,
+                entry.source_error = (
+                    f"{origin_label(entry.url)} lists this file as {linked_size} bytes but {entry.size} were expected"
                 )
                 return
         version_id = civitai_version_id(entry.url)
@@ -365,7 +356,7 @@ class HttpFetcher:
         try:
             sha256, _name = civitai_file(civitai_version(api), entry.url)
         except SourceHashError as exc:
-            entry.notes.append("no sha256 from CivitAI (%s): only the size was checked" % exc)
+            entry.notes.append(f"no sha256 from CivitAI ({exc}): only the size was checked")
             return
         entry.source_sha256, entry.source_hash_from = sha256, FROM_CIVITAI
 
@@ -402,8 +393,8 @@ class HttpFetcher:
             entry.transport = OriginRanges(entry.client, entry.etag)
             jobs.append(job)
             run.log(
-                "fetching %s (%s) from %s in-process: the origin serves it and it needs the token"
-                % (entry.name, bytes_to_human(entry.size) if entry.size is not None else "size unknown", entry.source)
+                f"fetching {entry.name} ({bytes_to_human(entry.size) if entry.size is not None else 'size unknown'}) "
+                f"from {entry.source} in-process: the origin serves it and it needs the token"
             )
 
         def finished(job):
@@ -411,9 +402,7 @@ class HttpFetcher:
             entry.fetched_bytes = job.fetched_bytes
             if entry.size is None:
                 entry.size = job.size
-            note = (
-                "resumed: %s were already in staging" % bytes_to_human(job.resumed_bytes) if job.resumed_bytes else ""
-            )
+            note = f"resumed: {bytes_to_human(job.resumed_bytes)} were already in staging" if job.resumed_bytes else ""
             run.settle(entry, job.error, note)
 
         downloader = RangedDownloader(
@@ -462,7 +451,7 @@ class HttpFetcher:
             # in staging so the next run resumes them.
             for entry in entries:
                 if not entry.done:
-                    run.settle(entry, OriginError("aria2c stopped: %s" % exc))
+                    run.settle(entry, OriginError(f"aria2c stopped: {exc}"))
 
     def _add(self, session, entry):
         control = control_progress(entry.staged + ".aria2") if os.path.exists(entry.staged + ".aria2") else None
@@ -514,7 +503,7 @@ class HttpFetcher:
                 session.stop()  # aria2c saves every control file on SIGTERM
                 return False
             if not session.alive():
-                raise Aria2Error("aria2c exited unexpectedly (code %s)" % session.process.returncode)
+                raise Aria2Error(f"aria2c exited unexpectedly (code {session.process.returncode})")
             for entry, when in list(retry_at.items()):
                 if time.monotonic() >= when:
                     del retry_at[entry]
@@ -532,13 +521,13 @@ class HttpFetcher:
                 if status["status"] == "error" and entry.rounds < RETRY_ROUNDS and aria2_transient(status):
                     entry.rounds += 1
                     retry_at[entry] = time.monotonic() + self.retry_wait * entry.rounds
-                    run.log("retrying %s: %s" % (entry.name, self._explain(entry, status, session)))
+                    run.log(f"retrying {entry.name}: {self._explain(entry, status, session)}")
                     continue
                 all_complete = all_complete and status["status"] == "complete"
                 if status["status"] == "complete":
                     entry.fetched_bytes = max(0, int(status.get("totalLength") or 0) - entry.resumed_bytes)
                     note = (
-                        "resumed: %s were already in staging" % bytes_to_human(entry.resumed_bytes)
+                        f"resumed: {bytes_to_human(entry.resumed_bytes)} were already in staging"
                         if entry.resumed_bytes
                         else ""
                     )
@@ -551,8 +540,7 @@ class HttpFetcher:
                 total = sum(int(statuses[g]["totalLength"]) for g in pending if g in statuses)
                 speed = sum(int(statuses[g]["downloadSpeed"]) for g in pending if g in statuses)
                 run.log(
-                    "progress: %d file(s) in flight, %s of %s, %s/s"
-                    % (len(pending), bytes_to_human(done), bytes_to_human(total), bytes_to_human(speed))
+                    f"progress: {len(pending)} file(s) in flight, {bytes_to_human(done)} of {bytes_to_human(total)}, {bytes_to_human(speed)}/s"
                 )
             if pending or retry_at:
                 hashing = any(entry.hasher is not None for entry in pending.values())
@@ -577,7 +565,7 @@ class HttpFetcher:
     def describe(self, entry, error):
         if isinstance(error, Aria2Failed):
             cause = error.cause
-            text = "%s %s" % (error.status.get("errorMessage") or "", cause[1] if cause else "")
+            text = f"{error.status.get('errorMessage') or ''} {(cause[1] if cause else '')}"
             if str(error.status.get("errorCode")) == "9" or "No space left" in text:
                 return self.run.disk_full_reason(entry) if self.run else "not enough disk space"
             done = None
@@ -592,7 +580,7 @@ class HttpFetcher:
             )
         if isinstance(error, OriginError):
             return str(error)
-        return "%s: %s" % (type(error).__name__, error)
+        return f"{type(error).__name__}: {error}"
 
     def discard_after(self, error):
         return isinstance(error, ObjectChanged)
@@ -628,7 +616,7 @@ class OriginGates:
 
 def unreachable(error, url):
     """The origin of url did not answer at all (not an HTTP error, nor storage it redirects to)."""
-    return isinstance(error, OriginError) and str(error).startswith("cannot reach %s:" % origin_label(url))
+    return isinstance(error, OriginError) and str(error).startswith(f"cannot reach {origin_label(url)}:")
 
 
 def run_staging(entry):

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """HTTP requests that carry a token to its origin and nowhere else.
@@ -65,7 +64,7 @@ def _url_problem(url):
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        return "is not a valid URL (%s)" % exc
+        return f"is not a valid URL ({exc})"
     if parts.scheme not in ("http", "https"):
         return "is not an http:// or https:// URL"
     if not parts.hostname:
@@ -74,9 +73,9 @@ def _url_problem(url):
     port = hostport.rpartition("]")[2].partition(":")[2] if hostport.startswith("[") else hostport.partition(":")[2]
     if port:
         if not port.isdigit():
-            return "has a bad port: port '%s' is not a number" % port
+            return f"has a bad port: port '{port}' is not a number"
         if not 1 <= int(port) <= 65535:
-            return "has a bad port: port %s is out of range (1-65535)" % port
+            return f"has a bad port: port {port} is out of range (1-65535)"
     return ""
 
 
@@ -84,7 +83,7 @@ def check_url(url):
     """Raise ValueError saying what is wrong with an http(s) download URL."""
     problem = _url_problem(url)
     if problem:
-        raise ValueError("url '%s' %s" % (mask_url(url) if isinstance(url, str) else url, problem))
+        raise ValueError(f"url '{mask_url(url) if isinstance(url, str) else url}' {problem}")
 
 
 def mask_url(url):
@@ -100,7 +99,7 @@ def userinfo_authorization(url):
         return url, None
     userinfo, _at, hostport = parts.netloc.rpartition("@")
     user, _colon, password = userinfo.partition(":")
-    pair = ("%s:%s" % (unquote(user), unquote(password))).encode("utf-8")
+    pair = (f"{unquote(user)}:{unquote(password)}").encode()
     return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment)), "Basic " + base64.b64encode(
         pair
     ).decode("ascii")
@@ -115,14 +114,14 @@ def origin_of(url):
 def origin_label(url):
     """``scheme://host[:port]``: what results and logs may say about where a file comes from."""
     scheme, host, port = origin_of(url)
-    shown = "[%s]" % host if ":" in host else host
-    return "%s://%s%s" % (scheme, shown, "" if port == DEFAULT_PORTS.get(scheme) else ":%d" % port)
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}{('' if port == DEFAULT_PORTS.get(scheme) else f':{port}')}"
 
 
 def check_header_value(value, what):
     """Header values go on the wire; a line break would smuggle in more headers."""
     if "\r" in value or "\n" in value:
-        raise OriginError("%s contains a line break; remove it" % what)
+        raise OriginError(f"{what} contains a line break; remove it")
 
 
 def describe_status(status, reason, host, with_auth):
@@ -132,7 +131,7 @@ def describe_status(status, reason, host, with_auth):
         404: " (no such file: check the URL, repo, revision and file name)",
         429: " (too many requests: the origin rate-limits; try again later)",
     }
-    return "HTTP %d %s from %s%s" % (status, reason, host, hints.get(status, ""))
+    return f"HTTP {status} {reason} from {host}{hints.get(status, '')}"
 
 
 # -- one request at a time ----------------------------------------------------------------
@@ -179,7 +178,7 @@ class OriginClient:
         self.secret_headers = dict(secret_headers or {})
         for key, value in self.secret_headers.items():
             check_header_value(key, "a header name")
-            check_header_value(value, "the value of header %s" % key)
+            check_header_value(value, f"the value of header {key}")
         self.timeout = timeout
         self.tries = max(1, tries)
         self.retry_wait = retry_wait
@@ -197,7 +196,7 @@ class OriginClient:
         elif parts.scheme == "http":
             conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
         else:
-            raise OriginError("unsupported URL scheme %r (use http or https)" % parts.scheme)
+            raise OriginError(f"unsupported URL scheme {parts.scheme!r} (use http or https)")
         path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
         if parts.query:
             path += "?" + parts.query
@@ -218,7 +217,7 @@ class OriginClient:
             try:
                 conn, response = self._open(method, url, headers)
             except (OSError, socket.timeout, http.client.HTTPException) as exc:
-                last = OriginError("cannot reach %s: %s" % (origin_label(url), exc))
+                last = OriginError(f"cannot reach {origin_label(url)}: {exc}")
                 continue
             if response.status in RETRY_CODES and attempt + 1 < self.tries:
                 response.close()
@@ -226,7 +225,7 @@ class OriginClient:
                 last = None
                 continue
             return conn, response
-        raise last or OriginError("cannot reach %s" % origin_label(url))
+        raise last or OriginError(f"cannot reach {origin_label(url)}")
 
     def walk(self, method, headers=None):
         """Send `method` to the URL and follow its redirects hop by hop; return the Answer of
@@ -249,14 +248,10 @@ class OriginClient:
                 conn.close()
                 location = info.get("location")
                 if not location:
-                    raise OriginError(
-                        "HTTP %d from %s without a Location header" % (response.status, origin_label(current))
-                    )
+                    raise OriginError(f"HTTP {response.status} from {origin_label(current)} without a Location header")
                 following = urljoin(current, location.strip())
                 if _url_problem(following):
-                    raise OriginError(
-                        "%s redirects to a URL that %s" % (origin_label(current), _url_problem(following))
-                    )
+                    raise OriginError(f"{origin_label(current)} redirects to a URL that {_url_problem(following)}")
                 if origin_of(following) != self.origin:
                     left_origin = True  # from here on nothing carries the secrets, even back home
                 current = following
@@ -273,7 +268,7 @@ class OriginClient:
                 hop,
                 origin_headers,
             )
-        raise OriginError("more than %d redirects starting at %s" % (MAX_REDIRECTS, origin_label(self.url)))
+        raise OriginError(f"more than {MAX_REDIRECTS} redirects starting at {origin_label(self.url)}")
 
 
 # -- what is there to download ------------------------------------------------------------
@@ -329,9 +324,7 @@ def resolve(client):
                 )
             )
         if answer.status not in (200, 206):
-            raise OriginError(
-                "unexpected HTTP %d %s from %s" % (answer.status, answer.reason, origin_label(answer.url))
-            )
+            raise OriginError(f"unexpected HTTP {answer.status} {answer.reason} from {origin_label(answer.url)}")
         ranges = answer.status == 206 or answer.headers.get("accept-ranges", "").lower() == "bytes"
         content_type = answer.headers.get("content-type", "").split(";")[0].strip().lower()
         return Resolved(
@@ -362,9 +355,9 @@ class OriginRanges:
     def open_range(self, job, start, end):
         headers = {}
         if end is not None:
-            headers["Range"] = "bytes=%d-%d" % (start, end)
+            headers["Range"] = f"bytes={start}-{end}"
         elif start:
-            headers["Range"] = "bytes=%d-" % start
+            headers["Range"] = f"bytes={start}-"
         answer = self.client.walk("GET", headers)
         try:
             where = origin_label(answer.url)
@@ -373,24 +366,21 @@ class OriginRanges:
             etag = answer.headers.get("etag")
             if self.etag and etag and etag != self.etag and not etag.startswith("W/"):
                 raise ObjectChanged(
-                    "the file changed at %s during the download (ETag %s, was %s); run again" % (where, etag, self.etag)
+                    f"the file changed at {where} during the download (ETag {etag}, was {self.etag}); run again"
                 )
             if answer.status == 206:
                 match = _CONTENT_RANGE.match(answer.headers.get("content-range", ""))
                 if not match or int(match.group(1)) != start or (end is not None and int(match.group(2)) != end):
                     raise OriginError(
-                        "%s answered bytes %s to a request for %d-%s"
-                        % (where, answer.headers.get("content-range", "?"), start, end)
+                        f"{where} answered bytes {answer.headers.get('content-range', '?')} to a request for {start}-{end}"
                     )
                 if job.size is not None and match.group(3) != "*" and int(match.group(3)) != job.size:
-                    raise ObjectChanged(
-                        "the file at %s is now %s bytes, not %d; run again" % (where, match.group(3), job.size)
-                    )
+                    raise ObjectChanged(f"the file at {where} is now {match.group(3)} bytes, not {job.size}; run again")
             elif answer.status == 200:
                 if start != 0 or (end is not None and job.size is not None and end != job.size - 1):
-                    raise OriginError("%s ignores byte ranges (HTTP 200 to a range request)" % where)
+                    raise OriginError(f"{where} ignores byte ranges (HTTP 200 to a range request)")
             else:
-                raise OriginError("unexpected HTTP %d %s from %s" % (answer.status, answer.reason, where))
+                raise OriginError(f"unexpected HTTP {answer.status} {answer.reason} from {where}")
         except BaseException:
             answer.close()
             raise

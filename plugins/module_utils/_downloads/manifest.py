@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Model manifests: parse the legacy pipe format and YAML lists, validate, merge into a plan.
@@ -71,16 +70,16 @@ def canonical_source(value):
 def _safe_relative(value, what):
     """Normalized relative POSIX path, or raise ValueError saying what is wrong."""
     if not value:
-        raise ValueError("%s is empty" % what)
+        raise ValueError(f"{what} is empty")
     if "\x00" in value:
-        raise ValueError("%s contains a NUL byte" % what)
+        raise ValueError(f"{what} contains a NUL byte")
     if value.startswith("/") or value.startswith("~"):
-        raise ValueError("%s '%s' is absolute; give a path relative to the models folder" % (what, value))
+        raise ValueError(f"{what} '{value}' is absolute; give a path relative to the models folder")
     parts = [part for part in value.split("/") if part not in ("", ".")]
     if ".." in parts:
-        raise ValueError("%s '%s' contains '..'; entries may not write outside the models folder" % (what, value))
+        raise ValueError(f"{what} '{value}' contains '..'; entries may not write outside the models folder")
     if not parts:
-        raise ValueError("%s '%s' names no folder or file" % (what, value))
+        raise ValueError(f"{what} '{value}' names no folder or file")
     return "/".join(parts)
 
 
@@ -91,7 +90,7 @@ def _check_sha256(value):
     if value.lower().startswith("sha256:"):
         value = value[len("sha256:") :]
     if not is_sha256_hex(value):
-        raise ValueError("sha256 '%s' is not 64 hexadecimal characters" % value)
+        raise ValueError(f"sha256 '{value}' is not 64 hexadecimal characters")
     return value.lower()
 
 
@@ -101,17 +100,17 @@ def _check_identifier(source, identifier):
     if source == "huggingface":
         repo, _sep, revision = identifier.partition("@")
         if not _HF_REPO.match(repo) or ".." in repo.split("/"):
-            raise ValueError("'%s' is not a Hugging Face repo id (org/repo, optionally @revision)" % identifier)
+            raise ValueError(f"'{identifier}' is not a Hugging Face repo id (org/repo, optionally @revision)")
         if _sep and (not revision or re.search(r"\s", revision)):
-            raise ValueError("revision after '@' in '%s' is empty or has spaces" % identifier)
+            raise ValueError(f"revision after '@' in '{identifier}' is empty or has spaces")
     elif source == "civitai":
         if not _CIVITAI_ID.match(identifier):
-            raise ValueError("civitai identifier '%s' must be a model version id (digits only)" % identifier)
+            raise ValueError(f"civitai identifier '{identifier}' must be a model version id (digits only)")
     elif source == "url":
         check_url(identifier)
     elif source == "r2":
         if identifier.startswith("/"):
-            raise ValueError("r2 key '%s' starts with '/'; write key or bucket/key" % identifier)
+            raise ValueError(f"r2 key '{identifier}' starts with '/'; write key or bucket/key")
 
 
 def split_line(line):
@@ -124,7 +123,7 @@ def split_line(line):
     if count < 3 or count > 5:
         raise ValueError(
             "expected source|identifier|filename|subdir[|sha256] or "
-            "repo_id|filename|subdir[|sha256], found %d field%s" % (count, "" if count == 1 else "s")
+            f"repo_id|filename|subdir[|sha256], found {count} field{('' if count == 1 else 's')}"
         )
     source = canonical_source(fields[0])
     if count == 3 or (count == 4 and source is None and "/" in fields[0]):
@@ -133,10 +132,9 @@ def split_line(line):
     if source is None:
         if count == 4:
             raise ValueError(
-                "unknown source '%s': use %s, or repo_id|filename|subdir[|sha256] "
-                "for Hugging Face" % (fields[0], _KNOWN)
+                f"unknown source '{fields[0]}': use {_KNOWN}, or repo_id|filename|subdir[|sha256] for Hugging Face"
             )
-        raise ValueError("unknown source '%s': use %s" % (fields[0], _KNOWN))
+        raise ValueError(f"unknown source '{fields[0]}': use {_KNOWN}")
     return dict(zip(FIELDS, fields))
 
 
@@ -147,7 +145,7 @@ class ManifestParser:
         self, models_dir, hf_endpoint=DEFAULT_HF_ENDPOINT, civitai_endpoint=DEFAULT_CIVITAI_ENDPOINT, r2_bucket=None
     ):
         if not os.path.isabs(models_dir):
-            raise ValueError("models_dir '%s' must be an absolute path" % models_dir)
+            raise ValueError(f"models_dir '{models_dir}' must be an absolute path")
         self.models_dir = os.path.normpath(models_dir)
         self.hf_endpoint = (hf_endpoint or DEFAULT_HF_ENDPOINT).rstrip("/")
         self.civitai_endpoint = (civitai_endpoint or DEFAULT_CIVITAI_ENDPOINT).rstrip("/")
@@ -155,17 +153,17 @@ class ManifestParser:
             try:
                 check_url(endpoint)
             except ValueError as exc:
-                raise ValueError("%s: %s" % (option, exc)) from exc
+                raise ValueError(f"{option}: {exc}") from exc
         self.r2_bucket = (r2_bucket or "").strip() or None
 
     def entry(self, raw, origin):
         """A normalized entry dict from raw field values; ValueError names the first problem."""
         source = canonical_source(raw.get("source"))
         if source is None:
-            raise ValueError("unknown source '%s': use %s" % (raw.get("source") or "", _KNOWN))
+            raise ValueError(f"unknown source '{raw.get('source') or ''}': use {_KNOWN}")
         for field in ("identifier", "filename", "subdir"):
             if not raw.get(field):
-                raise ValueError("missing %s" % field)
+                raise ValueError(f"missing {field}")
         identifier = raw["identifier"]
         _check_identifier(source, identifier)
         filename = _safe_relative(raw["filename"], "filename")
@@ -185,7 +183,7 @@ class ManifestParser:
         size = (raw.get("size") or "").strip()
         if size:
             if not size.isdigit():
-                raise ValueError("size '%s' is not a number of bytes" % size)
+                raise ValueError(f"size '{size}' is not a number of bytes")
             entry["size"] = int(size)
         entry.update(self._locate(source, identifier, filename))
         return entry
@@ -194,10 +192,10 @@ class ManifestParser:
         if source == "huggingface":
             repo, _sep, revision = identifier.partition("@")
             revision = revision or "main"
-            url = "%s/%s/resolve/%s/%s" % (self.hf_endpoint, repo, quote(revision, safe=""), quote(filename, safe="/"))
+            url = f"{self.hf_endpoint}/{repo}/resolve/{quote(revision, safe='')}/{quote(filename, safe='/')}"
             return {"repo": repo, "revision": revision, "url": url}
         if source == "civitai":
-            return {"url": "%s/api/download/models/%s" % (self.civitai_endpoint, identifier)}
+            return {"url": f"{self.civitai_endpoint}/api/download/models/{identifier}"}
         if source == "url":
             return {"url": identifier}
         if self.r2_bucket:
@@ -222,16 +220,16 @@ class ManifestParser:
         """(entries, problems) of a YAML list: dicts with the FIELDS keys or pipe strings."""
         entries, problems = [], []
         if not isinstance(items, (list, tuple)):
-            return [], [(name, "expected a list of entries, got %s" % type(items).__name__)]
+            return [], [(name, f"expected a list of entries, got {type(items).__name__}")]
         for number, item in enumerate(items, start=1):
-            origin = "%s item %d" % (name, number)
+            origin = f"{name} item {number}"
             try:
                 if isinstance(item, dict):
                     raw = self._item_fields(item)
                 elif isinstance(item, str):
                     raw = split_line(item.strip())
                 else:
-                    raise ValueError("expected a mapping or a pipe-format string, got %s" % type(item).__name__)
+                    raise ValueError(f"expected a mapping or a pipe-format string, got {type(item).__name__}")
                 entries.append(self.entry(raw, origin))
             except ValueError as exc:
                 problems.append((origin, str(exc)))
@@ -243,9 +241,9 @@ class ManifestParser:
         for key, value in item.items():
             field = ITEM_KEY_ALIASES.get(key, key)
             if field not in ITEM_FIELDS:
-                raise ValueError("unknown key '%s' (keys: %s)" % (key, ", ".join(ITEM_FIELDS)))
+                raise ValueError(f"unknown key '{key}' (keys: {', '.join(ITEM_FIELDS)})")
             if field in raw:
-                raise ValueError("identifier given twice (as '%s')" % key)
+                raise ValueError(f"identifier given twice (as '{key}')")
             raw[field] = "" if value is None else str(value).strip()
         # A YAML entry without a source reads like the 3-field line: Hugging Face.
         raw.setdefault("source", "huggingface")
@@ -258,9 +256,7 @@ def check_duplicates(entries):
     for entry in entries:
         first = seen.setdefault(entry["dest"], entry)
         if first is not entry:
-            problems.append(
-                (entry["origin"], "destination %s is already written by %s" % (entry["name"], first["origin"]))
-            )
+            problems.append((entry["origin"], f"destination {entry['name']} is already written by {first['origin']}"))
     return problems
 
 

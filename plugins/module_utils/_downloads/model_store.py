@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Shared model state: staging area, ledger and verified atomic publish.
@@ -103,7 +102,7 @@ class Presence:
         self.reason = reason
 
     def __repr__(self):
-        return "Presence(present=%r, hashed=%r, reason=%r)" % (self.present, self.hashed, self.reason)
+        return f"Presence(present={self.present!r}, hashed={self.hashed!r}, reason={self.reason!r})"
 
 
 def os_error_text(exc):
@@ -167,7 +166,7 @@ class ModelStore:
                 os.makedirs(path, mode=0o700, exist_ok=True)
             os.chmod(self.state_dir, 0o700)
         except OSError as exc:
-            raise StoreError("cannot create the model state directory %s: %s" % (self.state_dir, exc.strerror)) from exc
+            raise StoreError(f"cannot create the model state directory {self.state_dir}: {exc.strerror}") from exc
 
     @contextlib.contextmanager
     def exclusive_run(self, downloader, on_wait=None, stop=None):
@@ -182,19 +181,17 @@ class ModelStore:
         if self.read_only:
             yield
             return
-        path = os.path.join(self.state_dir, "%s.run.lock" % downloader)
+        path = os.path.join(self.state_dir, f"{downloader}.run.lock")
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise StoreError("cannot create the run lock %s: %s" % (path, os_error_text(exc))) from exc
+            raise StoreError(f"cannot create the run lock {path}: {os_error_text(exc)}") from exc
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 if on_wait:
-                    on_wait(
-                        "another %s run is downloading into %s; waiting for it to finish" % (downloader, self.state_dir)
-                    )
+                    on_wait(f"another {downloader} run is downloading into {self.state_dir}; waiting for it to finish")
                 while True:
                     if stop is not None and stop.is_set():
                         raise StopRequested() from None
@@ -217,10 +214,10 @@ class ModelStore:
     def _write_pid(self, fd, path):
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, ("%d\n" % os.getpid()).encode(), 0)
+            os.pwrite(fd, (f"{os.getpid()}\n").encode(), 0)
         except OSError as exc:
             # A full disk cannot take even this; the run goes on, it just cannot be stopped by PID.
-            self.warnings.append("cannot write the PID into %s: %s" % (path, os_error_text(exc)))
+            self.warnings.append(f"cannot write the PID into {path}: {os_error_text(exc)}")
 
     # -- hashing ---------------------------------------------------------------------------
     def sha256_file(self, path):
@@ -236,7 +233,7 @@ class ModelStore:
         read only (a skip check of hundreds of models asks once per model); a read-modify-write
         always parses the file afresh under the ledger lock."""
         try:
-            with open(self.ledger_path, "r") as handle:
+            with open(self.ledger_path) as handle:
                 if cached:
                     st = os.fstat(handle.fileno())
                     key = (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -244,10 +241,10 @@ class ModelStore:
                     if key == cached_key:
                         return entries
                 data = json.load(handle)
-        except (IOError, OSError) as exc:
+        except OSError as exc:
             if exc.errno == errno.ENOENT:
                 return {}
-            raise StoreError("cannot read the model ledger %s: %s" % (self.ledger_path, exc.strerror)) from exc
+            raise StoreError(f"cannot read the model ledger {self.ledger_path}: {exc.strerror}") from exc
         except ValueError:
             # A damaged ledger only costs re-hashing; never block downloads on it.
             return {}
@@ -340,31 +337,27 @@ class ModelStore:
         except OSError:
             return Presence(False, reason="missing")
         if not os.path.isfile(dest):
-            raise StoreError(
-                "%s exists but is not a regular file; move it away so the model can be placed there" % dest
-            )
+            raise StoreError(f"{dest} exists but is not a regular file; move it away so the model can be placed there")
         item = self.entry(dest)
         if item and item.get("size") == st.st_size and item.get("mtime_ns") == st.st_mtime_ns:
             if sha256 and item.get("sha256") and item["sha256"] != sha256:
                 if sha256_from and sha256_from != "manifest" and item.get("sha256_from") == sha256_from:
                     return Presence(
                         False,
-                        reason="replaced upstream: %s now gives sha256 %s, the file here "
-                        "was %s; downloading the new one" % (sha256_from, sha256, item["sha256"]),
+                        reason=f"replaced upstream: {sha256_from} now gives sha256 {sha256}, the file here "
+                        f"was {item['sha256']}; downloading the new one",
                     )
-                return Presence(
-                    False, reason="the recorded sha256 %s differs from the wanted %s" % (item["sha256"], sha256)
-                )
+                return Presence(False, reason=f"the recorded sha256 {item['sha256']} differs from the wanted {sha256}")
             if etag and item.get("etag") and item["etag"] != etag:
                 return Presence(False, reason="the remote object changed (etag differs)")
             if size is not None and size != st.st_size:
-                return Presence(False, reason="size on disk %d differs from the expected %d" % (st.st_size, size))
+                return Presence(False, reason=f"size on disk {st.st_size} differs from the expected {size}")
             if sha256 and not item.get("sha256"):
                 # Recorded before a sha256 was known: check once, then trust.
                 return self._check_by_hash(dest, sha256, etag, sha256_from)
             return Presence(True, reason="recorded in the ledger")
         if size is not None and size != st.st_size:
-            return Presence(False, reason="size on disk %d differs from the expected %d" % (st.st_size, size))
+            return Presence(False, reason=f"size on disk {st.st_size} differs from the expected {size}")
         if sha256:
             return self._check_by_hash(dest, sha256, etag, sha256_from)
         if item is None and (size is not None or etag is None):
@@ -376,9 +369,7 @@ class ModelStore:
     def _check_by_hash(self, dest, sha256, etag, sha256_from=None):
         actual = self.sha256_file(dest)
         if actual != sha256:
-            return Presence(
-                False, hashed=True, reason="sha256 on disk %s differs from the expected %s" % (actual, sha256)
-            )
+            return Presence(False, hashed=True, reason=f"sha256 on disk {actual} differs from the expected {sha256}")
         if self.record_quietly(dest, sha256=sha256, etag=etag, sha256_from=sha256_from):
             return Presence(True, hashed=True, reason="sha256 verified")
         return Presence(True, hashed=True, reason="sha256 verified and recorded")
@@ -388,17 +379,17 @@ class ModelStore:
         """Stable partial-file path for dest; `identity` (e.g. URL without query, or key+etag)
         changes the name when the source changes, so a partial of other content is never resumed."""
         dest = os.path.abspath(dest)
-        key = hashlib.sha256(("%s\0%s" % (dest, identity)).encode("utf-8")).hexdigest()[:20]
-        return os.path.join(self.staging_dir, "%s.%s" % (key, os.path.basename(dest)))
+        key = hashlib.sha256((f"{dest}\0{identity}").encode()).hexdigest()[:20]
+        return os.path.join(self.staging_dir, f"{key}.{os.path.basename(dest)}")
 
     def check_same_filesystem(self, dest):
         """Raise StoreError unless staging and dest's directory share a filesystem."""
         dest_dir = _nearest_existing(os.path.dirname(os.path.abspath(dest)))
         if os.stat(dest_dir).st_dev != os.stat(_nearest_existing(self.staging_dir)).st_dev:
             raise StoreError(
-                "staging %s and destination %s are on different filesystems, so a finished file "
+                f"staging {self.staging_dir} and destination {os.path.dirname(dest)} are on different filesystems, so a finished file "
                 "cannot be moved into place atomically; put state_dir on the same filesystem as "
-                "the models directory" % (self.staging_dir, os.path.dirname(dest))
+                "the models directory"
             )
 
     def discard_staging(self, staged):
@@ -485,10 +476,10 @@ class ModelStore:
         try:
             actual_size = os.path.getsize(staged)
         except OSError:
-            raise VerifyError("the download left no file in staging (%s)" % staged) from None
+            raise VerifyError(f"the download left no file in staging ({staged})") from None
         problem = ""
         if size is not None and actual_size != size:
-            problem = "size %d differs from the expected %d" % (actual_size, size)
+            problem = f"size {actual_size} differs from the expected {size}"
         elif actual_size == 0:
             problem = "the server sent an empty body"
         else:
@@ -505,7 +496,7 @@ class ModelStore:
                 # file as it is now may fail it.
                 actual_sha = self.sha256_file(staged)
             if sha256 and actual_sha != sha256.lower():
-                problem = "sha256 %s differs from the expected %s" % (actual_sha, sha256.lower())
+                problem = f"sha256 {actual_sha} differs from the expected {sha256.lower()}"
         if problem:
             self.discard_staging(staged)
             raise VerifyError(problem)

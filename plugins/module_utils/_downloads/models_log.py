@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The models log: what every downloader tells a person (``tail -f logs/models.log``).
@@ -33,7 +32,7 @@ class ModelsLog:
         if not self.path:
             return
         text = str(message).replace("\n", "\n    ")
-        line = "%s %s: %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S"), self.downloader, text)
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {self.downloader}: {text}\n"
         with self._lock:
             try:
                 directory = os.path.dirname(self.path)
@@ -46,4 +45,4 @@ class ModelsLog:
                     os.close(fd)
             except OSError as exc:
                 if not self.errors:
-                    self.errors.append("cannot write %s: %s" % (self.path, exc.strerror or exc))
+                    self.errors.append(f"cannot write {self.path}: {exc.strerror or exc}")

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The life cycle of every model download, one piece that the HTTP and R2 fetchers plug into.
@@ -189,8 +188,8 @@ class DownloadRun:
             self._fail_run(str(exc))
         except Exception as exc:  # pylint: disable=broad-except
             # A bug must still end with a result for every entry and a line in the log.
-            self.log("unexpected error: %s" % "".join(traceback.format_exception_only(type(exc), exc)).strip())
-            self._fail_run("unexpected error in %s: %s: %s" % (self.fetcher.downloader, type(exc).__name__, exc))
+            self.log(f"unexpected error: {''.join(traceback.format_exception_only(type(exc), exc)).strip()}")
+            self._fail_run(f"unexpected error in {self.fetcher.downloader}: {type(exc).__name__}: {exc}")
         if self.stop.is_set():
             self._mark_stopped()
         return self.summary()
@@ -203,7 +202,7 @@ class DownloadRun:
         self.fetcher.prepare(todo)
         for entry in todo:
             if entry.status == "failed":
-                self.log("failed %s: %s" % (entry.name, entry.reason))
+                self.log(f"failed {entry.name}: {entry.reason}")
         todo = [e for e in todo if not e.done]
         if not todo:
             return
@@ -217,41 +216,40 @@ class DownloadRun:
     def _validate(self):
         seen = {}
         for entry in self.entries:
-            where = "%s (%s)" % (entry.name, entry.dest) if entry.name != entry.dest else entry.name
+            where = f"{entry.name} ({entry.dest})" if entry.name != entry.dest else entry.name
             try:
                 if (
                     not isinstance(entry.dest, str)
                     or not os.path.isabs(entry.dest)
                     or os.path.basename(entry.dest) in ("", ".", "..")
                 ):
-                    raise EntryProblem("dest must be an absolute file path, got %r" % (entry.dest,))
+                    raise EntryProblem(f"dest must be an absolute file path, got {entry.dest!r}")
                 if os.path.normpath(entry.dest) != entry.dest:
                     raise EntryProblem(
-                        "dest %r must be a normalized file path (no '..', '//' or trailing '/')" % entry.dest
+                        f"dest {entry.dest!r} must be a normalized file path (no '..', '//' or trailing '/')"
                     )
                 if entry.sha256 and not is_sha256_hex(entry.sha256):
-                    raise EntryProblem("sha256 must be 64 hex digits, got %r" % entry.sha256)
+                    raise EntryProblem(f"sha256 must be 64 hex digits, got {entry.sha256!r}")
                 if entry.size is not None and entry.size < 0:
                     raise EntryProblem("size must not be negative")
                 if entry.dest in seen:
                     raise EntryProblem(
-                        "same dest as %s[%d] (%s); each file may be listed once"
-                        % (self.fetcher.items, seen[entry.dest].index, seen[entry.dest].name)
+                        f"same dest as {self.fetcher.items}[{seen[entry.dest].index}] ({seen[entry.dest].name}); each file may be listed once"
                     )
                 self.fetcher.validate(entry)
             except (EntryProblem, ValueError) as exc:
-                entry.finish("failed", "%s[%d]: %s" % (self.fetcher.items, entry.index, exc))
-                self.log("failed %s: %s" % (where, entry.reason))
+                entry.finish("failed", f"{self.fetcher.items}[{entry.index}]: {exc}")
+                self.log(f"failed {where}: {entry.reason}")
             if isinstance(entry.dest, str):
                 seen.setdefault(entry.dest, entry)
 
     def _fail(self, entry, reason):
         if entry.finish("failed", reason):
-            self.log("failed %s: %s" % (entry.name, reason))
+            self.log(f"failed {entry.name}: {reason}")
 
     def _unexpected(self, entry, doing, exc):
         """A bug or an unforeseen error in one entry's step: that entry's failure, nobody else's."""
-        self._fail(entry, "unexpected error while %s: %s: %s" % (doing, type(exc).__name__, exc))
+        self._fail(entry, f"unexpected error while {doing}: {type(exc).__name__}: {exc}")
 
     def _presence(self, entry, size=None, etag=None):
         """The store's presence check for entry; None (and entry failed) when it cannot tell."""
@@ -263,23 +261,22 @@ class DownloadRun:
             self._fail(entry, str(exc) if isinstance(exc, StoreError) else os_error_text(exc))
             return None
         except Exception as exc:  # pylint: disable=broad-except
-            self._unexpected(entry, "checking %s" % entry.dest, exc)
+            self._unexpected(entry, f"checking {entry.dest}", exc)
             return None
         self._note_ledger(entry)
         if presence.present:
             entry.finish("present", presence.reason, os.path.getsize(entry.dest))
         elif presence.reason.startswith("replaced upstream"):
             entry.notes.append(presence.reason)
-            self.log("%s: %s" % (entry.name, presence.reason))
+            self.log(f"{entry.name}: {presence.reason}")
         return presence
 
     def _note_ledger(self, entry):
         problem = self.store.ledger_errors.get(os.path.abspath(entry.dest))
         if problem and not any(n.startswith("ledger not updated") for n in entry.notes):
-            entry.notes.append("ledger not updated (%s): the file is checked again at the next run" % problem)
+            entry.notes.append(f"ledger not updated ({problem}): the file is checked again at the next run")
             self.log(
-                "ledger not updated for %s (%s): the file is in place and is checked again at the next run"
-                % (entry.name, problem)
+                f"ledger not updated for {entry.name} ({problem}): the file is in place and is checked again at the next run"
             )
 
     def _locked(self, todo):
@@ -289,7 +286,7 @@ class DownloadRun:
             try:
                 first = self.fetcher.probe_first(entry, self.store)
             except Exception as exc:  # pylint: disable=broad-except
-                self._unexpected(entry, "checking %s" % entry.dest, exc)
+                self._unexpected(entry, f"checking {entry.dest}", exc)
                 continue
             if first:
                 entry.probed_first = True
@@ -319,13 +316,13 @@ class DownloadRun:
                 if entry.probed_first and self.fetcher.keep_without_probe(entry, self.store):
                     entry.finish(
                         "present",
-                        "kept the file on disk; its source could not be asked (%s)" % entry.probe_error,
+                        f"kept the file on disk; its source could not be asked ({entry.probe_error})",
                         os.path.getsize(entry.dest),
                     )
-                    self.log("kept %s: %s" % (entry.name, entry.reason))
+                    self.log(f"kept {entry.name}: {entry.reason}")
                 else:
                     entry.finish("failed", entry.probe_error)
-                    self.log("failed %s: %s" % (entry.name, entry.reason))
+                    self.log(f"failed {entry.name}: {entry.reason}")
                 continue
             if entry.probed_first:
                 presence = self._presence(entry, size=entry.size, etag=getattr(entry, "match_etag", None))
@@ -351,15 +348,13 @@ class DownloadRun:
             removed = self.store.cleanup_stale(keep=[e.staged for e in pending])
         except OSError as exc:
             removed = []
-            self.store.warnings.append("stale staging files not cleaned up: %s" % os_error_text(exc))
+            self.store.warnings.append(f"stale staging files not cleaned up: {os_error_text(exc)}")
         if removed:
-            self.log("removed %d partial download(s) untouched for a week from staging" % len(removed))
+            self.log(f"removed {len(removed)} partial download(s) untouched for a week from staging")
         fits = self._preflight(pending)
         if not fits:
             return
-        self.log(
-            "starting %d download(s), %s of known size" % (len(fits), bytes_to_human(sum(e.size or 0 for e in fits)))
-        )
+        self.log(f"starting {len(fits)} download(s), {bytes_to_human(sum(e.size or 0 for e in fits))} of known size")
         self._check_stop()
         try:
             self.fetcher.fetch(fits, self)
@@ -378,7 +373,7 @@ class DownloadRun:
             free = self.store.free_bytes(self.store.staging_dir)
             where = self.store.filesystem_of(self.store.staging_dir)
         except OSError as exc:
-            self.store.warnings.append("disk space not checked: %s" % os_error_text(exc))
+            self.store.warnings.append(f"disk space not checked: {os_error_text(exc)}")
             return pending
         fits = []
         for entry in pending:
@@ -389,11 +384,10 @@ class DownloadRun:
                 continue
             entry.finish(
                 "failed",
-                "not enough disk space: needs %s, %s free on %s (after the other downloads "
-                "of this run); free some space, the next start tries again"
-                % (bytes_to_human(need), bytes_to_human(free), where),
+                f"not enough disk space: needs {bytes_to_human(need)}, {bytes_to_human(free)} free on {where} (after the other downloads "
+                "of this run); free some space, the next start tries again",
             )
-            self.log("failed %s: %s" % (entry.name, entry.reason))
+            self.log(f"failed {entry.name}: {entry.reason}")
         return fits
 
     def _check_stop(self):
@@ -407,8 +401,8 @@ class DownloadRun:
         try:
             self._settle(entry, error, done_note)
         except Exception as exc:  # pylint: disable=broad-except
-            entry.finish("failed", "unexpected error while placing the file: %s: %s" % (type(exc).__name__, exc))
-            self.log("failed %s: %s" % (entry.name, entry.reason))
+            entry.finish("failed", f"unexpected error while placing the file: {type(exc).__name__}: {exc}")
+            self.log(f"failed {entry.name}: {entry.reason}")
 
     def _settle(self, entry, error, done_note):
         if entry.done:
@@ -425,7 +419,7 @@ class DownloadRun:
             if self.fetcher.discard_after(error):
                 self.store.discard_staging(entry.staged)
             entry.finish("failed", reason)
-            self.log("failed %s: %s" % (entry.name, reason))
+            self.log(f"failed {entry.name}: {reason}")
             return
         try:
             self.store.publish(
@@ -439,29 +433,22 @@ class DownloadRun:
                 streamed_sha256=self._streamed(entry),
             )
         except VerifyError as exc:
-            entry.finish("failed", "verification failed, nothing was placed at %s: %s" % (entry.dest, exc))
+            entry.finish("failed", f"verification failed, nothing was placed at {entry.dest}: {exc}")
         except (StoreError, OSError) as exc:
             text = (
                 self.disk_full_reason(entry)
                 if disk_full(exc)
                 else (str(exc) if isinstance(exc, StoreError) else os_error_text(exc))
             )
-            entry.finish("failed", "could not place %s: %s" % (entry.dest, text))
+            entry.finish("failed", f"could not place {entry.dest}: {text}")
         else:
             self._note_ledger(entry)
             entry.finish("downloaded", done_note, os.path.getsize(entry.dest))
             self.log(
-                "downloaded %s (%s in %.1f s%s) -> %s"
-                % (
-                    entry.name,
-                    bytes_to_human(entry.bytes),
-                    entry.seconds,
-                    ", %s" % done_note if done_note else "",
-                    entry.dest,
-                )
+                f"downloaded {entry.name} ({bytes_to_human(entry.bytes)} in {entry.seconds:.1f} s{(f', {done_note}' if done_note else '')}) -> {entry.dest}"
             )
             return
-        self.log("failed %s: %s" % (entry.name, entry.reason))
+        self.log(f"failed {entry.name}: {entry.reason}")
 
     def _streamed(self, entry):
         """The digest hashed while entry downloaded, once its hasher has read the rest; None
@@ -484,12 +471,7 @@ class DownloadRun:
         except OSError:
             free, where = "?", self.store.staging_dir
         need = bytes_to_human(entry.size) if entry.size is not None else "an unknown size"
-        return "the disk filled up while downloading: the file needs %s, %s free on %s now; free some space, %s" % (
-            need,
-            free,
-            where,
-            RESUMES,
-        )
+        return f"the disk filled up while downloading: the file needs {need}, {free} free on {where} now; free some space, {RESUMES}"
 
     # -- endings ---------------------------------------------------------------------------
     def _fail_run(self, message):
@@ -497,8 +479,7 @@ class DownloadRun:
         failed = [e for e in self.entries if e.finish("failed", message)]
         if failed:
             self.log(
-                "FAILED before downloading: %s; %d model(s) not downloaded (%s); the next start tries again"
-                % (message, len(failed), ", ".join(e.name for e in failed))
+                f"FAILED before downloading: {message}; {len(failed)} model(s) not downloaded ({', '.join(e.name for e in failed)}); the next start tries again"
             )
 
     def _mark_stopped(self):
@@ -511,12 +492,11 @@ class DownloadRun:
             if entry.done:
                 continue
             held = self.store.staged_bytes(entry.staged) if (self.store and entry.staged) else 0
-            have = " (%s of %s in staging)" % (bytes_to_human(held), bytes_to_human(entry.size)) if entry.size else ""
-            if entry.finish("failed", "stopped by %s before it finished%s; %s" % (name, have, RESUMES)):
+            have = f" ({bytes_to_human(held)} of {bytes_to_human(entry.size)} in staging)" if entry.size else ""
+            if entry.finish("failed", f"stopped by {name} before it finished{have}; {RESUMES}"):
                 unfinished.append(entry)
         self.log(
-            "stopped by %s: %d download(s) unfinished (%s); they resume at the next start"
-            % (name, len(unfinished), ", ".join(e.name for e in unfinished) or "none")
+            f"stopped by {name}: {len(unfinished)} download(s) unfinished ({', '.join(e.name for e in unfinished) or 'none'}); they resume at the next start"
         )
 
     def _recorded(self, entry):
@@ -534,33 +514,28 @@ class DownloadRun:
         failed = [r for r in results if r["status"] == "failed"]
         if not self.check_mode and self.entries:
             self.log(
-                "summary: %d downloaded, %d present, %d failed%s"
-                % (
+                "summary: {} downloaded, {} present, {} failed{}".format(
                     counts["downloaded"],
                     counts["present"],
                     counts["failed"],
-                    "".join("\n    failed %s: %s" % (r["name"], r["reason"]) for r in failed),
+                    "".join(f"\n    failed {r['name']}: {r['reason']}" for r in failed),
                 )
             )
         warnings = []
         if self.store is not None:
             warnings += [
-                "ledger not updated for %s: %s; it is checked again at the next run" % item
+                "ledger not updated for {}: {}; it is checked again at the next run".format(*item)
                 for item in sorted(self.store.ledger_errors.items())
             ]
             warnings += self.store.warnings
-        warnings += ["log: %s" % problem for problem in self.log.errors]
+        warnings += [f"log: {problem}" for problem in self.log.errors]
         after = set(self.before)
         after |= set(r["dest"] for r in results if r["status"] in ("downloaded", "would_download"))
         message = ""
         if failed:
-            message = "%d of %d models failed: %s" % (
-                len(failed),
-                len(results),
-                "; ".join("%s: %s" % (r["name"], r["reason"]) for r in failed),
-            )
+            message = f"{len(failed)} of {len(results)} models failed: {'; '.join('{}: {}'.format(r['name'], r['reason']) for r in failed)}"
             if self.run_error:
-                message = "%s (%s)" % (self.run_error, message)
+                message = f"{self.run_error} ({message})"
         return {
             "changed": bool(counts["downloaded"] or counts["would_download"]),
             "results": results,

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The merged model plan as a text file a person reads beside the download log.
@@ -28,21 +27,19 @@ def render_plan(plan, log_file=None, first=None):
         "# The models this pod should have, from the merged manifests (rewritten when the plan changes).",
     ]
     if log_file:
-        lines.append("# What happened to each download: %s" % log_file)
+        lines.append(f"# What happened to each download: {log_file}")
     for manifest in plan["manifests"]:
-        lines.append("# manifest %s: %s, %s entries" % (manifest["name"], manifest["status"], manifest["entries"]))
+        lines.append(f"# manifest {manifest['name']}: {manifest['status']}, {manifest['entries']} entries")
     if first and first.get("path"):
-        lines.append(
-            "# queued first: the %d model(s) the default workflow %s needs" % (len(first["names"]), first["path"])
-        )
+        lines.append(f"# queued first: the {len(first['names'])} model(s) the default workflow {first['path']} needs")
     lines.append("")
     for entry in plan["entries"]:
         identifier = mask_url(entry["identifier"]) if entry["source"] == "url" else entry["identifier"]
-        lines.append("%s  <-  %s %s  (%s)" % (entry["name"], entry["source"], identifier, entry["origin"]))
+        lines.append(f"{entry['name']}  <-  {entry['source']} {identifier}  ({entry['origin']})")
     for item in plan["replaced"]:
-        lines.append("replaced: %s from %s by %s" % (item["name"], item["origin"], item["replaced_by"]))
+        lines.append(f"replaced: {item['name']} from {item['origin']} by {item['replaced_by']}")
     for item in plan["skipped"]:
-        lines.append("NOT FETCHED: %s (%s): %s" % (item["name"], item["origin"], item["reason"]))
+        lines.append(f"NOT FETCHED: {item['name']} ({item['origin']}): {item['reason']}")
     lines.append("# end of plan")
     return "\n".join(lines) + "\n"
 
@@ -57,7 +54,7 @@ def update_plan_file(path, text, check_mode=False, mode=0o640):
     if os.path.lexists(path):
         if not os.path.isfile(path):
             raise PlanFileError(
-                "plan_file %s exists and is not a regular file; move it aside or choose another path." % path
+                f"plan_file {path} exists and is not a regular file; move it aside or choose another path."
             )
         with open(path, "rb") as handle:
             before = handle.read().decode("utf-8", "replace")
@@ -71,11 +68,11 @@ def update_plan_file(path, text, check_mode=False, mode=0o640):
     try:
         os.makedirs(directory, mode=0o755, exist_ok=True)
     except OSError as exc:
-        raise PlanFileError("Cannot write the plan file into %s: %s" % (directory, exc.strerror or exc)) from exc
+        raise PlanFileError(f"Cannot write the plan file into {directory}: {exc.strerror or exc}") from exc
     try:
         write_file_atomic(path, text, mode=mode)
     except OSError as exc:
         raise PlanFileError(
-            "Cannot write the plan file %s: %s; the previous plan is left as it was" % (path, exc.strerror or exc)
+            f"Cannot write the plan file {path}: {exc.strerror or exc}; the previous plan is left as it was"
         ) from exc
     return True, before

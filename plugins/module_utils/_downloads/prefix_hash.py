@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Hash a staging file while it is still being downloaded: the sha256 of its completed prefix.
@@ -158,7 +157,7 @@ class PrefixHasher:
         want = min(len(view), upto - self.position)
         got = os.preadv(self._handle.fileno(), [view[:want]], self.position)
         if got <= 0:
-            raise OSError("%s ended at byte %d, before the %d reported complete" % (self.path, self.position, upto))
+            raise OSError(f"{self.path} ended at byte {self.position}, before the {upto} reported complete")
         self._digest.update(view[:got])
         self.position += got
 

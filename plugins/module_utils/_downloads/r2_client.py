@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A boto3 S3 client set up the way Cloudflare R2 accepts it, and botocore errors made readable.
@@ -64,14 +63,14 @@ def sdk_version_problem(boto3_version=None, botocore_version=None):
     botocore_version = botocore_version or getattr(botocore, "__version__", None)
     if _release(boto3_version) >= MIN_SDK_VERSION and _release(botocore_version) >= MIN_SDK_VERSION:
         return None
-    wanted = "%d.%d" % MIN_SDK_VERSION
+    wanted = "{}.{}".format(*MIN_SDK_VERSION)
     return (
-        "the required Python libraries boto3 >= {w} and botocore >= {w} are too old on {host}'s Python "
-        "{python}: found boto3 {b3} and botocore {bc}, which lack request_checksum_calculation (R2 "
+        f"the required Python libraries boto3 >= {wanted} and botocore >= {wanted} are too old on {platform.node()}'s Python "
+        f"{sys.executable}: found boto3 {boto3_version} and botocore {botocore_version}, which lack request_checksum_calculation (R2 "
         "rejects the checksums older versions send). Upgrade them for that Python, for example "
-        "'{python} -m pip install \"boto3>={w}\"', or point ansible_python_interpreter at a Python "
+        f"'{sys.executable} -m pip install \"boto3>={wanted}\"', or point ansible_python_interpreter at a Python "
         "that has them."
-    ).format(w=wanted, host=platform.node(), python=sys.executable, b3=boto3_version, bc=botocore_version)
+    )
 
 
 class R2ConfigError(Exception):
@@ -82,7 +81,7 @@ def resolve_endpoint(account_id=None, endpoint_url=None):
     """The S3 endpoint: an explicit override wins, else the account's R2 endpoint."""
     if endpoint_url:
         if not endpoint_url.startswith(("http://", "https://")):
-            raise R2ConfigError("endpoint_url %r must start with http:// or https://" % endpoint_url)
+            raise R2ConfigError(f"endpoint_url {endpoint_url!r} must start with http:// or https://")
         return endpoint_url.rstrip("/")
     if account_id:
         return R2_ENDPOINT_TEMPLATE.format(account_id=account_id.strip())
@@ -94,11 +93,11 @@ def resolve_endpoint(account_id=None, endpoint_url=None):
 def check_credentials(access_key_id, secret_access_key, env_file=None):
     """Raise R2ConfigError naming every missing credential (and where it comes from)."""
     values = {"access_key_id": access_key_id, "secret_access_key": secret_access_key}
-    missing = ["%s (option %s)" % (env, option) for option, env in CREDENTIAL_SOURCES if not values[option]]
+    missing = [f"{env} (option {option})" for option, env in CREDENTIAL_SOURCES if not values[option]]
     if missing:
         raise R2ConfigError(
-            "R2 credentials missing: set %s on the pod (its environment or %s) or pass them to "
-            "the task; nothing was downloaded" % (" and ".join(missing), env_file or "its env file")
+            f"R2 credentials missing: set {' and '.join(missing)} on the pod (its environment or {env_file or 'its env file'}) or pass them to "
+            "the task; nothing was downloaded"
         )
 
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The R2 (S3) fetcher of the download pipeline (module r2_fetch).
@@ -57,7 +56,7 @@ class R2Entry(Entry):
 
     @property
     def object_name(self):
-        return "s3://%s/%s" % (self.bucket or "?", self.key)
+        return f"s3://{self.bucket or '?'}/{self.key}"
 
 
 class R2Fetcher:
@@ -98,9 +97,7 @@ class R2Fetcher:
         if not entry.key:
             raise EntryProblem("key is empty")
         if not entry.bucket and not self._default_bucket():
-            raise EntryProblem(
-                "no bucket for %s: set R2_BUCKET (option bucket) or give this object a bucket" % entry.key
-            )
+            raise EntryProblem(f"no bucket for {entry.key}: set R2_BUCKET (option bucket) or give this object a bucket")
 
     def _default_bucket(self):
         if self.default_bucket is None:
@@ -120,7 +117,7 @@ class R2Fetcher:
         try:
             values = dict((option, self.setting(option)) for option, _name in SETTINGS[:4])
         except SecretsError as exc:
-            raise RunError("cannot read the R2 credentials: %s" % exc) from exc
+            raise RunError(f"cannot read the R2 credentials: {exc}") from exc
         try:
             r2_client.check_credentials(values["access_key_id"], values["secret_access_key"], self.secrets.env_file)
             self.endpoint = r2_client.resolve_endpoint(values["account_id"], values["endpoint_url"])
@@ -187,14 +184,12 @@ class R2Fetcher:
             entry.hasher = PrefixHasher(entry.staged)
             job.on_prefix = entry.hasher.extend
             jobs.append(job)
-            run.log("fetching %s (%s) -> %s" % (entry.object_name, bytes_to_human(entry.size), entry.dest))
+            run.log(f"fetching {entry.object_name} ({bytes_to_human(entry.size)}) -> {entry.dest}")
 
         def finished(job):
             entry = job.context
             entry.fetched_bytes = job.fetched_bytes
-            note = (
-                "resumed: %s were already in staging" % bytes_to_human(job.resumed_bytes) if job.resumed_bytes else ""
-            )
+            note = f"resumed: {bytes_to_human(job.resumed_bytes)} were already in staging" if job.resumed_bytes else ""
             run.settle(entry, job.error, note)
 
         RangedDownloader(
@@ -213,13 +208,13 @@ class R2Fetcher:
         if job.etag:
             kwargs["IfMatch"] = job.etag
         if not (start == 0 and end == job.size - 1 and len(job.parts) == 1):
-            kwargs["Range"] = "bytes=%d-%d" % (start, end)
+            kwargs["Range"] = f"bytes={start}-{end}"
         answer = self.client.get_object(**kwargs)
         length = int(answer.get("ContentLength", -1))
         if length != end - start + 1:
             answer["Body"].close()
-            raise IOError(
-                "%s: asked for bytes %d-%d, the server answered with %d bytes" % (entry.object_name, start, end, length)
+            raise OSError(
+                f"{entry.object_name}: asked for bytes {start}-{end}, the server answered with {length} bytes"
             )
         return answer["Body"]
 

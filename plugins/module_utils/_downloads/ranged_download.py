@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Parallel ranged downloads into pre-allocated staging files, resumable inside every part.
@@ -299,7 +298,7 @@ class RangedDownloader:
             job.started = time.monotonic()
             try:
                 self.prepare(job)
-            except (IOError, OSError) as exc:
+            except OSError as exc:
                 job.error = exc
                 self._finish(job)
                 continue
@@ -380,7 +379,7 @@ class RangedDownloader:
                     if end is None:
                         job.size = position
                         return
-                    raise IOError("connection closed after %d of %d bytes of %s" % (position, job.size, job.name))
+                    raise OSError(f"connection closed after {position} of {job.size} bytes of {job.name}")
                 written = self._write(job, chunk, position)
                 position += written
                 job.progress[index] = position - start
@@ -391,7 +390,7 @@ class RangedDownloader:
                 if index == job._first_open:
                     self._advance_prefix(job)
             if stream.read(1):
-                raise IOError("the server sent more bytes than the %s range asked for" % job.name)
+                raise OSError(f"the server sent more bytes than the {job.name} range asked for")
         finally:
             close = getattr(stream, "close", None)
             if close:
@@ -406,10 +405,10 @@ class RangedDownloader:
                 written = os.pwrite(job._fd, view, position)
             except OSError as exc:
                 raise StagingWriteError(
-                    exc.errno, "cannot write the staging file %s: %s" % (job.staged, exc.strerror)
+                    exc.errno, f"cannot write the staging file {job.staged}: {exc.strerror}"
                 ) from exc
             if written <= 0:
-                raise StagingWriteError(28, "cannot write the staging file %s: nothing was written" % job.staged)
+                raise StagingWriteError(28, f"cannot write the staging file {job.staged}: nothing was written")
             view = view[written:]
             position += written
         return len(chunk)

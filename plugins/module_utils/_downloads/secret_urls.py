@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Download URLs that carry credentials, kept out of everything ansible shows or stores.
@@ -72,7 +71,7 @@ def write(path, urls, check_mode=False):
     text = json.dumps({"version": VERSION, "urls": urls}, indent=1, sort_keys=True) + "\n"
     if exists:
         try:
-            with open(path, "r", encoding="utf-8") as handle:
+            with open(path, encoding="utf-8") as handle:
                 st = os.fstat(handle.fileno())
                 if handle.read() == text and stat.S_IMODE(st.st_mode) == 0o600:
                     return False
@@ -105,21 +104,18 @@ class SecretUrls:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError as exc:
             raise SecretUrlsError(
-                "cannot read %s (%s): it is written by model_manifest (option secret_urls_file)"
-                % (self.path, exc.strerror)
+                f"cannot read {self.path} ({exc.strerror}): it is written by model_manifest (option secret_urls_file)"
             ) from exc
         with os.fdopen(fd, "r", encoding="utf-8") as handle:
             st = os.fstat(handle.fileno())
             if not stat.S_ISREG(st.st_mode) or stat.S_IMODE(st.st_mode) & 0o077 or st.st_uid != os.geteuid():
                 raise SecretUrlsError(
-                    "%s must be a regular file of this user with mode 0600; it holds credentials" % self.path
+                    f"{self.path} must be a regular file of this user with mode 0600; it holds credentials"
                 )
             try:
                 data = json.load(handle)
             except ValueError as exc:
-                raise SecretUrlsError(
-                    "%s is not valid JSON (%s); run the models role again" % (self.path, exc)
-                ) from None
+                raise SecretUrlsError(f"{self.path} is not valid JSON ({exc}); run the models role again") from None
         urls = data.get("urls") if isinstance(data, dict) else None
         self._urls = urls if isinstance(urls, dict) else {}
         return self._urls
@@ -128,12 +124,9 @@ class SecretUrls:
         """The real URL recorded for dest; it must mask to shown_url (what the module was given)."""
         url = self._load().get(dest)
         if not isinstance(url, str):
-            raise SecretUrlsError(
-                "%s holds no URL for %s; run the models role (model_manifest) again" % (self.path, dest)
-            )
+            raise SecretUrlsError(f"{self.path} holds no URL for {dest}; run the models role (model_manifest) again")
         if masked_url(url) != shown_url:
             raise SecretUrlsError(
-                "the URL %s holds for %s is %s, not %s; run the models role (model_manifest) again"
-                % (self.path, dest, masked_url(url), shown_url)
+                f"the URL {self.path} holds for {dest} is {masked_url(url)}, not {shown_url}; run the models role (model_manifest) again"
             )
         return url

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The sha256 a model's source publishes, so a download is verified even when the manifest
@@ -74,7 +73,7 @@ def civitai_version_id(url):
 
 
 def civitai_api_url(url, version_id):
-    return urljoin(url, "/api/v1/model-versions/%s" % version_id)
+    return urljoin(url, f"/api/v1/model-versions/{version_id}")
 
 
 def civitai_file(version, url):
@@ -98,7 +97,7 @@ def civitai_file(version, url):
         if len(chosen) > 1:
             chosen = [f for f in chosen if f.get("primary")] or chosen
     if len(chosen) != 1:
-        raise SourceHashError("CivitAI lists %d files for this model version and none is the primary one" % len(files))
+        raise SourceHashError(f"CivitAI lists {len(files)} files for this model version and none is the primary one")
     found = chosen[0]
     sha256 = str(((found.get("hashes") or {}).get("SHA256")) or "").strip().lower()
     if not is_sha256_hex(sha256):
@@ -132,11 +131,11 @@ def civitai_version(client):
             )
         body = answer.read(CIVITAI_API_MAX_BYTES + 1)
     except OSError as exc:
-        raise SourceHashError("cannot read CivitAI's answer: %s" % exc) from exc
+        raise SourceHashError(f"cannot read CivitAI's answer: {exc}") from exc
     finally:
         answer.close()
     if len(body) > CIVITAI_API_MAX_BYTES:
-        raise SourceHashError("CivitAI's model-version answer is larger than %d bytes" % CIVITAI_API_MAX_BYTES)
+        raise SourceHashError(f"CivitAI's model-version answer is larger than {CIVITAI_API_MAX_BYTES} bytes")
     try:
         return json.loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
@@ -180,8 +179,8 @@ def reconcile(entry):
     where = getattr(entry, "source_hash_from", None) or "the source"
     if entry.sha256 and entry.sha256 != source:
         return (
-            "sha256 mismatch for %s (%s): the manifest says %s, %s says %s; correct the manifest's "
-            "sha256 (or the source), nothing was downloaded" % (entry.name, entry.dest, entry.sha256, where, source)
+            f"sha256 mismatch for {entry.name} ({entry.dest}): the manifest says {entry.sha256}, {where} says {source}; correct the manifest's "
+            "sha256 (or the source), nothing was downloaded"
         )
     if not entry.sha256:
         entry.sha256 = source

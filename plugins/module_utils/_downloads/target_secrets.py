@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Secrets read on the target by name, so they never travel as module arguments.
@@ -87,7 +86,7 @@ class TargetSecrets:
         if not name:
             return None
         if not _NAME.fullmatch(name):
-            raise SecretsError("%r is not a variable name" % name)
+            raise SecretsError(f"{name!r} is not a variable name")
         value = self.environ.get(name)
         if value:
             return value
@@ -98,8 +97,8 @@ class TargetSecrets:
     def where(self, name):
         """Where a lookup of `name` looked, for messages."""
         if self.env_file:
-            return "%s is not set in the environment nor in %s" % (name, self.env_file)
-        return "%s is not set in the environment" % name
+            return f"{name} is not set in the environment nor in {self.env_file}"
+        return f"{name} is not set in the environment"
 
     def _from_file(self):
         if self._file_values is None:
@@ -115,22 +114,22 @@ class TargetSecrets:
                 return {}
             if exc.errno == errno.ELOOP:
                 raise SecretsError(
-                    "refusing to read secrets from %s: it is a symbolic link; point env_file at the real file" % path
+                    f"refusing to read secrets from {path}: it is a symbolic link; point env_file at the real file"
                 ) from exc
-            raise SecretsError("cannot read secrets from %s: %s" % (path, exc.strerror)) from exc
+            raise SecretsError(f"cannot read secrets from {path}: {exc.strerror}") from exc
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                raise SecretsError("refusing to read secrets from %s: it is not a regular file" % path)
+                raise SecretsError(f"refusing to read secrets from {path}: it is not a regular file")
             if st.st_uid != os.geteuid():
                 raise SecretsError(
-                    "refusing to read secrets from %s: it is owned by uid %d, not by the user "
-                    "running the download (uid %d); chown it" % (path, st.st_uid, os.geteuid())
+                    f"refusing to read secrets from {path}: it is owned by uid {st.st_uid}, not by the user "
+                    f"running the download (uid {os.geteuid()}); chown it"
                 )
             if st.st_mode & 0o077:
                 raise SecretsError(
-                    "refusing to read secrets from %s: its mode is %04o, so others can read or "
-                    "change it; it must be 0600 (chmod 600 %s)" % (path, stat.S_IMODE(st.st_mode), path)
+                    f"refusing to read secrets from {path}: its mode is {stat.S_IMODE(st.st_mode):04o}, so others can read or "
+                    f"change it; it must be 0600 (chmod 600 {path})"
                 )
             chunks = []
             while True:

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Render pod settings as a POSIX shell file of ``export NAME='value'`` lines.
@@ -111,8 +110,8 @@ def read_environ_file(path):
             data = handle.read()
     except OSError as exc:
         raise EnvExportError(
-            "Cannot read the environment from %s (%s); run as root or point environ_file "
-            "at a readable file." % (path, to_text(exc.strerror or exc))
+            f"Cannot read the environment from {path} ({to_text(exc.strerror or exc)}); run as root or point environ_file "
+            "at a readable file."
         ) from exc
     environ = {}
     for entry in data.split(b"\0"):
@@ -193,9 +192,8 @@ class EnvFile:
             bad = [name for name in names if not is_valid_name(name)]
             if bad:
                 raise EnvExportError(
-                    "Invalid variable name(s) in %s: %s. A shell variable name is letters, digits and "
+                    f"Invalid variable name(s) in {option}: {', '.join(repr(to_text(name)) for name in bad)}. A shell variable name is letters, digits and "
                     "underscores, not starting with a digit; rename or remove them."
-                    % (option, ", ".join(repr(to_text(name)) for name in bad))
                 )
 
     def _collect(self):
@@ -212,14 +210,14 @@ class EnvFile:
                 continue
             if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise EnvExportError(
-                    "variables.%s must be a string (or a number), not %s; quote it in YAML, for "
-                    'example %s: "true".' % (name, type(value).__name__, name)
+                    f"variables.{name} must be a string (or a number), not {type(value).__name__}; quote it in YAML, for "
+                    f'example {name}: "true".'
                 )
             values[name] = to_bytes(to_text(value), errors="surrogate_or_strict")
         nul = sorted(name for name, value in values.items() if b"\0" in value)
         if nul:
             raise EnvExportError(
-                "The value of %s holds a NUL byte, which no shell variable can carry; fix the value." % ", ".join(nul)
+                f"The value of {', '.join(nul)} holds a NUL byte, which no shell variable can carry; fix the value."
             )
         return values
 
@@ -245,8 +243,8 @@ class EnvFile:
         pairs = parse(content)
         if pairs is None:
             return (
-                "# (%s is not in rp_env_export format; its content is not shown because it "
-                "may hold secrets)\n" % self.path
+                f"# ({self.path} is not in rp_env_export format; its content is not shown because it "
+                "may hold secrets)\n"
             )
         masked = {}
         for name, value in pairs:
@@ -268,15 +266,16 @@ class EnvFile:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise EnvExportError("Cannot look at %s (%s)." % (self.path, to_text(exc.strerror or exc))) from exc
+            raise EnvExportError(f"Cannot look at {self.path} ({to_text(exc.strerror or exc)}).") from exc
         if stat.S_ISLNK(info.st_mode):
             self.replaced_link = os.readlink(self.path)
             return None
         if not stat.S_ISREG(info.st_mode):
             raise EnvExportError(
-                "%s is not a regular file (%s); move it away so the pod's settings can be "
+                f"{self.path} is not a regular file "
+                f"({'a directory' if stat.S_ISDIR(info.st_mode) else 'a special file'}); "
+                "move it away so the pod's settings can be "
                 "written there, or choose another path."
-                % (self.path, "a directory" if stat.S_ISDIR(info.st_mode) else "a special file")
             )
         with open(self.path, "rb") as handle:
             return handle.read()
@@ -303,9 +302,9 @@ class EnvFile:
         )
         if self.replaced_link is not None:
             self.module.warn(
-                "%s was a symbolic link to %s; it is %s by a regular file of mode %s. What it "
+                f"{self.path} was a symbolic link to {display(self.replaced_link)}; it is "
+                f"{'replaced' if written else 'to be replaced'} by a regular file of mode {self.mode}. What it "
                 "pointed to is left as it was: check who can read it, it may hold secrets."
-                % (self.path, display(self.replaced_link), "replaced" if written else "to be replaced", self.mode)
             )
         diffs = []
         if content_changed:
@@ -316,7 +315,7 @@ class EnvFile:
                     before_header=self.path,
                     after_header=self.path,
                     before=(
-                        ("# (a symbolic link to %s)\n" % display(self.replaced_link))
+                        (f"# (a symbolic link to {display(self.replaced_link)})\n")
                         if self.replaced_link is not None
                         else ""
                         if existing is None
@@ -339,8 +338,7 @@ class EnvFile:
                 os.makedirs(directory, 0o755)
             except OSError as exc:
                 raise EnvExportError(
-                    "Cannot create the directory %s (%s); create it or choose another path."
-                    % (directory, to_text(exc.strerror or exc))
+                    f"Cannot create the directory {directory} ({to_text(exc.strerror or exc)}); create it or choose another path."
                 ) from exc
         # The temporary file (0600 from its first byte) gets the wanted mode and owner before it
         # is renamed into place, so the secrets are never readable by anyone else, not even for

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Keep one hook line, which sources the pod's environment file, first in shell startup files.
@@ -32,13 +31,13 @@ class ShellHookError(Exception):
 def hook_line(env_file):
     """The hook: quiet for a user who may not read the file (it is private to root)."""
     quoted = shlex.quote(env_file)
-    return "if [ -r %s ]; then . %s; fi  %s" % (quoted, quoted, HOOK_MARKER)
+    return f"if [ -r {quoted} ]; then . {quoted}; fi  {HOOK_MARKER}"
 
 
 def legacy_pattern(paths):
     """`source FILE` / `. FILE` lines, alone on their line, for any of `paths`."""
     alternatives = "|".join(re.escape(path) for path in paths)
-    return re.compile(r"\A\s*(?:source|\.)\s+(?:%s)\s*\Z" % alternatives)
+    return re.compile(rf"\A\s*(?:source|\.)\s+(?:{alternatives})\s*\Z")
 
 
 def hooked_content(existing, line, legacy_paths):
@@ -102,14 +101,11 @@ class ShellHook:
                 changed_files.append(self.profile_script)
         for path, text in sorted(self.replaced_links.items()):
             self.module.warn(
-                "%s was a symbolic link to %s; it is %s by a regular file%s. What it pointed to is "
+                f"{path} was a symbolic link to {text}; it is "
+                f"{'to be replaced' if self.module.check_mode else 'replaced'} by a regular file"
+                + (" holding what it showed plus the hook" if path in self.hook_files else "")
+                + ". What it pointed to is "
                 "left as it was."
-                % (
-                    path,
-                    text,
-                    "to be replaced" if self.module.check_mode else "replaced",
-                    " holding what it showed plus the hook" if path in self.hook_files else "",
-                )
             )
         result = dict(
             changed=bool(changed_files or self.created_dirs),
@@ -131,7 +127,7 @@ class ShellHook:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise ShellHookError("Cannot look at %s (%s)." % (path, to_text(exc.strerror or exc))) from exc
+            raise ShellHookError(f"Cannot look at {path} ({to_text(exc.strerror or exc)}).") from exc
         if stat.S_ISLNK(info.st_mode):
             self.replaced_links[path] = os.readlink(path)
             try:
@@ -142,16 +138,15 @@ class ShellHook:
                 return None
         if not stat.S_ISREG(info.st_mode):
             raise ShellHookError(
-                "%s is not a regular file (%s); move it away or leave it out of the hook files."
-                % (path, "a directory" if stat.S_ISDIR(info.st_mode) else "a special file")
+                f"{path} is not a regular file ({'a directory' if stat.S_ISDIR(info.st_mode) else 'a special file'}); "
+                "move it away or leave it out of the hook files."
             )
         try:
             with open(path, "rb") as handle:
                 return to_text(handle.read(), errors="surrogate_or_strict")
         except (OSError, UnicodeError) as exc:
             raise ShellHookError(
-                "Cannot read %s (%s); fix the file or leave it out of the hook files."
-                % (path, to_text(getattr(exc, "strerror", None) or exc))
+                f"Cannot read {path} ({to_text(getattr(exc, 'strerror', None) or exc)}); fix the file or leave it out of the hook files."
             ) from exc
 
     def _ensure(self, path, existing, desired, new_mode, force=False):
@@ -160,7 +155,7 @@ class ShellHook:
             return False
         before = existing or ""
         if path in self.replaced_links:
-            before = "# (a symbolic link to %s)\n%s" % (self.replaced_links[path], before)
+            before = f"# (a symbolic link to {self.replaced_links[path]})\n{before}"
         # Bytes that are not UTF-8 are carried exactly in the file, escaped in the diff.
         self.diffs.append(
             dict(before_header=path, after_header=path, before=escape_text(before), after=escape_text(desired))
@@ -178,7 +173,7 @@ class ShellHook:
                 os.makedirs(directory, 0o755)
             except OSError as exc:
                 raise ShellHookError(
-                    "Cannot create the directory %s (%s)." % (directory, to_text(exc.strerror or exc))
+                    f"Cannot create the directory {directory} ({to_text(exc.strerror or exc)})."
                 ) from exc
             self.created_dirs.append(directory)
 
@@ -195,7 +190,7 @@ class ShellHook:
                 tmp_prefix=".shell_hook.",
             )
         except OSError as exc:
-            raise ShellHookError("Cannot write %s (%s)." % (path, to_text(exc.strerror or exc))) from exc
+            raise ShellHookError(f"Cannot write {path} ({to_text(exc.strerror or exc)}).") from exc
 
     def _fix_mode(self, path, mode):
         if not os.path.exists(path):

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """SSH access to a pod: public keys in authorized_keys once, and the host keys sshd needs.
@@ -244,7 +243,6 @@ class SSHAccess:
             rc, dummy, err = self.module.run_command([keygen, "-q", "-t", kind, "-N", "", "-C", "", "-f", path])
             if rc:
                 raise SSHAccessError(
-                    f"ssh-keygen could not make the {kind} host key {path}: "
-                    f"{(err or '').strip() or 'exit code %d' % rc}"
+                    f"ssh-keygen could not make the {kind} host key {path}: {(err or '').strip() or f'exit code {rc}'}"
                 )
         return missing

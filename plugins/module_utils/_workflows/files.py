@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Find workflow files under the given paths and read them, within limits, without following
@@ -45,7 +44,7 @@ def find_workflow_files(paths, max_files=DEFAULT_MAX_FILES):
         if real in seen:
             return
         if len(found) >= max_files:
-            skipped.append((shown_path, "not read: more than %d workflow files" % max_files))
+            skipped.append((shown_path, f"not read: more than {max_files} workflow files"))
             return
         seen.add(real)
         found.append((shown_path, real))
@@ -87,12 +86,12 @@ def _walk(given, real_root, roots, add, skipped):
             try:
                 mode = os.lstat(path).st_mode
             except OSError as exc:
-                skipped.append((shown_path, "not read: %s" % exc.strerror))
+                skipped.append((shown_path, f"not read: {exc.strerror}"))
                 continue
             if stat.S_ISLNK(mode):
                 target = os.path.realpath(path)
                 if not _inside(target, roots):
-                    skipped.append((shown_path, "not read: a link to %s, outside the workflow folders" % target))
+                    skipped.append((shown_path, f"not read: a link to {target}, outside the workflow folders"))
                     continue
                 if not os.path.isfile(target):
                     skipped.append((shown_path, "not read: a link to something that is not a regular file"))
@@ -110,13 +109,13 @@ def read_json(real_path, max_bytes=DEFAULT_MAX_BYTES):
     try:
         fd = os.open(real_path, flags)
     except OSError as exc:
-        return None, "cannot open: %s" % exc.strerror
+        return None, f"cannot open: {exc.strerror}"
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             return None, "not a regular file"
         if info.st_size > max_bytes:
-            return None, "%d bytes, more than the %d a workflow may have" % (info.st_size, max_bytes)
+            return None, f"{info.st_size} bytes, more than the {max_bytes} a workflow may have"
         chunks, total = [], 0
         while True:
             chunk = os.read(fd, min(1024 * 1024, max_bytes + 1 - total))
@@ -125,21 +124,21 @@ def read_json(real_path, max_bytes=DEFAULT_MAX_BYTES):
             chunks.append(chunk)
             total += len(chunk)
             if total > max_bytes:
-                return None, "more than the %d bytes a workflow may have" % max_bytes
+                return None, f"more than the {max_bytes} bytes a workflow may have"
         raw = b"".join(chunks)
     except OSError as exc:
-        return None, "cannot read: %s" % exc.strerror
+        return None, f"cannot read: {exc.strerror}"
     finally:
         os.close(fd)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return None, "not UTF-8 text (byte %d)" % exc.start
+        return None, f"not UTF-8 text (byte {exc.start})"
     try:
         return json.loads(text), None
     except json.JSONDecodeError as exc:
-        return None, "invalid JSON at line %d column %d: %s" % (exc.lineno, exc.colno, exc.msg)
+        return None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
     except RecursionError:
         return None, "invalid JSON: nested too deeply to read"
     except ValueError as exc:  # e.g. an integer with too many digits
-        return None, "invalid JSON: %s" % str(exc).splitlines()[0][:200]
+        return None, f"invalid JSON: {str(exc).splitlines()[0][:200]}"

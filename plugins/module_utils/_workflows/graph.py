@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """One workflow document -> what it mentions: models, node packs, nodes of unknown origin.
@@ -91,7 +90,7 @@ class Scan:
             return True
         if not self.too_many:
             self.too_many = True
-            self.problem("workflow", "more than %d requirements; the rest are not read" % MAX_MENTIONS)
+            self.problem("workflow", f"more than {MAX_MENTIONS} requirements; the rest are not read")
         return False
 
 
@@ -112,9 +111,9 @@ def _strings(widgets):
 
 
 def _where(node_id, node_type, path, field=None):
-    text = "node %s (%s)" % (node_id if node_id is not None else "?", shown(node_type, 80))
+    text = f"node {(node_id if node_id is not None else '?')} ({shown(node_type, 80)})"
     if path:
-        text += " in " + " > ".join("subgraph '%s'" % step["name"] for step in path)
+        text += " in " + " > ".join(f"subgraph '{step['name']}'" for step in path)
     return text + (" " + field if field else "")
 
 
@@ -170,7 +169,7 @@ def _scan_api(scan, prompt):
     scan.format = "api"
     for key, node in prompt.items():
         if not isinstance(node, dict) or not isinstance(node.get("class_type"), str) or not node["class_type"]:
-            scan.problem("node %s" % shown(key, 64), "not an API node (no class_type); skipped")
+            scan.problem(f"node {shown(key, 64)}", "not an API node (no class_type); skipped")
             continue
         scan.node_count += 1
         node_type = node["class_type"]
@@ -238,12 +237,12 @@ def _scan_ui(scan, doc, include_inactive):
             selectable |= instance_strings.get(ancestor, set())
         for index, node in enumerate(nodes):
             if not isinstance(node, dict):
-                scan.problem("nodes[%d]%s" % (index, _in(path)), "not a node object; skipped")
+                scan.problem(f"nodes[{index}]{_in(path)}", "not a node object; skipped")
                 continue
             node_type = node.get("type")
             node_id = _ident(node.get("id", node.get("index")))
             if not isinstance(node_type, str) or not node_type:
-                scan.problem("node %s%s" % (node_id, _in(path)), "has no type; skipped")
+                scan.problem(f"node {node_id}{_in(path)}", "has no type; skipped")
                 continue
             if (
                 node_type in definition_ids
@@ -301,7 +300,7 @@ def _scan_ui(scan, doc, include_inactive):
 
 
 def _in(path):
-    return (" in " + " > ".join("subgraph '%s'" % step["name"] for step in path)) if path else ""
+    return (" in " + " > ".join(f"subgraph '{step['name']}'" for step in path)) if path else ""
 
 
 def _nodes_of(graph):
@@ -315,25 +314,21 @@ def _collect_definitions(scan, container, path, chain, graphs):
         return
     subgraphs = definitions.get("subgraphs") if isinstance(definitions, dict) else None
     if not isinstance(subgraphs, list):
-        scan.problem("definitions%s" % _in(path), "definitions.subgraphs is not a list; skipped")
+        scan.problem(f"definitions{_in(path)}", "definitions.subgraphs is not a list; skipped")
         return
     for index, definition in enumerate(subgraphs):
         if not isinstance(definition, dict):
-            scan.problem("definitions.subgraphs[%d]%s" % (index, _in(path)), "not a subgraph object; skipped")
+            scan.problem(f"definitions.subgraphs[{index}]{_in(path)}", "not a subgraph object; skipped")
             continue
         raw_id = definition.get("id")
         graph_id = raw_id if isinstance(raw_id, str) and raw_id else None
         name = definition.get("name") if isinstance(definition.get("name"), str) else graph_id
         step = {"id": shown(graph_id, 64) if graph_id else None, "name": shown(name or "?", 80)}
         if graph_id is None:
-            scan.problem(
-                "definitions.subgraphs[%d]%s" % (index, _in(path)), "subgraph has no id; its nodes count as unused"
-            )
-            graph_id = "unnamed-%d-%d" % (len(chain), index)
+            scan.problem(f"definitions.subgraphs[{index}]{_in(path)}", "subgraph has no id; its nodes count as unused")
+            graph_id = f"unnamed-{len(chain)}-{index}"
         if len(chain) >= MAX_SUBGRAPH_DEPTH:
-            scan.problem(
-                "subgraph '%s'" % step["name"], "nested deeper than %d subgraphs; skipped" % MAX_SUBGRAPH_DEPTH
-            )
+            scan.problem(f"subgraph '{step['name']}'", f"nested deeper than {MAX_SUBGRAPH_DEPTH} subgraphs; skipped")
             continue
         graphs.append((definition, path + [step], graph_id, chain + (graph_id,)))
         _collect_definitions(scan, definition, path + [step], chain + (graph_id,), graphs)
@@ -348,7 +343,7 @@ def _collect_group_nodes(scan, doc, graphs):
         if isinstance(group, dict) and isinstance(group.get("nodes"), list):
             graphs.append((group, [{"id": None, "name": "group node " + shown(name, 80)}], GROUP, ()))
         else:
-            scan.problem("extra.groupNodes '%s'" % shown(name, 80), "not a group node definition; skipped")
+            scan.problem(f"extra.groupNodes '{shown(name, 80)}'", "not a group node definition; skipped")
 
 
 def _model_entry(scan, entry, where):
@@ -360,7 +355,7 @@ def _model_entry(scan, entry, where):
         name = file_name(entry.get("name"))
         directory = model_folder(entry.get("directory"))
     except BadValue as exc:
-        scan.problem(where, "%s; skipped" % exc)
+        scan.problem(where, f"{exc}; skipped")
         return None
     url = entry.get("url")
     if url in (None, ""):
@@ -369,12 +364,12 @@ def _model_entry(scan, entry, where):
         try:
             url = download_url(url)
         except BadValue as exc:
-            scan.problem(where, "%s; the model is listed as unresolved" % exc)
+            scan.problem(where, f"{exc}; the model is listed as unresolved")
             url = None
     try:
         sha256, note = model_hash(entry.get("hash"), entry.get("hash_type"))
     except BadValue as exc:
-        scan.problem(where, "%s; it is not verified" % exc)
+        scan.problem(where, f"{exc}; it is not verified")
         sha256, note = None, None
     if note:
         scan.ignore(where, shown(entry.get("hash"), 80), note)
@@ -388,10 +383,10 @@ def _top_level_models(scan, graphs):
             continue
         models = graph.get("models")
         if not isinstance(models, list):
-            scan.problem("models%s" % _in(path), "the workflow's models is not a list; skipped")
+            scan.problem(f"models{_in(path)}", "the workflow's models is not a list; skipped")
             continue
         for index, entry in enumerate(models):
-            model = _model_entry(scan, entry, "models[%d]%s" % (index, _in(path)))
+            model = _model_entry(scan, entry, f"models[{index}]{_in(path)}")
             if model:
                 found.append({"name": model["name"], "directory": model["directory"], "model": model, "path": path})
     return found
@@ -408,7 +403,7 @@ def _declared_models(scan, properties, strings, promoted, source, where):
     selectable = strings | promoted
     declared = {}
     for index, entry in enumerate(models):
-        field = where.at("properties.models[%d]" % index)
+        field = where.at(f"properties.models[{index}]")
         model = _model_entry(scan, entry, field)
         if not model:
             continue
@@ -426,7 +421,7 @@ def _loader_mention(scan, source, input_name, folder, value, where, declared_dir
     try:
         name = file_name(value)
     except BadValue as exc:
-        scan.problem(field, "%s; not provisioned" % exc)
+        scan.problem(field, f"{exc}; not provisioned")
         return
     if scan.room():
         scan.models.append(
@@ -465,7 +460,7 @@ def _identity(scan, node_type, properties, source, where):
     try:
         ver, ver_kind = node_version(raw_ver)
     except BadValue as exc:
-        scan.problem(where.at("properties.ver"), "%s; the pack is not pinned" % exc)
+        scan.problem(where.at("properties.ver"), f"{exc}; the pack is not pinned")
         ver, ver_kind = None, None
     if scan.room():
         scan.nodes.append(

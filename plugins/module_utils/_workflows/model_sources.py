@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The models workflows need, planned together with the models manifests.
@@ -36,10 +35,10 @@ def source_text(source):
     if source.get("node_id") is None:
         where = "models list"
     else:
-        where = "node %s (%s)" % (source["node_id"], source["node_type"])
+        where = f"node {source['node_id']} ({source['node_type']})"
     if source.get("subgraph"):
         where += " in " + " > ".join(source["subgraph"])
-    return shown("%s %s" % (source["workflow"], where), 400)
+    return shown(f"{source['workflow']} {where}", 400)
 
 
 def _hf_fields(url, hf_endpoint, name):
@@ -63,7 +62,7 @@ def _hf_fields(url, hf_endpoint, name):
     filename = unquote("/".join(segments[4:]))
     if posixpath.basename(filename) != name:
         return None  # the file lands under the workflow's name: only a url entry can say that
-    identifier = "%s/%s" % (org, repo) + ("" if revision == "main" else "@" + revision)
+    identifier = f"{org}/{repo}" + ("" if revision == "main" else "@" + revision)
     return identifier, filename
 
 
@@ -114,23 +113,21 @@ def plan_workflow_models(workflow_result, manifest_entries, parser):
             try:
                 entry = parser.entry(raw_entry(model, parser.hf_endpoint), origin)
             except ValueError as exc:
-                reason = "refused: %s" % exc
+                reason = f"refused: {exc}"
                 item.update(status=REFUSED, origin=origin, reason=reason)
                 warnings.append(
-                    "workflow model %s from %s: %s; it is not downloaded"
-                    % (shown(model["key"]), source_text(first), shown(str(exc), 300))
+                    f"workflow model {shown(model['key'])} from {source_text(first)}: {shown(str(exc), 300)}; it is not downloaded"
                 )
             else:
                 entries.append(entry)
                 item.update(status=TO_DOWNLOAD, origin=origin)
         elif model["status"] == "present":
-            item.update(status=PRESENT, reason="found at %s" % model["present_at"])
+            item.update(status=PRESENT, reason=f"found at {model['present_at']}")
         else:
             item.update(status=UNRESOLVED, reason="no URL in any workflow or manifest")
             warnings.append(
-                "workflow model %s (%s) is unresolved: no workflow gives a URL and no manifest "
+                f"workflow model {shown(model['key'])} ({source_text(first)}) is unresolved: no workflow gives a URL and no manifest "
                 "lists it; add it to a models manifest or put the file in place"
-                % (shown(model["key"]), source_text(first))
             )
         models.append(item)
     return entries, models, warnings
@@ -147,22 +144,16 @@ def _disagreements(item, model, manifest, first, warnings):
             {
                 "field": "url",
                 "workflow": masked_url(model["url"]),
-                "manifest": "%s %s" % (manifest["source"], manifest.get("identifier")),
+                "manifest": f"{manifest['source']} {manifest.get('identifier')}",
             }
         )
     if model["sha256"] and manifest.get("sha256") and model["sha256"] != manifest["sha256"]:
         item["disagreements"].append({"field": "sha256", "workflow": model["sha256"], "manifest": manifest["sha256"]})
     for item_disagreement in item["disagreements"]:
         warnings.append(
-            "model %s: %s gives %s %s, the manifest (%s) %s; the manifest's is used"
-            % (
-                shown(model["key"]),
-                source_text(first),
-                item_disagreement["field"],
-                shown(item_disagreement["workflow"], 300),
-                manifest["origin"],
-                shown(item_disagreement["manifest"], 300),
-            )
+            f"model {shown(model['key'])}: {source_text(first)} gives {item_disagreement['field']} "
+            f"{shown(item_disagreement['workflow'], 300)}, the manifest ({manifest['origin']}) "
+            f"{shown(item_disagreement['manifest'], 300)}; the manifest's is used"
         )
 
 
@@ -174,17 +165,16 @@ def report_states(models):
         if status in (MANIFEST, TO_DOWNLOAD):
             status = PRESENT if os.path.isfile(item["dest"]) else TO_DOWNLOAD
             detail = (
-                ("from the manifest %s" % item["origin"])
+                (f"from the manifest {item['origin']}")
                 if item["status"] == MANIFEST
-                else "<- %s%s"
-                % (masked_url(item["url"]), "  sha256 %s..." % item["sha256"][:12] if item["sha256"] else "")
+                else f"<- {masked_url(item['url'])}{('  sha256 {}...'.format(item['sha256'][:12]) if item['sha256'] else '')}"
             )
         elif status == PRESENT:
             detail = item["reason"]
         else:
             detail = item["reason"]
         for disagreement in item["disagreements"]:
-            detail += "; the workflow's %s %s is not used" % (disagreement["field"], disagreement["workflow"])
+            detail += f"; the workflow's {disagreement['field']} {disagreement['workflow']} is not used"
         states[item["key"]] = {"status": status, "detail": detail}
     return states
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The custom_nodes module's side of provisioning from workflows: read the workflows, resolve
@@ -46,12 +45,11 @@ class WorkflowPacks:
             try:
                 node_map = read_node_map(path)
             except NodeMapError as exc:
-                self.module.warn("registry map not used: %s" % exc)
+                self.module.warn(f"registry map not used: {exc}")
         timeout = params["registry_timeout"]
         if timeout <= 0:
             self.module.warn(
-                "registry_timeout (custom_nodes_registry_timeout) must be positive, got %s; %g s is used"
-                % (timeout, DEFAULT_TIMEOUT)
+                f"registry_timeout (custom_nodes_registry_timeout) must be positive, got {timeout}; {DEFAULT_TIMEOUT:g} s is used"
             )
             timeout = DEFAULT_TIMEOUT
         endpoint = (params["registry_endpoint"] or "").strip() or None
@@ -59,8 +57,8 @@ class WorkflowPacks:
             return ComfyRegistry(endpoint, timeout=timeout, node_map=node_map)
         except ValueError as exc:
             self.module.warn(
-                "registry_endpoint (COMFY_REGISTRY_ENDPOINT): %s; the Comfy Registry is not used, so the "
-                "custom node packs only it can name are unknown" % exc
+                f"registry_endpoint (COMFY_REGISTRY_ENDPOINT): {exc}; the Comfy Registry is not used, so the "
+                "custom node packs only it can name are unknown"
             )
             return ComfyRegistry(
                 None, timeout=timeout, node_map=node_map, offline_reason="COMFY_REGISTRY_ENDPOINT is not a URL"
@@ -72,7 +70,7 @@ class WorkflowPacks:
         try:
             self.needs = plan_workflows(params["workflows"])
         except ValueError as exc:
-            self.module.fail_json(msg="workflows: %s" % exc)
+            self.module.fail_json(msg=f"workflows: {exc}")
         for warning in self.needs.pop("warnings"):
             self.module.warn(warning)
         resolver = node_sources.WorkflowNodes(self._registry(), params["github_url"], params["dest"], self.git)
@@ -95,6 +93,6 @@ class WorkflowPacks:
                 # A log for people: rewriting it is not a change to the pod.
                 update_plan_file(path, text, check_mode=self.module.check_mode)
             except PlanFileError as exc:
-                self.module.warn("workflow report not written: %s" % exc)
+                self.module.warn(f"workflow report not written: {exc}")
         packs = [dict(key=key, **state) for key, state in states.items()]
         return {"workflow_packs": packs, "workflow_report": text}

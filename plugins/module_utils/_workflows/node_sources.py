@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The custom node packs workflows need, as entries of the nodes manifest.
@@ -67,7 +66,7 @@ def tags_of(git, url):
 
 
 def _source_text(source):
-    return shown("%s node %s (%s)" % (source["workflow"], source["node_id"], source["node_type"]), 400)
+    return shown(f"{source['workflow']} node {source['node_id']} ({source['node_type']})", 400)
 
 
 class WorkflowNodes:
@@ -94,14 +93,14 @@ class WorkflowNodes:
         if self._registry_down:
             keys = ", ".join(key for key, dummy in self._registry_down)
             self.warnings.append(
-                "the Comfy Registry is unavailable (%s); custom node packs %s are not installed "
-                "(a registry map file pins ids without it)" % (shown(self._registry_down[0][1], 300), keys)
+                f"the Comfy Registry is unavailable ({shown(self._registry_down[0][1], 300)}); custom node packs {keys} are not installed "
+                "(a registry map file pins ids without it)"
             )
         return entries, states
 
     def _pack(self, pack, by_name, by_repo, taken):
         first = pack["required_by"][0]
-        origin = "workflow %s" % _source_text(first)
+        origin = f"workflow {_source_text(first)}"
         installed = self._installed_folder(pack)
         if installed and installed.lower() in by_name:
             manifest = by_name[installed.lower()]
@@ -109,7 +108,7 @@ class WorkflowNodes:
                 "status": MANIFEST,
                 "name": manifest["name"],
                 "url": manifest["url"],
-                "detail": "the manifest's entry (%s) is used" % manifest["origin"],
+                "detail": f"the manifest's entry ({manifest['origin']}) is used",
             }
         if installed and not pack["aux_id"]:
             # Installed under its registry id: the registry need not be asked, nothing is moved.
@@ -137,12 +136,11 @@ class WorkflowNodes:
         except RegistryError as exc:
             if exc.kind == UNAVAILABLE:
                 self._registry_down.append((pack["key"], str(exc)))
-                return {"status": UNKNOWN, "name": None, "url": None, "detail": "cannot find its repository: %s" % exc}
+                return {"status": UNKNOWN, "name": None, "url": None, "detail": f"cannot find its repository: {exc}"}
             self.warnings.append(
-                "custom node pack %s needed by %s: %s; it is not installed"
-                % (pack["key"], _source_text(first), shown(str(exc), 300))
+                f"custom node pack {pack['key']} needed by {_source_text(first)}: {shown(str(exc), 300)}; it is not installed"
             )
-            return {"status": UNKNOWN, "name": None, "url": None, "detail": "cannot find its repository: %s" % exc}
+            return {"status": UNKNOWN, "name": None, "url": None, "detail": f"cannot find its repository: {exc}"}
         name = installed or node_name(url)
         manifest = by_name.get(name.lower()) or by_repo.get(repo_key(url))
         if manifest is not None:
@@ -150,10 +148,10 @@ class WorkflowNodes:
                 "status": MANIFEST,
                 "name": manifest["name"],
                 "url": manifest["url"],
-                "detail": "the manifest's entry (%s) is used" % manifest["origin"],
+                "detail": f"the manifest's entry ({manifest['origin']}) is used",
             }
         if name.lower() in taken:
-            return {"status": MANIFEST, "name": name, "url": url, "detail": "another pack has the folder %s" % name}
+            return {"status": MANIFEST, "name": name, "url": url, "detail": f"another pack has the folder {name}"}
         taken.add(name.lower())
         branch = commit = ""
         if not installed and not os.path.lexists(os.path.join(self.dest, name)):
@@ -168,8 +166,7 @@ class WorkflowNodes:
             )
         except ValueError as exc:  # validate_entry says what is wrong; the warning says where
             self.warnings.append(
-                "custom node pack %s needed by %s: %s; it is not installed"
-                % (pack["key"], _source_text(first), shown(str(exc), 300))
+                f"custom node pack {pack['key']} needed by {_source_text(first)}: {shown(str(exc), 300)}; it is not installed"
             )
             return {"status": UNKNOWN, "name": None, "url": url, "detail": str(exc)}
         if installed:
@@ -198,7 +195,7 @@ class WorkflowNodes:
         ver, kind = pack["ver"], pack["ver_kind"]
         if pack["aux_id"]:
             return (
-                "%s/%s" % (self.github_url, pack["aux_id"]),
+                f"{self.github_url}/{pack['aux_id']}",
                 ver if kind == "version" else None,
                 ver if kind == "commit" else None,
             )
@@ -215,15 +212,14 @@ class WorkflowNodes:
         try:
             tags = tags_of(self.git, url)
         except GitError as exc:
-            tags, why = None, "could not be asked for its tags (%s)" % shown(str(exc), 200)
+            tags, why = None, f"could not be asked for its tags ({shown(str(exc), 200)})"
         if tags is not None:
             for tag in ("v" + version, version):
                 if tag in tags:
                     return tag
-            why = "has no tag v%s or %s" % (version, version)
+            why = f"has no tag v{version} or {version}"
         self.warnings.append(
-            "custom node pack %s: version %s is wanted but %s %s; its default branch is installed"
-            % (pack["key"], version, shown(public_url(url), 200), why)
+            f"custom node pack {pack['key']}: version {version} is wanted but {shown(public_url(url), 200)} {why}; its default branch is installed"
         )
         return ""
 
@@ -250,16 +246,16 @@ def final_states(states, results):
             out[key] = {"status": "unknown", "detail": state["detail"]}
             continue
         if state["status"] == PRESENT:
-            out[key] = {"status": "installed", "detail": "%s: %s" % (state["name"], state["detail"])}
+            out[key] = {"status": "installed", "detail": f"{state['name']}: {state['detail']}"}
             continue
         result = by_name.get((state["name"] or "").lower())
         if result is None:
             out[key] = {"status": "unknown", "detail": state["detail"]}
             continue
         status = _REPORTED.get(result["status"], result["status"])
-        detail = "custom_nodes/%s" % result["name"]
+        detail = f"custom_nodes/{result['name']}"
         if result.get("commit"):
-            detail += " @ %s" % result["commit"][:12]
+            detail += f" @ {result['commit'][:12]}"
         if state["detail"]:
             detail += "; " + state["detail"]
         if result.get("reason"):
@@ -272,9 +268,7 @@ def summary_line(states):
     totals = {}
     for state in states.values():
         totals[state["status"]] = totals.get(state["status"], 0) + 1
-    return "Workflow node packs: %d installed, %d to install, %d failed, %d unknown\n" % (
-        totals.get("installed", 0),
-        totals.get("to_install", 0),
-        totals.get("failed", 0),
-        totals.get("unknown", 0),
+    return (
+        f"Workflow node packs: {totals.get('installed', 0)} installed, {totals.get('to_install', 0)} to install, "
+        f"{totals.get('failed', 0)} failed, {totals.get('unknown', 0)} unknown\n"
     )

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Every workflow's mentions merged into one plan: one entry per model destination, one per
@@ -49,26 +48,24 @@ def plan_workflows(
 
 def _plan(paths, models_dir, include_inactive, max_bytes, max_files):
     if models_dir is not None and not os.path.isabs(models_dir):
-        raise ValueError("models_dir '%s' is not an absolute path" % models_dir)
+        raise ValueError(f"models_dir '{models_dir}' is not an absolute path")
     found, skipped = files.find_workflow_files(paths, max_files=max_files)
     workflows, scans, warnings = [], [], []
     for path, reason in skipped:
         workflows.append(_workflow_entry(path, "skipped", reason))
         if not reason.endswith("does not exist"):
-            warnings.append("workflow %s %s" % (shown(path), reason))
+            warnings.append(f"workflow {shown(path)} {reason}")
     for path, real in found:
         doc, reason = files.read_json(real, max_bytes)
         if reason:
             workflows.append(_workflow_entry(path, "invalid", reason))
-            warnings.append(
-                "workflow %s is not read: %s; its models and nodes are not provisioned" % (shown(path), reason)
-            )
+            warnings.append(f"workflow {shown(path)} is not read: {reason}; its models and nodes are not provisioned")
             continue
         scan = graph.scan_document(doc, path, include_inactive=include_inactive)
         del doc
         if scan.format is None:
             workflows.append(_workflow_entry(path, "invalid", scan.problems[0]["message"]))
-            warnings.append("workflow %s is not read: %s" % (shown(path), scan.problems[0]["message"]))
+            warnings.append(f"workflow {shown(path)} is not read: {scan.problems[0]['message']}")
             continue
         scans.append(scan)
         entry = _workflow_entry(path, "read", None)
@@ -84,14 +81,7 @@ def _plan(paths, models_dir, include_inactive, max_bytes, max_files):
         if entry["problems"]:
             first = scan.problems[0]
             warnings.append(
-                "workflow %s: %d problem%s, e.g. %s: %s"
-                % (
-                    shown(path),
-                    entry["problems"],
-                    "" if entry["problems"] == 1 else "s",
-                    first["where"],
-                    first["message"],
-                )
+                f"workflow {shown(path)}: {entry['problems']} problem{('' if entry['problems'] == 1 else 's')}, e.g. {first['where']}: {first['message']}"
             )
 
     models = _merge_models(scans, models_dir)
@@ -105,7 +95,7 @@ def _plan(paths, models_dir, include_inactive, max_bytes, max_files):
                 {
                     "workflow": scan.path,
                     "where": "workflow",
-                    "message": "%d more problems not listed" % scan.more_problems,
+                    "message": f"{scan.more_problems} more problems not listed",
                 }
             )
         ignored.extend(dict(item, workflow=scan.path) for item in scan.ignored)
@@ -115,7 +105,7 @@ def _plan(paths, models_dir, include_inactive, max_bytes, max_files):
                     "workflow": scan.path,
                     "where": "workflow",
                     "value": None,
-                    "reason": "%d more ignored values not listed" % scan.more_ignored,
+                    "reason": f"{scan.more_ignored} more ignored values not listed",
                 }
             )
 
@@ -136,7 +126,7 @@ def _plan(paths, models_dir, include_inactive, max_bytes, max_files):
     }
     if len(warnings) > MAX_WARNINGS:
         warnings = warnings[:MAX_WARNINGS] + [
-            "%d more workflow warnings; see workflows and problems" % (len(warnings) - MAX_WARNINGS)
+            "%s more workflow warnings; see workflows and problems" % (len(warnings) - MAX_WARNINGS)
         ]
     result = {
         "workflows": workflows,
@@ -173,7 +163,7 @@ def _merge_models(scans, models_dir):
     grouped = {}
     for scan in scans:
         for mention in scan.models:
-            key = "%s/%s" % (mention["directory"], mention["name"])
+            key = f"{mention['directory']}/{mention['name']}"
             grouped.setdefault(key, []).append(mention)
     models = []
     for key, mentions in grouped.items():
@@ -217,7 +207,7 @@ def _locate(model, models_dir):
     root = os.path.normpath(models_dir)
     dest = os.path.normpath(os.path.join(root, model["directory"], model["name"]))
     if os.path.commonpath((root, dest)) != root or dest == root:  # cannot happen after values.*; kept as a guard
-        raise ValueError("model %s would land outside %s" % (model["key"], root))
+        raise ValueError(f"model {model['key']} would land outside {root}")
     model["dest"] = dest
     for folder in FOLDER_ALIASES.get(model["directory"], (model["directory"],)):
         candidate = os.path.join(root, folder, model["name"])
@@ -259,7 +249,7 @@ def _merge_nodes(scans):
             "key": key,
             "cnr_id": cnr,
             "aux_id": aux,
-            "repository": "https://github.com/%s" % aux if aux else None,
+            "repository": f"https://github.com/{aux}" if aux else None,
             "ver": ver,
             "ver_kind": ver_kind,
             "node_types": node_types,

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The plan as text a person reads at pod start and in the logs: a summary line, then per
@@ -17,20 +16,19 @@ from .values import shown
 
 
 def _plural(count, word):
-    return "%d %s%s" % (count, word, "" if count == 1 else "s")
+    return f"{count} {word}{('' if count == 1 else 's')}"
 
 
 def summary(result):
     counts = result["counts"]
-    parts = ["%d workflow%s read" % (counts["workflows"], "" if counts["workflows"] == 1 else "s")]
+    parts = [f"{counts['workflows']} workflow{('' if counts['workflows'] == 1 else 's')} read"]
     if counts["workflows_not_read"]:
-        parts[0] += ", %d not read" % counts["workflows_not_read"]
+        parts[0] += f", {counts['workflows_not_read']} not read"
     parts.append(
-        "%s: %d to download, %d unresolved, %d present"
-        % (_plural(counts["models"], "model"), counts["to_download"], counts["unresolved"], counts["present"])
+        f"{_plural(counts['models'], 'model')}: {counts['to_download']} to download, {counts['unresolved']} unresolved, {counts['present']} present"
     )
-    parts.append("%s needed" % _plural(counts["node_packs"], "node pack"))
-    parts.append("%s unknown" % _plural(counts["unidentified_node_types"], "node type"))
+    parts.append(f"{_plural(counts['node_packs'], 'node pack')} needed")
+    parts.append(f"{_plural(counts['unidentified_node_types'], 'node type')} unknown")
     conflicts = counts["model_conflicts"] + counts["node_conflicts"]
     parts.append(_plural(conflicts, "conflict"))
     parts.append(_plural(counts["problems"], "problem"))
@@ -39,7 +37,7 @@ def summary(result):
 
 def _source_text(source):
     text = (
-        "node %s %s" % (source["node_id"], source["node_type"])
+        f"node {source['node_id']} {source['node_type']}"
         if source.get("node_id") is not None
         else "the workflow's models list"
     )
@@ -54,11 +52,11 @@ def _source_text(source):
 
 def _pack_text(pack):
     if pack["cnr_id"]:
-        text = "registry %s" % pack["cnr_id"]
+        text = f"registry {pack['cnr_id']}"
         if pack["aux_id"]:
-            text += " (github %s)" % pack["aux_id"]
+            text += f" (github {pack['aux_id']})"
     else:
-        text = "github %s" % pack["aux_id"]
+        text = f"github {pack['aux_id']}"
     if pack["ver"]:
         text += (" @ %s" if pack["ver_kind"] == "commit" else " %s") % pack["ver"]
     return text
@@ -107,52 +105,43 @@ def render(result, parts=("models", "nodes"), model_states=None, pack_states=Non
     for workflow in result["workflows"]:
         path = shown(workflow["path"], 400)
         if workflow["status"] != "read":
-            lines.append("== %s: NOT READ: %s" % (path, shown(workflow["reason"], 300)))
+            lines.append(f"== {path}: NOT READ: {shown(workflow['reason'], 300)}")
             continue
-        detail = "%s%s, %s" % (
-            workflow["format"],
-            ", schema " + workflow["schema_version"] if workflow["schema_version"] else "",
-            _plural(workflow["nodes_read"], "node"),
-        )
-        lines.append("== %s (%s)" % (path, detail))
+        schema = f", schema {workflow['schema_version']}" if workflow["schema_version"] else ""
+        detail = f"{workflow['format']}{schema}, {_plural(workflow['nodes_read'], 'node')}"
+        lines.append(f"== {path} ({detail})")
         found = per_workflow.get(workflow["path"], {})
         for model, source in found.get("models", ()) if "models" in parts else ():
             state = (model_states or {}).get(model["key"])
             if state is not None:
-                line = "  model %-12s %s" % (state["status"].replace("_", " "), shown(model["key"]))
+                line = f"  model {state['status'].replace('_', ' '):<12} {shown(model['key'])}"
                 if state.get("detail"):
-                    line += "  (%s)" % shown(state["detail"], 400)
+                    line += f"  ({shown(state['detail'], 400)})"
                 lines.append(line)
                 continue
             status = model["status"].replace("_", " ")
-            line = "  model %-12s %s" % (status, shown(model["key"]))
+            line = f"  model {status:<12} {shown(model['key'])}"
             if model["status"] == "to_download":
-                line += "  <- %s" % shown(masked_url(model["url"]), 300)
+                line += f"  <- {shown(masked_url(model['url']), 300)}"
                 if model["sha256"]:
-                    line += "  (sha256 %s...)" % model["sha256"][:12]
+                    line += f"  (sha256 {model['sha256'][:12]}...)"
             elif model["status"] == "unresolved":
-                line += "  (%s: no URL in any workflow)" % _source_text(source)
+                line += f"  ({_source_text(source)}: no URL in any workflow)"
             else:
-                line += "  (%s)" % shown(model["present_at"], 300)
+                line += f"  ({shown(model['present_at'], 300)})"
             if not model["known_directory"]:
-                line += "  [folder '%s' is not one of ComfyUI's own: a custom node must register it]" % shown(
-                    model["directory"]
-                )
+                line += f"  [folder '{shown(model['directory'])}' is not one of ComfyUI's own: a custom node must register it]"
             lines.append(line)
         for pack, names in found.get("packs", ()) if "nodes" in parts else ():
             state = (pack_states or {}).get(pack["key"]) or {"status": "needed"}
-            line = "  node  %-12s %s  (%s)" % (
-                state["status"].replace("_", " "),
-                shown(_pack_text(pack), 200),
-                shown(", ".join(names), 300),
-            )
+            status = state["status"].replace("_", " ")
+            line = f"  node  {status:<12} {shown(_pack_text(pack), 200)}  ({shown(', '.join(names), 300)})"
             if state.get("detail"):
-                line += "  %s" % shown(state["detail"], 400)
+                line += f"  {shown(state['detail'], 400)}"
             lines.append(line)
         for node_type in found.get("unknown", ()) if "nodes" in parts else ():
             lines.append(
-                "  node  %-12s %s  (no pack id: built in, or from a pack no workflow names)"
-                % ("unknown", shown(node_type))
+                f"  node  {'unknown':<12} {shown(node_type)}  (no pack id: built in, or from a pack no workflow names)"
             )
         for key, conflict in found.get("conflicts", ()):
             if key.startswith(("cnr:", "github:")) != ("nodes" in parts) and len(parts) == 1:
@@ -161,20 +150,12 @@ def render(result, parts=("models", "nodes"), model_states=None, pack_states=Non
             if conflict["field"] == "url":
                 value, chosen = masked_url(value), masked_url(chosen) if chosen else chosen
             lines.append(
-                "  conflict           %s: %s %s from %s; using %s"
-                % (
-                    shown(key),
-                    conflict["field"],
-                    shown(value, 200),
-                    _source_text(conflict["source"]),
-                    shown(chosen, 200),
-                )
+                f"  conflict           {shown(key)}: {conflict['field']} {shown(value, 200)} "
+                f"from {_source_text(conflict['source'])}; using {shown(chosen, 200)}"
             )
         for item in found.get("problems", ()):
-            lines.append("  problem            %s: %s" % (shown(item["where"], 200), shown(item["message"], 400)))
+            lines.append(f"  problem            {shown(item['where'], 200)}: {shown(item['message'], 400)}")
         for item in found.get("ignored", ()):
-            value = (" %s:" % shown(item["value"], 120)) if item["value"] else ""
-            lines.append(
-                "  ignored            %s:%s %s" % (shown(item["where"], 200), value, shown(item["reason"], 200))
-            )
+            value = (f" {shown(item['value'], 120)}:") if item["value"] else ""
+            lines.append(f"  ignored            {shown(item['where'], 200)}:{value} {shown(item['reason'], 200)}")
     return "\n".join(lines) + "\n"

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Every value a workflow file supplies, checked before it can name a path, a URL or a pin.
@@ -107,7 +106,7 @@ def shown(value, limit=SHOWN_CHARS):
             out.append(char)
     text = "".join(out)
     if len(value) > limit:
-        text += "...(%d characters)" % len(value)
+        text += f"...({len(value)} characters)"
     return text
 
 
@@ -120,69 +119,69 @@ def _has_control(value):
 def model_folder(value):
     """A model folder name: one plain path component such as ``loras``."""
     if not isinstance(value, str) or not value:
-        raise BadValue("directory %s is not a folder name" % shown(value))
+        raise BadValue(f"directory {shown(value)} is not a folder name")
     if "\x00" in value:
-        raise BadValue("directory %s contains a NUL byte" % shown(value))
+        raise BadValue(f"directory {shown(value)} contains a NUL byte")
     if "/" in value or "\\" in value:
-        raise BadValue("directory '%s' is a path; give one ComfyUI model folder name such as 'loras'" % shown(value))
+        raise BadValue(f"directory '{shown(value)}' is a path; give one ComfyUI model folder name such as 'loras'")
     if value in (".", ".."):
-        raise BadValue("directory '%s' is not a folder name" % shown(value))
+        raise BadValue(f"directory '{shown(value)}' is not a folder name")
     if len(value) > MAX_FOLDER_CHARS or not _FOLDER.match(value):
-        raise BadValue("directory '%s' is not a plain folder name (letters, digits, _ . + -)" % shown(value))
+        raise BadValue(f"directory '{shown(value)}' is not a plain folder name (letters, digits, _ . + -)")
     return value
 
 
 def file_name(value):
     """A model file name: a base name, no folder part, nothing a shell or a log could misread."""
     if not isinstance(value, str) or not value:
-        raise BadValue("name %s is not a file name" % shown(value))
+        raise BadValue(f"name {shown(value)} is not a file name")
     if "\x00" in value:
-        raise BadValue("name %s contains a NUL byte" % shown(value))
+        raise BadValue(f"name {shown(value)} contains a NUL byte")
     if _has_control(value):
-        raise BadValue("name '%s' contains control characters" % shown(value))
+        raise BadValue(f"name '{shown(value)}' contains control characters")
     if "/" in value or "\\" in value:
         raise BadValue(
-            "name '%s' has a folder part; only plain file names are provisioned from "
-            "workflows (list it in a models manifest instead)" % shown(value)
+            f"name '{shown(value)}' has a folder part; only plain file names are provisioned from "
+            "workflows (list it in a models manifest instead)"
         )
     if value in (".", "..") or value.startswith("."):
-        raise BadValue("name '%s' is hidden or not a file name" % shown(value))
+        raise BadValue(f"name '{shown(value)}' is hidden or not a file name")
     if value != value.strip():
-        raise BadValue("name '%s' starts or ends with white space" % shown(value))
+        raise BadValue(f"name '{shown(value)}' starts or ends with white space")
     if len(value.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-        raise BadValue("name '%s' is longer than %d bytes" % (shown(value), MAX_NAME_BYTES))
+        raise BadValue(f"name '{shown(value)}' is longer than {MAX_NAME_BYTES} bytes")
     return value
 
 
 def download_url(value):
     """An http(s) URL with a host and no credentials, returned unchanged."""
     if not isinstance(value, str) or not value:
-        raise BadValue("url %s is not a URL" % shown(value))
+        raise BadValue(f"url {shown(value)} is not a URL")
     return _checked_url(value)
 
 
 @functools.lru_cache(maxsize=4096)  # workflows repeat the same few URLs; a BadValue is not cached
 def _checked_url(value):
     if len(value) > MAX_URL_CHARS:
-        raise BadValue("url is longer than %d characters" % MAX_URL_CHARS)
+        raise BadValue(f"url is longer than {MAX_URL_CHARS} characters")
     if _has_control(value) or _SPACE.search(value):
-        raise BadValue("url '%s' contains white space or control characters" % shown(masked_url(value)))
+        raise BadValue(f"url '{shown(masked_url(value))}' contains white space or control characters")
     try:
         parts = urlsplit(value)
         port = parts.port
     except ValueError as exc:
-        raise BadValue("url '%s' is malformed: %s" % (shown(masked_url(value)), exc)) from None
+        raise BadValue(f"url '{shown(masked_url(value))}' is malformed: {exc}") from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise BadValue("url '%s' is not http(s); only http and https URLs are downloaded" % shown(masked_url(value)))
+        raise BadValue(f"url '{shown(masked_url(value))}' is not http(s); only http and https URLs are downloaded")
     if not parts.hostname:
-        raise BadValue("url '%s' names no host" % shown(masked_url(value)))
+        raise BadValue(f"url '{shown(masked_url(value))}' names no host")
     if "@" in parts.netloc:
         raise BadValue(
-            "url '%s' carries credentials; workflows may not (tokens come from HF_TOKEN "
-            "and CIVITAI_TOKEN)" % shown(masked_url(value))
+            f"url '{shown(masked_url(value))}' carries credentials; workflows may not (tokens come from HF_TOKEN "
+            "and CIVITAI_TOKEN)"
         )
     if port == 0:
-        raise BadValue("url '%s' has port 0" % shown(masked_url(value)))
+        raise BadValue(f"url '{shown(masked_url(value))}' has port 0")
     return value
 
 
@@ -205,34 +204,34 @@ def model_hash(hash_value, hash_type):
     if hash_value is None and hash_type is None:
         return None, None
     if not isinstance(hash_value, str) or not hash_value:
-        raise BadValue("hash %s is not a string" % shown(hash_value))
+        raise BadValue(f"hash {shown(hash_value)} is not a string")
     if hash_type is None:
-        return None, "hash '%s' has no hash_type, so it is not verified" % shown(hash_value)
+        return None, f"hash '{shown(hash_value)}' has no hash_type, so it is not verified"
     if not isinstance(hash_type, str):
-        raise BadValue("hash_type %s is not a string" % shown(hash_type))
+        raise BadValue(f"hash_type {shown(hash_type)} is not a string")
     if hash_type.strip().lower() == "sha256":
         if not is_sha256_hex(hash_value):
-            raise BadValue("hash '%s' is not a sha256 (64 hex digits) though hash_type says sha256" % shown(hash_value))
+            raise BadValue(f"hash '{shown(hash_value)}' is not a sha256 (64 hex digits) though hash_type says sha256")
         return hash_value.lower(), None
-    return None, "hash_type '%s' is not verified (only sha256 is)" % shown(hash_type)
+    return None, f"hash_type '{shown(hash_type)}' is not verified (only sha256 is)"
 
 
 def cnr_id(value):
     """A Comfy Registry id (``comfyui-kjnodes``); ``comfy-core`` is ComfyUI itself."""
     if not isinstance(value, str) or not value or len(value) > 100 or not _REPO_LIKE.match(value):
-        raise BadValue("cnr_id %s is not a Comfy Registry id (letters, digits, . _ -)" % shown(value))
+        raise BadValue(f"cnr_id {shown(value)} is not a Comfy Registry id (letters, digits, . _ -)")
     return value
 
 
 def aux_id(value):
     """A GitHub ``owner/repo``."""
     if not isinstance(value, str) or value.count("/") != 1:
-        raise BadValue("aux_id %s is not a GitHub owner/repo" % shown(value))
+        raise BadValue(f"aux_id {shown(value)} is not a GitHub owner/repo")
     owner, repo = value.split("/")
     if not (owner and len(owner) <= 39 and _GITHUB_USER.match(owner)):
-        raise BadValue("aux_id '%s': '%s' is not a GitHub user or organization" % (shown(value), shown(owner)))
+        raise BadValue(f"aux_id '{shown(value)}': '{shown(owner)}' is not a GitHub user or organization")
     if not (repo and len(repo) <= 100 and _REPO_LIKE.match(repo)):
-        raise BadValue("aux_id '%s': '%s' is not a GitHub repository name" % (shown(value), shown(repo)))
+        raise BadValue(f"aux_id '{shown(value)}': '{shown(repo)}' is not a GitHub repository name")
     return value
 
 
@@ -242,13 +241,13 @@ def node_version(value):
     if value is None or value == "unknown":
         return None, None
     if not isinstance(value, str):
-        raise BadValue("ver %s is not a version or commit" % shown(value))
+        raise BadValue(f"ver {shown(value)} is not a version or commit")
     bare = value[1:] if value[:1] in ("v", "V") else value
     if _SEMVER.match(bare):
         return bare, "version"
     if _GIT_HASH.match(value):
         return value.lower(), "commit"
-    raise BadValue("ver '%s' is neither a version (1.2.3) nor a git commit" % shown(value))
+    raise BadValue(f"ver '{shown(value)}' is neither a version (1.2.3) nor a git commit")
 
 
 def semver_key(version):

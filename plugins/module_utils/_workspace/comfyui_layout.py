@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """ComfyUI's checkout holds code only; the vault is ComfyUI's base directory.
@@ -83,10 +82,10 @@ def render_extra_model_paths(vault, model_folders):
         MANAGED_MARK,
         "# A main.py started by hand without --base-directory sees the vault's models too.",
         "aiclipse_vault:",
-        "    base_path: %s" % os.path.join(vault, "models"),
+        f"    base_path: {os.path.join(vault, 'models')}",
         "    is_default: true",
     ]
-    lines.extend("    %s: %s/" % (name, name) for name in sorted(set(model_folders)))
+    lines.extend(f"    {name}: {name}/" for name in sorted(set(model_folders)))
     return "\n".join(lines) + "\n"
 
 
@@ -148,7 +147,7 @@ class ComfyUILayout:
         rc, out, err = self._run(cmd + list(args), data=data)
         if check and rc != 0:
             detail = (err or out).strip()
-            raise LayoutError("git %s in %s failed (rc=%s): %s" % (" ".join(args[:2]), self.checkout, rc, detail))
+            raise LayoutError(f"git {' '.join(args[:2])} in {self.checkout} failed (rc={rc}): {detail}")
         return rc, out
 
     def _config(self, name):
@@ -187,26 +186,26 @@ class ComfyUILayout:
     def validate(self):
         for label, value in (("comfyui_dir", self.checkout), ("vault", self.vault)):
             if not isinstance(value, str) or not os.path.isabs(value):
-                raise LayoutError("%s must be an absolute path, got %r" % (label, value))
+                raise LayoutError(f"{label} must be an absolute path, got {value!r}")
         self.checkout = os.path.normpath(self.checkout)
         self.vault = os.path.normpath(self.vault)
         self.scratch = Scratch(os.path.join(self.vault, STATE_DIR))
         for folder in self.folders:
             if not folder or "/" in folder or folder in (".", ".."):
-                raise LayoutError('folders must be plain names such as "models", got %r' % (folder,))
+                raise LayoutError(f'folders must be plain names such as "models", got {folder!r}')
         real_checkout = os.path.realpath(self.checkout)
         if _inside(os.path.realpath(self.vault), real_checkout):
             raise LayoutError(
-                "the vault %s is inside the ComfyUI checkout %s; the checkout must be a folder "
-                "of the vault, not the other way round" % (self.vault, self.checkout)
+                f"the vault {self.vault} is inside the ComfyUI checkout {self.checkout}; the checkout must be a folder "
+                "of the vault, not the other way round"
             )
         for folder in self.folders:
             target = os.path.realpath(os.path.join(self.vault, folder))
             if _inside(target, real_checkout):
                 raise LayoutError(
-                    "%s resolves to %s, inside the ComfyUI checkout; make %s a real folder of "
+                    f"{os.path.join(self.vault, folder)} resolves to {target}, inside the ComfyUI checkout; "
+                    f"make {os.path.join(self.vault, folder)} a real folder of "
                     "the vault (move what it holds there first)"
-                    % (os.path.join(self.vault, folder), target, os.path.join(self.vault, folder))
                 )
             path = os.path.join(self.checkout, folder)
             if (
@@ -215,16 +214,9 @@ class ComfyUILayout:
                 and os.path.realpath(path) != os.path.realpath(os.path.join(self.vault, folder))
             ):
                 raise LayoutError(
-                    "%s is a link to %s, not to the vault's %s; ComfyUI reads %s now. Move what the link "
-                    "shows into %s (or make %s itself that link), then remove the link"
-                    % (
-                        path,
-                        os.path.realpath(path),
-                        folder,
-                        os.path.join(self.vault, folder),
-                        os.path.join(self.vault, folder),
-                        os.path.join(self.vault, folder),
-                    )
+                    f"{path} is a link to {os.path.realpath(path)}, not to the vault's {folder}; "
+                    f"ComfyUI reads {os.path.join(self.vault, folder)} now. Move what the link "
+                    f"shows into {os.path.join(self.vault, folder)} (or make {os.path.join(self.vault, folder)} itself that link), then remove the link"
                 )
 
         self._refuse_mounts()
@@ -249,11 +241,11 @@ class ComfyUILayout:
                 if os.lstat(current).st_dev != device or os.path.ismount(current) or current in mounts:
                     vault_folder = os.path.join(self.vault, os.path.relpath(current, self.checkout).split(os.sep, 1)[0])
                     raise LayoutError(
-                        "%s is a mount point inside ComfyUI's checkout; nothing was moved. ComfyUI reads "
-                        "%s now (the vault is its base directory), so files there would be moved off "
-                        "the volume. Unmount it and mount the volume at %s instead (or copy what it "
+                        f"{current} is a mount point inside ComfyUI's checkout; nothing was moved. ComfyUI reads "
+                        f"{vault_folder} now (the vault is its base directory), so files there would be moved off "
+                        f"the volume. Unmount it and mount the volume at "
+                        f"{os.path.join(self.vault, os.path.relpath(current, self.checkout))} instead (or copy what it "
                         "holds there), then start again"
-                        % (current, vault_folder, os.path.join(self.vault, os.path.relpath(current, self.checkout)))
                     )
                 try:
                     names = os.listdir(current)
@@ -327,16 +319,16 @@ class ComfyUILayout:
 
     def _undo_git_settings(self):
         exclude_file = self._git_path("info/exclude")
-        ours = ["/%s" % f for f in self.folders]
+        ours = [f"/{f}" for f in self.folders]
         lines = _read_lines(exclude_file)
         found = [line.strip() for line in lines if line.strip() in ours]
         if found:
-            self._note("git", "remove %s from %s" % (", ".join(found), exclude_file))
+            self._note("git", f"remove {', '.join(found)} from {exclude_file}")
             if not self.check_mode:
                 self._write_lines(exclude_file, [line for line in lines if line.strip() not in ours])
 
         sparse_file = self._git_path("info/sparse-checkout")
-        patterns = ["!/%s/" % f for f in self.folders]
+        patterns = [f"!/{f}/" for f in self.folders]
         lines = _read_lines(sparse_file)
         ours_found = [line.strip() for line in lines if line.strip() in patterns]
         kept = [line for line in lines if line.strip() not in patterns]
@@ -345,9 +337,9 @@ class ComfyUILayout:
         sparse_on = self._config("core.sparsecheckout") == "true"
         switch_off = sparse_on and only_everything
         if ours_found:
-            self._note("git", "remove %s from %s" % (", ".join(ours_found), sparse_file))
+            self._note("git", f"remove {', '.join(ours_found)} from {sparse_file}")
         if switch_off:
-            self._note("git", "switch the sparse checkout off in %s (it only hid ComfyUI folders)" % self.checkout)
+            self._note("git", f"switch the sparse checkout off in {self.checkout} (it only hid ComfyUI folders)")
         if not self.check_mode:
             # Config first: git must never act on a half-edited pattern file.
             if switch_off:
@@ -359,14 +351,14 @@ class ComfyUILayout:
             elif ours_found:
                 self._write_lines(sparse_file, kept)
         if self._config("sparse.expectfilesoutsideofpatterns") is not None:
-            self._note("git", "unset sparse.expectFilesOutsideOfPatterns in %s" % self.checkout)
+            self._note("git", f"unset sparse.expectFilesOutsideOfPatterns in {self.checkout}")
             if not self.check_mode:
                 self._git("config", "--unset-all", "sparse.expectFilesOutsideOfPatterns", check=False)
 
         dummy, listing = self._git("ls-files", "-z", "-v", "--", *[f + "/" for f in self.folders])
         flagged = [record[2:] for record in listing.split("\0") if record[:2] == "S "]
         if flagged:
-            self._note("git", "clear the skip-worktree bit of %d tracked file(s)" % len(flagged))
+            self._note("git", f"clear the skip-worktree bit of {len(flagged)} tracked file(s)")
             if not self.check_mode:
                 self._git("update-index", "-z", "--no-skip-worktree", "--stdin", data="\0".join(flagged) + "\0")
 
@@ -411,8 +403,8 @@ class ComfyUILayout:
                 continue
             if not _parents_are_dirs(self.checkout, dest):
                 raise LayoutError(
-                    "cannot put back the tracked file %s: something that is not a folder is in "
-                    "its way; move it aside and start again" % dest
+                    f"cannot put back the tracked file {dest}: something that is not a folder is in "
+                    "its way; move it aside and start again"
                 )
             self._note("restored", dest)
             missing.append((dest, mode, sha))
@@ -435,8 +427,8 @@ class ComfyUILayout:
             header = raw[position:end].split()
             if len(header) != 3 or header[1] != b"blob":
                 raise LayoutError(
-                    "git has no blob %s in %s (%s); the checkout is damaged, remove it and start "
-                    "again to get a fresh one" % (sha, self.checkout, raw[position:end].decode("utf-8", "replace"))
+                    f"git has no blob {sha} in {self.checkout} ({raw[position:end].decode('utf-8', 'replace')}); the checkout is damaged, remove it and start "
+                    "again to get a fresh one"
                 )
             size = int(header[2])
             blobs[sha] = raw[end + 1 : end + 1 + size]
@@ -453,11 +445,11 @@ class ComfyUILayout:
                 continue
             if os.path.lexists(path):
                 raise LayoutError(
-                    "%s is in the way of the vault folder %s (it is not a folder); move it aside "
-                    "and start again" % (describe_kind(path), path)
+                    f"{describe_kind(path)} is in the way of the vault folder {path} (it is not a folder); move it aside "
+                    "and start again"
                 )
             self.result["changed"] = True
-            self.notes.append("create %s" % path)
+            self.notes.append(f"create {path}")
             if not self.check_mode:
                 os.makedirs(path)
 
@@ -479,7 +471,7 @@ class ComfyUILayout:
             current = pending.pop()
             directory = os.path.join(base, current) if current else base
             for name in sorted(os.listdir(directory)):
-                rel = "%s/%s" % (current, name) if current else name
+                rel = f"{current}/{name}" if current else name
                 if not current and name == STAGE_NAME:
                     continue
                 if rel in tracked_files:
@@ -487,7 +479,7 @@ class ComfyUILayout:
                 if rel in tracked_dirs and entry_kind(os.path.join(base, rel)) == "dir":
                     pending.append(rel)
                     continue
-                if any(fnmatch.fnmatchcase("%s/%s" % (folder, rel), pattern) for pattern in self.keep):
+                if any(fnmatch.fnmatchcase(f"{folder}/{rel}", pattern) for pattern in self.keep):
                     continue
                 found.append(rel)
         return sorted(found)
@@ -506,8 +498,8 @@ class ComfyUILayout:
         for rel in entries:
             if entry_kind(os.path.join(base, rel)) == "dir" and os.lstat(os.path.join(base, rel)).st_dev != device:
                 raise LayoutError(
-                    "%s is a mount point inside the ComfyUI checkout; unmount it (or mount it at %s "
-                    "instead), a mount cannot be moved" % (os.path.join(base, rel), os.path.join(target, rel))
+                    f"{os.path.join(base, rel)} is a mount point inside the ComfyUI checkout; unmount it (or mount it at {os.path.join(target, rel)} "
+                    "instead), a mount cannot be moved"
                 )
         self.result["changed"] = True
         if self.check_mode:
@@ -518,11 +510,10 @@ class ComfyUILayout:
                 )
                 self.result["swept"].append({"from": os.path.join(base, rel), "to": dest, "clash": clash})
                 self.notes.append(
-                    "move %s into %s%s"
-                    % (os.path.join(base, rel), dest, " (a clash: kept under a new name)" if clash else "")
+                    f"move {os.path.join(base, rel)} into {dest}{(' (a clash: kept under a new name)' if clash else '')}"
                 )
             if staged_before:
-                self.notes.append("finish merging %s into %s (left by an interrupted run)" % (stage, target))
+                self.notes.append(f"finish merging {stage} into {target} (left by an interrupted run)")
             return
         if not staged_before:
             os.mkdir(stage, 0o700)
@@ -547,8 +538,8 @@ class ComfyUILayout:
             self.result["renamed"].extend(plan.renamed_entries)
             apply_plan(plan)
         except MergeError as exc:
-            raise LayoutError("moving %s into %s stopped: %s" % (base, target, exc)) from None
-        self.notes.append("moved what git does not track in %s into %s" % (base, target))
+            raise LayoutError(f"moving {base} into {target} stopped: {exc}") from None
+        self.notes.append(f"moved what git does not track in {base} into {target}")
 
     def _seed_models(self, tracked):
         if "models" not in self.folders:
@@ -587,7 +578,7 @@ class ComfyUILayout:
             return
         self.result["extra_model_paths"] = "written"
         self.result["changed"] = True
-        self.notes.append("write %s" % path)
+        self.notes.append(f"write {path}")
         if not self.check_mode:
             self._write(path, wanted, mode=0o644)
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Did a start reproduce the lock it was given? The pod as it is now (pod_lock.build) against
@@ -31,14 +30,14 @@ def _same_commit(actual, wanted):
 
 
 def _why(reason):
-    return " (%s)" % reason if reason else ""
+    return f" ({reason})" if reason else ""
 
 
 def compare(expected, actual, results=None):
     """(unreproduced, notes): lists of sentences a person reads."""
     results = results or {}
     failed, notes = [], []
-    failed.extend("%s: %s" % (item["what"], item["reason"]) for item in expected.get("unresolved") or [])
+    failed.extend(f"{item['what']}: {item['reason']}" for item in expected.get("unresolved") or [])
     notes.extend(expected.get("notes") or [])
 
     wanted = (expected.get("comfyui") or {}).get("commit")
@@ -46,8 +45,7 @@ def compare(expected, actual, results=None):
     comfyui_result = results.get("comfyui") or {}
     if wanted and not _same_commit(have, wanted):
         failed.append(
-            "ComfyUI: at %s, the lock says %s%s"
-            % (have or "no commit", wanted, _why(comfyui_result.get("not_at_version")))
+            f"ComfyUI: at {have or 'no commit'}, the lock says {wanted}{_why(comfyui_result.get('not_at_version'))}"
         )
 
     node_results = {r.get("name", "").lower(): r for r in results.get("custom_nodes") or [] if isinstance(r, dict)}
@@ -62,28 +60,26 @@ def compare(expected, actual, results=None):
         reason = (node_results.get(name.lower()) or {}).get("reason")
         if found is not None:
             locked.add(found["name"].lower())
-        where = " (%s)" % node["origin"] if node.get("origin") else ""
+        where = f" ({node['origin']})" if node.get("origin") else ""
         if found is None:
             if not node.get("repo"):
                 failed.append(
-                    "custom node %s: not on the pod, and the lock names no repository to install it from%s"
-                    % (name, where)
+                    f"custom node {name}: not on the pod, and the lock names no repository to install it from{where}"
                 )
             else:
-                failed.append("custom node %s: not installed%s%s" % (name, _why(reason), where))
+                failed.append(f"custom node {name}: not installed{_why(reason)}{where}")
             continue
         if node.get("repo") and found.get("repo") and _repo_key(found["repo"]) != _repo_key(node["repo"]):
             failed.append(
-                "custom node %s: its checkout is of %s, the lock says %s%s" % (name, found["repo"], node["repo"], where)
+                f"custom node {name}: its checkout is of {found['repo']}, the lock says {node['repo']}{where}"
             )
         elif node.get("commit") and not _same_commit(found.get("commit"), node["commit"]):
             failed.append(
-                "custom node %s: at %s, the lock says %s%s%s"
-                % (name, found.get("commit") or "no commit", node["commit"], _why(reason), where)
+                f"custom node {name}: at {found.get('commit') or 'no commit'}, the lock says {node['commit']}{_why(reason)}{where}"
             )
     for key, node in sorted(on_pod.items()):
         if key not in locked:
-            notes.append("custom node %s is on the pod but not in the lock; it was left as it is" % node["name"])
+            notes.append(f"custom node {node['name']} is on the pod but not in the lock; it was left as it is")
 
     if expected.get("models") is not None:
         download = {r.get("dest"): r for r in results.get("downloads") or [] if isinstance(r, dict)}
@@ -92,48 +88,40 @@ def compare(expected, actual, results=None):
             dest = model["dest"]
             found = have_models.get(dest) or {}
             reason = (download.get(dest) or {}).get("reason")
-            where = " (%s)" % model["origin"] if model.get("origin") else ""
+            where = f" ({model['origin']})" if model.get("origin") else ""
             if not found or found.get("missing"):
-                failed.append("model %s: not downloaded%s%s" % (dest, _why(reason), where))
+                failed.append(f"model {dest}: not downloaded{_why(reason)}{where}")
             elif model.get("sha256") and found.get("sha256") != model["sha256"]:
                 failed.append(
-                    "model %s: sha256 %s, the lock says %s%s%s"
-                    % (dest, found.get("sha256") or "unknown", model["sha256"], _why(reason), where)
+                    f"model {dest}: sha256 {found.get('sha256') or 'unknown'}, the lock says {model['sha256']}{_why(reason)}{where}"
                 )
             elif model.get("size") is not None and found.get("size") != model["size"]:
-                failed.append(
-                    "model %s: %s bytes, the lock says %s%s" % (dest, found.get("size"), model["size"], where)
-                )
+                failed.append(f"model {dest}: {found.get('size')} bytes, the lock says {model['size']}{where}")
             if not model.get("sha256"):
                 notes.append(
-                    "model %s: the lock has no sha256 for it (neither its manifest nor its source gave one); "
-                    "only its size was checked%s" % (dest, where)
+                    f"model {dest}: the lock has no sha256 for it (neither its manifest nor its source gave one); "
+                    f"only its size was checked{where}"
                 )
 
     wanted_digest = (expected.get("python") or {}).get("packages_digest")
     have_digest = (actual.get("python") or {}).get("packages_digest")
     if wanted_digest and have_digest and wanted_digest != have_digest:
         notes.append(
-            "the venv's packages differ from the lock's (%s, the lock says %s); a lock does not install packages"
-            % (have_digest, wanted_digest)
+            f"the venv's packages differ from the lock's ({have_digest}, the lock says {wanted_digest}); a lock does not install packages"
         )
     return failed, notes
 
 
 def render(source, failed, notes):
     lines = [
-        "Pod lock %s: %s"
-        % (
-            source,
-            "reproduced" if not failed else "NOT reproduced, %d problem%s" % (len(failed), "s"[: len(failed) > 1]),
-        )
+        f"Pod lock {source}: {('reproduced' if not failed else 'NOT reproduced, {} problem{}'.format(len(failed), 's'[: len(failed) > 1]))}"
     ]
     if failed:
         lines.append("Could not be reproduced:")
-        lines.extend("  - %s" % item for item in failed)
+        lines.extend(f"  - {item}" for item in failed)
     if notes:
         lines.append("Notes:")
-        lines.extend("  - %s" % item for item in notes)
+        lines.extend(f"  - {item}" for item in notes)
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A ComfyUI-Manager snapshot's Comfy Registry nodes as git checkouts of the lock.
@@ -21,7 +20,7 @@ def resolve_registry_nodes(lock, registry, git):
     """Move lock["registry_nodes"] into lock["custom_nodes"] (or lock["unresolved"])."""
     taken = {node["name"].lower(): node for node in lock["custom_nodes"]}
     for item in lock["registry_nodes"]:
-        what = "custom node %s %s (%s)" % (item["cnr_id"], item["version"], item["origin"])
+        what = f"custom node {item['cnr_id']} {item['version']} ({item['origin']})"
         try:
             answer = registry.resolve(item["cnr_id"], item["version"])
         except RegistryError as exc:
@@ -30,9 +29,7 @@ def resolve_registry_nodes(lock, registry, git):
         repository = answer["repository"]
         name = node_name(repository)
         if name.lower() in taken:
-            lock["notes"].append(
-                "%s: its folder %s is the snapshot's git node %s" % (what, name, taken[name.lower()]["repo"])
-            )
+            lock["notes"].append(f"{what}: its folder {name} is the snapshot's git node {taken[name.lower()]['repo']}")
             continue
         node = {
             "name": name,
@@ -48,7 +45,7 @@ def resolve_registry_nodes(lock, registry, git):
                 tags = tags_of(git, repository)
             except GitError as exc:
                 lock["unresolved"].append(
-                    {"what": what, "reason": "cannot ask %s for its tags: %s" % (public_url(repository), exc)}
+                    {"what": what, "reason": f"cannot ask {public_url(repository)} for its tags: {exc}"}
                 )
                 continue
             tag = next((t for t in ("v" + node["version"], node["version"]) if t in tags), None)
@@ -56,8 +53,7 @@ def resolve_registry_nodes(lock, registry, git):
                 lock["unresolved"].append(
                     {
                         "what": what,
-                        "reason": "%s has no tag v%s or %s"
-                        % (public_url(repository), node["version"], node["version"]),
+                        "reason": f"{public_url(repository)} has no tag v{node['version']} or {node['version']}",
                     }
                 )
                 continue

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A lock to provision from: a pod lock (pod_lock's YAML) or a ComfyUI-Manager snapshot.
@@ -75,25 +74,25 @@ def read_text(source, timeout=30.0):
             ) as answer:
                 data = answer.read(MAX_BYTES + 1)
         except urllib.error.HTTPError as exc:
-            raise LockSourceError("cannot fetch the lock %s: HTTP %s %s" % (source, exc.code, exc.reason)) from None
+            raise LockSourceError(f"cannot fetch the lock {source}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise LockSourceError("cannot fetch the lock %s: %s" % (source, reason)) from None
+            raise LockSourceError(f"cannot fetch the lock {source}: {reason}") from None
     else:
         try:
             with open(source, "rb") as handle:
                 data = handle.read(MAX_BYTES + 1)
         except OSError as exc:
             raise LockSourceError(
-                "cannot read the lock %s: %s (AICLIPSE_LOCK names a file on the machine that runs ansible, "
-                "or an http(s) URL)" % (source, exc.strerror or exc)
+                f"cannot read the lock {source}: {exc.strerror or exc} (AICLIPSE_LOCK names a file on the machine that runs ansible, "
+                "or an http(s) URL)"
             ) from None
     if len(data) > MAX_BYTES:
-        raise LockSourceError("the lock %s is larger than %d bytes; is it a lock?" % (source, MAX_BYTES))
+        raise LockSourceError(f"the lock {source} is larger than {MAX_BYTES} bytes; is it a lock?")
     try:
         return data.decode("utf-8-sig"), source
     except UnicodeDecodeError as exc:
-        raise LockSourceError("%s: not UTF-8 text (byte %d)" % (source, exc.start)) from None
+        raise LockSourceError(f"{source}: not UTF-8 text (byte {exc.start})") from None
 
 
 # -- Reading with line numbers ---------------------------------------------------------------
@@ -109,7 +108,7 @@ class _Lines:
         path = tuple(path)
         while path:
             if path in self.lines:
-                return "%s:%d" % (self.name, self.lines[path])
+                return f"{self.name}:{self.lines[path]}"
             path = path[:-1]
         return self.name
 
@@ -145,20 +144,20 @@ def _load(text, name):
         try:
             data = json.loads(text)
         except ValueError as exc:
-            where = "%s:%d" % (name, exc.lineno) if hasattr(exc, "lineno") else name
-            raise LockSourceError("%s: not valid JSON: %s" % (where, getattr(exc, "msg", exc))) from None
+            where = f"{name}:{exc.lineno}" if hasattr(exc, "lineno") else name
+            raise LockSourceError(f"{where}: not valid JSON: {getattr(exc, 'msg', exc)}") from None
         lines.record_json(data)
         return data, lines
     if not HAS_YAML:  # pragma: no cover
-        raise LockSourceError("%s: reading a YAML lock needs PyYAML on the machine that runs ansible" % name)
+        raise LockSourceError(f"{name}: reading a YAML lock needs PyYAML on the machine that runs ansible")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = "%s:%d" % (name, mark.line + 1) if mark is not None else name
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
         raise LockSourceError(
-            "%s: not valid YAML: %s" % (where, getattr(exc, "problem", None) or str(exc).splitlines()[0])
+            f"{where}: not valid YAML: {getattr(exc, 'problem', None) or str(exc).splitlines()[0]}"
         ) from None
     if node is not None:
         lines.record_yaml(node)
@@ -172,12 +171,12 @@ class _Problems:
         self.items = []
 
     def add(self, path, message):
-        self.items.append("%s: %s" % (self.lines.at(path), message))
+        self.items.append(f"{self.lines.at(path)}: {message}")
 
     def raise_if_any(self):
         if self.items:
             raise LockSourceError(
-                "the lock %s cannot be used (nothing was changed): %s" % (self.lines.name, "; ".join(self.items))
+                f"the lock {self.lines.name} cannot be used (nothing was changed): {'; '.join(self.items)}"
             )
 
 
@@ -185,7 +184,7 @@ def _commit(value, path, problems, what):
     if value in (None, ""):
         return None
     if not isinstance(value, str) or not _COMMIT.fullmatch(value):
-        problems.add(path, "%s %r is not a commit (7 to 40 hex digits)" % (what, value))
+        problems.add(path, f"{what} {value!r} is not a commit (7 to 40 hex digits)")
         return None
     return value.lower()
 
@@ -216,8 +215,8 @@ def parse(text, name, models_dir, hf_endpoint="https://huggingface.co", civitai_
         result["format"] = "pod-lock"
     else:
         raise LockSourceError(
-            "%s is neither a pod lock (a mapping with version: %d, as pod_lock writes it) nor a ComfyUI-Manager "
-            "snapshot (git_custom_nodes, cnr_custom_nodes)" % (name, LOCK_VERSION)
+            f"{name} is neither a pod lock (a mapping with version: {LOCK_VERSION}, as pod_lock writes it) nor a ComfyUI-Manager "
+            "snapshot (git_custom_nodes, cnr_custom_nodes)"
         )
     problems.raise_if_any()
     result.update(source=name, digest=digest)
@@ -232,7 +231,7 @@ def node_items(lock):
             "branch": node.get("branch") or "",
             "commit": node.get("commit") or "",
             "category": "lock",
-            "description": "locked at %s" % node["origin"],
+            "description": f"locked at {node['origin']}",
         }
         for node in lock["custom_nodes"]
         if node.get("repo")
@@ -242,14 +241,14 @@ def node_items(lock):
 def _unknown_keys(mapping, known, path, problems, what):
     for key in mapping:
         if key not in known:
-            problems.add(path + (key,), "unknown key %r in %s (keys: %s)" % (key, what, ", ".join(sorted(known))))
+            problems.add(path + (key,), f"unknown key {key!r} in {what} (keys: {', '.join(sorted(known))})")
 
 
 def _pod_lock(data, problems, name, models_dir, hf_endpoint, civitai_endpoint):
     if data.get("version") != LOCK_VERSION:
         problems.add(
             ("version",),
-            "version %r is not a lock version this collection reads (%d)" % (data.get("version"), LOCK_VERSION),
+            f"version {data.get('version')!r} is not a lock version this collection reads ({LOCK_VERSION})",
         )
     _unknown_keys(data, LOCK_KEYS, (), problems, "the lock")
     comfyui = data.get("comfyui") or {}
@@ -289,12 +288,10 @@ def _pod_lock(data, problems, name, models_dir, hf_endpoint, civitai_endpoint):
         _unknown_keys(item, NODE_KEYS, path, problems, "a custom node")
         folder = item["name"]
         if folder in (".", "..") or "/" in folder or "\\" in folder:
-            problems.add(path + ("name",), "node name %r is not a folder name" % folder)
+            problems.add(path + ("name",), f"node name {folder!r} is not a folder name")
             continue
         if folder.lower() in seen:
-            problems.add(
-                path + ("name",), "custom node %s is listed twice (first at %s)" % (folder, seen[folder.lower()])
-            )
+            problems.add(path + ("name",), f"custom node {folder} is listed twice (first at {seen[folder.lower()]})")
             continue
         seen[folder.lower()] = origin
         commit = _commit(item.get("commit"), path + ("commit",), problems, "commit")
@@ -308,8 +305,8 @@ def _pod_lock(data, problems, name, models_dir, hf_endpoint, civitai_endpoint):
         if node["name"] != folder:
             problems.add(
                 path + ("name",),
-                "node %s: its repository %s would be installed as %s; the folder name "
-                "must be the repository's last part" % (folder, item["repo"], node["name"]),
+                f"node {folder}: its repository {item['repo']} would be installed as {node['name']}; the folder name "
+                "must be the repository's last part",
             )
             continue
         result["custom_nodes"].append(node)
@@ -326,7 +323,7 @@ def _pod_lock(data, problems, name, models_dir, hf_endpoint, civitai_endpoint):
             continue
         key = (model["subdir"], model["filename"].rsplit("/", 1)[-1])
         if key in dests:
-            problems.add(path + ("dest",), "model %s is listed twice (first at %s)" % ("/".join(key), dests[key]))
+            problems.add(path + ("dest",), f"model {'/'.join(key)} is listed twice (first at {dests[key]})")
             continue
         dests[key] = problems.lines.at(path)
         result["models"].append(model)
@@ -359,30 +356,30 @@ def _model(item, path, problems, models_dir, endpoints):
         problems.add(path, "a model needs its dest (where it lands under the models folder)")
         return None
     if not isinstance(source, str) or not source:
-        problems.add(path + ("dest",), "model %s has no source to download it from" % dest)
+        problems.add(path + ("dest",), f"model {dest} has no source to download it from")
         return None
     relative = posixpath.normpath(dest)
     if posixpath.isabs(relative):
         base = posixpath.normpath(models_dir)
         if not relative.startswith(base + "/"):
-            problems.add(path + ("dest",), "model dest %s is not under this pod's models folder %s" % (dest, base))
+            problems.add(path + ("dest",), f"model dest {dest} is not under this pod's models folder {base}")
             return None
         relative = relative[len(base) + 1 :]
     parts = relative.split("/")
     if ".." in parts or len(parts) < 2:
         problems.add(
             path + ("dest",),
-            "model dest %s must be a file in a folder of the models folder (subdir/file), without '..'" % dest,
+            f"model dest {dest} must be a file in a folder of the models folder (subdir/file), without '..'",
         )
         return None
     subdir, filename = "/".join(parts[:-1]), parts[-1]
     sha256 = item.get("sha256")
     if sha256 is not None and (not isinstance(sha256, str) or not is_sha256_hex(sha256)):
-        problems.add(path + ("sha256",), "sha256 %r is not 64 hex digits" % (sha256,))
+        problems.add(path + ("sha256",), f"sha256 {sha256!r} is not 64 hex digits")
         return None
     size = item.get("size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-        problems.add(path + ("size",), "size %r is not a number of bytes" % (size,))
+        problems.add(path + ("size",), f"size {size!r} is not a number of bytes")
         return None
     manifest = {"subdir": subdir, "filename": filename, "sha256": (sha256 or "").lower()}
     if size is not None:
@@ -390,12 +387,12 @@ def _model(item, path, problems, models_dir, endpoints):
     if source.startswith("s3://"):
         bucket, _sep, key = source[len("s3://") :].partition("/")
         if not bucket or not key or bucket == "?":
-            problems.add(path + ("source",), "source %s names no bucket and key" % source)
+            problems.add(path + ("source",), f"source {source} names no bucket and key")
             return None
-        manifest.update(source="r2", identifier="%s/%s" % (bucket, key))
+        manifest.update(source="r2", identifier=f"{bucket}/{key}")
         return manifest
     if not source.lower().startswith(("http://", "https://")):
-        problems.add(path + ("source",), "source %r is neither an http(s) URL nor s3://bucket/key" % source)
+        problems.add(path + ("source",), f"source {source!r} is neither an http(s) URL nor s3://bucket/key")
         return None
     manifest.update(_http_source(source, filename, endpoints))
     return manifest
@@ -416,11 +413,11 @@ def _http_source(url, filename, endpoints):
         if sep and revision and file_path and unquote(file_path).rsplit("/", 1)[-1] == filename:
             return {
                 "source": "huggingface",
-                "identifier": "%s@%s" % (repo, unquote(revision)),
+                "identifier": f"{repo}@{unquote(revision)}",
                 "filename": unquote(file_path),
             }
     cv_origin, cv_path = endpoints["civitai"]
-    match = re.match(r"^%s/api/download/models/([0-9]+)$" % re.escape(cv_path), path)
+    match = re.match(rf"^{re.escape(cv_path)}/api/download/models/([0-9]+)$", path)
     if origin == cv_origin and match and "?" not in url:
         return {"source": "civitai", "identifier": match.group(1)}
     return {"source": "url", "identifier": url}
@@ -446,19 +443,17 @@ def _manager_snapshot(data, problems, name):
         path = ("git_custom_nodes", url)
         origin = problems.lines.at(path)
         if not isinstance(info, dict):
-            problems.add(path, "%s: expected {hash, disabled}" % url)
+            problems.add(path, f"{url}: expected {{hash, disabled}}")
             continue
         if info.get("disabled") is True:
-            result["notes"].append("%s: disabled in the snapshot, not installed (%s)" % (url, origin))
+            result["notes"].append(f"{url}: disabled in the snapshot, not installed ({origin})")
             continue
-        commit = _commit(info.get("hash"), path, problems, "hash of %s" % url)
+        commit = _commit(info.get("hash"), path, problems, f"hash of {url}")
         node = _node(url, commit, path, problems, origin)
         if node is None:
             continue
         if node["name"].lower() in seen:
-            problems.add(
-                path, "%s and %s would both be installed as %s" % (seen[node["name"].lower()], url, node["name"])
-            )
+            problems.add(path, f"{seen[node['name'].lower()]} and {url} would both be installed as {node['name']}")
             continue
         seen[node["name"].lower()] = url
         result["custom_nodes"].append(node)
@@ -469,10 +464,10 @@ def _manager_snapshot(data, problems, name):
     for cnr_id, version in cnr_nodes.items():
         path = ("cnr_custom_nodes", cnr_id)
         if not isinstance(cnr_id, str) or not _CNR_ID.fullmatch(cnr_id):
-            problems.add(path, "%r is not a Comfy Registry id" % (cnr_id,))
+            problems.add(path, f"{cnr_id!r} is not a Comfy Registry id")
             continue
         if not isinstance(version, str) or not version.strip():
-            problems.add(path, "%s: version %r is not a version" % (cnr_id, version))
+            problems.add(path, f"{cnr_id}: version {version!r} is not a version")
             continue
         result["registry_nodes"].append(
             {"cnr_id": cnr_id, "version": version.strip(), "origin": problems.lines.at(path)}
@@ -481,13 +476,12 @@ def _manager_snapshot(data, problems, name):
     for item in files if isinstance(files, list) else []:
         if isinstance(item, dict) and item.get("filename") and not item.get("disabled"):
             result["notes"].append(
-                "single-file node %s: a snapshot holds no source for it; copy it into custom_nodes yourself"
-                % item["filename"]
+                f"single-file node {item['filename']}: a snapshot holds no source for it; copy it into custom_nodes yourself"
             )
     pips = data.get("pips") or {}
     if isinstance(pips, dict) and pips:
         result["notes"].append(
-            "%d pip packages listed in the snapshot are not installed from it: the venv is the image's, and each "
-            "node's requirements.txt is installed with the node" % len(pips)
+            f"{len(pips)} pip packages listed in the snapshot are not installed from it: the venv is the image's, and each "
+            "node's requirements.txt is installed with the node"
         )
     return result

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The pod lock: what a clean start put on this pod, as stable, diffable YAML.
@@ -51,7 +50,7 @@ def git_facts(run, path):
     owned by another uid is read, not refused as "dubious ownership"."""
     rc, commit, err = run(git_argv("git", path) + ["rev-parse", "HEAD"])
     if rc != 0:
-        raise LockError("cannot read the commit of %s: %s" % (path, (err or commit).strip()))
+        raise LockError(f"cannot read the commit of {path}: {(err or commit).strip()}")
     rc, remote, _err = run(git_argv("git", path) + ["config", "--get", "remote.origin.url"])
     return {"repo": public_url(remote.strip()) if rc == 0 and remote.strip() else None, "commit": commit.strip()}
 
@@ -85,18 +84,18 @@ def packages(run, python):
         return [], None
     rc, out, err = run([python, "-c", PACKAGES_SCRIPT])
     if rc != 0:
-        raise LockError("cannot list the packages of %s: %s" % (python, err.strip()))
+        raise LockError(f"cannot list the packages of {python}: {err.strip()}")
     try:
         listed = [str(item) for item in json.loads(out)]
     except ValueError:
-        raise LockError("cannot list the packages of %s: unexpected output" % python) from None
+        raise LockError(f"cannot list the packages of {python}: unexpected output") from None
     digest = "sha256:" + hashlib.sha256("".join(p + "\n" for p in listed).encode("utf-8")).hexdigest()
     return listed, digest
 
 
 def model_source(entry):
     if entry.get("source") == "r2" or entry.get("bucket"):
-        return "s3://%s/%s" % (entry.get("bucket") or "?", entry.get("key") or entry.get("identifier") or "")
+        return f"s3://{entry.get('bucket') or '?'}/{entry.get('key') or entry.get('identifier') or ''}"
     return public_url(entry.get("url") or entry.get("identifier") or "")
 
 
@@ -198,24 +197,24 @@ def _emit(value, indent, lines):
     if isinstance(value, dict):
         for key, item in value.items():
             if isinstance(item, (dict, list)) and item:
-                lines.append("%s%s:" % (pad, key))
+                lines.append(f"{pad}{key}:")
                 _emit(item, indent + 1, lines)
             else:
-                lines.append("%s%s: %s" % (pad, key, "[]" if item == [] else "{}" if item == {} else _scalar(item)))
+                lines.append(f"{pad}{key}: {('[]' if item == [] else '{}' if item == {} else _scalar(item))}")
     else:
         for item in value:
             if isinstance(item, dict) and item:
                 first = True
                 for key, sub in item.items():
-                    lead = "%s- " % pad if first else "%s  " % pad
+                    lead = f"{pad}- " if first else f"{pad}  "
                     first = False
                     if isinstance(sub, (dict, list)) and sub:
-                        lines.append("%s%s:" % (lead, key))
+                        lines.append(f"{lead}{key}:")
                         _emit(sub, indent + 2, lines)
                     else:
-                        lines.append("%s%s: %s" % (lead, key, "[]" if sub == [] else _scalar(sub)))
+                        lines.append(f"{lead}{key}: {('[]' if sub == [] else _scalar(sub))}")
             else:
-                lines.append("%s- %s" % (pad, _scalar(item)))
+                lines.append(f"{pad}- {_scalar(item)}")
 
 
 def render(lock):
@@ -231,4 +230,4 @@ def write_atomic(path, text):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         write_file_atomic(path, text, mode=0o644, tmp_prefix=".pod.lock.")
     except OSError as exc:
-        raise LockError("cannot write %s: %s" % (path, exc.strerror or exc)) from exc
+        raise LockError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Move a directory's contents into another directory without ever losing or overwriting data.
@@ -90,10 +89,10 @@ def clash_name(path, stamp, label="merged", taken=()):
     stem, suffix = os.path.splitext(name)
     if not stem or name.startswith(".") and suffix == name:
         stem, suffix = name, ""
-    candidate = os.path.join(parent, "%s.%s-%s%s" % (stem, label, stamp, suffix))
+    candidate = os.path.join(parent, f"{stem}.{label}-{stamp}{suffix}")
     counter = 1
     while candidate in taken or os.path.lexists(candidate):
-        candidate = os.path.join(parent, "%s.%s-%s-%d%s" % (stem, label, stamp, counter, suffix))
+        candidate = os.path.join(parent, f"{stem}.{label}-{stamp}-{counter}{suffix}")
         counter += 1
     return candidate
 
@@ -153,18 +152,18 @@ def check_folders(source, target):
     relation = folder_relation(source, target)
     if relation == "same":
         raise MergeError(
-            "%s and %s are the same folder (%s); merging it into itself would delete what "
-            "it holds, so nothing was done" % (source, target, os.path.realpath(target))
+            f"{source} and {target} are the same folder ({os.path.realpath(target)}); merging it into itself would delete what "
+            "it holds, so nothing was done"
         )
     if relation == "target_inside":
         raise MergeError(
-            "%s resolves to %s, inside %s: a folder cannot be merged into its own subfolder; "
-            "move that folder out first" % (target, os.path.realpath(target), source)
+            f"{target} resolves to {os.path.realpath(target)}, inside {source}: a folder cannot be merged into its own subfolder; "
+            "move that folder out first"
         )
     if relation == "source_inside":
         raise MergeError(
-            "%s lies inside %s (%s): a folder cannot be merged into its own parent; move it "
-            "out first" % (source, target, os.path.realpath(target))
+            f"{source} lies inside {target} ({os.path.realpath(target)}): a folder cannot be merged into its own parent; move it "
+            "out first"
         )
 
 
@@ -214,7 +213,7 @@ class Scratch:
                 return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path, token
             except FileExistsError:
                 self.forget(token)
-        raise MergeError("could not find a free scratch name in %s" % directory)
+        raise MergeError(f"could not find a free scratch name in {directory}")
 
     def new_dir(self, parent, prefix):
         """The path of a new, empty scratch directory ``<prefix><token>`` in `parent`, mode 0700.
@@ -230,21 +229,21 @@ class Scratch:
                 return path
             except FileExistsError:
                 self.forget(token)
-        raise MergeError("could not find a free scratch name in %s" % parent)
+        raise MergeError(f"could not find a free scratch name in {parent}")
 
     def new_link(self, beside, text):
         """(path, token) of a new scratch link holding `text`, in the folder of `beside`."""
         parent, name = os.path.split(beside)
         for _dummy in range(100):
             token = self._token()
-            path = os.path.join(parent, ".%s%s%s" % (name, LINK_TMP_MARK, token))
+            path = os.path.join(parent, f".{name}{LINK_TMP_MARK}{token}")
             self._record(token, path, "link", text)
             try:
                 os.symlink(text, path)
                 return path, token
             except FileExistsError:
                 self.forget(token)
-        raise MergeError("could not find a free temporary name beside %s" % beside)
+        raise MergeError(f"could not find a free temporary name beside {beside}")
 
     def records(self):
         """[(token, record dict or None)] of every record (None: unreadable, written half)."""
@@ -331,7 +330,7 @@ class MergePlan:
         self.scratch = Scratch(state_dir)
         self.operations = []
         if entry_kind(source) != "dir":
-            raise MergeError("%s is not a real directory; only a directory (not a link) can be merged" % source)
+            raise MergeError(f"{source} is not a real directory; only a directory (not a link) can be merged")
         check_folders(source, target)
         self._device = os.lstat(source).st_dev
         for _dummy, path, kind in self.scratch.leftovers():
@@ -363,8 +362,8 @@ class MergePlan:
             src_kind = entry_kind(src)
             if src_kind == "dir" and os.lstat(src).st_dev != self._device:
                 raise MergeError(
-                    "%s is a mount point inside %s; unmount it or move it out of the way "
-                    "first, a mount cannot be merged" % (src, self.source)
+                    f"{src} is a mount point inside {self.source}; unmount it or move it out of the way "
+                    "first, a mount cannot be merged"
                 )
             dst_kind = entry_kind(dst)
             if dst_kind == "link" and src_kind == "dir" and self._links_into_source(dst):
@@ -373,9 +372,8 @@ class MergePlan:
                 # would hide the folder and loop once the source becomes a link to the target.
                 if not os.path.samestat(os.stat(dst), os.lstat(src)):
                     raise MergeError(
-                        "%s is a link to %s, inside %s, which is being merged into %s: it would loop "
-                        "afterwards. Replace %s by a real folder (or remove the link) and run again"
-                        % (dst, os.path.realpath(dst), self.source, self.target, dst)
+                        f"{dst} is a link to {os.path.realpath(dst)}, inside {self.source}, which is being merged into {self.target}: it would loop "
+                        f"afterwards. Replace {dst} by a real folder (or remove the link) and run again"
                     )
                 # The link shows this very folder: the folder takes the link's place.
                 self.operations.append(("unlink_link", dst, os.readlink(dst)))
@@ -384,12 +382,12 @@ class MergePlan:
                 self.operations.append(("move", src, dst))
             elif src_kind == "dir" and dst_kind == "dir" and name != ".git":
                 if os.path.samestat(os.lstat(src), os.lstat(dst)):
-                    raise MergeError("%s and %s are the same folder (a bind mount?); nothing was done" % (src, dst))
+                    raise MergeError(f"{src} and {dst} are the same folder (a bind mount?); nothing was done")
                 self._walk(src, dst)
                 self.operations.append(("rmdir", src, None))
             elif src_kind == "file" and dst_kind == "file" and filecmp.cmp(src, dst, shallow=False):
                 if same_entry(src, dst):
-                    raise MergeError("%s and %s are one file; nothing was done" % (src, dst))
+                    raise MergeError(f"{src} and {dst} are one file; nothing was done")
                 self.operations.append(("drop", src, dst))
             else:
                 clash = clash_name(dst, self.stamp, taken=taken)
@@ -423,11 +421,11 @@ def _copy_verified(src, dst, scratch):
         after = os.stat(src)
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
             raise MergeError(
-                "%s changed while it was being copied; nothing was deleted, run again "
-                "once it is no longer being written" % src
+                f"{src} changed while it was being copied; nothing was deleted, run again "
+                "once it is no longer being written"
             )
         if sha256_file(tmp) != source_hash.hexdigest() or os.path.getsize(tmp) != after.st_size:
-            raise MergeError("the copy of %s at %s does not match the original; nothing was deleted" % (src, dst))
+            raise MergeError(f"the copy of {src} at {dst} does not match the original; nothing was deleted")
         _copy_owner(before, tmp)
         os.chmod(tmp, stat.S_IMODE(before.st_mode))
         os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -453,7 +451,7 @@ def publish_no_clobber(src, dst):
     Filesystems without hard links fall back to a checked rename.
     """
     if not link_no_clobber(src, dst):
-        raise MergeError("%s appeared while moving %s there; nothing was overwritten, run again" % (dst, src))
+        raise MergeError(f"{dst} appeared while moving {src} there; nothing was overwritten, run again")
     if os.path.lexists(src):
         os.unlink(src)
 
@@ -462,7 +460,7 @@ def move_no_clobber(src, dst, scratch=None):
     """Move one entry (file, link, directory tree) to the free name `dst`, crash-safely."""
     scratch = scratch or Scratch()
     if os.path.lexists(dst):
-        raise MergeError("%s appeared while moving %s there; nothing was overwritten, run again" % (dst, src))
+        raise MergeError(f"{dst} appeared while moving {src} there; nothing was overwritten, run again")
     kind = entry_kind(src)
     same_fs = os.lstat(src).st_dev == os.stat(os.path.dirname(dst)).st_dev
     if same_fs:
@@ -496,8 +494,8 @@ def move_no_clobber(src, dst, scratch=None):
         os.rmdir(src)
     else:
         raise MergeError(
-            "%s is a special file (socket, device or pipe) and cannot be copied to "
-            "another filesystem; move it away by hand" % src
+            f"{src} is a special file (socket, device or pipe) and cannot be copied to "
+            "another filesystem; move it away by hand"
         )
 
 
@@ -530,8 +528,8 @@ def preflight(source, target, identity=True):
             if kind == "dir":
                 if os.lstat(path).st_dev != device:
                     raise MergeError(
-                        "%s is a mount point inside %s; unmount it or move it out of the way "
-                        "first, a mount cannot be merged" % (path, source)
+                        f"{path} is a mount point inside {source}; unmount it or move it out of the way "
+                        "first, a mount cannot be merged"
                     )
                 counterpart = os.path.join(target, os.path.relpath(path, source))
                 if (
@@ -540,15 +538,14 @@ def preflight(source, target, identity=True):
                     and not os.path.samestat(os.stat(counterpart), os.lstat(path))
                 ):
                     raise MergeError(
-                        "%s is a link to %s, inside %s, which is being merged into %s: it would loop "
-                        "afterwards. Replace %s by a real folder (or remove the link) and run again"
-                        % (counterpart, os.path.realpath(counterpart), source, target, counterpart)
+                        f"{counterpart} is a link to {os.path.realpath(counterpart)}, inside {source}, which is being merged into {target}: it would loop "
+                        f"afterwards. Replace {counterpart} by a real folder (or remove the link) and run again"
                     )
                 pending.append(path)
             elif kind == "other" and crossing:
                 raise MergeError(
-                    "%s is a special file (socket, device or pipe) and cannot be copied to "
-                    "another filesystem; move it away by hand" % path
+                    f"{path} is a special file (socket, device or pipe) and cannot be copied to "
+                    "another filesystem; move it away by hand"
                 )
 
 
@@ -560,11 +557,11 @@ def apply_plan(plan):
             move_no_clobber(src, dst, scratch)
         elif action == "drop":
             if same_entry(src, dst) or not filecmp.cmp(src, dst, shallow=False):
-                raise MergeError("%s changed during the merge; it was left in place, run again" % src)
+                raise MergeError(f"{src} changed during the merge; it was left in place, run again")
             os.unlink(src)
         elif action == "unlink_link":
             if entry_kind(src) != "link" or os.readlink(src) != dst:
-                raise MergeError("%s changed during the merge; it was left in place, run again" % src)
+                raise MergeError(f"{src} changed during the merge; it was left in place, run again")
             os.unlink(src)  # only a link: the folder it showed is moved to its name next
         elif action == "discard_partial":
             scratch.sweep()
@@ -574,7 +571,7 @@ def apply_plan(plan):
             except OSError as exc:
                 if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
                     raise MergeError(
-                        "%s is not empty after merging its contents (%s); something wrote "
-                        "into it during the run, run again" % (src, ", ".join(sorted(os.listdir(src))))
+                        f"{src} is not empty after merging its contents ({', '.join(sorted(os.listdir(src)))}); something wrote "
+                        "into it during the run, run again"
                     ) from None
                 raise

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The start stamp: what a clean provisioning run depended on, so the next start can skip it.
@@ -126,7 +125,7 @@ class StartStamp:
         if problem:
             return {"problem": problem}
         rc, status, dummy = self._git.run("status", "--porcelain", "--untracked-files=no", repo=checkout)
-        return {"head": self._git.head(checkout), "status": status if rc == 0 else "error %d" % rc}
+        return {"head": self._git.head(checkout), "status": status if rc == 0 else f"error {rc}"}
 
     def observe(self):
         """The stamp this state would get, with the given paths and inputs digest."""
@@ -161,7 +160,7 @@ class StartStamp:
         """
         recorded = self.read()
         if recorded is None:
-            return False, ["no stamp of an earlier clean run at %s" % self.path]
+            return False, [f"no stamp of an earlier clean run at {self.path}"]
         if recorded.get("inputs") != self.inputs:
             return False, ["the inputs changed (variables, environment, collection or ansible version)"]
         reasons = []
@@ -171,21 +170,21 @@ class StartStamp:
             if path in expected and then == ["missing"]:
                 # Still downloading at the last start: it only has to be there by now.
                 if now[0] != "file":
-                    reasons.append("%s: not there yet (downloading at the last start?)" % path)
+                    reasons.append(f"{path}: not there yet (downloading at the last start?)")
             elif now != then or now[0] == "error":
-                reasons.append("%s: %s" % (path, _describe(then, now)))
+                reasons.append(f"{path}: {_describe(then, now)}")
         for root, then in sorted((recorded.get("trees") or {}).items()):
             if tree_fingerprint(root) != then:
-                reasons.append("%s: something in it changed" % root)
+                reasons.append(f"{root}: something in it changed")
         for path, then in sorted((recorded.get("contents") or {}).items()):
             if then is None or content_digest(path) != then:
-                reasons.append("%s: its content changed" % path)
+                reasons.append(f"{path}: its content changed")
         for checkout, then in sorted((recorded.get("git") or {}).items()):
             now = self._git_state(checkout)
             if now != then or "problem" in now:
-                reasons.append("%s: %s" % (checkout, now.get("problem") or "HEAD or tracked files changed"))
+                reasons.append(f"{checkout}: {now.get('problem') or 'HEAD or tracked files changed'}")
         return not reasons, reasons[:MAX_REASONS] + (
-            ["... and %d more" % (len(reasons) - MAX_REASONS)] if len(reasons) > MAX_REASONS else []
+            ["... and %s more" % (len(reasons) - MAX_REASONS)] if len(reasons) > MAX_REASONS else []
         )
 
     def record(self):
@@ -206,7 +205,7 @@ class StartStamp:
             try:
                 os.unlink(self.path)
             except OSError as exc:
-                raise StartStampError("Cannot remove the start stamp %s: %s" % (self.path, exc.strerror)) from exc
+                raise StartStampError(f"Cannot remove the start stamp {self.path}: {exc.strerror}") from exc
         return exists, before
 
     def _write(self, text):
@@ -214,12 +213,12 @@ class StartStamp:
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
         except OSError as exc:
-            raise StartStampError("Cannot write the start stamp in %s: %s" % (directory, exc.strerror)) from exc
+            raise StartStampError(f"Cannot write the start stamp in {directory}: {exc.strerror}") from exc
         try:
             # 0600 from the first byte: the inputs digest covers tokens.
             write_file_atomic(self.path, text, mode=0o600, keep_owner=False, tmp_prefix=".start-stamp-")
         except OSError as exc:
-            raise StartStampError("Cannot write the start stamp %s: %s" % (self.path, exc.strerror)) from exc
+            raise StartStampError(f"Cannot write the start stamp {self.path}: {exc.strerror}") from exc
 
 
 def _describe(then, now):
@@ -228,11 +227,11 @@ def _describe(then, now):
     if then[0] == "missing":
         return "appeared"
     if now[0] != then[0]:
-        return "was a %s, is a %s now" % (then[0], now[0])
+        return f"was a {then[0]}, is a {now[0]} now"
     if now[0] == "link" and now[1] == then[1]:
         return "what it links to changed"
     if now[0] == "link":
-        return "points to %s now (was %s)" % (now[1], then[1])
+        return f"points to {now[1]} now (was {then[1]})"
     if now[0] == "error":
-        return "cannot be read (errno %s)" % now[1]
+        return f"cannot be read (errno {now[1]})"
     return "modified"

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Seed template workflows into workflow folders without ever losing a user's edit.
@@ -71,11 +70,11 @@ def _read(path):
 def backup_name(path, now=None):
     """A free ``<path>.<YYYYmmddTHHMMSS>~`` (with ``-N`` added when that second is taken)."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(now))
-    candidate = "%s.%s~" % (path, stamp)
+    candidate = f"{path}.{stamp}~"
     counter = 1
     while os.path.lexists(candidate):
         counter += 1
-        candidate = "%s.%s-%d~" % (path, stamp, counter)
+        candidate = f"{path}.{stamp}-{counter}~"
     return candidate
 
 
@@ -83,11 +82,11 @@ def _as_diff_text(content):
     if content is None:
         return ""
     if len(content) > DIFF_MAX_BYTES:
-        return "(%d bytes)\n" % len(content)
+        return f"({len(content)} bytes)\n"
     try:
         return content.decode("utf-8")
     except UnicodeDecodeError:
-        return "(%d bytes of binary data)\n" % len(content)
+        return f"({len(content)} bytes of binary data)\n"
 
 
 def _check_folders(directory):
@@ -99,7 +98,7 @@ def _check_folders(directory):
     while directory and not os.path.isdir(directory):
         if os.path.lexists(directory):
             raise WorkflowSeedError(
-                "%s is in the way of a workflow folder (it is not a folder); move it aside and run again." % directory
+                f"{directory} is in the way of a workflow folder (it is not a folder); move it aside and run again."
             )
         missing.append(directory)
         directory = os.path.dirname(directory)
@@ -114,11 +113,11 @@ class WorkflowSeeder:
 
     def __init__(self, templates_dir, dest_dirs, force=False, file_mode=0o644, dir_mode=0o755):
         if not os.path.isabs(templates_dir):
-            raise WorkflowSeedError("templates_dir %r is not an absolute path." % templates_dir)
+            raise WorkflowSeedError(f"templates_dir {templates_dir!r} is not an absolute path.")
         for dest_dir in dest_dirs:
             if not os.path.isabs(dest_dir):
                 raise WorkflowSeedError(
-                    "Destination %r is not an absolute path; give the full path of the workflow folder." % dest_dir
+                    f"Destination {dest_dir!r} is not an absolute path; give the full path of the workflow folder."
                 )
         self.templates_dir = templates_dir
         self.dest_dirs = list(dest_dirs)
@@ -202,4 +201,4 @@ class WorkflowSeeder:
             self._make_dirs(directory)
             write_file_atomic(dest, content, new_file_mode=self.file_mode)
         except OSError as exc:
-            raise WorkflowSeedError("Cannot write into %s: %s" % (directory, exc)) from exc
+            raise WorkflowSeedError(f"Cannot write into {directory}: {exc}") from exc

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiclipse team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Make shortcut paths symbolic links to directories inside a vault, never losing data.
@@ -139,14 +138,14 @@ def describe(path):
     kind = entry_kind(path)
     if kind == "link":
         text = os.readlink(path)
-        return "%s -> %s%s" % (path, text, "" if os.path.exists(path) else " (dangling)")
+        return f"{path} -> {text}{('' if os.path.exists(path) else ' (dangling)')}"
     if kind == "dir":
-        return "%s: directory with %d entries" % (path, len(os.listdir(path)))
+        return f"{path}: directory with {len(os.listdir(path))} entries"
     if kind == "file":
-        return "%s: file of %d bytes" % (path, os.lstat(path).st_size)
+        return f"{path}: file of {os.lstat(path).st_size} bytes"
     if kind == "other":
-        return "%s: special file" % path
-    return "%s: absent" % path
+        return f"{path}: special file"
+    return f"{path}: absent"
 
 
 class WorkspaceLinks:
@@ -185,7 +184,7 @@ class WorkspaceLinks:
         errors = []
         for label, value in (("root", self.root), ("vault", self.vault)):
             if not isinstance(value, str) or not os.path.isabs(value):
-                errors.append("%s must be an absolute path, got %r" % (label, value))
+                errors.append(f"{label} must be an absolute path, got {value!r}")
         if errors:
             raise WorkspaceLinkError("; ".join(errors))
         self.root = os.path.normpath(self.root)
@@ -194,11 +193,11 @@ class WorkspaceLinks:
             raise WorkspaceLinkError("vault must not be the filesystem root /")
         if os.path.lexists(self.vault) and not os.path.isdir(self.vault):
             raise WorkspaceLinkError(
-                "vault %s exists but is not a directory; move it away or point vault elsewhere" % self.vault
+                f"vault {self.vault} exists but is not a directory; move it away or point vault elsewhere"
             )
         if self.on_conflict not in ON_CONFLICT_CHOICES:
             raise WorkspaceLinkError(
-                "on_conflict must be one of %s, got %r" % (", ".join(ON_CONFLICT_CHOICES), self.on_conflict)
+                f"on_conflict must be one of {', '.join(ON_CONFLICT_CHOICES)}, got {self.on_conflict!r}"
             )
         if not isinstance(self.links, dict) or not self.links:
             raise WorkspaceLinkError("links must be a non-empty mapping of shortcut name -> target in the vault")
@@ -236,55 +235,55 @@ class WorkspaceLinks:
 
     def _parse_directory(self, directory, shortcuts):
         if not isinstance(directory, str) or not directory.strip() or ".." in directory.split("/"):
-            return None, 'directories must be paths inside the vault without "..", got %r' % (directory,)
+            return None, f'directories must be paths inside the vault without "..", got {directory!r}'
         path = os.path.normpath(directory if os.path.isabs(directory) else os.path.join(self.vault, directory))
         if not _is_inside(path, self.vault):
-            return None, "directory %r resolves to %s, outside the vault %s" % (directory, path, self.vault)
+            return None, f"directory {directory!r} resolves to {path}, outside the vault {self.vault}"
         if self._in_state_dir(path):
-            return None, "directory %r lies in the vault's state folder %s/.state" % (directory, self.vault)
+            return None, f"directory {directory!r} lies in the vault's state folder {self.vault}/.state"
         for shortcut in shortcuts:
             if path == shortcut.path or _is_inside(path, shortcut.path):
                 return None, (
-                    "directory %r lies at or inside shortcut %r, which becomes a link; name it "
-                    "through the link target instead" % (directory, shortcut.name)
+                    f"directory {directory!r} lies at or inside shortcut {shortcut.name!r}, which becomes a link; name it "
+                    "through the link target instead"
                 )
         return path, None
 
     def _parse(self, name, target):
         if not isinstance(name, str) or not name.strip():
-            return None, "shortcut names must be non-empty strings, got %r" % (name,)
+            return None, f"shortcut names must be non-empty strings, got {name!r}"
         if os.path.isabs(name):
             return None, (
-                "shortcut %r must be relative to root %s (it is joined to root); use a name "
-                'such as "models"' % (name, self.root)
+                f"shortcut {name!r} must be relative to root {self.root} (it is joined to root); use a name "
+                'such as "models"'
             )
         if ".." in name.split("/") or os.path.normpath(name) == ".":
-            return None, 'shortcut %r must name a path below root %s, without ".."' % (name, self.root)
+            return None, f'shortcut {name!r} must name a path below root {self.root}, without ".."'
         if not isinstance(target, str) or not target.strip():
-            return None, "target of shortcut %r must be a non-empty path inside the vault" % name
+            return None, f"target of shortcut {name!r} must be a non-empty path inside the vault"
         path = os.path.join(self.root, os.path.normpath(name))
         target_path = os.path.normpath(target if os.path.isabs(target) else os.path.join(self.vault, target))
         if target_path != self.vault and not _is_inside(target_path, self.vault):
             return None, (
-                "target %r of shortcut %r resolves to %s, outside the vault %s; targets must be "
-                "inside the vault" % (target, name, target_path, self.vault)
+                f"target {target!r} of shortcut {name!r} resolves to {target_path}, outside the vault {self.vault}; targets must be "
+                "inside the vault"
             )
         if self._in_state_dir(target_path):
             return None, (
-                "target %r of shortcut %r lies in the vault's state folder %s/.state, which is "
-                "the collection's own" % (target, name, self.vault)
+                f"target {target!r} of shortcut {name!r} lies in the vault's state folder {self.vault}/.state, which is "
+                "the collection's own"
             )
         if path == self.vault:
-            return None, "shortcut %r is the vault itself (%s); the vault is never replaced by a link" % (name, path)
+            return None, f"shortcut {name!r} is the vault itself ({path}); the vault is never replaced by a link"
         if _is_inside(self.vault, path):
             return None, (
-                "shortcut %r (%s) contains the vault %s; replacing it by a link would hide the "
-                "vault" % (name, path, self.vault)
+                f"shortcut {name!r} ({path}) contains the vault {self.vault}; replacing it by a link would hide the "
+                "vault"
             )
         if target_path == path or _is_inside(target_path, path) or _is_inside(path, target_path):
             return None, (
-                "shortcut %r (%s) and its target %s contain one another; a link there would "
-                "loop or hide its own target" % (name, path, target_path)
+                f"shortcut {name!r} ({path}) and its target {target_path} contain one another; a link there would "
+                "loop or hide its own target"
             )
         return Shortcut(name, path, target_path), None
 
@@ -296,16 +295,14 @@ class WorkspaceLinks:
             if index == position:
                 continue
             if other.path == shortcut.path and index < position:
-                errors.append("shortcuts %r and %r are the same path %s" % (other.name, shortcut.name, shortcut.path))
+                errors.append(f"shortcuts {other.name!r} and {shortcut.name!r} are the same path {shortcut.path}")
             if _is_inside(other.path, shortcut.path):
                 errors.append(
-                    "shortcut %r lies inside shortcut %r; it would be created through a link"
-                    % (other.name, shortcut.name)
+                    f"shortcut {other.name!r} lies inside shortcut {shortcut.name!r}; it would be created through a link"
                 )
             if other.target == shortcut.path or _is_inside(other.target, shortcut.path):
                 errors.append(
-                    "target %s of shortcut %r lies inside shortcut %r, which becomes a link"
-                    % (other.target, other.name, shortcut.name)
+                    f"target {other.target} of shortcut {other.name!r} lies inside shortcut {shortcut.name!r}, which becomes a link"
                 )
         return errors
 
@@ -343,8 +340,8 @@ class WorkspaceLinks:
             final, followed = resolve(shortcut.target, overrides)
             if final is None:
                 errors.append(
-                    "the links on the way to %s (%s) would form a loop once %s links to it; "
-                    "point one of them at a real folder" % (shortcut.target, " -> ".join(followed[:6]), shortcut.path)
+                    f"the links on the way to {shortcut.target} ({' -> '.join(followed[:6])}) would form a loop once {shortcut.path} links to it; "
+                    "point one of them at a real folder"
                 )
         return errors
 
@@ -355,19 +352,19 @@ class WorkspaceLinks:
             return []  # a loop with no folder at its end holds no data: moved aside like any link
         if _at_or_inside(real_vault, now):
             return [
-                "target %s resolves to %s, %s; point it at a folder of its own inside the vault"
-                % (target, now, "the vault itself" if now == real_vault else "which contains the vault")
+                f"target {target} resolves to {now}, "
+                f"{'the vault itself' if now == real_vault else 'which contains the vault'}; "
+                "point it at a folder of its own inside the vault"
             ]
         if _is_inside(now, os.path.join(real_vault, ".state")) or now == os.path.join(real_vault, ".state"):
-            return ["target %s resolves to %s, in the vault's state folder; point it elsewhere" % (target, now)]
+            return [f"target {target} resolves to {now}, in the vault's state folder; point it elsewhere"]
         through = [link for link in followed if link in changing_links]
         # The target's own entry is a link (not a path that only leads through one above it).
         own_link = entry_kind(target) == "link" and _at_or_inside(os.path.realpath(os.path.dirname(target)), real_vault)
         if through and not own_link:
             return [
-                "%s reaches %s through the link %s, and %s will become a link to %s: the links would "
-                "loop. Replace %s by a real folder or point it at %s directly"
-                % (target, now, followed[0], through[0], target, followed[0], now)
+                f"{target} reaches {now} through the link {followed[0]}, and {through[0]} will become a link to {target}: the links would "
+                f"loop. Replace {followed[0]} by a real folder or point it at {now} directly"
             ]
         if through and os.path.isdir(now):
             # The vault folder keeps showing the same folder; only the hop through the shortcut
@@ -382,14 +379,14 @@ class WorkspaceLinks:
             return self._judge_adoption(shortcut, followed)
         if _is_inside(now, real_path):
             return [
-                "target %s resolves to %s, inside %s, the folder that would be merged into it: a folder "
+                f"target {target} resolves to {now}, inside {path}, the folder that would be merged into it: a folder "
                 "cannot be merged into its own subfolder. Move that folder into the vault yourself "
-                "(rm %s && mv %s %s) and run again" % (target, now, path, target, now, target)
+                f"(rm {target} && mv {now} {target}) and run again"
             ]
         if _is_inside(real_path, now):
             return [
-                "target %s resolves to %s, which contains %s: merging it there would move a folder into "
-                "its own parent. Point %s at a folder of its own" % (target, now, path, target)
+                f"target {target} resolves to {now}, which contains {path}: merging it there would move a folder into "
+                f"its own parent. Point {target} at a folder of its own"
             ]
         return []
 
@@ -405,17 +402,16 @@ class WorkspaceLinks:
         ):
             hop = followed[0] if followed else target
             return [
-                "%s is the folder %s itself, through the link %s, which is not the target: a folder "
-                "cannot be moved into itself. Replace %s by a real folder (or remove it) and run again"
-                % (target, path, hop, hop)
+                f"{target} is the folder {path} itself, through the link {hop}, which is not the target: a folder "
+                f"cannot be moved into itself. Replace {hop} by a real folder (or remove it) and run again"
             ]
         if self.on_conflict == "fail":
             if self.adopt_only:
                 return []  # left as it is; the full run says what to do
             return [
-                "%s is a real directory and the vault's %s links to it; on_conflict=fail leaves it alone. "
+                f"{path} is a real directory and the vault's {target} links to it; on_conflict=fail leaves it alone. "
                 "Use on_conflict=merge or backup to move it into the vault, or move it there yourself "
-                "(rm %s && mv %s %s)" % (path, target, target, path, target)
+                f"(rm {target} && mv {path} {target})"
             ]
         same_fs = os.lstat(path).st_dev == os.stat(parent).st_dev
         shortcut.adopt = "renamed" if same_fs else "copied"
@@ -430,8 +426,8 @@ class WorkspaceLinks:
         real_path = os.path.realpath(path)
         if _at_or_inside(os.path.realpath(nearest_existing(parent)), real_path):
             return [
-                "%s lies inside %s, the folder that would move there: a folder cannot be moved into "
-                "itself. Point the vault elsewhere" % (target, path)
+                f"{target} lies inside {path}, the folder that would move there: a folder cannot be moved into "
+                "itself. Point the vault elsewhere"
             ]
         same_fs = os.lstat(path).st_dev == os.stat(nearest_existing(parent)).st_dev
         shortcut.adopt = "renamed" if same_fs else "copied"
@@ -445,15 +441,15 @@ class WorkspaceLinks:
         kind = entry_kind(path)
         if kind in ("dir", "file", "other") and os.path.ismount(path):
             errors.append(
-                "%s is a mount point; a mount is never replaced by a link. Unmount it, or "
-                "mount the volume at the vault instead" % path
+                f"{path} is a mount point; a mount is never replaced by a link. Unmount it, or "
+                "mount the volume at the vault instead"
             )
             return errors
         parent = os.path.dirname(path)
         while parent != self.root and len(parent) > len(self.root) and not os.path.lexists(parent):
             parent = os.path.dirname(parent)
         if os.path.lexists(parent) and not os.path.isdir(parent):
-            errors.append("%s cannot be created: %s is not a directory" % (path, parent))
+            errors.append(f"{path} cannot be created: {parent} is not a directory")
         if shortcut.adopt:
             try:
                 # The folder moves whole: only what a copy across filesystems cannot take matters.
@@ -462,8 +458,8 @@ class WorkspaceLinks:
                 errors.append(str(exc))
         elif kind in ("file", "other", "dir") and self.on_conflict == "fail":
             errors.append(
-                "%s is a real %s, not a link, and on_conflict=fail leaves it alone; move it "
-                "away, or use on_conflict=merge or backup" % (path, "directory" if kind == "dir" else "file")
+                f"{path} is a real {('directory' if kind == 'dir' else 'file')}, not a link, and on_conflict=fail leaves it alone; move it "
+                "away, or use on_conflict=merge or backup"
             )
         elif kind == "dir" and self.on_conflict == "merge":
             try:
@@ -485,13 +481,13 @@ class WorkspaceLinks:
         if not os.path.isdir(self.vault):
             changed = True
             before.append(describe(self.vault))
-            after.append("%s: directory" % self.vault)
+            after.append(f"{self.vault}: directory")
             if not self.check_mode:
                 os.makedirs(self.vault)
         swept = self.scratch.sweep(self.check_mode)
         if swept:
             changed = True
-            after.extend("  removed %s, left by an interrupted run" % p for p in swept)
+            after.extend(f"  removed {p}, left by an interrupted run" for p in swept)
         # Vault folders first: adopted folders move in and links through a shortcut are
         # straightened before anything is created inside them.
         vault_side = {}
@@ -507,7 +503,7 @@ class WorkspaceLinks:
             if created:
                 changed = True
                 before.append(describe(path))
-                after.append("%s: directory" % path)
+                after.append(f"{path}: directory")
                 after.extend([moved_note] if moved_note else [])
         for shortcut in self.shortcuts:
             record, steps = self._plan_one(shortcut, vault_side[shortcut.name], swept)
@@ -533,7 +529,7 @@ class WorkspaceLinks:
             if shortcut.adopt:
                 fields, notes, steps = self._plan_vault_side(shortcut)
                 before.append(fields["before"])
-                after.append("%s -> %s" % (shortcut.path, shortcut.target))
+                after.append(f"{shortcut.path} -> {shortcut.target}")
                 after.extend(notes)
                 if not self.check_mode and not os.path.isdir(self.vault):
                     os.makedirs(self.vault)
@@ -551,13 +547,12 @@ class WorkspaceLinks:
         if shortcut.retarget:
             was, now = shortcut.retarget
             fields["target_relinked"] = {"was": was, "now": now}
-            notes.append("  %s now links straight to %s (was %s, through a shortcut)" % (shortcut.target, now, was))
+            notes.append(f"  {shortcut.target} now links straight to {now} (was {was}, through a shortcut)")
             steps.append(("link", shortcut.target, now))
         elif shortcut.adopt:
             fields["adopted"] = {"from": shortcut.path, "to": shortcut.target, "how": shortcut.adopt}
             notes.append(
-                "  adopted %s: the folder itself moved into the vault as %s (%s)"
-                % (shortcut.path, shortcut.target, shortcut.adopt)
+                f"  adopted {shortcut.path}: the folder itself moved into the vault as {shortcut.target} ({shortcut.adopt})"
             )
             steps.append(("adopt", shortcut))
         return fields, notes, steps
@@ -581,7 +576,7 @@ class WorkspaceLinks:
             elif action == "adopt":
                 self._adopt(step[1])
             else:
-                raise ValueError("unknown step %r" % (step,))
+                raise ValueError(f"unknown step {step!r}")
 
     def _adopt(self, shortcut):
         """Move the shortcut's real folder into the vault in place of the vault's link to it.
@@ -633,7 +628,7 @@ class WorkspaceLinks:
                 p
                 for p in swept
                 if os.path.dirname(p) == os.path.dirname(path)
-                and os.path.basename(p).startswith(".%s%s" % (os.path.basename(path), LINK_TMP_MARK))
+                and os.path.basename(p).startswith(f".{os.path.basename(path)}{LINK_TMP_MARK}")
             ],
         }
         after = list(notes)
@@ -644,7 +639,7 @@ class WorkspaceLinks:
             steps.extend(target_steps)
             after.extend([moved_note] if moved_note else [])
             if record["target_created"]:
-                after.append("  created directory %s" % target)
+                after.append(f"  created directory {target}")
 
         kind = entry_kind(path)
         if shortcut.adopt:
@@ -668,15 +663,14 @@ class WorkspaceLinks:
                 "discarded_partials": sum(1 for p in swept if _is_inside(p, target)),
             }
             after.append(
-                "  merged %s into %s: %d moved, %d identical dropped, %d kept under a new name"
-                % (path, target, plan.count("move"), plan.count("drop"), len(kept_both))
+                f"  merged {path} into {target}: {plan.count('move')} moved, {plan.count('drop')} identical dropped, {len(kept_both)} kept under a new name"
             )
-            after.extend("  kept both: %s -> %s" % (item["from"], item["to"]) for item in kept_both)
+            after.extend(f"  kept both: {item['from']} -> {item['to']}" for item in kept_both)
             steps += [("merge", plan), ("link", path, target)]
         else:
             record["action"] = "backed_up"
             record["backup"] = clash_name(path, self.stamp, "backup")
-            after.append("  moved %s aside to %s" % (path, record["backup"]))
+            after.append(f"  moved {path} aside to {record['backup']}")
             steps += [("rename", path, record["backup"]), ("link", path, target)]
 
         record["changed"] = (
@@ -685,7 +679,7 @@ class WorkspaceLinks:
             or bool(record["leftover_links_removed"])
             or bool(record["target_relinked"])
         )
-        after.insert(0, "%s -> %s" % (path, target))
+        after.insert(0, f"{path} -> {target}")
         record["after_lines"] = after
         return record, steps
 
@@ -708,7 +702,7 @@ class WorkspaceLinks:
                 continue
             if not created and os.path.lexists(current):
                 backup = clash_name(current, self.stamp, "backup")
-                moved_note = "  moved %s aside to %s (a directory is needed there)" % (describe(current), backup)
+                moved_note = f"  moved {describe(current)} aside to {backup} (a directory is needed there)"
                 steps.append(("rename", current, backup))
             created = True
             steps.append(("mkdir", current))
