@@ -18,6 +18,7 @@ import subprocess
 import pytest
 
 from harness.ansible_run import run_playbook
+from harness.fleet_runs import fleet_summary, run_fleet_playbook
 from harness.fleet_pods import BROKEN_TEMPLATE, TEMPLATE, running_fleet
 from harness.paths import REPO, VENV_BIN
 
@@ -35,14 +36,6 @@ def recap(output):
     }
 
 
-def summary(output):
-    block = output[output.index("FLEET SUMMARY") :]
-    return {
-        m.group(1): (m.group(2), m.group(3))
-        for m in re.finditer(r"^  (\S+)\s+(provisioned|failed|unreachable): (.*)$", block, re.M)
-    }
-
-
 def pinned_keys(known_hosts, port):
     found = subprocess.run(
         ["ssh-keygen", "-F", f"[127.0.0.1]:{port}", "-f", str(known_hosts)], capture_output=True, text=True, check=False
@@ -57,15 +50,7 @@ def fleet(tmp_path, podman_image):
 
 
 def run_fleet(fleet, *args):
-    run = run_playbook(
-        FLEET,
-        inventory=fleet["inventory"],
-        json_output=False,
-        args=args,
-        env={"RUNPOD_API_KEY": KEY, "AICLIPSE_FLEET_RETRY_FILE": str(fleet["retry"])},
-    )
-    assert KEY not in run.stdout + run.stderr
-    return run
+    return run_fleet_playbook(FLEET, fleet["inventory"], KEY, fleet["retry"], *args)
 
 
 def test_changed_host_key_is_refused_the_others_carry_on_and_a_retry_runs_only_the_rest(fleet):
@@ -74,7 +59,7 @@ def test_changed_host_key_is_refused_the_others_carry_on_and_a_retry_runs_only_t
     # 1. First contact: every pod provisioned, each one's host key pinned.
     first = run_fleet(fleet)
     assert first.rc == 0, first.stdout[-4000:] + first.stderr[-2000:]
-    assert {name: outcome for name, (outcome, _d) in summary(first.stdout).items()} == dict.fromkeys(
+    assert {name: outcome for name, (outcome, _d) in fleet_summary(first.stdout)[1].items()} == dict.fromkeys(
         NAMES, "provisioned"
     )
     assert not fleet["retry"].exists()
@@ -89,7 +74,7 @@ def test_changed_host_key_is_refused_the_others_carry_on_and_a_retry_runs_only_t
     pods["pod-d"].stop_sshd()
     second = run_fleet(fleet)
     assert second.rc != 0
-    rows = summary(second.stdout)
+    rows = fleet_summary(second.stdout)[1]
     assert rows["pod-a"][0] == "provisioned"
     assert recap(second.stdout)["pod-a"]["failed"] == 0
     outcome, detail = rows["pod-b"]
@@ -117,7 +102,7 @@ def test_changed_host_key_is_refused_the_others_carry_on_and_a_retry_runs_only_t
     third = run_fleet(fleet, "--limit", f"@{fleet['retry']}", "-vvvv")
     assert third.rc == 0, third.stdout[-4000:] + third.stderr[-2000:]
     assert sorted(recap(third.stdout)) == ["pod-b", "pod-c", "pod-d"]
-    assert {name: outcome for name, (outcome, _d) in summary(third.stdout).items()} == {
+    assert {name: outcome for name, (outcome, _d) in fleet_summary(third.stdout)[1].items()} == {
         "pod-b": "provisioned",
         "pod-c": "provisioned",
         "pod-d": "provisioned",

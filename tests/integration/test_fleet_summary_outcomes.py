@@ -8,12 +8,11 @@ only in an inventory warning. The run that retries them from the retry file prov
 those, and leaves no retry file behind.
 """
 
-import re
 import stat
 
 import pytest
 
-from harness.ansible_run import run_playbook
+from harness.fleet_runs import fleet_summary, run_fleet_playbook
 from harness.runpod_api import RunPodApi, runpod_pod, write_inventory_config
 
 KEY = "rpa_summary_test_key_never_printed_1357"
@@ -38,18 +37,6 @@ PLAYBOOK = """\
 """
 
 
-def summary(output):
-    block = output[output.index("FLEET SUMMARY") :]
-    head = re.search(r"^\d+ pods: .*$", block, re.M).group(0)
-    rows = {
-        m.group(1): (m.group(2), m.group(3))
-        for m in re.finditer(
-            r"^  (\S+)\s+(provisioned with failures|provisioned|failed|unreachable|skipped): (.*)$", block, re.M
-        )
-    }
-    return head, rows
-
-
 @pytest.fixture
 def fleet(tmp_path):
     pods = [
@@ -70,27 +57,19 @@ def fleet(tmp_path):
 
 
 def run_fleet(fleet, fixed, *args):
-    run = run_playbook(
-        fleet["playbook"],
-        {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-            "broken": BROKEN,
-            "fixed": fixed,
-        },
-        inventory=fleet["inventory"],
-        json_output=False,
-        args=args,
-        env={"RUNPOD_API_KEY": KEY, "AICLIPSE_FLEET_RETRY_FILE": str(fleet["retry"])},
-    )
-    assert KEY not in run.stdout + run.stderr
-    return run
+    extra_vars = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        "broken": BROKEN,
+        "fixed": fixed,
+    }
+    return run_fleet_playbook(fleet["playbook"], fleet["inventory"], KEY, fleet["retry"], *args, extra_vars=extra_vars)
 
 
 def test_unclean_and_skipped_pods_are_reported_and_retried(fleet):
     first = run_fleet(fleet, False)
     assert first.rc != 0  # pod-c failed
-    head, rows = summary(first.stdout)
+    head, rows = fleet_summary(first.stdout)
     assert rows["pod-a"][0] == "provisioned"
     assert rows["pod-b"] == ("provisioned with failures", BROKEN)
     assert rows["pod-c"][0] == "failed" and "hugginface" in rows["pod-c"][1]
@@ -105,7 +84,7 @@ def test_unclean_and_skipped_pods_are_reported_and_retried(fleet):
         fleet["api"].pods[3] = runpod_pod("s1", "starting", ssh_port=40404)
     second = run_fleet(fleet, True, "--limit", f"@{fleet['retry']}")
     assert second.rc == 0, second.stdout[-3000:] + second.stderr[-2000:]
-    head, rows = summary(second.stdout)
+    head, rows = fleet_summary(second.stdout)
     assert {host: outcome for host, (outcome, _d) in rows.items()} == dict.fromkeys(
         ("pod-b", "pod-c", "starting"), "provisioned"
     )

@@ -442,8 +442,26 @@ def test_a_url_with_a_bad_port_names_its_line_and_downloads_nothing(pod, served,
 # -- secrets stay on the pod, out of ansible's files -----------------------------------------
 
 
-def test_no_secret_in_any_file_or_argv_while_background_jobs_run(pod, tmp_path, make_origin, s3):
+def watch_background_jobs(pod, secrets, allowed=()):
+    """Scan ansible's temp and async dirs, the vault and every process's argv for `secrets` while
+    the pod's background download jobs run; (scans, [leaks], job results). `allowed`: files the
+    user wrote or that are meant to hold them (0600)."""
     from harness.secret_scan import argv_holding, files_holding
+
+    watched = [pod.env["ANSIBLE_REMOTE_TEMP"], pod.env["ANSIBLE_LOCAL_TEMP"], pod.async_dir, pod.vault]
+    scans, leaks = 0, []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        leaks += [f for f in files_holding(secrets, watched) if str(f[0]) not in allowed] + argv_holding(secrets)
+        scans += 1
+        jobs = [p for p in pod.async_dir.glob("*") if p.is_file()]
+        if jobs and all('"started"' not in p.read_text(errors="replace") for p in jobs):
+            break
+        time.sleep(0.2)
+    return scans, leaks, pod.wait_for_jobs()
+
+
+def test_no_secret_in_any_file_or_argv_while_background_jobs_run(pod, tmp_path, make_origin, s3):
     from harness.throttle_proxy import ThrottleProxy
 
     root = tmp_path / "served"
@@ -460,18 +478,7 @@ def test_no_secret_in_any_file_or_argv_while_background_jobs_run(pod, tmp_path, 
         env = {**r2_env(s3), "R2_ENDPOINT_URL": proxy.endpoint, "HF_TOKEN": HF_TOKEN, "HF_ENDPOINT": f"{origin.url}/hf"}
         run = pod.run(**env)
         assert run.rc == 0, run.stdout[-3000:]
-        watched = [pod.env["ANSIBLE_REMOTE_TEMP"], pod.env["ANSIBLE_LOCAL_TEMP"], pod.async_dir, pod.vault]
-        scans = 0
-        leaks = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            leaks += files_holding(secrets, watched) + argv_holding(secrets)
-            scans += 1
-            jobs = [p for p in pod.async_dir.glob("*") if p.is_file()]
-            if jobs and all('"started"' not in p.read_text(errors="replace") for p in jobs):
-                break
-            time.sleep(0.2)
-        results = pod.wait_for_jobs()
+        scans, leaks, results = watch_background_jobs(pod, secrets)
     assert scans >= 3, "the jobs finished before they could be watched"
     assert leaks == [], leaks
     assert all(not r.get("failed") for r in results), results
@@ -547,7 +554,6 @@ def test_credentials_in_manifest_urls_download_and_never_show(pod, tmp_path, mak
 
 
 def test_credentials_in_manifest_urls_are_not_at_rest_while_the_background_job_runs(pod, tmp_path, make_origin):
-    from harness.secret_scan import argv_holding
 
     root = tmp_path / "served"
     a = write_file(root / "a.bin", 1_500_000, seed=13)
@@ -557,18 +563,8 @@ def test_credentials_in_manifest_urls_are_not_at_rest_while_the_background_job_r
     secrets = [origin.basic_password, origin.token]
     run = pod.run()
     assert run.rc == 0, run.stdout[-3000:]
-    watched = [pod.env["ANSIBLE_REMOTE_TEMP"], pod.env["ANSIBLE_LOCAL_TEMP"], pod.async_dir, pod.vault]
     allowed = {str(pod.vault / "models_manifest.txt"), str(pod.vault / ".state/models/secret-urls.json")}
-    scans, leaks = 0, []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        leaks += [f for f in files_with(secrets, *watched) if f[0] not in allowed] + argv_holding(secrets)
-        scans += 1
-        jobs = [p for p in pod.async_dir.glob("*") if p.is_file()]
-        if jobs and all('"started"' not in p.read_text(errors="replace") for p in jobs):
-            break
-        time.sleep(0.2)
-    results = pod.wait_for_jobs()
+    scans, leaks, results = watch_background_jobs(pod, secrets, allowed)
     assert scans >= 3, "the job finished before it could be watched"
     assert leaks == [], leaks
     assert all(not r.get("failed") for r in results), results

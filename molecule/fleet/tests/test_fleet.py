@@ -10,6 +10,8 @@ import subprocess
 
 import pytest
 
+from harness.fleet_runs import fleet_summary
+
 VAULT = "/workspace/aiclipse"
 HEALTHY = ("pod-a", "pod-b", "pod-c")
 
@@ -18,17 +20,6 @@ def recap(output, name):
     match = re.search(rf"^{re.escape(name)}\s+:\s+(.*)$", output, re.M)
     assert match, f"{name} is not in the run's recap"
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
-
-
-def summary(output):
-    """{pod: (outcome, detail)} from the fleet summary's lines."""
-    block = output[output.index("FLEET SUMMARY") :]
-    return {
-        m.group(1): (m.group(2), m.group(3))
-        for m in re.finditer(
-            r"^  (\S+)\s+(provisioned with failures|provisioned|failed|unreachable|skipped): (.*)$", block, re.M
-        )
-    }
 
 
 # -- the inventory -------------------------------------------------------------------------
@@ -65,7 +56,7 @@ def test_healthy_pod_finished_without_failures(fleet_run, name):
 
 
 def test_fleet_summary_gives_each_pods_outcome(fleet_run):
-    rows = summary(fleet_run[1])
+    rows = fleet_summary(fleet_run[1])[1]
     assert sorted(rows) == ["pod-a", "pod-b", "pod-broken", "pod-c", "pod-gone", "pod-nossh"]
     for name in HEALTHY:
         assert rows[name][0] == "provisioned"
